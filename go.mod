@@ -1,0 +1,8 @@
+module github.com/stockade/stockade
+
+go 1.26.0
+
+require (
+	github.com/moby/sys/mountinfo v0.7.3
+	golang.org/x/sys v0.50.0
+)

@@ -1,0 +1,326 @@
+// Package initproc is the init stage of a sandbox: the copy of the host
+// binary that the parent starts in fresh namespaces. It receives a
+// proto.Spec over the inherited socket, builds the sandbox from inside
+// (cgroup namespace, time namespace, root file system, hostname, loopback,
+// resource limits), drops every privilege on a locked thread, starts the
+// command from that thread, and then stays as the sandbox's pid 1: it
+// forwards signals, reaps orphans, and when the command ends it kills what
+// is left, reports the exit status and the CPU time of everything it
+// reaped, and exits, which tears the pid namespace down.
+//
+// The init is non-dumpable from its first step, so that a process in the
+// sandbox cannot ptrace it or open its /proc/1/exe, the host binary.
+package initproc
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"path"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/linux"
+	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/mount"
+)
+
+// Arg0 is the argv[0] that marks a process as a sandbox init. The sandbox
+// package checks it during package initialisation, before the program's
+// main can run.
+const Arg0 = "stockade-init"
+
+// IsInit reports whether this process was started as a sandbox init.
+func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == Arg0 }
+
+// Main runs the init stage. It never returns.
+func Main() {
+	runtime.LockOSThread()
+	// Nothing of the sandbox runs yet; become non-dumpable before anything
+	// does.
+	if err := linux.SetDumpable(false); err != nil {
+		os.Exit(125)
+	}
+	fd := proto.InitFD
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		// Started as an init but without the parent's socket: never fall
+		// through to the program's main.
+		os.Stderr.WriteString("stockade: init stage started without its control socket\n")
+		os.Exit(125)
+	}
+	unix.CloseOnExec(fd)
+
+	var spec proto.Spec
+	if err := proto.Recv(fd, &spec); err != nil {
+		os.Exit(125) // the parent is gone
+	}
+	s := &stage{spec: &spec, fd: fd}
+	pid, err := s.run()
+	if err != nil {
+		s.fail(err)
+	}
+	if err := proto.Send(fd, &proto.Report{Kind: proto.Started, Pid: pid, StageNanos: s.timings}); err != nil {
+		os.Exit(125)
+	}
+	s.supervise(pid)
+}
+
+type stage struct {
+	spec    *proto.Spec
+	fd      int
+	timings []int64
+}
+
+// stepError is a setup step that failed.
+type stepError struct {
+	stage, path string
+	err         error
+}
+
+func (e *stepError) Error() string { return e.stage + " " + e.path + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+func step(stage, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stepError{stage, path, err}
+}
+
+// fail reports err to the parent and exits.
+func (s *stage) fail(err error) {
+	r := proto.Report{Kind: proto.Failed, Message: err.Error()}
+	var se *stepError
+	var me *mount.Error
+	switch {
+	case errors.As(err, &me):
+		r.Stage, r.Path = me.Op, me.Path
+	case errors.As(err, &se):
+		r.Stage, r.Path = se.stage, se.path
+	}
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		r.Errno = int(errno)
+	}
+	proto.Send(s.fd, &r)
+	os.Exit(125)
+}
+
+func (s *stage) timed(start time.Time) {
+	s.timings = append(s.timings, int64(time.Since(start)))
+}
+
+// run builds the sandbox and starts the command; it returns the command's
+// pid.
+func (s *stage) run() (int, error) {
+	spec := s.spec
+	t := time.Now()
+	if spec.TimeNS {
+		if err := linux.NewTimeNamespace(); err != nil {
+			return 0, step("time-namespace", "", err)
+		}
+	}
+	s.timed(t)
+
+	t = time.Now()
+	if err := mount.Apply(&spec.Plan); err != nil {
+		return 0, err
+	}
+	s.timed(t)
+
+	t = time.Now()
+	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+		return 0, step("hostname", spec.Hostname, err)
+	}
+	if err := linux.LoopbackUp(); err != nil {
+		return 0, step("loopback", "lo", err)
+	}
+	for _, rl := range spec.Rlimits {
+		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}); err != nil {
+			return 0, step("rlimit", "", err)
+		}
+	}
+	argv0, err := lookPath(spec.Path, spec.Env)
+	if err != nil {
+		return 0, step("exec", spec.Path, err)
+	}
+	if fi, err := os.Stat(spec.Dir); err != nil {
+		return 0, step("chdir", spec.Dir, err)
+	} else if !fi.IsDir() {
+		return 0, step("chdir", spec.Dir, unix.ENOTDIR)
+	}
+	s.timed(t)
+
+	// Wait until the parent has placed us in our cgroup and network, then
+	// make that cgroup the root of the command's cgroup namespace.
+	t = time.Now()
+	if err := s.awaitGo(); err != nil {
+		return 0, err
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return 0, step("cgroup-namespace", "", err)
+	}
+	files := []uintptr{0, 1, 2}
+	for i := 0; i < spec.ExtraFiles; i++ {
+		files = append(files, uintptr(proto.InitFD+1+i))
+	}
+	if err := s.dropPrivileges(); err != nil {
+		return 0, err
+	}
+	pid, err := syscall.ForkExec(argv0, spec.Args, &syscall.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   spec.Env,
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Setsid: true,
+			Credential: &syscall.Credential{
+				Uid:         uint32(spec.UID),
+				Gid:         uint32(spec.GID),
+				NoSetGroups: !spec.SetGroups,
+			},
+		},
+	})
+	if err != nil {
+		return 0, step("exec", argv0, err)
+	}
+	s.timed(t)
+	return pid, nil
+}
+
+// awaitGo waits for the parent's go-ahead.
+func (s *stage) awaitGo() error {
+	var req proto.Request
+	if err := proto.Recv(s.fd, &req); err != nil {
+		os.Exit(125) // the parent is gone
+	}
+	if !req.Go {
+		return step("handshake", "", errors.New("expected the go-ahead"))
+	}
+	return nil
+}
+
+// dropPrivileges prepares the calling (locked) thread so that the command
+// forked from it starts with no capabilities in any set and with
+// no_new_privs. The init's other threads keep their capabilities, which it
+// needs to signal and reap the sandbox's processes.
+func (s *stage) dropPrivileges() error {
+	if err := linux.CloseOnExecFrom(proto.InitFD); err != nil {
+		return step("close-fds", "", err)
+	}
+	if err := linux.DropBoundingSet(nil); err != nil {
+		return step("capabilities", "", err)
+	}
+	if err := linux.SetInheritable(nil); err != nil {
+		return step("capabilities", "", err)
+	}
+	if err := linux.SetNoNewPrivs(); err != nil {
+		return step("no-new-privs", "", err)
+	}
+	return nil
+}
+
+// lookPath finds file in the PATH of env, inside the new root, as a shell
+// would. A name with a slash is used as it is.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	pathEnv := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	err := error(unix.ENOENT)
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, file)
+		fi, statErr := os.Stat(p)
+		if statErr != nil || fi.IsDir() {
+			continue
+		}
+		if unix.Access(p, unix.X_OK) == nil || fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+		err = unix.EACCES
+	}
+	return "", err
+}
+
+// DefaultPath is the PATH used to find the command when its environment
+// has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// supervise waits for the command, forwarding signals and reaping orphans;
+// when the command ends it kills every other process in the sandbox, reaps
+// them, reports, and exits.
+func (s *stage) supervise(mainPid int) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	go func() {
+		for sig := range sigs {
+			switch sig {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+				// SIGURG is the Go runtime's own preemption signal.
+			default:
+				if s, ok := sig.(syscall.Signal); ok {
+					unix.Kill(mainPid, s)
+				}
+			}
+		}
+	}()
+	go s.listen(mainPid)
+
+	var status unix.WaitStatus
+	exited := false
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			break // ECHILD: everything is reaped
+		}
+		if pid == mainPid && !exited {
+			status, exited = ws, true
+			// Everything else in the sandbox ends with the command.
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_CHILDREN, &ru)
+	proto.Send(s.fd, &proto.Report{
+		Kind:      proto.Exited,
+		Status:    int(status),
+		UserNanos: ru.Utime.Nano(),
+		SysNanos:  ru.Stime.Nano(),
+		MaxRSSKiB: ru.Maxrss,
+	})
+	os.Exit(0)
+}
+
+// listen serves the parent's requests; when the parent is gone it ends the
+// sandbox at once.
+func (s *stage) listen(mainPid int) {
+	for {
+		b, err := proto.RecvPacket(s.fd)
+		if err != nil {
+			os.Exit(137)
+		}
+		var req proto.Request
+		if proto.Decode(b, &req) != nil {
+			continue
+		}
+		if req.Signal > 0 {
+			unix.Kill(mainPid, unix.Signal(req.Signal))
+		}
+	}
+}

@@ -1,0 +1,170 @@
+// Package proto is the wire protocol between a sandbox's parent and its init
+// stage. The two ends share a SOCK_SEQPACKET socket pair: the parent's end is
+// its own, the init's end is inherited as file descriptor 3. Each message is
+// one JSON document in one packet, so that message boundaries come from the
+// kernel and a half-written message can never be read.
+//
+// The conversation is short. The parent queues the Spec before it even
+// starts the init, so that the init can build the sandbox at once, and sends
+// a Request with Go set once the init is in its cgroup and network. The init
+// waits for that before it starts the command, and answers with a Report of
+// kind Started, once the command is running, or Failed; when the command
+// ends, the init sends a Report of kind Exited just before it exits itself. A closed socket
+// on either side means the other side is gone: the init then kills the
+// sandbox.
+package proto
+
+import (
+	"encoding/json"
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/mount"
+)
+
+// InitFD is the descriptor number of the init's end of the socket.
+const InitFD = 3
+
+// Spec is everything the init stage needs to build the sandbox and start
+// the command. It never travels in argv or the environment.
+type Spec struct {
+	Plan     mount.Plan `json:"plan"`
+	Hostname string     `json:"hostname"`
+	// Path is the command as given; the init looks it up in the new root
+	// using PATH from Env when it holds no slash.
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+	// UID and GID are the ids the command runs as, inside the sandbox.
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+	// SetGroups says whether the init may call setgroups(2): false when the
+	// user namespace was set up by an unprivileged caller.
+	SetGroups bool `json:"setGroups"`
+	// ExtraFiles is how many descriptors after InitFD the init received for
+	// the command, which gets them as 3, 4, ...
+	ExtraFiles int `json:"extraFiles,omitempty"`
+	// TimeNS asks for a time namespace whose monotonic and boot-time clocks
+	// start near zero.
+	TimeNS  bool     `json:"timeNS,omitempty"`
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+}
+
+// Rlimit is one resource limit for the command.
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Cur      uint64 `json:"cur"`
+	Max      uint64 `json:"max"`
+}
+
+// Request is a message from the parent to the init after the Spec.
+type Request struct {
+	// Go tells the init that the parent has placed it in its cgroup and
+	// network, so that it may start the command.
+	Go bool `json:"go,omitempty"`
+	// Signal, when not zero, is delivered to the command's process.
+	Signal int `json:"signal,omitempty"`
+}
+
+// Kind tells what a Report is about.
+type Kind string
+
+// The kinds of Report.
+const (
+	// Failed: a setup step failed; Stage, Path, Errno and Message say which
+	// and why. The init exits after sending it.
+	Failed Kind = "failed"
+	// Started: the command runs; Pid is its pid inside the sandbox.
+	Started Kind = "started"
+	// Exited: the command ended; Status is its wait status and the times
+	// cover every process of the sandbox the init reaped.
+	Exited Kind = "exited"
+)
+
+// Report is a message from the init to the parent.
+type Report struct {
+	Kind    Kind   `json:"kind"`
+	Stage   string `json:"stage,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Errno   int    `json:"errno,omitempty"`
+	Message string `json:"message,omitempty"`
+
+	Pid int `json:"pid,omitempty"`
+
+	Status     int     `json:"status,omitempty"`
+	UserNanos  int64   `json:"userNanos,omitempty"`
+	SysNanos   int64   `json:"sysNanos,omitempty"`
+	MaxRSSKiB  int64   `json:"maxRSSKiB,omitempty"`
+	StageNanos []int64 `json:"stageNanos,omitempty"`
+}
+
+// WaitStatus returns Status as a syscall.WaitStatus.
+func (r *Report) WaitStatus() syscall.WaitStatus { return syscall.WaitStatus(r.Status) }
+
+// Send writes v as one packet on the socket fd.
+func Send(fd int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	for {
+		err = unix.Sendmsg(fd, b, nil, nil, unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// Recv reads one packet from the blocking socket fd into v. It returns
+// io.EOF-like ErrClosed when the other end is gone.
+func Recv(fd int, v any) error {
+	b, err := RecvPacket(fd)
+	if err != nil {
+		return err
+	}
+	return Decode(b, v)
+}
+
+// ErrClosed means the other end of the socket has closed it.
+var ErrClosed = fmt.Errorf("peer closed the socket")
+
+// RecvPacket reads one whole packet from the blocking socket fd.
+func RecvPacket(fd int) ([]byte, error) {
+	for {
+		// Peek with MSG_TRUNC to learn the packet's length, then read it.
+		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive: %w", err)
+		}
+		if n == 0 {
+			return nil, ErrClosed
+		}
+		b := make([]byte, n)
+		n, _, err = unix.Recvfrom(fd, b, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive: %w", err)
+		}
+		return b[:n], nil
+	}
+}
+
+// Decode parses one packet.
+func Decode(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	return nil
+}

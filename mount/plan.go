@@ -1,0 +1,206 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// Kind says what a Mount entry places at its target.
+type Kind string
+
+// The kinds of entries in a Plan. Users of the sandbox package name only Bind
+// and Tmpfs in their own mounts; the other kinds make up the standard parts
+// of the root file system.
+const (
+	// Bind mounts the host path Source at Target, read-only unless Writable.
+	Bind Kind = "bind"
+	// Tmpfs mounts a fresh tmpfs of Size bytes and Inodes inodes at Target,
+	// owned by UID and GID with permissions Mode, writable unless ReadOnly.
+	Tmpfs Kind = "tmpfs"
+	// Proc mounts a procfs for the sandbox's pid namespace at Target.
+	Proc Kind = "proc"
+	// Devpts mounts a new devpts instance at Target, with its own ptmx.
+	Devpts Kind = "devpts"
+	// Dir creates the directory Target with permissions Mode.
+	Dir Kind = "dir"
+	// File creates the regular file Target holding Data, with permissions
+	// Mode.
+	File Kind = "file"
+	// Symlink creates a symbolic link at Target pointing to Source.
+	Symlink Kind = "symlink"
+	// Mask hides Target: a file is covered by /dev/null and a directory by
+	// an empty read-only tmpfs. A missing Target is left alone.
+	Mask Kind = "mask"
+	// ReadOnly makes the mount at or holding Target read-only from there
+	// down, by binding Target onto itself read-only. A missing Target is
+	// left alone.
+	ReadOnly Kind = "readonly"
+)
+
+// Mount is one entry of a Plan. Which fields matter depends on Kind; the
+// others must be zero.
+type Mount struct {
+	Kind Kind `json:"kind"`
+	// Source is the host path of a Bind, or the link text of a Symlink.
+	Source string `json:"source,omitempty"`
+	// Target is the absolute path inside the sandbox.
+	Target string `json:"target"`
+	// Writable makes a Bind writable. The zero value is read-only.
+	Writable bool `json:"writable,omitempty"`
+	// ReadOnly makes a Tmpfs read-only once the whole plan is in place, so
+	// that it can be filled by later entries but not by the sandbox.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// Size is the size limit of a Tmpfs in bytes. It must be positive.
+	Size int64 `json:"size,omitempty"`
+	// Inodes is the inode limit of a Tmpfs. Zero means the kernel's default
+	// (half the number of physical RAM pages).
+	Inodes int64 `json:"inodes,omitempty"`
+	// Mode holds the permission bits of a Tmpfs root, a Dir or a File.
+	Mode fs.FileMode `json:"mode,omitempty"`
+	// UID and GID own a Tmpfs root, a Dir or a File, as ids inside the
+	// sandbox.
+	UID int `json:"uid,omitempty"`
+	GID int `json:"gid,omitempty"`
+	// Data is the content of a File.
+	Data []byte `json:"data,omitempty"`
+	// Device marks a Bind of a host device node, which is not mounted nodev.
+	Device bool `json:"device,omitempty"`
+	// FD, when positive, is a descriptor of the applying process that
+	// holds a detached copy of Source made by CloneSource, typically by a
+	// more privileged parent. Apply attaches it instead of cloning Source
+	// itself, and closes it.
+	FD int `json:"fd,omitempty"`
+}
+
+// Root is the root of a Plan: an empty tmpfs when Dir is empty, else the
+// host directory Dir.
+type Root struct {
+	// Dir is a host directory to use as the root. Empty means a fresh tmpfs.
+	Dir string `json:"dir,omitempty"`
+	// Writable makes a Dir root writable. A tmpfs root is always read-only
+	// once the plan is in place.
+	Writable bool `json:"writable,omitempty"`
+	// Size and Inodes limit a tmpfs root.
+	Size   int64 `json:"size,omitempty"`
+	Inodes int64 `json:"inodes,omitempty"`
+	// FD, when positive, holds a detached copy of Dir made by CloneRoot;
+	// see Mount.FD.
+	FD int `json:"fd,omitempty"`
+}
+
+// Plan is a whole root file system: its root and the entries placed on it,
+// in order. An entry may be placed inside an earlier one.
+type Plan struct {
+	Root   Root    `json:"root"`
+	Mounts []Mount `json:"mounts"`
+}
+
+// BindMount returns an entry that binds the host path source read-only at
+// target.
+func BindMount(source, target string) Mount {
+	return Mount{Kind: Bind, Source: source, Target: target}
+}
+
+// TmpfsMount returns an entry for a writable tmpfs of size bytes at target,
+// owned by root inside the sandbox with permissions 0755.
+func TmpfsMount(target string, size int64) Mount {
+	return Mount{Kind: Tmpfs, Target: target, Size: size, Mode: 0o755}
+}
+
+// FieldError is an invalid entry of a Plan. Field is the path of the
+// offending field, such as "Mounts[2].Target".
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate checks the plan without touching the system. It returns a
+// *FieldError naming the first offending field, with fields named as in
+// Plan ("Mounts[3].Source").
+func (p *Plan) Validate() error {
+	if p.Root.Dir != "" && !path.IsAbs(p.Root.Dir) {
+		return &FieldError{"Root.Dir", errors.New("must be an absolute path")}
+	}
+	if p.Root.Dir == "" && p.Root.Size < 0 {
+		return &FieldError{"Root.Size", errors.New("must not be negative")}
+	}
+	for i := range p.Mounts {
+		if err := p.Mounts[i].Validate(); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return &FieldError{fmt.Sprintf("Mounts[%d].%s", i, fe.Field), fe.Err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks one entry. Errors are *FieldError with Field relative to
+// the entry ("Target").
+func (m *Mount) Validate() error {
+	if err := checkTarget(m.Target); err != nil {
+		return &FieldError{"Target", err}
+	}
+	needSource := m.Kind == Bind || m.Kind == Symlink
+	if needSource && m.Source == "" {
+		return &FieldError{"Source", errors.New("must be set")}
+	}
+	if !needSource && m.Source != "" {
+		return &FieldError{"Source", fmt.Errorf("must be empty for a %s mount", m.Kind)}
+	}
+	switch m.Kind {
+	case Bind:
+		if !path.IsAbs(m.Source) {
+			return &FieldError{"Source", errors.New("must be an absolute path")}
+		}
+	case Tmpfs:
+		if m.Size <= 0 {
+			return &FieldError{"Size", errors.New("must be positive")}
+		}
+		if m.Inodes < 0 {
+			return &FieldError{"Inodes", errors.New("must not be negative")}
+		}
+	case Proc, Devpts, Dir, File, Symlink, Mask, ReadOnly:
+	case "":
+		return &FieldError{"Kind", errors.New("must be set")}
+	default:
+		return &FieldError{"Kind", fmt.Errorf("unknown kind %q", m.Kind)}
+	}
+	if m.Kind != Tmpfs && (m.Size != 0 || m.Inodes != 0) {
+		return &FieldError{"Size", fmt.Errorf("applies to tmpfs mounts only, not %s", m.Kind)}
+	}
+	if m.Kind != Bind && m.Writable {
+		return &FieldError{"Writable", fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
+	}
+	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
+		return &FieldError{"Mode", fmt.Errorf("must hold permission bits only, not %v", m.Mode)}
+	}
+	if m.UID < 0 || m.GID < 0 {
+		return &FieldError{"UID", errors.New("must not be negative")}
+	}
+	return nil
+}
+
+// checkTarget accepts absolute, clean paths other than the root itself.
+func checkTarget(t string) error {
+	switch {
+	case t == "":
+		return errors.New("must be set")
+	case !path.IsAbs(t):
+		return errors.New("must be an absolute path")
+	case path.Clean(t) != t:
+		return fmt.Errorf("must be a clean path (%s)", path.Clean(t))
+	case t == "/":
+		return errors.New("must not be the root; use the root directory option instead")
+	case strings.ContainsRune(t, 0):
+		return errors.New("must not contain a NUL byte")
+	}
+	return nil
+}

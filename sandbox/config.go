@@ -1,0 +1,294 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stockade/stockade/mount"
+)
+
+// Mount is one extra mount of a Config: a bind of a host path (read-only
+// unless Writable) or a tmpfs of a given size. See package mount.
+type Mount = mount.Mount
+
+// Config describes a sandbox and the command it runs. It is plain data: the
+// zero value of every field is the safe choice, and a Config holding only
+// Args is ready to run untrusted code. Fields marked "parent only" stay in
+// the calling process and are not sent to the sandbox.
+type Config struct {
+	// Args is the command and its arguments. Args[0] is looked up in the
+	// PATH of Env inside the sandbox unless it holds a slash. Required.
+	Args []string
+	// Env is the command's environment. Nil means DefaultEnv: a PATH,
+	// HOME, USER and LOGNAME, and nothing from the caller's environment.
+	Env []string
+	// Dir is the command's working directory inside the sandbox. A fresh
+	// tmpfs owned by the command's user is mounted there unless one of
+	// Mounts targets it. Empty means "/work".
+	Dir string
+
+	// Stdin, Stdout and Stderr are the command's standard streams, as in
+	// os/exec: nil means /dev/null, an *os.File is passed as it is, and any
+	// other reader or writer is connected through a pipe. Parent only.
+	Stdin  io.Reader `json:"-"`
+	Stdout io.Writer `json:"-"`
+	Stderr io.Writer `json:"-"`
+	// ExtraFiles are open files the command receives as descriptors 3,
+	// 4, and so on. Nothing else of the caller's is inherited. Parent only.
+	ExtraFiles []*os.File `json:"-"`
+
+	// Hostname is the host name inside the sandbox. Empty means "sandbox".
+	Hostname string
+	// Timeout, if positive, is how long the sandbox may run, counted from
+	// Start. When it expires every process of the sandbox is killed and the
+	// Result's Reason is Timeout.
+	Timeout time.Duration
+
+	// UID and GID are the user and group the command runs as, inside the
+	// sandbox. Zero means 1000, the unprivileged user "sandbox". To run as
+	// root inside, set RunAsRoot instead.
+	UID, GID int
+	// RunAsRoot runs the command as uid and gid 0 inside the sandbox. That
+	// root is never host root, and it holds no capabilities.
+	RunAsRoot bool
+	// IDMap is the range of host ids onto which the sandbox's ids 0 to
+	// Size-1 map. The zero value picks one: for host root, the caller's
+	// entry in /etc/subuid and /etc/subgid when there is one, else 65536 ids
+	// from DefaultHostID; for an ordinary user, just the caller's own uid
+	// and gid, seen inside as the command's ids. The range can never include
+	// host id 0.
+	IDMap IDMap
+
+	// RootDir, if set, is a host directory to use as the sandbox's root
+	// instead of the default view (read-only host /usr, /bin, /sbin and
+	// /lib*, and a generated /etc). It is mounted read-only unless
+	// WritableRoot is set, so it must already hold the directories that
+	// /proc, /dev, /tmp and the working directory are mounted on.
+	RootDir string
+	// WritableRoot makes RootDir writable from inside the sandbox.
+	WritableRoot bool
+	// Mounts are extra mounts, placed in order after the standard ones, so
+	// that they may go inside /tmp or the working directory. Only mount.Bind
+	// and mount.Tmpfs entries are accepted. Every target is resolved inside
+	// the sandbox's root without following a link out of it.
+	Mounts []Mount
+	// TmpfsSize is the size limit in bytes of each writable tmpfs the
+	// sandbox gets: /tmp, the working directory and /dev/shm. Zero means
+	// 64 MiB.
+	TmpfsSize int64
+	// TmpfsInodes is the inode limit of each of those tmpfs. Zero means
+	// 16384.
+	TmpfsInodes int64
+
+	// TimeNamespace gives the sandbox a time namespace whose monotonic and
+	// boot-time clocks start near zero, so that it cannot read how long the
+	// host has been up. Linux 5.6.
+	TimeNamespace bool
+
+	// Logger, if set, receives a debug record per setup stage with its
+	// duration. Parent only.
+	Logger *slog.Logger `json:"-"`
+}
+
+// IDMap maps the sandbox's ids 0 to Size-1 onto the host's HostUID to
+// HostUID+Size-1 (and likewise for groups).
+type IDMap struct {
+	HostUID uint32
+	HostGID uint32
+	Size    uint32
+}
+
+// The defaults a zero Config gets.
+const (
+	DefaultDir         = "/work"
+	DefaultHostname    = "sandbox"
+	DefaultUID         = 1000
+	DefaultTmpfsSize   = 64 << 20
+	DefaultTmpfsInodes = 16384
+	// DefaultHostID is the first host id of the range that host root's
+	// sandboxes map onto when /etc/subuid has no entry for root.
+	DefaultHostID = 1 << 30
+	// DefaultIDMapSize is the number of ids mapped by default.
+	DefaultIDMapSize = 65536
+)
+
+// DefaultPath is the PATH of DefaultEnv.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultEnv returns the environment a command gets when Config.Env is nil.
+func DefaultEnv(user, home string) []string {
+	return []string{
+		"PATH=" + DefaultPath,
+		"HOME=" + home,
+		"USER=" + user,
+		"LOGNAME=" + user,
+	}
+}
+
+// clone returns a copy of c that shares no slices with it.
+func (c *Config) clone() Config {
+	d := *c
+	d.Args = slices.Clone(c.Args)
+	d.Env = slices.Clone(c.Env)
+	d.ExtraFiles = slices.Clone(c.ExtraFiles)
+	d.Mounts = slices.Clone(c.Mounts)
+	return d
+}
+
+// withDefaults returns a copy of c with every zero field that has a default
+// filled in. The id map is filled in separately, since it depends on who
+// the caller is.
+func (c *Config) withDefaults() Config {
+	d := c.clone()
+	if d.Dir == "" {
+		d.Dir = DefaultDir
+	}
+	if d.Hostname == "" {
+		d.Hostname = DefaultHostname
+	}
+	if !d.RunAsRoot {
+		if d.UID == 0 {
+			d.UID = DefaultUID
+		}
+		if d.GID == 0 {
+			d.GID = DefaultUID
+		}
+	}
+	if d.Env == nil {
+		d.Env = DefaultEnv(d.userName(), d.Dir)
+	}
+	if d.TmpfsSize == 0 {
+		d.TmpfsSize = DefaultTmpfsSize
+	}
+	if d.TmpfsInodes == 0 {
+		d.TmpfsInodes = DefaultTmpfsInodes
+	}
+	return d
+}
+
+func (c *Config) userName() string {
+	if c.RunAsRoot {
+		return "root"
+	}
+	return "sandbox"
+}
+
+// Validate checks the config without touching the system and returns a
+// *ConfigError naming the first bad field, or nil. Start calls it; a config
+// that fails it never creates anything.
+func (c *Config) Validate() error {
+	d := c.withDefaults()
+	return d.validate()
+}
+
+func (c *Config) validate() error {
+	if len(c.Args) == 0 || c.Args[0] == "" {
+		return configErr("Args", "must name a command")
+	}
+	for i, a := range c.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return configErr(fmtIndex("Args", i), "must not contain a NUL byte")
+		}
+	}
+	for i, kv := range c.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return configErr(fmtIndex("Env", i), "must have the form KEY=value, not %q", kv)
+		}
+		if strings.IndexByte(kv, 0) >= 0 {
+			return configErr(fmtIndex("Env", i), "must not contain a NUL byte")
+		}
+	}
+	if !path.IsAbs(c.Dir) || path.Clean(c.Dir) != c.Dir {
+		return configErr("Dir", "must be an absolute, clean path, not %q", c.Dir)
+	}
+	if c.Dir == "/" {
+		return configErr("Dir", "must not be the root")
+	}
+	if err := checkHostname(c.Hostname); err != nil {
+		return &ConfigError{"Hostname", err}
+	}
+	if c.Timeout < 0 {
+		return configErr("Timeout", "must not be negative")
+	}
+	if c.RunAsRoot && (c.UID != 0 || c.GID != 0) {
+		return configErr("UID", "must be zero when RunAsRoot is set")
+	}
+	if c.UID < 0 || c.GID < 0 {
+		return configErr("UID", "must not be negative")
+	}
+	if c.IDMap != (IDMap{}) {
+		if err := c.IDMap.validate(c.UID, c.GID); err != nil {
+			return err
+		}
+	}
+	if c.RootDir != "" && (!path.IsAbs(c.RootDir) || path.Clean(c.RootDir) != c.RootDir) {
+		return configErr("RootDir", "must be an absolute, clean path, not %q", c.RootDir)
+	}
+	if c.RootDir == "" && c.WritableRoot {
+		return configErr("WritableRoot", "needs RootDir")
+	}
+	if c.TmpfsSize < 0 {
+		return configErr("TmpfsSize", "must not be negative")
+	}
+	if c.TmpfsInodes < 0 {
+		return configErr("TmpfsInodes", "must not be negative")
+	}
+	for i := range c.Mounts {
+		m := &c.Mounts[i]
+		field := fmtIndex("Mounts", i)
+		if m.Kind != mount.Bind && m.Kind != mount.Tmpfs {
+			return configErr(field+".Kind", "must be %q or %q, not %q", mount.Bind, mount.Tmpfs, m.Kind)
+		}
+		if err := m.Validate(); err != nil {
+			var fe *mount.FieldError
+			if errors.As(err, &fe) {
+				return &ConfigError{field + "." + fe.Field, fe.Err}
+			}
+			return &ConfigError{field, err}
+		}
+	}
+	for i, f := range c.ExtraFiles {
+		if f == nil {
+			return configErr(fmtIndex("ExtraFiles", i), "must not be nil")
+		}
+	}
+	return nil
+}
+
+func (m IDMap) validate(uid, gid int) error {
+	switch {
+	case m.Size == 0:
+		return configErr("IDMap.Size", "must be positive")
+	case m.HostUID == 0:
+		return configErr("IDMap.HostUID", "must not map host root (0)")
+	case m.HostGID == 0:
+		return configErr("IDMap.HostGID", "must not map host root (0)")
+	case uint64(m.HostUID)+uint64(m.Size) > 1<<32-1:
+		return configErr("IDMap.Size", "runs past the last host uid")
+	case uint64(m.HostGID)+uint64(m.Size) > 1<<32-1:
+		return configErr("IDMap.Size", "runs past the last host gid")
+	case uint64(uid) >= uint64(m.Size) || uint64(gid) >= uint64(m.Size):
+		return configErr("IDMap.Size", "must cover the command's uid %d and gid %d", uid, gid)
+	}
+	return nil
+}
+
+func checkHostname(h string) error {
+	if len(h) > 64 {
+		return fmt.Errorf("must be at most 64 bytes long")
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return fmt.Errorf("must hold only letters, digits, '-' and '.', not %q", r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrInvalidConfig is matched by every error about a Config that was
+// rejected before anything was created.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// ConfigError is a Config field with a bad value. Field is the path of the
+// field, such as "Mounts[2].Target".
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	return "stockade: invalid config: " + e.Field + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error        { return e.Err }
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// ErrNotSupported is matched by every error about a kernel or host feature
+// that the sandbox needs and this machine does not offer.
+var ErrNotSupported = errors.New("not supported")
+
+// FeatureError names a feature this kernel or host lacks.
+type FeatureError struct {
+	Feature string
+	Err     error
+}
+
+func (e *FeatureError) Error() string {
+	msg := "stockade: " + e.Feature + " is not supported on this host"
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *FeatureError) Unwrap() error        { return e.Err }
+func (e *FeatureError) Is(target error) bool { return target == ErrNotSupported }
+
+// ErrSetup is matched by every error from a setup step that failed after
+// Start began creating the sandbox.
+var ErrSetup = errors.New("sandbox setup failed")
+
+// SetupError is a setup step that failed, in the parent or inside the
+// sandbox. Stage names the step ("bind", "tmpfs", "pivot_root", "exec" …),
+// Path the file it worked on, and Errno the kernel's answer when there was
+// one; errors.Is(err, unix.ENOENT) and the like match it.
+type SetupError struct {
+	Stage string
+	Path  string
+	Errno unix.Errno
+	// Err is the cause; for a failure inside the sandbox it carries the
+	// init's message.
+	Err error
+}
+
+func (e *SetupError) Error() string {
+	msg := "stockade: setup: " + e.Stage
+	if e.Path != "" {
+		msg += " " + e.Path
+	}
+	if e.Errno != 0 {
+		msg += ": " + unix.ErrnoName(e.Errno) + " (" + e.Errno.Error() + ")"
+	} else if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *SetupError) Unwrap() []error {
+	var errs []error
+	if e.Errno != 0 {
+		errs = append(errs, e.Errno)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+func (e *SetupError) Is(target error) bool { return target == ErrSetup }
+
+// ExitError is returned by Wait and Run when the sandbox ran but its
+// command did not exit with status 0. It holds the whole Result.
+type ExitError struct {
+	*Result
+	cause error
+}
+
+func (e *ExitError) Error() string { return "stockade: " + e.Result.String() }
+
+// Unwrap returns the context's error when the run was cancelled.
+func (e *ExitError) Unwrap() error { return e.cause }
+
+func setupErr(stage, path string, err error) error {
+	se := &SetupError{Stage: stage, Path: path, Err: err}
+	errors.As(err, &se.Errno)
+	return se
+}
+
+func configErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+func fmtIndex(field string, i int) string { return fmt.Sprintf("%s[%d]", field, i) }

@@ -1,0 +1,84 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+// output is what a test run of a sandbox printed and how it ended.
+type output struct {
+	stdout, stderr string
+	res            *Result
+	err            error
+}
+
+// shell returns a config that runs script with the host's static busybox
+// shell inside the default sandbox.
+func shell(t testing.TB, script string) Config {
+	t.Helper()
+	bb := testutil.Busybox(t)
+	return Config{Args: []string{bb, "sh", "-c", script}}
+}
+
+// run runs cfg as root with a deadline and captures its output.
+func run(t testing.TB, cfg Config) output {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
+	var stdout, stderr bytes.Buffer
+	if cfg.Stdout == nil {
+		cfg.Stdout = &stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = &stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := New(cfg).Run(ctx)
+	return output{stdout.String(), stderr.String(), res, err}
+}
+
+// mustRun runs cfg and fails the test unless the command exits with 0.
+func mustRun(t testing.TB, cfg Config) string {
+	t.Helper()
+	o := run(t, cfg)
+	if o.err != nil {
+		t.Fatalf("run %q: %v\nstdout:\n%s\nstderr:\n%s", cfg.Args, o.err, o.stdout, o.stderr)
+	}
+	return o.stdout
+}
+
+// lines splits output into trimmed, non-empty lines.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer that a test may read while a sandbox writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,93 @@
+package sandbox
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// identity is how the sandbox's user namespace maps ids, and as whom the
+// init stage runs inside it.
+type identity struct {
+	uidMap, gidMap []syscall.SysProcIDMap
+	// initUID and initGID are the init's ids inside the sandbox.
+	initUID, initGID int
+	// setGroups: whether setgroups(2) is allowed in the namespace; only a
+	// privileged caller may allow it.
+	setGroups bool
+	// ambient: the init runs as a non-root id and needs its capabilities
+	// kept as ambient ones.
+	ambient bool
+}
+
+// identity works out the id mapping for c, which has its defaults filled in.
+func (c *Config) identity() (identity, error) {
+	if os.Geteuid() != 0 {
+		// An ordinary user may map only its own ids, one each; inside they
+		// are the command's. The init runs as the same ids and keeps its
+		// capabilities as ambient ones.
+		if c.IDMap != (IDMap{}) {
+			return identity{}, configErr("IDMap", "needs host root; an ordinary user can map only its own ids")
+		}
+		return identity{
+			uidMap:  []syscall.SysProcIDMap{{ContainerID: c.UID, HostID: os.Geteuid(), Size: 1}},
+			gidMap:  []syscall.SysProcIDMap{{ContainerID: c.GID, HostID: os.Getegid(), Size: 1}},
+			initUID: c.UID, initGID: c.GID,
+			ambient: c.UID != 0,
+		}, nil
+	}
+	m := c.IDMap
+	if m == (IDMap{}) {
+		m = rootIDMap()
+		if err := m.validate(c.UID, c.GID); err != nil {
+			return identity{}, err
+		}
+	}
+	return identity{
+		uidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostUID), Size: int(m.Size)}},
+		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.Size)}},
+		setGroups: true,
+	}, nil
+}
+
+// rootIDMap is host root's default range: its /etc/subuid and /etc/subgid
+// entries when both exist, else DefaultIDMapSize ids from DefaultHostID.
+var rootIDMap = sync.OnceValue(func() IDMap {
+	names := []string{"root", "0"}
+	uid, usize := subordinate("/etc/subuid", names)
+	gid, gsize := subordinate("/etc/subgid", names)
+	if uid == 0 || gid == 0 {
+		return IDMap{HostUID: DefaultHostID, HostGID: DefaultHostID, Size: DefaultIDMapSize}
+	}
+	return IDMap{HostUID: uid, HostGID: gid, Size: min(usize, gsize)}
+})
+
+// subordinate returns the first range of file that belongs to one of names,
+// or zeros.
+func subordinate(file string, names []string) (start, size uint32) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(strings.TrimSpace(sc.Text()), ":")
+		if len(fields) != 3 {
+			continue
+		}
+		found := false
+		for _, n := range names {
+			found = found || fields[0] == n
+		}
+		s, err1 := strconv.ParseUint(fields[1], 10, 32)
+		n, err2 := strconv.ParseUint(fields[2], 10, 32)
+		if found && err1 == nil && err2 == nil && s > 0 && n > 0 {
+			return uint32(s), uint32(n)
+		}
+	}
+	return 0, 0
+}

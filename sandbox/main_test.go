@@ -1,0 +1,14 @@
+package sandbox
+
+import (
+	"testing"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	if ownerHelper() {
+		return
+	}
+	testutil.Main(m)
+}

@@ -1,0 +1,123 @@
+package sandbox
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/stockade/stockade/mount"
+)
+
+// Paths of /proc that are hidden or made read-only in every sandbox: they
+// expose the host kernel's memory, keys, timers and hardware, or let a
+// process change kernel settings.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+		"/proc/sched_debug", "/proc/scsi",
+	}
+	readOnlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+	// devices are the host device nodes bound into the sandbox's /dev.
+	devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+)
+
+// plan returns the root file system of the sandbox c describes; c has its
+// defaults filled in.
+func (c *Config) plan() mount.Plan {
+	var p mount.Plan
+	add := func(ms ...mount.Mount) { p.Mounts = append(p.Mounts, ms...) }
+	if c.RootDir != "" {
+		p.Root = mount.Root{Dir: c.RootDir, Writable: c.WritableRoot}
+	} else {
+		// The root holds only mount points and /etc; it is read-only once
+		// built.
+		p.Root = mount.Root{Size: 1 << 20, Inodes: 1024}
+		add(mount.HostSystem()...)
+		add(c.etcFiles()...)
+	}
+
+	add(mount.Mount{Kind: mount.Proc, Target: "/proc"})
+	for _, m := range maskedPaths {
+		add(mount.Mount{Kind: mount.Mask, Target: m})
+	}
+	for _, m := range readOnlyPaths {
+		add(mount.Mount{Kind: mount.ReadOnly, Target: m})
+	}
+
+	add(mount.Mount{Kind: mount.Tmpfs, Target: "/dev", Size: 64 << 10, Inodes: 64, Mode: 0o755, ReadOnly: true})
+	for _, d := range devices {
+		add(mount.Mount{Kind: mount.Bind, Source: "/dev/" + d, Target: "/dev/" + d, Writable: true, Device: true})
+	}
+	add(
+		mount.Mount{Kind: mount.Devpts, Target: "/dev/pts"},
+		mount.Mount{Kind: mount.Symlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
+		c.tmpfs("/dev/shm", 0o1777, 0, 0),
+		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd", Target: "/dev/fd"},
+		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
+		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
+		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
+		c.tmpfs("/tmp", 0o1777, 0, 0),
+	)
+	if !c.mountsTarget(c.Dir) {
+		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
+	}
+	add(c.Mounts...)
+	return p
+}
+
+func (c *Config) tmpfs(target string, mode uint32, uid, gid int) mount.Mount {
+	return mount.Mount{
+		Kind: mount.Tmpfs, Target: target, Size: c.TmpfsSize, Inodes: c.TmpfsInodes,
+		Mode: fileMode(mode), UID: uid, GID: gid,
+	}
+}
+
+func (c *Config) mountsTarget(target string) bool {
+	for _, m := range c.Mounts {
+		if m.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+// etcFiles generates a minimal /etc: the users and groups the sandbox knows,
+// the host names it can resolve, and how to look them up.
+func (c *Config) etcFiles() []mount.Mount {
+	var passwd, group strings.Builder
+	passwd.WriteString("root:x:0:0:root:/root:/bin/sh\n")
+	group.WriteString("root:x:0:\n")
+	if !c.RunAsRoot {
+		fmt.Fprintf(&passwd, "sandbox:x:%d:%d:sandbox:%s:/bin/sh\n", c.UID, c.GID, c.Dir)
+		fmt.Fprintf(&group, "sandbox:x:%d:\n", c.GID)
+	}
+	passwd.WriteString("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+	group.WriteString("nogroup:x:65534:\n")
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", c.Hostname)
+	file := func(name, data string) mount.Mount {
+		return mount.Mount{Kind: mount.File, Target: "/etc/" + name, Data: []byte(data), Mode: 0o644}
+	}
+	return []mount.Mount{
+		{Kind: mount.Dir, Target: "/etc", Mode: 0o755},
+		file("passwd", passwd.String()),
+		file("group", group.String()),
+		file("hosts", hosts),
+		file("hostname", c.Hostname+"\n"),
+		file("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"),
+	}
+}
+
+// fileMode converts a numeric mode such as 0o1777 to an fs.FileMode.
+func fileMode(mode uint32) fs.FileMode {
+	m := fs.FileMode(mode & 0o777)
+	if mode&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	if mode&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	return m
+}

@@ -1,0 +1,458 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/initproc"
+	"github.com/stockade/stockade/internal/linux"
+	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/mount"
+)
+
+// Sandbox is one sandbox and the command it runs. Create it with New, then
+// call Run, or Start and later Wait. A Sandbox runs once.
+type Sandbox struct {
+	cfg Config
+
+	mu      sync.Mutex // guards the fields below
+	started bool
+	cmd     *exec.Cmd
+	conn    *net.UnixConn // the parent's end of the init's socket
+	stdinW  *os.File      // the write end of a stdin pipe fed by a goroutine
+	// killReason is set when the parent kills the sandbox for a timeout or
+	// a cancellation, before the kill.
+	killReason Reason
+	killCause  error
+
+	start  time.Time
+	done   chan struct{} // closed when result and err are final
+	result *Result
+	err    error
+}
+
+// Errors of the Sandbox's methods used out of order.
+var (
+	ErrStarted    = errors.New("stockade: sandbox already started")
+	ErrNotStarted = errors.New("stockade: sandbox not started")
+	ErrFinished   = errors.New("stockade: sandbox has finished")
+)
+
+// New returns a sandbox for cfg. It never fails: a bad config is reported
+// by Start. New keeps its own copy of cfg's slices.
+func New(cfg Config) *Sandbox {
+	return &Sandbox{cfg: cfg.clone(), done: make(chan struct{})}
+}
+
+// Run starts the sandbox and waits for it to end. See Start and Wait.
+func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s.Wait()
+}
+
+// Start creates the sandbox and starts its command, and returns once the
+// command runs. It returns a *ConfigError (matching ErrInvalidConfig) for a
+// bad config, before anything is created, and a *SetupError (matching
+// ErrSetup) when a setup step fails, after removing everything it created.
+// When ctx is done before the sandbox ends, every process in it is killed
+// and the Result's Reason is Cancelled.
+func (s *Sandbox) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return ErrStarted
+	}
+	s.started = true
+	cfg := s.cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	id, err := cfg.identity()
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.start = time.Now()
+	spec := cfg.spec(id)
+	// Host root resolves and clones every bind source itself, with its own
+	// rights; the init, an unprivileged id on the host, might not be
+	// allowed to reach them.
+	var sources []*os.File
+	if os.Geteuid() == 0 {
+		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles)); err != nil {
+			return err
+		}
+	}
+	defer closeAll(sources)
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return setupErr("encode-spec", "", err)
+	}
+	parentFD, childFD, err := socketPair()
+	if err != nil {
+		return setupErr("socketpair", "", err)
+	}
+	// Queue the spec before the init exists, so that it finds it waiting.
+	if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
+		unix.Close(parentFD)
+		unix.Close(childFD)
+		return setupErr("send-spec", "", err)
+	}
+	child := os.NewFile(uintptr(childFD), "stockade-init")
+	s.cmd = cfg.initCommand(child, id)
+	s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, sources...)
+	var stdin *os.File
+	if cfg.Stdin != nil {
+		if f, ok := cfg.Stdin.(*os.File); ok {
+			s.cmd.Stdin = f
+		} else if stdin, err = s.pipeStdin(cfg.Stdin); err != nil {
+			child.Close()
+			unix.Close(parentFD)
+			return setupErr("stdin", "", err)
+		}
+	}
+	onSpawner(func() { err = s.cmd.Start() })
+	child.Close()
+	if stdin != nil {
+		stdin.Close() // the init holds its own copy now
+	}
+	if err != nil {
+		unix.Close(parentFD)
+		return setupErr("start", s.cmd.Path, err)
+	}
+	s.conn, err = fileConn(parentFD)
+	if err != nil {
+		s.abort()
+		return setupErr("socket", "", err)
+	}
+	// The init is placed (nothing to place yet): let it go on.
+	if err := send(s.conn, &proto.Request{Go: true}); err != nil {
+		s.abort()
+		return setupErr("handshake", "", err)
+	}
+	rep, err := s.awaitStart(ctx)
+	if err != nil {
+		s.abort()
+		return err
+	}
+	s.logStages(cfg, rep)
+	go s.watch(ctx, cfg.Timeout)
+	return nil
+}
+
+// cloneSources clones the root directory and every Bind source of p into
+// detached mounts, and records in p the descriptor number each will have
+// in the init, counting from fd.
+func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
+	var files []*os.File
+	fail := func(err error) ([]*os.File, error) {
+		closeAll(files)
+		var me *mount.Error
+		if errors.As(err, &me) {
+			return nil, setupErr(me.Op, me.Path, me.Err)
+		}
+		return nil, setupErr("bind", "", err)
+	}
+	if p.Root.Dir != "" {
+		f, err := mount.CloneRoot(p.Root)
+		if err != nil {
+			return fail(err)
+		}
+		files = append(files, f)
+		p.Root.FD = fd
+		fd++
+	}
+	for i := range p.Mounts {
+		m := &p.Mounts[i]
+		if m.Kind != mount.Bind {
+			continue
+		}
+		f, err := mount.CloneSource(*m)
+		if err != nil {
+			return fail(err)
+		}
+		files = append(files, f)
+		m.FD = fd
+		fd++
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// pipeStdin connects r to the command's standard input through a pipe fed
+// by a goroutine. Wait does not wait for that goroutine: a reader that
+// blocks forever must not keep a finished sandbox from being reported.
+func (s *Sandbox) pipeStdin(r io.Reader) (*os.File, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s.cmd.Stdin = pr
+	s.stdinW = pw
+	go func() {
+		io.Copy(pw, r)
+		pw.Close()
+	}()
+	return pr, nil
+}
+
+// initCommand returns the command that starts the init stage: this very
+// binary, re-executed in fresh namespaces with the socket as descriptor 3.
+func (c *Config) initCommand(sock *os.File, id identity) *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{initproc.Arg0},
+		Env:        []string{},
+		Stdout:     c.Stdout,
+		Stderr:     c.Stderr,
+		ExtraFiles: append([]*os.File{sock}, c.ExtraFiles...),
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+				unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET,
+			UidMappings:                id.uidMap,
+			GidMappings:                id.gidMap,
+			GidMappingsEnableSetgroups: id.setGroups,
+			Credential: &syscall.Credential{
+				Uid: uint32(id.initUID), Gid: uint32(id.initGID),
+				NoSetGroups: !id.setGroups,
+			},
+			Setsid:    true,
+			Pdeathsig: unix.SIGKILL,
+		},
+	}
+	if id.ambient {
+		for c := 0; c <= linux.LastCap(); c++ {
+			cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, uintptr(c))
+		}
+	}
+	return cmd
+}
+
+// spec is what the init stage receives.
+func (c *Config) spec(id identity) *proto.Spec {
+	return &proto.Spec{
+		Plan:       c.plan(),
+		Hostname:   c.Hostname,
+		Path:       c.Args[0],
+		Args:       c.Args,
+		Env:        c.Env,
+		Dir:        c.Dir,
+		UID:        c.UID,
+		GID:        c.GID,
+		SetGroups:  id.setGroups,
+		ExtraFiles: len(c.ExtraFiles),
+		TimeNS:     c.TimeNamespace,
+		Rlimits:    []proto.Rlimit{{Resource: unix.RLIMIT_CORE}},
+	}
+}
+
+// awaitStart waits for the init to report that the command runs, or why it
+// does not.
+func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
+	stop := context.AfterFunc(ctx, func() {
+		s.conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	rep, err := s.readReport()
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		// The init died before it could report; its exit status is all
+		// there is to say.
+		s.cmd.Process.Kill()
+		werr := s.cmd.Wait()
+		s.cmd = nil
+		if werr == nil {
+			werr = err
+		}
+		return nil, setupErr("init", "", werr)
+	}
+	switch rep.Kind {
+	case proto.Started:
+		return rep, nil
+	case proto.Failed:
+		return nil, &SetupError{
+			Stage: rep.Stage, Path: rep.Path, Errno: unix.Errno(rep.Errno),
+			Err: errors.New(rep.Message),
+		}
+	}
+	return nil, setupErr("init", "", errors.New("unexpected report "+string(rep.Kind)))
+}
+
+// abort kills a sandbox whose start failed and waits for it, so that
+// nothing is left behind.
+func (s *Sandbox) abort() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	}
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if s.stdinW != nil {
+		s.stdinW.Close()
+	}
+	close(s.done)
+}
+
+// watch waits for the init to exit, killing the sandbox when the context is
+// done or the timeout expires, and then builds the Result.
+func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout - time.Since(s.start))
+		defer t.Stop()
+		timer = t.C
+	}
+	var werr error
+	select {
+	case werr = <-exited:
+	case <-ctx.Done():
+		s.killFor(Cancelled, context.Cause(ctx))
+		werr = <-exited
+	case <-timer:
+		s.killFor(Timeout, nil)
+		werr = <-exited
+	}
+	end := time.Now()
+	rep, _ := s.readExit()
+	s.conn.Close()
+	if s.stdinW != nil {
+		// Release the pipe even if the copier is blocked reading.
+		s.stdinW.Close()
+	}
+
+	res, err := s.buildResult(rep, werr, end)
+	s.mu.Lock()
+	s.result, s.err = res, err
+	s.mu.Unlock()
+	close(s.done)
+}
+
+func (s *Sandbox) killFor(r Reason, cause error) {
+	s.mu.Lock()
+	if s.killReason == 0 {
+		s.killReason, s.killCause = r, cause
+	}
+	s.mu.Unlock()
+	s.cmd.Process.Kill()
+}
+
+// readExit returns the init's final report, if it sent one before it
+// exited. The init has exited, so the packet is either queued or never
+// coming.
+func (s *Sandbox) readExit() (*proto.Report, error) {
+	s.conn.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		rep, err := s.readReport()
+		if err != nil {
+			return nil, err
+		}
+		if rep.Kind == proto.Exited {
+			return rep, nil
+		}
+	}
+}
+
+// buildResult builds the Result of a sandbox whose init has exited.
+func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Result, error) {
+	res := &Result{ExitCode: -1, Wall: end.Sub(s.start)}
+	s.mu.Lock()
+	killReason, killCause := s.killReason, s.killCause
+	s.mu.Unlock()
+	switch {
+	case rep != nil:
+		ws := rep.WaitStatus()
+		if ws.Exited() {
+			res.Reason, res.ExitCode = Exited, ws.ExitStatus()
+		} else {
+			res.Reason, res.Signal = Signaled, ws.Signal()
+		}
+		res.UserTime = time.Duration(rep.UserNanos)
+		res.SystemTime = time.Duration(rep.SysNanos)
+		res.MaxRSS = rep.MaxRSSKiB << 10
+	default:
+		// The init was killed before the command ended: by us for a timeout
+		// or a cancellation, by Kill, or by something else on the host.
+		ps := s.cmd.ProcessState
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		switch {
+		case killReason != 0:
+			res.Reason, res.Signal = killReason, unix.SIGKILL
+		case ws.Signaled():
+			res.Reason, res.Signal = Signaled, ws.Signal()
+		default:
+			return nil, setupErr("init", "", errors.New("the init stage ended without a report: "+ps.String()))
+		}
+		res.UserTime, res.SystemTime = ps.UserTime(), ps.SystemTime()
+	}
+	if res.Success() {
+		return res, nil
+	}
+	return res, &ExitError{Result: res, cause: killCause}
+}
+
+// Wait waits for the sandbox to end and returns its Result. The error is
+// nil when the command exited with status 0, an *ExitError holding the
+// same Result when it ran but ended otherwise (killed, timed out, non-zero
+// status), and another error when the sandbox failed.
+func (s *Sandbox) Wait() (*Result, error) {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil, ErrNotStarted
+	}
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.result == nil && s.err == nil {
+		return nil, ErrNotStarted // Start failed
+	}
+	return s.result, s.err
+}
+
+// Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
+// once: every process in it dies with the command. Other signals go to the
+// command's process only, through the sandbox's init.
+func (s *Sandbox) Kill(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.conn == nil {
+		return ErrNotStarted
+	}
+	select {
+	case <-s.done:
+		return ErrFinished
+	default:
+	}
+	if sig == unix.SIGKILL {
+		return s.cmd.Process.Kill()
+	}
+	if err := send(s.conn, &proto.Request{Signal: int(sig)}); err != nil {
+		return ErrFinished
+	}
+	return nil
+}

@@ -291,6 +291,9 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 	case proto.Started:
 		return rep, nil
 	case proto.Failed:
+		if rep.Stage == "time-namespace" && rep.Errno == int(unix.EINVAL) {
+			return nil, &FeatureError{Feature: "time namespace", Err: errors.New("this kernel cannot start a process in a new time namespace with vfork")}
+		}
 		return nil, &SetupError{
 			Stage: rep.Stage, Path: rep.Path, Errno: unix.Errno(rep.Errno),
 			Err: errors.New(rep.Message),

@@ -185,6 +185,11 @@ func (s *stage) run() (int, error) {
 			},
 		},
 	})
+	if errors.Is(err, unix.EINVAL) && spec.TimeNS {
+		// Kernels before 6.x refuse a vfork (CLONE_VM), which Go uses, into
+		// a new time namespace.
+		return 0, step("time-namespace", "", err)
+	}
 	if err != nil {
 		return 0, step("exec", argv0, err)
 	}

@@ -68,18 +68,47 @@ func (s *Sandbox) readReport() (*proto.Report, error) {
 	return &rep, nil
 }
 
-// stageNames name the init's timed stages, in the order it reports them.
-var stageNames = []string{"namespaces", "mounts", "system", "exec"}
+// startTimes are the CLOCK_MONOTONIC readings of one start: the parent's
+// own and the init's marks.
+type startTimes struct {
+	begin, prepared, forked, ready int64
+	init                           []int64 // see proto.Mark
+}
 
-func (s *Sandbox) logStages(cfg Config, rep *proto.Report) {
+// stage is one timed step of a start.
+type stage struct {
+	name string
+	d    time.Duration
+}
+
+// stages splits a start into its steps; see proto.Mark for the init's.
+func (t *startTimes) stages() []stage {
+	st := []stage{
+		{"prepare", time.Duration(t.prepared - t.begin)},
+		{"fork", time.Duration(t.forked - t.prepared)},
+	}
+	if len(t.init) == int(proto.NumMarks) {
+		m := t.init
+		st = append(st,
+			stage{"boot", time.Duration(m[proto.MarkEntry] - t.forked)},
+			stage{"spec", time.Duration(m[proto.MarkSpec] - m[proto.MarkEntry])},
+			stage{"mounts", time.Duration(m[proto.MarkMounts] - m[proto.MarkSpec])},
+			stage{"system", time.Duration(m[proto.MarkSystem] - m[proto.MarkMounts])},
+			stage{"go", time.Duration(m[proto.MarkGo] - m[proto.MarkSystem])},
+			stage{"exec", time.Duration(m[proto.MarkStarted] - m[proto.MarkGo])},
+			stage{"report", time.Duration(t.ready - m[proto.MarkStarted])},
+		)
+	}
+	return append(st, stage{"total", time.Duration(t.ready - t.begin)})
+}
+
+func (s *Sandbox) logStages(cfg Config) {
 	if cfg.Logger == nil {
 		return
 	}
-	attrs := []any{slog.Duration("start", time.Since(s.start))}
-	for i, ns := range rep.StageNanos {
-		if i < len(stageNames) {
-			attrs = append(attrs, slog.Duration(stageNames[i], time.Duration(ns)))
-		}
+	var attrs []any
+	for _, st := range s.times.stages() {
+		attrs = append(attrs, slog.Duration(st.name, st.d))
 	}
 	cfg.Logger.Debug("sandbox started", attrs...)
 }

@@ -304,3 +304,22 @@ func TestErrorsMatch(t *testing.T) {
 	ferr := error(&FeatureError{Feature: "time namespaces"})
 	assert.ErrorIs(t, ferr, ErrNotSupported)
 }
+
+// TestSmoke runs one sandbox through its whole life and checks the main
+// promises at once. CI also runs it in the cgroup v2 VM on an older kernel.
+func TestSmoke(t *testing.T) {
+	cfg := shell(t, `echo pid $$; hostname; id -u; cat /proc/self/uid_map; ls /; touch /usr/x 2>/dev/null || echo ro; exit 7`)
+	cfg.Hostname = "smoke"
+	o := run(t, cfg)
+	require.Error(t, o.err, o.stderr)
+	require.Equal(t, Exited, o.res.Reason, o.stderr)
+	assert.Equal(t, 7, o.res.ExitCode)
+	l := lines(o.stdout)
+	require.GreaterOrEqual(t, len(l), 5, o.stdout)
+	assert.Regexp(t, `^pid \d+$`, l[0])
+	assert.Equal(t, "smoke", l[1])
+	assert.Equal(t, "1000", l[2])
+	assert.NotRegexp(t, `^0\s+0\s`, l[3])
+	assert.Equal(t, "ro", l[len(l)-1])
+	assertNoChildren(t)
+}

@@ -36,6 +36,7 @@ type Sandbox struct {
 	killCause  error
 
 	start  time.Time
+	times  startTimes
 	done   chan struct{} // closed when result and err are final
 	result *Result
 	err    error
@@ -87,6 +88,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		return err
 	}
 	s.start = time.Now()
+	s.times.begin = proto.Monotonic()
 	spec := cfg.spec(id)
 	// Host root resolves and clones every bind source itself, with its own
 	// rights; the init, an unprivileged id on the host, might not be
@@ -125,7 +127,9 @@ func (s *Sandbox) Start(ctx context.Context) error {
 			return setupErr("stdin", "", err)
 		}
 	}
+	s.times.prepared = proto.Monotonic()
 	onSpawner(func() { err = s.cmd.Start() })
+	s.times.forked = proto.Monotonic()
 	child.Close()
 	if stdin != nil {
 		stdin.Close() // the init holds its own copy now
@@ -149,7 +153,8 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		s.abort()
 		return err
 	}
-	s.logStages(cfg, rep)
+	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
+	s.logStages(cfg)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
 }

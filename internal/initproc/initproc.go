@@ -20,7 +20,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -39,6 +38,7 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == Arg0 }
 
 // Main runs the init stage. It never returns.
 func Main() {
+	entry := proto.Monotonic()
 	runtime.LockOSThread()
 	// Nothing of the sandbox runs yet; become non-dumpable before anything
 	// does.
@@ -59,12 +59,12 @@ func Main() {
 	if err := proto.Recv(fd, &spec); err != nil {
 		os.Exit(125) // the parent is gone
 	}
-	s := &stage{spec: &spec, fd: fd}
+	s := &stage{spec: &spec, fd: fd, marks: []int64{entry, proto.Monotonic()}}
 	pid, err := s.run()
 	if err != nil {
 		s.fail(err)
 	}
-	if err := proto.Send(fd, &proto.Report{Kind: proto.Started, Pid: pid, StageNanos: s.timings}); err != nil {
+	if err := proto.Send(fd, &proto.Report{Kind: proto.Started, Pid: pid, Marks: s.marks}); err != nil {
 		os.Exit(125)
 	}
 	s.supervise(pid)
@@ -73,7 +73,7 @@ func Main() {
 type stage struct {
 	spec    *proto.Spec
 	fd      int
-	timings []int64
+	marks   []int64 // see proto.Mark
 }
 
 // stepError is a setup step that failed.
@@ -111,29 +111,22 @@ func (s *stage) fail(err error) {
 	os.Exit(125)
 }
 
-func (s *stage) timed(start time.Time) {
-	s.timings = append(s.timings, int64(time.Since(start)))
-}
+func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }
 
 // run builds the sandbox and starts the command; it returns the command's
 // pid.
 func (s *stage) run() (int, error) {
 	spec := s.spec
-	t := time.Now()
 	if spec.TimeNS {
 		if err := linux.NewTimeNamespace(); err != nil {
 			return 0, step("time-namespace", "", err)
 		}
 	}
-	s.timed(t)
-
-	t = time.Now()
 	if err := mount.Apply(&spec.Plan); err != nil {
 		return 0, err
 	}
-	s.timed(t)
+	s.mark()
 
-	t = time.Now()
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 		return 0, step("hostname", spec.Hostname, err)
 	}
@@ -154,14 +147,14 @@ func (s *stage) run() (int, error) {
 	} else if !fi.IsDir() {
 		return 0, step("chdir", spec.Dir, unix.ENOTDIR)
 	}
-	s.timed(t)
+	s.mark()
 
 	// Wait until the parent has placed us in our cgroup and network, then
 	// make that cgroup the root of the command's cgroup namespace.
-	t = time.Now()
 	if err := s.awaitGo(); err != nil {
 		return 0, err
 	}
+	s.mark()
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 		return 0, step("cgroup-namespace", "", err)
 	}
@@ -193,7 +186,7 @@ func (s *stage) run() (int, error) {
 	if err != nil {
 		return 0, step("exec", argv0, err)
 	}
-	s.timed(t)
+	s.mark()
 	return pid, nil
 }
 

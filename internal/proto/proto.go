@@ -98,7 +98,31 @@ type Report struct {
 	UserNanos  int64   `json:"userNanos,omitempty"`
 	SysNanos   int64   `json:"sysNanos,omitempty"`
 	MaxRSSKiB  int64   `json:"maxRSSKiB,omitempty"`
-	StageNanos []int64 `json:"stageNanos,omitempty"`
+	// Marks are the CLOCK_MONOTONIC readings, in nanoseconds, at which the
+	// init reached each Mark, in order; the clock is the same in the parent,
+	// so the parent can time every stage of a start.
+	Marks []int64 `json:"marks,omitempty"`
+}
+
+// Mark is a point in the init stage's start, indexing Report.Marks.
+type Mark int
+
+// The marks of a start, in the order the init passes them.
+const (
+	MarkEntry   Mark = iota // the init's package initialisation took over
+	MarkSpec                // the Spec was read
+	MarkMounts              // the root file system is in place
+	MarkSystem              // hostname, loopback, limits and lookups are done
+	MarkGo                  // the parent's go-ahead arrived
+	MarkStarted             // the command runs
+	NumMarks
+)
+
+// Monotonic returns CLOCK_MONOTONIC in nanoseconds.
+func Monotonic() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 // WaitStatus returns Status as a syscall.WaitStatus.

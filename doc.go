@@ -1,0 +1,70 @@
+// Package stockade runs untrusted code in isolated user space on Linux, as a
+// library: a Go program imports it and writes
+//
+//	res, err := sandbox.New(sandbox.Config{Args: []string{"./submission"}}).Run(ctx)
+//
+// and the command runs in fresh namespaces, on a root file system it cannot
+// escape, with no network, no capabilities and no_new_privs, and the call
+// returns how it ended and what it used. Nothing is left behind on the host.
+//
+// # Packages
+//
+//   - [github.com/stockade/stockade/sandbox] is the API: Config, New,
+//     Sandbox (Start, Wait, Run, Kill), Result and the errors. Start here.
+//   - [github.com/stockade/stockade/mount] describes a root file system as a
+//     plan of mounts and builds it inside a mount namespace.
+//   - internal/initproc is the init stage that runs inside each sandbox;
+//     internal/proto is what it and the parent say to each other;
+//     internal/linux holds the capability, loopback and time namespace
+//     primitives; internal/testutil the test guards.
+//
+// # How a sandbox starts
+//
+// Go cannot run code between fork and exec, so the library starts a second
+// copy of the calling binary (the init stage) in new user, pid, mount, uts,
+// ipc, network and cgroup namespaces. The sandbox package recognises that
+// copy during package initialisation, before the program's main can run,
+// and the copy never reaches main. Its configuration arrives over an
+// inherited socket, never in argv or the environment. The init builds the
+// root file system, sets the host name, brings up loopback, drops every
+// capability and sets no_new_privs on a locked thread, starts the command
+// from that thread, and stays as the sandbox's pid 1: it forwards signals,
+// reaps orphans, and when the command ends it kills everything else and
+// reports the exit status and CPU time.
+//
+// # Security model
+//
+// The sandbox defends the host against the code it runs; it does not
+// defend that code against the host. The defaults, none of which needs a
+// field to be set:
+//
+//   - Identity. A user namespace maps the sandbox's ids onto an
+//     unprivileged host range. Host uid 0 is never mapped, so root inside
+//     (only on request; the command runs as uid 1000 by default) owns no
+//     host file and holds no capability over the host.
+//   - Privileges. The command starts with every capability set empty
+//     (bounding, permitted, effective, inheritable, ambient), with
+//     no_new_privs, in its own session, and with only descriptors 0, 1, 2
+//     and the explicitly passed extra files.
+//   - File system. An empty tmpfs root holds read-only binds of the host's
+//     /usr, /bin, /sbin and /lib*, a generated /etc, a private /proc with
+//     the host-revealing paths masked or read-only, a minimal /dev, and
+//     size-limited tmpfs for /tmp and the working directory. The old root
+//     is detached after pivot_root. Every mount is nosuid and (but for the
+//     device nodes) nodev; mount targets are resolved inside the new root,
+//     so a symbolic link cannot send a mount onto the host.
+//   - Processes and network. A new pid namespace (the host's processes are
+//     invisible and everything dies with the sandbox's init), a new network
+//     namespace with only loopback, and new uts, ipc and cgroup namespaces.
+//   - The host binary. The init re-executes the caller's binary, so it is
+//     made non-dumpable before anything else runs: no process in the
+//     sandbox can open /proc/1/exe, and the host ids that own the binary are
+//     not mapped inside.
+//   - Lifetime. When the command ends, everything in the sandbox ends. When
+//     the owning process dies, even by SIGKILL, the init dies (parent-death
+//     signal from a thread that never exits, and a closed socket) and takes
+//     the sandbox with it.
+//
+// What runs inside still shares the host kernel: a kernel bug reachable
+// from an unprivileged process is reachable from a sandbox.
+package stockade

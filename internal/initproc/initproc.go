@@ -71,9 +71,9 @@ func Main() {
 }
 
 type stage struct {
-	spec    *proto.Spec
-	fd      int
-	marks   []int64 // see proto.Mark
+	spec  *proto.Spec
+	fd    int
+	marks []int64 // see proto.Mark
 }
 
 // stepError is a setup step that failed.

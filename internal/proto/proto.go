@@ -94,10 +94,10 @@ type Report struct {
 
 	Pid int `json:"pid,omitempty"`
 
-	Status     int     `json:"status,omitempty"`
-	UserNanos  int64   `json:"userNanos,omitempty"`
-	SysNanos   int64   `json:"sysNanos,omitempty"`
-	MaxRSSKiB  int64   `json:"maxRSSKiB,omitempty"`
+	Status    int   `json:"status,omitempty"`
+	UserNanos int64 `json:"userNanos,omitempty"`
+	SysNanos  int64 `json:"sysNanos,omitempty"`
+	MaxRSSKiB int64 `json:"maxRSSKiB,omitempty"`
 	// Marks are the CLOCK_MONOTONIC readings, in nanoseconds, at which the
 	// init reached each Mark, in order; the clock is the same in the parent,
 	// so the parent can time every stage of a start.

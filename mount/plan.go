@@ -180,7 +180,7 @@ func (m *Mount) Validate() error {
 		return &FieldError{"Writable", fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
 	}
 	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
-		return &FieldError{"Mode", fmt.Errorf("must hold permission bits only, not %v", m.Mode)}
+		return &FieldError{"Mode", fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}
 	}
 	if m.UID < 0 || m.GID < 0 {
 		return &FieldError{"UID", errors.New("must not be negative")}

@@ -206,7 +206,7 @@ func (c *Config) validate() error {
 			return configErr(fmtIndex("Env", i), "must not contain a NUL byte")
 		}
 	}
-	if !path.IsAbs(c.Dir) || path.Clean(c.Dir) != c.Dir {
+	if !path.IsAbs(c.Dir) || path.Clean(c.Dir) != c.Dir || strings.IndexByte(c.Dir, 0) >= 0 {
 		return configErr("Dir", "must be an absolute, clean path, not %q", c.Dir)
 	}
 	if c.Dir == "/" {
@@ -229,7 +229,7 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
-	if c.RootDir != "" && (!path.IsAbs(c.RootDir) || path.Clean(c.RootDir) != c.RootDir) {
+	if c.RootDir != "" && (!path.IsAbs(c.RootDir) || path.Clean(c.RootDir) != c.RootDir || strings.IndexByte(c.RootDir, 0) >= 0) {
 		return configErr("RootDir", "must be an absolute, clean path, not %q", c.RootDir)
 	}
 	if c.RootDir == "" && c.WritableRoot {

@@ -54,12 +54,12 @@ func (c *Config) plan() mount.Plan {
 	add(
 		mount.Mount{Kind: mount.Devpts, Target: "/dev/pts"},
 		mount.Mount{Kind: mount.Symlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
-		c.tmpfs("/dev/shm", 0o1777, 0, 0),
+		c.tmpfs("/dev/shm", fs.ModeSticky|0o777, 0, 0),
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd", Target: "/dev/fd"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
-		c.tmpfs("/tmp", 0o1777, 0, 0),
+		c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0),
 	)
 	if !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
@@ -68,10 +68,10 @@ func (c *Config) plan() mount.Plan {
 	return p
 }
 
-func (c *Config) tmpfs(target string, mode uint32, uid, gid int) mount.Mount {
+func (c *Config) tmpfs(target string, mode fs.FileMode, uid, gid int) mount.Mount {
 	return mount.Mount{
 		Kind: mount.Tmpfs, Target: target, Size: c.TmpfsSize, Inodes: c.TmpfsInodes,
-		Mode: fileMode(mode), UID: uid, GID: gid,
+		Mode: mode, UID: uid, GID: gid,
 	}
 }
 
@@ -108,16 +108,4 @@ func (c *Config) etcFiles() []mount.Mount {
 		file("hostname", c.Hostname+"\n"),
 		file("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"),
 	}
-}
-
-// fileMode converts a numeric mode such as 0o1777 to an fs.FileMode.
-func fileMode(mode uint32) fs.FileMode {
-	m := fs.FileMode(mode & 0o777)
-	if mode&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	if mode&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	return m
 }

@@ -54,7 +54,7 @@ func TestValidate(t *testing.T) {
 		{"idmap gid host root", ok(Config{IDMap: IDMap{HostUID: 1, HostGID: 0, Size: 10}}), "IDMap.HostGID"},
 		{"idmap no size", ok(Config{IDMap: IDMap{HostUID: 1, HostGID: 1}}), "IDMap.Size"},
 		{"idmap too small", ok(Config{IDMap: IDMap{HostUID: 1, HostGID: 1, Size: 100}}), "IDMap.Size"},
-		{"idmap overflow", ok(Config{IDMap: IDMap{HostUID: 1 << 32 - 10, HostGID: 1, Size: 65536}}), "IDMap.Size"},
+		{"idmap overflow", ok(Config{IDMap: IDMap{HostUID: 1<<32 - 10, HostGID: 1, Size: 65536}}), "IDMap.Size"},
 		{"relative rootdir", ok(Config{RootDir: "root"}), "RootDir"},
 		{"writable without root", ok(Config{WritableRoot: true}), "WritableRoot"},
 		{"negative tmpfs", ok(Config{TmpfsSize: -1}), "TmpfsSize"},

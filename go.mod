@@ -4,5 +4,6 @@ go 1.26.0
 
 require (
 	github.com/moby/sys/mountinfo v0.7.3
+	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
 )

@@ -3,11 +3,10 @@ package seccomp
 //go:generate go run gen_syscalls.go
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +24,7 @@ const x32SyscallBit = 0x40000000
 
 // archInfo describes one architecture that filters can be compiled for.
 type archInfo struct {
+	index     int // in arches
 	goarch    string
 	auditArch uint32
 	table     []sysEntry
@@ -35,9 +35,9 @@ type archInfo struct {
 
 // arches lists the architectures with a system call table. The numbers of
 // both come from golang.org/x/sys (see zsyscalls.go).
-var arches = []archInfo{
-	{goarch: "amd64", auditArch: unix.AUDIT_ARCH_X86_64, table: sysAMD64, rejectAbove: x32SyscallBit},
-	{goarch: "arm64", auditArch: unix.AUDIT_ARCH_AARCH64, table: sysARM64},
+var arches = [...]archInfo{
+	{index: 0, goarch: "amd64", auditArch: unix.AUDIT_ARCH_X86_64, table: sysAMD64, rejectAbove: x32SyscallBit},
+	{index: 1, goarch: "arm64", auditArch: unix.AUDIT_ARCH_AARCH64, table: sysARM64},
 }
 
 func lookupArch(goarch string) *archInfo {
@@ -63,21 +63,45 @@ func archFor(goarch string) (*archInfo, error) {
 // number returns the number of the named system call on a, and whether a
 // has that call.
 func (a *archInfo) number(name string) (uint32, bool) {
-	i, ok := slices.BinarySearchFunc(a.table, name, func(e sysEntry, n string) int {
-		return cmp.Compare(e.name, n)
-	})
-	if !ok {
+	nrs, ok := syscallIndex()[name]
+	if !ok || nrs[a.index] < 0 {
 		return 0, false
 	}
-	return a.table[i].nr, true
+	return uint32(nrs[a.index]), true
 }
 
 // knownSyscall reports whether any Linux architecture has a system call of
 // that name.
 func knownSyscall(name string) bool {
-	_, ok := slices.BinarySearch(sysNamesAnyArch, name)
-	return ok || slices.Contains(armPrivateSyscalls, name)
+	_, ok := syscallIndex()[name]
+	return ok
 }
+
+// syscallIndex maps every known system call name to its number on each
+// supported architecture (indexed like arches), or -1 where the
+// architecture lacks it. It is built on first use rather than at program
+// start, and costs tens of microseconds once.
+var syscallIndex = sync.OnceValue(func() map[string][len(arches)]int32 {
+	idx := make(map[string][len(arches)]int32, len(sysNamesAnyArch)+len(armPrivateSyscalls))
+	absent := [len(arches)]int32{}
+	for i := range absent {
+		absent[i] = -1
+	}
+	for _, name := range sysNamesAnyArch {
+		idx[name] = absent
+	}
+	for _, name := range armPrivateSyscalls {
+		idx[name] = absent
+	}
+	for i, a := range arches {
+		for _, e := range a.table {
+			nrs := idx[e.name]
+			nrs[i] = int32(e.nr)
+			idx[e.name] = nrs
+		}
+	}
+	return idx
+})
 
 // armPrivateSyscalls are the 32-bit ARM private calls (__ARM_NR_*) that
 // Docker profiles name but that golang.org/x/sys does not list. They are

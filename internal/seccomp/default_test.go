@@ -204,3 +204,29 @@ func TestDefaultPolicyEveryNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultProgramSize keeps the default program short, since the
+// kernel's cost of loading a filter grows with its length, and the path
+// of a common system call short, since a filter that looks at arguments
+// runs on every call. It logs the measures.
+func TestDefaultProgramSize(t *testing.T) {
+	for _, a := range arches {
+		_, f := compileDefault(t, ProfileOptions{Arch: a.goarch})
+		read, _ := a.number("read")
+		_, readPath := step(f, seccompData{nr: read, arch: a.auditArch})
+		longest, total, n := 0, 0, 0
+		for _, e := range a.table {
+			_, steps := step(f, seccompData{nr: e.nr, arch: a.auditArch})
+			longest = max(longest, steps)
+			total += steps
+			n++
+		}
+		t.Logf("%s: %d instructions; read runs %d, the average call %.1f, the longest %d", a.goarch, f.Len(), readPath, float64(total)/float64(n), longest)
+		if f.Len() > 200 {
+			t.Errorf("%s: the default program has grown to %d instructions", a.goarch, f.Len())
+		}
+		if readPath > 14 {
+			t.Errorf("%s: read runs %d instructions", a.goarch, readPath)
+		}
+	}
+}

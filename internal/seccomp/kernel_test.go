@@ -385,6 +385,43 @@ func TestKernelLoadErrors(t *testing.T) {
 	}
 }
 
+// TestKernelLoadDoesNotAllocate checks that Load allocates nothing, on a
+// throwaway thread: the goroutine never unlocks it, so the thread and its
+// filters end with the goroutine.
+func TestKernelLoadDoesNotAllocate(t *testing.T) {
+	requireSeccomp(t)
+	f, err := DefaultFilter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		allocs float64
+		err    error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		if err := setNoNewPrivs(); err != nil {
+			done <- result{err: err}
+			return
+		}
+		var loadErr error
+		allocs := testing.AllocsPerRun(10, func() {
+			if err := Load(f, 0); err != nil && loadErr == nil {
+				loadErr = err
+			}
+		})
+		done <- result{allocs, loadErr}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.allocs != 0 {
+		t.Errorf("Load allocates %v times per call", r.allocs)
+	}
+}
+
 // loadCost is the "loadcost" helper: it makes n loads of the default
 // filter with TSYNC (on all of its threads) and prints the time they took.
 func loadCost(n int) error {

@@ -1,0 +1,5 @@
+package int80
+
+const available = true
+
+func syscall(nr uintptr) uintptr

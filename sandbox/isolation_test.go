@@ -257,3 +257,19 @@ func TestExtraFilesAndStdin(t *testing.T) {
 	fds := strings.Fields(l[1])
 	assert.True(t, slices.Equal(fds, []string{"0", "1", "2", "3", "4"}), "open fds: %v", fds)
 }
+
+func TestPrivilegesDropped(t *testing.T) {
+	for _, asRoot := range []bool{false, true} {
+		t.Run(fmt.Sprintf("root=%v", asRoot), func(t *testing.T) {
+			cfg := shell(t, `grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; unshare -U true 2>/dev/null && echo "unshare worked"; true`)
+			cfg.RunAsRoot = asRoot
+			out := mustRun(t, cfg)
+			for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+				assert.Contains(t, out, set+":\t0000000000000000", "%s must be empty", set)
+			}
+			assert.Contains(t, out, "NoNewPrivs:\t1")
+			assert.Contains(t, out, "Seccomp:\t2", "the seccomp filter must be on")
+			assert.NotContains(t, out, "unshare worked")
+		})
+	}
+}

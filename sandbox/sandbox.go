@@ -17,6 +17,7 @@ import (
 	"github.com/stockade/stockade/internal/initproc"
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/mount"
 )
 
@@ -90,6 +91,9 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
 	spec := cfg.spec(id)
+	if spec.Seccomp, err = defaultSeccomp(); err != nil {
+		return setupErr("seccomp", "", err)
+	}
 	// Host root resolves and clones every bind source itself, with its own
 	// rights; the init, an unprivileged id on the host, might not be
 	// allowed to reach them.
@@ -251,6 +255,15 @@ func (c *Config) initCommand(sock *os.File, id identity) *exec.Cmd {
 	}
 	return cmd
 }
+
+// defaultSeccomp is the default filter, compiled and encoded once.
+var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
+	f, err := seccomp.DefaultFilter()
+	if err != nil {
+		return nil, err
+	}
+	return f.MarshalBinary()
+})
 
 // spec is what the init stage receives.
 func (c *Config) spec(id identity) *proto.Spec {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/mount"
 )
 
@@ -203,9 +204,10 @@ func (s *stage) awaitGo() error {
 }
 
 // dropPrivileges prepares the calling (locked) thread so that the command
-// forked from it starts with no capabilities in any set and with
-// no_new_privs. The init's other threads keep their capabilities, which it
-// needs to signal and reap the sandbox's processes.
+// forked from it starts with no capabilities in any set, with no_new_privs
+// and under the seccomp filter. The init's other threads keep their
+// capabilities, which it needs to signal and reap the sandbox's processes,
+// but are filtered too.
 func (s *stage) dropPrivileges() error {
 	if err := linux.CloseOnExecFrom(proto.InitFD); err != nil {
 		return step("close-fds", "", err)
@@ -218,6 +220,16 @@ func (s *stage) dropPrivileges() error {
 	}
 	if err := linux.SetNoNewPrivs(); err != nil {
 		return step("no-new-privs", "", err)
+	}
+	if len(s.spec.Seccomp) > 0 {
+		// The very last step: from here on the init itself is filtered too.
+		var f seccomp.Filter
+		if err := f.UnmarshalBinary(s.spec.Seccomp); err != nil {
+			return step("seccomp", "", err)
+		}
+		if err := seccomp.Load(&f, seccomp.FlagTSync); err != nil {
+			return step("seccomp", "", err)
+		}
 	}
 	return nil
 }

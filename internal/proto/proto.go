@@ -51,6 +51,10 @@ type Spec struct {
 	// start near zero.
 	TimeNS  bool     `json:"timeNS,omitempty"`
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// Seccomp is a compiled filter (seccomp.Filter.MarshalBinary) that the
+	// init loads on every one of its threads just before it starts the
+	// command, which inherits it. Empty means no filter.
+	Seccomp []byte `json:"seccomp,omitempty"`
 }
 
 // Rlimit is one resource limit for the command.

@@ -3,8 +3,8 @@ package sandbox
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
-	"net"
 	"os"
 	"time"
 
@@ -15,32 +15,23 @@ import (
 
 // socketPair returns the two ends of a SOCK_SEQPACKET socket pair, both
 // close-on-exec. The child's end reaches the init only as an ExtraFile.
+// The parent's end is non-blocking, so that as an *os.File it goes through
+// the runtime's poller and has deadlines.
 func socketPair() (parent, child int, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, -1, err
 	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return -1, -1, err
+	}
 	return fds[0], fds[1], nil
 }
 
-// fileConn wraps the parent's end in a *net.UnixConn, which gives it
-// deadlines through the runtime's poller. It takes ownership of fd.
-func fileConn(fd int) (*net.UnixConn, error) {
-	f := os.NewFile(uintptr(fd), "stockade-control")
-	defer f.Close()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, errors.New("control socket is not a unix socket")
-	}
-	return uc, nil
-}
-
-func send(c *net.UnixConn, v any) error {
+// send writes v as one packet.
+func send(c *os.File, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -55,11 +46,11 @@ const maxReport = 64 << 10
 func (s *Sandbox) readReport() (*proto.Report, error) {
 	buf := make([]byte, maxReport)
 	n, err := s.conn.Read(buf)
+	if n == 0 || errors.Is(err, io.EOF) {
+		return nil, proto.ErrClosed
+	}
 	if err != nil {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, proto.ErrClosed
 	}
 	var rep proto.Report
 	if err := proto.Decode(buf[:n], &rep); err != nil {

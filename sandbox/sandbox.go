@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -29,7 +28,7 @@ type Sandbox struct {
 	mu      sync.Mutex // guards the fields below
 	started bool
 	cmd     *exec.Cmd
-	conn    *net.UnixConn // the parent's end of the init's socket
+	conn    *os.File      // the parent's end of the init's socket
 	stdinW  *os.File      // the write end of a stdin pipe fed by a goroutine
 	// killReason is set when the parent kills the sandbox for a timeout or
 	// a cancellation, before the kill.
@@ -142,11 +141,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		unix.Close(parentFD)
 		return setupErr("start", s.cmd.Path, err)
 	}
-	s.conn, err = fileConn(parentFD)
-	if err != nil {
-		s.abort()
-		return setupErr("socket", "", err)
-	}
+	s.conn = os.NewFile(uintptr(parentFD), "stockade-control")
 	// The init is placed (nothing to place yet): let it go on.
 	if err := send(s.conn, &proto.Request{Go: true}); err != nil {
 		s.abort()

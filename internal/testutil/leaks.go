@@ -21,11 +21,13 @@ type LeakCheck struct {
 }
 
 // DefaultLeakChecks are the checks Main runs: open file descriptors of the
-// test process, its child processes, and the host mount table.
+// test process, its child processes, the host mount table, and the sandbox
+// cgroups that the test process owns.
 var DefaultLeakChecks = []LeakCheck{
 	{"file descriptor", openFDs},
 	{"child process", childProcesses},
 	{"mount", hostMounts},
+	{"cgroup", ownCgroups},
 }
 
 // Main runs the package's tests and then fails the run if any of checks

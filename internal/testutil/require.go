@@ -2,7 +2,7 @@
 // that skip a test when the machine lacks a privilege or a kernel feature
 // (and fail it instead under STOCKADE_REQUIRE_PRIVILEGED=1, so that CI can
 // never pass by skipping), and a test main that fails when a package's tests
-// leave file descriptors, child processes or mounts behind.
+// leave file descriptors, child processes, mounts or cgroups behind.
 package testutil
 
 import (

@@ -3,12 +3,15 @@ module github.com/stockade/stockade
 go 1.26.0
 
 require (
+	github.com/containerd/cgroups/v3 v3.1.3
 	github.com/moby/profiles/seccomp v0.3.0
 	github.com/moby/sys/mountinfo v0.7.3
 	github.com/opencontainers/runtime-spec v1.3.0
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/moby/sys/userns v0.1.0 // indirect
 
 require (
 	github.com/stretchr/testify v1.12.1

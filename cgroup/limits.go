@@ -1,0 +1,355 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// MinMemory is the smallest memory limit that Validate accepts: 8 MiB. A Go
+// program (the sandbox's init stage is one) needs about 3 MiB of resident
+// memory to start, and the kernel charges page tables, stacks and the page
+// cache it touches to the group as well; below this the init stage would be
+// killed by the OOM killer before the sandboxed command ever runs.
+const MinMemory = 8 << 20
+
+// SwapUnlimited, as Limits.Swap, lets the group use any amount of swap.
+const SwapUnlimited = -1
+
+// cpuPeriod is the CFS period used for CPU quotas: 100 ms, the kernel's
+// default, in microseconds.
+const cpuPeriod = 100000
+
+// minCPU is the smallest CPU quota in cores: the kernel refuses a quota
+// below 1 ms per period.
+const minCPU = 1000.0 / cpuPeriod
+
+// maxCPUID bounds the CPU and memory node numbers in a cpuset list; the
+// kernel's own limit (CONFIG_NR_CPUS) is at most 8192.
+const maxCPUID = 1 << 16
+
+// Limits are the resource limits of one group. The zero value limits
+// nothing: every zero field leaves its controller alone, so the group
+// inherits the limits of its parent.
+type Limits struct {
+	// Memory is the most memory, in bytes, that the group may use (memory.max
+	// on v2, memory.limit_in_bytes on v1); the kernel's OOM killer kills a
+	// process in the group when it is exceeded. Zero means no limit; a limit
+	// must be at least MinMemory.
+	Memory int64
+	// Swap is how much swap, in bytes, the group may use on top of Memory.
+	// Zero means none whenever Memory is set, so that a memory limit is a
+	// limit on memory and not a slowdown; SwapUnlimited means any amount. It
+	// may only be set together with Memory. On v1 it needs swap accounting
+	// (memory.memsw.*) when the host has swap enabled.
+	Swap int64
+	// CPU is the CPU time the group may use, in CPUs: 0.5 is half of one CPU,
+	// 2 is two full CPUs (cpu.max on v2, cpu.cfs_quota_us on v1, over a 100 ms
+	// period). Zero means no quota; the smallest quota is 0.01.
+	CPU float64
+	// CPUWeight is the group's share of CPU time under contention, from 1 to
+	// 10000 with 100 as the kernel's default (cpu.weight on v2; on v1
+	// cpu.shares = CPUWeight × 1024 / 100). Zero leaves the default.
+	CPUWeight uint64
+	// Pids is the most tasks (processes and threads) the group may hold at
+	// once (pids.max); a fork or clone beyond it fails with EAGAIN. A Go
+	// program, the sandbox's init stage included, uses 5 to 8 threads. Zero
+	// means no limit.
+	Pids int64
+	// CPUs is the list of CPUs the group may run on, in the kernel's list
+	// format ("0-3,6"); every CPU must be one the caller may use. Empty
+	// leaves the caller's set.
+	CPUs string
+	// Mems is the list of memory nodes the group may allocate from, in the
+	// same format as CPUs. Empty leaves the caller's set.
+	Mems string
+	// IOWeight is the group's share of block I/O under contention, from 1 to
+	// 10000 with 100 as the default (io.weight on v2; on v1 blkio.weight or
+	// blkio.bfq.weight, scaled to their 10 to 1000 range). It needs an I/O
+	// scheduler that honours weights. Zero leaves the default.
+	IOWeight uint64
+}
+
+// Config says where to create a group and how to limit it.
+type Config struct {
+	// Parent is the cgroup under which the group is created, the same path
+	// in every hierarchy. Empty means DefaultParent below the caller's own
+	// cgroup, so that sandboxes stay inside the caller's own limits. A
+	// relative path is likewise below the caller's own cgroup; an absolute
+	// path is below the root of each hierarchy. Missing directories are
+	// created and left in place.
+	Parent string
+	// Limits are the group's limits; the zero value limits nothing.
+	Limits Limits
+}
+
+// DefaultParent is the name of the parent cgroup that Create uses when
+// Config.Parent is empty.
+const DefaultParent = "stockade"
+
+var (
+	// ErrInvalid is matched (with errors.Is) by a *ConfigError for a value
+	// that no host would accept.
+	ErrInvalid = errors.New("invalid cgroup config")
+	// ErrNotSupported is matched (with errors.Is) by errors about a kernel
+	// or host feature that this machine lacks.
+	ErrNotSupported = errors.New("not supported by this host")
+)
+
+// ConfigError reports a Config field that cannot be applied. Err is
+// ErrInvalid or ErrNotSupported.
+type ConfigError struct {
+	// Field names the field, e.g. "Limits.Memory".
+	Field string
+	// Reason says what is wrong, in words.
+	Reason string
+	// Err is ErrInvalid or ErrNotSupported.
+	Err error
+}
+
+// Error returns "cgroup: <field>: <reason>".
+func (e *ConfigError) Error() string { return "cgroup: " + e.Field + ": " + e.Reason }
+
+// Unwrap returns ErrInvalid or ErrNotSupported.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// facts is what validation needs to know about the host; tests make them up.
+type facts struct {
+	mode Mode
+	// controllers are the controllers that groups under the parent can use.
+	controllers map[string]bool
+	// controllersNote explains why controllers is short, if it is.
+	controllersNote string
+	// cpus and mems are the CPUs and memory nodes the caller may use.
+	cpus, mems string
+	// swapLimit reports whether the kernel can limit a group's swap.
+	swapLimit bool
+	// swapOn reports whether the host has swap in use.
+	swapOn bool
+	// ioWeight names the file that sets an I/O weight, "" when none.
+	ioWeight string
+}
+
+// Validate checks the config against this host without creating anything
+// and returns every problem found, each a *ConfigError naming the field.
+// The host is probed once per process.
+func (c Config) Validate() error {
+	if err := validateSyntax(c); err != nil {
+		return err // a bad Parent must not reach the file system
+	}
+	f, err := hostFacts(c.Parent)
+	if err != nil {
+		return err
+	}
+	return validate(c, f)
+}
+
+// validateSyntax checks what can be checked without knowing the host.
+func validateSyntax(c Config) error { return errors.Join(syntaxErrors(c)...) }
+
+func syntaxErrors(c Config) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid})
+	}
+	if p := c.Parent; p != "" {
+		switch {
+		case strings.ContainsRune(p, 0) || strings.Contains(p, "\n"):
+			bad("Parent", "must not contain NUL or newline characters")
+		case filepath.Clean(p) != p:
+			bad("Parent", "%q must be a clean path (no \"..\", \".\" or \"//\")", p)
+		case p == ".." || strings.HasPrefix(p, "../"):
+			bad("Parent", "%q must not leave the caller's cgroup", p)
+		case hasGroupComponent(p):
+			bad("Parent", "%q must not contain a component named like a group (%s...)", p, namePrefix)
+		}
+	}
+	l := c.Limits
+	switch {
+	case l.Memory < 0:
+		bad("Limits.Memory", "must not be negative (got %d)", l.Memory)
+	case l.Memory > 0 && l.Memory < MinMemory:
+		bad("Limits.Memory", "%d bytes is below the minimum of %d (8 MiB) that a Go init stage needs to start", l.Memory, MinMemory)
+	}
+	switch {
+	case l.Swap < SwapUnlimited:
+		bad("Limits.Swap", "must be a byte count or SwapUnlimited (got %d)", l.Swap)
+	case l.Swap != 0 && l.Memory == 0:
+		bad("Limits.Swap", "may only be set together with Limits.Memory")
+	case l.Swap > 0 && l.Memory > math.MaxInt64-l.Swap:
+		bad("Limits.Swap", "Memory + Swap overflows")
+	}
+	switch {
+	case math.IsNaN(l.CPU) || math.IsInf(l.CPU, 0) || l.CPU < 0:
+		bad("Limits.CPU", "must be a positive number of CPUs (got %v)", l.CPU)
+	case l.CPU > 0 && l.CPU < minCPU:
+		bad("Limits.CPU", "%v CPUs is below the kernel's minimum quota of %v (1 ms per 100 ms)", l.CPU, minCPU)
+	case l.CPU > 1<<20:
+		bad("Limits.CPU", "%v CPUs is more than any machine has", l.CPU)
+	}
+	if l.CPUWeight > 10000 {
+		bad("Limits.CPUWeight", "must be from 1 to 10000 (got %d)", l.CPUWeight)
+	}
+	if l.Pids < 0 {
+		bad("Limits.Pids", "must not be negative (got %d)", l.Pids)
+	}
+	if l.IOWeight > 10000 {
+		bad("Limits.IOWeight", "must be from 1 to 10000 (got %d)", l.IOWeight)
+	}
+	if l.CPUs != "" {
+		if _, err := parseList(l.CPUs); err != nil {
+			bad("Limits.CPUs", "%v", err)
+		}
+	}
+	if l.Mems != "" {
+		if _, err := parseList(l.Mems); err != nil {
+			bad("Limits.Mems", "%v", err)
+		}
+	}
+	return errs
+}
+
+// validate checks the config, then checks the fields that are well formed
+// against the host facts.
+func validate(c Config, f facts) error {
+	errs := syntaxErrors(c)
+	if f.mode == Unavailable {
+		errs = append(errs, &ConfigError{Field: "Limits", Reason: "no cgroup file system is mounted at /sys/fs/cgroup", Err: ErrNotSupported})
+		return errors.Join(errs...)
+	}
+	malformed := map[string]bool{}
+	for _, e := range errs {
+		malformed[e.(*ConfigError).Field] = true
+	}
+	unsupported := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrNotSupported})
+	}
+	need := func(field, ctrl string) bool {
+		if f.controllers[ctrl] {
+			return true
+		}
+		reason := fmt.Sprintf("needs the %s controller, which is not available to groups under the parent in %s mode", ctrl, f.mode)
+		if f.controllersNote != "" {
+			reason += ": " + f.controllersNote
+		}
+		unsupported(field, "%s", reason)
+		return false
+	}
+	l := c.Limits
+	if l.Memory > 0 && need("Limits.Memory", "memory") {
+		if l.Swap != SwapUnlimited && !f.swapLimit && f.swapOn {
+			unsupported("Limits.Swap", "the kernel cannot limit swap (no swap accounting; boot with swapaccount=1) and the host has swap on; set Limits.Swap to SwapUnlimited to accept that")
+		}
+	}
+	if l.CPU > 0 || l.CPUWeight > 0 {
+		field := "Limits.CPU"
+		if l.CPU == 0 {
+			field = "Limits.CPUWeight"
+		}
+		need(field, "cpu")
+	}
+	if l.Pids > 0 {
+		need("Limits.Pids", "pids")
+	}
+	if l.CPUs != "" && !malformed["Limits.CPUs"] && need("Limits.CPUs", "cpuset") {
+		if err := subset(l.CPUs, f.cpus, "cpu"); err != nil {
+			errs = append(errs, &ConfigError{Field: "Limits.CPUs", Reason: err.Error(), Err: ErrInvalid})
+		}
+	}
+	if l.Mems != "" && !malformed["Limits.Mems"] && need("Limits.Mems", "cpuset") {
+		if err := subset(l.Mems, f.mems, "memory node"); err != nil {
+			errs = append(errs, &ConfigError{Field: "Limits.Mems", Reason: err.Error(), Err: ErrInvalid})
+		}
+	}
+	if l.IOWeight > 0 && need("Limits.IOWeight", ioController(f.mode)) && f.ioWeight == "" {
+		unsupported("Limits.IOWeight", "no I/O weight file: the block layer has neither io cost control (io.weight) nor the BFQ scheduler")
+	}
+	return errors.Join(errs...)
+}
+
+func ioController(m Mode) string {
+	if m == Unified {
+		return "io"
+	}
+	return "blkio"
+}
+
+// parseList parses a kernel list such as "0-3,6" into sorted, merged
+// ranges of [first, last].
+func parseList(s string) ([][2]int, error) {
+	var out [][2]int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := listNumber(lo)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = listNumber(hi); err != nil {
+				return nil, fmt.Errorf("%q: %w", s, err)
+			}
+			if b < a {
+				return nil, fmt.Errorf("%q: range %s is backwards", s, part)
+			}
+		}
+		out = append(out, [2]int{a, b})
+	}
+	return out, nil
+}
+
+func listNumber(s string) (int, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n >= maxCPUID {
+		return 0, fmt.Errorf("%s is out of range", s)
+	}
+	return n, nil
+}
+
+// subset reports an error naming the first element of want that allowed
+// lacks.
+func subset(want, allowed, what string) error {
+	w, err := parseList(want)
+	if err != nil {
+		return err
+	}
+	a, err := parseList(allowed)
+	if err != nil {
+		return fmt.Errorf("cannot read the host's %ss: %w", what, err)
+	}
+	for _, r := range w {
+		for n := r[0]; n <= r[1]; n++ {
+			if !inRanges(n, a) {
+				return fmt.Errorf("%s %d is not among the %ss the caller may use (%s)", what, n, what, allowed)
+			}
+		}
+	}
+	return nil
+}
+
+func inRanges(n int, rs [][2]int) bool {
+	for _, r := range rs {
+		if n >= r[0] && n <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// cpuShares converts a v2 CPU weight (1–10000, default 100) to v1 shares
+// (2–262144, default 1024) so that the defaults match.
+func cpuShares(weight uint64) uint64 {
+	return min(max(weight*1024/100, 2), 262144)
+}
+
+// blkioWeight converts a v2 I/O weight (1–10000) to a v1 blkio weight
+// (10–1000), the inverse of the conversion runc and crun use.
+func blkioWeight(weight uint64) uint64 {
+	return 10 + (weight-1)*990/9999
+}

@@ -1,0 +1,200 @@
+package cgroup
+
+import (
+	"errors"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func allControllers(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+var (
+	v1Host = facts{
+		mode:        Legacy,
+		controllers: allControllers("memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "blkio"),
+		cpus:        "0-3", mems: "0",
+		swapLimit: true, ioWeight: "blkio.bfq.weight",
+	}
+	v2Host = facts{
+		mode:        Unified,
+		controllers: allControllers("memory", "pids", "cpu", "cpuset", "io"),
+		cpus:        "0-1,4", mems: "0-1",
+		swapLimit: true, ioWeight: "io.weight",
+	}
+)
+
+func TestValidate(t *testing.T) {
+	with := func(f facts, change func(*facts)) facts {
+		f.controllers = allControllers()
+		for c := range v1Host.controllers {
+			f.controllers[c] = true
+		}
+		change(&f)
+		return f
+	}
+	noMemory := with(v1Host, func(f *facts) { delete(f.controllers, "memory") })
+	noSwapAccounting := with(v1Host, func(f *facts) { f.swapLimit, f.swapOn = false, true })
+	noSwapAtAll := with(v1Host, func(f *facts) { f.swapLimit, f.swapOn = false, false })
+	noIOWeight := with(v1Host, func(f *facts) { f.ioWeight = "" })
+	v2Busy := with(v2Host, func(f *facts) {
+		f.controllers = allControllers()
+		f.controllersNote = "the cgroup /sys/fs/cgroup/user.slice holds processes"
+	})
+
+	tests := []struct {
+		name  string
+		cfg   Config
+		host  facts
+		field string // "" means valid
+		err   error
+	}{
+		{"zero config is valid", Config{}, v1Host, "", nil},
+		{"zero config is valid on v2", Config{}, v2Host, "", nil},
+		{"everything set", Config{Parent: "jobs/a", Limits: Limits{Memory: 64 << 20, Swap: 1 << 20, CPU: 1.5, CPUWeight: 200, Pids: 100, CPUs: "0-1,3", Mems: "0", IOWeight: 500}}, v1Host, "", nil},
+		{"everything set on v2", Config{Parent: "/system/jobs", Limits: Limits{Memory: 64 << 20, Swap: SwapUnlimited, CPU: 0.01, CPUWeight: 1, Pids: 1, CPUs: "4", Mems: "1", IOWeight: 10000}}, v2Host, "", nil},
+		{"memory at the minimum", Config{Limits: Limits{Memory: MinMemory}}, v1Host, "", nil},
+
+		{"memory below the minimum", Config{Limits: Limits{Memory: MinMemory - 1}}, v1Host, "Limits.Memory", ErrInvalid},
+		{"negative memory", Config{Limits: Limits{Memory: -1}}, v1Host, "Limits.Memory", ErrInvalid},
+		{"swap without memory", Config{Limits: Limits{Swap: 1 << 20}}, v1Host, "Limits.Swap", ErrInvalid},
+		{"swap below unlimited", Config{Limits: Limits{Memory: 64 << 20, Swap: -2}}, v1Host, "Limits.Swap", ErrInvalid},
+		{"memory plus swap overflows", Config{Limits: Limits{Memory: math.MaxInt64 - 10, Swap: 11}}, v1Host, "Limits.Swap", ErrInvalid},
+		{"NaN CPU", Config{Limits: Limits{CPU: math.NaN()}}, v1Host, "Limits.CPU", ErrInvalid},
+		{"infinite CPU", Config{Limits: Limits{CPU: math.Inf(1)}}, v1Host, "Limits.CPU", ErrInvalid},
+		{"negative CPU", Config{Limits: Limits{CPU: -1}}, v1Host, "Limits.CPU", ErrInvalid},
+		{"CPU below the kernel minimum", Config{Limits: Limits{CPU: 0.005}}, v1Host, "Limits.CPU", ErrInvalid},
+		{"CPU weight too large", Config{Limits: Limits{CPUWeight: 10001}}, v1Host, "Limits.CPUWeight", ErrInvalid},
+		{"negative pids", Config{Limits: Limits{Pids: -1}}, v1Host, "Limits.Pids", ErrInvalid},
+		{"IO weight too large", Config{Limits: Limits{IOWeight: 10001}}, v1Host, "Limits.IOWeight", ErrInvalid},
+		{"cpus garbage", Config{Limits: Limits{CPUs: "zero"}}, v1Host, "Limits.CPUs", ErrInvalid},
+		{"cpus backwards range", Config{Limits: Limits{CPUs: "3-1"}}, v1Host, "Limits.CPUs", ErrInvalid},
+		{"cpus empty element", Config{Limits: Limits{CPUs: "0,,1"}}, v1Host, "Limits.CPUs", ErrInvalid},
+		{"cpus huge number", Config{Limits: Limits{CPUs: "0-99999999"}}, v1Host, "Limits.CPUs", ErrInvalid},
+		{"cpus with spaces", Config{Limits: Limits{CPUs: "0, 1"}}, v1Host, "Limits.CPUs", ErrInvalid},
+		{"cpu outside the host", Config{Limits: Limits{CPUs: "0-4"}}, v1Host, "Limits.CPUs", ErrInvalid},
+		{"cpu in a gap of the host's list", Config{Limits: Limits{CPUs: "2"}}, v2Host, "Limits.CPUs", ErrInvalid},
+		{"mem node outside the host", Config{Limits: Limits{Mems: "1"}}, v1Host, "Limits.Mems", ErrInvalid},
+		{"parent with dot-dot", Config{Parent: "a/../../b"}, v1Host, "Parent", ErrInvalid},
+		{"parent leaving the own cgroup", Config{Parent: "../b"}, v1Host, "Parent", ErrInvalid},
+		{"parent not clean", Config{Parent: "a//b"}, v1Host, "Parent", ErrInvalid},
+		{"parent with trailing slash", Config{Parent: "a/"}, v1Host, "Parent", ErrInvalid},
+		{"parent with newline", Config{Parent: "a\nb"}, v1Host, "Parent", ErrInvalid},
+		{"parent named like a group", Config{Parent: "x/sb-1-2-3-4"}, v1Host, "Parent", ErrInvalid},
+
+		{"no cgroups at all", Config{}, facts{mode: Unavailable}, "Limits", ErrNotSupported},
+		{"memory controller missing", Config{Limits: Limits{Memory: 64 << 20}}, noMemory, "Limits.Memory", ErrNotSupported},
+		{"memory controller missing is fine without a memory limit", Config{Limits: Limits{Pids: 5}}, noMemory, "", nil},
+		{"swap on without accounting", Config{Limits: Limits{Memory: 64 << 20}}, noSwapAccounting, "Limits.Swap", ErrNotSupported},
+		{"swap on without accounting, unlimited swap accepted", Config{Limits: Limits{Memory: 64 << 20, Swap: SwapUnlimited}}, noSwapAccounting, "", nil},
+		{"no swap accounting but no swap either", Config{Limits: Limits{Memory: 64 << 20}}, noSwapAtAll, "", nil},
+		{"no IO weight file", Config{Limits: Limits{IOWeight: 100}}, noIOWeight, "Limits.IOWeight", ErrNotSupported},
+		{"v2 parent cannot pass controllers", Config{Limits: Limits{Pids: 10}}, v2Busy, "Limits.Pids", ErrNotSupported},
+		{"v2 CPU weight needs cpu", Config{Limits: Limits{CPUWeight: 10}}, v2Busy, "Limits.CPUWeight", ErrNotSupported},
+		{"v2 IO weight needs io", Config{Limits: Limits{IOWeight: 10}}, v2Busy, "Limits.IOWeight", ErrNotSupported},
+		{"v2 cpuset needs cpuset", Config{Limits: Limits{Mems: "0"}}, v2Busy, "Limits.Mems", ErrNotSupported},
+		{"v2 without controllers is fine without limits", Config{}, v2Busy, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validate(tt.cfg, tt.host)
+			if tt.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.field, ce.Field, "error: %v", err)
+			assert.ErrorIs(t, err, tt.err)
+			assert.Contains(t, err.Error(), tt.field+": ")
+			if tt.host.controllersNote != "" {
+				assert.Contains(t, err.Error(), tt.host.controllersNote)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryField(t *testing.T) {
+	err := validate(Config{Limits: Limits{Memory: 1, CPU: -1, Pids: -1, CPUs: "9"}}, v1Host)
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *ConfigError
+		require.True(t, errors.As(e, &ce))
+		fields = append(fields, ce.Field)
+	}
+	assert.Equal(t, []string{"Limits.Memory", "Limits.CPU", "Limits.Pids", "Limits.CPUs"}, fields)
+}
+
+func TestParseList(t *testing.T) {
+	r, err := parseList("0-3,6,8-9")
+	require.NoError(t, err)
+	assert.Equal(t, [][2]int{{0, 3}, {6, 6}, {8, 9}}, r)
+	for _, bad := range []string{"", ",", "-1", "1-", "a", "1-2-3", "65536", "+1"} {
+		_, err := parseList(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestWeightConversions(t *testing.T) {
+	assert.Equal(t, uint64(1024), cpuShares(100), "the defaults must match")
+	assert.Equal(t, uint64(10), cpuShares(1))
+	assert.Equal(t, uint64(102400), cpuShares(10000))
+	assert.Equal(t, uint64(10), blkioWeight(1))
+	assert.Equal(t, uint64(1000), blkioWeight(10000))
+}
+
+func TestNames(t *testing.T) {
+	name, err := newName()
+	require.NoError(t, err)
+	// The leak check of internal/testutil relies on this prefix.
+	assert.Regexp(t, `^sb-`+strconv.Itoa(os.Getpid())+`-\d+-\d+-\d+$`, name)
+	o, ok := parseName(name)
+	require.True(t, ok)
+	me, err := self()
+	require.NoError(t, err)
+	assert.Equal(t, me, o)
+	assert.True(t, o.alive(me))
+
+	other, err := newName()
+	require.NoError(t, err)
+	assert.NotEqual(t, name, other)
+
+	reused := me
+	reused.start++
+	assert.False(t, reused.alive(me), "same pid, other start time: the owner died and its pid was reused")
+	foreign := me
+	foreign.pidNS++
+	foreign.start++
+	assert.True(t, foreign.alive(me), "an owner in another pid namespace cannot be judged and counts as alive")
+
+	for _, bad := range []string{"stockade", "sb-", "sb-1-2-3", "sb-1-2-3-4-5", "sb-x-2-3-4", "sb-0-2-3-4", "sb--1-2-3-4", "sb-99999999-2-3-4"} {
+		_, ok := parseName(bad)
+		assert.False(t, ok, bad)
+	}
+}
+
+func TestOwnPathAndParent(t *testing.T) {
+	assert.Equal(t, "/process_api/abc", ownPath("/process_api/abc", "/"))
+	assert.Equal(t, "", ownPath("/", "/"))
+	assert.Equal(t, "/inner", ownPath("/docker/123/inner", "/docker/123"))
+	assert.Equal(t, "", ownPath("/docker/123", "/docker/123"))
+	assert.Equal(t, "/docker/1234", ownPath("/docker/1234", "/docker/123"), "a root that is only a string prefix does not count")
+
+	h := &hierarchy{mount: "/sys/fs/cgroup/memory", own: "/user/me"}
+	assert.Equal(t, "/user/me/stockade", resolveParent("", h))
+	assert.Equal(t, "/user/me/jobs/a", resolveParent("jobs/a", h))
+	assert.Equal(t, "/jobs", resolveParent("/jobs", h))
+	assert.Equal(t, "", resolveParent("/", h))
+	assert.Equal(t, "/stockade", resolveParent("", &hierarchy{}))
+}

@@ -1,7 +1,8 @@
 // Package cgroup gives one sandbox its own control group on cgroup v1 or
 // v2: it creates the group, applies limits, places processes in it, reads
 // what they used (CPU time, memory and pids peaks, OOM kills, refused
-// forks), kills everything in it and removes it. Package sandbox composes it; it can also be
+// forks), kills everything in it and removes it, and cleans up groups that
+// a crashed owner left behind. Package sandbox composes it; it can also be
 // used on its own:
 //
 //	g, err := cgroup.Create(cgroup.Config{Limits: cgroup.Limits{Memory: 256 << 20, Pids: 64}})
@@ -27,7 +28,9 @@
 // Each group is a directory named sb-<owner pid>-<owner start time>-<pid
 // namespace>-<n> under Config.Parent, by default "stockade" below the
 // caller's own cgroup in each hierarchy, so that sandboxes count against the
-// caller's own limits.
+// caller's own limits. The name lets Cleanup recognise groups whose owner
+// died (even by SIGKILL, when nothing could run) and remove them; call it
+// when a long-running owner starts.
 //
 // # Traps
 //

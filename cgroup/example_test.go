@@ -48,3 +48,11 @@ func ExampleCreate() {
 	}
 	fmt.Println("out of memory:", st.OOMKills > 0, "peak memory:", st.MemoryPeak)
 }
+
+// Remove the groups of sandbox owners that died, when a service starts.
+func ExampleCleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	removed, err := cgroup.Cleanup(ctx, "")
+	fmt.Println(len(removed), err)
+}

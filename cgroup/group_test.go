@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -303,6 +304,74 @@ func TestRemoveTakesNestedGroups(t *testing.T) {
 	for _, d := range dirs(g) {
 		assert.NoDirExists(t, d)
 	}
+}
+
+func TestCleanupRemovesGroupsOfDeadOwners(t *testing.T) {
+	requireCgroups(t)
+	mine := newGroup(t, Config{})
+
+	// The owner is this binary in a helper mode: it creates a group in the
+	// default parent, starts a sleeping process in it and reports both.
+	owner, out := startOwner(t)
+	line := strings.Fields(readLine(t, out, 30*time.Second))
+	require.Len(t, line, 2, "owner said %q", line)
+	require.NotEqual(t, "error", line[0], "owner failed: %v", line)
+	name := line[0]
+	sleeper, _ := strconv.Atoi(line[1])
+	o, ok := parseName(name)
+	require.True(t, ok)
+	require.Equal(t, owner.Process.Pid, o.pid)
+
+	removed, err := Cleanup(context.Background(), "")
+	require.NoError(t, err)
+	assert.NotContains(t, removed, name, "the owner is alive")
+
+	require.NoError(t, owner.Process.Kill())
+	owner.Wait()
+	started.Delete(owner.Process.Pid)
+	require.True(t, slices.Contains(children(), sleeper), "the orphaned sleeper is now our child")
+
+	removed, err = Cleanup(context.Background(), "")
+	require.NoError(t, err)
+	t.Logf("removed %v", removed)
+	assert.Contains(t, removed, name)
+	assert.NotContains(t, removed, mine.Name(), "a live owner's group stays")
+	reapOrphans(t)
+	assert.NotContains(t, children(), sleeper, "the sleeper was killed")
+	h, err := probeHost()
+	require.NoError(t, err)
+	if h.v2 != nil {
+		assert.NoDirExists(t, openV2(h.v2, "", name).dir)
+	} else {
+		assert.Empty(t, openV1(h, "", name).dirs)
+	}
+	for _, d := range dirs(mine) {
+		assert.DirExists(t, d)
+	}
+}
+
+// startOwner starts this binary as an owner helper and returns it with
+// the read end of its standard output.
+func startOwner(t *testing.T) (*exec.Cmd, *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), helperEnv+"=owner")
+	cmd.Stdout, cmd.Stderr = w, os.Stderr
+	err = cmd.Start()
+	w.Close()
+	require.NoError(t, err)
+	started.Store(cmd.Process.Pid, struct{}{})
+	t.Cleanup(func() {
+		r.Close()
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		started.Delete(cmd.Process.Pid)
+	})
+	return cmd, r
 }
 
 // TestV2OnHybridHost runs the cgroup v2 code on the controller-less cgroup2

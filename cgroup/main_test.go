@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -42,9 +43,11 @@ func TestMain(m *testing.M) {
 // one byte on stdin, so that on cgroup v1 the test can move it into a group
 // before it does anything.
 func runHelper(mode string) {
-	var b [1]byte
-	if _, err := os.Stdin.Read(b[:]); err != nil {
-		os.Exit(3)
+	if mode != "owner" {
+		var b [1]byte
+		if _, err := os.Stdin.Read(b[:]); err != nil {
+			os.Exit(3)
+		}
 	}
 	switch mode {
 	case "true":
@@ -86,6 +89,8 @@ func runHelper(mode string) {
 		}
 	case "forkbomb":
 		forkBomb()
+	case "owner":
+		ownerHelper()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", mode)
 		os.Exit(2)
@@ -118,6 +123,32 @@ func forkBomb() {
 	for {
 		unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
 	}
+}
+
+// ownerHelper creates a group in the default parent, starts a sleeping helper in
+// it, prints "<group name> <helper pid>" and waits to be killed.
+func ownerHelper() {
+	g, err := Create(Config{Limits: Limits{Pids: 32}})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	cmd, stdin, err := helperCommand(g, "sleep")
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = place(g, cmd)
+	}
+	if err == nil {
+		_, err = stdin.Write([]byte{1})
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(g.Name(), cmd.Process.Pid)
+	sleepForever()
 }
 
 // helperCommand prepares a helper process that starts inside g on cgroup
@@ -270,6 +301,23 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// readLine reads one line of a helper's output with a timeout.
+func readLine(t testing.TB, r io.Reader, timeout time.Duration) string {
+	t.Helper()
+	ch := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(r).ReadString('\n')
+		ch <- s
+	}()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(timeout):
+		t.Fatalf("no output from the helper within %v", timeout)
+		return ""
 	}
 }
 

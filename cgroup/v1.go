@@ -3,6 +3,7 @@ package cgroup
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -200,6 +201,35 @@ func limitV1(c, dir string, f facts, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// openV1 returns the group called name under parent in every hierarchy
+// where it exists; Cleanup uses it.
+func openV1(h *host, parent, name string) *v1Group {
+	g := &v1Group{}
+	seen := map[string]bool{}
+	for _, c := range slices.Sorted(maps.Keys(h.v1)) {
+		hier := h.v1[c]
+		dir := hier.dir(resolveParent(parent, hier)) + "/" + name
+		if seen[hier.mount] || !exists(dir) {
+			continue
+		}
+		seen[hier.mount] = true
+		g.dirs = append(g.dirs, dir)
+		for _, hc := range hier.controllers {
+			switch hc {
+			case "memory":
+				g.memory = dir
+			case "pids":
+				g.pids = dir
+			case "cpuacct":
+				g.cpuacct = dir
+			case "freezer":
+				g.freezer = dir
+			}
+		}
+	}
+	return g
 }
 
 func (g *v1Group) rollback() {

@@ -305,3 +305,9 @@ func (g *v2Group) remove(ctx context.Context) error {
 	}
 	return nil
 }
+
+// openV2 returns the existing group called name under parent; Cleanup
+// uses it.
+func openV2(v2 *hierarchy, parent, name string) *v2Group {
+	return &v2Group{dir: v2.dir(resolveParent(parent, v2)) + "/" + name, dirfd: -1}
+}

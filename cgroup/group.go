@@ -52,11 +52,13 @@ type Stats struct {
 	// (oom_kill in memory.events on v2, in memory.oom_control on v1 from
 	// Linux 4.13). Decide "out of memory" from it, not from a SIGKILL.
 	OOMKills uint64
-	// Pids is the number of tasks in the group now.
+	// Pids is the number of tasks in the group now (pids.current). The
+	// kernel counts a task until its parent reaps it, so killed children of
+	// the caller, or orphans of a reaper that does not reap, still count.
 	Pids uint64
-	// PidsPeak is the most tasks the group held at once (pids.peak from
-	// Linux 6.1 on v2, 6.x on v1); on older kernels the largest count that
-	// Stats has seen, a lower bound.
+	// PidsPeak is the most tasks the group held at once (pids.peak, Linux
+	// 6.1); on older kernels the largest count that Stats has seen, a lower
+	// bound.
 	PidsPeak uint64
 	// ForksRefused counts the forks and clones that failed because the
 	// group hit Limits.Pids (max in pids.events).

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -30,9 +29,9 @@ func socketPair() (parent, child int, err error) {
 	return fds[0], fds[1], nil
 }
 
-// send writes v as one packet.
-func send(c *os.File, v any) error {
-	b, err := json.Marshal(v)
+// send writes m as one packet.
+func send(c *os.File, m proto.Message) error {
+	b, err := m.MarshalBinary()
 	if err != nil {
 		return err
 	}
@@ -53,7 +52,7 @@ func (s *Sandbox) readReport() (*proto.Report, error) {
 		return nil, err
 	}
 	var rep proto.Report
-	if err := proto.Decode(buf[:n], &rep); err != nil {
+	if err := rep.UnmarshalBinary(buf[:n]); err != nil {
 		return nil, err
 	}
 	return &rep, nil

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -28,8 +27,8 @@ type Sandbox struct {
 	mu      sync.Mutex // guards the fields below
 	started bool
 	cmd     *exec.Cmd
-	conn    *os.File      // the parent's end of the init's socket
-	stdinW  *os.File      // the write end of a stdin pipe fed by a goroutine
+	conn    *os.File // the parent's end of the init's socket
+	stdinW  *os.File // the write end of a stdin pipe fed by a goroutine
 	// killReason is set when the parent kills the sandbox for a timeout or
 	// a cancellation, before the kill.
 	killReason Reason
@@ -103,7 +102,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		}
 	}
 	defer closeAll(sources)
-	data, err := json.Marshal(spec)
+	data, err := spec.MarshalBinary()
 	if err != nil {
 		return setupErr("encode-spec", "", err)
 	}
@@ -131,7 +130,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		}
 	}
 	s.times.prepared = proto.Monotonic()
-	onSpawner(func() { err = s.cmd.Start() })
+	cpus := onSpawner(func() { err = s.cmd.Start() })
 	s.times.forked = proto.Monotonic()
 	child.Close()
 	if stdin != nil {
@@ -143,7 +142,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.conn = os.NewFile(uintptr(parentFD), "stockade-control")
 	// The init is placed (nothing to place yet): let it go on.
-	if err := send(s.conn, &proto.Request{Go: true}); err != nil {
+	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
 		return setupErr("handshake", "", err)
 	}

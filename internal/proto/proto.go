@@ -1,7 +1,7 @@
 // Package proto is the wire protocol between a sandbox's parent and its init
 // stage. The two ends share a SOCK_SEQPACKET socket pair: the parent's end is
 // its own, the init's end is inherited as file descriptor 3. Each message is
-// one JSON document in one packet, so that message boundaries come from the
+// one message in one packet, so that message boundaries come from the
 // kernel and a half-written message can never be read.
 //
 // The conversation is short. The parent queues the Spec before it even
@@ -11,11 +11,11 @@
 // kind Started, once the command is running, or Failed; when the command
 // ends, the init sends a Report of kind Exited just before it exits itself. A closed socket
 // on either side means the other side is gone: the init then kills the
-// sandbox.
+// sandbox. Messages are encoded by hand (see codec.go).
 package proto
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -30,47 +30,51 @@ const InitFD = 3
 // Spec is everything the init stage needs to build the sandbox and start
 // the command. It never travels in argv or the environment.
 type Spec struct {
-	Plan     mount.Plan `json:"plan"`
-	Hostname string     `json:"hostname"`
+	Plan     mount.Plan
+	Hostname string
 	// Path is the command as given; the init looks it up in the new root
 	// using PATH from Env when it holds no slash.
-	Path string   `json:"path"`
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	Dir  string   `json:"dir"`
+	Path string
+	Args []string
+	Env  []string
+	Dir  string
 	// UID and GID are the ids the command runs as, inside the sandbox.
-	UID int `json:"uid"`
-	GID int `json:"gid"`
+	UID int
+	GID int
 	// SetGroups says whether the init may call setgroups(2): false when the
 	// user namespace was set up by an unprivileged caller.
-	SetGroups bool `json:"setGroups"`
+	SetGroups bool
 	// ExtraFiles is how many descriptors after InitFD the init received for
 	// the command, which gets them as 3, 4, ...
-	ExtraFiles int `json:"extraFiles,omitempty"`
+	ExtraFiles int
 	// TimeNS asks for a time namespace whose monotonic and boot-time clocks
 	// start near zero.
-	TimeNS  bool     `json:"timeNS,omitempty"`
-	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	TimeNS  bool
+	Rlimits []Rlimit
 	// Seccomp is a compiled filter (seccomp.Filter.MarshalBinary) that the
 	// init loads on every one of its threads just before it starts the
 	// command, which inherits it. Empty means no filter.
-	Seccomp []byte `json:"seccomp,omitempty"`
+	Seccomp []byte
 }
 
 // Rlimit is one resource limit for the command.
 type Rlimit struct {
-	Resource int    `json:"resource"`
-	Cur      uint64 `json:"cur"`
-	Max      uint64 `json:"max"`
+	Resource int
+	Cur      uint64
+	Max      uint64
 }
 
 // Request is a message from the parent to the init after the Spec.
 type Request struct {
 	// Go tells the init that the parent has placed it in its cgroup and
 	// network, so that it may start the command.
-	Go bool `json:"go,omitempty"`
+	Go bool
+	// CPUs, with Go, are the CPUs the command may run on. The init starts
+	// pinned to one CPU (it is cheaper to start that way) and gives the
+	// command these back.
+	CPUs []int
 	// Signal, when not zero, is delivered to the command's process.
-	Signal int `json:"signal,omitempty"`
+	Signal int
 }
 
 // Kind tells what a Report is about.
@@ -90,22 +94,22 @@ const (
 
 // Report is a message from the init to the parent.
 type Report struct {
-	Kind    Kind   `json:"kind"`
-	Stage   string `json:"stage,omitempty"`
-	Path    string `json:"path,omitempty"`
-	Errno   int    `json:"errno,omitempty"`
-	Message string `json:"message,omitempty"`
+	Kind    Kind
+	Stage   string
+	Path    string
+	Errno   int
+	Message string
 
-	Pid int `json:"pid,omitempty"`
+	Pid int
 
-	Status    int   `json:"status,omitempty"`
-	UserNanos int64 `json:"userNanos,omitempty"`
-	SysNanos  int64 `json:"sysNanos,omitempty"`
-	MaxRSSKiB int64 `json:"maxRSSKiB,omitempty"`
+	Status    int
+	UserNanos int64
+	SysNanos  int64
+	MaxRSSKiB int64
 	// Marks are the CLOCK_MONOTONIC readings, in nanoseconds, at which the
 	// init reached each Mark, in order; the clock is the same in the parent,
 	// so the parent can time every stage of a start.
-	Marks []int64 `json:"marks,omitempty"`
+	Marks []int64
 }
 
 // Mark is a point in the init stage's start, indexing Report.Marks.
@@ -132,9 +136,15 @@ func Monotonic() int64 {
 // WaitStatus returns Status as a syscall.WaitStatus.
 func (r *Report) WaitStatus() syscall.WaitStatus { return syscall.WaitStatus(r.Status) }
 
-// Send writes v as one packet on the socket fd.
-func Send(fd int, v any) error {
-	b, err := json.Marshal(v)
+// Message is what travels on the socket: a Spec, a Request or a Report.
+type Message interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// Send writes m as one packet on the blocking socket fd.
+func Send(fd int, m Message) error {
+	b, err := m.MarshalBinary()
 	if err != nil {
 		return err
 	}
@@ -150,18 +160,18 @@ func Send(fd int, v any) error {
 	return nil
 }
 
-// Recv reads one packet from the blocking socket fd into v. It returns
-// io.EOF-like ErrClosed when the other end is gone.
-func Recv(fd int, v any) error {
+// Recv reads one packet from the blocking socket fd into m. It returns
+// ErrClosed when the other end is gone.
+func Recv(fd int, m Message) error {
 	b, err := RecvPacket(fd)
 	if err != nil {
 		return err
 	}
-	return Decode(b, v)
+	return m.UnmarshalBinary(b)
 }
 
 // ErrClosed means the other end of the socket has closed it.
-var ErrClosed = fmt.Errorf("peer closed the socket")
+var ErrClosed = errors.New("peer closed the socket")
 
 // RecvPacket reads one whole packet from the blocking socket fd.
 func RecvPacket(fd int) ([]byte, error) {
@@ -187,12 +197,4 @@ func RecvPacket(fd int) ([]byte, error) {
 		}
 		return b[:n], nil
 	}
-}
-
-// Decode parses one packet.
-func Decode(b []byte, v any) error {
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %T: %w", v, err)
-	}
-	return nil
 }

@@ -24,8 +24,9 @@ import (
 // the helper's mode.
 const helperEnv = "STOCKADE_NETNS_HELPER"
 
-// hostsEnv names a file the helper bind-mounts on /etc/hosts first.
-const hostsEnv = "STOCKADE_NETNS_HOSTS"
+// etcEnv names a directory whose hosts and resolv.conf the helper
+// bind-mounts on those of /etc first.
+const etcEnv = "STOCKADE_NETNS_ETC"
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
@@ -59,14 +60,16 @@ func helperArgs(args []string) int {
 //	pause               wait until killed
 //	owner MODE          own a sandbox on the host until killed (see runOwner)
 func runHelper(mode string, args []string) int {
-	if f := os.Getenv(hostsEnv); f != "" {
+	if dir := os.Getenv(etcEnv); dir != "" {
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 			fmt.Println("error make / private:", err)
 			return 1
 		}
-		if err := unix.Mount(f, "/etc/hosts", "", unix.MS_BIND, ""); err != nil {
-			fmt.Println("error bind hosts file:", err)
-			return 1
+		for _, f := range []string{"hosts", "resolv.conf"} {
+			if err := unix.Mount(dir+"/"+f, "/etc/"+f, "", unix.MS_BIND, ""); err != nil {
+				fmt.Println("error bind", f, err)
+				return 1
+			}
 		}
 	}
 	switch mode {

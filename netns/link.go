@@ -265,7 +265,9 @@ func waitUp(h *netlink.Handle, index int, addr6 netip.Addr, what string) error {
 		ready := l.Attrs().OperState == netlink.OperUp
 		if ready && addr6.IsValid() {
 			filter := &netlink.Route{Table: unix.RT_TABLE_LOCAL, Dst: ipNet(addr6, 128)}
-			routes, err := h.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+			routes, err := dump(func() ([]netlink.Route, error) {
+				return h.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+			})
 			if err != nil {
 				return fmt.Errorf("netns: wait for %s: %w", what, err)
 			}
@@ -293,15 +295,60 @@ func addAddr(h *netlink.Handle, l netlink.Link, a netip.Addr, bits int) error {
 	return h.AddrAdd(l, addr)
 }
 
-// remove deletes the host side, and with it the whole pair. A link that is
-// already gone, because its sandbox's namespace went first, is not an
-// error.
-func (l *link) remove(host *netlink.Handle) error {
-	err := host.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: l.hostName, Index: l.hostIndex}})
-	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("netns: delete veth %s: %w", l.hostName, err)
+// linkGoneTimeout is how long a released link is given to go with its
+// namespace before it is deleted explicitly.
+const linkGoneTimeout = time.Second
+
+// awaitGone waits for the kernel to delete the link name (with index, when
+// not zero) after its sandbox's namespace was closed, and deletes it itself
+// if it is still there after linkGoneTimeout: something else, such as a
+// process that outlived its sandbox, holds the namespace. Deleting one end
+// of a veth pair deletes the other.
+func awaitGone(h *netlink.Handle, name string, index int) error {
+	delay := 500 * time.Microsecond
+	deadline := time.Now().Add(linkGoneTimeout)
+	for {
+		there, err := linkExists(h, name, index)
+		if err != nil || !there {
+			return err
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 10*time.Millisecond)
 	}
-	return nil
+	derr := h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, Index: index}})
+	// The kernel may have been tearing it down at that very moment.
+	if there, err := linkExists(h, name, index); err == nil && !there {
+		return nil
+	}
+	return fmt.Errorf("netns: delete veth %s: %w", name, derr)
+}
+
+// linkExists reports whether h's namespace has a link called name, with
+// index when that is not zero.
+func linkExists(h *netlink.Handle, name string, index int) (bool, error) {
+	l, err := h.LinkByName(name)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("netns: look up link %s: %w", name, err)
+	}
+	return index == 0 || l.Attrs().Index == index, nil
+}
+
+// dump runs a netlink dump again while the kernel reports it interrupted,
+// which it does when what is dumped changes meanwhile: links come and go
+// all the time on a host that runs sandboxes.
+func dump[T any](fn func() ([]T, error)) ([]T, error) {
+	for tries := 1; ; tries++ {
+		out, err := fn()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || tries == 10 {
+			return out, err
+		}
+	}
 }
 
 func isNotFound(err error) bool {
@@ -332,7 +379,7 @@ func Cleanup(host *NS) ([]string, error) {
 		return nil, fmt.Errorf("netns: cleanup: %w", err)
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := dump(h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("netns: cleanup: list links: %w", err)
 	}

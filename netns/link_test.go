@@ -62,7 +62,7 @@ func ourLinks(t *testing.T, ns *NS) []netlink.Link {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := dump(h.LinkList)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +121,7 @@ func TestLinkReachesGatewayAndNothingElse(t *testing.T) {
 	}
 	n.Release()
 	open.Release()
-	if l := ourLinks(t, host); len(l) != 0 {
-		t.Errorf("host links after release: %v", l)
-	}
+	waitFor(t, "the host links to go after Release", func() bool { return len(ourLinks(t, host)) == 0 })
 }
 
 func TestLinkIPv6(t *testing.T) {
@@ -186,9 +184,7 @@ func TestLinkOnHost(t *testing.T) {
 	if err := n.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if links := ourLinks(t, nil); len(links) != 0 {
-		t.Errorf("host links after Release: %v", links)
-	}
+	waitGone(t, n.HostLink())
 }
 
 // When the sandbox's namespace goes, the kernel deletes the pair and with
@@ -205,6 +201,42 @@ func TestLinkGoesWithNamespace(t *testing.T) {
 	waitGone(t, n.HostLink())
 	if err := n.Release(); err != nil {
 		t.Errorf("Release after the link went: %v", err)
+	}
+}
+
+// Release with a process still in the namespace: the kernel keeps the
+// namespace, so the link is deleted explicitly, and the process loses it.
+func TestReleaseWithLiveProcess(t *testing.T) {
+	requireNetAdmin(t)
+	noLeaks(t)
+	host, _ := fakeHost(t)
+	m := mustManager(t, ManagerConfig{Host: host})
+	n, err := m.Setup(Config{Link: &Link{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHelper(t, n.NS(), nil, "sleep")
+	h.line(t)
+	start := time.Now()
+	if err := n.Release(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the link of a released sandbox whose process lives", func() bool { return len(ourLinks(t, host)) == 0 })
+	if d := time.Since(start); d < linkGoneTimeout/2 {
+		t.Errorf("the link went after %s, before the explicit deletion: was the process really holding the namespace?", d)
+	}
+	if err := h.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the sandbox process is gone: %v", err)
+	}
+}
+
+// waitFor waits up to 5 s for cond, polling.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
+		}
 	}
 }
 

@@ -23,10 +23,15 @@ type Manager struct {
 	hostH        *netlink.Handle
 	pool         *Pool // nil without a pool
 
+	// bg counts the links being deleted in the background.
+	bg sync.WaitGroup
+
 	// mu guards the fields below.
 	mu       sync.Mutex
 	closed   bool
-	blocks   map[uint64]bool // link blocks in use
+	blocks   map[uint64]bool          // link blocks in use
+	leaving  map[uint64]chan struct{} // blocks whose link is being deleted; closed when it is gone
+	bgErrs   []error                  // what background deletions reported
 	networks map[string]*Network
 	nets     map[*Net]struct{}
 }
@@ -43,6 +48,7 @@ func NewManager(cfg ManagerConfig) (_ *Manager, err error) {
 		link6:    cfg.LinkSubnet6,
 		host:     cfg.Host,
 		blocks:   map[uint64]bool{},
+		leaving:  map[uint64]chan struct{}{},
 		networks: map[string]*Network{},
 		nets:     map[*Net]struct{}{},
 	}
@@ -86,7 +92,7 @@ func (m *Manager) checkHostSubnets() error {
 		if !c.subnet.IsValid() {
 			continue
 		}
-		addrs, err := m.hostH.AddrList(nil, c.family)
+		addrs, err := dump(func() ([]netlink.Addr, error) { return m.hostH.AddrList(nil, c.family) })
 		if err != nil {
 			return fmt.Errorf("netns: new manager: list host addresses: %w", err)
 		}
@@ -95,7 +101,7 @@ func (m *Manager) checkHostSubnets() error {
 				return &FieldError{Field: c.field, Err: fmt.Errorf("%s is in use on the host: %s has address %s", c.subnet, a.Label, a.IPNet)}
 			}
 		}
-		routes, err := m.hostH.RouteList(nil, c.family)
+		routes, err := dump(func() ([]netlink.Route, error) { return m.hostH.RouteList(nil, c.family) })
 		if err != nil {
 			return fmt.Errorf("netns: new manager: list host routes: %w", err)
 		}
@@ -336,6 +342,25 @@ func (m *Manager) allocateLink(l *Link) (*link, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var block uint64
+	// An address asked for by a sandbox that just left is free once its
+	// link is gone: wait for that rather than fail.
+	for _, a := range []struct {
+		addr   netip.Addr
+		subnet netip.Prefix
+	}{{l.Addr, m.link4}, {l.Addr6, m.link6}} {
+		if !a.addr.IsValid() {
+			continue
+		}
+		for {
+			done, ok := m.leaving[offsetOf(a.subnet, a.addr)/blockSize]
+			if !ok {
+				break
+			}
+			m.mu.Unlock()
+			<-done
+			m.mu.Lock()
+		}
+	}
 	field := ""
 	switch {
 	case l.Addr.IsValid():
@@ -458,10 +483,14 @@ func (s *Net) HostsFile() []byte {
 // ResolvConf returns the contents of the sandbox's /etc/resolv.conf.
 func (s *Net) ResolvConf() []byte { return ResolvConf(s.dns) }
 
-// Release tears the sandbox's network down: the port forwarders stop, the
-// link and the network memberships are deleted now, and the namespace is
-// released (the kernel destroys it once the sandbox's processes are gone).
-// Releasing twice is not an error.
+// Release tears the sandbox's network down: the port forwarders stop and
+// the namespace is closed. Call it once the sandbox's processes are gone:
+// the kernel then destroys the namespace, and with it the sandbox's link
+// and network memberships, within milliseconds and in the background. Their
+// addresses are handed out again only once they are gone. If a process
+// still holds the namespace, the links are deleted explicitly after a
+// second. Manager.Close waits for all of it. Releasing twice is not an
+// error.
 func (s *Net) Release() error {
 	s.mu.Lock()
 	if s.released {
@@ -470,40 +499,70 @@ func (s *Net) Release() error {
 	}
 	s.released = true
 	s.mu.Unlock()
+	// Counted in bg, so that Manager.Close does not close the host handle
+	// under a Release that is under way.
 	s.m.mu.Lock()
 	delete(s.m.nets, s)
+	s.m.bg.Add(1)
 	s.m.mu.Unlock()
+	defer s.m.bg.Done()
 	return s.release()
 }
 
 func (s *Net) release() error {
-	var errs []error
 	for _, p := range s.proxies {
 		p.close()
 	}
+	// Closing the namespace is what deletes the links: once the sandbox's
+	// processes are gone too, the kernel tears the namespace down with
+	// its devices, in the background and in batches. Deleting each link
+	// here instead costs tens of milliseconds of RCU grace periods, during
+	// which the next sandbox's link cannot be created.
+	var err error
+	if s.ns != nil {
+		err = s.ns.Close()
+	}
 	if s.link != nil {
-		if err := s.link.remove(s.m.hostH); err != nil {
-			errs = append(errs, err)
-		}
-		s.m.mu.Lock()
-		delete(s.m.blocks, s.link.block)
-		s.m.mu.Unlock()
+		s.m.removeLink(s.link)
 	}
 	for _, mb := range s.members {
-		if err := mb.leave(); err != nil {
-			errs = append(errs, err)
-		}
+		mb.leave()
 	}
-	if s.ns != nil {
-		if err := s.ns.Close(); err != nil {
-			errs = append(errs, err)
+	return err
+}
+
+// removeLink waits in the background for a released link to go, deletes it
+// if it does not go by itself, and then frees its block; the returned
+// channel is closed then. Close waits for these and reports their errors.
+func (m *Manager) removeLink(l *link) chan struct{} {
+	done := make(chan struct{})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leaving[l.block] = done
+	m.bg.Go(func() {
+		err := awaitGone(m.hostH, l.hostName, l.hostIndex)
+		m.mu.Lock()
+		delete(m.blocks, l.block)
+		delete(m.leaving, l.block)
+		if err != nil {
+			m.bgErrs = append(m.bgErrs, err)
 		}
-	}
-	return errors.Join(errs...)
+		m.mu.Unlock()
+		close(done)
+	})
+	return done
+}
+
+func (m *Manager) addBgErr(err error) {
+	m.mu.Lock()
+	m.bgErrs = append(m.bgErrs, err)
+	m.mu.Unlock()
 }
 
 // Close releases every Net not yet released, closes every network and the
-// pool. Closing twice is not an error.
+// pool, waits until the links of released sandboxes are deleted, and
+// reports what went wrong, deletions in the background included. Closing
+// twice is not an error.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -529,9 +588,13 @@ func (m *Manager) Close() error {
 	for _, n := range networks {
 		errs = append(errs, n.Close())
 	}
+	m.bg.Wait()
 	if m.pool != nil {
 		errs = append(errs, m.pool.Close())
 	}
 	m.hostH.Close()
+	m.mu.Lock()
+	errs = append(errs, m.bgErrs...)
+	m.mu.Unlock()
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package netns
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -28,12 +29,16 @@ type Network struct {
 	h      *netlink.Handle
 	bridge int // index of the bridge in ns
 
+	// bg counts the members' links being deleted in the background.
+	bg sync.WaitGroup
+
 	// mu guards the fields below.
 	mu       sync.Mutex
 	closed   bool
-	reserved map[string]netip.Addr // names given in NetworkConfig.Members
-	joined   map[string]*member    // members now joined, by name
-	used     map[netip.Addr]string // every taken address, reserved or joined
+	leaving  map[string]chan struct{} // members whose link is being deleted; closed when it is gone
+	reserved map[string]netip.Addr    // names given in NetworkConfig.Members
+	joined   map[string]*member       // members now joined, by name
+	used     map[netip.Addr]string    // every taken address, reserved or joined
 }
 
 // portSeq numbers the bridge ports of all networks of the process.
@@ -49,6 +54,7 @@ func newNetwork(m *Manager, nc *NetworkConfig) (_ *Network, err error) {
 		subnet:   nc.Subnet,
 		reserved: map[string]netip.Addr{},
 		joined:   map[string]*member{},
+		leaving:  map[string]chan struct{}{},
 		used:     map[netip.Addr]string{},
 	}
 	for i, name := range nc.Members {
@@ -113,6 +119,17 @@ func (n *Network) Hosts() []HostEntry {
 func (n *Network) allocate(field, name string, want netip.Addr) (netip.Addr, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// A member of this name that just left keeps its address until its
+	// link is gone; wait for that rather than have two on the bridge.
+	for {
+		done, ok := n.leaving[name]
+		if !ok {
+			break
+		}
+		n.mu.Unlock()
+		<-done
+		n.mu.Lock()
+	}
 	if n.closed {
 		return netip.Addr{}, fmt.Errorf("netns: join network %q: %w", n.name, ErrClosed)
 	}
@@ -148,10 +165,8 @@ func (n *Network) allocate(field, name string, want netip.Addr) (netip.Addr, err
 }
 
 // free returns a member's address, keeping it if it was reserved.
-func (n *Network) free(name string, a netip.Addr) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.joined, name)
+// n.mu is held.
+func (n *Network) freeLocked(name string, a netip.Addr) {
 	if _, ok := n.reserved[name]; !ok {
 		delete(n.used, a)
 	}
@@ -181,7 +196,12 @@ func (n *Network) join(field, name string, want netip.Addr, guest *NS, guestH *n
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = mb.port
 	attrs.MasterIndex = n.bridge
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ifname, PeerNamespace: netlink.NsFd(guest.Fd())}
+	veth := &netlink.Veth{
+		LinkAttrs:        attrs,
+		PeerName:         ifname,
+		PeerNamespace:    netlink.NsFd(guest.Fd()),
+		PeerHardwareAddr: memberMAC(a),
+	}
 	if err := n.h.LinkAdd(veth); err != nil {
 		return nil, fmt.Errorf("netns: join network %q: add veth: %w", n.name, err)
 	}
@@ -214,30 +234,61 @@ func (n *Network) join(field, name string, want netip.Addr, guest *NS, guestH *n
 	return mb, nil
 }
 
-// leave removes the member's link, if the network still has it, and frees
-// its address.
-func (mb *member) leave() error {
+// memberMAC returns the hardware address of the member at a: locally
+// administered, unicast, and made of a's four bytes. A member that leaves
+// and comes back at the same address comes back with the same hardware
+// address, so the other members' ARP caches stay right; with a fresh one,
+// they would send to the old one for seconds.
+func memberMAC(a netip.Addr) net.HardwareAddr {
+	b := a.As4()
+	return net.HardwareAddr{0x02, 0x53, b[0], b[1], b[2], b[3]}
+}
+
+// leave waits in the background for the member's link to go (see
+// Net.Release), if the network still has it, and then frees its address.
+// The returned channel is closed when that is done.
+func (mb *member) leave() chan struct{} {
 	n := mb.net
+	done := make(chan struct{})
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.joined, mb.name)
+	n.leaving[mb.name] = done
 	closed := n.closed
-	n.mu.Unlock()
-	var err error
-	if !closed {
-		err = n.h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: mb.port}})
-		if err != nil && isNotFound(err) {
-			err = nil
+	// Registered under n.mu, so that Close, which sets closed under it,
+	// waits for this deletion before closing the handle.
+	n.bg.Go(func() {
+		var gone error
+		if !closed {
+			// Off the bridge, the old port cannot clash with a new member
+			// of the same address, so the address is free at once, long
+			// before the kernel has deleted the port.
+			err := n.h.LinkSetNoMaster(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: mb.port}})
+			if err != nil && !isNotFound(err) {
+				if there, lerr := linkExists(n.h, mb.port, 0); lerr != nil || there {
+					gone = awaitGone(n.h, mb.port, 0)
+				}
+			}
 		}
-		if err != nil {
-			err = fmt.Errorf("netns: leave network %q: delete veth %s: %w", n.name, mb.port, err)
+		n.mu.Lock()
+		n.freeLocked(mb.name, mb.addr)
+		delete(n.leaving, mb.name)
+		n.mu.Unlock()
+		close(done)
+		if !closed && gone == nil {
+			gone = awaitGone(n.h, mb.port, 0)
 		}
-	}
-	n.free(mb.name, mb.addr)
-	return err
+		if gone != nil {
+			n.m.addBgErr(fmt.Errorf("netns: leave network %q: %w", n.name, gone))
+		}
+	})
+	return done
 }
 
 // Close removes the network from its manager and releases its namespace:
-// the bridge and every member's link to it go. Members keep running, with
-// one interface less, and their Release still works. Closing twice is not an error.
+// the kernel then deletes the bridge and every member's link to it, in the
+// background and in one batch. Members keep running, with one interface
+// less, and their Release still works. Closing twice is not an error.
 func (n *Network) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -247,28 +298,8 @@ func (n *Network) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.m.forget(n)
-	// The kernel would delete every link of the namespace once it goes,
-	// but later, from a work queue: deleting them here makes them go now.
-	n.mu.Lock()
-	var ports []string
-	for _, mb := range n.joined {
-		if mb != nil {
-			ports = append(ports, mb.port)
-		}
-	}
-	n.mu.Unlock()
-	var err error
-	for _, p := range ports {
-		if derr := n.h.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: p}}); derr != nil && !isNotFound(derr) && err == nil {
-			err = fmt.Errorf("netns: close network %q: delete veth %s: %w", n.name, p, derr)
-		}
-	}
-	if derr := n.h.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName, Index: n.bridge}}); derr != nil && !isNotFound(derr) {
-		err = fmt.Errorf("netns: close network %q: delete bridge: %w", n.name, derr)
-	}
+	// Members leaving now use the handle until they are done.
+	n.bg.Wait()
 	n.h.Close()
-	if cerr := n.ns.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	return err
+	return n.ns.Close()
 }

@@ -95,12 +95,12 @@ type Port struct {
 }
 
 // ManagerConfig configures a Manager. The zero value is usable: IPv4 links
-// in DefaultLinkSubnet, no IPv6, no pool, host sides in the caller's
+// in 10.213.0.0/16, no IPv6, no pool, host sides in the caller's
 // namespace.
 type ManagerConfig struct {
 	// LinkSubnet is the IPv4 subnet that link addresses come from. The
-	// zero value means DefaultLinkSubnet. It must not overlap an address
-	// or route of the host, nor another manager's subnet.
+	// zero value means 10.213.0.0/16. It must not overlap an address or
+	// route of the host, nor another manager's subnet.
 	LinkSubnet netip.Prefix
 
 	// LinkSubnet6 is the IPv6 subnet that link addresses come from. The
@@ -123,8 +123,7 @@ type NetworkConfig struct {
 	Name string
 
 	// Subnet is the network's IPv4 subnet. The zero value means the first
-	// /24 of DefaultNetworkSpace that overlaps no other subnet of the
-	// manager.
+	// /24 of 10.214.0.0/16 that overlaps no other subnet of the manager.
 	Subnet netip.Prefix
 
 	// Members names members ahead of time: each gets an address now, in
@@ -133,12 +132,12 @@ type NetworkConfig struct {
 	Members []string
 }
 
-// DefaultLinkSubnet is where link addresses come from when
+// defaultLinkSubnet is where link addresses come from when
 // ManagerConfig.LinkSubnet is zero.
-var DefaultLinkSubnet = netip.MustParsePrefix("10.213.0.0/16")
+var defaultLinkSubnet = netip.MustParsePrefix("10.213.0.0/16")
 
-// DefaultNetworkSpace is where private networks without a Subnet get one.
-var DefaultNetworkSpace = netip.MustParsePrefix("10.214.0.0/16")
+// defaultNetworkSpace is where private networks without a Subnet get one.
+var defaultNetworkSpace = netip.MustParsePrefix("10.214.0.0/16")
 
 // ErrInvalidConfig matches every error about a configuration that breaks a
 // rule, whatever field it names.

@@ -259,7 +259,7 @@ func FuzzConfigValidate(f *testing.F) {
 			cfg.Link = &Link{}
 			cfg.Link.Addr, _ = netip.ParseAddr(addr)
 		}
-		v := &view{link4: DefaultLinkSubnet, networks: map[string]netip.Prefix{"a": p4("10.1.0.0/24")}}
+		v := &view{link4: defaultLinkSubnet, networks: map[string]netip.Prefix{"a": p4("10.1.0.0/24")}}
 		for _, err := range []error{cfg.Validate(), v.check(&cfg)} {
 			if err == nil {
 				continue

@@ -53,7 +53,7 @@ func NewManager(cfg ManagerConfig) (_ *Manager, err error) {
 		nets:     map[*Net]struct{}{},
 	}
 	if !m.link4.IsValid() {
-		m.link4 = DefaultLinkSubnet
+		m.link4 = defaultLinkSubnet
 	}
 	if m.host == nil {
 		m.hostH, err = netlink.NewHandle(unix.NETLINK_ROUTE)
@@ -150,7 +150,7 @@ func (m *Manager) NewNetwork(cfg NetworkConfig) (*Network, error) {
 		cfg.Subnet = pickSubnet(v)
 		if !cfg.Subnet.IsValid() {
 			m.mu.Unlock()
-			return nil, invalid("Subnet", "no free /24 left in %s; give one", DefaultNetworkSpace)
+			return nil, invalid("Subnet", "no free /24 left in %s; give one", defaultNetworkSpace)
 		}
 	}
 	if err := checkNetwork(&cfg, v); err != nil {
@@ -179,11 +179,11 @@ func (m *Manager) NewNetwork(cfg NetworkConfig) (*Network, error) {
 	return n, nil
 }
 
-// pickSubnet returns the first /24 of DefaultNetworkSpace that overlaps no
+// pickSubnet returns the first /24 of defaultNetworkSpace that overlaps no
 // subnet of v, or the zero Prefix.
 func pickSubnet(v *view) netip.Prefix {
-	for i := uint64(0); i < capacity(DefaultNetworkSpace, 1<<32)/256; i++ {
-		a, _ := addrAt(DefaultNetworkSpace, i*256)
+	for i := uint64(0); i < capacity(defaultNetworkSpace, 1<<32)/256; i++ {
+		a, _ := addrAt(defaultNetworkSpace, i*256)
 		p := netip.PrefixFrom(a, 24)
 		free := !p.Overlaps(v.link4)
 		for _, s := range v.networks {

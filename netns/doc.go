@@ -47,6 +47,8 @@
 // is on the host, and it goes with its owner. Members reach each other by
 // the names in their hosts files (Net.HostsFile) and reach neither the host
 // nor other networks unless a sandbox is given a Link or joins those too.
+// A member's hardware address is derived from its IPv4 address, so that a
+// member that leaves and comes back under its name is reached at once.
 //
 // Exposed ports are forwarded in user space by the owner's process: a host
 // listener whose connections are dialled into the sandbox's namespace from a
@@ -55,9 +57,12 @@
 // # Lifetime traps
 //
 // A namespace lives as long as a descriptor, a process or a socket refers
-// to it. Release (and Close) deletes links at once; the namespace itself is
-// destroyed by the kernel later, in the background, after its last process
-// has gone.
+// to it. Net.Release closes the sandbox's namespace and lets the kernel
+// delete its links with it, in the background and in batches, because
+// deleting each link explicitly costs tens of milliseconds of RCU grace
+// periods; a link whose namespace is still held by a process is deleted
+// explicitly a second later. Addresses are handed out again only once their
+// link is gone, and Manager.Close waits for all of it.
 //
 // The namespaces made here belong to the caller's user namespace. A sandbox
 // in a user namespace of its own has no capability over its network: it

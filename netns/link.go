@@ -166,11 +166,12 @@ func (l *link) create(host, guestH *netlink.Handle, guest *NS, inHost func(func(
 	if err := host.LinkAdd(veth); err != nil {
 		return fmt.Errorf("netns: add veth %s: %w", l.hostName, err)
 	}
-	hl, err := host.LinkByName(l.hostName)
-	if err != nil {
-		return fmt.Errorf("netns: find veth %s: %w", l.hostName, err)
+	// LinkAdd looked the new link's index up.
+	hl := netlink.Link(veth)
+	l.hostIndex = veth.Index
+	if l.hostIndex == 0 {
+		return fmt.Errorf("netns: add veth %s: no index", l.hostName)
 	}
-	l.hostIndex = hl.Attrs().Index
 	// The kernel ignores an alias given at creation. Until it is set, the
 	// owner's process id in the name is enough for Cleanup.
 	if err := host.LinkSetAlias(hl, o.alias()); err != nil {
@@ -227,6 +228,9 @@ func (l *link) create(host, guestH *netlink.Handle, guest *NS, inHost func(func(
 	return nil
 }
 
+// setHostSysctls applies hostLinkSysctls to the host side. Without an IPv6
+// link subnet it also turns IPv6 off there: the host side's link-local
+// address would be a way to the host that the IPv4 rules do not cover.
 func (l *link) setHostSysctls() error {
 	for _, s := range hostLinkSysctls {
 		if err := writeSysctl("/proc/sys/net/ipv4/conf/"+l.hostName+"/"+s.name, s.value); err != nil {

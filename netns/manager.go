@@ -98,7 +98,11 @@ func (m *Manager) checkHostSubnets() error {
 		}
 		for _, a := range addrs {
 			if ip := addrFromIP(a.IP); c.subnet.Contains(ip) {
-				return &FieldError{Field: c.field, Err: fmt.Errorf("%s is in use on the host: %s has address %s", c.subnet, a.Label, a.IPNet)}
+				where := a.Label // IPv4 addresses only
+				if where == "" {
+					where = fmt.Sprintf("link %d", a.LinkIndex)
+				}
+				return &FieldError{Field: c.field, Err: fmt.Errorf("%s is in use on the host: %s has address %s", c.subnet, where, a.IPNet)}
 			}
 		}
 		routes, err := dump(func() ([]netlink.Route, error) { return m.hostH.RouteList(nil, c.family) })

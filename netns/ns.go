@@ -166,9 +166,10 @@ func (n *NS) Fd() int {
 	return n.fd
 }
 
-// Close releases the descriptor. The kernel destroys the namespace, with
-// its links, addresses and routes, once no descriptor, process or socket
-// refers to it any more. Closing twice is not an error.
+// Close releases the descriptor, after any Do in progress has returned.
+// The kernel destroys the namespace, with its links, addresses and routes,
+// once no descriptor, process or socket refers to it any more. Closing
+// twice is not an error.
 func (n *NS) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,11 +15,16 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// otherAddr is an address of the fake host that is not on any link to a
-// sandbox: sandboxes must not reach it unless given a default route.
-const otherAddr = "198.18.0.1"
+// otherAddr and otherAddr6 are addresses of the fake host that are not on
+// any link to a sandbox: sandboxes must not reach them unless given a
+// default route.
+const (
+	otherAddr  = "198.18.0.1"
+	otherAddr6 = "fd99::1"
+)
 
 // fakeHost makes a namespace that plays the host in tests that send
 // traffic, so that every address involved lives in namespaces the test
@@ -39,6 +45,9 @@ func fakeHost(t *testing.T) (*NS, string) {
 	if err := addAddr(hd, lo, netip.MustParseAddr(otherAddr), 32); err != nil {
 		t.Fatal(err)
 	}
+	if err := addAddr(hd, lo, netip.MustParseAddr(otherAddr6), 128); err != nil {
+		t.Fatal(err)
+	}
 	l, err := h.Listen("tcp", ":0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +57,8 @@ func fakeHost(t *testing.T) (*NS, string) {
 	return h, port
 }
 
-// hostLinks lists the links of ns whose names start with LinkPrefix.
+// ourLinks lists the links of ns (the host's when nil) that this process
+// made: other test binaries may run beside this one.
 func ourLinks(t *testing.T, ns *NS) []netlink.Link {
 	t.Helper()
 	var h *netlink.Handle
@@ -68,7 +78,7 @@ func ourLinks(t *testing.T, ns *NS) []netlink.Link {
 	}
 	var out []netlink.Link
 	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, LinkPrefix) {
+		if pid, ok := pidFromName(l.Attrs().Name); ok && pid == os.Getpid() {
 			out = append(out, l)
 		}
 	}
@@ -145,6 +155,17 @@ func TestLinkIPv6(t *testing.T) {
 	if len(addrs) != 2 || addrs[1] != netip.MustParseAddr("fd53:746b:6164::2") {
 		t.Errorf("sandbox addresses %v", addrs)
 	}
+	if got := dial(t, n.NS(), nil, net.JoinHostPort(otherAddr6, port)); !strings.Contains(got, "network is unreachable") {
+		t.Errorf("sandbox dialling the host's %s: %s, want network is unreachable", otherAddr6, got)
+	}
+	open, err := m.Setup(Config{Link: &Link{DefaultRoute: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Release()
+	if got := dial(t, open.NS(), nil, net.JoinHostPort(otherAddr6, port)); got != "ok echo ping" {
+		t.Errorf("sandbox with a default route dialling %s: %s", otherAddr6, got)
+	}
 }
 
 // The host side of a link in the real host namespace: created with the
@@ -154,7 +175,7 @@ func TestLinkOnHost(t *testing.T) {
 	requireNetAdmin(t)
 	noLeaks(t)
 	m := mustManager(t, ManagerConfig{})
-	n, err := m.Setup(Config{Link: &Link{Addr: netip.MustParseAddr("10.213.0.10")}})
+	n, err := m.Setup(Config{Link: &Link{Addr: netip.MustParseAddr("10.216.0.10")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,17 +186,17 @@ func TestLinkOnHost(t *testing.T) {
 	if o, ok := parseAlias(links[0].Attrs().Alias); !ok || o.pid != os.Getpid() || !o.alive() {
 		t.Errorf("alias %q does not name this process as owner", links[0].Attrs().Alias)
 	}
-	if gw, _ := n.Gateway(); gw != netip.MustParseAddr("10.213.0.9") {
-		t.Errorf("gateway %s, want 10.213.0.9", gw)
+	if gw, _ := n.Gateway(); gw != netip.MustParseAddr("10.216.0.9") {
+		t.Errorf("gateway %s, want 10.216.0.9", gw)
 	}
 	// The same block cannot be handed out twice.
-	_, err = m.Setup(Config{Link: &Link{Addr: netip.MustParseAddr("10.213.0.10")}})
+	_, err = m.Setup(Config{Link: &Link{Addr: netip.MustParseAddr("10.216.0.10")}})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "Link.Addr" {
 		t.Errorf("second link on the same address: %v, want an error naming Link.Addr", err)
 	}
 	// A second manager on the same subnet is refused.
-	if m2, err := NewManager(ManagerConfig{}); err == nil {
+	if m2, err := NewManager(ManagerConfig{LinkSubnet: hostTestSubnet}); err == nil {
 		m2.Close()
 		t.Error("a second manager on a subnet in use was accepted")
 	} else if !errors.As(err, &fe) || fe.Field != "LinkSubnet" {
@@ -254,11 +275,17 @@ func waitGone(t *testing.T, name string) {
 	}
 }
 
-// runOwner is the helper that owns a sandbox with a link on the real host
-// and is then killed. Its sandbox process dies with it (args[0] is
-// "pdeathsig") or outlives it (args[0] is "keep") and keeps the namespace.
+// runOwner is the helper that owns a sandbox with a link and is then
+// killed. Its sandbox process dies with it (args[0] is "pdeathsig") or
+// outlives it (args[0] is "keep") and keeps the namespace. The link's host
+// side is on the real host, or in the namespace the helper inherits as fd
+// 3 when args[1] is "fakehost".
 func runOwner(args []string) int {
-	m, err := NewManager(ManagerConfig{})
+	cfg := ManagerConfig{LinkSubnet: ownerTestSubnet}
+	if len(args) > 1 && args[1] == "fakehost" {
+		cfg.Host = &NS{fd: 3}
+	}
+	m, err := NewManager(cfg)
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
@@ -291,13 +318,26 @@ func runOwner(args []string) int {
 }
 
 // startOwner starts the owner helper on the host and returns it with the
-// name of its host link and the pid of its sandbox process.
-func startOwner(t *testing.T, mode string) (*exec.Cmd, string, int) {
+// name of its host link and the pid of its sandbox process. With a host
+// namespace, the link's host side goes there instead of on the real host.
+func startOwner(t *testing.T, mode string, host *NS) (*exec.Cmd, string, int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", mode)
+	args := []string{"-test.run=^$", "--", mode}
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"=owner")
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if host != nil {
+		fd, err := unix.Dup(host.Fd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(fd), "host namespace")
+		defer f.Close()
+		cmd.ExtraFiles = []*os.File{f}
+		args = append(args, "fakehost")
+	}
+	cmd.Args = append(cmd.Args, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +361,7 @@ func startOwner(t *testing.T, mode string) (*exec.Cmd, string, int) {
 func TestOwnerKilled(t *testing.T) {
 	requireNetAdmin(t)
 	noLeaks(t)
-	owner, name, _ := startOwner(t, "pdeathsig")
+	owner, name, _ := startOwner(t, "pdeathsig", nil)
 	if _, err := netlink.LinkByName(name); err != nil {
 		t.Fatalf("owner's link %s is not on the host: %v", name, err)
 	}
@@ -331,11 +371,14 @@ func TestOwnerKilled(t *testing.T) {
 }
 
 // Cleanup deletes the link of a dead owner whose sandbox outlived it, and
-// leaves the links of live owners alone.
+// leaves the links of live owners alone. The host sides are in a fake host
+// namespace: on the real host, any other test binary's NewManager would
+// clean the stale link up first.
 func TestCleanupRemovesStaleLinks(t *testing.T) {
 	requireNetAdmin(t)
 	noLeaks(t)
-	owner, name, pid := startOwner(t, "keep")
+	host := newNS(t)
+	owner, name, pid := startOwner(t, "keep", host)
 	defer func() {
 		syscall.Kill(pid, syscall.SIGKILL)
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -346,7 +389,7 @@ func TestCleanupRemovesStaleLinks(t *testing.T) {
 	}()
 	// A live link of this process, which must stay. (NewManager runs
 	// Cleanup itself, so it comes before the owner dies.)
-	m := mustManager(t, ManagerConfig{LinkSubnet: netip.MustParsePrefix("10.215.0.0/24")})
+	m := mustManager(t, ManagerConfig{Host: host, LinkSubnet: netip.MustParsePrefix("10.215.0.0/24")})
 	live, err := m.Setup(Config{Link: &Link{}})
 	if err != nil {
 		t.Fatal(err)
@@ -356,21 +399,47 @@ func TestCleanupRemovesStaleLinks(t *testing.T) {
 	owner.Process.Signal(syscall.SIGKILL)
 	owner.Wait()
 	time.Sleep(100 * time.Millisecond)
-	if _, err := netlink.LinkByName(name); err != nil {
-		t.Fatalf("the stale link %s went by itself although its namespace lives: %v", name, err)
+	names := func() []string {
+		var out []string
+		for _, l := range linksNamedOurs(t, host) {
+			out = append(out, l.Attrs().Name)
+		}
+		return out
+	}
+	if got := names(); !slices.Contains(got, name) {
+		t.Fatalf("the stale link %s went by itself although its namespace lives: links %v", name, got)
 	}
 
-	removed, err := Cleanup(nil)
+	removed, err := Cleanup(host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(removed) != 1 || removed[0] != name {
 		t.Errorf("Cleanup removed %v, want [%s]", removed, name)
 	}
-	if _, err := netlink.LinkByName(name); err == nil {
-		t.Errorf("stale link %s is still there", name)
+	if got := names(); slices.Contains(got, name) || !slices.Contains(got, live.HostLink()) {
+		t.Errorf("links after Cleanup: %v, want %s gone and %s kept", got, name, live.HostLink())
 	}
-	if _, err := netlink.LinkByName(live.HostLink()); err != nil {
-		t.Errorf("Cleanup removed the live link %s: %v", live.HostLink(), err)
+}
+
+// linksNamedOurs lists the links of ns named with LinkPrefix, whichever
+// process made them.
+func linksNamedOurs(t *testing.T, ns *NS) []netlink.Link {
+	t.Helper()
+	h, err := ns.handle()
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer h.Close()
+	links, err := dump(h.LinkList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netlink.Link
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, LinkPrefix) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -366,9 +367,22 @@ func newNS(t testing.TB) *NS {
 	return ns
 }
 
-// mustManager makes a manager that is closed when the test ends.
+// hostTestSubnet is the link subnet of the managers that tests make on the
+// real host namespace, and ownerTestSubnet that of the owner helper: not
+// the default one, which other packages' tests, running side by side, may
+// use.
+var (
+	hostTestSubnet  = netip.MustParsePrefix("10.216.0.0/16")
+	ownerTestSubnet = netip.MustParsePrefix("10.217.0.0/24")
+)
+
+// mustManager makes a manager that is closed when the test ends. On the
+// real host namespace, it uses hostTestSubnet unless told otherwise.
 func mustManager(t testing.TB, cfg ManagerConfig) *Manager {
 	t.Helper()
+	if cfg.Host == nil && !cfg.LinkSubnet.IsValid() {
+		cfg.LinkSubnet = hostTestSubnet
+	}
 	m, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -14,6 +15,10 @@ import (
 // network namespace of the test process. Namespaces that the tests hold
 // open show up in the file descriptor check, and those kept alive by a
 // process in the child process check.
+//
+// Links that the netns package made for another process (named "stk",
+// the owner's pid in base 36, "-"), with their addresses and routes, are
+// left out: go test runs the packages' test binaries side by side.
 var NetworkLeakChecks = []LeakCheck{
 	{"network link", hostLinks},
 	{"network address", hostAddrs},
@@ -21,6 +26,20 @@ var NetworkLeakChecks = []LeakCheck{
 	{"named network namespace", namedNetns},
 }
 
+// otherOwner reports whether the link called name was made by the netns
+// package for a process other than this one.
+func otherOwner(name string) bool {
+	rest, ok := strings.CutPrefix(name, "stk")
+	if !ok {
+		return false
+	}
+	p, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.ParseInt(p, 36, 32)
+	return err == nil && int(pid) != os.Getpid()
+}
 func hostLinks() ([]string, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -28,6 +47,9 @@ func hostLinks() ([]string, error) {
 	}
 	out := make([]string, 0, len(ifs))
 	for _, i := range ifs {
+		if otherOwner(i.Name) {
+			continue
+		}
 		item := i.Name
 		if _, err := os.Stat(filepath.Join("/sys/class/net", i.Name, "bridge")); err == nil {
 			item += " (bridge)"
@@ -45,6 +67,9 @@ func hostAddrs() ([]string, error) {
 	}
 	var out []string
 	for _, i := range ifs {
+		if otherOwner(i.Name) {
+			continue
+		}
 		addrs, err := i.Addrs()
 		if err != nil {
 			continue // The link went away in between.
@@ -64,7 +89,7 @@ func hostRoutes() ([]string, error) {
 	if b, err := os.ReadFile("/proc/self/net/route"); err == nil {
 		for i, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
-			if i == 0 || len(f) < 8 {
+			if i == 0 || len(f) < 8 || otherOwner(f[0]) {
 				continue
 			}
 			// Iface, Destination, Gateway, Mask (hex, as the kernel
@@ -77,7 +102,7 @@ func hostRoutes() ([]string, error) {
 	if b, err := os.ReadFile("/proc/self/net/ipv6_route"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
-			if len(f) < 10 {
+			if len(f) < 10 || otherOwner(f[9]) {
 				continue
 			}
 			// Destination, its length, next hop, device.

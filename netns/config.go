@@ -61,8 +61,12 @@ type Link struct {
 	// The sandbox can then reach every address that the host accepts on
 	// any interface, and whatever the host forwards. When false (the
 	// default) the sandbox reaches only its gateway address: the host side
-	// answers ARP only for its own address on the link, and drops packets
-	// with a source address that is not the sandbox's.
+	// answers ARP only for its own address on the link (no proxy ARP),
+	// forwards nothing that comes from the sandbox, and drops packets with
+	// a source address that is not the sandbox's. A host with
+	// net.ipv4.conf.all.proxy_arp=1 answers ARP for the sandbox all the
+	// same, and toggling net.ipv4.ip_forward turns forwarding back on for
+	// every link: neither is done here.
 	DefaultRoute bool
 }
 

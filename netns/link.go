@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,15 +136,28 @@ type link struct {
 }
 
 // hostLinkSysctls are set on the host side of every link, under
-// /proc/sys/net/ipv4/conf/NAME.
+// /proc/sys/net/ipv4/conf/NAME. A new link takes its settings from the
+// host's conf/default, which may say otherwise.
 var hostLinkSysctls = []struct{ name, value string }{
 	// Answer ARP only for addresses of the link itself, so that the
 	// sandbox cannot resolve the host's other addresses by pretending
 	// they are on its link.
 	{"arp_ignore", "1"},
+	// Never answer ARP for addresses the host would route elsewhere.
+	// (conf/all/proxy_arp=1 on the host still wins; see Link.)
+	{"proxy_arp", "0"},
 	// Drop packets whose source address is not routed back through the
 	// link, so that the sandbox cannot pass for another address.
 	{"rp_filter", "1"},
+}
+
+// isolatedLinkSysctls are set on the host side of links without
+// DefaultRoute.
+var isolatedLinkSysctls = []struct{ name, value string }{
+	// Route nothing that arrives from the sandbox, even on a host that
+	// forwards. (Turning the host's ip_forward on or off later resets
+	// this on every link.)
+	{"forwarding", "0"},
 }
 
 // create makes the veth pair with its peer born inside guest, so that no
@@ -228,11 +242,16 @@ func (l *link) create(host, guestH *netlink.Handle, guest *NS, inHost func(func(
 	return nil
 }
 
-// setHostSysctls applies hostLinkSysctls to the host side. Without an IPv6
+// setHostSysctls applies hostLinkSysctls (and isolatedLinkSysctls) to the
+// host side. Without an IPv6
 // link subnet it also turns IPv6 off there: the host side's link-local
 // address would be a way to the host that the IPv4 rules do not cover.
 func (l *link) setHostSysctls() error {
-	for _, s := range hostLinkSysctls {
+	sysctls := hostLinkSysctls
+	if !l.defaultRoute {
+		sysctls = append(slices.Clone(sysctls), isolatedLinkSysctls...)
+	}
+	for _, s := range sysctls {
 		if err := writeSysctl("/proc/sys/net/ipv4/conf/"+l.hostName+"/"+s.name, s.value); err != nil {
 			return err
 		}
@@ -300,7 +319,11 @@ func addAddr(h *netlink.Handle, l netlink.Link, a netip.Addr, bits int) error {
 }
 
 // linkGoneTimeout is how long a released link is given to go with its
-// namespace before it is deleted explicitly.
+// namespace before it is deleted explicitly. Besides a process that
+// outlived its sandbox, a packet can hold the namespace: one queued for an
+// address that never answers ARP keeps its socket, and the socket the
+// namespace, until ARP gives up after about three seconds; deleting the
+// link drops it.
 const linkGoneTimeout = time.Second
 
 // awaitGone waits for the kernel to delete the link name (with index, when

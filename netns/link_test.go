@@ -168,6 +168,61 @@ func TestLinkIPv6(t *testing.T) {
 	}
 }
 
+// The host side of a link is set up for isolation whatever the host's
+// defaults for new links say.
+func TestLinkHostSideSysctls(t *testing.T) {
+	requireNetAdmin(t)
+	noLeaks(t)
+	host, _ := fakeHost(t)
+	sysctl := func(name string) string {
+		var v string
+		err := host.Do(func() error {
+			b, err := os.ReadFile("/proc/sys/net/" + name)
+			v = strings.TrimSpace(string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// The worst defaults a host may have for new links.
+	err := host.Do(func() error {
+		for _, s := range []string{"ipv4/ip_forward", "ipv4/conf/default/proxy_arp", "ipv4/conf/default/forwarding"} {
+			if err := writeSysctl("/proc/sys/net/"+s, "1"); err != nil {
+				return err
+			}
+		}
+		return writeSysctl("/proc/sys/net/ipv4/conf/default/rp_filter", "0")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustManager(t, ManagerConfig{Host: host})
+	for _, c := range []struct {
+		link       Link
+		forwarding string
+	}{{Link{}, "0"}, {Link{DefaultRoute: true}, "1"}} {
+		n, err := m.Setup(Config{Link: &c.link})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Release()
+		want := map[string]string{
+			"ipv4/conf/%s/arp_ignore":   "1",
+			"ipv4/conf/%s/proxy_arp":    "0",
+			"ipv4/conf/%s/rp_filter":    "1",
+			"ipv4/conf/%s/forwarding":   c.forwarding,
+			"ipv6/conf/%s/disable_ipv6": "1",
+		}
+		for k, v := range want {
+			if got := sysctl(fmt.Sprintf(k, n.HostLink())); got != v {
+				t.Errorf("DefaultRoute=%v: %s = %s, want %s", c.link.DefaultRoute, fmt.Sprintf(k, n.HostLink()), got, v)
+			}
+		}
+	}
+}
+
 // The host side of a link in the real host namespace: created with the
 // owner in its alias and the gateway address, and gone after Release. No
 // traffic is sent.

@@ -145,7 +145,7 @@ var defaultNetworkSpace = netip.MustParsePrefix("10.214.0.0/16")
 
 // ErrInvalidConfig matches every error about a configuration that breaks a
 // rule, whatever field it names.
-var ErrInvalidConfig = errors.New("invalid network configuration")
+var ErrInvalidConfig = errors.New("netns: invalid configuration")
 
 // FieldError is an error about one field of a configuration: a rule it
 // breaks (errors.Is(err, ErrInvalidConfig)), or what the system said when

@@ -17,6 +17,7 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/mount"
+	"github.com/stockade/stockade/netns"
 )
 
 // Sandbox is one sandbox and the command it runs. Create it with New, then
@@ -88,59 +89,19 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
-	spec := cfg.spec(id)
-	if spec.Seccomp, err = defaultSeccomp(); err != nil {
-		return setupErr("seccomp", "", err)
-	}
-	// Host root resolves and clones every bind source itself, with its own
-	// rights; the init, an unprivileged id on the host, might not be
-	// allowed to reach them.
-	var sources []*os.File
-	if os.Geteuid() == 0 {
-		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles)); err != nil {
-			return err
-		}
-	}
-	defer closeAll(sources)
-	data, err := spec.MarshalBinary()
+	l, err := s.prepare(&cfg, id)
 	if err != nil {
-		return setupErr("encode-spec", "", err)
+		return err
 	}
-	parentFD, childFD, err := socketPair()
-	if err != nil {
-		return setupErr("socketpair", "", err)
-	}
-	// Queue the spec before the init exists, so that it finds it waiting.
-	if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
-		unix.Close(parentFD)
-		unix.Close(childFD)
-		return setupErr("send-spec", "", err)
-	}
-	child := os.NewFile(uintptr(childFD), "stockade-init")
-	s.cmd = cfg.initCommand(child, id)
-	s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, sources...)
-	var stdin *os.File
-	if cfg.Stdin != nil {
-		if f, ok := cfg.Stdin.(*os.File); ok {
-			s.cmd.Stdin = f
-		} else if stdin, err = s.pipeStdin(cfg.Stdin); err != nil {
-			child.Close()
-			unix.Close(parentFD)
-			return setupErr("stdin", "", err)
-		}
-	}
+	defer l.release()
 	s.times.prepared = proto.Monotonic()
-	cpus := onSpawner(func() { err = s.cmd.Start() })
+	cpus, err := onSpawner(l.netnsFD(), func() error { return s.cmd.Start() })
 	s.times.forked = proto.Monotonic()
-	child.Close()
-	if stdin != nil {
-		stdin.Close() // the init holds its own copy now
-	}
 	if err != nil {
-		unix.Close(parentFD)
+		unix.Close(l.parentFD)
 		return setupErr("start", s.cmd.Path, err)
 	}
-	s.conn = os.NewFile(uintptr(parentFD), "stockade-control")
+	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
 	// The init is placed (nothing to place yet): let it go on.
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
@@ -155,6 +116,89 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	s.logStages(cfg)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
+}
+
+// launch holds what a start prepares before the fork; the parent's copies
+// of it are released once the init has its own.
+type launch struct {
+	parentFD int        // the parent's end of the socket, once the init runs
+	files    []*os.File // the init's socket end, stdin pipe, cloned mounts
+	netns    *netns.NS  // a pooled network namespace for the init, or nil
+}
+
+func (l *launch) netnsFD() int {
+	if l.netns == nil {
+		return -1
+	}
+	return l.netns.Fd()
+}
+
+func (l *launch) release() {
+	closeAll(l.files)
+	if l.netns != nil {
+		l.netns.Close()
+	}
+}
+
+// prepare builds the spec, clones the mount sources, takes a network
+// namespace, queues the spec on a new socket pair and sets up s.cmd.
+func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
+	l = &launch{parentFD: -1}
+	defer func() {
+		if err != nil {
+			l.release()
+			if l.parentFD >= 0 {
+				unix.Close(l.parentFD)
+			}
+		}
+	}()
+	spec := cfg.spec(id)
+	if spec.Seccomp, err = defaultSeccomp(); err != nil {
+		return l, setupErr("seccomp", "", err)
+	}
+	// Host root resolves and clones every bind source itself, with its own
+	// rights; the init, an unprivileged id on the host, might not be
+	// allowed to reach them.
+	var sources []*os.File
+	if os.Geteuid() == 0 {
+		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles)); err != nil {
+			return l, err
+		}
+		l.files = append(l.files, sources...)
+	}
+	data, err := spec.MarshalBinary()
+	if err != nil {
+		return l, setupErr("encode-spec", "", err)
+	}
+	parentFD, childFD, err := socketPair()
+	if err != nil {
+		return l, setupErr("socketpair", "", err)
+	}
+	l.parentFD = parentFD
+	child := os.NewFile(uintptr(childFD), "stockade-init")
+	l.files = append(l.files, child)
+	// Queue the spec before the init exists, so that it finds it waiting.
+	if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
+		return l, setupErr("send-spec", "", err)
+	}
+	s.cmd = cfg.initCommand(child, id)
+	s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, sources...)
+	if l.netns != nil {
+		// The init joins the prepared namespace as it is forked.
+		s.cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNET
+	}
+	if cfg.Stdin != nil {
+		if f, ok := cfg.Stdin.(*os.File); ok {
+			s.cmd.Stdin = f
+		} else {
+			stdin, err := s.pipeStdin(cfg.Stdin)
+			if err != nil {
+				return l, setupErr("stdin", "", err)
+			}
+			l.files = append(l.files, stdin) // the init holds its own copy
+		}
+	}
+	return l, nil
 }
 
 // cloneSources clones the root directory and every Bind source of p into
@@ -222,9 +266,12 @@ func (s *Sandbox) pipeStdin(r io.Reader) (*os.File, error) {
 // binary, re-executed in fresh namespaces with the socket as descriptor 3.
 func (c *Config) initCommand(sock *os.File, id identity) *exec.Cmd {
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
-		Args:       []string{initproc.Arg0},
-		Env:        []string{},
+		Path: "/proc/self/exe",
+		Args: []string{initproc.Arg0},
+		// The init runs pinned to one CPU; saying so also spares its runtime
+		// the search for cgroup CPU limits it would otherwise make at start.
+		// The command never sees this environment.
+		Env:        []string{"GOMAXPROCS=1"},
 		Stdout:     c.Stdout,
 		Stderr:     c.Stderr,
 		ExtraFiles: append([]*os.File{sock}, c.ExtraFiles...),
@@ -273,6 +320,7 @@ func (c *Config) spec(id identity) *proto.Spec {
 		SetGroups:  id.setGroups,
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
+		Loopback:   true,
 		Rlimits:    []proto.Rlimit{{Resource: unix.RLIMIT_CORE}},
 	}
 }

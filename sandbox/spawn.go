@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -26,9 +27,11 @@ var (
 
 // onSpawner runs f on a spawner's thread and returns when f has. While f
 // runs, the thread is pinned to the CPU it is on, so that a process forked
-// by f starts pinned there (see pinCPU). It returns the CPUs the thread may
-// run on otherwise, which the sandbox's command gets back.
-func onSpawner(f func()) []int {
+// by f starts pinned there (see pinCPU), and, when netns is not negative,
+// it is in that network namespace, so that a process forked by f starts in
+// it. It returns the CPUs the thread may run on otherwise, which the
+// sandbox's command gets back.
+func onSpawner(netns int, f func() error) ([]int, error) {
 	spawnMu.Lock()
 	var s *spawner
 	if n := len(idle); n > 0 {
@@ -41,14 +44,30 @@ func onSpawner(f func()) []int {
 	}
 	done := make(chan struct{})
 	var cpus []int
+	var err error
 	healthy := true
 	s.jobs <- func() {
-		cpus, healthy = pinCPU(f)
-		close(done)
-		if !healthy {
-			// This thread can no longer be trusted to fork with the right
-			// affinity; end it (it is locked, so its thread ends too).
-			runtime.Goexit()
+		defer close(done)
+		if netns < 0 {
+			cpus, healthy = pinCPU(func() { err = f() })
+			return
+		}
+		// Come back to the process's network namespace afterwards (a
+		// spawner thread starts in it, like every thread the runtime makes
+		// for unlocked goroutines).
+		home, openErr := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if openErr != nil {
+			err = fmt.Errorf("open the process's network namespace: %w", openErr)
+			return
+		}
+		defer unix.Close(home)
+		if setErr := unix.Setns(netns, unix.CLONE_NEWNET); setErr != nil {
+			err = fmt.Errorf("enter network namespace: %w", setErr)
+			return
+		}
+		cpus, healthy = pinCPU(func() { err = f() })
+		if unix.Setns(home, unix.CLONE_NEWNET) != nil {
+			healthy = false
 		}
 	}
 	<-done
@@ -56,8 +75,12 @@ func onSpawner(f func()) []int {
 		spawnMu.Lock()
 		idle = append(idle, s)
 		spawnMu.Unlock()
+	} else {
+		// The thread can no longer be trusted to fork with the right
+		// affinity or in the right namespace; end it.
+		s.jobs <- nil
 	}
-	return cpus
+	return cpus, err
 }
 
 // pinCPU runs f with the calling thread's affinity narrowed to the CPU it
@@ -103,9 +126,13 @@ func pinCPU(f func()) ([]int, bool) {
 }
 
 func (s *spawner) loop() {
-	// Never unlocked: this thread must outlive every process it forks.
+	// Never unlocked: this thread must outlive every process it forks,
+	// unless it ends for good (below), which takes its thread with it.
 	runtime.LockOSThread()
 	for f := range s.jobs {
+		if f == nil {
+			return // exits while locked: the runtime ends the thread
+		}
 		f()
 	}
 }

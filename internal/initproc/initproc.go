@@ -130,8 +130,10 @@ func (s *stage) run() (int, error) {
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 		return 0, step("hostname", spec.Hostname, err)
 	}
-	if err := linux.LoopbackUp(); err != nil {
-		return 0, step("loopback", "lo", err)
+	if spec.Loopback {
+		if err := linux.LoopbackUp(); err != nil {
+			return 0, step("loopback", "lo", err)
+		}
 	}
 	for _, rl := range spec.Rlimits {
 		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}); err != nil {

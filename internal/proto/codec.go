@@ -190,6 +190,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.bool(s.SetGroups)
 	e.int(int64(s.ExtraFiles))
 	e.bool(s.TimeNS)
+	e.bool(s.Loopback)
 	e.uint(uint64(len(s.Rlimits)))
 	for _, rl := range s.Rlimits {
 		e.int(int64(rl.Resource))
@@ -238,6 +239,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.SetGroups = d.bool()
 	s.ExtraFiles = int(d.int())
 	s.TimeNS = d.bool()
+	s.Loopback = d.bool()
 	if n := d.count(); n > 0 {
 		s.Rlimits = make([]Rlimit, n)
 		for i := range s.Rlimits {

@@ -49,8 +49,11 @@ type Spec struct {
 	ExtraFiles int
 	// TimeNS asks for a time namespace whose monotonic and boot-time clocks
 	// start near zero.
-	TimeNS  bool
-	Rlimits []Rlimit
+	TimeNS bool
+	// Loopback asks the init to bring lo up: its network namespace is new
+	// and its own. A namespace the parent prepared has lo up already.
+	Loopback bool
+	Rlimits  []Rlimit
 	// Seccomp is a compiled filter (seccomp.Filter.MarshalBinary) that the
 	// init loads on every one of its threads just before it starts the
 	// command, which inherits it. Empty means no filter.

@@ -35,7 +35,12 @@ var DefaultLeakChecks = []LeakCheck{
 // before. Use it from TestMain:
 //
 //	func TestMain(m *testing.M) { testutil.Main(m) }
-func Main(m *testing.M, checks ...LeakCheck) {
+func Main(m *testing.M, checks ...LeakCheck) { MainThen(m, nil, checks...) }
+
+// MainThen is Main with a function run after the tests and before the
+// checks, to release what a package keeps for the life of the process (a
+// pool, say), which is not a leak.
+func MainThen(m *testing.M, after func(), checks ...LeakCheck) {
 	if len(checks) == 0 {
 		checks = DefaultLeakChecks
 	}
@@ -55,6 +60,9 @@ func Main(m *testing.M, checks ...LeakCheck) {
 		before[i] = s
 	}
 	code := m.Run()
+	if after != nil {
+		after()
+	}
 	// Processes killed at the end of a test may take a moment to be reaped.
 	var leaks []string
 	for attempt := 0; attempt < 50; attempt++ {

@@ -26,11 +26,13 @@ func shell(t testing.TB, script string) Config {
 	return Config{Args: []string{bb, "sh", "-c", script}}
 }
 
-// run runs cfg as root with a deadline and captures its output.
+// run runs cfg with a deadline and captures its output. It runs as host
+// root or, in the rootless tests, as an ordinary user (see testConfig); a
+// test that needs host root says so with testutil.RequireRoot.
 func run(t testing.TB, cfg Config) output {
 	t.Helper()
-	testutil.RequireRoot(t)
 	testutil.RequireUserNamespaces(t)
+	cfg = testConfig(cfg)
 	var stdout, stderr bytes.Buffer
 	if cfg.Stdout == nil {
 		cfg.Stdout = &stdout

@@ -21,6 +21,10 @@ type identity struct {
 	// ambient: the init runs as a non-root id and needs its capabilities
 	// kept as ambient ones.
 	ambient bool
+	// viaHelpers: the maps hold subordinate ids, which only the setuid
+	// helpers newuidmap and newgidmap may write, after the clone (see
+	// subordinate.go).
+	viaHelpers bool
 }
 
 // identity works out the id mapping for c, which has its defaults filled in.
@@ -31,6 +35,9 @@ func (c *Config) identity() (identity, error) {
 		// capabilities as ambient ones.
 		if c.IDMap != (IDMap{}) {
 			return identity{}, configErr("IDMap", "needs host root; an ordinary user can map only its own ids")
+		}
+		if c.SubordinateIDs {
+			return c.subordinateIdentity()
 		}
 		return identity{
 			uidMap:  []syscall.SysProcIDMap{{ContainerID: c.UID, HostID: os.Geteuid(), Size: 1}},

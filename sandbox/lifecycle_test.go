@@ -58,11 +58,11 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	// A process that ignores SIGTERM and a background child: both must go.
-	sb := New(Config{Args: []string{bb, "sh", "-c", `trap '' TERM; sleep 100 & sleep 100`}, Stdin: blockingReader{}})
+	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", `trap '' TERM; sleep 100 & sleep 100`}, Stdin: blockingReader{}}))
 	require.NoError(t, sb.Start(ctx))
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
@@ -90,13 +90,13 @@ func assertGone(t *testing.T, sb *Sandbox) {
 }
 
 func TestKill(t *testing.T) {
-	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	var out syncBuffer
-	sb := New(Config{
+	sb := New(testConfig(Config{
 		Args:   []string{bb, "sh", "-c", `trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done`},
 		Stdout: &out,
-	})
+	}))
 	assert.ErrorIs(t, sb.Kill(syscall.SIGTERM), ErrNotStarted)
 	require.NoError(t, sb.Start(context.Background()))
 	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
@@ -108,7 +108,7 @@ func TestKill(t *testing.T) {
 	assert.Contains(t, out.String(), "got-term")
 	assert.ErrorIs(t, sb.Kill(syscall.SIGTERM), ErrFinished)
 
-	sb = New(Config{Args: []string{bb, "sleep", "100"}})
+	sb = New(testConfig(Config{Args: []string{bb, "sleep", "100"}}))
 	require.NoError(t, sb.Start(context.Background()))
 	require.NoError(t, sb.Kill(syscall.SIGKILL))
 	res, _ = sb.Wait()
@@ -191,7 +191,7 @@ func TestInvalidConfigCreatesNothing(t *testing.T) {
 }
 
 func TestConcurrentSandboxes(t *testing.T) {
-	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -200,7 +200,7 @@ func TestConcurrentSandboxes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var out strings.Builder
-			_, err := New(Config{Args: []string{bb, "sh", "-c", "echo $0", strconv.Itoa(i)}, Stdout: &out}).Run(context.Background())
+			_, err := New(testConfig(Config{Args: []string{bb, "sh", "-c", "echo $0", strconv.Itoa(i)}, Stdout: &out})).Run(context.Background())
 			if err == nil && out.String() != strconv.Itoa(i)+"\n" {
 				err = fmt.Errorf("sandbox %d printed %q", i, out.String())
 			}
@@ -236,7 +236,7 @@ func ownerHelper() bool {
 		return false
 	}
 	bb := os.Getenv("STOCKADE_TEST_BUSYBOX")
-	sb := New(Config{Args: []string{bb, "sh", "-c", "sleep 1000 & sleep 1000"}})
+	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", "sleep 1000 & sleep 1000"}}))
 	if err := sb.Start(context.Background()); err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -262,7 +262,7 @@ func readChildren(pid int) string {
 }
 
 func TestParentDeath(t *testing.T) {
-	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	owner := exec.Command("/proc/self/exe")
 	owner.Env = append(os.Environ(), "STOCKADE_TEST_OWNER=1", "STOCKADE_TEST_BUSYBOX="+bb)

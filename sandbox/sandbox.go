@@ -102,6 +102,12 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		return setupErr("start", s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
+	if id.viaHelpers {
+		if err := sendAfterMaps(s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
+			s.abort()
+			return err
+		}
+	}
 	// The init is placed (nothing to place yet): let it go on.
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
@@ -122,6 +128,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 // of it are released once the init has its own.
 type launch struct {
 	parentFD int        // the parent's end of the socket, once the init runs
+	spec     []byte     // the encoded spec, when it must wait for the id maps
 	files    []*os.File // the init's socket end, stdin pipe, cloned mounts
 	netns    *netns.NS  // a pooled network namespace for the init, or nil
 }
@@ -177,8 +184,11 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	l.parentFD = parentFD
 	child := os.NewFile(uintptr(childFD), "stockade-init")
 	l.files = append(l.files, child)
-	// Queue the spec before the init exists, so that it finds it waiting.
-	if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
+	// Queue the spec before the init exists, so that it finds it waiting;
+	// with subordinate ids it waits for the maps instead.
+	if id.viaHelpers {
+		l.spec = data
+	} else if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
 		return l, setupErr("send-spec", "", err)
 	}
 	s.cmd = cfg.initCommand(child, id)
@@ -288,6 +298,12 @@ func (c *Config) initCommand(sock *os.File, id identity) *exec.Cmd {
 			Setsid:    true,
 			Pdeathsig: unix.SIGKILL,
 		},
+	}
+	if id.viaHelpers {
+		// The helpers write the maps after the clone; until then no id is
+		// mapped and the init cannot change its own.
+		cmd.SysProcAttr.UidMappings, cmd.SysProcAttr.GidMappings = nil, nil
+		cmd.SysProcAttr.Credential = nil
 	}
 	if id.ambient {
 		for c := 0; c <= linux.LastCap(); c++ {

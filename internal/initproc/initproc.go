@@ -8,8 +8,9 @@
 // is left, reports the exit status and the CPU time of everything it
 // reaped, and exits, which tears the pid namespace down.
 //
-// The init is non-dumpable from its first step, so that a process in the
-// sandbox cannot ptrace it or open its /proc/1/exe, the host binary.
+// The init is non-dumpable from before it builds anything, so that a
+// process in the sandbox cannot ptrace it or open its /proc/1/exe, the host
+// binary.
 package initproc
 
 import (
@@ -40,11 +41,6 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == Arg0 }
 func Main() {
 	entry := proto.Monotonic()
 	runtime.LockOSThread()
-	// Nothing of the sandbox runs yet; become non-dumpable before anything
-	// does.
-	if err := linux.SetDumpable(false); err != nil {
-		os.Exit(125)
-	}
 	fd := proto.InitFD
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
@@ -121,6 +117,15 @@ func (s *stage) run() (int, error) {
 		if err := linux.NewTimeNamespace(); err != nil {
 			return 0, step("time-namespace", "", err)
 		}
+	}
+	// Nothing of the sandbox runs yet; become non-dumpable before anything
+	// does. Not earlier: the /proc files of a non-dumpable process belong
+	// to root, so with subordinate ids the parent's newuidmap (run while
+	// the init waits for its spec) would refuse it, and with an ordinary
+	// user's own ids, where root is not mapped, the init could not write
+	// its time namespace's offsets.
+	if err := linux.SetDumpable(false); err != nil {
+		return 0, step("dumpable", "", err)
 	}
 	if err := mount.Apply(&spec.Plan); err != nil {
 		return 0, err

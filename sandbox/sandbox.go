@@ -99,7 +99,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	s.times.forked = proto.Monotonic()
 	if err != nil {
 		unix.Close(l.parentFD)
-		return setupErr("start", s.cmd.Path, err)
+		return startError(s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
 	if id.viaHelpers {
@@ -369,6 +369,9 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 	case proto.Failed:
 		if rep.Stage == "time-namespace" && rep.Errno == int(unix.EINVAL) {
 			return nil, &FeatureError{Feature: "time namespace", Err: errors.New("this kernel cannot start a process in a new time namespace with vfork")}
+		}
+		if err := deniedInside(rep.Stage, unix.Errno(rep.Errno)); err != nil {
+			return nil, err
 		}
 		return nil, &SetupError{
 			Stage: rep.Stage, Path: rep.Path, Errno: unix.Errno(rep.Errno),

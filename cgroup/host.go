@@ -104,9 +104,13 @@ var probeHost = sync.OnceValues(func() (*host, error) {
 		return nil, fmt.Errorf("read cgroup mounts: %w", err)
 	}
 	if h.mode == Unified {
-		h.v2 = &hierarchy{mount: "/sys/fs/cgroup", own: ownPath(v2Path, mountRoot(mounts, "/sys/fs/cgroup"))}
-	} else {
-		h.v1 = v1Hierarchies(mounts, v1Paths)
+		own, err := locateOwn("/sys/fs/cgroup", v2Path, mountRoot(mounts, "/sys/fs/cgroup"))
+		if err != nil {
+			return nil, err
+		}
+		h.v2 = &hierarchy{mount: "/sys/fs/cgroup", own: own}
+	} else if h.v1, err = v1Hierarchies(mounts, v1Paths); err != nil {
+		return nil, err
 	}
 	h.cpus, h.mems = h.allowedCPUs()
 	if b, err := os.ReadFile("/proc/swaps"); err == nil {
@@ -144,7 +148,7 @@ func ownPath(p, root string) string {
 }
 
 // v1Hierarchies maps each mounted v1 controller to its hierarchy.
-func v1Hierarchies(mounts []*mountinfo.Info, own map[string]string) map[string]*hierarchy {
+func v1Hierarchies(mounts []*mountinfo.Info, own map[string]string) (map[string]*hierarchy, error) {
 	out := map[string]*hierarchy{}
 	for _, m := range mounts {
 		if m.FSType != "cgroup" {
@@ -159,14 +163,21 @@ func v1Hierarchies(mounts []*mountinfo.Info, own map[string]string) map[string]*
 		if len(ctrls) == 0 {
 			continue // a named hierarchy such as name=systemd
 		}
-		h := &hierarchy{mount: m.Mountpoint, own: ownPath(own[ctrls[0]], m.Root), controllers: ctrls}
+		if out[ctrls[0]] != nil {
+			continue // mounted twice
+		}
+		ownDir, err := locateOwn(m.Mountpoint, own[ctrls[0]], m.Root)
+		if err != nil {
+			return nil, err
+		}
+		h := &hierarchy{mount: m.Mountpoint, own: ownDir, controllers: ctrls}
 		for _, c := range ctrls {
 			if _, dup := out[c]; !dup {
 				out[c] = h
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // knownV1 lists the v1 controllers this package uses.

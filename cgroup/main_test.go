@@ -91,6 +91,8 @@ func runHelper(mode string) {
 		forkBomb()
 	case "owner":
 		ownerHelper()
+	case "cgroupns", "cgroupns-inner":
+		cgroupNSHelper(mode)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", mode)
 		os.Exit(2)

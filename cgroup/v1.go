@@ -57,6 +57,9 @@ func createV1(h *host, f facts, cfg Config, name string) (_ groupImpl, err error
 		if hier == nil {
 			continue // validated: no limit needs it
 		}
+		if statsOnly(c, cfg.Limits) && !canWrite(existing(hier.dir(resolveParent(cfg.Parent, hier)), hier.mount)) {
+			continue // not delegated to an ordinary user
+		}
 		dir, ok := byMount[hier.mount]
 		if !ok {
 			parent := hier.dir(resolveParent(cfg.Parent, hier))
@@ -79,6 +82,9 @@ func createV1(h *host, f facts, cfg Config, name string) (_ groupImpl, err error
 		if err := limitV1(c, dir, f, cfg.Limits); err != nil {
 			return nil, err
 		}
+	}
+	if len(g.dirs) == 0 {
+		return nil, errNotDelegated
 	}
 	return g, nil
 }

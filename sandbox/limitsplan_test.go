@@ -1,0 +1,75 @@
+package sandbox
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/internal/proto"
+)
+
+func TestPlanLimits(t *testing.T) {
+	all := cgroup.Delegation{Mode: cgroup.Hybrid, Writable: true, Controllers: []string{"blkio", "cpu", "cpuacct", "cpuset", "memory", "pids"}}
+	pidsOnly := cgroup.Delegation{Mode: cgroup.Hybrid, Writable: true, Controllers: []string{"pids"}, Reason: "uid 1001 may not create cgroups in /sys/fs/cgroup/memory"}
+	none := cgroup.Delegation{Mode: cgroup.Unified, Reason: "uid 1001 may not create cgroups in /sys/fs/cgroup/user.slice: ... Delegate=yes ..."}
+	mem := cgroup.Limits{Memory: 256 << 20, Pids: 64}
+	every := cgroup.Limits{Memory: 256 << 20, Swap: 1 << 20, CPU: 0.5, CPUWeight: 50, Pids: 64, CPUs: "0", Mems: "0", IOWeight: 10}
+
+	tests := []struct {
+		name       string
+		l          cgroup.Limits
+		bestEffort bool
+		d          cgroup.Delegation
+		want       limitsPlan
+		errHas     []string
+	}{
+		{name: "no limits, delegated", d: all, want: limitsPlan{cgroup: true}},
+		{name: "no limits, nothing delegated", d: none, want: limitsPlan{}},
+		{name: "everything delegated", l: every, d: all, want: limitsPlan{cgroup: true, limits: every}},
+		{name: "nothing delegated, strict", l: mem, d: none,
+			errHas: []string{"Limits.Memory, Limits.Pids cannot be applied", "Delegate=yes", "best effort"}},
+		{name: "partly delegated, strict", l: mem, d: pidsOnly,
+			errHas: []string{"Limits.Memory cannot be applied", "/sys/fs/cgroup/memory"}},
+		{name: "partly delegated, best effort", l: mem, bestEffort: true, d: pidsOnly, want: limitsPlan{
+			cgroup:  true,
+			limits:  cgroup.Limits{Pids: 64},
+			rlimits: []proto.Rlimit{{Resource: unix.RLIMIT_DATA, Cur: 256 << 20, Max: 256 << 20}},
+			notes:   []string{"Limits.Memory: no memory controller to use; each process may instead map at most 268435456 bytes of data (RLIMIT_DATA)"},
+		}},
+		{name: "nothing delegated, best effort", l: every, bestEffort: true, d: none, want: limitsPlan{
+			rlimits: []proto.Rlimit{
+				{Resource: unix.RLIMIT_DATA, Cur: 256 << 20, Max: 256 << 20},
+				{Resource: unix.RLIMIT_NPROC, Cur: 64, Max: 64},
+			},
+			notes: []string{
+				"Limits.Memory: no memory controller to use; each process may instead map at most 268435456 bytes of data (RLIMIT_DATA)",
+				"Limits.Swap: no memory controller to use; not applied",
+				"Limits.CPU: no controller to use; not applied",
+				"Limits.CPUWeight: no controller to use; not applied",
+				"Limits.Pids: no pids controller to use; each user id in the sandbox may instead hold at most 64 tasks (RLIMIT_NPROC)",
+				"Limits.CPUs: no controller to use; not applied",
+				"Limits.Mems: no controller to use; not applied",
+				"Limits.IOWeight: no controller to use; not applied",
+			},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := planLimits(tt.l, tt.bestEffort, tt.d)
+			if len(tt.errHas) > 0 {
+				var fe *FeatureError
+				require.ErrorAs(t, err, &fe)
+				assert.ErrorIs(t, err, ErrNotSupported)
+				for _, s := range tt.errHas {
+					assert.Contains(t, err.Error(), s)
+				}
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

@@ -197,3 +197,17 @@ func TestDelegatedSubtree(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, procs, hp.cmd.Process.Pid)
 }
+
+// TestMemoryPeak compares MemoryPeak with a real group's files.
+func TestMemoryPeak(t *testing.T) {
+	requireCgroups(t)
+	err := MemoryPeak()
+	if DetectMode() != Unified {
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "memory.max_usage_in_bytes")
+		return
+	}
+	g := newGroup(t, Config{Limits: Limits{Memory: 64 << 20}})
+	_, statErr := os.Stat(filepath.Join(dirs(g)[0], "memory.peak"))
+	assert.Equal(t, statErr == nil, err == nil, "memory.peak: %v; MemoryPeak: %v", statErr, err)
+}

@@ -1,0 +1,278 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/internal/initproc"
+	"github.com/stockade/stockade/internal/linux"
+	"github.com/stockade/stockade/internal/seccomp"
+)
+
+// HostReport is what Probe found: for each feature a sandbox may use,
+// whether this host offers it to this caller, and why not when it does
+// not.
+type HostReport struct {
+	// Kernel is the kernel's release.
+	Kernel string `json:"kernel"`
+	// UID is the caller's effective uid; Root reports whether it is 0.
+	UID  int  `json:"uid"`
+	Root bool `json:"root"`
+	// InitialUserNS reports whether the caller runs in the host's own user
+	// namespace, as opposed to a container's.
+	InitialUserNS bool `json:"initialUserNS"`
+
+	// Sandbox is whether a default sandbox (Config{Args: {"true"}})
+	// starts and exits here: the sum of everything below that Start
+	// needs.
+	Sandbox Support `json:"sandbox"`
+	// UserNamespaces is whether the caller may create a user namespace;
+	// every sandbox has one.
+	UserNamespaces Support `json:"userNamespaces"`
+	// SubordinateIDs is whether Config.SubordinateIDs can work: the caller
+	// has ranges in /etc/subuid and /etc/subgid and newuidmap and
+	// newgidmap are installed. Host root needs neither.
+	SubordinateIDs Support `json:"subordinateIDs"`
+	// CgroupMode is how the host mounts cgroups.
+	CgroupMode string `json:"cgroupMode"`
+	// Cgroups is whether the caller may create cgroups for limits under
+	// the default parent, and which controllers they get.
+	Cgroups Support `json:"cgroups"`
+	// Landlock is whether the Landlock LSM is enabled; LandlockABI is its
+	// version, 0 when it is not.
+	Landlock    Support `json:"landlock"`
+	LandlockABI int     `json:"landlockABI"`
+	// Seccomp is whether seccomp filters with the actions the sandbox
+	// uses are available.
+	Seccomp Support `json:"seccomp"`
+	// Pidfd is whether pidfd_open works (Linux 5.3).
+	Pidfd Support `json:"pidfd"`
+	// MemoryPeak is whether cgroups keep memory.peak (cgroup v2, Linux
+	// 5.19).
+	MemoryPeak Support `json:"memoryPeak"`
+	// Overlayfs is whether the kernel has overlayfs, for this caller.
+	Overlayfs Support `json:"overlayfs"`
+	// TimeNamespaces is whether Config.TimeNamespace can work.
+	TimeNamespaces Support `json:"timeNamespaces"`
+}
+
+// Support says whether a feature is available and, in Detail, what there
+// is (a version, a range) or why it is off and what would turn it on.
+type Support struct {
+	Available bool   `json:"available"`
+	Detail    string `json:"detail,omitempty"`
+}
+
+func yes(format string, args ...any) Support {
+	return Support{Available: true, Detail: fmt.Sprintf(format, args...)}
+}
+
+func no(format string, args ...any) Support {
+	return Support{Detail: fmt.Sprintf(format, args...)}
+}
+
+func fromErr(err error, ok string) Support {
+	if err != nil {
+		return Support{Detail: err.Error()}
+	}
+	return Support{Available: true, Detail: ok}
+}
+
+// Probe reports what this host offers a sandbox started by this caller,
+// and why a feature is off, for a service's start-up check or a
+// command-line tool. It starts a short-lived process in a user namespace
+// and one default sandbox, which takes a few milliseconds, and caches
+// nothing: every call looks again.
+func Probe() *HostReport {
+	r := &HostReport{UID: os.Geteuid()}
+	r.Root = r.UID == 0
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		r.Kernel = unix.ByteSliceToString(uts.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil {
+		r.InitialUserNS = strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
+	}
+	r.UserNamespaces = probeUserNS(r.Root)
+	r.SubordinateIDs = probeSubIDs(r.Root)
+	r.CgroupMode = cgroup.DetectMode().String()
+	r.Cgroups = probeCgroups()
+	r.LandlockABI, r.Landlock = probeLandlock()
+	r.Seccomp = fromErr(seccomp.Supported(), "filters with kill-process, errno and allow actions")
+	r.Pidfd = probePidfd()
+	r.MemoryPeak = fromErr(cgroup.MemoryPeak(), "memory.peak in every group")
+	r.Overlayfs = probeOverlay(r.Root)
+	r.TimeNamespaces = probeTimeNS()
+	r.Sandbox = probeSandbox()
+	return r
+}
+
+// probeUserNS starts this binary in a new user namespace as an init stage
+// without its socket, which exits at once: the clone is the test.
+func probeUserNS(root bool) Support {
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{initproc.Arg0},
+		Env:         []string{"GOMAXPROCS=1"},
+		SysProcAttr: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, Pdeathsig: unix.SIGKILL},
+	}
+	err := cmd.Start()
+	if err != nil {
+		if fe := startError(cmd.Path, err); errors.Is(fe, ErrNotSupported) {
+			return Support{Detail: fe.Error()}
+		}
+		return no("creating one failed: %v", err)
+	}
+	cmd.Wait()
+	// The clone worked; a host may still deny capabilities inside.
+	if err := readUserNSSettings().diagnose(root, 0); err != nil {
+		return Support{Detail: err.Error()}
+	}
+	if root {
+		return yes("host root: the sandbox maps its ids onto an unprivileged range")
+	}
+	return yes("ordinary user: the caller's own ids, or subordinate ids with SubordinateIDs")
+}
+
+func probeSubIDs(root bool) Support {
+	if root {
+		m := rootIDMap()
+		return yes("host root maps onto host ids %d to %d", m.HostUID, uint64(m.HostUID)+uint64(m.Size)-1)
+	}
+	s, err := callerSubIDs()
+	if err != nil {
+		return Support{Detail: err.Error()}
+	}
+	return yes("uids %d and gids %d, %d of each, through %s and %s", s.uid, s.gid, s.size, s.newuidmap, s.newgidmap)
+}
+
+func probeCgroups() Support {
+	d, err := cgroup.CheckDelegation("")
+	if err != nil {
+		return no("%v", err)
+	}
+	if !d.Writable {
+		return no("%s", d.Reason)
+	}
+	detail := "controllers: " + strings.Join(d.Controllers, " ")
+	if d.Reason != "" {
+		detail += "; " + d.Reason
+	}
+	return Support{Available: true, Detail: detail}
+}
+
+func probeLandlock() (int, Support) {
+	abi, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	switch errno {
+	case 0:
+		return int(abi), yes("ABI %d", abi)
+	case unix.ENOSYS:
+		return 0, no("this kernel has no Landlock (Linux 5.13 with CONFIG_SECURITY_LANDLOCK)")
+	case unix.EOPNOTSUPP:
+		return 0, no("Landlock is built in but not enabled: add landlock to the lsm= kernel parameter")
+	}
+	return 0, no("landlock_create_ruleset: %v", errno)
+}
+
+func probePidfd() Support {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) {
+			return no("this kernel has no pidfd_open (Linux 5.3)")
+		}
+		return no("pidfd_open: %v", err)
+	}
+	unix.Close(fd)
+	return yes("pidfd_open")
+}
+
+// probeOverlay looks for overlayfs among the kernel's file systems or its
+// modules. An ordinary user may mount it in a user namespace from Linux
+// 5.11.
+func probeOverlay(root bool) Support {
+	b, _ := os.ReadFile("/proc/filesystems")
+	have := strings.Contains(string(b), "\toverlay\n")
+	how := "registered"
+	if !have {
+		var uts unix.Utsname
+		unix.Uname(&uts)
+		mods, _ := filepath.Glob(filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]), "kernel/fs/overlayfs/overlay.ko*"))
+		have, how = len(mods) > 0, "a module, loaded on first use"
+	}
+	switch {
+	case !have:
+		return no("the kernel has no overlay file system (CONFIG_OVERLAY_FS)")
+	case !root && !linux.KernelAtLeast(5, 11):
+		return no("an ordinary user may mount overlayfs in a user namespace from Linux 5.11")
+	case !root:
+		return yes("%s; in a user namespace, with userxattr when the upper directory is on tmpfs", how)
+	}
+	return yes("%s", how)
+}
+
+func probeTimeNS() Support {
+	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
+		return no("this kernel has no time namespaces (Linux 5.6 with CONFIG_TIME_NS)")
+	}
+	if !linux.KernelAtLeast(6, 0) {
+		return yes("present; kernels before 6.0 may refuse to start the command in one (vfork), which Start reports")
+	}
+	return yes("present")
+}
+
+// probeSandbox runs true in a default sandbox.
+func probeSandbox() Support {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := New(Config{Args: []string{"true"}}).Run(ctx)
+	if err != nil {
+		return no("%v", err)
+	}
+	return yes("a default sandbox ran true (%s) in %v", res, time.Since(start).Round(10*time.Microsecond))
+}
+
+// String writes the report as a table, one feature a line.
+func (r *HostReport) String() string {
+	var b strings.Builder
+	who := "an ordinary user"
+	if r.Root {
+		who = "host root"
+	}
+	if !r.InitialUserNS {
+		who += ", in a user namespace of a container"
+	}
+	fmt.Fprintf(&b, "Linux %s, uid %d (%s), cgroups %s\n", r.Kernel, r.UID, who, r.CgroupMode)
+	for _, f := range []struct {
+		name string
+		s    Support
+	}{
+		{"sandbox", r.Sandbox},
+		{"user namespaces", r.UserNamespaces},
+		{"subordinate ids", r.SubordinateIDs},
+		{"cgroups", r.Cgroups},
+		{"landlock", r.Landlock},
+		{"seccomp", r.Seccomp},
+		{"pidfd", r.Pidfd},
+		{"memory.peak", r.MemoryPeak},
+		{"overlayfs", r.Overlayfs},
+		{"time namespaces", r.TimeNamespaces},
+	} {
+		mark := "no "
+		if f.s.Available {
+			mark = "yes"
+		}
+		fmt.Fprintf(&b, "  %-16s %s  %s\n", f.name, mark, f.s.Detail)
+	}
+	return b.String()
+}

@@ -188,12 +188,18 @@ func startHelper(t *testing.T, g *Group, mode string, env ...string) *helper {
 	t.Helper()
 	cmd, stdin, err := helperCommand(g, mode, env...)
 	require.NoError(t, err)
+	return launch(t, g, cmd, stdin)
+}
+
+// launch starts a helper prepared by helperCommand in g and lets it go.
+func launch(t *testing.T, g *Group, cmd *exec.Cmd, stdin io.WriteCloser) *helper {
+	t.Helper()
 	require.NoError(t, cmd.Start())
 	h := &helper{cmd: cmd, stdin: stdin}
 	started.Store(cmd.Process.Pid, struct{}{})
 	t.Cleanup(h.stop)
 	require.NoError(t, place(g, cmd))
-	_, err = stdin.Write([]byte{1})
+	_, err := stdin.Write([]byte{1})
 	require.NoError(t, err)
 	return h
 }

@@ -78,14 +78,7 @@ func TestGroupsStayInsideCgroupNamespace(t *testing.T) {
 	require.NoError(t, err)
 	var out bytes.Buffer
 	cmd.Stdout = &out
-	require.NoError(t, cmd.Start())
-	h := &helper{cmd: cmd, stdin: stdin}
-	started.Store(cmd.Process.Pid, struct{}{})
-	t.Cleanup(h.stop)
-	require.NoError(t, place(g, cmd))
-	_, err = stdin.Write([]byte{1})
-	require.NoError(t, err)
-	require.NoError(t, h.wait(), out.String())
+	require.NoError(t, launch(t, g, cmd, stdin).wait(), out.String())
 
 	fields := strings.Fields(out.String())
 	require.NotEmpty(t, fields)

@@ -62,7 +62,8 @@ type HostReport struct {
 	MemoryPeak Support `json:"memoryPeak"`
 	// Overlayfs is whether the kernel has overlayfs, for this caller.
 	Overlayfs Support `json:"overlayfs"`
-	// TimeNamespaces is whether Config.TimeNamespace can work.
+	// TimeNamespaces is whether Config.TimeNamespace works: a sandbox
+	// with one is tried.
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
@@ -91,8 +92,8 @@ func fromErr(err error, ok string) Support {
 // Probe reports what this host offers a sandbox started by this caller,
 // and why a feature is off, for a service's start-up check or a
 // command-line tool. It starts a short-lived process in a user namespace
-// and one default sandbox, which takes a few milliseconds, and caches
-// nothing: every call looks again.
+// and two sandboxes (a default one, and one with a time namespace), which
+// takes some milliseconds, and caches nothing: every call looks again.
 func Probe() *HostReport {
 	r := &HostReport{UID: os.Geteuid()}
 	r.Root = r.UID == 0
@@ -112,8 +113,8 @@ func Probe() *HostReport {
 	r.Pidfd = probePidfd()
 	r.MemoryPeak = fromErr(cgroup.MemoryPeak(), "memory.peak in every group")
 	r.Overlayfs = probeOverlay(r.Root)
-	r.TimeNamespaces = probeTimeNS()
 	r.Sandbox = probeSandbox()
+	r.TimeNamespaces = probeTimeNS(r.Sandbox.Available)
 	return r
 }
 
@@ -220,26 +221,38 @@ func probeOverlay(root bool) Support {
 	return yes("%s", how)
 }
 
-func probeTimeNS() Support {
+// probeTimeNS runs true in a sandbox with a time namespace, once the
+// default sandbox has worked: kernels differ in whether they let the init
+// start a command in one.
+func probeTimeNS(sandboxOK bool) Support {
 	if _, err := os.Stat("/proc/self/ns/time"); err != nil {
 		return no("this kernel has no time namespaces (Linux 5.6 with CONFIG_TIME_NS)")
 	}
-	if !linux.KernelAtLeast(6, 0) {
-		return yes("present; kernels before 6.0 may refuse to start the command in one (vfork), which Start reports")
+	if !sandboxOK {
+		return no("present, but no sandbox starts here to try one")
 	}
-	return yes("present")
+	if err := runTrue(Config{TimeNamespace: true}); err != nil {
+		return no("%v", err)
+	}
+	return yes("a sandbox with one ran true")
 }
 
 // probeSandbox runs true in a default sandbox.
 func probeSandbox() Support {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	start := time.Now()
-	res, err := New(Config{Args: []string{"true"}}).Run(ctx)
-	if err != nil {
+	if err := runTrue(Config{}); err != nil {
 		return no("%v", err)
 	}
-	return yes("a default sandbox ran true (%s) in %v", res, time.Since(start).Round(10*time.Microsecond))
+	return yes("a default sandbox ran true in %v", time.Since(start).Round(10*time.Microsecond))
+}
+
+// runTrue runs true in the sandbox cfg describes.
+func runTrue(cfg Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg.Args = []string{"true"}
+	_, err := New(cfg).Run(ctx)
+	return err
 }
 
 // String writes the report as a table, one feature a line.

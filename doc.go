@@ -41,7 +41,10 @@
 //   - Identity. A user namespace maps the sandbox's ids onto an
 //     unprivileged host range. Host uid 0 is never mapped, so root inside
 //     (only on request; the command runs as uid 1000 by default) owns no
-//     host file and holds no capability over the host.
+//     host file and holds no capability over the host. An ordinary user's
+//     sandbox maps the caller's own ids, or with SubordinateIDs its ranges
+//     in /etc/subuid, and needs no root at all; sandbox.Probe says what
+//     such a host offers.
 //   - Privileges. The command starts with every capability set empty
 //     (bounding, permitted, effective, inheritable, ambient), with
 //     no_new_privs, in its own session, and with only descriptors 0, 1, 2

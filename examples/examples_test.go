@@ -3,6 +3,7 @@
 package examples
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,4 +36,44 @@ func TestHello(t *testing.T) {
 	assert.Contains(t, s, "the working directory is /work")
 	assert.Contains(t, s, "the sandbox exited with status 0")
 	assert.NotContains(t, strings.ToLower(s), "permission denied")
+}
+
+// rootlessUserEnv names the ordinary user that runs the rootless example
+// when the tests run as root (.ci/run creates it).
+const rootlessUserEnv = "STOCKADE_TEST_ROOTLESS_USER"
+
+// TestRootless builds the rootless example and runs it as an ordinary
+// user: directly when the tests run as one, else as the user that
+// rootlessUserEnv names, with setpriv.
+func TestRootless(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	dir, err := os.MkdirTemp("", "stockade-example-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The user must reach and run the binary.
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin := filepath.Join(dir, "rootless")
+	out, err := exec.Command("go", "build", "-o", bin, "./rootless").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	cmd := exec.Command(bin)
+	if os.Geteuid() == 0 {
+		user := os.Getenv(rootlessUserEnv)
+		if user == "" {
+			testutil.Skip(t, rootlessUserEnv+" names no ordinary user to run the example as", "create one with subordinate ids and set it, as .ci/run does")
+		}
+		cmd = exec.Command("setpriv", "--reuid="+user, "--regid="+user, "--init-groups", "--reset-env", bin)
+	}
+	cmd.Dir = dir
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	assert.Contains(t, s, "user namespaces: yes, ordinary user")
+	assert.Contains(t, s, "inside I am uid=1000(sandbox)")
+	assert.Regexp(t, `own ids:\n(.*\n)*the file it wrote belongs to host uid \d+, gid \d+ \(the caller\)`, s)
+	if strings.Contains(s, "subordinate ids: yes") {
+		assert.Regexp(t, `subordinate ids:\n(.*\n)*the file it wrote belongs to host uid \d+, gid \d+ \(not the caller\)`, s)
+	} else if testutil.Strict() {
+		t.Errorf("the user has no subordinate ids:\n%s", s)
+	}
 }

@@ -72,11 +72,12 @@ type Config struct {
 	// are the caller's subordinate ids, so the command (uid 1000 by default)
 	// runs as a host id of its own (100999 for a range that starts at
 	// 100000), owns no file of the caller, and loses the caller's
-	// supplementary groups. The helpers cost about 2.5 ms per start. False
+	// supplementary groups. The helpers cost 1 to 2 ms per start. False
 	// maps only the caller's own uid and gid, seen inside as the command's.
 	// Start fails with a *FeatureError when the caller has no range or the
-	// helpers are missing. Host root always maps onto a range of its own
-	// (see IDMap); the field changes nothing for it.
+	// helpers are missing; both are looked up once per process. Host root
+	// always maps onto a range of its own (see IDMap); the field changes
+	// nothing for it.
 	SubordinateIDs bool
 
 	// RootDir, if set, is a host directory to use as the sandbox's root

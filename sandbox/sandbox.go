@@ -103,7 +103,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
 	if id.viaHelpers {
-		if err := sendAfterMaps(s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
+		if err := sendAfterMaps(ctx, s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
 			s.abort()
 			return err
 		}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -84,8 +85,11 @@ func (c *Config) subordinateIdentity() (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	if uint64(c.UID) > uint64(s.size) || uint64(c.GID) > uint64(s.size) {
+	if uint64(c.UID) > uint64(s.size) {
 		return identity{}, configErr("UID", "must be at most %d with SubordinateIDs, the size of the caller's subordinate range", s.size)
+	}
+	if uint64(c.GID) > uint64(s.size) {
+		return identity{}, configErr("GID", "must be at most %d with SubordinateIDs, the size of the caller's subordinate range", s.size)
 	}
 	return identity{
 		uidMap: []syscall.SysProcIDMap{
@@ -105,7 +109,7 @@ func (c *Config) subordinateIdentity() (identity, error) {
 }
 
 // writeMaps runs newuidmap and newgidmap, side by side, on the init pid.
-func writeMaps(pid int, id identity) error {
+func writeMaps(ctx context.Context, pid int, id identity) error {
 	s, err := callerSubIDs()
 	if err != nil {
 		return err
@@ -116,7 +120,7 @@ func writeMaps(pid int, id identity) error {
 		for _, e := range m {
 			args = append(args, strconv.Itoa(e.ContainerID), strconv.Itoa(e.HostID), strconv.Itoa(e.Size))
 		}
-		cmd := exec.Command(helper, args...)
+		cmd := exec.CommandContext(ctx, helper, args...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
@@ -141,8 +145,8 @@ func helperStage(helper string) string {
 
 // sendAfterMaps writes the maps of the init pid and then sends it its
 // spec, which it waits for before it does anything that needs an id.
-func sendAfterMaps(conn *os.File, pid int, id identity, spec []byte) error {
-	if err := writeMaps(pid, id); err != nil {
+func sendAfterMaps(ctx context.Context, conn *os.File, pid int, id identity, spec []byte) error {
+	if err := writeMaps(ctx, pid, id); err != nil {
 		return err
 	}
 	if _, err := conn.Write(spec); err != nil {

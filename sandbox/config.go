@@ -67,9 +67,9 @@ type Config struct {
 	IDMap IDMap
 	// SubordinateIDs, for a caller that is not host root, maps the
 	// sandbox's ids through the caller's ranges in /etc/subuid and
-	// /etc/subgid, which the setuid helpers newuidmap and newgidmap (Debian
-	// package uidmap) write: id 0 inside is the caller, and ids 1 and up
-	// are the caller's subordinate ids, so the command (uid 1000 by default)
+	// /etc/subgid, with the setuid helpers newuidmap and newgidmap (Debian
+	// package uidmap): id 0 inside is the caller, and ids 1 and up are the
+	// caller's subordinate ids, so the command (uid 1000 by default)
 	// runs as a host id of its own (100999 for a range that starts at
 	// 100000), owns no file of the caller, and loses the caller's
 	// supplementary groups. The helpers cost 1 to 2 ms per start. False

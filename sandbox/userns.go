@@ -98,16 +98,15 @@ func startError(path string, err error) error {
 	return setupErr("start", path, err)
 }
 
-// deniedInside returns a *FeatureError when a setup step inside the
-// sandbox failed with EPERM or EACCES because the host keeps an ordinary
-// user's namespaces without capabilities (AppArmor's restriction: the
-// clone succeeds, the first mount fails); nil otherwise.
-func deniedInside(stage string, errno unix.Errno) error {
-	if os.Geteuid() == 0 || (errno != unix.EPERM && errno != unix.EACCES) {
+// deniedInside returns a *FeatureError when the first privileged setup
+// step inside the sandbox failed with EPERM or EACCES because the host
+// keeps an ordinary user's namespaces without capabilities (AppArmor's
+// restriction: the clone succeeds, the first mount fails); nil otherwise.
+func deniedInside(stage string, errno unix.Errno, s userNSSettings, root bool) error {
+	if root || s.apparmorRestrict != 1 || (stage != "make-private" && stage != "time-namespace") {
 		return nil
 	}
-	s := readUserNSSettings()
-	if s.apparmorRestrict != 1 {
+	if errno != unix.EPERM && errno != unix.EACCES {
 		return nil
 	}
 	fe := s.diagnose(false, errno)

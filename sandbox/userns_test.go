@@ -69,6 +69,19 @@ func TestDiagnoseUserNamespaces(t *testing.T) {
 	}
 }
 
+func TestDeniedInside(t *testing.T) {
+	restricted := userNSSettings{maxUserNS: 100, unprivClone: -1, apparmorRestrict: 1}
+	open := userNSSettings{maxUserNS: 100, unprivClone: -1, apparmorRestrict: 0}
+	err := deniedInside("make-private", unix.EPERM, restricted, false)
+	assert.ErrorIs(t, err, ErrNotSupported)
+	assert.Contains(t, fmt.Sprint(err), "kernel.apparmor_restrict_unprivileged_userns is 1")
+	assert.Contains(t, fmt.Sprint(err), "setup step make-private failed")
+	assert.NoError(t, deniedInside("make-private", unix.EPERM, restricted, true), "root is not restricted")
+	assert.NoError(t, deniedInside("make-private", unix.EPERM, open, false))
+	assert.NoError(t, deniedInside("bind", unix.EACCES, restricted, false), "a bind source the user may not read is its own error")
+	assert.NoError(t, deniedInside("make-private", unix.ENOENT, restricted, false))
+}
+
 // usernsHelperEnv starts the test binary as usernsHelper.
 const usernsHelperEnv = "STOCKADE_TEST_USERNS_HELPER"
 

@@ -38,6 +38,35 @@ func TestHello(t *testing.T) {
 	assert.NotContains(t, strings.ToLower(s), "permission denied")
 }
 
+func TestSession(t *testing.T) {
+	testutil.RequireRoot(t)
+	out, err := exec.Command(build(t, "session")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	assert.Contains(t, s, "1\n2\n3\n")
+	assert.Contains(t, s, "the state stays: 1 2 3")
+	assert.Contains(t, s, "sleep")
+	assert.Contains(t, s, `copied out: "1\n2\n3\n"`)
+	assert.Contains(t, s, "the sandbox closed")
+}
+
+func TestJudge(t *testing.T) {
+	testutil.RequireRoot(t)
+	out, err := exec.Command(build(t, "judge")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	verdicts := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, rest, _ := strings.Cut(l, "  ")
+		verdicts[strings.TrimSpace(name)] = strings.TrimSpace(rest)
+	}
+	assert.Contains(t, verdicts["correct"], "accepted")
+	assert.Contains(t, verdicts["wrong"], "wrong answer")
+	assert.Contains(t, verdicts["crashes"], "runtime error (segmentation fault)")
+	assert.Contains(t, verdicts["too slow"], "time limit exceeded")
+	assert.Contains(t, verdicts["litters"], "accepted")
+	assert.Contains(t, verdicts["sees mess"], "accepted", "the next submission sees a fresh sandbox")
+}
+
 // rootlessUserEnv names the ordinary user that runs the rootless example
 // when the tests run as root (.ci/run creates it).
 const rootlessUserEnv = "STOCKADE_TEST_ROOTLESS_USER"

@@ -14,9 +14,9 @@ import (
 	"github.com/stockade/stockade/internal/testutil"
 )
 
-// BenchmarkExec is the floor: a plain os/exec of /bin/true, to compare
-// BenchmarkRun with in the same run.
-func BenchmarkExec(b *testing.B) {
+// BenchmarkPlainExec is the floor: a plain os/exec of /bin/true, to
+// compare the sandbox's benchmarks with in the same run.
+func BenchmarkPlainExec(b *testing.B) {
 	var runs []time.Duration
 	for b.Loop() {
 		t := time.Now()
@@ -127,4 +127,75 @@ func BenchmarkRunLargeBinary(b *testing.B) {
 	b.ReportMetric(float64(median)/1e6, "p50-ms")
 	b.ReportMetric(float64(fi.Size())/(1<<20), "binary-MiB")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSandboxExec runs /bin/true with Exec in one long-lived sandbox.
+func BenchmarkSandboxExec(b *testing.B) {
+	testutil.RequireRoot(b)
+	sb := New(Config{})
+	if err := sb.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer sb.Close()
+	var runs []time.Duration
+	for b.Loop() {
+		t := time.Now()
+		if _, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/true"}}); err != nil {
+			b.Fatal(err)
+		}
+		runs = append(runs, time.Since(t))
+	}
+	reportPercentiles(b, runs)
+	reportRate(b)
+}
+
+// BenchmarkPoolRun runs /bin/true in a fresh sandbox from a warm pool, one
+// run at a time, as a judge waiting for the next submission would.
+func BenchmarkPoolRun(b *testing.B) {
+	testutil.RequireRoot(b)
+	p, err := NewPool(Config{}, 4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	for p.Ready() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	var runs []time.Duration
+	for b.Loop() {
+		// Give the pool time to refill, as between submissions; only the
+		// run itself is timed.
+		b.StopTimer()
+		for p.Ready() < 4 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		b.StartTimer()
+		t := time.Now()
+		if _, err := p.Run(context.Background(), Cmd{Args: []string{"/bin/true"}}); err != nil {
+			b.Fatal(err)
+		}
+		runs = append(runs, time.Since(t))
+	}
+	reportPercentiles(b, runs)
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkPoolRunParallel measures sustained throughput: fresh pooled
+// sandboxes per second, with the pool's refilling included.
+func BenchmarkPoolRunParallel(b *testing.B) {
+	testutil.RequireRoot(b)
+	p, err := NewPool(Config{}, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := p.Run(context.Background(), Cmd{Args: []string{"/bin/true"}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b)
 }

@@ -24,7 +24,9 @@ type Mount = mount.Mount
 // the calling process and are not sent to the sandbox.
 type Config struct {
 	// Args is the command and its arguments. Args[0] is looked up in the
-	// PATH of Env inside the sandbox unless it holds a slash. Required.
+	// PATH of Env inside the sandbox unless it holds a slash. Empty makes a
+	// long-lived sandbox with no command of its own: Start prepares it,
+	// Exec runs processes in it, and Close ends it.
 	Args []string
 	// Env is the command's environment. Nil means DefaultEnv: a PATH,
 	// HOME, USER and LOGNAME, and nothing from the caller's environment.
@@ -203,28 +205,17 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate() error {
-	if len(c.Args) == 0 || c.Args[0] == "" {
+	if len(c.Args) > 0 && c.Args[0] == "" {
 		return configErr("Args", "must name a command")
 	}
-	for i, a := range c.Args {
-		if strings.IndexByte(a, 0) >= 0 {
-			return configErr(fmtIndex("Args", i), "must not contain a NUL byte")
-		}
-	}
-	for i, kv := range c.Env {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return configErr(fmtIndex("Env", i), "must have the form KEY=value, not %q", kv)
-		}
-		if strings.IndexByte(kv, 0) >= 0 {
-			return configErr(fmtIndex("Env", i), "must not contain a NUL byte")
-		}
-	}
-	if !path.IsAbs(c.Dir) || path.Clean(c.Dir) != c.Dir || strings.IndexByte(c.Dir, 0) >= 0 {
-		return configErr("Dir", "must be an absolute, clean path, not %q", c.Dir)
+	if err := validateProcess("", c.Args, c.Env, c.Dir); err != nil {
+		return err
 	}
 	if c.Dir == "/" {
 		return configErr("Dir", "must not be the root")
+	}
+	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
+		return configErr("Stdin", "a sandbox without Args has no command to give it to")
 	}
 	if err := checkHostname(c.Hostname); err != nil {
 		return &ConfigError{"Hostname", err}
@@ -273,6 +264,29 @@ func (c *Config) validate() error {
 		if f == nil {
 			return configErr(fmtIndex("ExtraFiles", i), "must not be nil")
 		}
+	}
+	return nil
+}
+
+// validateProcess checks the fields a Config and a Cmd share; prefix is
+// prepended to the field names.
+func validateProcess(prefix string, args, env []string, dir string) error {
+	for i, a := range args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return configErr(prefix+fmtIndex("Args", i), "must not contain a NUL byte")
+		}
+	}
+	for i, kv := range env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return configErr(prefix+fmtIndex("Env", i), "must have the form KEY=value, not %q", kv)
+		}
+		if strings.IndexByte(kv, 0) >= 0 {
+			return configErr(prefix+fmtIndex("Env", i), "must not contain a NUL byte")
+		}
+	}
+	if !path.IsAbs(dir) || path.Clean(dir) != dir || strings.IndexByte(dir, 0) >= 0 {
+		return configErr(prefix+"Dir", "must be an absolute, clean path, not %q", dir)
 	}
 	return nil
 }

@@ -98,3 +98,30 @@ func subordinate(file string, names []string) (start, size uint32) {
 	}
 	return 0, 0
 }
+
+// maps reports whether the ids uid and gid inside the sandbox are mapped.
+func (id identity) maps(uid, gid int) bool {
+	in := func(m []syscall.SysProcIDMap, x int) bool {
+		for _, e := range m {
+			if x >= e.ContainerID && x < e.ContainerID+e.Size {
+				return true
+			}
+		}
+		return false
+	}
+	return in(id.uidMap, uid) && in(id.gidMap, gid)
+}
+
+// hostIDs returns the host ids that the ids uid and gid inside the sandbox
+// map onto, or -1 for an id that is not mapped.
+func (id identity) hostIDs(uid, gid int) (int, int) {
+	host := func(m []syscall.SysProcIDMap, x int) int {
+		for _, e := range m {
+			if x >= e.ContainerID && x < e.ContainerID+e.Size {
+				return e.HostID + x - e.ContainerID
+			}
+		}
+		return -1
+	}
+	return host(id.uidMap, uid), host(id.gidMap, gid)
+}

@@ -23,6 +23,8 @@ const (
 	// Cancelled: the context passed to Start or Run was done and the
 	// sandbox was killed.
 	Cancelled
+	// Closed: a sandbox without a command of its own was ended by Close.
+	Closed
 )
 
 var reasonNames = map[Reason]string{
@@ -30,6 +32,7 @@ var reasonNames = map[Reason]string{
 	Signaled:  "signaled",
 	Timeout:   "timeout",
 	Cancelled: "cancelled",
+	Closed:    "closed",
 }
 
 func (r Reason) String() string {
@@ -63,8 +66,11 @@ type Result struct {
 	MaxRSS int64 `json:"maxRSS"`
 }
 
-// Success reports whether the command exited with status 0.
-func (r *Result) Success() bool { return r.Reason == Exited && r.ExitCode == 0 }
+// Success reports whether the command exited with status 0, or a sandbox
+// without a command was closed.
+func (r *Result) Success() bool {
+	return r.Reason == Exited && r.ExitCode == 0 || r.Reason == Closed
+}
 
 // String describes the result in a few words: "exited with status 1",
 // "killed by SIGSEGV", "timed out after 2s".
@@ -78,6 +84,8 @@ func (r *Result) String() string {
 		return fmt.Sprintf("timed out after %v", r.Wall.Round(time.Millisecond))
 	case Cancelled:
 		return "cancelled"
+	case Closed:
+		return "closed"
 	}
 	return r.Reason.String()
 }

@@ -21,25 +21,34 @@ import (
 )
 
 // Sandbox is one sandbox and the command it runs. Create it with New, then
-// call Run, or Start and later Wait. A Sandbox runs once.
+// call Run, or Start and later Wait. A Sandbox runs once. A sandbox whose
+// Config has no Args is long-lived: Start prepares it, Exec runs processes
+// in it, and Close ends it.
 type Sandbox struct {
 	cfg Config
+	id  identity
 
 	mu      sync.Mutex // guards the fields below
 	started bool
 	cmd     *exec.Cmd
 	conn    *os.File // the parent's end of the init's socket
 	stdinW  *os.File // the write end of a stdin pipe fed by a goroutine
+	pidfd   int      // the init's pidfd, ours; -1 once the init is reaped
 	// killReason is set when the parent kills the sandbox for a timeout or
 	// a cancellation, before the kill.
 	killReason Reason
 	killCause  error
+	closing    bool                         // Close was called
+	execs      map[int64]chan *proto.Report // open Exec requests
+	final      *proto.Report                // the init's last report
+	nextExec   int64
 
-	start  time.Time
-	times  startTimes
-	done   chan struct{} // closed when result and err are final
-	result *Result
-	err    error
+	start    time.Time
+	times    startTimes
+	readDone chan struct{} // closed when the init's socket is drained
+	done     chan struct{} // closed when result and err are final
+	result   *Result
+	err      error
 }
 
 // Errors of the Sandbox's methods used out of order.
@@ -52,7 +61,13 @@ var (
 // New returns a sandbox for cfg. It never fails: a bad config is reported
 // by Start. New keeps its own copy of cfg's slices.
 func New(cfg Config) *Sandbox {
-	return &Sandbox{cfg: cfg.clone(), done: make(chan struct{})}
+	return &Sandbox{
+		cfg:      cfg.clone(),
+		pidfd:    -1,
+		execs:    map[int64]chan *proto.Report{},
+		readDone: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
 }
 
 // Run starts the sandbox and waits for it to end. See Start and Wait.
@@ -120,6 +135,8 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
 	s.logStages(cfg)
+	s.id = id
+	go s.readLoop()
 	go s.watch(ctx, cfg.Timeout)
 	return nil
 }
@@ -192,6 +209,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		return l, setupErr("send-spec", "", err)
 	}
 	s.cmd = cfg.initCommand(child, id)
+	// A pidfd of our own, to check that the init still runs while we look
+	// into its root (see files.go); the os package keeps its own copy.
+	s.cmd.SysProcAttr.PidFD = &s.pidfd
 	s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, sources...)
 	if l.netns != nil {
 		// The init joins the prepared namespace as it is forked.
@@ -324,10 +344,14 @@ var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
 
 // spec is what the init stage receives.
 func (c *Config) spec(id identity) *proto.Spec {
+	var path string
+	if len(c.Args) > 0 {
+		path = c.Args[0]
+	}
 	return &proto.Spec{
 		Plan:       c.plan(),
 		Hostname:   c.Hostname,
-		Path:       c.Args[0],
+		Path:       path,
 		Args:       c.Args,
 		Env:        c.Env,
 		Dir:        c.Dir,
@@ -388,153 +412,16 @@ func (s *Sandbox) abort() {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	}
+	if s.pidfd >= 0 {
+		unix.Close(s.pidfd)
+		s.pidfd = -1
+	}
 	if s.conn != nil {
 		s.conn.Close()
 	}
 	if s.stdinW != nil {
 		s.stdinW.Close()
 	}
+	close(s.readDone)
 	close(s.done)
-}
-
-// watch waits for the init to exit, killing the sandbox when the context is
-// done or the timeout expires, and then builds the Result.
-func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout - time.Since(s.start))
-		defer t.Stop()
-		timer = t.C
-	}
-	var werr error
-	select {
-	case werr = <-exited:
-	case <-ctx.Done():
-		s.killFor(Cancelled, context.Cause(ctx))
-		werr = <-exited
-	case <-timer:
-		s.killFor(Timeout, nil)
-		werr = <-exited
-	}
-	end := time.Now()
-	rep, _ := s.readExit()
-	s.conn.Close()
-	if s.stdinW != nil {
-		// Release the pipe even if the copier is blocked reading.
-		s.stdinW.Close()
-	}
-
-	res, err := s.buildResult(rep, werr, end)
-	s.mu.Lock()
-	s.result, s.err = res, err
-	s.mu.Unlock()
-	close(s.done)
-}
-
-func (s *Sandbox) killFor(r Reason, cause error) {
-	s.mu.Lock()
-	if s.killReason == 0 {
-		s.killReason, s.killCause = r, cause
-	}
-	s.mu.Unlock()
-	s.cmd.Process.Kill()
-}
-
-// readExit returns the init's final report, if it sent one before it
-// exited. The init has exited, so the packet is either queued or never
-// coming.
-func (s *Sandbox) readExit() (*proto.Report, error) {
-	s.conn.SetReadDeadline(time.Now().Add(time.Second))
-	for {
-		rep, err := s.readReport()
-		if err != nil {
-			return nil, err
-		}
-		if rep.Kind == proto.Exited {
-			return rep, nil
-		}
-	}
-}
-
-// buildResult builds the Result of a sandbox whose init has exited.
-func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Result, error) {
-	res := &Result{ExitCode: -1, Wall: end.Sub(s.start)}
-	s.mu.Lock()
-	killReason, killCause := s.killReason, s.killCause
-	s.mu.Unlock()
-	switch {
-	case rep != nil:
-		ws := rep.WaitStatus()
-		if ws.Exited() {
-			res.Reason, res.ExitCode = Exited, ws.ExitStatus()
-		} else {
-			res.Reason, res.Signal = Signaled, ws.Signal()
-		}
-		res.UserTime = time.Duration(rep.UserNanos)
-		res.SystemTime = time.Duration(rep.SysNanos)
-		res.MaxRSS = rep.MaxRSSKiB << 10
-	default:
-		// The init was killed before the command ended: by us for a timeout
-		// or a cancellation, by Kill, or by something else on the host.
-		ps := s.cmd.ProcessState
-		ws, _ := ps.Sys().(syscall.WaitStatus)
-		switch {
-		case killReason != 0:
-			res.Reason, res.Signal = killReason, unix.SIGKILL
-		case ws.Signaled():
-			res.Reason, res.Signal = Signaled, ws.Signal()
-		default:
-			return nil, setupErr("init", "", errors.New("the init stage ended without a report: "+ps.String()))
-		}
-		res.UserTime, res.SystemTime = ps.UserTime(), ps.SystemTime()
-	}
-	if res.Success() {
-		return res, nil
-	}
-	return res, &ExitError{Result: res, cause: killCause}
-}
-
-// Wait waits for the sandbox to end and returns its Result. The error is
-// nil when the command exited with status 0, an *ExitError holding the
-// same Result when it ran but ended otherwise (killed, timed out, non-zero
-// status), and another error when the sandbox failed.
-func (s *Sandbox) Wait() (*Result, error) {
-	s.mu.Lock()
-	started := s.started
-	s.mu.Unlock()
-	if !started {
-		return nil, ErrNotStarted
-	}
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.result == nil && s.err == nil {
-		return nil, ErrNotStarted // Start failed
-	}
-	return s.result, s.err
-}
-
-// Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
-// once: every process in it dies with the command. Other signals go to the
-// command's process only, through the sandbox's init.
-func (s *Sandbox) Kill(sig syscall.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.started || s.conn == nil {
-		return ErrNotStarted
-	}
-	select {
-	case <-s.done:
-		return ErrFinished
-	default:
-	}
-	if sig == unix.SIGKILL {
-		return s.cmd.Process.Kill()
-	}
-	if err := send(s.conn, &proto.Request{Signal: int(sig)}); err != nil {
-		return ErrFinished
-	}
-	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"path"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -56,20 +55,28 @@ func Main() {
 		os.Exit(125) // the parent is gone
 	}
 	s := &stage{spec: &spec, fd: fd, marks: []int64{entry, proto.Monotonic()}}
-	pid, err := s.run()
+	if err := s.setup(); err != nil {
+		s.fail(err)
+	}
+	a := newAgent(s)
+	pid, err := a.startMain()
 	if err != nil {
 		s.fail(err)
 	}
+	s.mark()
 	if err := proto.Send(fd, &proto.Report{Kind: proto.Started, Pid: pid, Marks: s.marks}); err != nil {
 		os.Exit(125)
 	}
-	s.supervise(pid)
+	a.run() // never returns
 }
 
 type stage struct {
 	spec  *proto.Spec
 	fd    int
 	marks []int64 // see proto.Mark
+	// argv0 is the sandbox's command, looked up in the new root; empty for
+	// a sandbox without one.
+	argv0 string
 }
 
 // stepError is a setup step that failed.
@@ -109,13 +116,14 @@ func (s *stage) fail(err error) {
 
 func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }
 
-// run builds the sandbox and starts the command; it returns the command's
-// pid.
-func (s *stage) run() (int, error) {
+// setup builds the sandbox, waits for the parent's go-ahead, and drops
+// every privilege on the calling (locked) thread, from which every process
+// of the sandbox is then forked.
+func (s *stage) setup() error {
 	spec := s.spec
 	if spec.TimeNS {
 		if err := linux.NewTimeNamespace(); err != nil {
-			return 0, step("time-namespace", "", err)
+			return step("time-namespace", "", err)
 		}
 	}
 	// Nothing of the sandbox runs yet; become non-dumpable before anything
@@ -125,34 +133,37 @@ func (s *stage) run() (int, error) {
 	// user's own ids, where root is not mapped, the init could not write
 	// its time namespace's offsets.
 	if err := linux.SetDumpable(false); err != nil {
-		return 0, step("dumpable", "", err)
+		return step("dumpable", "", err)
 	}
 	if err := mount.Apply(&spec.Plan); err != nil {
-		return 0, err
+		return err
 	}
 	s.mark()
 
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-		return 0, step("hostname", spec.Hostname, err)
+		return step("hostname", spec.Hostname, err)
 	}
 	if spec.Loopback {
 		if err := linux.LoopbackUp(); err != nil {
-			return 0, step("loopback", "lo", err)
+			return step("loopback", "lo", err)
 		}
 	}
 	for _, rl := range spec.Rlimits {
 		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}); err != nil {
-			return 0, step("rlimit", "", err)
+			return step("rlimit", "", err)
 		}
 	}
-	argv0, err := lookPath(spec.Path, spec.Env)
-	if err != nil {
-		return 0, step("exec", spec.Path, err)
+	if spec.Path != "" {
+		argv0, err := lookPath(spec.Path, spec.Env)
+		if err != nil {
+			return step("exec", spec.Path, err)
+		}
+		s.argv0 = argv0
 	}
 	if fi, err := os.Stat(spec.Dir); err != nil {
-		return 0, step("chdir", spec.Dir, err)
+		return step("chdir", spec.Dir, err)
 	} else if !fi.IsDir() {
-		return 0, step("chdir", spec.Dir, unix.ENOTDIR)
+		return step("chdir", spec.Dir, unix.ENOTDIR)
 	}
 	s.mark()
 
@@ -160,15 +171,11 @@ func (s *stage) run() (int, error) {
 	// make that cgroup the root of the command's cgroup namespace.
 	cpus, err := s.awaitGo()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	s.mark()
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return 0, step("cgroup-namespace", "", err)
-	}
-	files := []uintptr{0, 1, 2}
-	for i := 0; i < spec.ExtraFiles; i++ {
-		files = append(files, uintptr(proto.InitFD+1+i))
+		return step("cgroup-namespace", "", err)
 	}
 	if len(cpus) > 0 {
 		// The command forked from this thread inherits its affinity.
@@ -177,35 +184,10 @@ func (s *stage) run() (int, error) {
 			set.Set(c)
 		}
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			return 0, step("cpu-affinity", "", err)
+			return step("cpu-affinity", "", err)
 		}
 	}
-	if err := s.dropPrivileges(); err != nil {
-		return 0, err
-	}
-	pid, err := syscall.ForkExec(argv0, spec.Args, &syscall.ProcAttr{
-		Dir:   spec.Dir,
-		Env:   spec.Env,
-		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Setsid: true,
-			Credential: &syscall.Credential{
-				Uid:         uint32(spec.UID),
-				Gid:         uint32(spec.GID),
-				NoSetGroups: !spec.SetGroups,
-			},
-		},
-	})
-	if errors.Is(err, unix.EINVAL) && spec.TimeNS {
-		// Kernels before 6.x refuse a vfork (CLONE_VM), which Go uses, into
-		// a new time namespace.
-		return 0, step("time-namespace", "", err)
-	}
-	if err != nil {
-		return 0, step("exec", argv0, err)
-	}
-	s.mark()
-	return pid, nil
+	return s.dropPrivileges()
 }
 
 // awaitGo waits for the parent's go-ahead and returns the CPUs the command
@@ -285,62 +267,3 @@ func lookPath(file string, env []string) (string, error) {
 // DefaultPath is the PATH used to find the command when its environment
 // has none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// supervise waits for the command, forwarding the parent's signals and
-// reaping orphans; when the command ends it kills every other process in
-// the sandbox, reaps them, reports, and exits.
-//
-// Signals reach the command only through the parent's requests. The init
-// does not use os/signal: enabling a signal costs two thread handoffs in
-// the runtime, and enabling all of them tripled the init's CPU time. A
-// catchable signal sent to the init itself, from the host or by root in
-// the sandbox, ends it, and the sandbox with it.
-func (s *stage) supervise(mainPid int) {
-	go s.listen(mainPid)
-
-	var status unix.WaitStatus
-	exited := false
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			break // ECHILD: everything is reaped
-		}
-		if pid == mainPid && !exited {
-			status, exited = ws, true
-			// Everything else in the sandbox ends with the command.
-			unix.Kill(-1, unix.SIGKILL)
-		}
-	}
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_CHILDREN, &ru)
-	proto.Send(s.fd, &proto.Report{
-		Kind:      proto.Exited,
-		Status:    int(status),
-		UserNanos: ru.Utime.Nano(),
-		SysNanos:  ru.Stime.Nano(),
-		MaxRSSKiB: ru.Maxrss,
-	})
-	os.Exit(0)
-}
-
-// listen serves the parent's requests; when the parent is gone it ends the
-// sandbox at once.
-func (s *stage) listen(mainPid int) {
-	for {
-		b, err := proto.RecvPacket(s.fd)
-		if err != nil {
-			os.Exit(137)
-		}
-		var req proto.Request
-		if req.UnmarshalBinary(b) != nil {
-			continue
-		}
-		if req.Signal > 0 {
-			unix.Kill(mainPid, unix.Signal(req.Signal))
-		}
-	}
-}

@@ -260,6 +260,18 @@ func (q *Request) MarshalBinary() ([]byte, error) {
 	}
 	e.ints(cpus)
 	e.int(int64(q.Signal))
+	e.int(q.Target)
+	e.bool(q.Exec != nil)
+	if x := q.Exec; x != nil {
+		e.int(x.ID)
+		e.str(x.Path)
+		e.strs(x.Args)
+		e.strs(x.Env)
+		e.str(x.Dir)
+		e.int(int64(x.UID))
+		e.int(int64(x.GID))
+	}
+	e.bool(q.Close)
 	return e.b, nil
 }
 
@@ -274,6 +286,19 @@ func (q *Request) UnmarshalBinary(b []byte) error {
 		}
 	}
 	q.Signal = int(d.int())
+	q.Target = d.int()
+	if d.bool() {
+		q.Exec = &Exec{
+			ID:   d.int(),
+			Path: d.str(),
+			Args: d.strs(),
+			Env:  d.strs(),
+			Dir:  d.str(),
+			UID:  int(d.int()),
+			GID:  int(d.int()),
+		}
+	}
+	q.Close = d.bool()
 	return d.done()
 }
 
@@ -281,6 +306,7 @@ func (q *Request) UnmarshalBinary(b []byte) error {
 func (r *Report) MarshalBinary() ([]byte, error) {
 	e := &encoder{b: make([]byte, 0, 128)}
 	e.str(string(r.Kind))
+	e.int(r.ID)
 	e.str(r.Stage)
 	e.str(r.Path)
 	e.int(int64(r.Errno))
@@ -298,6 +324,7 @@ func (r *Report) MarshalBinary() ([]byte, error) {
 func (r *Report) UnmarshalBinary(b []byte) error {
 	d := &decoder{b: b}
 	r.Kind = Kind(d.str())
+	r.ID = d.int()
 	r.Stage = d.str()
 	r.Path = d.str()
 	r.Errno = int(d.int())

@@ -19,6 +19,10 @@ func fill(r *rand.Rand, v reflect.Value) {
 		for i := 0; i < v.NumField(); i++ {
 			fill(r, v.Field(i))
 		}
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(r, p.Elem())
+		v.Set(p)
 	case reflect.Slice:
 		n := 1 + r.IntN(3)
 		s := reflect.MakeSlice(v.Type(), n, n)

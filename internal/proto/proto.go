@@ -33,7 +33,9 @@ type Spec struct {
 	Plan     mount.Plan
 	Hostname string
 	// Path is the command as given; the init looks it up in the new root
-	// using PATH from Env when it holds no slash.
+	// using PATH from Env when it holds no slash. Empty means the sandbox
+	// has no command of its own: the init waits for Exec requests until
+	// the parent closes it.
 	Path string
 	Args []string
 	Env  []string
@@ -76,8 +78,30 @@ type Request struct {
 	// pinned to one CPU (it is cheaper to start that way) and gives the
 	// command these back.
 	CPUs []int
-	// Signal, when not zero, is delivered to the command's process.
+	// Signal, when not zero, is delivered to the process started by the
+	// request with the ID Target (0 for the sandbox's own command).
 	Signal int
+	Target int64
+	// Exec, when set, starts a process; the packet carries its standard
+	// input, output and error and then its extra files as SCM_RIGHTS.
+	Exec *Exec
+	// Close ends a sandbox: the init kills every process, reaps them, and
+	// exits.
+	Close bool
+}
+
+// Exec is a request to start one more process in a running sandbox, with
+// the same namespaces, root, limits and privileges as its command.
+type Exec struct {
+	// ID names the process in the reports about it; the parent picks it,
+	// starting at 1.
+	ID   int64
+	Path string
+	Args []string
+	Env  []string
+	Dir  string
+	UID  int
+	GID  int
 }
 
 // Kind tells what a Report is about.
@@ -91,13 +115,21 @@ const (
 	// Started: the command runs; Pid is its pid inside the sandbox.
 	Started Kind = "started"
 	// Exited: the command ended; Status is its wait status and the times
-	// cover every process of the sandbox the init reaped.
+	// cover every process of the sandbox the init reaped. With an ID, a
+	// process started by that Exec request ended; its times are its own
+	// and those of the children it waited for.
 	Exited Kind = "exited"
+	// Closed: a sandbox without a command of its own was closed; the times
+	// cover every process the init reaped.
+	Closed Kind = "closed"
 )
 
 // Report is a message from the init to the parent.
 type Report struct {
-	Kind    Kind
+	Kind Kind
+	// ID is the Exec request the report is about, or 0 for the sandbox
+	// itself and its own command.
+	ID      int64
 	Stage   string
 	Path    string
 	Errno   int
@@ -161,6 +193,74 @@ func Send(fd int, m Message) error {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
+}
+
+// SendFiles writes m as one packet on the blocking socket fd, with files
+// passed as SCM_RIGHTS.
+func SendFiles(fd int, m Message, files []int) error {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if len(files) > 0 {
+		oob = unix.UnixRights(files...)
+	}
+	for {
+		err = unix.Sendmsg(fd, b, oob, nil, unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// maxFiles bounds the descriptors one packet may carry.
+const maxFiles = 64
+
+// RecvFiles reads one packet and the descriptors it carries from the
+// blocking socket fd. The descriptors are close-on-exec. It returns
+// ErrClosed when the other end is gone.
+func RecvFiles(fd int) ([]byte, []int, error) {
+	oob := make([]byte, unix.CmsgSpace(4*maxFiles))
+	for {
+		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("receive: %w", err)
+		}
+		if n == 0 {
+			return nil, nil, ErrClosed
+		}
+		b := make([]byte, n)
+		n, oobn, _, _, err := unix.Recvmsg(fd, b, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("receive: %w", err)
+		}
+		var files []int
+		if oobn > 0 {
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return nil, nil, fmt.Errorf("receive: %w", err)
+			}
+			for _, m := range msgs {
+				fds, err := unix.ParseUnixRights(&m)
+				if err != nil {
+					return nil, nil, fmt.Errorf("receive: %w", err)
+				}
+				files = append(files, fds...)
+			}
+		}
+		return b[:n], files, nil
+	}
 }
 
 // Recv reads one packet from the blocking socket fd into m. It returns

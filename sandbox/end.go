@@ -1,0 +1,221 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/proto"
+)
+
+// readLoop reads the init's reports until its socket closes, which happens
+// when the init exits: the final one is kept for the Result, the others go
+// to the Exec calls waiting for them.
+func (s *Sandbox) readLoop() {
+	defer close(s.readDone)
+	for {
+		rep, err := s.readReport()
+		if err != nil {
+			break
+		}
+		s.mu.Lock()
+		if rep.ID == 0 {
+			if rep.Kind == proto.Exited || rep.Kind == proto.Closed {
+				s.final = rep
+			}
+		} else if ch, ok := s.execs[rep.ID]; ok {
+			ch <- rep // buffered for every report an Exec can get
+			if rep.Kind != proto.Started {
+				delete(s.execs, rep.ID)
+			}
+		}
+		s.mu.Unlock()
+	}
+	// The init is gone: Exec calls still waiting will hear nothing more.
+	s.mu.Lock()
+	for id, ch := range s.execs {
+		close(ch)
+		delete(s.execs, id)
+	}
+	s.mu.Unlock()
+}
+
+// watch waits for the init to exit, killing the sandbox when the context is
+// done or the timeout expires, and then builds the Result.
+func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout - time.Since(s.start))
+		defer t.Stop()
+		timer = t.C
+	}
+	var werr error
+	select {
+	case werr = <-exited:
+	case <-ctx.Done():
+		s.killFor(Cancelled, context.Cause(ctx))
+		werr = <-exited
+	case <-timer:
+		s.killFor(Timeout, nil)
+		werr = <-exited
+	}
+	end := time.Now()
+	// The init has exited, so its last report is queued or never coming;
+	// the socket reaches its end at once unless something inherited it.
+	s.conn.SetReadDeadline(time.Now().Add(time.Second))
+	<-s.readDone
+	s.conn.Close()
+	if s.stdinW != nil {
+		// Release the pipe even if the copier is blocked reading.
+		s.stdinW.Close()
+	}
+	s.mu.Lock()
+	unix.Close(s.pidfd)
+	s.pidfd = -1
+	rep := s.final
+	s.mu.Unlock()
+
+	res, err := s.buildResult(rep, werr, end)
+	s.mu.Lock()
+	s.result, s.err = res, err
+	s.mu.Unlock()
+	close(s.done)
+}
+
+func (s *Sandbox) killFor(r Reason, cause error) {
+	s.mu.Lock()
+	if s.killReason == 0 {
+		s.killReason, s.killCause = r, cause
+	}
+	s.mu.Unlock()
+	s.cmd.Process.Kill()
+}
+
+// buildResult builds the Result of a sandbox whose init has exited.
+func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Result, error) {
+	res := &Result{ExitCode: -1, Wall: end.Sub(s.start)}
+	s.mu.Lock()
+	killReason, killCause := s.killReason, s.killCause
+	s.mu.Unlock()
+	switch {
+	case rep != nil && rep.Kind == proto.Closed:
+		res.Reason = Closed
+		res.UserTime = time.Duration(rep.UserNanos)
+		res.SystemTime = time.Duration(rep.SysNanos)
+		res.MaxRSS = rep.MaxRSSKiB << 10
+		return res, nil
+	case rep != nil:
+		fillStatus(res, rep)
+	default:
+		// The init was killed before the command ended: by us for a timeout
+		// or a cancellation, by Kill, or by something else on the host.
+		ps := s.cmd.ProcessState
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		switch {
+		case killReason != 0:
+			res.Reason, res.Signal = killReason, unix.SIGKILL
+		case ws.Signaled():
+			res.Reason, res.Signal = Signaled, ws.Signal()
+		default:
+			return nil, setupErr("init", "", errors.New("the init stage ended without a report: "+ps.String()))
+		}
+		res.UserTime, res.SystemTime = ps.UserTime(), ps.SystemTime()
+	}
+	if res.Success() {
+		return res, nil
+	}
+	return res, &ExitError{Result: res, cause: killCause}
+}
+
+// fillStatus sets the reason, status and times of res from an Exited
+// report.
+func fillStatus(res *Result, rep *proto.Report) {
+	ws := rep.WaitStatus()
+	if ws.Exited() {
+		res.Reason, res.ExitCode = Exited, ws.ExitStatus()
+	} else {
+		res.Reason, res.Signal = Signaled, ws.Signal()
+	}
+	res.UserTime = time.Duration(rep.UserNanos)
+	res.SystemTime = time.Duration(rep.SysNanos)
+	res.MaxRSS = rep.MaxRSSKiB << 10
+}
+
+// Wait waits for the sandbox to end and returns its Result. The error is
+// nil when the command exited with status 0 (or a sandbox without a
+// command was closed), an *ExitError holding the same Result when it ran
+// but ended otherwise (killed, timed out, non-zero status), and another
+// error when the sandbox failed.
+func (s *Sandbox) Wait() (*Result, error) {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil, ErrNotStarted
+	}
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.result == nil && s.err == nil {
+		return nil, ErrNotStarted // Start failed
+	}
+	return s.result, s.err
+}
+
+// Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
+// once: every process in it dies with the command. Other signals go to the
+// command's process only, through the sandbox's init.
+func (s *Sandbox) Kill(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.runningLocked(); err != nil {
+		return err
+	}
+	if sig == unix.SIGKILL {
+		return s.cmd.Process.Kill()
+	}
+	if err := send(s.conn, &proto.Request{Signal: int(sig)}); err != nil {
+		return ErrFinished
+	}
+	return nil
+}
+
+// Close ends the sandbox and waits until nothing of it is left: every
+// process in it is killed (those started by Exec too) and everything it
+// held on the host is released. A sandbox without a command of its own
+// ends with the Reason Closed. Close on a sandbox that has ended, or was
+// never started, does nothing and returns nil.
+func (s *Sandbox) Close() error {
+	s.mu.Lock()
+	if err := s.runningLocked(); err != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	err := send(s.conn, &proto.Request{Close: true})
+	s.mu.Unlock()
+	if err != nil {
+		s.cmd.Process.Kill()
+	}
+	<-s.done
+	return nil
+}
+
+// runningLocked returns nil when the sandbox runs, and why not otherwise.
+// The caller holds s.mu.
+func (s *Sandbox) runningLocked() error {
+	if !s.started || s.conn == nil {
+		return ErrNotStarted
+	}
+	select {
+	case <-s.done:
+		return ErrFinished
+	default:
+		return nil
+	}
+}

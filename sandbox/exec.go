@@ -1,0 +1,314 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/proto"
+)
+
+// Cmd is a process to run in a sandbox that is already running, with
+// Exec. It shares everything with the sandbox (namespaces, root file
+// system, limits, privileges, seccomp filter) and has its own arguments,
+// environment, directory, user and standard streams. The zero value of each
+// field falls back to the sandbox's Config.
+type Cmd struct {
+	// Args is the program and its arguments, looked up like Config.Args.
+	// Required.
+	Args []string
+	// Env is the environment. Nil means the sandbox's (Config.Env, or
+	// DefaultEnv).
+	Env []string
+	// Dir is the working directory. Empty means the sandbox's Config.Dir.
+	Dir string
+	// UID and GID are the ids the process runs as. Zero means those of the
+	// sandbox's command; RunAsRoot runs it as root inside instead.
+	UID, GID  int
+	RunAsRoot bool
+	// Stdin, Stdout and Stderr are as in Config and os/exec: nil means
+	// /dev/null.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// ExtraFiles are given to the process as descriptors 3, 4, and so on.
+	ExtraFiles []*os.File
+	// Timeout, if positive, is how long the process may run; it is then
+	// killed and its Result's Reason is Timeout. The sandbox goes on.
+	Timeout time.Duration
+}
+
+// Exec runs cmd in the running sandbox and waits for it to end. It returns
+// the process's Result: its CPU times are its own and those of the
+// children it waited for. Like Run, the error is an *ExitError when the
+// process did not exit with status 0. Cancelling ctx kills the process;
+// the sandbox goes on. Processes the command leaves behind keep running
+// until the sandbox ends. As with os/exec, Exec returns once the process
+// has exited and its output has been copied: a background process that
+// inherited its standard output keeps Exec waiting until it closes it, or
+// the sandbox ends. Exec is safe for concurrent use.
+func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
+	start := time.Now()
+	s.mu.Lock()
+	if err := s.runningLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	cfg, id := s.cfg.withDefaults(), s.id
+	s.mu.Unlock()
+	x, err := cmd.request(&cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := newStdio(&cmd)
+	if err != nil {
+		return nil, setupErr("exec", x.Path, err)
+	}
+	defer st.closeParentEnds()
+
+	s.mu.Lock()
+	if err := s.runningLocked(); err != nil {
+		s.mu.Unlock()
+		st.closeChildEnds()
+		return nil, err
+	}
+	s.nextExec++
+	x.ID = s.nextExec
+	reports := make(chan *proto.Report, 2) // Started or Failed, then Exited
+	s.execs[x.ID] = reports
+	err = s.sendFiles(&proto.Request{Exec: x}, st.childFDs())
+	s.mu.Unlock()
+	st.closeChildEnds() // the init has its own copies now
+	if err != nil {
+		return nil, setupErr("exec", x.Path, err)
+	}
+
+	rep, ok := <-reports
+	switch {
+	case !ok:
+		return nil, ErrFinished
+	case rep.Kind == proto.Failed:
+		return nil, &SetupError{Stage: rep.Stage, Path: rep.Path, Errno: unix.Errno(rep.Errno), Err: errors.New(rep.Message)}
+	}
+	var timer <-chan time.Time
+	if cmd.Timeout > 0 {
+		t := time.NewTimer(cmd.Timeout - time.Since(start))
+		defer t.Stop()
+		timer = t.C
+	}
+	var killed Reason
+	var cause error
+	for rep == nil || rep.Kind != proto.Exited {
+		select {
+		case rep, ok = <-reports:
+			if !ok {
+				// The sandbox ended first, and the process with it.
+				rep = &proto.Report{Kind: proto.Exited, Status: int(unix.SIGKILL)}
+			}
+		case <-ctx.Done():
+			killed, cause, ctx = Cancelled, context.Cause(ctx), context.Background()
+			s.signal(x.ID, unix.SIGKILL)
+		case <-timer:
+			killed, timer = Timeout, nil
+			s.signal(x.ID, unix.SIGKILL)
+		}
+	}
+	st.wait()
+	res := &Result{ExitCode: -1, Wall: time.Since(start)}
+	fillStatus(res, rep)
+	if killed != 0 && res.Reason == Signaled && res.Signal == unix.SIGKILL {
+		res.Reason = killed
+	}
+	if res.Success() {
+		return res, nil
+	}
+	return res, &ExitError{Result: res, cause: cause}
+}
+
+// request checks cmd and turns it into an Exec request, with the sandbox's
+// defaults filled in.
+func (cmd *Cmd) request(cfg *Config, id identity) (*proto.Exec, error) {
+	x := &proto.Exec{Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, UID: cmd.UID, GID: cmd.GID}
+	if len(x.Args) == 0 || x.Args[0] == "" {
+		return nil, configErr("Cmd.Args", "must name a command")
+	}
+	x.Path = x.Args[0]
+	if x.Env == nil {
+		x.Env = cfg.Env
+	}
+	if x.Dir == "" {
+		x.Dir = cfg.Dir
+	}
+	switch {
+	case cmd.RunAsRoot && (cmd.UID != 0 || cmd.GID != 0):
+		return nil, configErr("Cmd.UID", "must be zero when RunAsRoot is set")
+	case cmd.RunAsRoot:
+	default:
+		if x.UID == 0 {
+			x.UID = cfg.UID
+		}
+		if x.GID == 0 {
+			x.GID = cfg.GID
+		}
+	}
+	if err := validateProcess("Cmd.", x.Args, x.Env, x.Dir); err != nil {
+		return nil, err
+	}
+	if !id.maps(x.UID, x.GID) {
+		return nil, configErr("Cmd.UID", "ids %d:%d are not mapped in this sandbox", x.UID, x.GID)
+	}
+	for i, f := range cmd.ExtraFiles {
+		if f == nil {
+			return nil, configErr(fmtIndex("Cmd.ExtraFiles", i), "must not be nil")
+		}
+	}
+	if cmd.Timeout < 0 {
+		return nil, configErr("Cmd.Timeout", "must not be negative")
+	}
+	return x, nil
+}
+
+// signal asks the init to send sig to the process of an Exec request.
+func (s *Sandbox) signal(id int64, sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runningLocked() == nil {
+		send(s.conn, &proto.Request{Signal: int(sig), Target: id})
+	}
+}
+
+// sendFiles writes a request with descriptors on the init's socket. The
+// caller holds s.mu.
+func (s *Sandbox) sendFiles(req *proto.Request, fds []int) error {
+	b, err := req.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sendErr error
+	err = rc.Write(func(fd uintptr) bool {
+		sendErr = unix.Sendmsg(int(fd), b, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
+		return sendErr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return sendErr
+}
+
+// stdio holds the standard streams and extra files of an Exec'd process:
+// the ends the process gets, and the parent's ends of pipes that goroutines
+// copy through.
+type stdio struct {
+	child   []*os.File // standard input, output, error, then extra files
+	closeIn []*os.File // child ends the parent opened and closes once sent
+	parent  []*os.File // parent ends, closed when the copies are done
+	copies  sync.WaitGroup
+}
+
+func newStdio(cmd *Cmd) (*stdio, error) {
+	st := &stdio{}
+	if err := st.input(cmd.Stdin); err != nil {
+		st.closeChildEnds()
+		st.closeParentEnds()
+		return nil, err
+	}
+	for _, w := range []io.Writer{cmd.Stdout, cmd.Stderr} {
+		if err := st.output(w); err != nil {
+			st.closeChildEnds()
+			st.closeParentEnds()
+			return nil, err
+		}
+	}
+	st.child = append(st.child, cmd.ExtraFiles...)
+	return st, nil
+}
+
+func (st *stdio) input(r io.Reader) error {
+	switch f := r.(type) {
+	case nil:
+		return st.null()
+	case *os.File:
+		st.child = append(st.child, f)
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		st.child, st.closeIn = append(st.child, pr), append(st.closeIn, pr)
+		// Not waited for, as in Sandbox.Start: a reader that blocks forever
+		// must not hold up the result.
+		go func() {
+			io.Copy(pw, r)
+			pw.Close()
+		}()
+	}
+	return nil
+}
+
+func (st *stdio) output(w io.Writer) error {
+	switch f := w.(type) {
+	case nil:
+		return st.null()
+	case *os.File:
+		st.child = append(st.child, f)
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		st.child, st.closeIn = append(st.child, pw), append(st.closeIn, pw)
+		st.parent = append(st.parent, pr)
+		st.copies.Add(1)
+		go func() {
+			defer st.copies.Done()
+			io.Copy(w, pr)
+		}()
+	}
+	return nil
+}
+
+// null gives the process /dev/null.
+func (st *stdio) null() error {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	st.child, st.closeIn = append(st.child, null), append(st.closeIn, null)
+	return nil
+}
+
+func (st *stdio) childFDs() []int {
+	fds := make([]int, len(st.child))
+	for i, f := range st.child {
+		fds[i] = int(f.Fd())
+	}
+	return fds
+}
+
+func (st *stdio) closeChildEnds() {
+	for _, f := range st.closeIn {
+		f.Close()
+	}
+	st.closeIn = nil
+}
+
+// wait waits until the output has been copied: when the process and
+// everything that inherited its output have closed it.
+func (st *stdio) wait() { st.copies.Wait() }
+
+func (st *stdio) closeParentEnds() {
+	for _, f := range st.parent {
+		f.Close()
+	}
+	st.parent = nil
+}

@@ -1,0 +1,221 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+// longLived starts a sandbox without a command of its own and closes it
+// when the test ends.
+func longLived(t *testing.T, cfg Config) *Sandbox {
+	t.Helper()
+	testutil.RequireUserNamespaces(t)
+	sb := New(testConfig(cfg))
+	require.NoError(t, sb.Start(context.Background()))
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}
+
+// execSh runs a busybox shell script in sb and returns its output.
+func execSh(t *testing.T, sb *Sandbox, script string) (string, *Result, error) {
+	t.Helper()
+	var out strings.Builder
+	res, err := sb.Exec(context.Background(), Cmd{Args: []string{testutil.Busybox(t), "sh", "-c", script}, Stdout: &out, Stderr: &out})
+	return out.String(), res, err
+}
+
+func TestExecSharesState(t *testing.T) {
+	sb := longLived(t, Config{Hostname: "box"})
+	out, _, err := execSh(t, sb, `echo one > /work/state; hostname; echo $$`)
+	require.NoError(t, err, out)
+	l := lines(out)
+	require.Len(t, l, 2)
+	assert.Equal(t, "box", l[0])
+	out, res, err := execSh(t, sb, `cat /work/state; id -u; pwd; sleep 100 >/dev/null 2>&1 & echo started`)
+	require.NoError(t, err, out)
+	assert.Equal(t, []string{"one", "1000", "/work", "started"}, lines(out))
+	assert.Equal(t, Exited, res.Reason)
+	// The background sleep of the previous Exec is still there.
+	out, _, err = execSh(t, sb, `ps -o comm | grep -c sleep`)
+	require.NoError(t, err, out)
+	assert.Equal(t, "1\n", out)
+
+	var o strings.Builder
+	res, err = sb.Exec(context.Background(), Cmd{Args: []string{"id", "-u"}, RunAsRoot: true, Stdout: &o})
+	if os.Geteuid() != 0 && !testConfig(Config{}).SubordinateIDs {
+		// An ordinary user's own ids map the command's id only.
+		assert.ErrorIs(t, err, ErrInvalidConfig)
+	} else {
+		require.NoError(t, err)
+		assert.Equal(t, "0\n", o.String())
+	}
+	res, err = sb.Exec(context.Background(), Cmd{Args: []string{"sh", "-c", "exit 3"}})
+	var ee *ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 3, res.ExitCode)
+	_, err = sb.Exec(context.Background(), Cmd{Args: []string{"no-such-program"}})
+	var se *SetupError
+	require.ErrorAs(t, err, &se)
+	assert.ErrorIs(t, err, unix.ENOENT)
+
+	require.NoError(t, sb.Close())
+	res, err = sb.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, Closed, res.Reason)
+	assertGone(t, sb)
+	_, err = sb.Exec(context.Background(), Cmd{Args: []string{"true"}})
+	assert.ErrorIs(t, err, ErrFinished)
+}
+
+func TestExecConcurrent(t *testing.T) {
+	sb := longLived(t, Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out strings.Builder
+			_, err := sb.Exec(context.Background(), Cmd{
+				Args:   []string{"sh", "-c", fmt.Sprintf("echo %d; cat", i)},
+				Stdin:  strings.NewReader(fmt.Sprintf("in%d\n", i)),
+				Stdout: &out,
+			})
+			if err == nil && out.String() != fmt.Sprintf("%d\nin%d\n", i, i) {
+				err = fmt.Errorf("exec %d printed %q", i, out.String())
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+}
+
+func TestExecTimeoutAndCancel(t *testing.T) {
+	sb := longLived(t, Config{})
+	res, err := sb.Exec(context.Background(), Cmd{Args: []string{"sleep", "100"}, Timeout: 200 * time.Millisecond})
+	require.Error(t, err)
+	assert.Equal(t, Timeout, res.Reason)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	res, err = sb.Exec(ctx, Cmd{Args: []string{"sleep", "100"}})
+	require.Error(t, err)
+	assert.Equal(t, Cancelled, res.Reason)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	// The sandbox goes on.
+	out, _, err := execSh(t, sb, "echo alive")
+	require.NoError(t, err)
+	assert.Equal(t, "alive\n", out)
+}
+
+func TestCloseKillsExecs(t *testing.T) {
+	sb := longLived(t, Config{})
+	done := make(chan *Result, 1)
+	go func() {
+		res, _ := sb.Exec(context.Background(), Cmd{Args: []string{"sleep", "100"}})
+		done <- res
+	}()
+	_, _, err := execSh(t, sb, "sleep 100 >/dev/null 2>&1 & sleep 100 >/dev/null 2>&1 & true")
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, sb.Close())
+	select {
+	case res := <-done:
+		require.NotNil(t, res)
+		assert.Equal(t, Signaled, res.Reason)
+		assert.Equal(t, syscall.SIGKILL, res.Signal)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exec did not return after Close")
+	}
+	assertGone(t, sb)
+	assertNoChildren(t)
+}
+
+func TestCommandSandboxExec(t *testing.T) {
+	// A sandbox with a command of its own takes Exec too, until the
+	// command ends; then the sandbox ends.
+	testutil.RequireRoot(t)
+	sb := New(Config{Args: []string{"sleep", "100"}})
+	require.NoError(t, sb.Start(context.Background()))
+	out, _, err := execSh(t, sb, "ps -o comm | grep -c sleep")
+	require.NoError(t, err)
+	assert.Equal(t, "1\n", out)
+	require.NoError(t, sb.Kill(syscall.SIGTERM))
+	res, _ := sb.Wait()
+	assert.Equal(t, syscall.SIGTERM, res.Signal)
+	_, err = sb.Exec(context.Background(), Cmd{Args: []string{"true"}})
+	assert.ErrorIs(t, err, ErrFinished)
+}
+
+func TestCopyInOut(t *testing.T) {
+	if os.Geteuid() != 0 && testConfig(Config{}).SubordinateIDs {
+		// The caller's own ids may not write into the command's
+		// directories, which belong to its subordinate ids; CopyIn would
+		// have to go through the init.
+		t.Skip("CopyIn as an ordinary user with subordinate ids is not supported yet")
+	}
+	sb := longLived(t, Config{})
+	dir := t.TempDir()
+	src := filepath.Join(dir, "in")
+	require.NoError(t, os.WriteFile(src, []byte("payload"), 0o640))
+	require.NoError(t, sb.CopyIn(src, "/work/in"))
+	out, _, err := execSh(t, sb, `cat /work/in; echo; stat -c '%u %a' /work/in; echo result > /work/out`)
+	require.NoError(t, err, out)
+	assert.Equal(t, []string{"payload", "1000 640"}, lines(out))
+	dst := filepath.Join(dir, "out")
+	require.NoError(t, sb.CopyOut("/work/out", dst))
+	b, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	assert.Equal(t, "result\n", string(b))
+
+	// Read-only places stay read-only, and links made inside cannot send
+	// the copy out of the sandbox.
+	assert.ErrorIs(t, sb.CopyIn(src, "/usr/in"), unix.EROFS)
+	_, _, err = execSh(t, sb, `ln -s /tmp /work/d; ln -s `+dir+` /work/hostdir; ln -s /etc/hostname /work/f`)
+	require.NoError(t, err)
+	require.NoError(t, sb.CopyIn(src, "/work/d/via-link"))
+	out, _, _ = execSh(t, sb, `cat /tmp/via-link`)
+	assert.Equal(t, "payload", out, "the link resolves inside the sandbox")
+	err = sb.CopyIn(src, "/work/hostdir/escaped")
+	assert.Error(t, err, "the host directory does not exist inside the sandbox")
+	_, statErr := os.Stat(filepath.Join(dir, "escaped"))
+	assert.True(t, errors.Is(statErr, os.ErrNotExist), "a copy went through a link onto the host")
+	assert.ErrorIs(t, sb.CopyOut("/work/f", filepath.Join(dir, "x")), unix.ELOOP)
+}
+
+func TestExecBadInput(t *testing.T) {
+	sb := longLived(t, Config{})
+	for _, tt := range []struct {
+		cmd   Cmd
+		field string
+	}{
+		{Cmd{}, "Cmd.Args"},
+		{Cmd{Args: []string{"true"}, Dir: "rel"}, "Cmd.Dir"},
+		{Cmd{Args: []string{"true"}, Env: []string{"x"}}, "Cmd.Env[0]"},
+		{Cmd{Args: []string{"true"}, RunAsRoot: true, UID: 3}, "Cmd.UID"},
+		{Cmd{Args: []string{"true"}, UID: 1 << 20}, "Cmd.UID"},
+		{Cmd{Args: []string{"true"}, Timeout: -1}, "Cmd.Timeout"},
+	} {
+		_, err := sb.Exec(context.Background(), tt.cmd)
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce, "%+v", tt.cmd)
+		assert.Equal(t, tt.field, ce.Field)
+	}
+}

@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// CopyIn copies the host file src into the running sandbox as dst, an
+// absolute path inside it, creating or replacing dst with src's permission
+// bits. dst is opened with the rights of the sandbox's command user, who
+// owns the file: it must be somewhere that user may write (the working
+// directory, /tmp, a writable bind).
+//
+// dst is resolved inside the sandbox's root without following a link out
+// of it, so that a process in the sandbox cannot redirect the copy onto a
+// host file.
+func (s *Sandbox) CopyIn(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("stockade: copy in: %w", err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("stockade: copy in: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("stockade: copy in %s: not a regular file", src)
+	}
+	out, err := s.openInside(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, uint32(fi.Mode().Perm()))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := out.Chmod(fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("stockade: copy in %s: %w", dst, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Errorf("stockade: copy in %s: %w", dst, err)
+	}
+	return out.Close()
+}
+
+// CopyOut copies src, an absolute path inside the running sandbox, to the
+// host file dst, which it creates (mode 0644, before the umask) or
+// replaces. src is resolved inside the sandbox's root, as for CopyIn, and
+// must be a regular file.
+func (s *Sandbox) CopyOut(src, dst string) error {
+	in, err := s.openInside(src, unix.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return fmt.Errorf("stockade: copy out: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("stockade: copy out %s: not a regular file", src)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("stockade: copy out: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("stockade: copy out %s: %w", src, err)
+	}
+	return out.Close()
+}
+
+// openInside opens name inside the running sandbox's root: through the
+// init's /proc/PID/root, with every component resolved inside that root
+// and no magic link followed, and a check on the init's pidfd afterwards
+// that the pid was still the init's when the root was opened. A file it
+// creates is created with the rights of the sandbox's command user (see
+// asSandboxUser).
+func (s *Sandbox) openInside(name string, flags int, mode uint32) (*os.File, error) {
+	s.mu.Lock()
+	if err := s.runningLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", s.cmd.Process.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil && unix.PidfdSendSignal(s.pidfd, 0, nil, 0) != nil {
+		unix.Close(root)
+		err = ErrFinished
+	}
+	s.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, ErrFinished) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("stockade: open the sandbox's root: %w", err)
+	}
+	defer unix.Close(root)
+	var fd int
+	open := func() error {
+		fd, err = unix.Openat2(root, name, &unix.OpenHow{
+			Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
+			Mode:    uint64(mode),
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		return err
+	}
+	if flags&unix.O_CREAT != 0 {
+		err = s.asSandboxUser(open)
+	} else {
+		err = open()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stockade: open %s in the sandbox: %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// asSandboxUser runs f on a locked thread whose file-system ids are those
+// of the sandbox's command user on the host. A file system mounted in the
+// sandbox's user namespace refuses to create a file for an id that is not
+// mapped there (EOVERFLOW), which host root is not; and acting as the
+// command's user also gives the copy that user's rights and no more. An
+// ordinary caller's own ids are already the command's.
+func (s *Sandbox) asSandboxUser(f func() error) error {
+	if os.Geteuid() != 0 {
+		return f()
+	}
+	cfg := s.cfg.withDefaults()
+	uid, gid := s.id.hostIDs(cfg.UID, cfg.GID)
+	if uid < 0 || gid < 0 {
+		return fmt.Errorf("the command's ids %d:%d are not mapped", cfg.UID, cfg.GID)
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		unix.SetfsgidRetGid(gid)
+		unix.SetfsuidRetUid(uid)
+		err := f()
+		unix.SetfsuidRetUid(0)
+		unix.SetfsgidRetGid(0)
+		// setfs*id(-1) changes nothing and returns the current id.
+		fsuid, _ := unix.SetfsuidRetUid(-1)
+		fsgid, _ := unix.SetfsgidRetGid(-1)
+		if fsuid == 0 && fsgid == 0 {
+			runtime.UnlockOSThread()
+		} // else: the goroutine exits locked, and the runtime ends the thread
+		done <- err
+	}()
+	return <-done
+}

@@ -1,0 +1,196 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Pool keeps sandboxes started and waiting, so that a command runs in a
+// fresh sandbox at the cost of an Exec rather than a whole start. Each
+// sandbox serves one Run and is then thrown away: nothing crosses from one
+// run to the next. A Pool is safe for concurrent use.
+type Pool struct {
+	cfg     Config
+	timeout time.Duration // the Config's Timeout, for each Run
+	ready   chan *Sandbox
+
+	ctx    context.Context // cancelled by Close, ends refills under way
+	cancel context.CancelFunc
+	wake   chan struct{}
+	wg     sync.WaitGroup // refill workers and sandboxes being closed
+
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	err    error // why the last start failed, if it did
+}
+
+// ErrPoolClosed is returned by Run on a closed Pool.
+var ErrPoolClosed = errors.New("stockade: pool closed")
+
+// NewPool returns a pool that keeps n sandboxes of cfg ready, and starts
+// filling it in the background. cfg must have no Args: each Run brings its
+// command. cfg.Timeout applies to each Run rather than to the time a
+// sandbox waits in the pool. Close the pool to release them all.
+func NewPool(cfg Config, n int) (*Pool, error) {
+	if len(cfg.Args) > 0 {
+		return nil, configErr("Args", "must be empty for a pool: each Run brings its command")
+	}
+	if n < 1 {
+		return nil, configErr("n", "a pool must keep at least one sandbox ready")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg.clone(), ready: make(chan *Sandbox, n), wake: make(chan struct{}, 1)}
+	p.timeout, p.cfg.Timeout = cfg.Timeout, 0
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	// As many workers as the machine runs threads at once: a start is
+	// mostly the kernel's and the new process's work, not ours.
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		p.wg.Add(1)
+		go p.refill()
+	}
+	return p, nil
+}
+
+// refill keeps the pool full until it is closed.
+func (p *Pool) refill() {
+	defer p.wg.Done()
+	backoff := time.Millisecond
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		default:
+		}
+		if len(p.ready) == cap(p.ready) {
+			select {
+			case <-p.wake:
+			case <-p.ctx.Done():
+				return
+			}
+			continue
+		}
+		sb, err := p.start()
+		if err != nil {
+			p.mu.Lock()
+			p.err = err
+			p.mu.Unlock()
+			select {
+			case <-time.After(backoff):
+				backoff = min(2*backoff, time.Second)
+			case <-p.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = time.Millisecond
+		select {
+		case p.ready <- sb:
+		default:
+			p.discard(sb) // another worker filled the last place
+		}
+	}
+}
+
+func (p *Pool) start() (*Sandbox, error) {
+	sb := New(p.cfg)
+	if err := sb.Start(p.ctx); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// discard closes sb in the background; Close waits for it.
+func (p *Pool) discard(sb *Sandbox) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		sb.Close()
+	}()
+}
+
+// Run runs cmd in a fresh sandbox from the pool (or in one started on the
+// spot when none is ready), as Sandbox.Exec does, then throws that sandbox
+// away. The Result is the process's. Cmd.Timeout defaults to the pool
+// Config's Timeout.
+func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
+	// Counted until the sandbox is handed to discard, so that Close waits
+	// for runs under way and the sandboxes they used.
+	p.wg.Add(1)
+	p.mu.Unlock()
+	defer p.wg.Done()
+	var sb *Sandbox
+	select {
+	case sb = <-p.ready:
+	default:
+		var err error
+		if sb, err = p.start(); err != nil {
+			if p.ctx.Err() != nil {
+				return nil, ErrPoolClosed
+			}
+			return nil, err
+		}
+	}
+	if cmd.Timeout == 0 {
+		cmd.Timeout = p.timeout
+	}
+	// Throw the sandbox away and refill only once the run is over, so that
+	// neither competes with it for the CPUs.
+	defer func() {
+		p.discard(sb)
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}()
+	return sb.Exec(ctx, cmd)
+}
+
+// Ready reports how many sandboxes are waiting in the pool.
+func (p *Pool) Ready() int { return len(p.ready) }
+
+// Err returns why the last start of a sandbox for the pool failed, or nil.
+func (p *Pool) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Close stops refilling the pool, closes every sandbox in it and waits
+// until they, and the sandboxes of earlier runs, are gone. Runs under way
+// finish first (cancel their contexts to hurry them); Run afterwards
+// returns ErrPoolClosed.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+drain:
+	for {
+		select {
+		case sb := <-p.ready:
+			p.discard(sb)
+		default:
+			break drain
+		}
+	}
+	p.wg.Wait()
+	// A worker may have put a sandbox in after the drain above.
+	for len(p.ready) > 0 {
+		(<-p.ready).Close()
+	}
+	return nil
+}

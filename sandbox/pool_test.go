@@ -1,0 +1,91 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+func newTestPool(t *testing.T, cfg Config, n int) *Pool {
+	t.Helper()
+	testutil.RequireRoot(t)
+	p, err := NewPool(cfg, n)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func TestPoolRunsInFreshSandboxes(t *testing.T) {
+	p := newTestPool(t, Config{}, 2)
+	run := func(script string) string {
+		var out strings.Builder
+		_, err := p.Run(context.Background(), Cmd{Args: []string{testutil.Busybox(t), "sh", "-c", script}, Stdout: &out})
+		require.NoError(t, err, out.String())
+		return out.String()
+	}
+	// A run that pollutes its sandbox with files, processes and memory...
+	run(`echo secret > /work/left; echo tmp > /tmp/left; echo shm > /dev/shm/left
+		setsid sleep 1000 >/dev/null 2>&1 < /dev/null &
+		head -c 20000000 /dev/zero > /dev/shm/big || true`)
+	// ...is never visible to the next.
+	out := run(`ls -A /work /tmp /dev/shm | grep -v : | grep . ; ps -o comm | grep -c sleep; true`)
+	assert.Equal(t, "0\n", out, "the next run sees a fresh sandbox")
+	waitFor(t, func() bool { return p.Ready() == 2 })
+}
+
+func TestPoolConcurrent(t *testing.T) {
+	p := newTestPool(t, Config{}, 4)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out strings.Builder
+			_, err := p.Run(context.Background(), Cmd{Args: []string{"sh", "-c", fmt.Sprintf("echo %d; echo $$ > /work/me", i)}, Stdout: &out})
+			if err == nil && out.String() != fmt.Sprintf("%d\n", i) {
+				err = fmt.Errorf("run %d printed %q", i, out.String())
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+}
+
+func TestPoolTimeoutAndClose(t *testing.T) {
+	p := newTestPool(t, Config{Timeout: 200 * time.Millisecond}, 1)
+	time.Sleep(300 * time.Millisecond) // the wait in the pool does not count
+	res, err := p.Run(context.Background(), Cmd{Args: []string{"true"}})
+	require.NoError(t, err)
+	assert.Equal(t, Exited, res.Reason)
+	res, err = p.Run(context.Background(), Cmd{Args: []string{"sleep", "100"}})
+	require.Error(t, err)
+	assert.Equal(t, Timeout, res.Reason)
+	require.NoError(t, p.Close())
+	_, err = p.Run(context.Background(), Cmd{Args: []string{"true"}})
+	assert.ErrorIs(t, err, ErrPoolClosed)
+	assertNoChildren(t)
+}
+
+func TestPoolBadConfig(t *testing.T) {
+	_, err := NewPool(Config{Args: []string{"true"}}, 1)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = NewPool(Config{}, 0)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	_, err = NewPool(Config{Dir: "relative"}, 1)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Dir", ce.Field)
+}

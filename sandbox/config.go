@@ -50,6 +50,10 @@ type Config struct {
 	// Start. When it expires every process of the sandbox is killed and the
 	// Result's Reason is Timeout.
 	Timeout time.Duration
+	// Limits are the sandbox's resource limits: memory, CPU, tasks, CPU
+	// time, output and the per-process rlimits. The zero value limits
+	// nothing but core files. See Limits.
+	Limits Limits
 
 	// UID and GID are the user and group the command runs as, inside the
 	// sandbox. Zero means 1000, the unprivileged user "sandbox". To run as
@@ -180,9 +184,11 @@ func (c *Config) userName() string {
 	return "sandbox"
 }
 
-// Validate checks the config without touching the system and returns a
-// *ConfigError naming the first bad field, or nil. Start calls it; a config
-// that fails it never creates anything.
+// Validate checks the config without changing the system and returns a
+// *ConfigError naming the first bad field, or nil. Limits that need a
+// control group are also checked against this host's cgroups, which are
+// probed once per process. Start calls it; a config that fails it never
+// creates anything.
 func (c *Config) Validate() error {
 	d := c.withDefaults()
 	return d.validate()
@@ -260,7 +266,7 @@ func (c *Config) validate() error {
 			return configErr(fmtIndex("ExtraFiles", i), "must not be nil")
 		}
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 func (m IDMap) validate(uid, gid int) error {

@@ -7,7 +7,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if ownerHelper() {
+	if ownerHelper() || limitHelper() {
 		return
 	}
 	testutil.Main(m)

@@ -30,6 +30,7 @@ type Sandbox struct {
 	cmd     *exec.Cmd
 	conn    *os.File // the parent's end of the init's socket
 	stdinW  *os.File // the write end of a stdin pipe fed by a goroutine
+	lim     *limiter // enforces cfg.Limits; nil when there are none
 	// killReason is set when the parent kills the sandbox for a timeout or
 	// a cancellation, before the kill.
 	killReason Reason
@@ -89,20 +90,30 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
+	if s.lim, err = newLimiter(&cfg); err != nil {
+		return err
+	}
 	l, err := s.prepare(&cfg, id)
 	if err != nil {
+		s.lim.end(s)
 		return err
 	}
 	defer l.release()
+	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
 	cpus, err := onSpawner(l.netnsFD(), func() error { return s.cmd.Start() })
 	s.times.forked = proto.Monotonic()
 	if err != nil {
 		unix.Close(l.parentFD)
+		s.lim.end(s)
 		return setupErr("start", s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
-	// The init is placed (nothing to place yet): let it go on.
+	if err := s.lim.place(s); err != nil {
+		s.abort()
+		return err
+	}
+	// The init is placed: let it go on.
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
 		return setupErr("handshake", "", err)
@@ -114,6 +125,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
 	s.logStages(cfg)
+	s.lim.watch(cpus)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
 }
@@ -321,7 +333,7 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    []proto.Rlimit{{Resource: unix.RLIMIT_CORE}},
+		Rlimits:    c.Limits.Rlimits.list(),
 	}
 }
 
@@ -369,6 +381,7 @@ func (s *Sandbox) abort() {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	}
+	s.lim.end(s)
 	if s.conn != nil {
 		s.conn.Close()
 	}
@@ -398,6 +411,9 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	case <-timer:
 		s.killFor(Timeout, nil)
 		werr = <-exited
+	case r := <-s.lim.exceeded():
+		s.killFor(r, nil)
+		werr = <-exited
 	}
 	end := time.Now()
 	rep, _ := s.readExit()
@@ -406,6 +422,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 		// Release the pipe even if the copier is blocked reading.
 		s.stdinW.Close()
 	}
+	s.lim.end(s)
 
 	res, err := s.buildResult(rep, werr, end)
 	s.mu.Lock()
@@ -471,6 +488,7 @@ func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Re
 		}
 		res.UserTime, res.SystemTime = ps.UserTime(), ps.SystemTime()
 	}
+	s.lim.verdict(res)
 	if res.Success() {
 		return res, nil
 	}

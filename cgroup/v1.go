@@ -20,6 +20,9 @@ type v1Group struct {
 	// dirs are the group's directories, one per hierarchy, in the order
 	// they were created.
 	dirs []string
+	// hiers are the hierarchies of dirs, in the same order; nil for a
+	// group that Cleanup opened.
+	hiers []*hierarchy
 	// memory, pids, cpuacct and freezer are the directories of those
 	// controllers, "" when the group does not use them. Co-mounted
 	// controllers share a directory.
@@ -66,6 +69,7 @@ func createV1(h *host, f facts, cfg Config, name string) (_ groupImpl, err error
 			}
 			byMount[hier.mount] = dir
 			g.dirs = append(g.dirs, dir)
+			g.hiers = append(g.hiers, hier)
 		}
 		switch c {
 		case "memory":

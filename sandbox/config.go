@@ -48,7 +48,8 @@ type Config struct {
 	Hostname string
 	// Timeout, if positive, is how long the sandbox may run, counted from
 	// Start. When it expires every process of the sandbox is killed and the
-	// Result's Reason is Timeout.
+	// Result's Reason is Timeout; when it expires before the command has
+	// started, Start fails with a *SetupError.
 	Timeout time.Duration
 	// Limits are the sandbox's resource limits: memory, CPU, tasks, CPU
 	// time, output and the per-process rlimits. The zero value limits

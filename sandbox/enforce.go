@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -54,6 +55,7 @@ func newLimiter(cfg *Config) (*limiter, error) {
 	start := time.Now()
 	g, err := cgroup.Create(cfg.Limits.cgroupConfig())
 	l.cost += time.Since(start)
+	DbgC = append(DbgC, time.Since(start))
 	if err != nil {
 		// Validate has seen the limits, but the host can still refuse
 		// them (a parent that gained processes, say).
@@ -95,24 +97,38 @@ func (l *limiter) attach(s *Sandbox) {
 	}
 }
 
-// place moves the forked init into the group on cgroup v1, where no clone
-// flag can start it there. The init waits for the go-ahead before it
-// starts anything, so everything it starts is inside.
-func (l *limiter) place(s *Sandbox) error {
+// spawn wraps start, which forks the init on a spawner's thread, so that
+// on cgroup v1 the thread enters the group for the fork and the init
+// starts inside it, as CLONE_INTO_CGROUP does on v2 (see
+// cgroup.Group.EnterThread for why this beats moving the init by pid).
+// The init waits for the go-ahead before it starts anything, and the
+// thread leaves the group before the go-ahead is sent. A thread that
+// cannot leave is ended.
+func (l *limiter) spawn(s *Sandbox, start func() error) func() error {
 	if l == nil || l.group == nil {
-		return nil
+		return start
 	}
-	defer func() { s.times.cgroup = l.cost }()
+	s.times.cgroup = l.cost
 	if _, ok := l.group.FD(); ok {
-		return nil
+		return start
 	}
-	start := time.Now()
-	err := l.group.AddProc(s.cmd.Process.Pid)
-	l.cost += time.Since(start)
-	if err != nil {
-		return setupErr("cgroup", l.group.Name(), err)
+	return func() error {
+		defer func() { s.times.cgroup = l.cost }()
+		t := time.Now()
+		leave, err := l.group.EnterThread()
+		l.cost += time.Since(t)
+		if err != nil {
+			return setupErr("cgroup", l.group.Name(), err)
+		}
+		serr := start()
+		t = time.Now()
+		lerr := leave()
+		l.cost += time.Since(t)
+		if lerr != nil {
+			return &taintedThread{err: errors.Join(serr, setupErr("cgroup", l.group.Name(), lerr))}
+		}
+		return serr
 	}
-	return nil
 }
 
 // watch starts the CPU time watchdog. cpus are the CPUs the command may
@@ -202,8 +218,11 @@ func (l *limiter) end(s *Sandbox) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kerr := l.group.Kill(ctx)
+	ta := time.Now()
 	l.stats, l.statsErr = l.group.Stats()
+	tb := time.Now()
 	rerr := l.group.Remove()
+	DbgE = append(DbgE, [3]time.Duration{ta.Sub(start), tb.Sub(ta), time.Since(tb)})
 	l.cost += time.Since(start)
 	s.times.cgroup = l.cost
 	if logger := s.cfg.Logger; logger != nil {
@@ -306,4 +325,27 @@ func cleanupOnce(parent string, logger *slog.Logger) {
 	if _, err := cgroup.Cleanup(ctx, parent); err != nil && logger != nil {
 		logger.Warn("sandbox cgroup: clean up after owners that died", "parent", parent, "err", err)
 	}
+}
+
+var DbgE [][3]time.Duration
+var DbgC, DbgP []time.Duration
+
+// startDeadline bounds the wait for the init to start the command by
+// Config.Timeout, counted from Start like the run itself: an init that
+// cannot start (one that thrashes under a memory limit too small for it,
+// say) must not hold Start forever.
+func startDeadline(ctx context.Context, start time.Time, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, start.Add(timeout))
+}
+
+// startTimeoutErr says that the init was not ready within timeout when
+// that, and not ctx, ended the wait.
+func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return setupErr("init", "", fmt.Errorf("the command did not start within Config.Timeout (%v): %w", timeout, err))
+	}
+	return err
 }

@@ -33,7 +33,11 @@ type Limits struct {
 	// kernel memory charged to them. When it is reached the kernel's OOM
 	// killer kills a process of the sandbox, and the Result's Reason is
 	// OOMKilled. Zero means no limit; the smallest limit is
-	// cgroup.MinMemory (8 MiB), what the init stage needs to start.
+	// cgroup.MinMemory (8 MiB), what the init stage of a small Go program
+	// needs to start. The init stage is the calling program: a large one
+	// needs more, and below what it needs it does not die but thrashes
+	// (the kernel keeps reclaiming its code pages), so that the sandbox
+	// never starts; Timeout bounds that wait too.
 	Memory int64
 	// Swap is how much swap, in bytes, the sandbox may use on top of
 	// Memory. Zero means none whenever Memory is set; SwapUnlimited means

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -398,6 +399,9 @@ func TestRlimits(t *testing.T) {
 // TestLimitMinMemory: the smallest memory limit Validate accepts is
 // enough for the init stage and a small command.
 func TestLimitMinMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's runtime needs far more memory than the init stage")
+	}
 	cfg := shell(t, `echo fits`)
 	cfg.Limits.Memory = cgroup.MinMemory
 	sb, res, err := runLimited(t, cfg)
@@ -462,4 +466,28 @@ func TestResultOfLimits(t *testing.T) {
 	for _, r := range []Reason{OOMKilled, CPUTimeLimit, OutputLimit} {
 		assert.NotContains(t, r.String(), "Reason(")
 	}
+}
+
+// TestLimitMemoryTooSmallForInit: an init that cannot start under its
+// memory limit does not hold Start beyond Timeout, and leaves nothing.
+func TestLimitMemoryTooSmallForInit(t *testing.T) {
+	requireCgroup(t)
+	cfg := shell(t, `true`)
+	// Between the validated minimum and what this test binary's init
+	// needs: only the race detector's runtime is this large.
+	if !raceEnabled {
+		t.Skip("needs an init stage larger than cgroup.MinMemory; runs under -race")
+	}
+	cfg.Limits.Memory = cgroup.MinMemory
+	cfg.Timeout = 2 * time.Second
+	sb := New(cfg)
+	start := time.Now()
+	err := sb.Start(context.Background())
+	var se *SetupError
+	if !errors.As(err, &se) {
+		// The kernel may also OOM-kill the init, which fails the start too.
+		require.Error(t, err)
+	}
+	assert.Less(t, time.Since(start), 20*time.Second)
+	assertNoChildren(t)
 }

@@ -101,7 +101,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	defer l.release()
 	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
-	cpus, err := onSpawner(l.netnsFD(), func() error { return s.cmd.Start() })
+	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
 	s.times.forked = proto.Monotonic()
 	if err != nil {
 		unix.Close(l.parentFD)
@@ -109,19 +109,17 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		return setupErr("start", s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
-	if err := s.lim.place(s); err != nil {
-		s.abort()
-		return err
-	}
-	// The init is placed: let it go on.
+	// The init is in its cgroup: let it go on.
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
 		return setupErr("handshake", "", err)
 	}
-	rep, err := s.awaitStart(ctx)
+	actx, cancel := startDeadline(ctx, s.start, cfg.Timeout)
+	rep, err := s.awaitStart(actx)
+	cancel()
 	if err != nil {
 		s.abort()
-		return err
+		return startTimeoutErr(ctx, err, cfg.Timeout)
 	}
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
 	s.logStages(cfg)

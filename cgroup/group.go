@@ -41,9 +41,10 @@ type peaks struct{ memory, pids bool }
 // controller that the group does not use are zero.
 type Stats struct {
 	// CPUUser and CPUSystem are the CPU time spent in user and kernel mode
-	// by every process that ran in the group (cpu.stat on v2, cpuacct on v1,
-	// where their sum is the exact cpuacct.usage and the split follows the
-	// kernel's tick-based counters). Their sum is what CPUTime returns.
+	// by every process that ran in the group (cpu.stat on v2, cpuacct on
+	// v1). Their sum is the kernel's exact total, what CPUTime returns; the
+	// split follows the kernel's user and system counters, which on v1
+	// count whole scheduler ticks.
 	CPUUser, CPUSystem time.Duration
 	// MemoryPeak is the most memory the group used at once, in bytes
 	// (memory.peak on v2 from Linux 5.19, memory.max_usage_in_bytes on v1).

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -75,33 +73,19 @@ func runLimited(t *testing.T, cfg Config) (*Sandbox, *Result, error) {
 // running tests; its value names the helper.
 const limitHelperEnv = "STOCKADE_TEST_LIMIT_HELPER"
 
-// limitHelper runs a helper of the tests below when this process is one,
-// and reports whether it was:
-//
-//   - forkbomb, run inside a sandbox: ignores SIGTERM and forks as fast as
-//     it can, every parent and child alike, whether the fork succeeds or
-//     not. The raw system call is safe because no process ever returns to
-//     Go code that could need the runtime's other threads.
-//   - owner: starts a sandbox with limits, prints its group's name and
-//     blocks until it is killed.
+// limitHelper runs the fork bomb when this process is one, inside a
+// sandbox: it ignores SIGTERM and forks as fast as it can, every parent
+// and child alike, whether the fork succeeds or not. The raw system call
+// is safe because no process ever returns to Go code that could need the
+// runtime's other threads.
 func limitHelper() bool {
-	switch os.Getenv(limitHelperEnv) {
-	case "forkbomb":
-		signal.Ignore(syscall.SIGTERM)
-		for {
-			unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
-		}
-	case "owner":
-		bb := os.Getenv("STOCKADE_TEST_BUSYBOX")
-		sb := New(Config{Args: []string{bb, "sleep", "1000"}, Limits: Limits{Pids: 32}})
-		if err := sb.Start(context.Background()); err != nil {
-			fmt.Println("error", err)
-			os.Exit(1)
-		}
-		fmt.Println("group", sb.lim.group.Name())
-		select {}
+	if os.Getenv(limitHelperEnv) != "forkbomb" {
+		return false
 	}
-	return false
+	signal.Ignore(syscall.SIGTERM)
+	for {
+		unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	}
 }
 
 // selfInSandbox returns a config that runs this test binary as the helper
@@ -158,18 +142,16 @@ func TestLimitForkBomb(t *testing.T) {
 // is removed by the next Cleanup.
 func TestLimitParentDeath(t *testing.T) {
 	requireCgroup(t)
-	bb := testutil.Busybox(t)
-	owner := exec.Command("/proc/self/exe")
-	owner.Env = append(os.Environ(), limitHelperEnv+"=owner", "STOCKADE_TEST_BUSYBOX="+bb)
-	stdout, err := owner.StdoutPipe()
+	owner, pids := startOwner(t, "STOCKADE_TEST_OWNER_LIMITS=1")
+	b, err := os.ReadFile("/proc/" + pids[1] + "/cgroup")
 	require.NoError(t, err)
-	require.NoError(t, owner.Start())
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err)
-	f := strings.Fields(line)
-	require.Len(t, f, 2, line)
-	require.Equal(t, "group", f[0], line)
-	name := f[1]
+	name := ""
+	for _, c := range strings.FieldsFunc(string(b), func(r rune) bool { return r == '/' || r == '\n' }) {
+		if strings.HasPrefix(c, "sb-") {
+			name = c
+		}
+	}
+	require.NotEmpty(t, name, "the owner's init is in no sandbox group: %s", b)
 	groupDirs := func() []string {
 		var found []string
 		walkDirs("/sys/fs/cgroup", func(p string) {
@@ -181,9 +163,8 @@ func TestLimitParentDeath(t *testing.T) {
 	}
 	require.NotEmpty(t, groupDirs(), "the owner's sandbox has no group")
 
-	require.NoError(t, owner.Process.Kill())
-	owner.Wait()
 	// The group outlives its owner; its processes do not.
+	killOwner(t, owner, pids[1:])
 	require.NotEmpty(t, groupDirs())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -13,6 +13,8 @@
 //     Sandbox (Start, Wait, Run, Kill), Result and the errors. Start here.
 //   - [github.com/stockade/stockade/mount] describes a root file system as a
 //     plan of mounts and builds it inside a mount namespace.
+//   - [github.com/stockade/stockade/cgroup] gives a sandbox its own control
+//     group on cgroup v1 or v2: limits, figures, kill-all, clean-up.
 //   - internal/initproc is the init stage that runs inside each sandbox;
 //     internal/proto is what it and the parent say to each other;
 //     internal/linux holds the capability, loopback and time namespace
@@ -25,7 +27,12 @@
 // ipc, network and cgroup namespaces. The sandbox package recognises that
 // copy during package initialisation, before the program's main can run,
 // and the copy never reaches main. Its configuration arrives over an
-// inherited socket, never in argv or the environment. The init builds the
+// inherited socket, never in argv or the environment. When the config has
+// limits that need a control group, the group is created first and the init
+// starts inside it (CLONE_INTO_CGROUP on cgroup v2; on v1 the parent moves it
+// in while it waits for the go-ahead), so everything the sandbox runs is
+// counted and limited; the init then makes the group the root of the
+// sandbox's cgroup namespace. The init builds the
 // root file system, sets the host name, brings up loopback, drops every
 // capability and sets no_new_privs on a locked thread, starts the command
 // from that thread, and stays as the sandbox's pid 1: it forwards signals,
@@ -63,6 +70,11 @@
 //     made non-dumpable before anything else runs: no process in the
 //     sandbox can open /proc/1/exe, and the host ids that own the binary are
 //     not mapped inside.
+//   - Resources. Config.Limits bounds memory (swap off), CPU bandwidth,
+//     tasks (a fork bomb stays inside), CPU time, output and the per-process
+//     rlimits; core files are off by default. The Result says which limit
+//     ended a run (the OOM verdict comes from the group's counter, never
+//     from a SIGKILL alone) and what the sandbox used.
 //   - Lifetime. When the command ends, everything in the sandbox ends. When
 //     the owning process dies, even by SIGKILL, the init dies (parent-death
 //     signal from a thread that never exits, and a closed socket) and takes

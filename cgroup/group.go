@@ -41,7 +41,10 @@ type peaks struct{ memory, pids bool }
 // controller that the group does not use are zero.
 type Stats struct {
 	// CPUUser and CPUSystem are the CPU time spent in user and kernel mode
-	// by every process that ran in the group (cpu.stat on v2, cpuacct on v1).
+	// by every process that ran in the group (cpu.stat on v2, cpuacct on
+	// v1). Their sum is the kernel's exact total, what CPUTime returns; the
+	// split follows the kernel's user and system counters, which on v1
+	// count whole scheduler ticks.
 	CPUUser, CPUSystem time.Duration
 	// MemoryPeak is the most memory the group used at once, in bytes
 	// (memory.peak on v2 from Linux 5.19, memory.max_usage_in_bytes on v1).
@@ -154,14 +157,16 @@ func (g *Group) Stats() (Stats, error) {
 // other signal, die too: Kill writes cgroup.kill where the kernel has it
 // (v2, Linux 5.14), and otherwise freezes the group, kills every process
 // while none can fork, thaws it and repeats until the group is empty. It
-// returns ctx's error if the group is not empty before ctx is done.
+// returns ctx's error if the group is not empty before ctx is done. A
+// group that is already empty costs one read.
 // Processes that are children of the caller stay zombies until the caller
 // reaps them; they no longer count as members of the group.
 func (g *Group) Kill(ctx context.Context) error {
 	g.mu.Lock()
 	removed := g.removed
 	g.mu.Unlock()
-	if removed {
+	if removed || g.empty() {
+		// An empty group needs no freezing: nothing in it can fork.
 		return nil
 	}
 	if err := g.impl.kill(ctx, g.name); err != nil {

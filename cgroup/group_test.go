@@ -272,6 +272,10 @@ func TestCPUStatsOfSpinner(t *testing.T) {
 	assert.GreaterOrEqual(t, after.CPUUser+after.CPUSystem, 200*time.Millisecond)
 	assert.Greater(t, after.CPUUser, after.CPUSystem, "a spinner spends its time in user mode")
 	assert.Greater(t, after.CPUUser, before.CPUUser)
+	// CPUTime reads the same total as Stats, from one file.
+	total, err := g.CPUTime()
+	require.NoError(t, err)
+	assert.Equal(t, after.CPUUser+after.CPUSystem, total)
 }
 
 func TestKillEmptyAndRemoveBusy(t *testing.T) {

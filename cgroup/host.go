@@ -69,6 +69,9 @@ type hierarchy struct {
 	own string
 	// controllers are the v1 controllers mounted together here; nil for v2.
 	controllers []string
+	// root is the root field of the mount: the cgroup mounted here, "/"
+	// unless the hierarchy is mounted from a subdirectory.
+	root string
 }
 
 // dir returns the directory of the cgroup at rel (relative to the mount).
@@ -170,7 +173,7 @@ func v1Hierarchies(mounts []*mountinfo.Info, own map[string]string) (map[string]
 		if err != nil {
 			return nil, err
 		}
-		h := &hierarchy{mount: m.Mountpoint, own: ownDir, controllers: ctrls}
+		h := &hierarchy{mount: m.Mountpoint, own: ownDir, controllers: ctrls, root: m.Root}
 		for _, c := range ctrls {
 			if _, dup := out[c]; !dup {
 				out[c] = h

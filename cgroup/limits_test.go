@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -197,4 +198,21 @@ func TestOwnPathAndParent(t *testing.T) {
 	assert.Equal(t, "/jobs", resolveParent("/jobs", h))
 	assert.Equal(t, "", resolveParent("/", h))
 	assert.Equal(t, "/stockade", resolveParent("", &hierarchy{}))
+}
+
+func TestSplitExact(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		total, user, sys, wantUser, wantSys time.Duration
+	}{
+		{303 * ms, 300 * ms, 0, 303 * ms, 0},
+		{100 * ms, 60 * ms, 20 * ms, 75 * ms, 25 * ms},
+		{5 * ms, 0, 0, 5 * ms, 0},
+		{0, 4 * ms, 4 * ms, 0, 0},
+	} {
+		u, s := splitExact(c.total, c.user, c.sys)
+		assert.Equal(t, c.wantUser, u, "%+v", c)
+		assert.Equal(t, c.wantSys, s, "%+v", c)
+		assert.Equal(t, c.total, u+s)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,9 @@ type v1Group struct {
 	// dirs are the group's directories, one per hierarchy, in the order
 	// they were created.
 	dirs []string
+	// hiers are the hierarchies of dirs, in the same order; nil for a
+	// group that Cleanup opened.
+	hiers []*hierarchy
 	// memory, pids, cpuacct and freezer are the directories of those
 	// controllers, "" when the group does not use them. Co-mounted
 	// controllers share a directory.
@@ -68,6 +72,7 @@ func createV1(h *host, f facts, cfg Config, name string) (_ groupImpl, err error
 			}
 			byMount[hier.mount] = dir
 			g.dirs = append(g.dirs, dir)
+			g.hiers = append(g.hiers, hier)
 		}
 		switch c {
 		case "memory":
@@ -284,6 +289,13 @@ func (g *v1Group) stats(st *Stats) (peaks, error) {
 			}
 			st.CPUUser, st.CPUSystem = durationNS(u*1e7), durationNS(s*1e7)
 		}
+		// The split counts whole scheduler ticks (4 ms at HZ=250);
+		// cpuacct.usage is exact. Share the exact total out in the ticks'
+		// proportion, so that the two add up to what a CPU time limit
+		// measures.
+		if total, err := readUint(d + "/cpuacct.usage"); err == nil {
+			st.CPUUser, st.CPUSystem = splitExact(durationNS(total), st.CPUUser, st.CPUSystem)
+		}
 	}
 	if d := g.memory; d != "" {
 		v, err := readUint(d + "/memory.max_usage_in_bytes")
@@ -309,6 +321,17 @@ func (g *v1Group) stats(st *Stats) (peaks, error) {
 		}
 	}
 	return have, nil
+}
+
+// splitExact shares total out between user and system time in the
+// proportion of the estimates user and sys; with no estimate it counts all
+// of it as user time.
+func splitExact(total, user, sys time.Duration) (time.Duration, time.Duration) {
+	if user+sys <= 0 {
+		return total, 0
+	}
+	u := time.Duration(float64(total) * (float64(user) / float64(user+sys)))
+	return u, total - u
 }
 
 // kill freezes the group so that no process can fork, kills every

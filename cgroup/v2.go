@@ -197,11 +197,13 @@ func (g *v2Group) procs() ([]int, error) {
 
 func (g *v2Group) stats(st *Stats) (peaks, error) {
 	var have peaks
-	var user, sys uint64
-	if err := readKeys(g.dir+"/cpu.stat", map[string]*uint64{"user_usec": &user, "system_usec": &sys}); err != nil {
+	var user, sys, usage uint64
+	if err := readKeys(g.dir+"/cpu.stat", map[string]*uint64{"user_usec": &user, "system_usec": &sys, "usage_usec": &usage}); err != nil {
 		return have, err
 	}
-	st.CPUUser, st.CPUSystem = durationNS(user*1000), durationNS(sys*1000)
+	// user_usec and system_usec are rounded separately; make them add up
+	// to usage_usec, which is what CPUTime returns.
+	st.CPUUser, st.CPUSystem = splitExact(durationNS(usage*1000), durationNS(user*1000), durationNS(sys*1000))
 	// The memory and pids files exist only when the parent enabled those
 	// controllers.
 	if v, err := readUint(g.dir + "/memory.peak"); err == nil {

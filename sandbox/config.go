@@ -50,8 +50,13 @@ type Config struct {
 	Hostname string
 	// Timeout, if positive, is how long the sandbox may run, counted from
 	// Start. When it expires every process of the sandbox is killed and the
-	// Result's Reason is Timeout.
+	// Result's Reason is Timeout; when it expires before the command has
+	// started, Start fails with a *SetupError.
 	Timeout time.Duration
+	// Limits are the sandbox's resource limits: memory, CPU, tasks, CPU
+	// time, output and the per-process rlimits. The zero value limits
+	// nothing but core files. See Limits.
+	Limits Limits
 
 	// UID and GID are the user and group the command runs as, inside the
 	// sandbox. Zero means 1000, the unprivileged user "sandbox". To run as
@@ -196,9 +201,11 @@ func (c *Config) userName() string {
 	return "sandbox"
 }
 
-// Validate checks the config without touching the system and returns a
-// *ConfigError naming the first bad field, or nil. Start calls it; a config
-// that fails it never creates anything.
+// Validate checks the config without changing the system and returns a
+// *ConfigError naming the first bad field, or nil. Limits that need a
+// control group are also checked against this host's cgroups, which are
+// probed once per process. Start calls it; a config that fails it never
+// creates anything.
 func (c *Config) Validate() error {
 	d := c.withDefaults()
 	return d.validate()
@@ -265,7 +272,7 @@ func (c *Config) validate() error {
 			return configErr(fmtIndex("ExtraFiles", i), "must not be nil")
 		}
 	}
-	return nil
+	return c.Limits.validate()
 }
 
 // validateProcess checks the fields a Config and a Cmd share; prefix is

@@ -63,6 +63,9 @@ func (s *Sandbox) readReport() (*proto.Report, error) {
 type startTimes struct {
 	begin, prepared, forked, ready int64
 	init                           []int64 // see proto.Mark
+	// cgroup is what the sandbox's control group cost the calling process
+	// (create, limit, place, kill, remove), spread over the stages.
+	cgroup time.Duration
 }
 
 // stage is one timed step of a start.
@@ -89,7 +92,11 @@ func (t *startTimes) stages() []stage {
 			stage{"report", time.Duration(t.ready - m[proto.MarkStarted])},
 		)
 	}
-	return append(st, stage{"total", time.Duration(t.ready - t.begin)})
+	st = append(st, stage{"total", time.Duration(t.ready - t.begin)})
+	if t.cgroup > 0 {
+		st = append(st, stage{"cgroup", t.cgroup})
+	}
+	return st
 }
 
 func (s *Sandbox) logStages(cfg Config) {

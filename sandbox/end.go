@@ -63,6 +63,9 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	case <-timer:
 		s.killFor(Timeout, nil)
 		werr = <-exited
+	case r := <-s.lim.exceeded():
+		s.killFor(r, nil)
+		werr = <-exited
 	}
 	end := time.Now()
 	// The init has exited, so its last report is queued or never coming;
@@ -74,6 +77,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 		// Release the pipe even if the copier is blocked reading.
 		s.stdinW.Close()
 	}
+	s.lim.end(s)
 	s.mu.Lock()
 	unix.Close(s.pidfd)
 	s.pidfd = -1
@@ -108,7 +112,6 @@ func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Re
 		res.UserTime = time.Duration(rep.UserNanos)
 		res.SystemTime = time.Duration(rep.SysNanos)
 		res.MaxRSS = rep.MaxRSSKiB << 10
-		return res, nil
 	case rep != nil:
 		fillStatus(res, rep)
 	default:
@@ -126,6 +129,7 @@ func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Re
 		}
 		res.UserTime, res.SystemTime = ps.UserTime(), ps.SystemTime()
 	}
+	s.lim.verdict(res)
 	if res.Success() {
 		return res, nil
 	}

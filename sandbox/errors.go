@@ -102,6 +102,9 @@ func (e *ExitError) Error() string { return "stockade: " + e.Result.String() }
 func (e *ExitError) Unwrap() error { return e.cause }
 
 func setupErr(stage, path string, err error) error {
+	if se, ok := err.(*SetupError); ok {
+		return se // already names its step
+	}
 	se := &SetupError{Stage: stage, Path: path, Err: err}
 	errors.As(err, &se.Errno)
 	return se

@@ -236,7 +236,11 @@ func ownerHelper() bool {
 		return false
 	}
 	bb := os.Getenv("STOCKADE_TEST_BUSYBOX")
-	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", "sleep 1000 & sleep 1000"}}))
+	cfg := Config{Args: []string{bb, "sh", "-c", "sleep 1000 & sleep 1000"}}
+	if os.Getenv("STOCKADE_TEST_OWNER_LIMITS") == "1" {
+		cfg.Limits.Pids = 32 // a sandbox with a control group
+	}
+	sb := New(testConfig(cfg))
 	if err := sb.Start(context.Background()); err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -261,11 +265,13 @@ func readChildren(pid int) string {
 	return strings.Join(all, " ")
 }
 
-func TestParentDeath(t *testing.T) {
-	testutil.RequireUserNamespaces(t)
+// startOwner starts ownerHelper with env added, and returns it and the
+// host pids it printed: the init's, then the command's.
+func startOwner(t *testing.T, env ...string) (*exec.Cmd, []string) {
+	t.Helper()
 	bb := testutil.Busybox(t)
 	owner := exec.Command("/proc/self/exe")
-	owner.Env = append(os.Environ(), "STOCKADE_TEST_OWNER=1", "STOCKADE_TEST_BUSYBOX="+bb)
+	owner.Env = append(os.Environ(), append(env, "STOCKADE_TEST_OWNER=1", "STOCKADE_TEST_BUSYBOX="+bb)...)
 	stdout, err := owner.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, owner.Start())
@@ -274,10 +280,22 @@ func TestParentDeath(t *testing.T) {
 	fields := strings.Fields(line)
 	require.Equal(t, "pids", fields[0], line)
 	require.GreaterOrEqual(t, len(fields), 3, "the init and the command")
+	return owner, fields
+}
 
+func TestParentDeath(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	owner, fields := startOwner(t)
+	killOwner(t, owner, fields[1:])
+}
+
+// killOwner kills an owner started by startOwner with SIGKILL and waits
+// until the processes of its sandbox, pids, have died with it.
+func killOwner(t *testing.T, owner *exec.Cmd, pids []string) {
+	t.Helper()
 	require.NoError(t, owner.Process.Kill())
 	owner.Wait()
-	for _, p := range fields[1:] {
+	for _, p := range pids {
 		pid, err := strconv.Atoi(p)
 		require.NoError(t, err)
 		waitFor(t, func() bool { return !alive(pid) })

@@ -7,7 +7,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if ownerHelper() || usernsHelper() {
+	if ownerHelper() || usernsHelper() || limitHelper() {
 		return
 	}
 	testutil.Main(m)

@@ -34,6 +34,7 @@ type Sandbox struct {
 	conn    *os.File // the parent's end of the init's socket
 	stdinW  *os.File // the write end of a stdin pipe fed by a goroutine
 	pidfd   int      // the init's pidfd, ours; -1 once the init is reaped
+	lim     *limiter // enforces cfg.Limits; nil when there are none
 	// killReason is set when the parent kills the sandbox for a timeout or
 	// a cancellation, before the kill.
 	killReason Reason
@@ -104,16 +105,22 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	}
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
+	if s.lim, err = newLimiter(&cfg); err != nil {
+		return err
+	}
 	l, err := s.prepare(&cfg, id)
 	if err != nil {
+		s.lim.end(s)
 		return err
 	}
 	defer l.release()
+	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
-	cpus, err := onSpawner(l.netnsFD(), func() error { return s.cmd.Start() })
+	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
 	s.times.forked = proto.Monotonic()
 	if err != nil {
 		unix.Close(l.parentFD)
+		s.lim.end(s)
 		return startError(s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
@@ -123,20 +130,23 @@ func (s *Sandbox) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	// The init is placed (nothing to place yet): let it go on.
+	// The init is in its cgroup: let it go on.
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
 		return setupErr("handshake", "", err)
 	}
-	rep, err := s.awaitStart(ctx)
+	actx, cancel := startDeadline(ctx, s.start, cfg.Timeout)
+	rep, err := s.awaitStart(actx)
+	cancel()
 	if err != nil {
 		s.abort()
-		return err
+		return startTimeoutErr(ctx, err, cfg.Timeout)
 	}
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
 	s.logStages(cfg)
 	s.id = id
 	go s.readLoop()
+	s.lim.watch(cpus)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
 }
@@ -361,7 +371,7 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    []proto.Rlimit{{Resource: unix.RLIMIT_CORE}},
+		Rlimits:    c.Limits.Rlimits.list(),
 	}
 }
 
@@ -416,6 +426,7 @@ func (s *Sandbox) abort() {
 		unix.Close(s.pidfd)
 		s.pidfd = -1
 	}
+	s.lim.end(s)
 	if s.conn != nil {
 		s.conn.Close()
 	}

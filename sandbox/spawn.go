@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -71,6 +72,10 @@ func onSpawner(netns int, f func() error) ([]int, error) {
 		}
 	}
 	<-done
+	var tt *taintedThread
+	if errors.As(err, &tt) {
+		healthy, err = false, tt.err
+	}
 	if healthy {
 		spawnMu.Lock()
 		idle = append(idle, s)
@@ -124,6 +129,12 @@ func pinCPU(f func()) ([]int, bool) {
 	}
 	return cpus, true
 }
+
+// taintedThread is the error of a job that left its spawner's thread
+// unfit for further forks; the thread is ended.
+type taintedThread struct{ err error }
+
+func (e *taintedThread) Error() string { return e.err.Error() }
 
 func (s *spawner) loop() {
 	// Never unlocked: this thread must outlive every process it forks,

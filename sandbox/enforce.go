@@ -1,0 +1,351 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/cgroup"
+)
+
+// limiter enforces a sandbox's Limits from the calling process: its control
+// group, the CPU time watchdog and the output counter. A nil *limiter
+// enforces nothing; every method accepts one.
+type limiter struct {
+	limits Limits
+	group  *cgroup.Group // nil when no limit needs one
+	// hit receives the first limit the sandbox exceeded; watch kills it.
+	hit chan Reason
+	// stop ends the CPU time watchdog.
+	stop chan struct{}
+	// output counts the bytes the command wrote, when Limits.Output is set.
+	output *outputCounter
+	// cost is the time the calling process spent on the group: create,
+	// place, kill and remove.
+	cost time.Duration
+	// stats are the group's final figures, read once the sandbox ended.
+	stats    cgroup.Stats
+	statsErr error
+}
+
+// newLimiter creates the sandbox's control group when its limits need one.
+// It runs before anything else of the sandbox exists, so a failure leaves
+// nothing behind.
+func newLimiter(cfg *Config) (*limiter, error) {
+	l := &limiter{limits: cfg.Limits, hit: make(chan Reason, 1), stop: make(chan struct{})}
+	if cfg.Limits.Output > 0 {
+		l.output = &outputCounter{limit: cfg.Limits.Output, trip: func() { l.trip(OutputLimit) }}
+	}
+	need := cfg.Limits.needsCgroup()
+	if len(need) == 0 {
+		if l.output == nil {
+			return nil, nil
+		}
+		return l, nil
+	}
+	cleanupOnce(cfg.Limits.CgroupParent, cfg.Logger)
+	start := time.Now()
+	g, err := cgroup.Create(cfg.Limits.cgroupConfig())
+	l.cost += time.Since(start)
+	DbgC = append(DbgC, time.Since(start))
+	if err != nil {
+		// Validate has seen the limits, but the host can still refuse
+		// them (a parent that gained processes, say).
+		var ce *cgroup.ConfigError
+		if errors.As(err, &ce) {
+			return nil, cgroupConfigErr(err, need[0])
+		}
+		return nil, setupErr("cgroup", "", err)
+	}
+	l.group = g
+	return l, nil
+}
+
+// attach prepares the init's command for the limits: on cgroup v2 the
+// init is forked straight into the group (clone3 with CLONE_INTO_CGROUP,
+// which Go uses whenever UseCgroupFD is set, together with the namespace
+// flags), and with an output limit its standard output and error go
+// through the counter.
+func (l *limiter) attach(s *Sandbox) {
+	if l == nil {
+		return
+	}
+	if l.group != nil {
+		if fd, ok := l.group.FD(); ok {
+			s.cmd.SysProcAttr.UseCgroupFD = true
+			s.cmd.SysProcAttr.CgroupFD = fd
+		}
+	}
+	if l.output != nil {
+		stdout, stderr := s.cmd.Stdout, s.cmd.Stderr
+		s.cmd.Stdout = &limitWriter{c: l.output, w: stdout}
+		if sameWriter(stdout, stderr) {
+			// One pipe for both, as os/exec does for a shared writer, so
+			// that the writer is never called from two goroutines at once.
+			s.cmd.Stderr = s.cmd.Stdout
+		} else {
+			s.cmd.Stderr = &limitWriter{c: l.output, w: stderr}
+		}
+	}
+}
+
+// spawn wraps start, which forks the init on a spawner's thread, so that
+// on cgroup v1 the thread enters the group for the fork and the init
+// starts inside it, as CLONE_INTO_CGROUP does on v2 (see
+// cgroup.Group.EnterThread for why this beats moving the init by pid).
+// The init waits for the go-ahead before it starts anything, and the
+// thread leaves the group before the go-ahead is sent. A thread that
+// cannot leave is ended.
+func (l *limiter) spawn(s *Sandbox, start func() error) func() error {
+	if l == nil || l.group == nil {
+		return start
+	}
+	s.times.cgroup = l.cost
+	if _, ok := l.group.FD(); ok {
+		return start
+	}
+	return func() error {
+		defer func() { s.times.cgroup = l.cost }()
+		t := time.Now()
+		leave, err := l.group.EnterThread()
+		l.cost += time.Since(t)
+		if err != nil {
+			return setupErr("cgroup", l.group.Name(), err)
+		}
+		serr := start()
+		t = time.Now()
+		lerr := leave()
+		l.cost += time.Since(t)
+		if lerr != nil {
+			return &taintedThread{err: errors.Join(serr, setupErr("cgroup", l.group.Name(), lerr))}
+		}
+		return serr
+	}
+}
+
+// watch starts the CPU time watchdog. cpus are the CPUs the command may
+// run on (none: unknown).
+func (l *limiter) watch(cpus []int) {
+	if l == nil || l.group == nil || l.limits.CPUTime <= 0 {
+		return
+	}
+	n := len(cpus)
+	if n == 0 {
+		var set unix.CPUSet
+		if unix.SchedGetaffinity(0, &set) == nil {
+			n = set.Count()
+		}
+	}
+	if l.limits.CPU > 0 {
+		n = min(n, int(math.Ceil(l.limits.CPU)))
+	}
+	go l.watchCPU(max(n, 1))
+}
+
+// cpuPollFloor is the shortest wait between two polls of the CPU time
+// watchdog; it bounds how far the sandbox can overshoot its limit.
+const cpuPollFloor = 2 * time.Millisecond
+
+// watchCPU polls the group's CPU time until the sandbox ends or uses up
+// Limits.CPUTime. A sandbox on n CPUs cannot use more than n times the
+// wall time that passes, so the watchdog sleeps for what is left of the
+// limit divided by n: it wakes before the limit can be reached, and polls
+// often only near it.
+func (l *limiter) watchCPU(n int) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		used, err := l.group.CPUTime()
+		if err != nil {
+			return // the group is gone: the sandbox has ended
+		}
+		left := l.limits.CPUTime - used
+		if left <= 0 {
+			l.trip(CPUTimeLimit)
+			return
+		}
+		t.Reset(max(left/time.Duration(n), cpuPollFloor))
+	}
+}
+
+// trip reports that the sandbox exceeded a limit; the first report wins.
+func (l *limiter) trip(r Reason) {
+	select {
+	case l.hit <- r:
+	default:
+	}
+}
+
+// exceeded returns the channel on which watch learns that a limit was
+// exceeded; nil, which never delivers, without limits.
+func (l *limiter) exceeded() <-chan Reason {
+	if l == nil {
+		return nil
+	}
+	return l.hit
+}
+
+// end stops the watchdog and, once the init has been reaped, kills
+// whatever is left in the group, reads its final figures and removes it.
+// It reports a group that could not be removed through logger.
+func (l *limiter) end(s *Sandbox) {
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.stop:
+		return // ended already
+	default:
+		close(l.stop)
+	}
+	if l.group == nil {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kerr := l.group.Kill(ctx)
+	ta := time.Now()
+	l.stats, l.statsErr = l.group.Stats()
+	tb := time.Now()
+	rerr := l.group.Remove()
+	DbgE = append(DbgE, [3]time.Duration{ta.Sub(start), tb.Sub(ta), time.Since(tb)})
+	l.cost += time.Since(start)
+	s.times.cgroup = l.cost
+	if logger := s.cfg.Logger; logger != nil {
+		if kerr != nil {
+			logger.Warn("sandbox cgroup: kill what is left", "group", l.group.Name(), "err", kerr)
+		}
+		if rerr != nil {
+			logger.Warn("sandbox cgroup: remove", "group", l.group.Name(), "err", rerr)
+		}
+	}
+}
+
+// verdict fills in res what the limits decide: the figures of the group,
+// and the Reason when a limit ended the run. A limit the parent killed the
+// sandbox for has already set the Reason.
+func (l *limiter) verdict(res *Result) {
+	if l == nil {
+		return
+	}
+	if l.group != nil && l.statsErr == nil {
+		st := l.stats
+		res.UserTime, res.SystemTime = st.CPUUser, st.CPUSystem
+		res.MemoryPeak = clampInt64(st.MemoryPeak)
+		res.PidsPeak = clampInt64(st.PidsPeak)
+		res.ForksRefused = clampInt64(st.ForksRefused)
+		res.OOMKills = clampInt64(st.OOMKills)
+	}
+	switch res.Reason {
+	case Exited, Signaled:
+	default:
+		return // killed by the parent: the first cause stands
+	}
+	switch {
+	case l.output != nil && l.output.n.Load() > l.output.limit:
+		res.Reason = OutputLimit
+	case l.limits.CPUTime > 0 && l.group != nil && l.statsErr == nil && res.UserTime+res.SystemTime > l.limits.CPUTime:
+		res.Reason = CPUTimeLimit
+	case res.Reason == Signaled && res.Signal == unix.SIGKILL && res.OOMKills > 0:
+		// The command, or the init with it, was killed by SIGKILL while the
+		// group's OOM counter shows a kill: the OOM killer ended the run.
+		res.Reason = OOMKilled
+	}
+}
+
+func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+// outputCounter counts the bytes of standard output and error together.
+type outputCounter struct {
+	limit int64
+	n     atomic.Int64
+	trip  func()
+}
+
+// limitWriter passes the bytes within the limit on to w (nil: nowhere)
+// and discards the rest, so that the command never blocks on output that
+// no one will read; the first byte over the limit trips the counter.
+type limitWriter struct {
+	c *outputCounter
+	w io.Writer
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	n := int64(len(p))
+	total := w.c.n.Add(n)
+	keep := min(max(w.c.limit-(total-n), 0), n)
+	if keep > 0 && w.w != nil {
+		if m, err := w.w.Write(p[:keep]); err != nil {
+			return m, err
+		}
+	}
+	if total > w.c.limit {
+		w.c.trip()
+	}
+	return len(p), nil
+}
+
+// sameWriter reports whether a and b are the same writer, as os/exec
+// decides it: equal interface values, where the type allows comparing.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a != nil && a == b
+}
+
+// cleaned remembers the cgroup parents whose leftovers this process has
+// cleaned up, so that only the first sandbox under each pays for it.
+var cleaned sync.Map // string → struct{}
+
+// cleanupOnce removes, once per parent and process, the groups that
+// sandboxes of owners that died left under parent.
+func cleanupOnce(parent string, logger *slog.Logger) {
+	if _, done := cleaned.LoadOrStore(parent, struct{}{}); done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cgroup.Cleanup(ctx, parent); err != nil && logger != nil {
+		logger.Warn("sandbox cgroup: clean up after owners that died", "parent", parent, "err", err)
+	}
+}
+
+var DbgE [][3]time.Duration
+var DbgC, DbgP []time.Duration
+
+// startDeadline bounds the wait for the init to start the command by
+// Config.Timeout, counted from Start like the run itself: an init that
+// cannot start (one that thrashes under a memory limit too small for it,
+// say) must not hold Start forever.
+func startDeadline(ctx context.Context, start time.Time, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, start.Add(timeout))
+}
+
+// startTimeoutErr says that the init was not ready within timeout when
+// that, and not ctx, ended the wait.
+func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return setupErr("init", "", fmt.Errorf("the command did not start within Config.Timeout (%v): %w", timeout, err))
+	}
+	return err
+}

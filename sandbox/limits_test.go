@@ -1,0 +1,497 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/mount"
+)
+
+// The tests named TestLimit* run on this cgroup v1 host and, through
+// .ci/run, in the cgroup v2 VM.
+
+// requireCgroup skips a test that needs a control group for its sandbox.
+func requireCgroup(t *testing.T) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if cgroup.DetectMode() == cgroup.Unavailable {
+		testutil.Skip(t, "no cgroup file system is mounted at /sys/fs/cgroup", "mount cgroup2 or the v1 controllers there")
+	}
+}
+
+// assertNoGroup checks that the sandbox's control group is gone from every
+// hierarchy. The leak check of TestMain catches any group of this process
+// at the end as well; this says which test left it.
+func assertNoGroup(t *testing.T, sb *Sandbox) {
+	t.Helper()
+	require.NotNil(t, sb.lim, "the sandbox had no limiter")
+	require.NotNil(t, sb.lim.group, "the sandbox had no control group")
+	name := sb.lim.group.Name()
+	for _, root := range []string{"/sys/fs/cgroup"} {
+		found := false
+		walkDirs(root, func(p string) {
+			if strings.HasSuffix(p, "/"+name) {
+				found = true
+			}
+		})
+		assert.False(t, found, "cgroup %s is still there", name)
+	}
+}
+
+// runLimited runs cfg with a generous deadline and returns the sandbox.
+func runLimited(t *testing.T, cfg Config) (*Sandbox, *Result, error) {
+	t.Helper()
+	requireCgroup(t)
+	testutil.RequireUserNamespaces(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sb := New(cfg)
+	res, err := sb.Run(ctx)
+	return sb, res, err
+}
+
+// limitHelperEnv makes this test binary act as a helper instead of
+// running tests; its value names the helper.
+const limitHelperEnv = "STOCKADE_TEST_LIMIT_HELPER"
+
+// limitHelper runs the fork bomb when this process is one, inside a
+// sandbox: it ignores SIGTERM and forks as fast as it can, every parent
+// and child alike, whether the fork succeeds or not. The raw system call
+// is safe because no process ever returns to Go code that could need the
+// runtime's other threads.
+func limitHelper() bool {
+	if os.Getenv(limitHelperEnv) != "forkbomb" {
+		return false
+	}
+	signal.Ignore(syscall.SIGTERM)
+	for {
+		unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	}
+}
+
+// selfInSandbox returns a config that runs this test binary as the helper
+// called mode inside a sandbox, from a read-only bind of its directory.
+func selfInSandbox(t *testing.T, mode string) Config {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	return Config{
+		Args:   []string{"/box/" + filepath.Base(exe)},
+		Env:    []string{limitHelperEnv + "=" + mode},
+		Mounts: []Mount{mount.BindMount(filepath.Dir(exe), "/box")},
+	}
+}
+
+// TestLimitForkBomb: a fork bomb that ignores SIGTERM is contained by
+// Limits.Pids, the host keeps making progress meanwhile, the refused forks
+// are counted, and the timeout then kills every process of it.
+func TestLimitForkBomb(t *testing.T) {
+	cfg := selfInSandbox(t, "forkbomb")
+	cfg.Limits.Pids = 64
+	cfg.Timeout = 2 * time.Second
+
+	// A host-side goroutine that keeps counting while the bomb goes off.
+	var ticks atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				ticks.Add(1)
+			}
+		}
+	}()
+	sb, res, err := runLimited(t, cfg)
+	close(stop)
+	require.Error(t, err)
+	require.NotNil(t, res, "%v", err)
+	assert.Equal(t, Timeout, res.Reason, "%v", err)
+	assert.Positive(t, res.ForksRefused, "no fork was refused")
+	assert.LessOrEqual(t, res.PidsPeak, int64(64))
+	assert.Greater(t, res.PidsPeak, int64(32))
+	// Two seconds of 1 ms ticks: even a loaded host manages a fraction.
+	t.Logf("%d forks refused, %d host ticks in %v", res.ForksRefused, ticks.Load(), res.Wall)
+	assert.Greater(t, ticks.Load(), int64(100), "the host stopped making progress")
+	assertNoGroup(t, sb)
+	assertNoChildren(t)
+}
+
+// TestLimitParentDeath: when the owner of a sandbox with a control group
+// is killed with SIGKILL, the sandbox dies with it and the group it leaves
+// is removed by the next Cleanup.
+func TestLimitParentDeath(t *testing.T) {
+	requireCgroup(t)
+	owner, pids := startOwner(t, "STOCKADE_TEST_OWNER_LIMITS=1")
+	b, err := os.ReadFile("/proc/" + pids[1] + "/cgroup")
+	require.NoError(t, err)
+	name := ""
+	for _, c := range strings.FieldsFunc(string(b), func(r rune) bool { return r == '/' || r == '\n' }) {
+		if strings.HasPrefix(c, "sb-") {
+			name = c
+		}
+	}
+	require.NotEmpty(t, name, "the owner's init is in no sandbox group: %s", b)
+	groupDirs := func() []string {
+		var found []string
+		walkDirs("/sys/fs/cgroup", func(p string) {
+			if filepath.Base(p) == name {
+				found = append(found, p)
+			}
+		})
+		return found
+	}
+	require.NotEmpty(t, groupDirs(), "the owner's sandbox has no group")
+
+	// The group outlives its owner; its processes do not.
+	killOwner(t, owner, pids[1:])
+	require.NotEmpty(t, groupDirs())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, Cleanup(ctx))
+	assert.Empty(t, groupDirs(), "Cleanup left the dead owner's group")
+}
+
+// TestLimitMemoryOOM: a process that keeps allocating is killed by the OOM
+// killer at Limits.Memory, and the verdict comes from the group's counter.
+func TestLimitMemoryOOM(t *testing.T) {
+	// awk doubles a string until the kernel says no.
+	cfg := shell(t, `awk 'BEGIN { s = "xxxxxxxxxxxxxxxx"; while (1) s = s s }'`)
+	cfg.Limits.Memory = 32 << 20
+	sb, res, err := runLimited(t, cfg)
+	require.Error(t, err)
+	require.NotNil(t, res, "%v", err)
+	assert.Equal(t, OOMKilled, res.Reason, "%v", res)
+	assert.Equal(t, syscall.SIGKILL, res.Signal)
+	assert.Positive(t, res.OOMKills)
+	assert.GreaterOrEqual(t, res.MemoryPeak, int64(32<<20)*9/10, "peak %d", res.MemoryPeak)
+	assert.Contains(t, res.String(), "out of memory")
+	var ee *ExitError
+	require.ErrorAs(t, err, &ee)
+	assertNoGroup(t, sb)
+}
+
+// TestLimitCPUTime: a spinner is killed once it has used Limits.CPUTime,
+// within the tolerance the field's documentation states (up to 20 ms past
+// the limit on a busy host); the test allows 100 ms for a machine loaded
+// by other test runs, and logs the figures.
+func TestLimitCPUTime(t *testing.T) {
+	cfg := shell(t, `while :; do :; done`)
+	cfg.Limits.CPUTime = 300 * time.Millisecond
+	cfg.Timeout = 30 * time.Second
+	sb, res, err := runLimited(t, cfg)
+	require.Error(t, err)
+	require.NotNil(t, res, "%v", err)
+	assert.Equal(t, CPUTimeLimit, res.Reason, "%v", res)
+	cpu := res.UserTime + res.SystemTime
+	t.Logf("CPU %v for a limit of %v (wall %v)", cpu, cfg.Limits.CPUTime, res.Wall)
+	assert.GreaterOrEqual(t, cpu, cfg.Limits.CPUTime)
+	assert.Less(t, cpu, cfg.Limits.CPUTime+100*time.Millisecond)
+	assertNoGroup(t, sb)
+}
+
+// TestLimitOutput: an output flood is cut at Limits.Output: exactly that
+// many bytes reach the writer and the sandbox is killed.
+func TestLimitOutput(t *testing.T) {
+	var out bytes.Buffer
+	cfg := shell(t, `yes flood`)
+	cfg.Stdout = &out
+	cfg.Limits.Output = 1 << 20
+	requireCgroup(t)
+	o := run(t, cfg)
+	require.Error(t, o.err)
+	require.NotNil(t, o.res, "%v", o.err)
+	assert.Equal(t, OutputLimit, o.res.Reason)
+	assert.Equal(t, syscall.SIGKILL, o.res.Signal)
+	assert.Equal(t, 1<<20, out.Len())
+	assert.True(t, strings.HasPrefix(out.String(), "flood\nflood\n"))
+	assert.Equal(t, "killed: output limit exceeded", o.res.String())
+}
+
+// TestLimitOutputFile: with an output limit an *os.File goes through the
+// counting pipe too, stdout and stderr count together, and a command that
+// ends within the limit is left alone.
+func TestLimitOutputFile(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	require.NoError(t, err)
+	defer f.Close()
+	cfg := shell(t, `echo out; echo err >&2`)
+	cfg.Stdout, cfg.Stderr = f, f
+	cfg.Limits.Output = 8
+	o := run(t, cfg)
+	require.NoError(t, o.err)
+	b, err := os.ReadFile(f.Name())
+	require.NoError(t, err)
+	assert.Equal(t, "out\nerr\n", string(b))
+
+	f2, err := os.CreateTemp(t.TempDir(), "out")
+	require.NoError(t, err)
+	defer f2.Close()
+	cfg = shell(t, `echo out; echo err >&2; sleep 10`)
+	cfg.Stdout, cfg.Stderr = f2, f2
+	cfg.Limits.Output = 6
+	o = run(t, cfg)
+	require.Error(t, o.err)
+	assert.Equal(t, OutputLimit, o.res.Reason)
+	b, err = os.ReadFile(f2.Name())
+	require.NoError(t, err)
+	assert.Len(t, b, 6)
+}
+
+// TestLimitWallTimeout: a sleeper under limits is killed at Config.Timeout
+// and its group is removed.
+func TestLimitWallTimeout(t *testing.T) {
+	cfg := shell(t, `sleep 100 & sleep 100`)
+	cfg.Timeout = 300 * time.Millisecond
+	cfg.Limits.Memory = 64 << 20
+	cfg.Limits.Pids = 32
+	sb, res, err := runLimited(t, cfg)
+	require.Error(t, err)
+	require.NotNil(t, res, "%v", err)
+	assert.Equal(t, Timeout, res.Reason)
+	assert.GreaterOrEqual(t, res.Wall, 300*time.Millisecond)
+	assert.Less(t, res.Wall, 10*time.Second)
+	assert.Positive(t, res.MemoryPeak)
+	assert.GreaterOrEqual(t, res.PidsPeak, int64(3))
+	assertNoGroup(t, sb)
+}
+
+// walkDirs calls f for every directory below root, skipping what vanishes
+// meanwhile.
+func walkDirs(root string, f func(string)) {
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			f(p)
+		}
+		return nil
+	})
+}
+
+func TestLimitsValidate(t *testing.T) {
+	requireCgroup(t) // the cgroup fields are checked against this host
+	tests := []struct {
+		name   string
+		limits Limits
+		field  string // empty: valid
+		reason string // a word the reason must hold
+	}{
+		{"none", Limits{}, "", ""},
+		{"everything", Limits{
+			Memory: 64 << 20, Swap: SwapUnlimited, CPU: 0.5, CPUWeight: 200, Pids: 64,
+			CPUs: "0", Mems: "0", CPUTime: time.Second, Output: 1 << 20,
+			Rlimits: Rlimits{NoFile: 64, FileSize: 1 << 20, Stack: 8 << 20, Core: Unlimited,
+				AddressSpace: 4 << 30, Processes: 100, CPU: 2 * time.Second},
+			CgroupParent: "stockade-test",
+		}, "", ""},
+		{"memory below the init's needs", Limits{Memory: 1 << 20}, "Limits.Memory", "minimum"},
+		{"negative memory", Limits{Memory: -1}, "Limits.Memory", "negative"},
+		{"swap without memory", Limits{Swap: 1 << 20}, "Limits.Swap", "Memory"},
+		{"cpu quota too small", Limits{CPU: 0.001}, "Limits.CPU", "minimum"},
+		{"cpu weight", Limits{CPUWeight: 20000}, "Limits.CPUWeight", "10000"},
+		{"cpuset outside the host", Limits{CPUs: "4095"}, "Limits.CPUs", "4095"},
+		{"cpuset syntax", Limits{CPUs: "1-x"}, "Limits.CPUs", "number"},
+		{"pids below the init's needs", Limits{Pids: 3}, "Limits.Pids", "minimum"},
+		{"negative cpu time", Limits{CPUTime: -1}, "Limits.CPUTime", "negative"},
+		{"negative output", Limits{Output: -5}, "Limits.Output", "negative"},
+		{"nofile too small", Limits{Rlimits: Rlimits{NoFile: 3}}, "Limits.Rlimits.NoFile", "minimum"},
+		{"address space too small", Limits{Rlimits: Rlimits{AddressSpace: 256 << 20}}, "Limits.Rlimits.AddressSpace", "minimum"},
+		{"nproc too small", Limits{Rlimits: Rlimits{Processes: 1}}, "Limits.Rlimits.Processes", "minimum"},
+		{"negative fsize", Limits{Rlimits: Rlimits{FileSize: -2}}, "Limits.Rlimits.FileSize", "Unlimited"},
+		{"negative rlimit cpu", Limits{Rlimits: Rlimits{CPU: -time.Second}}, "Limits.Rlimits.CPU", "negative"},
+		{"parent leaves own cgroup", Limits{Pids: 64, CgroupParent: "../x"}, "Limits.CgroupParent", "leave"},
+		{"parent unclean", Limits{Pids: 64, CgroupParent: "a//b"}, "Limits.CgroupParent", "clean"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Args: []string{"/bin/true"}, Limits: tt.limits}
+			err := cfg.Validate()
+			if tt.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.ErrorIs(t, err, ErrInvalidConfig)
+			assert.Equal(t, tt.field, ce.Field, "%v", err)
+			assert.Contains(t, err.Error(), tt.reason)
+			// Start refuses it before creating anything.
+			sb := New(cfg)
+			require.ErrorAs(t, sb.Start(context.Background()), &ce)
+			assert.Nil(t, sb.cmd)
+			assert.Nil(t, sb.lim)
+		})
+	}
+}
+
+// TestLimitsNeedCgroupOnlyWhenAsked: rlimits and an output limit need no
+// control group; the cgroup limits and CPUTime do.
+func TestLimitsNeedCgroupOnlyWhenAsked(t *testing.T) {
+	assert.Empty(t, (&Limits{Output: 1, Rlimits: Rlimits{NoFile: 100}, CgroupParent: "x"}).needsCgroup())
+	assert.Equal(t, []string{"Limits.CPUTime"}, (&Limits{CPUTime: time.Second}).needsCgroup())
+	assert.Equal(t, []string{"Limits.Memory", "Limits.Pids"}, (&Limits{Memory: 1, Pids: 2}).needsCgroup())
+}
+
+func TestRlimitsList(t *testing.T) {
+	core := proto.Rlimit{Resource: unix.RLIMIT_CORE}
+	assert.Equal(t, []proto.Rlimit{core}, (&Rlimits{}).list(), "core files are off by default")
+	got := (&Rlimits{NoFile: 64, Core: Unlimited, CPU: 1500 * time.Millisecond}).list()
+	assert.Equal(t, []proto.Rlimit{
+		{Resource: unix.RLIMIT_NOFILE, Cur: 64, Max: 64},
+		{Resource: unix.RLIMIT_CORE, Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY},
+		{Resource: unix.RLIMIT_CPU, Cur: 2, Max: 2},
+	}, got)
+}
+
+// TestRlimits reads every rlimit back from inside the sandbox, and checks
+// that a file beyond FileSize cannot be written.
+func TestRlimits(t *testing.T) {
+	cfg := shell(t, `ulimit -n; ulimit -f; ulimit -s; ulimit -c; ulimit -v; ulimit -u; ulimit -t
+		dd if=/dev/zero of=/tmp/big bs=1024 count=100 2>/dev/null; echo dd $?; wc -c </tmp/big`)
+	cfg.Limits.Rlimits = Rlimits{
+		NoFile: 100, FileSize: 64 << 10, Stack: 4 << 20, AddressSpace: 3 << 30,
+		Processes: 50, CPU: 1500 * time.Millisecond,
+	}
+	out := lines(mustRun(t, cfg))
+	// ulimit reports -f in 512-byte blocks and the other sizes in KiB; dd
+	// dies of SIGXFSZ (128+25) with the file at the limit.
+	assert.Equal(t, []string{"100", "128", "4096", "0", "3145728", "50", "2", "dd 153", "65536"}, out)
+}
+
+// TestLimitMinMemory: the smallest memory limit Validate accepts is
+// enough for the init stage and a small command.
+func TestLimitMinMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's runtime needs far more memory than the init stage")
+	}
+	cfg := shell(t, `echo fits`)
+	cfg.Limits.Memory = cgroup.MinMemory
+	sb, res, err := runLimited(t, cfg)
+	require.NoError(t, err)
+	assert.Equal(t, Exited, res.Reason)
+	assert.Zero(t, res.OOMKills)
+	assert.Positive(t, res.MemoryPeak)
+	assertNoGroup(t, sb)
+}
+
+// TestLimitPlacement: the init is inside the group before the command
+// starts, so the command's cgroup namespace is rooted at the group: every
+// hierarchy shows "/" inside. From the host, the init and the command are
+// members of the group.
+func TestLimitPlacement(t *testing.T) {
+	requireCgroup(t)
+	bb := testutil.Busybox(t)
+	var out syncBuffer
+	sb := New(Config{
+		Args:   []string{bb, "sh", "-c", `cat /proc/self/cgroup; echo ready; sleep 100`},
+		Stdout: &out,
+		Limits: Limits{Pids: 32, Memory: 64 << 20},
+	})
+	require.NoError(t, sb.Start(context.Background()))
+	defer sb.Kill(syscall.SIGKILL)
+	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
+	name := sb.lim.group.Name()
+	init := sb.cmd.Process.Pid
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", init))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "/"+name, "the init is not in the group")
+	kids := strings.Fields(readChildren(init))
+	require.NotEmpty(t, kids)
+	b, err = os.ReadFile("/proc/" + kids[0] + "/cgroup")
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "/"+name, "the command is not in the group")
+
+	for _, l := range lines(strings.TrimSuffix(out.String(), "ready\n")) {
+		assert.True(t, strings.HasSuffix(l, ":/"), "inside, %q is not the namespace's root", l)
+	}
+	require.NoError(t, sb.Kill(syscall.SIGKILL))
+	res, _ := sb.Wait()
+	assert.Equal(t, Signaled, res.Reason, "a SIGKILL without an OOM kill is no OOM verdict")
+	assertNoGroup(t, sb)
+}
+
+func TestResultOfLimits(t *testing.T) {
+	for _, c := range []struct {
+		res  Result
+		text string
+	}{
+		{Result{Reason: OOMKilled, MemoryPeak: 64 << 20}, "killed: out of memory (peak 64.0 MiB)"},
+		{Result{Reason: CPUTimeLimit, UserTime: 990 * time.Millisecond, SystemTime: 14 * time.Millisecond}, "killed: CPU time limit exceeded (1.004s of CPU)"},
+		{Result{Reason: OutputLimit}, "killed: output limit exceeded"},
+	} {
+		assert.Equal(t, c.text, c.res.String())
+	}
+	b, err := json.Marshal(&Result{Reason: OOMKilled, ExitCode: -1, Signal: syscall.SIGKILL, MemoryPeak: 5, PidsPeak: 6, ForksRefused: 7, OOMKills: 1})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"reason":"oom-killed","exitCode":-1,"signal":9,"wall":0,"userTime":0,"systemTime":0,"maxRSS":0,
+		"memoryPeak":5,"pidsPeak":6,"forksRefused":7,"oomKills":1}`, string(b))
+	for _, r := range []Reason{OOMKilled, CPUTimeLimit, OutputLimit} {
+		assert.NotContains(t, r.String(), "Reason(")
+	}
+}
+
+// TestLimitMemoryTooSmallForInit: an init that cannot start under its
+// memory limit does not hold Start beyond Timeout, and leaves nothing.
+func TestLimitMemoryTooSmallForInit(t *testing.T) {
+	requireCgroup(t)
+	cfg := shell(t, `true`)
+	// Between the validated minimum and what this test binary's init
+	// needs: only the race detector's runtime is this large.
+	if !raceEnabled {
+		t.Skip("needs an init stage larger than cgroup.MinMemory; runs under -race")
+	}
+	cfg.Limits.Memory = cgroup.MinMemory
+	cfg.Timeout = 2 * time.Second
+	sb := New(cfg)
+	start := time.Now()
+	err := sb.Start(context.Background())
+	var se *SetupError
+	if !errors.As(err, &se) {
+		// The kernel may also OOM-kill the init, which fails the start too.
+		require.Error(t, err)
+	}
+	assert.Less(t, time.Since(start), 20*time.Second)
+	assertNoChildren(t)
+}
+
+// TestStartTimeoutErr: a wait for the init that Config.Timeout ended is a
+// *SetupError that says so; one that the caller's context ended is the
+// context's error.
+func TestStartTimeoutErr(t *testing.T) {
+	ctx := context.Background()
+	actx, cancel := startDeadline(ctx, time.Now(), time.Millisecond)
+	defer cancel()
+	<-actx.Done()
+	err := startTimeoutErr(ctx, actx.Err(), time.Millisecond)
+	var se *SetupError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "init", se.Stage)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "Config.Timeout")
+
+	done, cancelDone := context.WithCancel(ctx)
+	cancelDone()
+	assert.Equal(t, context.Canceled, startTimeoutErr(done, context.Canceled, time.Second))
+	noLimit, stop := startDeadline(ctx, time.Now(), 0)
+	stop()
+	assert.NoError(t, noLimit.Err(), "no Timeout, no deadline")
+}

@@ -55,7 +55,6 @@ func newLimiter(cfg *Config) (*limiter, error) {
 	start := time.Now()
 	g, err := cgroup.Create(cfg.Limits.cgroupConfig())
 	l.cost += time.Since(start)
-	DbgC = append(DbgC, time.Since(start))
 	if err != nil {
 		// Validate has seen the limits, but the host can still refuse
 		// them (a parent that gained processes, say).
@@ -218,11 +217,8 @@ func (l *limiter) end(s *Sandbox) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kerr := l.group.Kill(ctx)
-	ta := time.Now()
 	l.stats, l.statsErr = l.group.Stats()
-	tb := time.Now()
 	rerr := l.group.Remove()
-	DbgE = append(DbgE, [3]time.Duration{ta.Sub(start), tb.Sub(ta), time.Since(tb)})
 	l.cost += time.Since(start)
 	s.times.cgroup = l.cost
 	if logger := s.cfg.Logger; logger != nil {
@@ -326,9 +322,6 @@ func cleanupOnce(parent string, logger *slog.Logger) {
 		logger.Warn("sandbox cgroup: clean up after owners that died", "parent", parent, "err", err)
 	}
 }
-
-var DbgE [][3]time.Duration
-var DbgC, DbgP []time.Duration
 
 // startDeadline bounds the wait for the init to start the command by
 // Config.Timeout, counted from Start like the run itself: an init that

@@ -165,9 +165,6 @@ func (s *Sandbox) Wait() (*Result, error) {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.result == nil && s.err == nil {
-		return nil, ErrNotStarted // Start failed
-	}
 	return s.result, s.err
 }
 

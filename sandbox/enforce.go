@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/internal/proto"
 )
 
 // limiter enforces a sandbox's Limits from the calling process: its control
@@ -34,6 +36,10 @@ type limiter struct {
 	// stats are the group's final figures, read once the sandbox ended.
 	stats    cgroup.Stats
 	statsErr error
+	// rlimits and notes are what best effort applied instead of cgroup
+	// limits the caller may not use (see planLimits).
+	rlimits []proto.Rlimit
+	notes   []string
 }
 
 // newLimiter creates the sandbox's control group when its limits need one.
@@ -51,9 +57,21 @@ func newLimiter(cfg *Config) (*limiter, error) {
 		}
 		return l, nil
 	}
+	gcfg := cfg.Limits.cgroupConfig()
+	if os.Geteuid() != 0 {
+		plan, err := cfg.Limits.plan()
+		if err != nil {
+			return nil, err
+		}
+		l.rlimits, l.notes = plan.rlimits, plan.notes
+		if !plan.cgroup {
+			return l, nil
+		}
+		gcfg.Limits = plan.limits
+	}
 	cleanupOnce(cfg.Limits.CgroupParent, cfg.Logger)
 	start := time.Now()
-	g, err := cgroup.Create(cfg.Limits.cgroupConfig())
+	g, err := cgroup.Create(gcfg)
 	l.cost += time.Since(start)
 	if err != nil {
 		// Validate has seen the limits, but the host can still refuse
@@ -110,6 +128,24 @@ func (l *limiter) spawn(s *Sandbox, start func() error) func() error {
 	s.times.cgroup = l.cost
 	if _, ok := l.group.FD(); ok {
 		return start
+	}
+	if os.Geteuid() != 0 {
+		// An ordinary user may move processes only within its delegated
+		// subtree: a thread that entered the group could not go back to
+		// the cgroup it came from. Place the init by pid instead.
+		return func() error {
+			if err := start(); err != nil {
+				return err
+			}
+			t := time.Now()
+			err := l.group.AddProc(s.cmd.Process.Pid)
+			l.cost += time.Since(t)
+			s.times.cgroup = l.cost
+			if err != nil {
+				return setupErr("cgroup", l.group.Name(), err)
+			}
+			return nil
+		}
 	}
 	return func() error {
 		defer func() { s.times.cgroup = l.cost }()
@@ -238,6 +274,7 @@ func (l *limiter) verdict(res *Result) {
 	if l == nil {
 		return
 	}
+	res.Notes = l.notes
 	if l.group != nil && l.statsErr == nil {
 		st := l.stats
 		res.UserTime, res.SystemTime = st.CPUUser, st.CPUSystem

@@ -187,6 +187,8 @@ func TestInvalidConfigCreatesNothing(t *testing.T) {
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Equal(t, "Mounts[0].Source", ce.Field)
 	assert.Nil(t, sb.cmd, "nothing may be started for an invalid config")
+	_, werr := sb.Wait() // returns the error at once, never waits
+	assert.ErrorIs(t, werr, ErrInvalidConfig)
 	assert.ErrorIs(t, sb.Start(context.Background()), ErrStarted)
 }
 

@@ -102,6 +102,13 @@ type Limits struct {
 	// against the caller's limits. On cgroup v2 it must be a cgroup
 	// without processes of its own (see package cgroup).
 	CgroupParent string
+	// BestEffort, for an ordinary user on a host that delegated no
+	// cgroup (or not every controller) to it, applies what it can instead
+	// of failing: Memory becomes RLIMIT_DATA and Pids RLIMIT_NPROC (per
+	// process and per user id, not per sandbox), and the other limits are
+	// left out. Result.Notes says what was done instead. Host root always
+	// gets every limit or an error.
+	BestEffort bool
 }
 
 // Rlimits are per-process resource limits, set as both the soft and the
@@ -217,9 +224,20 @@ func (l *Limits) validate() error {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return configErr(need[0], "needs a control group, which only host root can create here (run as root; cgroups delegated to ordinary users are not supported yet)")
+		_, err := l.plan()
+		return err
 	}
 	return cgroupConfigErr(l.cgroupConfig().Validate(), need[0])
+}
+
+// plan decides, for an ordinary user, how the limits apply given the
+// cgroups delegated to it (see planLimits).
+func (l *Limits) plan() (limitsPlan, error) {
+	d, err := cgroup.CheckDelegation(l.CgroupParent)
+	if err != nil {
+		return limitsPlan{}, cgroupConfigErr(err, "Limits.CgroupParent")
+	}
+	return planLimits(l.cgroupConfig().Limits, l.BestEffort, d)
 }
 
 func (r *Rlimits) validate() error {

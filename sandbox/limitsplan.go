@@ -15,12 +15,11 @@ import (
 // create the cgroup they need, typically an ordinary user on a host that
 // delegated no cgroup to it (see cgroup.CheckDelegation).
 //
-// Start hooks it in once Config has its limits: after validate and
-// identity, it calls cgroup.CheckDelegation with the cgroup parent, then
-// planLimits; a plan error is returned before anything is created, the
-// plan's cgroup limits go to cgroup.Create (when plan.cgroup is set), its
-// rlimits are appended to the spec's Rlimits, and its notes go into the
-// Result, so that a best-effort run says what it did not get.
+// Limits.validate and newLimiter use it for an ordinary user: a plan error
+// is returned before anything is created, the plan's cgroup limits go to
+// cgroup.Create (when plan.cgroup is set), its rlimits are appended to the
+// spec's Rlimits, and its notes go into Result.Notes, so that a best-effort
+// run says what it did not get.
 
 // limitsPlan is how the limits of one sandbox are applied.
 type limitsPlan struct {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/testutil"
 )
 
 func TestPlanLimits(t *testing.T) {
@@ -72,4 +74,37 @@ func TestPlanLimits(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// TestRootlessLimits runs as an ordinary user (CI's rootless pass): limits
+// under a delegated cgroup apply for real; without one they fail with the
+// remedy, or with BestEffort fall back to rlimits and say so.
+func TestRootlessLimits(t *testing.T) {
+	testutil.RequireNonRoot(t)
+	bb := testutil.Busybox(t)
+	// The caller's own cgroup is not delegated to it.
+	strict := Config{Args: []string{bb, "true"}, Limits: Limits{Memory: 64 << 20, Pids: 32}}
+	o := run(t, strict)
+	require.ErrorIs(t, o.err, ErrNotSupported)
+	assert.Contains(t, o.err.Error(), "Limits.Memory")
+
+	lenient := strict
+	lenient.Args = []string{bb, "sh", "-c", "ulimit -d; ulimit -u"}
+	lenient.Limits.BestEffort = true
+	o = run(t, lenient)
+	require.NoError(t, o.err, o.stderr)
+	assert.Equal(t, []string{"65536", "32"}, lines(o.stdout), "RLIMIT_DATA in KiB, RLIMIT_NPROC")
+	require.Len(t, o.res.Notes, 2)
+	assert.Contains(t, o.res.Notes[0], "RLIMIT_DATA")
+	assert.Contains(t, o.res.Notes[1], "RLIMIT_NPROC")
+
+	parent := os.Getenv("STOCKADE_TEST_CGROUP_PARENT")
+	if parent == "" {
+		testutil.Skip(t, "no delegated cgroup named", "set STOCKADE_TEST_CGROUP_PARENT to a cgroup the user owns, as .ci/rootless does")
+	}
+	delegated := Config{Args: []string{bb, "true"}, Limits: Limits{CgroupParent: parent, Pids: 32}}
+	o = run(t, delegated)
+	require.NoError(t, o.err, o.stderr)
+	assert.Empty(t, o.res.Notes)
+	assert.Positive(t, o.res.PidsPeak, "the figures come from the delegated group")
 }

@@ -98,6 +98,10 @@ type Result struct {
 	// OOMKills counts the processes of the sandbox that the OOM killer
 	// killed; one that was not the command leaves the Reason alone.
 	OOMKills int64 `json:"oomKills,omitempty"`
+
+	// Notes say what best effort applied instead of limits this host would
+	// not let the caller apply (see Limits.BestEffort).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Success reports whether the command exited with status 0, or a sandbox

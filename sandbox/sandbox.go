@@ -47,6 +47,7 @@ type Sandbox struct {
 	start    time.Time
 	times    startTimes
 	readDone chan struct{} // closed when the init's socket is drained
+	endOnce  sync.Once     // closes readDone and done after a failed Start
 	done     chan struct{} // closed when result and err are final
 	result   *Result
 	err      error
@@ -85,13 +86,18 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 // ErrSetup) when a setup step fails, after removing everything it created.
 // When ctx is done before the sandbox ends, every process in it is killed
 // and the Result's Reason is Cancelled.
-func (s *Sandbox) Start(ctx context.Context) error {
+func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
 		return ErrStarted
 	}
 	s.started = true
+	defer func() {
+		if err != nil {
+			s.failStart(err)
+		}
+	}()
 	cfg := s.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return err
@@ -119,8 +125,14 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
 	s.times.forked = proto.Monotonic()
 	if err != nil {
-		unix.Close(l.parentFD)
-		s.lim.end(s)
+		if s.cmd.Process != nil {
+			// Forked, but not placed: kill it and wait for it.
+			s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
+			s.abort()
+		} else {
+			unix.Close(l.parentFD)
+			s.lim.end(s)
+		}
 		return startError(s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
@@ -187,6 +199,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		}
 	}()
 	spec := cfg.spec(id)
+	if s.lim != nil {
+		spec.Rlimits = append(spec.Rlimits, s.lim.rlimits...)
+	}
 	if spec.Seccomp, err = defaultSeccomp(); err != nil {
 		return l, setupErr("seccomp", "", err)
 	}
@@ -433,6 +448,14 @@ func (s *Sandbox) abort() {
 	if s.stdinW != nil {
 		s.stdinW.Close()
 	}
-	close(s.readDone)
-	close(s.done)
+}
+
+// failStart makes a failed Start final: Wait then returns err rather than
+// waiting for a sandbox that will never run.
+func (s *Sandbox) failStart(err error) {
+	s.err = err
+	s.endOnce.Do(func() {
+		close(s.readDone)
+		close(s.done)
+	})
 }

@@ -42,7 +42,8 @@ type limiter struct {
 	notes   []string
 }
 
-// newLimiter creates the sandbox's control group when its limits need one.
+// newLimiter creates the sandbox's control group when its limits need one,
+// or when host root starts a long-lived sandbox, whose Stats come from it.
 // It runs before anything else of the sandbox exists, so a failure leaves
 // nothing behind.
 func newLimiter(cfg *Config) (*limiter, error) {
@@ -51,6 +52,9 @@ func newLimiter(cfg *Config) (*limiter, error) {
 		l.output = &outputCounter{limit: cfg.Limits.Output, trip: func() { l.trip(OutputLimit) }}
 	}
 	need := cfg.Limits.needsCgroup()
+	if len(need) == 0 && len(cfg.Args) == 0 && os.Geteuid() == 0 && cgroup.DetectMode() != cgroup.Unavailable {
+		need = []string{"Limits.CgroupParent"} // for accounting only
+	}
 	if len(need) == 0 {
 		if l.output == nil {
 			return nil, nil
@@ -378,4 +382,47 @@ func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) erro
 		return setupErr("init", "", fmt.Errorf("the command did not start within Config.Timeout (%v): %w", timeout, err))
 	}
 	return err
+}
+
+// Stats are figures of a running sandbox, from its control group.
+type Stats struct {
+	// CPUUser and CPUSystem are the CPU time of every process that ran in
+	// the sandbox so far.
+	CPUUser, CPUSystem time.Duration
+	// MemoryPeak is the most memory the sandbox used at once so far, in
+	// bytes.
+	MemoryPeak int64
+	// Pids is how many tasks the sandbox holds now, and PidsPeak the most
+	// it held at once.
+	Pids, PidsPeak int64
+	// ForksRefused and OOMKills are as in Result.
+	ForksRefused, OOMKills int64
+}
+
+// ErrNoCgroup is returned by Stats for a sandbox without a control group:
+// one with no cgroup limit, unless host root started it without a command.
+var ErrNoCgroup = errors.New("stockade: the sandbox has no control group (set a limit in Config.Limits)")
+
+// Stats returns the figures of the running sandbox so far. They come from
+// its control group, which a sandbox has when Config.Limits needs one, and
+// a long-lived sandbox (no Args) started by host root always has.
+func (s *Sandbox) Stats() (Stats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.runningLocked(); err != nil {
+		return Stats{}, err
+	}
+	if s.lim == nil || s.lim.group == nil {
+		return Stats{}, ErrNoCgroup
+	}
+	st, err := s.lim.group.Stats()
+	if err != nil {
+		return Stats{}, fmt.Errorf("stockade: stats: %w", err)
+	}
+	return Stats{
+		CPUUser: st.CPUUser, CPUSystem: st.CPUSystem,
+		MemoryPeak: clampInt64(st.MemoryPeak),
+		Pids:       clampInt64(st.Pids), PidsPeak: clampInt64(st.PidsPeak),
+		ForksRefused: clampInt64(st.ForksRefused), OOMKills: clampInt64(st.OOMKills),
+	}, nil
 }

@@ -219,3 +219,27 @@ func TestExecBadInput(t *testing.T) {
 		assert.Equal(t, tt.field, ce.Field)
 	}
 }
+
+func TestStats(t *testing.T) {
+	sb := longLived(t, Config{})
+	before, err := sb.Stats()
+	require.NoError(t, err)
+	_, _, err = execSh(t, sb, `i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; sleep 100 >/dev/null 2>&1 & head -c 20000000 /dev/zero > /dev/shm/fill`)
+	require.NoError(t, err)
+	after, err := sb.Stats()
+	require.NoError(t, err)
+	assert.Greater(t, after.CPUUser+after.CPUSystem, before.CPUUser+before.CPUSystem+10*time.Millisecond)
+	assert.GreaterOrEqual(t, after.MemoryPeak, int64(20_000_000), "the tmpfs pages count against the sandbox")
+	assert.GreaterOrEqual(t, after.Pids, int64(2), "the init and the background sleep")
+	require.NoError(t, sb.Close())
+	_, err = sb.Stats()
+	assert.ErrorIs(t, err, ErrFinished)
+
+	// A sandbox with a command and no limit has no group.
+	testutil.RequireRoot(t)
+	one := New(Config{Args: []string{"sleep", "10"}})
+	require.NoError(t, one.Start(context.Background()))
+	defer one.Close()
+	_, err = one.Stats()
+	assert.ErrorIs(t, err, ErrNoCgroup)
+}

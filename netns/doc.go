@@ -19,10 +19,16 @@
 //	cmd := exec.Command("server")
 //	err = n.NS().Start(cmd) // or setns(n.NS().Fd()) on a locked thread, then fork
 //
-// Check a Config early with Config.Validate; Setup checks it again against
-// the manager (network names, addresses in subnets) and binds the host
-// ports before it creates anything, and reports a *FieldError naming the
-// field that is wrong.
+// Setup is Manager.Prepare (check, bind the host ports, take a namespace,
+// reserve addresses) and then Net.Connect (create the links and wait until
+// they carry traffic). A caller that starts a process in the namespace can
+// do so between the two, so that the process's start-up and the kernel's
+// work on the links overlap; the sandbox package does.
+//
+// Check a Config early with Config.Validate, or against a manager with
+// Manager.Check; Prepare checks it again (network names, addresses in
+// subnets) and binds the host ports before it creates anything, and
+// reports a *FieldError naming the field that is wrong.
 //
 // # How it is built
 //

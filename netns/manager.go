@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -208,212 +207,6 @@ func (m *Manager) forget(n *Network) {
 	}
 }
 
-// Net is the network of one sandbox, made by Manager.Setup. Release it when
-// the sandbox has ended.
-type Net struct {
-	m        *Manager
-	ns       *NS
-	link     *link
-	members  []*member
-	proxies  []*proxy
-	hostname string
-	dns      []netip.Addr
-
-	// mu guards released.
-	mu       sync.Mutex
-	released bool
-}
-
-// Setup makes the network of one sandbox from cfg. It checks cfg and binds
-// the host ports first, and creates nothing when either fails: errors about
-// a field are *FieldError values that name it. Then it takes a ready
-// namespace (from the pool when there is one) and builds the links.
-//
-// The sandbox's init joins Net.NS by setns(2) from a locked thread, then
-// forks, without CLONE_NEWNET. With ShareHost, NS returns nil and the
-// sandbox stays in the host's namespace.
-func (m *Manager) Setup(cfg Config) (_ *Net, err error) {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("netns: set up network: %w", ErrClosed)
-	}
-	v := m.viewLocked()
-	nets := make([]*Network, len(cfg.Networks))
-	for i, mb := range cfg.Networks {
-		nets[i] = m.networks[mb.Network]
-	}
-	m.mu.Unlock()
-	if err := v.check(&cfg); err != nil {
-		return nil, err
-	}
-	s := &Net{m: m, hostname: cfg.Hostname, dns: cfg.DNS}
-	if s.hostname == "" {
-		s.hostname = "sandbox"
-	}
-	if cfg.ShareHost {
-		return s, nil
-	}
-	defer func() {
-		if err != nil {
-			s.release()
-		}
-	}()
-
-	// Bind the host ports before anything else exists.
-	listeners := make([]net.Listener, len(cfg.Ports))
-	for i, p := range cfg.Ports {
-		err := m.inHost(func() error {
-			var err error
-			listeners[i], err = net.Listen("tcp", p.Host.String())
-			return err
-		})
-		if err != nil {
-			for _, l := range listeners[:i] {
-				l.Close()
-			}
-			return nil, &FieldError{Field: fmt.Sprintf("Ports[%d].Host", i), Err: err}
-		}
-	}
-	startProxies := func() {
-		for i, l := range listeners {
-			s.proxies = append(s.proxies, startProxy(l, s.ns, cfg.Ports[i].Port))
-		}
-		listeners = nil
-	}
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-
-	if m.pool != nil {
-		s.ns, err = m.pool.Get()
-	} else {
-		s.ns, err = New()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Link == nil && len(cfg.Networks) == 0 {
-		startProxies()
-		m.track(s)
-		return s, nil
-	}
-
-	guestH, err := s.ns.handle()
-	if err != nil {
-		return nil, err
-	}
-	defer guestH.Close()
-	ifindex := 0
-	nextIf := func() string {
-		name := "eth" + fmt.Sprint(ifindex)
-		ifindex++
-		return name
-	}
-	if cfg.Link != nil {
-		if s.link, err = m.allocateLink(cfg.Link); err != nil {
-			return nil, err
-		}
-		s.link.ifname = nextIf()
-		if err := s.link.create(m.hostH, guestH, s.ns, m.inHost); err != nil {
-			return nil, err
-		}
-	}
-	for i, mb := range cfg.Networks {
-		name := mb.Name
-		if name == "" {
-			name = s.hostname
-		}
-		if nets[i] == nil || nets[i].ns == nil {
-			return nil, invalid(fmt.Sprintf("Networks[%d].Network", i), "network %q is not ready", mb.Network)
-		}
-		member, err := nets[i].join(fmt.Sprintf("Networks[%d]", i), name, mb.Addr, s.ns, guestH, nextIf())
-		if err != nil {
-			return nil, err
-		}
-		s.members = append(s.members, member)
-	}
-	startProxies()
-	m.track(s)
-	return s, nil
-}
-
-// allocateLink reserves a link block: the one of l.Addr or l.Addr6 when
-// given, else the first free one.
-func (m *Manager) allocateLink(l *Link) (*link, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var block uint64
-	// An address asked for by a sandbox that just left is free once its
-	// link is gone: wait for that rather than fail.
-	for _, a := range []struct {
-		addr   netip.Addr
-		subnet netip.Prefix
-	}{{l.Addr, m.link4}, {l.Addr6, m.link6}} {
-		if !a.addr.IsValid() {
-			continue
-		}
-		for {
-			done, ok := m.leaving[offsetOf(a.subnet, a.addr)/blockSize]
-			if !ok {
-				break
-			}
-			m.mu.Unlock()
-			<-done
-			m.mu.Lock()
-		}
-	}
-	field := ""
-	switch {
-	case l.Addr.IsValid():
-		block, field = offsetOf(m.link4, l.Addr)/blockSize, "Link.Addr"
-	case l.Addr6.IsValid():
-		block, field = offsetOf(m.link6, l.Addr6)/blockSize, "Link.Addr6"
-	default:
-		n := linkBlocks(m.link4)
-		if m.link6.IsValid() {
-			n = min(n, linkBlocks(m.link6))
-		}
-		for ; block < n && m.blocks[block]; block++ {
-		}
-		if block == n {
-			return nil, fmt.Errorf("netns: allocate link: all %d links of %s are in use", n, m.link4)
-		}
-	}
-	if m.blocks[block] {
-		return nil, invalid(field, "the link block of this address is in use by another sandbox")
-	}
-	k := &link{
-		hostName:     hostLinkName(os.Getpid(), linkSeq.Add(1)),
-		block:        block,
-		defaultRoute: l.DefaultRoute,
-		hostBits:     blockBits(m.link4.Addr()),
-	}
-	var err error
-	if k.host4, k.guest4, err = linkBlock(m.link4, block); err != nil {
-		return nil, invalid(field, "%v", err)
-	}
-	if m.link6.IsValid() {
-		if k.host6, k.guest6, err = linkBlock(m.link6, block); err != nil {
-			return nil, invalid(field, "%v", err)
-		}
-		k.hostBits6 = blockBits(m.link6.Addr())
-		if l.Addr6.IsValid() && l.Addr6 != k.guest6 {
-			return nil, invalid("Link.Addr6", "%s is not in the block of Link.Addr (%s); leave one of them zero", l.Addr6, k.guest6)
-		}
-	}
-	m.blocks[block] = true
-	return k, nil
-}
-
-func (m *Manager) track(s *Net) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.nets[s] = struct{}{}
-}
-
 // NS returns the sandbox's namespace, or nil with ShareHost. The Net owns
 // it: it stays valid until Release.
 func (s *Net) NS() *NS { return s.ns }
@@ -455,9 +248,14 @@ func (s *Net) HostLink() string {
 // Ports returns the host addresses that forward to the sandbox, in the
 // order of Config.Ports, with the ports that were picked for port 0.
 func (s *Net) Ports() []netip.AddrPort {
-	out := make([]netip.AddrPort, len(s.proxies))
-	for i, p := range s.proxies {
-		out[i] = p.addr().(*net.TCPAddr).AddrPort()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netip.AddrPort
+	for _, p := range s.proxies {
+		out = append(out, p.addr().(*net.TCPAddr).AddrPort())
+	}
+	for _, l := range s.listeners { // bound, not yet forwarding
+		out = append(out, l.Addr().(*net.TCPAddr).AddrPort())
 	}
 	return out
 }
@@ -510,12 +308,17 @@ func (s *Net) Release() error {
 	s.m.bg.Add(1)
 	s.m.mu.Unlock()
 	defer s.m.bg.Done()
+	s.work.Lock() // wait for a Connect under way
+	defer s.work.Unlock()
 	return s.release()
 }
 
 func (s *Net) release() error {
 	for _, p := range s.proxies {
 		p.close()
+	}
+	for _, l := range s.listeners {
+		l.Close()
 	}
 	// Closing the namespace is what deletes the links: once the sandbox's
 	// processes are gone too, the kernel tears the namespace down with

@@ -160,7 +160,7 @@ func (n *Network) allocate(field, name string, want netip.Addr) (netip.Addr, err
 		}
 	}
 	n.used[want] = name
-	n.joined[name] = nil // Filled in by join once the link exists.
+	n.joined[name] = nil // Filled in by connect once the link exists.
 	return want, nil
 }
 
@@ -181,18 +181,27 @@ type member struct {
 	ifname string // the sandbox's side
 }
 
-// join connects guest to the network under name, on interface ifname.
-func (n *Network) join(field, name string, want netip.Addr, guest *NS, guestH *netlink.Handle, ifname string) (_ *member, err error) {
+// reserve takes the address of a member that joins under name, on the
+// sandbox's interface ifname; connect then creates its link. A reserved
+// member leaves like a connected one.
+func (n *Network) reserve(field, name string, want netip.Addr, ifname string) (*member, error) {
 	a, err := n.allocate(field, name, want)
 	if err != nil {
 		return nil, err
 	}
-	mb := &member{net: n, name: name, addr: a, ifname: ifname, port: "p" + strconv.FormatUint(portSeq.Add(1), 36)}
-	defer func() {
-		if err != nil {
-			mb.leave()
-		}
-	}()
+	return &member{net: n, name: name, addr: a, ifname: ifname, port: "p" + strconv.FormatUint(portSeq.Add(1), 36)}, nil
+}
+
+// connect creates the member's link between the bridge and guest, whose
+// handle is guestH.
+func (mb *member) connect(guest *NS, guestH *netlink.Handle) error {
+	n, a, ifname := mb.net, mb.addr, mb.ifname
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return fmt.Errorf("netns: join network %q: %w", n.name, ErrClosed)
+	}
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = mb.port
 	attrs.MasterIndex = n.bridge
@@ -203,35 +212,35 @@ func (n *Network) join(field, name string, want netip.Addr, guest *NS, guestH *n
 		PeerHardwareAddr: memberMAC(a),
 	}
 	if err := n.h.LinkAdd(veth); err != nil {
-		return nil, fmt.Errorf("netns: join network %q: add veth: %w", n.name, err)
+		return fmt.Errorf("netns: join network %q: add veth: %w", n.name, err)
 	}
 	pl, err := n.h.LinkByName(mb.port)
 	if err != nil {
-		return nil, fmt.Errorf("netns: join network %q: find bridge port: %w", n.name, err)
+		return fmt.Errorf("netns: join network %q: find bridge port: %w", n.name, err)
 	}
 	if err := n.h.LinkSetUp(pl); err != nil {
-		return nil, fmt.Errorf("netns: join network %q: set bridge port up: %w", n.name, err)
+		return fmt.Errorf("netns: join network %q: set bridge port up: %w", n.name, err)
 	}
 	gl, err := guestH.LinkByName(ifname)
 	if err != nil {
-		return nil, fmt.Errorf("netns: join network %q: find %s in sandbox: %w", n.name, ifname, err)
+		return fmt.Errorf("netns: join network %q: find %s in sandbox: %w", n.name, ifname, err)
 	}
 	if err := addAddr(guestH, gl, a, n.subnet.Bits()); err != nil {
-		return nil, fmt.Errorf("netns: join network %q: add address %s: %w", n.name, a, err)
+		return fmt.Errorf("netns: join network %q: add address %s: %w", n.name, a, err)
 	}
 	if err := guestH.LinkSetUp(gl); err != nil {
-		return nil, fmt.Errorf("netns: join network %q: set %s up: %w", n.name, ifname, err)
+		return fmt.Errorf("netns: join network %q: set %s up: %w", n.name, ifname, err)
 	}
 	if err := waitUp(n.h, pl.Attrs().Index, netip.Addr{}, "bridge port "+mb.port+" of network "+strconv.Quote(n.name)); err != nil {
-		return nil, err
+		return err
 	}
 	if err := waitUp(guestH, gl.Attrs().Index, netip.Addr{}, ifname+" in sandbox"); err != nil {
-		return nil, err
+		return err
 	}
 	n.mu.Lock()
-	n.joined[name] = mb
+	n.joined[mb.name] = mb
 	n.mu.Unlock()
-	return mb, nil
+	return nil
 }
 
 // memberMAC returns the hardware address of the member at a: locally

@@ -291,6 +291,8 @@ func (a *applier) place(i int) error {
 		return chmodOwn(fd, m, "mkdir")
 	case File:
 		return a.writeFile(m)
+	case Cover:
+		return a.cover(m)
 	case Symlink:
 		parent, err := a.mkdirAll(path.Dir(m.Target))
 		if err != nil {

@@ -31,6 +31,12 @@ const (
 	File Kind = "file"
 	// Symlink creates a symbolic link at Target pointing to Source.
 	Symlink Kind = "symlink"
+	// Cover places a read-only file holding Data, with permissions Mode,
+	// over the file at Target, following symbolic links inside the root:
+	// the file lives on a small tmpfs of its own, so the root beneath is
+	// never written to. A missing Target is left alone. It lets a sandbox
+	// with a root directory get generated files such as /etc/hosts.
+	Cover Kind = "cover"
 	// Mask hides Target: a file is covered by /dev/null and a directory by
 	// an empty read-only tmpfs. A missing Target is left alone.
 	Mask Kind = "mask"
@@ -58,13 +64,14 @@ type Mount struct {
 	// Inodes is the inode limit of a Tmpfs. Zero means the kernel's default
 	// (half the number of physical RAM pages).
 	Inodes int64 `json:"inodes,omitempty"`
-	// Mode holds the permission bits of a Tmpfs root, a Dir or a File.
+	// Mode holds the permission bits of a Tmpfs root, a Dir, a File or a
+	// Cover.
 	Mode fs.FileMode `json:"mode,omitempty"`
-	// UID and GID own a Tmpfs root, a Dir or a File, as ids inside the
-	// sandbox.
+	// UID and GID own a Tmpfs root, a Dir, a File or a Cover, as ids
+	// inside the sandbox.
 	UID int `json:"uid,omitempty"`
 	GID int `json:"gid,omitempty"`
-	// Data is the content of a File.
+	// Data is the content of a File or a Cover.
 	Data []byte `json:"data,omitempty"`
 	// Device marks a Bind of a host device node, which is not mounted nodev.
 	Device bool `json:"device,omitempty"`
@@ -167,7 +174,7 @@ func (m *Mount) Validate() error {
 		if m.Inodes < 0 {
 			return &FieldError{"Inodes", errors.New("must not be negative")}
 		}
-	case Proc, Devpts, Dir, File, Symlink, Mask, ReadOnly:
+	case Proc, Devpts, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
 		return &FieldError{"Kind", errors.New("must be set")}
 	default:

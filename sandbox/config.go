@@ -108,6 +108,10 @@ type Config struct {
 	// 16384.
 	TmpfsInodes int64
 
+	// Network is the sandbox's network. The zero value is a network
+	// namespace of its own with only lo up. See Network.
+	Network Network
+
 	// TimeNamespace gives the sandbox a time namespace whose monotonic and
 	// boot-time clocks start near zero, so that it cannot read how long the
 	// host has been up. Linux 5.6.
@@ -160,6 +164,7 @@ func (c *Config) clone() Config {
 	d.Env = slices.Clone(c.Env)
 	d.ExtraFiles = slices.Clone(c.ExtraFiles)
 	d.Mounts = slices.Clone(c.Mounts)
+	d.Network = c.Network.clone()
 	return d
 }
 
@@ -271,6 +276,9 @@ func (c *Config) validate() error {
 		if f == nil {
 			return configErr(fmtIndex("ExtraFiles", i), "must not be nil")
 		}
+	}
+	if err := c.validateNetwork(); err != nil {
+		return err
 	}
 	return c.Limits.validate()
 }

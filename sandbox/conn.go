@@ -66,6 +66,9 @@ type startTimes struct {
 	// cgroup is what the sandbox's control group cost the calling process
 	// (create, limit, place, kill, remove), spread over the stages.
 	cgroup time.Duration
+	// net is what the sandbox's managed network cost the start: preparing
+	// it, and waiting for its links after the init was forked.
+	net time.Duration
 }
 
 // stage is one timed step of a start.
@@ -95,6 +98,9 @@ func (t *startTimes) stages() []stage {
 	st = append(st, stage{"total", time.Duration(t.ready - t.begin)})
 	if t.cgroup > 0 {
 		st = append(st, stage{"cgroup", t.cgroup})
+	}
+	if t.net > 0 {
+		st = append(st, stage{"network", t.net})
 	}
 	return st
 }

@@ -78,6 +78,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 		s.stdinW.Close()
 	}
 	s.lim.end(s)
+	s.releaseNetwork()
 	s.mu.Lock()
 	unix.Close(s.pidfd)
 	s.pidfd = -1

@@ -1,14 +1,15 @@
 package sandbox
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stockade/stockade/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	if ownerHelper() || usernsHelper() || limitHelper() {
+	if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() {
 		return
 	}
-	testutil.Main(m)
+	testutil.MainThen(m, closeTestNetworking, slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks)...)
 }

@@ -39,6 +39,8 @@ type Sandbox struct {
 	// a cancellation, before the kill.
 	killReason Reason
 	killCause  error
+	net        *netns.Net                   // the sandbox's managed network, or nil
+	netInfo    NetworkInfo                  // what net turned out to be
 	closing    bool                         // Close was called
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
@@ -111,6 +113,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	}
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
+	if err := s.prepareNetwork(&cfg); err != nil {
+		return err
+	}
 	if s.lim, err = newLimiter(&cfg); err != nil {
 		return err
 	}
@@ -136,13 +141,18 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return startError(s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
+	connected := s.connectNetwork()
 	if id.viaHelpers {
 		if err := sendAfterMaps(ctx, s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
 			s.abort()
 			return err
 		}
 	}
-	// The init is in its cgroup: let it go on.
+	if err := connected(); err != nil {
+		s.abort()
+		return err
+	}
+	// The init is in its cgroup and network: let it go on.
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
 		return setupErr("handshake", "", err)
@@ -166,10 +176,11 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 // launch holds what a start prepares before the fork; the parent's copies
 // of it are released once the init has its own.
 type launch struct {
-	parentFD int        // the parent's end of the socket, once the init runs
-	spec     []byte     // the encoded spec, when it must wait for the id maps
-	files    []*os.File // the init's socket end, stdin pipe, cloned mounts
-	netns    *netns.NS  // a pooled network namespace for the init, or nil
+	parentFD  int        // the parent's end of the socket, once the init runs
+	spec      []byte     // the encoded spec, when it must wait for the id maps
+	files     []*os.File // the init's socket end, stdin pipe, cloned mounts
+	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it
+	shareHost bool       // the init stays in the caller's network namespace
 }
 
 func (l *launch) netnsFD() int {
@@ -181,9 +192,6 @@ func (l *launch) netnsFD() int {
 
 func (l *launch) release() {
 	closeAll(l.files)
-	if l.netns != nil {
-		l.netns.Close()
-	}
 }
 
 // prepare builds the spec, clones the mount sources, takes a network
@@ -199,6 +207,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		}
 	}()
 	spec := cfg.spec(id)
+	s.networkFiles(cfg, spec, l)
 	if s.lim != nil {
 		spec.Rlimits = append(spec.Rlimits, s.lim.rlimits...)
 	}
@@ -238,8 +247,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	// into its root (see files.go); the os package keeps its own copy.
 	s.cmd.SysProcAttr.PidFD = &s.pidfd
 	s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, sources...)
-	if l.netns != nil {
-		// The init joins the prepared namespace as it is forked.
+	if l.netns != nil || l.shareHost {
+		// The init joins the prepared namespace, or stays in the caller's,
+		// as it is forked.
 		s.cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNET
 	}
 	if cfg.Stdin != nil {
@@ -453,6 +463,7 @@ func (s *Sandbox) abort() {
 // failStart makes a failed Start final: Wait then returns err rather than
 // waiting for a sandbox that will never run.
 func (s *Sandbox) failStart(err error) {
+	s.releaseNetwork() // the init, if it ran, is reaped
 	s.err = err
 	s.endOnce.Do(func() {
 		close(s.readDone)

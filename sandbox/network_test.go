@@ -1,0 +1,574 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+
+	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/netns"
+)
+
+// otherHostAddr is an address of the fake host that is on no link to a
+// sandbox: a sandbox reaches it only with a default route.
+var otherHostAddr = netip.MustParseAddr("198.18.0.1")
+
+// testNet is the fake host that the tests' sandboxes get their links and
+// forwarded ports on, so that all their traffic stays in namespaces the
+// tests made.
+var testNet struct {
+	once sync.Once
+	host *netns.NS
+	err  error
+}
+
+// testNetworking is the process's network setup in the tests: host sides
+// in the fake host, and no pool, whose refills would show up in the leak
+// checks as namespaces coming and going.
+func testNetworking() Networking {
+	return Networking{Host: testNet.host, PoolSize: -1}
+}
+
+// requireNet skips unless the test may make networks, and sets up the
+// fake host once per process (with otherHostAddr on its lo).
+func requireNet(t testing.TB) *netns.NS {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
+	testNet.once.Do(func() {
+		var h *netns.NS
+		if h, testNet.err = netns.New(); testNet.err != nil {
+			return
+		}
+		testNet.err = h.Do(func() error {
+			lo, err := netlink.LinkByIndex(1)
+			if err != nil {
+				return err
+			}
+			a := &netlink.Addr{IPNet: &net.IPNet{IP: otherHostAddr.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+			return netlink.AddrAdd(lo, a)
+		})
+		if testNet.err == nil {
+			testNet.host = h
+			testNet.err = SetNetworking(testNetworking())
+		} else {
+			h.Close()
+		}
+	})
+	require.NoError(t, testNet.err, "fake host")
+	return testNet.host
+}
+
+// closeTestNetworking releases the process's network setup and the fake
+// host before the leak checks of TestMain.
+func closeTestNetworking() {
+	if err := CloseNetworking(); err != nil {
+		fmt.Fprintln(os.Stderr, "close networking:", err)
+	}
+	if testNet.host != nil {
+		testNet.host.Close()
+	}
+}
+
+// greeter serves "hello from host" to every connection on all addresses
+// of ns and returns the port; it stops when the test ends.
+func greeter(t testing.TB, ns *netns.NS) int {
+	t.Helper()
+	l, err := ns.Listen("tcp", ":0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hello from host\n")
+			c.Close()
+		}
+	})
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// noNetLeaks checks, when the test ends, that the real host and the fake
+// host have the links, addresses and routes they had when it began, and
+// that the process holds no more network namespaces. Call it first, so
+// that it runs after the test's other cleanups.
+func noNetLeaks(t *testing.T) {
+	t.Helper()
+	host := requireNet(t)
+	checks := append(slices.Clone(testutil.NetworkLeakChecks),
+		testutil.LeakCheck{Name: "network namespace fd", Snapshot: netnsFDs},
+		testutil.LeakCheck{Name: "fake host link or address", Snapshot: func() ([]string, error) { return nsLinks(host) }})
+	before := make([][]string, len(checks))
+	for i, c := range checks {
+		s, err := c.Snapshot()
+		require.NoError(t, err)
+		before[i] = s
+	}
+	t.Cleanup(func() {
+		var leaks []string
+		// The kernel removes a dead namespace's links in the background,
+		// and the manager deletes held ones after a second.
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			leaks = leaks[:0]
+			for i, c := range checks {
+				after, err := c.Snapshot()
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				for _, item := range after {
+					if !slices.Contains(before[i], item) {
+						leaks = append(leaks, c.Name+": "+item)
+					}
+				}
+			}
+			if len(leaks) == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(leaks) > 0 {
+			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
+		}
+	})
+}
+
+// netnsFDs lists the descriptors of the process that hold a network
+// namespace.
+func netnsFDs() ([]string, error) {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "net:") {
+			out = append(out, e.Name()+" -> "+target)
+		}
+	}
+	return out, nil
+}
+
+// nsLinks lists the links of ns with their addresses.
+func nsLinks(ns *netns.NS) ([]string, error) {
+	var out []string
+	err := ns.Do(func() error {
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return err
+		}
+		for _, i := range ifs {
+			out = append(out, i.Name)
+			addrs, _ := i.Addrs()
+			for _, a := range addrs {
+				out = append(out, a.String()+" on "+i.Name)
+			}
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out, err
+}
+
+// connect is a script that prints what a server at host:port says, trying
+// for a few seconds while the server may still be starting.
+func connect(host string, port int) string {
+	return fmt.Sprintf("(for i in $(seq 50); do nc -w 2 %s %d </dev/null && exit 0; sleep 0.1; done; exit 1)", host, port)
+}
+
+// tryOnce is a script that connects to host:port once, prints what the
+// server says and "reached", or "unreachable" and exits 0 when it cannot.
+func tryOnce(host string, port int) string {
+	return fmt.Sprintf("nc -w 2 %s %d </dev/null && echo reached || echo unreachable", host, port)
+}
+
+// TestNetworkNone: the default sandbox cannot reach a server on the host's
+// 127.0.0.1, which a sandbox sharing the host's network reaches.
+func TestNetworkNone(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	accepted := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			io.WriteString(c, "hello from host\n")
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+
+	out := mustRun(t, shell(t, tryOnce("127.0.0.1", port)))
+	assert.Equal(t, "unreachable", strings.TrimSpace(out))
+	select {
+	case <-accepted:
+		t.Error("the host's server accepted a connection from a sandbox without a network")
+	default:
+	}
+
+	cfg := shell(t, tryOnce("127.0.0.1", port)+"; cat /etc/hosts")
+	cfg.Network.ShareHost = true
+	out = mustRun(t, cfg)
+	assert.Contains(t, out, "hello from host\nreached\n", "ShareHost reaches the host's loopback")
+	assert.Contains(t, out, "localhost sandbox")
+}
+
+// TestNetworkLink: a sandbox with a link reaches a server of the host on
+// its gateway address and nothing else of the host, unless given the
+// default route; its files name it.
+func TestNetworkLink(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	port := greeter(t, host)
+	addr := netip.MustParseAddr("10.213.0.6") // block 1: gateway 10.213.0.5
+	script := tryOnce("10.213.0.5", port) + "; " + tryOnce(otherHostAddr.String(), port) +
+		"; ip -4 -o addr show eth0; cat /etc/hosts /etc/resolv.conf"
+	var stdout, stderr syncBuffer
+	cfg := shell(t, script)
+	cfg.Hostname = "linked"
+	cfg.Stdout, cfg.Stderr = &stdout, &stderr
+	cfg.Network = Network{Link: &Link{Addr: addr}, DNS: []netip.Addr{netip.MustParseAddr("10.213.0.5")}}
+	sb := New(cfg)
+	require.NoError(t, sb.Start(t.Context()))
+	_, err := sb.Wait()
+	require.NoError(t, err, "%s%s", stdout.String(), stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "hello from host\nreached\nunreachable\n", "the gateway only")
+	assert.Contains(t, out, "inet 10.213.0.6/30")
+	assert.Contains(t, out, "10.213.0.6\tlinked\n")
+	assert.Contains(t, out, "nameserver 10.213.0.5\n")
+	info := sb.NetworkInfo()
+	assert.Equal(t, []netip.Addr{addr}, info.Addrs)
+	assert.Equal(t, netip.MustParseAddr("10.213.0.5"), info.Gateway)
+	assert.True(t, strings.HasPrefix(info.HostLink, netns.LinkPrefix), info.HostLink)
+
+	cfg = shell(t, tryOnce(otherHostAddr.String(), port))
+	cfg.Network.Link = &Link{DefaultRoute: true}
+	out = mustRun(t, cfg)
+	assert.Equal(t, "hello from host\nreached\n", out, "with the default route")
+}
+
+// TestPrivateNetwork: two sandboxes on one network talk TCP by name; a
+// third, on another network, reaches neither them nor the host.
+func TestPrivateNetwork(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	hostPort := greeter(t, host)
+	cluster, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "cluster", Members: []string{"db", "app"}})
+	require.NoError(t, err)
+	defer cluster.Close()
+	other, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "other"})
+	require.NoError(t, err)
+	defer other.Close()
+	assert.False(t, cluster.Subnet().Overlaps(other.Subnet()))
+
+	bb := testutil.Busybox(t)
+	db := New(Config{
+		Args:     []string{bb, "nc", "-ll", "-p", "5432", "-e", bb, "echo", "hello from db"},
+		Hostname: "db",
+		Network:  Network{Networks: []Membership{{Network: "cluster"}}},
+	})
+	require.NoError(t, db.Start(t.Context()))
+	defer db.Close()
+	dbAddr := db.NetworkInfo().Addrs[0]
+	require.True(t, cluster.Subnet().Contains(dbAddr), "%s in %s", dbAddr, cluster.Subnet())
+
+	cfg := shell(t, connect("db", 5432)+" && grep -w db /etc/hosts")
+	cfg.Hostname = "app"
+	cfg.Network.Networks = []Membership{{Network: "cluster"}}
+	out := mustRun(t, cfg)
+	assert.Equal(t, "hello from db\n"+dbAddr.String()+"\tdb\n", out, "app reaches db by name")
+
+	cfg = shell(t, tryOnce(dbAddr.String(), 5432)+"; "+tryOnce(otherHostAddr.String(), hostPort)+"; grep -cw db /etc/hosts; true")
+	cfg.Network.Networks = []Membership{{Network: "other", Name: "outsider"}}
+	out = mustRun(t, cfg)
+	assert.Equal(t, "unreachable\nunreachable\n0\n", out, "another network's member reaches neither db nor the host")
+}
+
+// TestExposedPort: a server in a sandbox is reached from the host through
+// a forwarded port, picked by the host when asked for port 0.
+func TestExposedPort(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	bb := testutil.Busybox(t)
+	sb := New(Config{
+		Args:    []string{bb, "nc", "-ll", "-p", "8080", "-e", bb, "echo", "served from the sandbox"},
+		Network: Network{Ports: []Port{{Host: netip.MustParseAddrPort("127.0.0.1:0"), Port: 8080}}},
+	})
+	require.NoError(t, sb.Start(t.Context()))
+	defer sb.Close()
+	ports := sb.NetworkInfo().Ports
+	require.Len(t, ports, 1)
+	require.NotZero(t, ports[0].Port())
+	var got string
+	for range 50 {
+		if got = readFrom(t, host, ports[0].String()); got != "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the server may still be starting
+	}
+	assert.Equal(t, "served from the sandbox\n", got)
+
+	// The port is taken while the sandbox runs: another sandbox asking
+	// for it fails before anything is made.
+	again := New(Config{Args: []string{bb, "true"}, Network: Network{Ports: []Port{{Host: ports[0], Port: 80}}}})
+	err := again.Start(t.Context())
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Network.Ports[0].Host", ce.Field)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+// readFrom returns what the server at addr in ns says before it closes
+// the connection, or "" when it cannot be reached or says nothing.
+func readFrom(t *testing.T, ns *netns.NS, addr string) string {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	c, err := ns.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// TestNetworkBadInput: each mistake is a *ConfigError naming the field,
+// from Validate and from Start, and nothing is left behind.
+func TestNetworkBadInput(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	taken, err := host.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	takenAddr := taken.Addr().(*net.TCPAddr).AddrPort()
+	nw, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "bad-input", Subnet: netip.MustParsePrefix("10.214.7.0/24")})
+	require.NoError(t, err)
+	defer nw.Close()
+	ap := netip.MustParseAddrPort
+	for _, tc := range []struct {
+		name  string
+		net   Network
+		field string
+		start bool // only Start can tell
+	}{
+		{"unknown network", Network{Networks: []Membership{{Network: "nope"}}}, "Network.Networks[0].Network", false},
+		{"address outside the subnet", Network{Networks: []Membership{{Network: "bad-input", Addr: netip.MustParseAddr("10.214.8.1")}}}, "Network.Networks[0].Addr", false},
+		{"link address outside the link subnet", Network{Link: &Link{Addr: netip.MustParseAddr("192.168.0.2")}}, "Network.Link.Addr", false},
+		{"IPv6 without a subnet", Network{Link: &Link{Addr6: netip.MustParseAddr("fd00::2")}}, "Network.Link.Addr6", false},
+		{"host and a link", Network{ShareHost: true, Link: &Link{}}, "Network.Link", false},
+		{"port zero inside", Network{Ports: []Port{{Host: ap("127.0.0.1:0")}}}, "Network.Ports[0].Port", false},
+		{"port taken", Network{Ports: []Port{{Host: ap("127.0.0.1:0"), Port: 1}, {Host: takenAddr, Port: 2}}}, "Network.Ports[1].Host", true},
+		{"bad DNS", Network{DNS: []netip.Addr{{}}}, "Network.DNS[0]", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Args: []string{"/bin/true"}, Network: tc.net}
+			err := cfg.Validate()
+			if !tc.start {
+				var ce *ConfigError
+				require.ErrorAs(t, err, &ce)
+				assert.Equal(t, tc.field, ce.Field, "%v", err)
+			} else {
+				require.NoError(t, err)
+			}
+			err = New(cfg).Start(t.Context())
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.field, ce.Field, "%v", err)
+		})
+	}
+
+	// Overlapping subnets.
+	_, err = NewPrivateNetwork(PrivateNetworkConfig{Name: "overlap", Subnet: netip.MustParsePrefix("10.214.7.128/25")})
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Subnet", ce.Field, "%v", err)
+	_, err = NewPrivateNetwork(PrivateNetworkConfig{Name: "on-links", Subnet: netip.MustParsePrefix("10.213.4.0/24")})
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Subnet", ce.Field, "%v", err)
+	_, err = NewPrivateNetwork(PrivateNetworkConfig{Name: "bad-input"})
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Name", ce.Field, "%v", err)
+	// A link subnet that the host uses is refused, and the previous setup
+	// is made again on the next use.
+	err = SetNetworking(Networking{Host: host, PoolSize: -1, LinkSubnet: netip.MustParsePrefix("198.18.0.0/24")})
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "LinkSubnet", ce.Field, "%v", err)
+	require.NoError(t, SetNetworking(testNetworking()))
+}
+
+// TestNetworkRootDir: a root directory's /etc/hosts and /etc/resolv.conf
+// are covered by the generated ones, and left as they are on disk.
+func TestNetworkRootDir(t *testing.T) {
+	noNetLeaks(t)
+	requireNet(t)
+	root := testutil.BusyboxRoot(t)
+	require.NoError(t, os.WriteFile(root+"/etc/hosts", []byte("own hosts\n"), 0o644))
+	require.NoError(t, os.WriteFile(root+"/etc/resolv.conf", []byte("own resolv\n"), 0o644))
+	cfg := Config{
+		Args:     []string{"/bin/sh", "-c", "cat /etc/hosts /etc/resolv.conf"},
+		RootDir:  root,
+		Hostname: "rooted",
+		Network:  Network{Link: &Link{}, DNS: []netip.Addr{netip.MustParseAddr("10.213.0.1")}},
+	}
+	out := mustRun(t, cfg)
+	assert.Contains(t, out, "\trooted\n")
+	assert.Contains(t, out, "nameserver 10.213.0.1\n")
+	assert.NotContains(t, out, "own")
+	b, err := os.ReadFile(root + "/etc/hosts")
+	require.NoError(t, err)
+	assert.Equal(t, "own hosts\n", string(b))
+
+	// Without a network, a root directory keeps its own files.
+	cfg.Network = Network{}
+	assert.Equal(t, "own hosts\nown resolv\n", mustRun(t, cfg))
+}
+
+// TestNetworkDNS: name servers go to /etc/resolv.conf with any network;
+// a sandbox sharing the host's network gets the host's file by default.
+func TestNetworkDNS(t *testing.T) {
+	cfg := shell(t, "cat /etc/resolv.conf")
+	cfg.Network.DNS = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}
+	assert.Equal(t, "# Generated by stockade.\nnameserver 127.0.0.1\nnameserver ::1\n", mustRun(t, cfg))
+
+	cfg.Network = Network{ShareHost: true}
+	want, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		want = nil
+	}
+	o := run(t, cfg)
+	if want == nil {
+		assert.Error(t, o.err, "no resolv.conf on the host, none in the sandbox")
+	} else {
+		assert.Equal(t, string(want), o.stdout)
+	}
+}
+
+// TestNetworkOrdinaryUser: an ordinary user's sandbox may share the
+// host's network but not have a link, networks or ports.
+func TestNetworkOrdinaryUser(t *testing.T) {
+	testutil.RequireNonRoot(t)
+	for _, n := range []Network{{Link: &Link{}}, {Networks: []Membership{{Network: "x"}}}, {Ports: []Port{{Host: netip.MustParseAddrPort("127.0.0.1:0"), Port: 1}}}} {
+		cfg := Config{Args: []string{"/bin/true"}, Network: n}
+		var ce *ConfigError
+		require.ErrorAs(t, cfg.Validate(), &ce)
+		assert.True(t, strings.HasPrefix(ce.Field, "Network."), ce.Field)
+		assert.Contains(t, ce.Error(), "host root")
+	}
+	_, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "x"})
+	assert.ErrorIs(t, err, ErrNotSupported)
+	cfg := shell(t, "ip -o link | grep -c ': lo:'")
+	cfg.Network.ShareHost = true
+	assert.Equal(t, "1\n", mustRun(t, cfg))
+}
+
+// netOwnerEnv makes the test binary a process that owns a sandbox with a
+// link whose host side is in the fake host it inherits as descriptor 3,
+// prints the host side's name, and waits to be killed.
+const netOwnerEnv = "STOCKADE_TEST_NET_OWNER"
+
+func netOwnerHelper() bool {
+	if os.Getenv(netOwnerEnv) != "1" {
+		return false
+	}
+	host, err := netns.Open("/proc/self/fd/3")
+	if err == nil {
+		err = SetNetworking(Networking{Host: host, PoolSize: -1, LinkSubnet: netip.MustParsePrefix("10.215.0.0/24")})
+	}
+	sb := New(Config{Args: []string{os.Getenv("STOCKADE_TEST_BUSYBOX"), "sleep", "1000"}, Network: Network{Link: &Link{}}})
+	if err == nil {
+		err = sb.Start(context.Background())
+	}
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("link", sb.NetworkInfo().HostLink)
+	select {}
+}
+
+// TestNetworkOwnerKilled: when the sandbox's owner is killed, the host side
+// of its link goes with the sandbox.
+func TestNetworkOwnerKilled(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	fd, err := os.Open("/proc/self/fd/" + strconv.Itoa(host.Fd()))
+	require.NoError(t, err)
+	defer fd.Close()
+	owner, fields := startNetOwner(t, fd)
+	require.Equal(t, "link", fields[0])
+	links, err := nsLinks(host)
+	require.NoError(t, err)
+	require.Contains(t, links, fields[1], "the owner's link is on the fake host")
+	require.NoError(t, owner.Process.Kill())
+	owner.Wait()
+	require.Eventually(t, func() bool {
+		links, err := nsLinks(host)
+		return err == nil && !slices.Contains(links, fields[1])
+	}, 10*time.Second, 20*time.Millisecond, "the host side %s outlived its owner", fields[1])
+}
+
+// TestNetworkPool: with a pool of ready namespaces, sandboxes with a link
+// start from it, and CloseNetworking leaves no namespace behind.
+func TestNetworkPool(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	defer func() { require.NoError(t, SetNetworking(testNetworking())) }()
+	before, err := netnsFDs()
+	require.NoError(t, err)
+	require.NoError(t, SetNetworking(Networking{Host: host, PoolSize: 2}))
+	for range 3 {
+		cfg := shell(t, "ip -4 -o addr show eth0 | grep -c 'inet 10.213.'")
+		cfg.Network.Link = &Link{}
+		assert.Equal(t, "1\n", mustRun(t, cfg))
+	}
+	require.NoError(t, CloseNetworking())
+	after, err := netnsFDs()
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "namespaces held after CloseNetworking")
+}
+
+// startNetOwner starts netOwnerHelper with the fake host as its descriptor
+// 3, and returns it and the words of the line it printed.
+func startNetOwner(t *testing.T, host *os.File) (*exec.Cmd, []string) {
+	t.Helper()
+	owner := exec.Command("/proc/self/exe")
+	owner.Env = append(os.Environ(), netOwnerEnv+"=1", "STOCKADE_TEST_BUSYBOX="+testutil.Busybox(t))
+	owner.ExtraFiles = []*os.File{host}
+	owner.Stderr = os.Stderr
+	stdout, err := owner.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, owner.Start())
+	t.Cleanup(func() {
+		owner.Process.Kill()
+		owner.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	fields := strings.Fields(line)
+	require.Len(t, fields, 2, line)
+	return owner, fields
+}

@@ -67,6 +67,17 @@ func TestJudge(t *testing.T) {
 	assert.Contains(t, verdicts["sees mess"], "accepted", "the next submission sees a fresh sandbox")
 }
 
+func TestCluster(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.Busybox(t)
+	out, err := exec.Command(build(t, "cluster")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	assert.Regexp(t, `app sees:\n10\.214\.\d+\.\d+\tdb\nhello from db\n`, s)
+	assert.Contains(t, s, "loner cannot reach db")
+	assert.Contains(t, s, "the host hears: hello from db")
+}
+
 // rootlessUserEnv names the ordinary user that runs the rootless example
 // when the tests run as root (.ci/run creates it).
 const rootlessUserEnv = "STOCKADE_TEST_ROOTLESS_USER"

@@ -67,8 +67,9 @@ type startTimes struct {
 	// (create, limit, place, kill, remove), spread over the stages.
 	cgroup time.Duration
 	// net is what the sandbox's managed network cost the start: preparing
-	// it, and waiting for its links after the init was forked.
-	net time.Duration
+	// it, and waiting for its links after the init was forked. netLinks is
+	// how long making the links took, mostly while the init started.
+	net, netLinks time.Duration
 }
 
 // stage is one timed step of a start.
@@ -100,7 +101,7 @@ func (t *startTimes) stages() []stage {
 		st = append(st, stage{"cgroup", t.cgroup})
 	}
 	if t.net > 0 {
-		st = append(st, stage{"network", t.net})
+		st = append(st, stage{"network", t.net}, stage{"network-links", t.netLinks})
 	}
 	return st
 }

@@ -111,6 +111,20 @@ func (n *Network) clone() Network {
 	return d
 }
 
+// checkPool refuses what the sandboxes of a Pool cannot all have: a place
+// on a private network (they would all join under one name) and forwarded
+// ports (a host port is one sandbox's, and Pool.Run could not tell which
+// port its sandbox got).
+func (n *Network) checkPool() error {
+	if len(n.Networks) > 0 {
+		return configErr("Network.Networks", "a pool's sandboxes would all join under one name; start members with New")
+	}
+	if len(n.Ports) > 0 {
+		return configErr("Network.Ports", "a pool's sandboxes cannot share host ports; start servers with New")
+	}
+	return nil
+}
+
 // managed reports whether the network needs the process's netns.Manager.
 func (n *Network) managed() bool {
 	return n.Link != nil || len(n.Networks) > 0 || len(n.Ports) > 0
@@ -269,7 +283,12 @@ func (s *Sandbox) connectNetwork() (wait func() error) {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.net.Connect() }()
+	go func() {
+		start := time.Now()
+		err := s.net.Connect()
+		s.times.netLinks = time.Since(start)
+		done <- err
+	}()
 	return func() error {
 		start := time.Now()
 		err := <-done

@@ -572,3 +572,55 @@ func startNetOwner(t *testing.T, host *os.File) (*exec.Cmd, []string) {
 	require.Len(t, fields, 2, line)
 	return owner, fields
 }
+
+// TestPoolNetwork: a pool's sandboxes may have a link each, but not a
+// place on a network or forwarded ports.
+func TestPoolNetwork(t *testing.T) {
+	for _, n := range []Network{{Networks: []Membership{{Network: "x"}}}, {Ports: []Port{{Host: netip.MustParseAddrPort("127.0.0.1:0"), Port: 1}}}} {
+		_, err := NewPool(Config{Network: n}, 1)
+		var ce *ConfigError
+		if n.Networks == nil {
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, "Network.Ports", ce.Field)
+		} else {
+			require.ErrorAs(t, err, &ce)
+			assert.True(t, strings.HasPrefix(ce.Field, "Network.Networks"), ce.Field)
+		}
+	}
+	noNetLeaks(t)
+	requireNet(t)
+	p, err := NewPool(Config{Network: Network{Link: &Link{}}}, 1)
+	require.NoError(t, err)
+	defer p.Close()
+	var out strings.Builder
+	_, err = p.Run(t.Context(), Cmd{Args: []string{testutil.Busybox(t), "sh", "-c", "ip -4 -o addr show eth0 | grep -c 'inet 10.213.'"}, Stdout: &out})
+	require.NoError(t, err)
+	assert.Equal(t, "1\n", out.String())
+}
+
+// TestNetworkLinkIPv6: with an IPv6 link subnet, a link has an address of
+// each family, and the sandbox reaches its gateway over IPv6.
+func TestNetworkLinkIPv6(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	defer func() { require.NoError(t, SetNetworking(testNetworking())) }()
+	n := testNetworking()
+	n.LinkSubnet6 = netip.MustParsePrefix("fd53:7a6b:1::/64")
+	require.NoError(t, SetNetworking(n))
+	port := greeter(t, host)
+	// Block 2 of both subnets: the gateways are 10.213.0.9 and
+	// fd53:7a6b:1::9.
+	cfg := shell(t, tryOnce("fd53:7a6b:1::9", port)+"; ip -6 -o addr show eth0 scope global")
+	cfg.Network.Link = &Link{Addr: netip.MustParseAddr("10.213.0.10")}
+	var out syncBuffer
+	cfg.Stdout = &out
+	sb := New(cfg)
+	require.NoError(t, sb.Start(t.Context()))
+	_, err := sb.Wait()
+	require.NoError(t, err, out.String())
+	assert.Contains(t, out.String(), "hello from host\nreached\n")
+	assert.Contains(t, out.String(), "inet6 fd53:7a6b:1::a/126")
+	info := sb.NetworkInfo()
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.213.0.10"), netip.MustParseAddr("fd53:7a6b:1::a")}, info.Addrs)
+	assert.Equal(t, netip.MustParseAddr("fd53:7a6b:1::9"), info.Gateway6)
+}

@@ -44,6 +44,9 @@ func NewPool(cfg Config, n int) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Network.checkPool(); err != nil {
+		return nil, err
+	}
 	p := &Pool{cfg: cfg.clone(), ready: make(chan *Sandbox, n), wake: make(chan struct{}, 1)}
 	p.timeout, p.cfg.Timeout = cfg.Timeout, 0
 	p.ctx, p.cancel = context.WithCancel(context.Background())

@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+// BenchmarkNetwork measures what a sandbox's network costs its start, one
+// sandbox running /bin/true at a time, for each kind of network with and
+// without the process's pool of ready namespaces. Besides the start-to-exit
+// percentiles it reports net-p50-ms and net-p90-ms, the network's share of
+// the start (preparing it, then waiting for its links once the init is
+// forked), and links-p50-ms, how long making the links took while the init
+// started. The links' host sides go to a namespace of the benchmark's own.
+func BenchmarkNetwork(b *testing.B) {
+	host := requireNet(b)
+	defer func() {
+		if err := SetNetworking(testNetworking()); err != nil {
+			b.Error(err)
+		}
+	}()
+	testutil.Busybox(b)
+	ports := []Port{{Host: netip.MustParseAddrPort("127.0.0.1:0"), Port: 80}}
+	for _, bc := range []struct {
+		name string
+		net  Network
+		pool int
+	}{
+		{"none", Network{}, -1},
+		{"link/pool=0", Network{Link: &Link{}}, -1},
+		{"link/pool=2", Network{Link: &Link{}}, 2},
+		{"link/pool=4", Network{Link: &Link{}}, 4},
+		{"network/pool=0", Network{Networks: []Membership{{Network: "bench"}}}, -1},
+		{"network/pool=2", Network{Networks: []Membership{{Network: "bench"}}}, 2},
+		{"ports/pool=0", Network{Ports: ports}, -1},
+		{"ports/pool=2", Network{Ports: ports}, 2},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if err := SetNetworking(Networking{Host: host, PoolSize: bc.pool}); err != nil {
+				b.Fatal(err)
+			}
+			nw, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nw.Close()
+			// Let the pool fill before the first start.
+			time.Sleep(20 * time.Millisecond)
+			var runs, nets, links []time.Duration
+			sums := map[string]time.Duration{}
+			var order []string
+			i := 0
+			for b.Loop() {
+				cfg := Config{Args: []string{"/bin/true"}, Network: bc.net}
+				// Members need names of their own.
+				cfg.Hostname = "m" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))
+				i++
+				t := time.Now()
+				sb := New(cfg)
+				if err := sb.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := sb.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				runs = append(runs, time.Since(t))
+				for _, st := range sb.times.stages() {
+					if _, ok := sums[st.name]; !ok {
+						order = append(order, st.name)
+					}
+					sums[st.name] += st.d
+				}
+				nets = append(nets, sb.times.net)
+				links = append(links, sb.times.netLinks)
+			}
+			for _, name := range order {
+				b.ReportMetric(float64(sums[name].Microseconds())/float64(b.N)/1000, name+"-ms")
+			}
+			reportPercentiles(b, runs)
+			reportNamed(b, "net-", nets)
+			reportNamed(b, "links-", links)
+			reportRate(b)
+		})
+	}
+}
+
+// reportNamed reports the median and the 90th percentile of ds with the
+// unit prefix+"p50-ms" and prefix+"p90-ms".
+func reportNamed(b *testing.B, prefix string, ds []time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	b.ReportMetric(float64(s[len(s)/2].Microseconds())/1000, prefix+"p50-ms")
+	b.ReportMetric(float64(s[len(s)*9/10].Microseconds())/1000, prefix+"p90-ms")
+}

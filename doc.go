@@ -15,6 +15,9 @@
 //     plan of mounts and builds it inside a mount namespace.
 //   - [github.com/stockade/stockade/cgroup] gives a sandbox its own control
 //     group on cgroup v1 or v2: limits, figures, kill-all, clean-up.
+//   - [github.com/stockade/stockade/netns] gives sandboxes their networks:
+//     network namespaces held as descriptors, veth links to the host,
+//     private networks, forwarded ports and a pool of ready namespaces.
 //   - internal/initproc is the init stage that runs inside each sandbox;
 //     internal/proto is what it and the parent say to each other;
 //     internal/linux holds the capability, loopback and time namespace
@@ -32,7 +35,10 @@
 // starts inside it (CLONE_INTO_CGROUP on cgroup v2; on v1 the parent moves it
 // in while it waits for the go-ahead), so everything the sandbox runs is
 // counted and limited; the init then makes the group the root of the
-// sandbox's cgroup namespace. The init builds the
+// sandbox's cgroup namespace. A sandbox with a link, private networks or
+// forwarded ports is forked into a network namespace the parent prepared
+// (taken from a pool of ready ones), and the parent makes its links while
+// the init starts, before it lets the init go on. The init builds the
 // root file system, sets the host name, brings up loopback, drops every
 // capability and sets no_new_privs on a locked thread, starts the command
 // from that thread, and stays as the sandbox's pid 1: it forwards signals,
@@ -66,6 +72,13 @@
 //   - Processes and network. A new pid namespace (the host's processes are
 //     invisible and everything dies with the sandbox's init), a new network
 //     namespace with only loopback, and new uts, ipc and cgroup namespaces.
+//     Config.Network opens the network one named field at a time: a link to
+//     the host that reaches only its gateway unless given the default
+//     route, private networks whose members reach only each other,
+//     forwarded host ports, and, not isolated at all, the host's network.
+//     A network namespace prepared by the parent belongs to the host's
+//     user namespace, so the sandbox holds no capability over it and
+//     cannot change its addresses, routes or links.
 //   - The host binary. The init re-executes the caller's binary, so it is
 //     made non-dumpable before anything else runs: no process in the
 //     sandbox can open /proc/1/exe, and the host ids that own the binary are

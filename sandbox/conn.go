@@ -66,10 +66,11 @@ type startTimes struct {
 	// cgroup is what the sandbox's control group cost the calling process
 	// (create, limit, place, kill, remove), spread over the stages.
 	cgroup time.Duration
-	// net is what the sandbox's managed network cost the start: preparing
-	// it, and waiting for its links after the init was forked. netLinks is
-	// how long making the links took, mostly while the init started.
-	net, netLinks time.Duration
+	// netPrepare is how long preparing the sandbox's managed network
+	// took, netLinks how long making its links took while the init
+	// started, and netDone when that ended; see network.
+	netPrepare, netLinks time.Duration
+	netDone              int64
 }
 
 // stage is one timed step of a start.
@@ -100,8 +101,8 @@ func (t *startTimes) stages() []stage {
 	if t.cgroup > 0 {
 		st = append(st, stage{"cgroup", t.cgroup})
 	}
-	if t.net > 0 {
-		st = append(st, stage{"network", t.net}, stage{"network-links", t.netLinks})
+	if t.netDone > 0 {
+		st = append(st, stage{"network", t.network()}, stage{"network-links", t.netLinks})
 	}
 	return st
 }

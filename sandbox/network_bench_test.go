@@ -13,10 +13,13 @@ import (
 // BenchmarkNetwork measures what a sandbox's network costs its start, one
 // sandbox running /bin/true at a time, for each kind of network with and
 // without the process's pool of ready namespaces. Besides the start-to-exit
-// percentiles it reports net-p50-ms and net-p90-ms, the network's share of
-// the start (preparing it, then waiting for its links once the init is
-// forked), and links-p50-ms, how long making the links took while the init
-// started. The links' host sides go to a namespace of the benchmark's own.
+// percentiles and the mean of each stage it reports net-p50-ms and
+// net-p90-ms, what the network adds to the start's path (preparing it, and
+// the init's wait for its links once it is ready to go on; see
+// startTimes.network), and links-p50-ms, how long making the links took
+// while the init started. Compare p50-ms with the "none" case for the
+// whole cost, CPU contention included. The links' host sides go to a
+// namespace of the benchmark's own.
 func BenchmarkNetwork(b *testing.B) {
 	host := requireNet(b)
 	defer func() {
@@ -75,7 +78,7 @@ func BenchmarkNetwork(b *testing.B) {
 					}
 					sums[st.name] += st.d
 				}
-				nets = append(nets, sb.times.net)
+				nets = append(nets, sb.times.network())
 				links = append(links, sb.times.netLinks)
 			}
 			for _, name := range order {

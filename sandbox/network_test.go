@@ -624,3 +624,35 @@ func TestNetworkLinkIPv6(t *testing.T) {
 	assert.Equal(t, []netip.Addr{netip.MustParseAddr("10.213.0.10"), netip.MustParseAddr("fd53:7a6b:1::a")}, info.Addrs)
 	assert.Equal(t, netip.MustParseAddr("fd53:7a6b:1::9"), info.Gateway6)
 }
+
+// TestNetworkStartFails: when a start fails after the network was
+// prepared, the network goes with it: links, memberships and host ports.
+func TestNetworkStartFails(t *testing.T) {
+	noNetLeaks(t)
+	host := requireNet(t)
+	nw, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "fails", Members: []string{"m"}})
+	require.NoError(t, err)
+	defer nw.Close()
+	port, err := host.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := port.Addr().(*net.TCPAddr).AddrPort()
+	port.Close()
+	cfg := Config{
+		Args:     []string{"/no/such/command"},
+		Hostname: "m",
+		Network: Network{
+			Link:     &Link{Addr: netip.MustParseAddr("10.213.0.14")},
+			Networks: []Membership{{Network: "fails"}},
+			Ports:    []Port{{Host: addr, Port: 80}},
+		},
+	}
+	for range 2 { // the same address, name and port again
+		err := New(cfg).Start(t.Context())
+		var se *SetupError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "exec", se.Stage)
+	}
+	l, err := host.Listen("tcp", addr.String())
+	require.NoError(t, err, "the host port is free again")
+	l.Close()
+}

@@ -295,58 +295,8 @@ func hostEcho(t testing.TB, l net.Listener) {
 // runs after the test's other cleanups.
 func noLeaks(t *testing.T) {
 	t.Helper()
-	checks := append(slices.Clone(testutil.NetworkLeakChecks), testutil.LeakCheck{Name: "namespace fd", Snapshot: netnsFDs})
-	before := make([][]string, len(checks))
-	for i, c := range checks {
-		s, err := c.Snapshot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[i] = s
-	}
-	t.Cleanup(func() {
-		var leaks []string
-		// The kernel removes what a dead namespace held in the background.
-		for deadline := time.Now().Add(3 * time.Second); ; {
-			leaks = leaks[:0]
-			for i, c := range checks {
-				after, err := c.Snapshot()
-				if err != nil {
-					t.Error(err)
-					continue
-				}
-				for _, item := range after {
-					if !slices.Contains(before[i], item) {
-						leaks = append(leaks, c.Name+": "+item)
-					}
-				}
-			}
-			if len(leaks) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if len(leaks) > 0 {
-			t.Errorf("left on the host:\n  %s", strings.Join(leaks, "\n  "))
-		}
-	})
-}
-
-// netnsFDs lists the descriptors of the process that hold a network
-// namespace.
-func netnsFDs() ([]string, error) {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err == nil && strings.HasPrefix(target, "net:") {
-			out = append(out, e.Name()+" -> "+target)
-		}
-	}
-	return out, nil
+	checks := append(slices.Clone(testutil.NetworkLeakChecks), testutil.LeakCheck{Name: "namespace fd", Snapshot: testutil.NetnsFDs})
+	testutil.CheckAfter(t, 3*time.Second, checks...)
 }
 
 // requireNetAdmin skips unless the test may create namespaces and links.

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stockade/stockade/internal/testutil"
 )
 
 // echoOnce sends a line to addr and returns the echo.
@@ -86,7 +88,7 @@ func TestExposedPortTaken(t *testing.T) {
 	}
 	defer l.Close()
 	m := mustManager(t, ManagerConfig{})
-	before, _ := netnsFDs()
+	before, _ := testutil.NetnsFDs()
 	_, err = m.Setup(Config{
 		Link: &Link{},
 		Ports: []Port{
@@ -101,7 +103,7 @@ func TestExposedPortTaken(t *testing.T) {
 	if errors.Is(err, ErrInvalidConfig) {
 		t.Error("a taken port is reported as an invalid configuration")
 	}
-	if after, _ := netnsFDs(); len(after) != len(before) {
+	if after, _ := testutil.NetnsFDs(); len(after) != len(before) {
 		t.Errorf("Setup made a namespace before failing: %v", after)
 	}
 	if l := ourLinks(t, nil); len(l) != 0 {
@@ -117,7 +119,7 @@ func TestSetupRefusesBadInput(t *testing.T) {
 	if _, err := m.NewNetwork(NetworkConfig{Name: "a", Subnet: netip.MustParsePrefix("10.90.0.0/24")}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := netnsFDs()
+	before, _ := testutil.NetnsFDs()
 	for _, c := range []struct {
 		cfg   Config
 		field string
@@ -135,7 +137,7 @@ func TestSetupRefusesBadInput(t *testing.T) {
 			t.Errorf("Setup(%+v): %v, want an invalid configuration naming %s", c.cfg, err, c.field)
 		}
 	}
-	if after, _ := netnsFDs(); len(after) != len(before) {
+	if after, _ := testutil.NetnsFDs(); len(after) != len(before) {
 		t.Errorf("Setup made namespaces before failing: %v", after)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // BenchmarkNetwork measures what a sandbox's network costs its start, one
 // sandbox running /bin/true at a time, for each kind of network with and
 // without the process's pool of ready namespaces. Besides the start-to-exit
-// percentiles and the mean of each stage it reports net-p50-ms and
+// percentiles it reports net-p50-ms and
 // net-p90-ms, what the network adds to the start's path (preparing it, and
 // the init's wait for its links once it is ready to go on; see
 // startTimes.network), and links-p50-ms, how long making the links took
@@ -55,8 +55,6 @@ func BenchmarkNetwork(b *testing.B) {
 			// Let the pool fill before the first start.
 			time.Sleep(20 * time.Millisecond)
 			var runs, nets, links []time.Duration
-			sums := map[string]time.Duration{}
-			var order []string
 			i := 0
 			for b.Loop() {
 				cfg := Config{Args: []string{"/bin/true"}, Network: bc.net}
@@ -72,17 +70,8 @@ func BenchmarkNetwork(b *testing.B) {
 					b.Fatal(err)
 				}
 				runs = append(runs, time.Since(t))
-				for _, st := range sb.times.stages() {
-					if _, ok := sums[st.name]; !ok {
-						order = append(order, st.name)
-					}
-					sums[st.name] += st.d
-				}
 				nets = append(nets, sb.times.network())
 				links = append(links, sb.times.netLinks)
-			}
-			for _, name := range order {
-				b.ReportMetric(float64(sums[name].Microseconds())/float64(b.N)/1000, name+"-ms")
 			}
 			reportPercentiles(b, runs)
 			reportNamed(b, "net-", nets)

@@ -109,62 +109,16 @@ func greeter(t testing.TB, ns *netns.NS) int {
 // noNetLeaks checks, when the test ends, that the real host and the fake
 // host have the links, addresses and routes they had when it began, and
 // that the process holds no more network namespaces. Call it first, so
-// that it runs after the test's other cleanups.
+// that it runs after the test's other cleanups. The kernel removes a dead
+// namespace's links in the background, and the manager deletes held ones
+// after a second.
 func noNetLeaks(t *testing.T) {
 	t.Helper()
 	host := requireNet(t)
 	checks := append(slices.Clone(testutil.NetworkLeakChecks),
-		testutil.LeakCheck{Name: "network namespace fd", Snapshot: netnsFDs},
+		testutil.LeakCheck{Name: "network namespace fd", Snapshot: testutil.NetnsFDs},
 		testutil.LeakCheck{Name: "fake host link or address", Snapshot: func() ([]string, error) { return nsLinks(host) }})
-	before := make([][]string, len(checks))
-	for i, c := range checks {
-		s, err := c.Snapshot()
-		require.NoError(t, err)
-		before[i] = s
-	}
-	t.Cleanup(func() {
-		var leaks []string
-		// The kernel removes a dead namespace's links in the background,
-		// and the manager deletes held ones after a second.
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			leaks = leaks[:0]
-			for i, c := range checks {
-				after, err := c.Snapshot()
-				if err != nil {
-					t.Error(err)
-					continue
-				}
-				for _, item := range after {
-					if !slices.Contains(before[i], item) {
-						leaks = append(leaks, c.Name+": "+item)
-					}
-				}
-			}
-			if len(leaks) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if len(leaks) > 0 {
-			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
-		}
-	})
-}
-
-// netnsFDs lists the descriptors of the process that hold a network
-// namespace.
-func netnsFDs() ([]string, error) {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "net:") {
-			out = append(out, e.Name()+" -> "+target)
-		}
-	}
-	return out, nil
+	testutil.CheckAfter(t, 5*time.Second, checks...)
 }
 
 // nsLinks lists the links of ns with their addresses.
@@ -537,7 +491,7 @@ func TestNetworkPool(t *testing.T) {
 	noNetLeaks(t)
 	host := requireNet(t)
 	defer func() { require.NoError(t, SetNetworking(testNetworking())) }()
-	before, err := netnsFDs()
+	before, err := testutil.NetnsFDs()
 	require.NoError(t, err)
 	require.NoError(t, SetNetworking(Networking{Host: host, PoolSize: 2}))
 	for range 3 {
@@ -546,7 +500,7 @@ func TestNetworkPool(t *testing.T) {
 		assert.Equal(t, "1\n", mustRun(t, cfg))
 	}
 	require.NoError(t, CloseNetworking())
-	after, err := netnsFDs()
+	after, err := testutil.NetnsFDs()
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "namespaces held after CloseNetworking")
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 )
 
 // NetworkLeakChecks list the host network state that tests must leave as
@@ -126,4 +128,62 @@ func namedNetns() ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// NetnsFDs lists the descriptors of this process that hold a network
+// namespace, as a LeakCheck snapshot.
+func NetnsFDs() ([]string, error) {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "net:") {
+			out = append(out, e.Name()+" -> "+target)
+		}
+	}
+	return out, nil
+}
+
+// CheckAfter takes a snapshot with each check now and fails the test if,
+// when it ends, a check finds an item that was not there before. What a
+// dead network namespace held goes in the background, so the checks are
+// repeated for up to wait before they count as failed. Call it first in
+// a test, so that it runs after the test's other cleanups.
+func CheckAfter(tb testing.TB, wait time.Duration, checks ...LeakCheck) {
+	tb.Helper()
+	before := make([][]string, len(checks))
+	for i, c := range checks {
+		s, err := c.Snapshot()
+		if err != nil {
+			tb.Fatalf("leak check %s: %v", c.Name, err)
+		}
+		before[i] = s
+	}
+	tb.Cleanup(func() {
+		var leaks []string
+		for deadline := time.Now().Add(wait); ; {
+			leaks = leaks[:0]
+			for i, c := range checks {
+				after, err := c.Snapshot()
+				if err != nil {
+					tb.Errorf("leak check %s: %v", c.Name, err)
+					continue
+				}
+				for _, item := range after {
+					if !slices.Contains(before[i], item) {
+						leaks = append(leaks, c.Name+": "+item)
+					}
+				}
+			}
+			if len(leaks) == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(leaks) > 0 {
+			tb.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
+		}
+	})
 }

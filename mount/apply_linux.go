@@ -160,8 +160,8 @@ func bindAttrs(m Mount) uint64 {
 	return attrs
 }
 
-// cloneTree returns a detached, recursive copy of the mount tree at dirfd
-// and name with attrs set on every mount in it.
+// cloneTree returns a detached, recursive, private copy of the mount tree
+// at dirfd and name with attrs set on every mount in it.
 func cloneTree(dirfd int, name string, attrs uint64) (int, error) {
 	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_RECURSIVE)
 	if name == "" {
@@ -171,12 +171,13 @@ func cloneTree(dirfd int, name string, attrs uint64) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if attrs != 0 {
-		err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs})
-		if err != nil {
-			unix.Close(fd)
-			return -1, err
-		}
+	// A clone of a shared mount is a peer of it: without MS_PRIVATE, what
+	// the sandbox mounts on the clone would appear at the source on the
+	// host too (where / is shared, as systemd makes it).
+	err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs, Propagation: unix.MS_PRIVATE})
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
 	}
 	return fd, nil
 }

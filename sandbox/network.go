@@ -197,7 +197,7 @@ func (s *Sandbox) prepareNetwork(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	net, err := m.Prepare(cfg.netnsConfig())
+	nw, err := m.Prepare(cfg.netnsConfig())
 	s.times.netPrepare = time.Since(start)
 	if err != nil {
 		if cerr := netConfigErr(err); cerr != err {
@@ -205,7 +205,7 @@ func (s *Sandbox) prepareNetwork(cfg *Config) error {
 		}
 		return setupErr("network", "", err)
 	}
-	s.net = net
+	s.net = nw
 	return nil
 }
 

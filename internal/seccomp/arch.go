@@ -72,6 +72,10 @@ func (a *archInfo) number(name string) (uint32, bool) {
 
 // knownSyscall reports whether any Linux architecture has a system call of
 // that name.
+// KnownSyscall reports whether name is a system call of some supported
+// architecture, such as "openat".
+func KnownSyscall(name string) bool { return knownSyscall(name) }
+
 func knownSyscall(name string) bool {
 	_, ok := syscallIndex()[name]
 	return ok

@@ -113,6 +113,11 @@ type Config struct {
 	// host has been up. Linux 5.6.
 	TimeNamespace bool
 
+	// Security holds the defences beyond the namespaces: capabilities
+	// kept, the seccomp policy, Landlock and /sys. The zero value is the
+	// safe choice. See Security.
+	Security Security
+
 	// Logger, if set, receives a debug record per setup stage with its
 	// duration. Parent only.
 	Logger *slog.Logger `json:"-"`
@@ -160,6 +165,7 @@ func (c *Config) clone() Config {
 	d.Env = slices.Clone(c.Env)
 	d.ExtraFiles = slices.Clone(c.ExtraFiles)
 	d.Mounts = slices.Clone(c.Mounts)
+	d.Security = c.Security.clone()
 	return d
 }
 
@@ -271,6 +277,9 @@ func (c *Config) validate() error {
 		if f == nil {
 			return configErr(fmtIndex("ExtraFiles", i), "must not be nil")
 		}
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	return c.Limits.validate()
 }

@@ -380,3 +380,45 @@ func TestSysfs(t *testing.T) {
 	_, err := os.Stat("/sys/firmware")
 	require.NoError(t, err, "the host's /sys is untouched")
 }
+
+// TestLandlockBestEffort asks for everything Landlock can do and checks
+// that best effort enforces what this kernel's ABI offers, says what it
+// left out, and that Strict refuses to start with less. CI runs it on the
+// host's kernel and on Linux 6.1 (ABI 2) in a VM.
+func TestLandlockBestEffort(t *testing.T) {
+	requireLandlock(t, 1)
+	testutil.RequireUserNamespaces(t)
+	abi := landlock.ABI()
+	cfg := testConfig(shell(t, `echo x > /work/x && cat /work/x`))
+	cfg.Security.Landlock = Landlock{RestrictTCP: true, ConnectTCP: []uint16{443}}
+	var out syncBuffer
+	cfg.Stdout = &out
+	sb := New(cfg)
+	require.NoError(t, sb.Start(t.Context()))
+	conf := sb.Confinement()
+	res, err := sb.Wait()
+	require.NoError(t, err, "%v", res)
+	assert.Equal(t, "x", strings.TrimSpace(out.String()))
+	assert.Equal(t, abi, conf.LandlockABI)
+	assert.Equal(t, abi >= 2, conf.Landlock, "file system rules need ABI 2 (refer)")
+	assert.Equal(t, abi >= 4, conf.LandlockTCP)
+	assert.Equal(t, abi >= 6, conf.LandlockScoped)
+	assert.Equal(t, conf.Notes, res.Notes, "what best effort left out is in the Result too")
+	if abi >= 6 {
+		assert.Empty(t, conf.Notes)
+	} else {
+		assert.NotEmpty(t, conf.Notes)
+	}
+
+	cfg.Security.Landlock.Strict = true
+	cfg.Stdout = nil
+	o := run(t, cfg)
+	if abi >= 6 {
+		require.NoError(t, o.err)
+		return
+	}
+	var fe *FeatureError
+	require.ErrorAs(t, o.err, &fe)
+	assert.ErrorIs(t, o.err, ErrNotSupported)
+	assert.Contains(t, fe.Error(), "Landlock")
+}

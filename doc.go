@@ -67,7 +67,8 @@
 //   - Landlock. Where the kernel has it, the command may read and execute
 //     only inside the sandbox's root and write only in its writable
 //     mounts, so that even a descriptor of a host directory that reaches
-//     it opens nothing; from ABI 6 it cannot reach an abstract unix socket
+//     it opens nothing; from ABI 4 it binds and connects no TCP port
+//     unless named, and from ABI 6 it cannot reach an abstract unix socket
 //     or signal a process outside. Best effort by default, strict on
 //     request; Sandbox.Confinement says what was enforced.
 //   - File system. An empty tmpfs root holds read-only binds of the host's

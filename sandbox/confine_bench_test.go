@@ -32,7 +32,7 @@ func BenchmarkConfine(b *testing.B) {
 		{"caps+policy", Security{
 			Capabilities: []string{"CAP_NET_BIND_SERVICE"},
 			Seccomp:      &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{{Names: []string{"acct"}, Action: SeccompKill}}},
-			Landlock:     Landlock{RestrictTCP: true, BindTCP: []uint16{8080}},
+			Landlock:     Landlock{BindTCP: []uint16{8080}, ConnectTCP: []uint16{443}},
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

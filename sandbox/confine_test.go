@@ -67,8 +67,10 @@ func TestValidateSecurity(t *testing.T) {
 		{"landlock path on a read-only mount", Security{Landlock: Landlock{WritablePaths: []string{"/usr/lib"}}},
 			"Security.Landlock.WritablePaths[0]", nil},
 		{"landlock relative path", Security{Landlock: Landlock{WritablePaths: []string{"tmp"}}}, "Security.Landlock.WritablePaths[0]", nil},
-		{"ports without restriction", Security{Landlock: Landlock{BindTCP: []uint16{80}}}, "Security.Landlock.BindTCP", nil},
-		{"ports", Security{Landlock: Landlock{RestrictTCP: true, BindTCP: []uint16{8080}, ConnectTCP: []uint16{53}}}, "", nil},
+		{"ports with any", Security{Landlock: Landlock{AnyTCP: true, BindTCP: []uint16{80}}}, "Security.Landlock.BindTCP", nil},
+		{"ports", Security{Landlock: Landlock{BindTCP: []uint16{8080}, ConnectTCP: []uint16{53}}}, "", nil},
+		{"any tcp", Security{Landlock: Landlock{AnyTCP: true}}, "", nil},
+		{"disabled with ports", Security{Landlock: Landlock{Disabled: true, ConnectTCP: []uint16{53}}}, "Security.Landlock.Disabled", nil},
 		{"disabled and strict", Security{Landlock: Landlock{Disabled: true, Strict: true}}, "Security.Landlock.Disabled", nil},
 	}
 	for _, tc := range tests {
@@ -228,9 +230,11 @@ func TestCapabilitiesDroppedOrKept(t *testing.T) {
 // only CAP_NET_BIND_SERVICE allows, with and without it.
 func TestKeptCapabilityWorks(t *testing.T) {
 	const script = `timeout 1 nc -l -p 80 2>&1; echo status $?`
-	denied := mustRun(t, shell(t, script))
-	assert.Contains(t, denied, "Permission denied")
+	// Landlock allows port 80, so that only the capability decides.
 	cfg := shell(t, script)
+	cfg.Security.Landlock.BindTCP = []uint16{80}
+	denied := mustRun(t, cfg)
+	assert.Contains(t, denied, "Permission denied")
 	cfg.Security.Capabilities = []string{"CAP_NET_BIND_SERVICE"}
 	kept := mustRun(t, cfg)
 	assert.NotContains(t, kept, "Permission denied")
@@ -316,7 +320,7 @@ func TestLandlockConfinement(t *testing.T) {
 	require.NoError(t, err, "%v", res)
 	assert.True(t, conf.Landlock)
 	assert.True(t, conf.LandlockScoped)
-	assert.False(t, conf.LandlockTCP, "TCP is left alone unless asked")
+	assert.True(t, conf.LandlockTCP, "TCP is limited by default")
 	assert.GreaterOrEqual(t, conf.LandlockABI, 6)
 	assert.Equal(t, "default", conf.Seccomp)
 	assert.Positive(t, conf.SeccompInstructions)
@@ -339,18 +343,18 @@ func TestLandlockConfinement(t *testing.T) {
 func TestLandlockTCP(t *testing.T) {
 	requireLandlock(t, 4)
 	script := `timeout 1 nc -l -p 8080 2>&1; echo status $?`
-	cfg := shell(t, script)
-	cfg.Security.Landlock.RestrictTCP = true
-	o := run(t, cfg)
+	o := run(t, shell(t, script))
 	require.NoError(t, o.err, o.stderr)
-	assert.Contains(t, o.stdout, "Permission denied", "bind on a port not allowed")
+	assert.Contains(t, o.stdout, "Permission denied", "bind on a port not allowed, by default")
 
-	cfg = shell(t, script)
-	cfg.Security.Landlock = Landlock{RestrictTCP: true, BindTCP: []uint16{8080}, Strict: true}
-	o = run(t, cfg)
-	require.NoError(t, o.err, o.stderr)
-	assert.NotContains(t, o.stdout, "Permission denied")
-	assert.Contains(t, o.stdout, "status 143", "nc listened until timeout killed it")
+	for _, l := range []Landlock{{BindTCP: []uint16{8080}, Strict: true}, {AnyTCP: true}} {
+		cfg := shell(t, script)
+		cfg.Security.Landlock = l
+		o = run(t, cfg)
+		require.NoError(t, o.err, o.stderr)
+		assert.NotContains(t, o.stdout, "Permission denied", "%+v", l)
+		assert.Contains(t, o.stdout, "status 143", "nc listened until timeout killed it")
+	}
 }
 
 func TestLandlockDisabled(t *testing.T) {
@@ -390,7 +394,7 @@ func TestLandlockBestEffort(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	abi := landlock.ABI()
 	cfg := testConfig(shell(t, `echo x > /work/x && cat /work/x`))
-	cfg.Security.Landlock = Landlock{RestrictTCP: true, ConnectTCP: []uint16{443}}
+	cfg.Security.Landlock = Landlock{ConnectTCP: []uint16{443}}
 	var out syncBuffer
 	cfg.Stdout = &out
 	sb := New(cfg)

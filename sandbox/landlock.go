@@ -14,10 +14,10 @@ import (
 // c has its defaults filled in.
 func (c *Config) validateLandlock() error {
 	l := &c.Security.Landlock
-	if !l.RestrictTCP && (len(l.BindTCP) > 0 || len(l.ConnectTCP) > 0) {
-		return configErr("Security.Landlock.BindTCP", "needs RestrictTCP")
+	if l.AnyTCP && (len(l.BindTCP) > 0 || len(l.ConnectTCP) > 0) {
+		return configErr("Security.Landlock.BindTCP", "ports mean nothing with AnyTCP, which allows them all")
 	}
-	if l.Disabled && (l.Strict || l.RestrictTCP || len(l.WritablePaths) > 0) {
+	if l.Disabled && (l.Strict || l.AnyTCP || len(l.BindTCP) > 0 || len(l.ConnectTCP) > 0 || len(l.WritablePaths) > 0) {
 		return configErr("Security.Landlock.Disabled", "contradicts the other Landlock fields that are set")
 	}
 	p := c.plan()
@@ -110,7 +110,7 @@ func (c *Config) landlockRuleset(p *mount.Plan) *landlock.Ruleset {
 	for _, w := range l.WritablePaths {
 		add(w, rw)
 	}
-	if l.RestrictTCP {
+	if !l.AnyTCP {
 		r.HandledNet = landlock.BindTCP | landlock.ConnectTCP
 		for _, port := range l.BindTCP {
 			r.Ports = append(r.Ports, landlock.PortRule{Port: int(port), Access: landlock.BindTCP})

@@ -67,9 +67,10 @@ type Security struct {
 // zero value applies it, best effort: every process of the sandbox may
 // read and execute anything in the sandbox's root file system and write
 // only in its writable mounts (the working directory, /tmp, /dev/shm,
-// writable binds, a WritableRoot), it may use the device nodes of /dev,
-// and with Landlock ABI 6 (Linux 6.12) it can neither connect to an
-// abstract unix socket nor signal a process outside the sandbox. A
+// writable binds, a WritableRoot), it may use the device nodes of /dev;
+// with Landlock ABI 4 (Linux 6.7) it may neither bind nor connect a TCP
+// socket on any port; and with ABI 6 (Linux 6.12) it can neither connect
+// to an abstract unix socket nor signal a process outside the sandbox. A
 // descriptor of a host directory that reaches the sandbox (an ExtraFiles
 // entry, say) opens nothing beneath it. What was enforced is in
 // Sandbox.Confinement, and what best effort left out in Result.Notes.
@@ -88,15 +89,15 @@ type Landlock struct {
 	// directory, /tmp, /dev/shm, a writable bind or a writable root);
 	// anything else is a *ConfigError naming it.
 	WritablePaths []string
-	// RestrictTCP denies binding and connecting TCP sockets except on the
-	// ports in BindTCP and ConnectTCP (Landlock ABI 4, Linux 6.7). False
-	// leaves TCP alone: the default network namespace holds only loopback
-	// anyway.
-	RestrictTCP bool
-	// BindTCP and ConnectTCP are the TCP ports the sandbox may bind and
-	// connect to when RestrictTCP is set.
+	// BindTCP and ConnectTCP are the only TCP ports the sandbox may bind
+	// and connect to (Landlock ABI 4, Linux 6.7): by default it may bind
+	// and connect to none, on loopback as anywhere. Nil allows none.
 	BindTCP    []uint16
 	ConnectTCP []uint16
+	// AnyTCP lifts the TCP limits: any port may be bound and connected to.
+	// Danger: a sandbox with a network then reaches every TCP service it
+	// can route to.
+	AnyTCP bool
 }
 
 // SeccompPolicy is a custom system call policy: an allow-list (a

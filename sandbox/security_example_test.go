@@ -11,7 +11,7 @@ import (
 )
 
 // A plugin host lets its plugin bind port 80 as an ordinary user and
-// listen on no other TCP port, kills it outright if it ever calls
+// listen on no other TCP port (nor connect anywhere), kills it outright if it ever calls
 // ptrace, and insists on Landlock: on a kernel that cannot enforce every
 // rule, Start fails instead of running the plugin with less.
 func ExampleSecurity() {
@@ -28,9 +28,8 @@ func ExampleSecurity() {
 				},
 			},
 			Landlock: sandbox.Landlock{
-				Strict:      true,
-				RestrictTCP: true,
-				BindTCP:     []uint16{80},
+				Strict:  true,
+				BindTCP: []uint16{80},
 			},
 		},
 	})

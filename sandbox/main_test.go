@@ -10,5 +10,5 @@ func TestMain(m *testing.M) {
 	if ownerHelper() || usernsHelper() || limitHelper() {
 		return
 	}
-	testutil.Main(m)
+	testutil.MainThen(m, removeAttackDir)
 }

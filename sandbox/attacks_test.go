@@ -1,0 +1,450 @@
+package sandbox
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/mount"
+)
+
+// The attack suite: one test per row of shared/notes/security.md and per
+// attack that issue 4 lists. Each runs the static attack program
+// (testdata/attack) in a sandbox, checks that every step failed with the
+// errno the defence gives, and checks the host afterwards.
+
+// TestAttackHostBinaryByProgram is the runc CVE-2019-5736 row: root
+// inside reaches for the init's /proc/1/exe, this very test binary.
+func TestAttackHostBinaryByProgram(t *testing.T) {
+	self, err := os.Executable()
+	require.NoError(t, err)
+	before, host := fileSum(t, self), snapshotHost(t)
+	st, o := runAttack(t, attack(t, "procexe"))
+	require.NoError(t, o.err)
+	// The init is not dumpable: its /proc files belong to host root, which
+	// is not mapped, and ptrace access checks fail.
+	st.expect(t, map[string]string{
+		"readlink": "EACCES", "open-read": "EACCES", "open-write": "EACCES",
+		"open-path": "EACCES", "mem": "EACCES", "environ": "EACCES",
+		"map-files": "EACCES", "root": "EACCES", "cwd": "EACCES",
+	})
+	assert.Equal(t, before, fileSum(t, self), "the host binary changed")
+	host.check(t)
+}
+
+// TestAttackLeakedHostFD is the runc CVE-2024-21626 row: a descriptor of a
+// host directory that the caller forgot to mark close-on-exec must not
+// reach the sandbox, and one it passes on purpose opens nothing beneath.
+func TestAttackLeakedHostFD(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("host only"), 0o644))
+	os.Chmod(dir, 0o755)
+	host := snapshotHost(t)
+
+	// Opened without O_CLOEXEC, as careless code does.
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	require.NoError(t, err)
+	st, o := runAttack(t, attack(t, "fds"))
+	syscall.Close(fd)
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{"open-fds": "ok", "cwd": "ok"})
+	assert.Equal(t, "[]", st["open-fds"][1], "descriptors beyond 0, 1 and 2 reached the command")
+	assert.Equal(t, "/work", st["cwd"][1])
+
+	// Passed on purpose as descriptor 3: Landlock keeps the command from
+	// opening anything beneath it. The control run without Landlock shows
+	// that the attack itself works.
+	d, err := os.Open(dir)
+	require.NoError(t, err)
+	defer d.Close()
+	for _, disabled := range []bool{false, true} {
+		t.Run("landlock-disabled="+strconv.FormatBool(disabled), func(t *testing.T) {
+			cfg := attack(t, "leakdir", "3", "secret")
+			cfg.ExtraFiles = []*os.File{d}
+			cfg.Security.Landlock.Disabled = disabled
+			st, o := runAttack(t, cfg)
+			require.NoError(t, o.err)
+			want := "EACCES"
+			if disabled {
+				want = "ok"
+			} else {
+				requireLandlock(t, 2)
+			}
+			st.expect(t, map[string]string{"openat": want, "read-relative": want, "read-magic-link": want})
+			if !disabled {
+				st.expect(t, map[string]string{"openat-parent": "EACCES"})
+			}
+		})
+	}
+	host.check(t)
+}
+
+// TestAttackWorkingDirectoryLink: a process of a long-lived sandbox makes
+// its next Exec's working directory a magic link to a descriptor of the
+// init; the init resolves it inside the root and refuses.
+func TestAttackWorkingDirectoryLink(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	host := snapshotHost(t)
+	cfg := testConfig(Config{RunAsRoot: true})
+	cfg.Mounts = attack(t).Mounts
+	sb := New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, sb.Start(ctx))
+	defer sb.Close()
+	bb := testutil.Busybox(t)
+	_, err := sb.Exec(ctx, Cmd{Args: []string{"/attack", "write", "/work/x"}})
+	require.NoError(t, err)
+	// A link to the init's control socket, and one up and out of the root.
+	_, err = sb.Exec(ctx, Cmd{Args: []string{bb, "sh", "-c", "ln -s /proc/self/fd/3 /work/magic && ln -s ../../../../.. /work/up"}, RunAsRoot: true})
+	if err != nil {
+		// busybox may not be reachable at its host path in every root.
+		t.Skipf("cannot make the links: %v", err)
+	}
+	_, err = sb.Exec(ctx, Cmd{Args: []string{"/attack", "fds"}, Dir: "/work/magic"})
+	var se *SetupError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, unix.ELOOP, se.Errno, "a magic link as the working directory")
+	var out strings.Builder
+	_, err = sb.Exec(ctx, Cmd{Args: []string{"/attack", "fds"}, Dir: "/work/up", Stdout: &out})
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "step cwd ok /\n", "a link up and out lands at the sandbox's root")
+	require.NoError(t, sb.Close())
+	host.check(t)
+}
+
+// TestAttackPtrace is the CVE-2016-9962 row, and ptrace of a sibling.
+func TestAttackPtrace(t *testing.T) {
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "ptrace"))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"attach-init": "EPERM", "attach-sibling": "EPERM", "seize-sibling": "EPERM",
+		"process-vm-readv": "EPERM",
+	})
+	host.check(t)
+}
+
+// TestAttackCapabilities is the CVE-2022-29162 row: every set is empty and
+// none can be raised, as root inside or not.
+func TestAttackCapabilities(t *testing.T) {
+	host := snapshotHost(t)
+	for _, asRoot := range []bool{true, false} {
+		t.Run("root="+strconv.FormatBool(asRoot), func(t *testing.T) {
+			cfg := attack(t, "caps")
+			cfg.RunAsRoot = asRoot
+			st, o := runAttack(t, cfg)
+			require.NoError(t, o.err)
+			for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+				assert.Equal(t, "0000000000000000", st["status-"+set][1], set)
+			}
+			assert.Equal(t, "1", st["status-NoNewPrivs"][1])
+			assert.Equal(t, "2", st["status-Seccomp"][1])
+			st.expect(t, map[string]string{
+				"capset-raise": "EPERM", "ambient-raise": "EPERM", "clear-no-new-privs": "EINVAL",
+				"raw-socket": "EPERM", "bind-80": "EACCES",
+			})
+		})
+	}
+	host.check(t)
+}
+
+// TestAttackCgroupfs is the CVE-2023-25809 row.
+func TestAttackCgroupfs(t *testing.T) {
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "cgroupfs"))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"mount-cgroup2": "EPERM", "mount-cgroup-v1": "EPERM",
+		"stat-sys-fs-cgroup": "ENOENT", "write-cgroup-procs": "ENOENT", "proc-self-cgroup": "ok",
+	})
+	// The cgroup namespace: every hierarchy's root is the sandbox's own.
+	for _, f := range strings.Fields(st["proc-self-cgroup"][1]) {
+		assert.True(t, strings.HasSuffix(f, ":/"), "cgroup path outside the namespace: %s", f)
+	}
+	host.check(t)
+}
+
+// TestAttackTIOCSTI is the CVE-2017-5226 row: the command's standard input
+// is a terminal of the caller's, and it tries to type into it.
+func TestAttackTIOCSTI(t *testing.T) {
+	master, slave := openPty(t)
+	host := snapshotHost(t)
+	cfg := attack(t, "tiocsti")
+	cfg.Stdin = slave
+	st, o := runAttack(t, cfg)
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"tiocsti": "EPERM", "tiocsti-high-bits": "EPERM", "tioclinux": "EPERM",
+		"own-session": "ok", "controlling-tty": "ENOTTY",
+	})
+	assert.Equal(t, "true", st["own-session"][1])
+	// Nothing was typed: the master has nothing to read.
+	fd := int(master.Fd()) // Fd makes it blocking; once only
+	require.NoError(t, unix.SetNonblock(fd, true))
+	buf := make([]byte, 64)
+	n, _ := unix.Read(fd, buf)
+	assert.LessOrEqual(t, n, 0, "characters reached the terminal: %q", buf[:max(n, 0)])
+	host.check(t)
+}
+
+// openPty opens a new pseudo-terminal of the host's devpts.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		testutil.Skip(t, "no pseudo-terminals: "+err.Error(), "mount devpts on /dev/pts")
+	}
+	t.Cleanup(func() { m.Close() })
+	require.NoError(t, unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	require.NoError(t, err)
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// TestAttackSetuidBinary is the setuid row: a setuid copy of the program in
+// a given root, owned by host root and by the id that is root inside,
+// gives the command no other ids.
+func TestAttackSetuidBinary(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := attackRoot(t)
+	for _, owner := range []struct {
+		name string
+		uid  int
+	}{{"host-root", 0}, {"sandbox-root", int(rootIDMap().HostUID)}} {
+		p := filepath.Join(root, "suid-"+owner.name)
+		copyFile(t, attackProgram(t), p)
+		require.NoError(t, os.Chown(p, owner.uid, owner.uid))
+		require.NoError(t, os.Chmod(p, 0o4755|0o2000))
+	}
+	host := snapshotHost(t)
+	for _, owner := range []string{"host-root", "sandbox-root"} {
+		t.Run(owner, func(t *testing.T) {
+			cfg := Config{Args: []string{"/suid-" + owner, "whoami"}, RootDir: root}
+			st, o := runAttack(t, cfg)
+			require.NoError(t, o.err)
+			assert.Equal(t, "uid=1000 euid=1000 gid=1000 egid=1000", st["ids"][1])
+		})
+	}
+	host.check(t)
+}
+
+// attackRoot makes a root directory with what the sandbox mounts on and
+// the attack program at /attack.
+func attackRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	require.NoError(t, os.Chmod(root, 0o755))
+	for _, d := range []string{"proc", "dev", "tmp", "work"} {
+		require.NoError(t, os.Mkdir(filepath.Join(root, d), 0o755))
+	}
+	copyFile(t, attackProgram(t), filepath.Join(root, "attack"))
+	return root
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(to, b, 0o755))
+}
+
+// TestAttackNestedUserNamespace is the row of kernel surface through user
+// namespaces.
+func TestAttackNestedUserNamespace(t *testing.T) {
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "userns"))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"unshare-user": "EPERM", "unshare-mount": "EPERM", "unshare-net": "EPERM",
+		"clone-newuser": "EPERM", "clone3-newuser": "ENOSYS", "setns": "EPERM",
+	})
+	host.check(t)
+}
+
+// TestAttackSideChannels is the isolate row: kernel objects that
+// namespaces do not cover.
+func TestAttackSideChannels(t *testing.T) {
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "sidechannel"))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"add_key": "EPERM", "request_key": "EPERM", "keyctl": "EPERM", "vsock": "EPERM",
+		"io_uring_setup": "EPERM", "userfaultfd": "EPERM", "bpf": "EPERM",
+		"perf_event_open": "EPERM", "kexec_load": "EPERM",
+	})
+	host.check(t)
+}
+
+// TestAttackSecondSandbox: one sandbox leaves a file in /dev/shm and
+// listens on an abstract unix socket; a second one, running at the same
+// time, reaches neither.
+func TestAttackSecondSandbox(t *testing.T) {
+	host := snapshotHost(t)
+	name := "stockade-attack-" + strconv.Itoa(os.Getpid())
+	for _, c := range []struct{ kind, put, get, want string }{
+		{"shm", "put", "get", "ENOENT"},
+		{"abstract", "listen", "connect", "ECONNREFUSED"},
+	} {
+		t.Run(c.kind, func(t *testing.T) {
+			first := attack(t, c.kind, c.put, name)
+			var out syncBuffer
+			first.Stdout = &out
+			sb := New(testConfig(first))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			require.NoError(t, sb.Start(ctx))
+			defer sb.Kill(unix.SIGKILL)
+			require.Eventually(t, func() bool { return strings.Contains(out.String(), "step "+c.put+" ok") }, testDeadline, pollEvery, out.String())
+			st, o := runAttack(t, attack(t, c.kind, c.get, name))
+			require.NoError(t, o.err)
+			st.expect(t, map[string]string{c.get: c.want})
+			if c.kind == "shm" {
+				assert.Equal(t, "0", st["list"][1], "the second sandbox's /dev/shm is not empty")
+			}
+			require.NoError(t, sb.Kill(unix.SIGKILL))
+			sb.Wait()
+		})
+	}
+	host.check(t)
+}
+
+// TestAttackChroot is the classic chroot escape: keep a descriptor of the
+// root, chroot into a subdirectory, walk ".." from the descriptor. Without
+// CAP_SYS_CHROOT the chroot fails; with it kept, the walk stops at the
+// sandbox's own root, since the host's was detached by pivot_root.
+func TestAttackChroot(t *testing.T) {
+	hostOnly := t.TempDir()
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "chroot", hostOnly))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{"chroot": "EPERM"})
+
+	cfg := attack(t, "chroot", hostOnly)
+	cfg.Security.Capabilities = []string{"CAP_SYS_CHROOT"}
+	st, o = runAttack(t, cfg)
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{"chroot": "ok", "fchdir": "ok", "chroot-dot": "ok", "stat-host-path": "ENOENT"})
+	entries := strings.Split(st["root-entries"][1], ",")
+	assert.Contains(t, entries, "attack", "the walk left the sandbox's root")
+	assert.Contains(t, entries, "work")
+	host.check(t)
+}
+
+// TestAttackMknodAndMount: device nodes and mounts, as root inside.
+func TestAttackMknodAndMount(t *testing.T) {
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "mknod"))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{"mknod-block": "EPERM", "mknod-char": "EPERM", "mknod-dev": "EROFS"})
+	st, o = runAttack(t, attack(t, "mount"))
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"mount-tmpfs": "EPERM", "bind-remount": "EPERM", "umount-proc": "EPERM",
+		"fsopen": "EPERM", "open_tree": "EPERM", "pivot_root": "EPERM",
+	})
+	host.check(t)
+}
+
+// TestAttackProcFiles reads /proc/kcore, /proc/keys and /proc/kallsyms and
+// writes core_pattern and sysrq-trigger, as root inside. Files this
+// kernel lacks are ENOENT inside too.
+func TestAttackProcFiles(t *testing.T) {
+	host := snapshotHost(t)
+	st, o := runAttack(t, attack(t, "procfiles"))
+	require.NoError(t, o.err)
+	onHost := func(p, want string) string {
+		if _, err := os.Stat(p); err != nil {
+			return "ENOENT"
+		}
+		return want
+	}
+	st.expect(t, map[string]string{
+		"read-kcore":          onHost("/proc/kcore", "ok"),
+		"read-keys":           onHost("/proc/keys", "ok"),
+		"read-kallsyms":       onHost("/proc/kallsyms", "ok"),
+		"read-timer_list":     onHost("/proc/timer_list", "ok"),
+		"write-core_pattern":  "EACCES",
+		"write-sysrq-trigger": onHost("/proc/sysrq-trigger", "EACCES"),
+		"write-hostname":      "EACCES",
+		"stat-sys":            "ENOENT",
+	})
+	for _, f := range []string{"kcore", "keys", "kallsyms", "timer_list"} {
+		if s, ok := st["read-"+f]; ok && s[0] == "ok" {
+			assert.Equal(t, "0", s[1], "/proc/%s is not masked", f)
+		}
+	}
+	host.check(t)
+}
+
+// TestAttackSignalHostPid: a host process, here the test itself and a
+// child of it, cannot be signalled or even named from inside.
+func TestAttackSignalHostPid(t *testing.T) {
+	host := snapshotHost(t)
+	for _, pid := range []int{os.Getpid(), os.Getppid()} {
+		st, o := runAttack(t, attack(t, "kill", strconv.Itoa(pid)))
+		require.NoError(t, o.err)
+		st.expect(t, map[string]string{"kill-0": "ESRCH", "kill-term": "ESRCH", "pidfd_open": "ESRCH"})
+	}
+	host.check(t)
+}
+
+// TestAttackSymlinkedMountTarget: a given, writable root holds a link to a
+// host directory where a bind is to be mounted. The link is followed
+// inside the root only: where the root has no such directory the start
+// fails, and where it has one the bind lands there; the host directory is
+// untouched either way.
+func TestAttackSymlinkedMountTarget(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, inside := range []bool{false, true} {
+		t.Run("target-inside-root="+strconv.FormatBool(inside), func(t *testing.T) {
+			// Not under /tmp, which the sandbox covers with its own tmpfs.
+			root, src := attackRoot(t), t.TempDir()
+			hostDir, err := os.MkdirTemp("/var/tmp", "stockade-attack-")
+			require.NoError(t, err)
+			t.Cleanup(func() { os.RemoveAll(hostDir) })
+			require.NoError(t, os.Chmod(src, 0o777))
+			require.NoError(t, os.WriteFile(filepath.Join(hostDir, "marker"), []byte("host"), 0o644))
+			require.NoError(t, os.Symlink(hostDir, filepath.Join(root, "data")))
+			if inside {
+				require.NoError(t, os.MkdirAll(filepath.Join(root, hostDir), 0o755))
+			}
+			host := snapshotHost(t)
+			cfg := Config{
+				Args: []string{"/attack", "write", "/data/pwned"}, RootDir: root, WritableRoot: true,
+				Mounts: []Mount{{Kind: mount.Bind, Source: src, Target: "/data", Writable: true}},
+			}
+			st, o := runAttack(t, cfg)
+			if inside {
+				require.NoError(t, o.err)
+				st.expect(t, map[string]string{"write-/data/pwned": "ok"})
+				// The bind went to the link's target inside the root.
+				_, err := os.Stat(filepath.Join(src, "pwned"))
+				assert.NoError(t, err)
+			} else {
+				var se *SetupError
+				require.ErrorAs(t, o.err, &se)
+				assert.Equal(t, "bind", se.Stage)
+				assert.Equal(t, unix.ENOENT, se.Errno)
+			}
+			entries, err := os.ReadDir(hostDir)
+			require.NoError(t, err)
+			require.Len(t, entries, 1, "the host directory changed")
+			assert.Equal(t, "marker", entries[0].Name())
+			host.check(t)
+		})
+	}
+}

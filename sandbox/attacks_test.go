@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -447,4 +448,44 @@ func TestAttackSymlinkedMountTarget(t *testing.T) {
 			host.check(t)
 		})
 	}
+}
+
+// TestAttackGoRuntimePitfalls is the row of Go runtime pitfalls: a filter
+// that killed one thread would leave the rest of a Go program running, so
+// a call the policy kills, made from a thread other than the main one,
+// must end the whole process; and a call through the i386 ABI (int 0x80),
+// which the filter refuses to decode, kills the process too. Both end
+// with the Reason SeccompKilled.
+func TestAttackGoRuntimePitfalls(t *testing.T) {
+	host := snapshotHost(t)
+	t.Run("kill-process-from-a-thread", func(t *testing.T) {
+		cfg := attack(t, "killthread")
+		cfg.Security.Seccomp = &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{
+			{Names: []string{"getppid"}, Action: SeccompKill},
+		}}
+		st, o := runAttack(t, cfg)
+		var ee *ExitError
+		require.ErrorAs(t, o.err, &ee)
+		assert.Equal(t, SeccompKilled, ee.Reason, ee.String())
+		assert.Equal(t, unix.SIGSYS, ee.Signal)
+		st.expect(t, map[string]string{"start": "ok"})
+		assert.NotContains(t, st, "survived", "the process outlived the thread the filter killed")
+	})
+	t.Run("i386-abi", func(t *testing.T) {
+		if runtime.GOARCH != "amd64" {
+			t.Skip("int 0x80 is an amd64 attack")
+		}
+		st, o := runAttack(t, attack(t, "int80"))
+		var ee *ExitError
+		require.ErrorAs(t, o.err, &ee)
+		assert.Equal(t, SeccompKilled, ee.Reason, ee.String())
+		st.expect(t, map[string]string{"start": "ok"})
+		assert.NotContains(t, st, "int80", "the i386 system call returned")
+	})
+	t.Run("control-without-the-kill-rule", func(t *testing.T) {
+		st, o := runAttack(t, attack(t, "killthread"))
+		require.NoError(t, o.err)
+		st.expect(t, map[string]string{"start": "ok", "survived": "ok"})
+	})
+	host.check(t)
 }

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -185,10 +184,26 @@ const (
 	SeccompMaskedEq
 )
 
-var seccompOps = map[SeccompOp]seccomp.Op{
-	SeccompEq: seccomp.OpEq, SeccompNe: seccomp.OpNe, SeccompLt: seccomp.OpLt,
-	SeccompLe: seccomp.OpLe, SeccompGt: seccomp.OpGt, SeccompGe: seccomp.OpGe,
-	SeccompMaskedEq: seccomp.OpMaskedEq,
+// seccompOp converts a comparison; a switch rather than a map, so that the
+// init stage, which re-executes this binary, pays nothing for it at start.
+func seccompOp(op SeccompOp) (seccomp.Op, bool) {
+	switch op {
+	case SeccompEq:
+		return seccomp.OpEq, true
+	case SeccompNe:
+		return seccomp.OpNe, true
+	case SeccompLt:
+		return seccomp.OpLt, true
+	case SeccompLe:
+		return seccomp.OpLe, true
+	case SeccompGt:
+		return seccomp.OpGt, true
+	case SeccompGe:
+		return seccomp.OpGe, true
+	case SeccompMaskedEq:
+		return seccomp.OpMaskedEq, true
+	}
+	return 0, false
 }
 
 func (s *Security) clone() Security {
@@ -289,7 +304,7 @@ func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
 		rule := seccomp.Rule{Names: slices.Clone(r.Names), Action: a}
 		for k, arg := range r.Args {
 			af := fmtIndex(rf+".Args", k)
-			op, ok := seccompOps[arg.Op]
+			op, ok := seccompOp(arg.Op)
 			switch {
 			case arg.Index > 5:
 				return nil, configErr(af+".Index", "must be between 0 and 5, not %d", arg.Index)
@@ -354,8 +369,10 @@ func (s *Security) filter() (*compiledFilter, error) {
 	key := s.seccompMode() + "\x00" + strings.Join(s.Capabilities, ",")
 	switch {
 	case s.SeccompProfile != nil:
-		sum := sha256.Sum256(s.SeccompProfile)
-		key += "\x00" + string(sum[:])
+		// The profile itself rather than a digest of it: crypto/sha256
+		// would add a dozen package initialisations to every start of
+		// the init stage, which re-executes this binary.
+		key += "\x00" + string(s.SeccompProfile)
 	case s.Seccomp != nil:
 		key += "\x00" + fmt.Sprintf("%#v", *s.Seccomp)
 	}
@@ -405,7 +422,7 @@ type filterCache struct {
 
 const maxCachedFilters = 64
 
-var filters = filterCache{m: map[string]*compiledFilter{}}
+var filters filterCache
 
 func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*compiledFilter, error) {
 	fc.mu.Lock()
@@ -432,6 +449,9 @@ func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*
 	}
 	f = &compiledFilter{data: data, len: compiled.Len()}
 	fc.mu.Lock()
+	if fc.m == nil {
+		fc.m = map[string]*compiledFilter{}
+	}
 	if len(fc.m) < maxCachedFilters {
 		fc.m[key] = f
 	}

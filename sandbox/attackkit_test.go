@@ -122,6 +122,16 @@ func runAttack(t testing.TB, cfg Config) (steps, output) {
 	return parseSteps(o.stdout), o
 }
 
+// mustAttack runs cfg, which must exit with status 0, checks that every
+// step in want had its outcome, and returns all the steps.
+func mustAttack(t testing.TB, cfg Config, want map[string]string) steps {
+	t.Helper()
+	st, o := runAttack(t, cfg)
+	require.NoError(t, o.err)
+	st.expect(t, want)
+	return st
+}
+
 // expect checks that every named step had the given outcome.
 func (s steps) expect(t testing.TB, want map[string]string) {
 	t.Helper()

@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/int80"
 )
 
 func main() {
@@ -449,12 +451,12 @@ func abstract(args []string) {
 
 // i386 makes a system call through the i386 ABI, which the filter kills.
 func i386([]string) {
-	if !haveInt80 {
+	if !int80.Available {
 		report("int80", errors.New("not amd64"))
 		return
 	}
 	report("start", nil)
-	int80(20) // getpid on i386
+	int80.Syscall(20) // getpid on i386
 	report("int80", nil, "survived")
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/stockade/stockade/internal/landlock"
 	"github.com/stockade/stockade/internal/testutil"
 	"github.com/stockade/stockade/mount"
 )
@@ -444,5 +445,48 @@ func TestAttackGoRuntimePitfalls(t *testing.T) {
 	t.Run("control-without-the-kill-rule", func(t *testing.T) {
 		mustAttack(t, attack(t, "killthread"), map[string]string{"start": "ok", "survived": "ok"})
 	})
+	host.check(t)
+}
+
+// TestAttackThroughExec: processes that Exec starts in a long-lived
+// sandbox are forked from the same locked thread of the init as its
+// command, so they run under the same defences.
+func TestAttackThroughExec(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	host := snapshotHost(t)
+	cfg := testConfig(Config{RunAsRoot: true, Mounts: attack(t).Mounts})
+	sb := New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, sb.Start(ctx))
+	defer sb.Close()
+	var extra []*os.File
+	exec := func(args ...string) steps {
+		var out strings.Builder
+		_, err := sb.Exec(ctx, Cmd{Args: append([]string{attackTarget}, args...), RunAsRoot: true, Stdout: &out, ExtraFiles: extra})
+		require.NoError(t, err)
+		t.Logf("exec %q:\n%s", args, out.String())
+		return parseSteps(out.String())
+	}
+	st := exec("caps")
+	for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		assert.Equal(t, "0000000000000000", st["status-"+set][1], set)
+	}
+	assert.Equal(t, "1", st["status-NoNewPrivs"][1])
+	assert.Equal(t, "2", st["status-Seccomp"][1])
+	exec("userns").expect(t, map[string]string{"unshare-user": "EPERM", "clone3-newuser": "ENOSYS"})
+	exec("ptrace").expect(t, map[string]string{"attach-init": "EPERM", "attach-sibling": "EPERM"})
+	exec("sidechannel").expect(t, map[string]string{"add_key": "EPERM", "io_uring_setup": "EPERM"})
+	if landlock.ABI() >= 2 {
+		dir := t.TempDir()
+		require.NoError(t, os.Chmod(dir, 0o755)) // Landlock refuses, not the mode
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "secret"), []byte("host only"), 0o644))
+		d, err := os.Open(dir)
+		require.NoError(t, err)
+		defer d.Close()
+		extra = []*os.File{d}
+		exec("leakdir", "3", "secret").expect(t, map[string]string{"openat": "EACCES", "read-relative": "EACCES"})
+	}
+	require.NoError(t, sb.Close())
 	host.check(t)
 }

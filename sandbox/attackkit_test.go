@@ -147,7 +147,7 @@ func (s steps) expect(t testing.TB, want map[string]string) {
 // How long the host check waits for a sandbox's leftovers to go, and how
 // often it looks.
 const (
-	testDeadline = 10 * time.Second
+	testDeadline = 30 * time.Second
 	pollEvery    = 20 * time.Millisecond
 )
 

@@ -97,4 +97,9 @@
 //
 // What runs inside still shares the host kernel: a kernel bug reachable
 // from an unprivileged process is reachable from a sandbox.
+//
+// Each defence is proven by an attack that runs for real: the sandbox's
+// tests build a small static attack program (sandbox/testdata/attack), run
+// one attack per known escape class in a sandbox, check the errno of every
+// step, and check the host afterwards.
 package stockade

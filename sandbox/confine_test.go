@@ -294,6 +294,20 @@ func TestSeccompUnconfined(t *testing.T) {
 	assert.Equal(t, "0000000000000000", st["CapEff"])
 }
 
+// runConfined runs cfg, which must succeed, and returns what the sandbox
+// reported of its defences once started, its Result and its output.
+func runConfined(t *testing.T, cfg Config) (Confinement, *Result, string) {
+	t.Helper()
+	var out syncBuffer
+	cfg.Stdout = &out
+	sb := New(cfg)
+	require.NoError(t, sb.Start(t.Context()))
+	conf := sb.Confinement()
+	res, err := sb.Wait()
+	require.NoError(t, err, "%v", res)
+	return conf, res, out.String()
+}
+
 func requireLandlock(t *testing.T, abi int) {
 	t.Helper()
 	var err error
@@ -311,13 +325,7 @@ func TestLandlockConfinement(t *testing.T) {
 		echo b > /tmp/b && echo wrote tmp
 		mkdir /work/out && echo c > /work/out/c && echo wrote out`))
 	cfg.Security.Landlock.Strict = true
-	var out syncBuffer
-	cfg.Stdout = &out
-	sb := New(cfg)
-	require.NoError(t, sb.Start(t.Context()))
-	conf := sb.Confinement()
-	res, err := sb.Wait()
-	require.NoError(t, err, "%v", res)
+	conf, res, out := runConfined(t, cfg)
 	assert.True(t, conf.Landlock)
 	assert.True(t, conf.LandlockScoped)
 	assert.True(t, conf.LandlockTCP, "TCP is limited by default")
@@ -326,7 +334,7 @@ func TestLandlockConfinement(t *testing.T) {
 	assert.Positive(t, conf.SeccompInstructions)
 	assert.Empty(t, conf.Notes)
 	assert.Empty(t, res.Notes)
-	assert.ElementsMatch(t, []string{"wrote work", "wrote tmp", "wrote out"}, lines(out.String()))
+	assert.ElementsMatch(t, []string{"wrote work", "wrote tmp", "wrote out"}, lines(out))
 
 	// Only /work is writable: /tmp, a writable mount, is not.
 	narrow := shell(t, `
@@ -361,11 +369,7 @@ func TestLandlockDisabled(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	cfg := testConfig(shell(t, `true`))
 	cfg.Security.Landlock.Disabled = true
-	sb := New(cfg)
-	require.NoError(t, sb.Start(t.Context()))
-	conf := sb.Confinement()
-	_, err := sb.Wait()
-	require.NoError(t, err)
+	conf, _, _ := runConfined(t, cfg)
 	assert.False(t, conf.Landlock)
 	assert.Empty(t, conf.Notes)
 }
@@ -395,14 +399,8 @@ func TestLandlockBestEffort(t *testing.T) {
 	abi := landlock.ABI()
 	cfg := testConfig(shell(t, `echo x > /work/x && cat /work/x`))
 	cfg.Security.Landlock = Landlock{ConnectTCP: []uint16{443}}
-	var out syncBuffer
-	cfg.Stdout = &out
-	sb := New(cfg)
-	require.NoError(t, sb.Start(t.Context()))
-	conf := sb.Confinement()
-	res, err := sb.Wait()
-	require.NoError(t, err, "%v", res)
-	assert.Equal(t, "x", strings.TrimSpace(out.String()))
+	conf, res, out := runConfined(t, cfg)
+	assert.Equal(t, "x", strings.TrimSpace(out))
 	assert.Equal(t, abi, conf.LandlockABI)
 	assert.Equal(t, abi >= 2, conf.Landlock, "file system rules need ABI 2 (refer)")
 	assert.Equal(t, abi >= 4, conf.LandlockTCP)

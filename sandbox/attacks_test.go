@@ -490,3 +490,49 @@ func TestAttackThroughExec(t *testing.T) {
 	require.NoError(t, sb.Close())
 	host.check(t)
 }
+
+// TestAttackPlantedLandlockLink: a writable bind that a previous run
+// filled holds a link to a descriptor of the init, /proc/self/fd/4 (the
+// directory the caller passes as ExtraFiles[0]), where a Landlock
+// WritablePaths rule is to go. The rule is not sent there: the command
+// cannot create anything beneath the passed directory, and the Landlock
+// domain is still in force.
+func TestAttackPlantedLandlockLink(t *testing.T) {
+	requireLandlock(t, 2)
+	passed, out := t.TempDir(), t.TempDir()
+	require.NoError(t, os.Chmod(passed, 0o777))
+	require.NoError(t, os.Chmod(out, 0o777))
+	require.NoError(t, os.Symlink("/proc/self/fd/4", filepath.Join(out, "sub")))
+	d, err := os.Open(passed)
+	require.NoError(t, err)
+	defer d.Close()
+	host := snapshotHost(t)
+	for _, disabled := range []bool{false, true} {
+		t.Run("landlock-disabled="+strconv.FormatBool(disabled), func(t *testing.T) {
+			cfg := attack(t, "leakwrite", "3", "pwned-"+strconv.FormatBool(disabled))
+			cfg.ExtraFiles = []*os.File{d}
+			cfg.Mounts = append(cfg.Mounts, Mount{Kind: mount.Bind, Source: out, Target: "/out", Writable: true})
+			if disabled {
+				// The control run: the attack works where Landlock is off.
+				cfg.Security.Landlock.Disabled = true
+				mustAttack(t, cfg, map[string]string{"create": "ok"})
+				return
+			}
+			cfg.Security.Landlock.WritablePaths = []string{"/out/sub"}
+			cfg.Stdout = &strings.Builder{}
+			sb := New(testConfig(cfg))
+			require.NoError(t, sb.Start(t.Context()))
+			conf := sb.Confinement()
+			_, err := sb.Wait()
+			require.NoError(t, err)
+			assert.True(t, conf.Landlock, "the planted link cost the sandbox its Landlock domain: %v", conf.Notes)
+			st := parseSteps(cfg.Stdout.(*strings.Builder).String())
+			st.expect(t, map[string]string{"create": "EACCES"})
+		})
+	}
+	entries, err := os.ReadDir(passed)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the control run may create a file")
+	assert.Equal(t, "pwned-true", entries[0].Name())
+	host.check(t)
+}

@@ -1,7 +1,6 @@
 package landlock
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -47,7 +46,7 @@ func attrSize(r *Ruleset) uintptr {
 // goroutine and must have set no_new_privs (or hold CAP_SYS_ADMIN in its
 // user namespace). Every process the thread forks afterwards inherits the
 // domain. r must already suit this kernel (see ForABI). A rule whose path
-// does not exist is skipped, since there is nothing there to allow.
+// does not exist, or leads out of the root, is skipped (see addPath).
 func Apply(r *Ruleset) error {
 	attr := unix.LandlockRulesetAttr{
 		Handled_access_fs:  r.HandledFS,
@@ -59,9 +58,16 @@ func Apply(r *Ruleset) error {
 		return fmt.Errorf("landlock_create_ruleset: %w", errno)
 	}
 	defer unix.Close(int(fd))
-	for _, p := range r.Paths {
-		if err := addPath(int(fd), p); err != nil {
-			return err
+	if len(r.Paths) > 0 {
+		root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("landlock: open /: %w", err)
+		}
+		defer unix.Close(root)
+		for _, p := range r.Paths {
+			if err := addPath(int(fd), root, p); err != nil {
+				return err
+			}
 		}
 	}
 	for _, p := range r.Ports {
@@ -77,13 +83,20 @@ func Apply(r *Ruleset) error {
 	return nil
 }
 
-func addPath(rulesetFD int, p PathRule) error {
-	fd, err := unix.Open(p.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
+// addPath adds the rule p, with its path resolved beneath root without
+// leaving it and without magic links (/proc/self/fd/N), so that a link
+// planted in a writable part of the sandbox cannot send a rule to a
+// descriptor the init holds. A path that cannot be resolved that way, or
+// does not exist, gets no rule: a rule only ever allows, so leaving one
+// out denies, and a planted link must not make Apply fail, which in best
+// effort would leave the sandbox without any Landlock domain.
+func addPath(rulesetFD, root int, p PathRule) error {
+	fd, err := unix.Openat2(root, p.Path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
 	if err != nil {
-		return fmt.Errorf("landlock: open %s: %w", p.Path, err)
+		return nil
 	}
 	defer unix.Close(fd)
 	access := p.Access

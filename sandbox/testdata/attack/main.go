@@ -70,6 +70,7 @@ var attacks = map[string]func(args []string){
 	"procexe":     procExe,
 	"fds":         fds,
 	"leakdir":     leakDir,
+	"leakwrite":   leakWrite,
 	"ptrace":      ptrace,
 	"caps":        caps,
 	"cgroupfs":    cgroupfs,
@@ -166,6 +167,17 @@ func leakDir(args []string) {
 	report("openat-parent", err)
 	if err == nil {
 		unix.Close(up)
+	}
+}
+
+// leakWrite creates the file args[1] beneath the directory descriptor
+// args[0].
+func leakWrite(args []string) {
+	fd, _ := strconv.Atoi(args[0])
+	f, err := unix.Openat(fd, args[1], unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	report("create", err)
+	if err == nil {
+		unix.Close(f)
 	}
 }
 

@@ -536,3 +536,57 @@ func TestAttackPlantedLandlockLink(t *testing.T) {
 	assert.Equal(t, "pwned-true", entries[0].Name())
 	host.check(t)
 }
+
+// TestAttackCopyThroughPlantedFiles: a process in a long-lived sandbox
+// plants links and a FIFO where the caller will copy files in and out. The
+// copies stay inside the sandbox's root, a magic link is refused, and a
+// FIFO makes the copy fail at once rather than hold the caller.
+func TestAttackCopyThroughPlantedFiles(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	bb := testutil.Busybox(t)
+	host := snapshotHost(t)
+	sb := New(testConfig(Config{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, sb.Start(ctx))
+	defer sb.Close()
+	_, err := sb.Exec(ctx, Cmd{Args: []string{bb, "sh", "-c",
+		"ln -s /etc /work/etc && ln -s /proc/1/root /work/init-root && ln -s ../../../../../../tmp /work/up && mkfifo /work/fifo"}})
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	require.NoError(t, sb.CopyOut("/work/etc/passwd", out))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "sandbox:x:1000:1000:", "the sandbox's own /etc/passwd, not the host's")
+
+	assert.Error(t, sb.CopyOut("/work/init-root/etc/passwd", out), "a magic link to the init's root")
+
+	in := filepath.Join(dir, "in")
+	require.NoError(t, os.WriteFile(in, []byte("data"), 0o644))
+	name := "stockade-copy-" + strconv.Itoa(os.Getpid())
+	require.NoError(t, sb.CopyIn(in, "/work/up/"+name))
+	_, err = os.Stat("/tmp/" + name)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the copy landed in the host's /tmp")
+	var got strings.Builder
+	_, err = sb.Exec(ctx, Cmd{Args: []string{bb, "cat", "/tmp/" + name}, Stdout: &got})
+	require.NoError(t, err)
+	assert.Equal(t, "data", got.String(), "the copy lands in the sandbox's /tmp")
+
+	for _, copy := range []func() error{
+		func() error { return sb.CopyOut("/work/fifo", out) },
+		func() error { return sb.CopyIn(in, "/work/fifo") },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- copy() }()
+		select {
+		case err := <-done:
+			assert.Error(t, err, "a copy through a FIFO")
+		case <-time.After(testDeadline):
+			t.Fatal("a FIFO in the sandbox holds the caller's copy")
+		}
+	}
+	require.NoError(t, sb.Close())
+	host.check(t)
+}

@@ -144,6 +144,19 @@ func (s steps) expect(t testing.TB, want map[string]string) {
 	}
 }
 
+// dirHolds checks that the host directory dir holds just the entries
+// names.
+func dirHolds(t testing.TB, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	assert.ElementsMatch(t, names, got, "the host directory %s changed", dir)
+}
+
 // How long the host check waits for a sandbox's leftovers to go, and how
 // often it looks.
 const (

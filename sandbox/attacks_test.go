@@ -219,6 +219,21 @@ func TestAttackSetuidBinary(t *testing.T) {
 	host.check(t)
 }
 
+// TestAttackDeviceNodeInGivenRoot: a given root holds a device node that
+// host root made (here the harmless zero device, so that only the mount's
+// nodev can be what refuses it); it cannot be opened inside.
+func TestAttackDeviceNodeInGivenRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := attackRoot(t)
+	require.NoError(t, unix.Mknod(filepath.Join(root, "zero"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5))))
+	host := snapshotHost(t)
+	for _, writable := range []bool{false, true} {
+		cfg := Config{Args: []string{"/attack", "read", "/zero", "/dev/zero"}, RootDir: root, WritableRoot: writable, RunAsRoot: true}
+		mustAttack(t, cfg, map[string]string{"read-/zero": "EACCES", "read-/dev/zero": "ok"})
+	}
+	host.check(t)
+}
+
 // attackRoot makes a root directory with what the sandbox mounts on and
 // the attack program at /attack.
 func attackRoot(t *testing.T) string {

@@ -88,6 +88,7 @@ var attacks = map[string]func(args []string){
 	"int80":       i386,
 	"killthread":  killThread,
 	"write":       write,
+	"read":        read,
 	"tcp":         tcp,
 	"sleep":       func([]string) { time.Sleep(time.Hour) },
 }
@@ -493,6 +494,14 @@ func write(args []string) {
 	for _, p := range args {
 		err := os.WriteFile(p, []byte("attack\n"), 0o644)
 		report("write-"+p, err)
+	}
+}
+
+// read opens each of args for reading and reads a little.
+func read(args []string) {
+	for _, p := range args {
+		b, err := readSome(p)
+		report("read-"+p, err, len(b))
 	}
 }
 

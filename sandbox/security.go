@@ -86,7 +86,9 @@ type Landlock struct {
 	// write beneath, instead of every writable mount. Each must be an
 	// absolute path inside a writable mount of the sandbox (the working
 	// directory, /tmp, /dev/shm, a writable bind or a writable root);
-	// anything else is a *ConfigError naming it.
+	// anything else is a *ConfigError naming it. A path that does not
+	// exist when the sandbox starts, or that a link leads out of the root
+	// or through /proc/self/fd, gets no rule and stays unwritable.
 	WritablePaths []string
 	// BindTCP and ConnectTCP are the only TCP ports the sandbox may bind
 	// and connect to (Landlock ABI 4, Linux 6.7): by default it may bind

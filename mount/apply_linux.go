@@ -272,6 +272,12 @@ func (a *applier) place(i int) error {
 			return &Error{"proc", m.Target, err}
 		}
 		return a.attach(a.keep(fd), m.Target, true, "proc")
+	case Sysfs:
+		fd, err := newMount("sysfs", nil, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+		if err != nil {
+			return &Error{"sysfs", m.Target, err}
+		}
+		return a.attach(a.keep(fd), m.Target, true, "sysfs")
 	case Devpts:
 		opts := [][2]string{{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}
 		fd, err := newMount("devpts", opts, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)

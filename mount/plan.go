@@ -24,6 +24,10 @@ const (
 	Proc Kind = "proc"
 	// Devpts mounts a new devpts instance at Target, with its own ptmx.
 	Devpts Kind = "devpts"
+	// Sysfs mounts a read-only sysfs at Target. It shows the network
+	// devices of the applying process's network namespace, which must
+	// belong to its user namespace.
+	Sysfs Kind = "sysfs"
 	// Dir creates the directory Target with permissions Mode.
 	Dir Kind = "dir"
 	// File creates the regular file Target holding Data, with permissions
@@ -174,7 +178,7 @@ func (m *Mount) Validate() error {
 		if m.Inodes < 0 {
 			return &FieldError{"Inodes", errors.New("must not be negative")}
 		}
-	case Proc, Devpts, Dir, File, Symlink, Mask, ReadOnly, Cover:
+	case Proc, Devpts, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
 		return &FieldError{"Kind", errors.New("must be set")}
 	default:

@@ -117,6 +117,11 @@ type Config struct {
 	// host has been up. Linux 5.6.
 	TimeNamespace bool
 
+	// Security holds the defences beyond the namespaces: capabilities
+	// kept, the seccomp policy, Landlock and /sys. The zero value is the
+	// safe choice. See Security.
+	Security Security
+
 	// Logger, if set, receives a debug record per setup stage with its
 	// duration. Parent only.
 	Logger *slog.Logger `json:"-"`
@@ -165,6 +170,7 @@ func (c *Config) clone() Config {
 	d.ExtraFiles = slices.Clone(c.ExtraFiles)
 	d.Mounts = slices.Clone(c.Mounts)
 	d.Network = c.Network.clone()
+	d.Security = c.Security.clone()
 	return d
 }
 
@@ -278,6 +284,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.validateNetwork(); err != nil {
+		return err
+	}
+	if err := c.validateSecurity(); err != nil {
 		return err
 	}
 	return c.Limits.validate()

@@ -93,7 +93,9 @@ func (t *startTimes) stages() []stage {
 			stage{"mounts", time.Duration(m[proto.MarkMounts] - m[proto.MarkSpec])},
 			stage{"system", time.Duration(m[proto.MarkSystem] - m[proto.MarkMounts])},
 			stage{"go", time.Duration(m[proto.MarkGo] - m[proto.MarkSystem])},
-			stage{"exec", time.Duration(m[proto.MarkStarted] - m[proto.MarkGo])},
+			stage{"place", time.Duration(m[proto.MarkPlaced] - m[proto.MarkGo])},
+			stage{"confine", time.Duration(m[proto.MarkConfined] - m[proto.MarkPlaced])},
+			stage{"exec", time.Duration(m[proto.MarkStarted] - m[proto.MarkConfined])},
 			stage{"report", time.Duration(t.ready - m[proto.MarkStarted])},
 		)
 	}

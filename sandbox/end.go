@@ -131,6 +131,7 @@ func (s *Sandbox) buildResult(rep *proto.Report, werr error, end time.Time) (*Re
 		res.UserTime, res.SystemTime = ps.UserTime(), ps.SystemTime()
 	}
 	s.lim.verdict(res)
+	s.filterVerdict(res)
 	if res.Success() {
 		return res, nil
 	}

@@ -122,6 +122,7 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	st.wait()
 	res := &Result{ExitCode: -1, Wall: time.Since(start)}
 	fillStatus(res, rep)
+	s.filterVerdict(res)
 	if killed != 0 && res.Reason == Signaled && res.Signal == unix.SIGKILL {
 		res.Reason = killed
 	}

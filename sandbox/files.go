@@ -99,8 +99,11 @@ func (s *Sandbox) openInside(name string, flags int, mode uint32) (*os.File, err
 	defer unix.Close(root)
 	var fd int
 	open := func() error {
+		// O_NONBLOCK: a FIFO that a process in the sandbox put there
+		// must not hold the caller in open(2) until someone writes to it;
+		// a regular file, the only kind copied, ignores the flag.
 		fd, err = unix.Openat2(root, name, &unix.OpenHow{
-			Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW),
+			Flags:   uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK),
 			Mode:    uint64(mode),
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 		})

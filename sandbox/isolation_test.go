@@ -119,10 +119,19 @@ func TestOnlyLoopback(t *testing.T) {
 	out := mustRun(t, shell(t, `tail -n +3 /proc/net/dev | cut -d: -f1; cat /proc/net/route | wc -l`))
 	l := lines(out)
 	assert.Equal(t, []string{"lo", "1"}, l, "only lo, and no routes")
-	// lo is up: something can listen on and connect to 127.0.0.1.
-	out = mustRun(t, shell(t, `
-		nc -l -p 7000 > /tmp/got & sleep 0.2
-		echo ping | nc 127.0.0.1 7000; sleep 0.2; cat /tmp/got`))
+	// lo is up: something can listen on and connect to 127.0.0.1, on a
+	// port Landlock allows.
+	// The client tries until the listener is up, however slow the machine.
+	cfg := shell(t, `
+		nc -l -p 7000 > /tmp/got &
+		for i in $(seq 100); do
+			if echo ping | nc 127.0.0.1 7000 2>/dev/null; then wait; break; fi
+			sleep 0.1
+		done
+		kill $! 2>/dev/null; cat /tmp/got`)
+	cfg.Security.Landlock.BindTCP = []uint16{7000}
+	cfg.Security.Landlock.ConnectTCP = []uint16{7000}
+	out = mustRun(t, cfg)
 	assert.Equal(t, "ping\n", out)
 }
 

@@ -11,5 +11,8 @@ func TestMain(m *testing.M) {
 	if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() {
 		return
 	}
-	testutil.MainThen(m, closeTestNetworking, slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks)...)
+	testutil.MainThen(m, func() {
+		closeTestNetworking()
+		removeAttackDir()
+	}, slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks)...)
 }

@@ -13,13 +13,15 @@ import (
 // process change kernel settings.
 var (
 	maskedPaths = []string{
-		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/kallsyms", "/proc/keys",
 		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
 		"/proc/sched_debug", "/proc/scsi",
 	}
 	readOnlyPaths = []string{
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 	}
+	// sysMaskedPaths are hidden in a /sys asked for with Security.Sysfs.
+	sysMaskedPaths = []string{"/sys/firmware", "/sys/devices/virtual/powercap"}
 	// devices are the host device nodes bound into the sandbox's /dev.
 	devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 )
@@ -45,6 +47,13 @@ func (c *Config) plan() mount.Plan {
 	}
 	for _, m := range readOnlyPaths {
 		add(mount.Mount{Kind: mount.ReadOnly, Target: m})
+	}
+
+	if c.Security.Sysfs {
+		add(mount.Mount{Kind: mount.Sysfs, Target: "/sys"})
+		for _, m := range sysMaskedPaths {
+			add(mount.Mount{Kind: mount.Mask, Target: m})
+		}
 	}
 
 	add(mount.Mount{Kind: mount.Tmpfs, Target: "/dev", Size: 64 << 10, Inodes: 64, Mode: 0o755, ReadOnly: true})

@@ -36,17 +36,24 @@ const (
 	OutputLimit
 	// Closed: a sandbox without a command of its own was ended by Close.
 	Closed
+	// SeccompKilled: the seccomp filter killed the command for a system
+	// call its policy kills (SeccompKill, or any call through another ABI,
+	// such as int 0x80 on amd64). It is decided from the SIGSYS that ended
+	// the command; a command that sends itself SIGSYS with kill reads the
+	// same, since nothing in the wait status tells them apart.
+	SeccompKilled
 )
 
 var reasonNames = map[Reason]string{
-	Exited:       "exited",
-	Signaled:     "signaled",
-	Timeout:      "timeout",
-	Cancelled:    "cancelled",
-	OOMKilled:    "oom-killed",
-	CPUTimeLimit: "cpu-time-limit",
-	OutputLimit:  "output-limit",
-	Closed:       "closed",
+	Exited:        "exited",
+	Signaled:      "signaled",
+	Timeout:       "timeout",
+	Cancelled:     "cancelled",
+	OOMKilled:     "oom-killed",
+	CPUTimeLimit:  "cpu-time-limit",
+	OutputLimit:   "output-limit",
+	Closed:        "closed",
+	SeccompKilled: "seccomp-killed",
 }
 
 func (r Reason) String() string {
@@ -131,6 +138,8 @@ func (r *Result) String() string {
 		return fmt.Sprintf("killed: CPU time limit exceeded (%v of CPU)", (r.UserTime + r.SystemTime).Round(time.Millisecond))
 	case OutputLimit:
 		return "killed: output limit exceeded"
+	case SeccompKilled:
+		return "killed by the seccomp filter (SIGSYS)"
 	}
 	return r.Reason.String()
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/stockade/stockade/internal/initproc"
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/proto"
-	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/netns"
 )
@@ -41,6 +40,7 @@ type Sandbox struct {
 	killCause  error
 	net        *netns.Net                   // the sandbox's managed network, or nil
 	netInfo    NetworkInfo                  // what net turned out to be
+	conf       Confinement                  // the defences in force, once started
 	closing    bool                         // Close was called
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
@@ -165,6 +165,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return startTimeoutErr(ctx, err, cfg.Timeout)
 	}
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
+	s.confined(l.conf, rep, &cfg)
 	s.logStages(cfg)
 	s.id = id
 	go s.readLoop()
@@ -181,6 +182,7 @@ type launch struct {
 	files     []*os.File // the init's socket end, stdin pipe, cloned mounts
 	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it
 	shareHost bool       // the init stays in the caller's network namespace
+	conf      Confinement
 }
 
 func (l *launch) netnsFD() int {
@@ -211,8 +213,8 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	if s.lim != nil {
 		spec.Rlimits = append(spec.Rlimits, s.lim.rlimits...)
 	}
-	if spec.Seccomp, err = defaultSeccomp(); err != nil {
-		return l, setupErr("seccomp", "", err)
+	if l.conf, err = cfg.confine(spec); err != nil {
+		return l, err
 	}
 	// Host root resolves and clones every bind source itself, with its own
 	// rights; the init, an unprivileged id on the host, might not be
@@ -367,15 +369,6 @@ func (c *Config) initCommand(sock *os.File, id identity) *exec.Cmd {
 	}
 	return cmd
 }
-
-// defaultSeccomp is the default filter, compiled and encoded once.
-var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
-	f, err := seccomp.DefaultFilter()
-	if err != nil {
-		return nil, err
-	}
-	return f.MarshalBinary()
-})
 
 // spec is what the init stage receives.
 func (c *Config) spec(id identity) *proto.Spec {

@@ -89,12 +89,15 @@ func (a *agent) fork(argv0 string, args, env []string, dir string, uid, gid int,
 	for i, f := range files {
 		fds[i] = uintptr(f)
 	}
+	if err := enterDir(dir); err != nil {
+		return 0, err
+	}
 	pid, err := syscall.ForkExec(argv0, args, &syscall.ProcAttr{
-		Dir:   dir,
 		Env:   env,
 		Files: fds,
 		Sys: &syscall.SysProcAttr{
-			Setsid: true,
+			AmbientCaps: a.s.ambientCaps(uid),
+			Setsid:      true,
 			Credential: &syscall.Credential{
 				Uid:         uint32(uid),
 				Gid:         uint32(gid),

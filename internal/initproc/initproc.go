@@ -24,7 +24,6 @@ import (
 
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/proto"
-	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/mount"
 )
 
@@ -64,7 +63,8 @@ func Main() {
 		s.fail(err)
 	}
 	s.mark()
-	if err := proto.Send(fd, &proto.Report{Kind: proto.Started, Pid: pid, Marks: s.marks}); err != nil {
+	started := proto.Report{Kind: proto.Started, Pid: pid, Marks: s.marks, Landlocked: s.landlocked, Message: s.landlockNote}
+	if err := proto.Send(fd, &started); err != nil {
 		os.Exit(125)
 	}
 	a.run() // never returns
@@ -77,6 +77,10 @@ type stage struct {
 	// argv0 is the sandbox's command, looked up in the new root; empty for
 	// a sandbox without one.
 	argv0 string
+	// landlocked says that the Spec's Landlock domain is in force; when it
+	// is not, landlockNote says why (see harden.go).
+	landlocked   bool
+	landlockNote string
 }
 
 // stepError is a setup step that failed.
@@ -187,7 +191,12 @@ func (s *stage) setup() error {
 			return step("cpu-affinity", "", err)
 		}
 	}
-	return s.dropPrivileges()
+	s.mark()
+	if err := s.dropPrivileges(); err != nil {
+		return err
+	}
+	s.mark()
+	return nil
 }
 
 // awaitGo waits for the parent's go-ahead and returns the CPUs the command
@@ -201,37 +210,6 @@ func (s *stage) awaitGo() ([]int, error) {
 		return nil, step("handshake", "", errors.New("expected the go-ahead"))
 	}
 	return req.CPUs, nil
-}
-
-// dropPrivileges prepares the calling (locked) thread so that the command
-// forked from it starts with no capabilities in any set, with no_new_privs
-// and under the seccomp filter. The init's other threads keep their
-// capabilities, which it needs to signal and reap the sandbox's processes,
-// but are filtered too.
-func (s *stage) dropPrivileges() error {
-	if err := linux.CloseOnExecFrom(proto.InitFD); err != nil {
-		return step("close-fds", "", err)
-	}
-	if err := linux.DropBoundingSet(nil); err != nil {
-		return step("capabilities", "", err)
-	}
-	if err := linux.SetInheritable(nil); err != nil {
-		return step("capabilities", "", err)
-	}
-	if err := linux.SetNoNewPrivs(); err != nil {
-		return step("no-new-privs", "", err)
-	}
-	if len(s.spec.Seccomp) > 0 {
-		// The very last step: from here on the init itself is filtered too.
-		var f seccomp.Filter
-		if err := f.UnmarshalBinary(s.spec.Seccomp); err != nil {
-			return step("seccomp", "", err)
-		}
-		if err := seccomp.Load(&f, seccomp.FlagTSync); err != nil {
-			return step("seccomp", "", err)
-		}
-	}
-	return nil
 }
 
 // lookPath finds file in the PATH of env, inside the new root, as a shell

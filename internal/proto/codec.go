@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/stockade/stockade/internal/landlock"
 	"github.com/stockade/stockade/mount"
 )
 
@@ -198,6 +199,28 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		e.uint(rl.Max)
 	}
 	e.bytes(s.Seccomp)
+	caps := make([]int64, len(s.Caps))
+	for i, c := range s.Caps {
+		caps[i] = int64(c)
+	}
+	e.ints(caps)
+	e.bool(s.Landlock != nil)
+	if l := s.Landlock; l != nil {
+		e.uint(l.HandledFS)
+		e.uint(l.HandledNet)
+		e.uint(l.Scoped)
+		e.uint(uint64(len(l.Paths)))
+		for _, p := range l.Paths {
+			e.str(p.Path)
+			e.uint(p.Access)
+		}
+		e.uint(uint64(len(l.Ports)))
+		for _, p := range l.Ports {
+			e.int(int64(p.Port))
+			e.uint(p.Access)
+		}
+	}
+	e.bool(s.LandlockStrict)
 	return e.b, nil
 }
 
@@ -247,6 +270,29 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 		}
 	}
 	s.Seccomp = d.bytes()
+	if caps := d.ints(); len(caps) > 0 {
+		s.Caps = make([]int, len(caps))
+		for i, c := range caps {
+			s.Caps[i] = int(c)
+		}
+	}
+	if d.bool() {
+		l := &landlock.Ruleset{HandledFS: d.uint(), HandledNet: d.uint(), Scoped: d.uint()}
+		if n := d.count(); n > 0 {
+			l.Paths = make([]landlock.PathRule, n)
+			for i := range l.Paths {
+				l.Paths[i] = landlock.PathRule{Path: d.str(), Access: d.uint()}
+			}
+		}
+		if n := d.count(); n > 0 {
+			l.Ports = make([]landlock.PortRule, n)
+			for i := range l.Ports {
+				l.Ports[i] = landlock.PortRule{Port: int(d.int()), Access: d.uint()}
+			}
+		}
+		s.Landlock = l
+	}
+	s.LandlockStrict = d.bool()
 	return d.done()
 }
 
@@ -317,6 +363,7 @@ func (r *Report) MarshalBinary() ([]byte, error) {
 	e.int(r.SysNanos)
 	e.int(r.MaxRSSKiB)
 	e.ints(r.Marks)
+	e.bool(r.Landlocked)
 	return e.b, nil
 }
 
@@ -335,5 +382,6 @@ func (r *Report) UnmarshalBinary(b []byte) error {
 	r.SysNanos = d.int()
 	r.MaxRSSKiB = d.int()
 	r.Marks = d.ints()
+	r.Landlocked = d.bool()
 	return d.done()
 }

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stockade/stockade/internal/landlock"
 	"github.com/stockade/stockade/mount"
 )
 
@@ -60,6 +61,15 @@ type Spec struct {
 	// init loads on every one of its threads just before it starts the
 	// command, which inherits it. Empty means no filter.
 	Seccomp []byte
+	// Caps are the capabilities, by number, that the sandbox's processes
+	// keep; nil means none.
+	Caps []int
+	// Landlock, when set, is the Landlock domain the init enforces on its
+	// locked thread before it forks the command, already fitted to this
+	// kernel. With LandlockStrict a failure to enforce it fails the start;
+	// without, the start goes on and the Started report says so.
+	Landlock       *landlock.Ruleset
+	LandlockStrict bool
 }
 
 // Rlimit is one resource limit for the command.
@@ -145,6 +155,9 @@ type Report struct {
 	// init reached each Mark, in order; the clock is the same in the parent,
 	// so the parent can time every stage of a start.
 	Marks []int64
+	// Landlocked, in a Started report, says that the Spec's Landlock
+	// domain is enforced; when it is not, Message says why.
+	Landlocked bool
 }
 
 // Mark is a point in the init stage's start, indexing Report.Marks.
@@ -152,12 +165,14 @@ type Mark int
 
 // The marks of a start, in the order the init passes them.
 const (
-	MarkEntry   Mark = iota // the init's package initialisation took over
-	MarkSpec                // the Spec was read
-	MarkMounts              // the root file system is in place
-	MarkSystem              // hostname, loopback, limits and lookups are done
-	MarkGo                  // the parent's go-ahead arrived
-	MarkStarted             // the command runs
+	MarkEntry    Mark = iota // the init's package initialisation took over
+	MarkSpec                 // the Spec was read
+	MarkMounts               // the root file system is in place
+	MarkSystem               // hostname, loopback, limits and lookups are done
+	MarkGo                   // the parent's go-ahead arrived
+	MarkPlaced               // the cgroup namespace and CPU affinity are set
+	MarkConfined             // capabilities, no_new_privs, Landlock and seccomp are in force
+	MarkStarted              // the command runs
 	NumMarks
 )
 

@@ -70,8 +70,10 @@ func (a *archInfo) number(name string) (uint32, bool) {
 	return uint32(nrs[a.index]), true
 }
 
-// knownSyscall reports whether any Linux architecture has a system call of
-// that name.
+// KnownSyscall reports whether any Linux architecture has a system call
+// of that name, such as "openat".
+func KnownSyscall(name string) bool { return knownSyscall(name) }
+
 func knownSyscall(name string) bool {
 	_, ok := syscallIndex()[name]
 	return ok

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stockade/stockade/internal/seccomp/internal/int80"
+	"github.com/stockade/stockade/internal/int80"
 	"github.com/stockade/stockade/internal/testutil"
 )
 

@@ -1,6 +1,7 @@
-// Package int80 lets the seccomp tests make a system call through the i386
-// ABI (int $0x80) from a 64-bit process, the way an attacker would try to
-// reach calls that a filter only checks by their x86_64 numbers.
+// Package int80 lets the seccomp tests and the sandbox's attack program
+// make a system call through the i386 ABI (int $0x80) from a 64-bit
+// process, the way an attacker would try to reach calls that a filter only
+// checks by their x86_64 numbers.
 package int80
 
 // Available reports whether this architecture has the instruction at all.

@@ -21,6 +21,10 @@ import (
 // spec's Rlimits, and its notes go into Result.Notes, so that a best-effort
 // run says what it did not get.
 
+// minDataRlimit is the least RLIMIT_DATA that best effort sets for
+// Limits.Memory.
+const minDataRlimit = 128 << 20
+
 // limitsPlan is how the limits of one sandbox are applied.
 type limitsPlan struct {
 	// cgroup says whether to create a cgroup for the sandbox: the caller
@@ -65,9 +69,11 @@ func planLimits(l cgroup.Limits, bestEffort bool, d cgroup.Delegation) (limitsPl
 		switch field {
 		case "Limits.Memory":
 			p.limits.Memory, p.limits.Swap = 0, 0
-			v := uint64(l.Memory)
+			// The init stage is bound by it too, and a Go program keeps
+			// about 40 MiB of data mappings: below the floor it dies.
+			v := uint64(max(l.Memory, minDataRlimit))
 			p.rlimits = append(p.rlimits, proto.Rlimit{Resource: unix.RLIMIT_DATA, Cur: v, Max: v})
-			p.notes = append(p.notes, fmt.Sprintf("%s: no memory controller to use; each process may instead map at most %d bytes of data (RLIMIT_DATA)", field, v))
+			p.notes = append(p.notes, fmt.Sprintf("%s: no memory controller to use; each process may instead map at most %d bytes of data (RLIMIT_DATA, at least %d MiB)", field, v, minDataRlimit>>20))
 		case "Limits.Swap":
 			if !slices.Contains(missing, "Limits.Memory") {
 				p.limits.Swap = 0

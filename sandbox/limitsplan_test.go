@@ -47,7 +47,7 @@ func TestPlanLimits(t *testing.T) {
 				{Resource: unix.RLIMIT_NPROC, Cur: 64, Max: 64},
 			},
 			notes: []string{
-				"Limits.Memory: no memory controller to use; each process may instead map at most 268435456 bytes of data (RLIMIT_DATA)",
+				"Limits.Memory: no memory controller to use; each process may instead map at most 268435456 bytes of data (RLIMIT_DATA, at least 128 MiB)",
 				"Limits.Swap: no memory controller to use; not applied",
 				"Limits.CPU: no controller to use; not applied",
 				"Limits.CPUWeight: no controller to use; not applied",
@@ -83,7 +83,7 @@ func TestRootlessLimits(t *testing.T) {
 	testutil.RequireNonRoot(t)
 	bb := testutil.Busybox(t)
 	// The caller's own cgroup is not delegated to it.
-	strict := Config{Args: []string{bb, "true"}, Limits: Limits{Memory: 64 << 20, Pids: 32}}
+	strict := Config{Args: []string{bb, "true"}, Limits: Limits{Memory: 256 << 20, Pids: 32}}
 	o := run(t, strict)
 	require.ErrorIs(t, o.err, ErrNotSupported)
 	assert.Contains(t, o.err.Error(), "Limits.Memory")
@@ -93,7 +93,7 @@ func TestRootlessLimits(t *testing.T) {
 	lenient.Limits.BestEffort = true
 	o = run(t, lenient)
 	require.NoError(t, o.err, o.stderr)
-	assert.Equal(t, []string{"65536", "32"}, lines(o.stdout), "RLIMIT_DATA in KiB, RLIMIT_NPROC")
+	assert.Equal(t, []string{"262144", "32"}, lines(o.stdout), "RLIMIT_DATA in KiB, RLIMIT_NPROC")
 	require.Len(t, o.res.Notes, 2)
 	assert.Contains(t, o.res.Notes[0], "RLIMIT_DATA")
 	assert.Contains(t, o.res.Notes[1], "RLIMIT_NPROC")

@@ -39,7 +39,7 @@ func TestPlanLimits(t *testing.T) {
 			cgroup:  true,
 			limits:  cgroup.Limits{Pids: 64},
 			rlimits: []proto.Rlimit{{Resource: unix.RLIMIT_DATA, Cur: 256 << 20, Max: 256 << 20}},
-			notes:   []string{"Limits.Memory: no memory controller to use; each process may instead map at most 268435456 bytes of data (RLIMIT_DATA)"},
+			notes:   []string{"Limits.Memory: no memory controller to use; each process may instead map at most 268435456 bytes of data (RLIMIT_DATA, at least 128 MiB)"},
 		}},
 		{name: "nothing delegated, best effort", l: every, bestEffort: true, d: none, want: limitsPlan{
 			rlimits: []proto.Rlimit{

@@ -130,7 +130,7 @@ var fieldFlags = []struct{ field, flag string }{
 func (o *runOptions) define(p *parser) {
 	fs := p.fs
 	c := &o.cfg
-	fs.StringVar(&c.RootDir, "rootfs", "", "use host directory `DIR` as the root, read-only (it must hold /proc, /dev, /tmp and the working directory); default: read-only host /usr, /bin, /sbin, /lib* and a generated /etc")
+	fs.StringVar(&c.RootDir, "rootfs", "", "use host directory `DIR` as the root, read-only (it must hold /proc, /dev, /tmp, the working directory and every mount point); default: read-only host /usr, /bin, /sbin, /lib* and a generated /etc")
 	fs.BoolVar(&c.WritableRoot, "writable-rootfs", false, "make the --rootfs directory writable")
 	p.pair("bind", "SRC DST", "bind host path SRC read-write at DST", func(src, dst string) error {
 		return o.addBind("--bind", src, dst, true)

@@ -69,12 +69,15 @@ func runCommand(args []string, io stdio) (int, error) {
 	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = io.in, io.out, io.err
 
+	// Catch the signals before the command starts, so that none arriving
+	// as it starts ends stockade instead: those are passed on once it runs.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
 	sb := sandbox.New(cfg)
 	if err := sb.Start(context.Background()); err != nil {
 		return o.startFailed(err, io)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
 	stop := make(chan struct{})
 	go func() {
 		for {
@@ -87,7 +90,6 @@ func runCommand(args []string, io stdio) (int, error) {
 		}
 	}()
 	res, err := sb.Wait()
-	signal.Stop(sigs)
 	close(stop)
 	if res == nil {
 		return o.startFailed(err, io)

@@ -15,6 +15,8 @@
 //     plan of mounts and builds it inside a mount namespace.
 //   - [github.com/stockade/stockade/cgroup] gives a sandbox its own control
 //     group on cgroup v1 or v2: limits, figures, kill-all, clean-up.
+//   - cmd/stockade is a command line over the same API (stockade run,
+//     probe, version), with flags named as bwrap and nsjail users expect.
 //   - internal/initproc is the init stage that runs inside each sandbox;
 //     internal/proto is what it and the parent say to each other;
 //     internal/linux holds the capability, loopback and time namespace

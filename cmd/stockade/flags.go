@@ -121,7 +121,7 @@ var fieldFlags = []struct{ field, flag string }{
 	{"Limits.Pids", "--pids"},
 	{"Limits.CPUTime", "--cpu-time"},
 	{"Limits.Output", "--output-limit"},
-	{"Limits.CgroupParent", "--memory, --cpus, --pids or --cpu-time"},
+	{"Limits.CgroupParent", "--cgroup-parent"},
 }
 
 // defineRun defines the flags of "stockade run" on p. Each flag sets one
@@ -162,6 +162,7 @@ func (o *runOptions) define(p *parser) {
 	fs.Int64Var(&c.Limits.Pids, "pids", 0, "most processes and threads at once, the init stage's included (at least 8)")
 	fs.Var(durationValue{&c.Limits.CPUTime}, "cpu-time", "CPU time limit of the whole sandbox; it is killed beyond it")
 	fs.Var(sizeValue{&c.Limits.Output}, "output-limit", "most bytes the command may write to stdout and stderr together")
+	fs.StringVar(&c.Limits.CgroupParent, "cgroup-parent", "", "create the sandbox's cgroup under `PATH`, relative to stockade's own cgroup or absolute (default stockade)")
 	fs.BoolVar(&c.Limits.BestEffort, "best-effort-limits", false, "for an ordinary user without a delegated cgroup: apply rlimits instead of failing")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stderr")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print a summary of the result on stderr")

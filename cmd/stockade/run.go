@@ -131,6 +131,10 @@ func (o *runOptions) startFailed(err error, io stdio) (int, error) {
 			status = exitNotFound
 		}
 	}
+	if l := o.cfg.Limits; errors.Is(err, sandbox.ErrNotSupported) && !l.BestEffort &&
+		(l.Memory != 0 || l.CPU != 0 || l.Pids != 0 || l.CPUTime != 0) {
+		err = fmt.Errorf("%w\n(stockade run: a delegated cgroup is named with --cgroup-parent; best effort is --best-effort-limits)", err)
+	}
 	if o.json {
 		writeJSON(io.err, jsonResult{Error: err.Error(), ExitStatus: status})
 		return status, nil

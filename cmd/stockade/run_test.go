@@ -174,13 +174,28 @@ func TestRunVerbose(t *testing.T) {
 	assert.Contains(t, stderr, "max rss")
 }
 
+// cgroupArgs returns the flags that give a sandbox a control group: none
+// for host root, --cgroup-parent with the delegated group that the
+// rootless run of the tests names (see .ci/rootless) for an ordinary user.
+func cgroupArgs(t *testing.T) []string {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	parent := os.Getenv("STOCKADE_TEST_CGROUP_PARENT")
+	if parent == "" {
+		testutil.RequireRoot(t)
+	}
+	return []string{"--cgroup-parent", parent}
+}
+
 // TestRunLimits: limits that need a control group, and their verdicts.
 func TestRunLimits(t *testing.T) {
-	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
 	root := busyboxRoot(t)
+	args := append([]string{"--rootfs", root}, cgroupArgs(t)...)
 	t.Run("cpu-time", func(t *testing.T) {
-		status, _, stderr := stockadeRun(t, "--rootfs", root, "--json", "--cpu-time", "300ms", "--pids", "32",
-			"--", "sh", "-c", "while :; do :; done")
+		status, _, stderr := stockadeRun(t, append(args, "--json", "--cpu-time", "300ms", "--pids", "32",
+			"--", "sh", "-c", "while :; do :; done")...)
 		assert.Equal(t, 128+9, status)
 		r := lastJSON(t, stderr)
 		assert.Equal(t, "cpu-time-limit", r["reason"])
@@ -189,11 +204,27 @@ func TestRunLimits(t *testing.T) {
 	})
 	t.Run("memory", func(t *testing.T) {
 		// tail keeps the one endless line of /dev/zero in memory.
-		status, _, stderr := stockadeRun(t, "--rootfs", root, "--memory", "32m", "-v", "--", "tail", "/dev/zero")
+		status, _, stderr := stockadeRun(t, append(args, "--memory", "32m", "-v", "--", "tail", "/dev/zero")...)
 		assert.Equal(t, 128+9, status)
 		assert.Contains(t, stderr, "stockade: killed: out of memory")
 		assert.Contains(t, stderr, "memory peak")
 	})
+}
+
+// TestRunLimitsUndelegated: an ordinary user's limit that no cgroup can
+// hold fails with a pointer to the flags that help, or applies with best
+// effort.
+func TestRunLimitsUndelegated(t *testing.T) {
+	testutil.RequireNonRoot(t)
+	testutil.RequireUserNamespaces(t)
+	root := busyboxRoot(t)
+	status, _, stderr := stockadeRun(t, "--rootfs", root, "--cgroup-parent", "/not-delegated", "--memory", "64m", "--", "true")
+	assert.Equal(t, exitSetup, status, stderr)
+	assert.Contains(t, stderr, "--best-effort-limits")
+	status, _, stderr = stockadeRun(t, "--rootfs", root, "--cgroup-parent", "/not-delegated", "--memory", "64m",
+		"--best-effort-limits", "-v", "--", "true")
+	assert.Equal(t, 0, status, stderr)
+	assert.Contains(t, stderr, "note: Limits.Memory")
 }
 
 func TestProbe(t *testing.T) {
@@ -212,6 +243,9 @@ func TestProbe(t *testing.T) {
 // buildStockade builds the command into a temporary directory.
 func buildStockade(t testing.TB) string {
 	t.Helper()
+	if os.Getenv(testutil.RootlessEnv) == "1" {
+		t.Skip("the rootless run has no Go toolchain to build the binary; the run as root covers it")
+	}
 	bin := filepath.Join(t.TempDir(), "stockade")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -34,8 +34,10 @@ Examples:
   # Run in a busybox root, as 'bwrap --ro-bind ROOT / --proc /proc --dev /dev':
   stockade run --rootfs ./rootfs -- /bin/sh -c 'echo hello'
 
-  # Build a checkout in place, as root inside (still no host privileges):
-  stockade run --bind ./src /src --chdir /src --root -- make
+  # Build a checkout in place. Run by an ordinary user, the command's files
+  # are the user's; host root's sandboxes map onto unprivileged host ids,
+  # which must be allowed to write to ./src:
+  stockade run --bind ./src /src --chdir /src -- make
 
   # A judge's run: 256 MiB, 2 s of CPU, 64 tasks, 1 MiB of output, 10 s in
   # all, and the verdict as JSON on stderr:

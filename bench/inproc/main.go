@@ -1,0 +1,205 @@
+// Command inproc is the benchmark harness's in-process worker: a small Go
+// program that embeds the sandbox package, as a service would, and runs
+// sandboxes on request. The harness (package main in the directory above)
+// starts it, sends it one JSON request a line on standard input, and reads
+// one JSON answer a line from standard output.
+//
+// It is a program of its own because the sandbox's init stage is a
+// re-execution of the program that embeds the library: run from the
+// harness, which links a plotting library, every start would also pay that
+// library's package initialisation. This binary links only the sandbox
+// package and the standard library.
+//
+// Requests:
+//
+//	{"op":"latency","n":20}             run n sandboxes one after another
+//	{"op":"throughput","launchers":2,"seconds":3}
+//	{"op":"hold","k":8}                 start k sandboxes running sleep
+//	{"op":"release"}                    end the held sandboxes
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockade/stockade/sandbox"
+)
+
+type request struct {
+	Op        string  `json:"op"`
+	N         int     `json:"n,omitempty"`
+	Launchers int     `json:"launchers,omitempty"`
+	Seconds   float64 `json:"seconds,omitempty"`
+	K         int     `json:"k,omitempty"`
+}
+
+type answer struct {
+	// Runs are the start-to-exit times of a latency request, in ns.
+	Runs []int64 `json:"runs,omitempty"`
+	// Stages are the summed durations, in ns, of each stage of the starts
+	// of a latency request, as the sandbox logs them; Order is their order.
+	Stages map[string]int64 `json:"stages,omitempty"`
+	Order  []string         `json:"order,omitempty"`
+	// Done and Elapsed are a throughput request's completed sandboxes and
+	// the time they took, in ns.
+	Done    int64  `json:"done,omitempty"`
+	Elapsed int64  `json:"elapsed,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func main() {
+	root := flag.String("root", "", "the root directory of every sandbox")
+	limits := flag.Bool("limits", false, "give every sandbox a 256 MiB memory and 64 task limit")
+	flag.Parse()
+	if *root == "" {
+		fmt.Fprintln(os.Stderr, "inproc: -root is required")
+		os.Exit(2)
+	}
+	w := &worker{cfg: sandbox.Config{RootDir: *root, Timeout: time.Minute}}
+	if *limits {
+		w.cfg.Limits = sandbox.Limits{Memory: 256 << 20, Pids: 64}
+	}
+	in := bufio.NewScanner(os.Stdin)
+	out := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		var req request
+		var a answer
+		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
+			a.Error = err.Error()
+		} else if err := w.serve(req, &a); err != nil {
+			a.Error = err.Error()
+		}
+		if err := out.Encode(&a); err != nil {
+			break
+		}
+	}
+	w.release()
+}
+
+type worker struct {
+	cfg  sandbox.Config
+	held []*sandbox.Sandbox
+}
+
+func (w *worker) serve(req request, a *answer) error {
+	switch req.Op {
+	case "latency":
+		return w.latency(req.N, a)
+	case "throughput":
+		return w.throughput(req.Launchers, time.Duration(req.Seconds*float64(time.Second)), a)
+	case "hold":
+		return w.hold(req.K)
+	case "release":
+		return w.release()
+	}
+	return fmt.Errorf("unknown op %q", req.Op)
+}
+
+// run runs /bin/true in one sandbox; log, if set, receives its stages.
+func (w *worker) run(log *slog.Logger) error {
+	cfg := w.cfg
+	cfg.Args = []string{"/bin/true"}
+	cfg.Logger = log
+	_, err := sandbox.New(cfg).Run(context.Background())
+	return err
+}
+
+func (w *worker) latency(n int, a *answer) error {
+	st := &stageSink{sums: map[string]int64{}}
+	log := slog.New(st)
+	for range n {
+		t := time.Now()
+		if err := w.run(log); err != nil {
+			return err
+		}
+		a.Runs = append(a.Runs, int64(time.Since(t)))
+	}
+	a.Stages, a.Order = st.sums, st.order
+	return nil
+}
+
+func (w *worker) throughput(launchers int, d time.Duration, a *answer) error {
+	var done atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range launchers {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if err := w.run(nil); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	a.Done, a.Elapsed = done.Load(), int64(time.Since(start))
+	return first
+}
+
+// hold starts k sandboxes that sleep until release.
+func (w *worker) hold(k int) error {
+	for range k {
+		cfg := w.cfg
+		cfg.Args = []string{"/bin/sleep", "1000"}
+		cfg.Timeout = 0
+		sb := sandbox.New(cfg)
+		if err := sb.Start(context.Background()); err != nil {
+			w.release()
+			return err
+		}
+		w.held = append(w.held, sb)
+	}
+	return nil
+}
+
+func (w *worker) release() error {
+	for _, sb := range w.held {
+		sb.Close()
+	}
+	w.held = nil
+	return nil
+}
+
+// stageSink is a slog handler that adds up the stage durations of the
+// sandbox's "sandbox started" debug records.
+type stageSink struct {
+	mu    sync.Mutex
+	sums  map[string]int64
+	order []string
+}
+
+func (s *stageSink) Enabled(context.Context, slog.Level) bool { return true }
+func (s *stageSink) WithAttrs([]slog.Attr) slog.Handler       { return s }
+func (s *stageSink) WithGroup(string) slog.Handler            { return s }
+
+func (s *stageSink) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "sandbox started" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() != slog.KindDuration {
+			return true
+		}
+		if _, ok := s.sums[a.Key]; !ok {
+			s.order = append(s.order, a.Key)
+		}
+		s.sums[a.Key] += int64(a.Value.Duration())
+		return true
+	})
+	return nil
+}

@@ -71,6 +71,7 @@ func sample() *report {
 	}
 	in := res("stockade", "stockade in-process", 2, 500, 900, 2.5)
 	in.Stages = []stageTime{{"fork", 0.5}, {"total", 1.5}, {"exit", 0.5}}
+	in.ByProcess = map[string]float64{"exe": 2.25, "+owner": 0.25}
 	return &report{
 		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Host: "Linux test", Busybox: "BusyBox v1",
 		Runs: 100, Rounds: 10, Duration: "3s", Launchers: []int{1, 8}, Hold: 8,
@@ -104,6 +105,7 @@ func TestMarkdown(t *testing.T) {
 		"| supervisor RSS ≤ 3 MiB per running sandbox | 2.50 MiB | met |",
 		"| fork | total | exit |",
 		"| 0.50 | 1.50 | 0.50 |",
+		"- stockade in-process: +owner 0.25, exe 2.25\n",
 		"- **bwrap**: iso bwrap",
 		"- not measured: runc: not installed (Debian package runc)",
 	} {
@@ -172,15 +174,24 @@ func TestKbField(t *testing.T) {
 	assert.Error(t, err)
 }
 
-func TestSupervisors(t *testing.T) {
-	rss, pss, payloads := supervisors([]proc{
-		{Comm: "bwrap", RSS: 100, PSS: 10},
-		{Comm: "bwrap", RSS: 50, PSS: 5},
-		{Comm: "sleep", RSS: 1000, PSS: 1000},
-	})
-	assert.Equal(t, int64(150), rss)
-	assert.Equal(t, int64(15), pss)
-	assert.Equal(t, 1, payloads)
+func TestMemSum(t *testing.T) {
+	var m memSum
+	for range 2 {
+		m.add([]proc{
+			{Comm: "bwrap", RSS: 3 << 20, PSS: 1 << 20},
+			{Comm: "bwrap", RSS: 1 << 20, PSS: 1 << 20},
+			{Comm: "sleep", RSS: 100 << 20, PSS: 100 << 20},
+		})
+	}
+	assert.Equal(t, int64(8<<20), m.rss)
+	assert.Equal(t, int64(4<<20), m.pss)
+	assert.Equal(t, 2, m.payloads)
+	var res result
+	m.record(&res, 2)
+	assert.Equal(t, 4.0, res.RSS, "per sandbox")
+	assert.Equal(t, 2.0, res.PSS)
+	assert.Equal(t, 2, res.Held)
+	assert.Equal(t, map[string]float64{"bwrap": 4}, res.ByProcess)
 }
 
 // busybox returns the static busybox the root is built from, or skips.

@@ -31,6 +31,10 @@ type result struct {
 	RSS  float64 `json:"rssMiB"`
 	PSS  float64 `json:"pssMiB"`
 	Held int     `json:"held,omitempty"`
+	// ByProcess is RSS per sandbox by process name; for an in-process
+	// runner, "+owner" is what the program that embeds the library grew
+	// by.
+	ByProcess map[string]float64 `json:"byProcess,omitempty"`
 	// Stages are an in-process runner's mean stage times, in ms, in the
 	// order of a start; the last, "exit", is from the command's start to
 	// Wait's return.
@@ -156,7 +160,7 @@ func memory(r *runner, res *result, k int) error {
 	if r.worker != nil {
 		return memoryInProcess(r.worker, res, k)
 	}
-	var rss, pss int64
+	var m memSum
 	err := onThread(r.thread, func() error {
 		var cmds []*exec.Cmd
 		var stops []func(*exec.Cmd)
@@ -175,9 +179,9 @@ func memory(r *runner, res *result, k int) error {
 		}
 		deadline := time.Now().Add(holdTimeout)
 		for i := 0; i < len(cmds); {
-			s, p, payloads := supervisors(tree(cmds[i].Process.Pid))
-			if payloads > 0 {
-				rss, pss = rss+s, pss+p
+			procs := tree(cmds[i].Process.Pid)
+			if slices.ContainsFunc(procs, func(p proc) bool { return p.Comm == payload }) {
+				m.add(procs)
 				i++
 				continue
 			}
@@ -194,7 +198,7 @@ func memory(r *runner, res *result, k int) error {
 	if err != nil {
 		return err
 	}
-	res.RSS, res.PSS, res.Held = mib(rss)/float64(k), mib(pss)/float64(k), k
+	m.record(res, k)
 	return nil
 }
 
@@ -228,14 +232,16 @@ func memoryInProcess(w *worker, res *result, k int) error {
 	if len(procs) == 0 || procs[0].Pid != pid {
 		return errors.New("worker memory: the worker is gone")
 	}
-	self := procs[0]
-	rss, pss, payloads := supervisors(procs[1:])
-	if payloads != k {
-		return fmt.Errorf("worker memory: %d of %d sandboxes run %s", payloads, k, payload)
+	var m memSum
+	m.add(procs[1:])
+	if m.payloads != k {
+		return fmt.Errorf("worker memory: %d of %d sandboxes run %s", m.payloads, k, payload)
 	}
-	rss += max(0, self.RSS-before.RSS)
-	pss += max(0, self.PSS-before.PSS)
-	res.RSS, res.PSS, res.Held = mib(rss)/float64(k), mib(pss)/float64(k), k
+	self := procs[0]
+	m.rss += max(0, self.RSS-before.RSS)
+	m.pss += max(0, self.PSS-before.PSS)
+	m.byComm["+owner"] = max(0, self.RSS-before.RSS)
+	m.record(res, k)
 	return err
 }
 

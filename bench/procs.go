@@ -102,16 +102,35 @@ func kbField(path, name string) (int64, error) {
 // every other process of their trees supervises it.
 const payload = "sleep"
 
-// supervisors sums the memory of the processes of procs that are not the
-// payload, and counts the payloads.
-func supervisors(procs []proc) (rss, pss int64, payloads int) {
+// memSum adds up the memory of the processes that supervise sandboxes.
+type memSum struct {
+	rss, pss int64
+	byComm   map[string]int64 // RSS by process name
+	payloads int
+}
+
+// add adds the processes of procs that are not the payload, and counts
+// the payloads.
+func (m *memSum) add(procs []proc) {
+	if m.byComm == nil {
+		m.byComm = map[string]int64{}
+	}
 	for _, p := range procs {
 		if p.Comm == payload {
-			payloads++
+			m.payloads++
 			continue
 		}
-		rss += p.RSS
-		pss += p.PSS
+		m.rss += p.RSS
+		m.pss += p.PSS
+		m.byComm[p.Comm] += p.RSS
 	}
-	return rss, pss, payloads
+}
+
+// record sets res's memory figures to m's, per sandbox of k.
+func (m *memSum) record(res *result, k int) {
+	res.RSS, res.PSS, res.Held = mib(m.rss)/float64(k), mib(m.pss)/float64(k), k
+	res.ByProcess = map[string]float64{}
+	for c, v := range m.byComm {
+		res.ByProcess[c] = mib(v) / float64(k)
+	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,6 +70,7 @@ func (rep *report) markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	rep.goals(w)
 	rep.stages(w)
+	rep.memoryByProcess(w)
 	fmt.Fprintln(w, "What each row isolates:")
 	fmt.Fprintln(w)
 	for _, r := range rep.Results {
@@ -153,6 +156,30 @@ func (rep *report) stages(w io.Writer) {
 		}
 		fmt.Fprintf(w, "|%s\n|%s\n|%s\n\n", head.String(), rule.String(), vals.String())
 	}
+}
+
+// memoryByProcess writes which processes the supervisor memory is in.
+func (rep *report) memoryByProcess(w io.Writer) {
+	var lines []string
+	for _, r := range rep.Results {
+		if r.failed() || len(r.ByProcess) == 0 {
+			continue
+		}
+		names := slices.Sorted(maps.Keys(r.ByProcess))
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, fmt.Sprintf("%s %.2f", n, r.ByProcess[n]))
+		}
+		lines = append(lines, fmt.Sprintf("- %s: %s", r.Name, strings.Join(parts, ", ")))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Supervisor memory per running sandbox, by process (RSS MiB; `exe` is stockade's init stage, "+
+		"re-executed through /proc/self/exe, and `+owner` what the program that embeds the library grew by):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+	fmt.Fprintln(w)
 }
 
 func ratio(r, base *result) string {

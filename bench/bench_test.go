@@ -44,6 +44,13 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestMedian(t *testing.T) {
+	assert.Equal(t, 0.0, median(nil))
+	assert.Equal(t, 3.0, median([]float64{3}))
+	assert.Equal(t, 2.5, median([]float64{4, 1, 2, 3}))
+	assert.Equal(t, 2.0, median([]float64{100, 1, 2}), "a window hit by a burst of load does not count")
+}
+
 func TestSummarize(t *testing.T) {
 	r := &result{
 		Runs:       []float64{4, 2, 3, 1, 5},
@@ -74,7 +81,7 @@ func sample() *report {
 	in.ByProcess = map[string]float64{"exe": 2.25, "+owner": 0.25}
 	return &report{
 		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Host: "Linux test", Busybox: "BusyBox v1",
-		Runs: 100, Rounds: 10, Duration: "3s", Launchers: []int{1, 8}, Hold: 8,
+		Runs: 100, Rounds: 10, Duration: "1s", Windows: 3, Launchers: []int{1, 8}, Hold: 8,
 		Results: []*result{
 			res("plain", "plain exec", 1, 1000, 2000, 0),
 			in,
@@ -307,7 +314,7 @@ func TestSmoke(t *testing.T) {
 	testutil.RequireRoot(t)
 	busybox(t)
 	out := t.TempDir()
-	o := &options{out: out, runs: 4, rounds: 2, duration: 200 * time.Millisecond, launchers: []int{1, 2},
+	o := &options{out: out, runs: 4, rounds: 2, duration: 200 * time.Millisecond, windows: 2, launchers: []int{1, 2},
 		hold: 2, only: []string{"plain", "stockade", "cli"}, busybox: "/bin/busybox"}
 	require.NoError(t, o.check())
 	require.NoError(t, run(o))
@@ -323,6 +330,7 @@ func TestSmoke(t *testing.T) {
 		assert.GreaterOrEqual(t, r.P90, r.P50, r.Name)
 		assert.Positive(t, r.Rate[1], r.Name)
 		assert.Positive(t, r.Rate[2], r.Name)
+		assert.Len(t, r.Rates[2], 2, r.Name)
 	}
 	plain, in, cli := rep.Results[0], rep.Results[1], rep.Results[2]
 	assert.Zero(t, plain.Held, "plain exec has no supervisor")

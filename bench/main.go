@@ -43,6 +43,7 @@ type options struct {
 	runs      int
 	rounds    int
 	duration  time.Duration
+	windows   int
 	launchers []int
 	hold      int
 	only      []string
@@ -62,7 +63,8 @@ func main() {
 	fs.StringVar(&o.out, "out", "bench/results", "write results.md, results.json and results.png to `DIR`")
 	fs.IntVar(&o.runs, "runs", 200, "latency runs per runner")
 	fs.IntVar(&o.rounds, "rounds", 10, "rounds the latency runs are interleaved in")
-	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long each throughput measurement lasts")
+	fs.DurationVar(&o.duration, "duration", time.Second, "how long each throughput window lasts")
+	fs.IntVar(&o.windows, "windows", 3, "throughput windows per runner and number of launchers, interleaved; the median counts")
 	fs.IntSliceVar(&o.launchers, "launchers", []int{1, 2, 8}, "numbers of concurrent launchers for throughput")
 	fs.IntVar(&o.hold, "hold", 8, "sandboxes running at once for the memory measurement")
 	fs.StringSliceVar(&o.only, "only", nil, "measure only these runners (plain, stockade, stockade-limits, cli, bwrap, crun, runc, unshare)")
@@ -77,7 +79,7 @@ func main() {
 		os.Exit(2)
 	}
 	if o.smoke {
-		o.runs, o.rounds, o.duration, o.launchers, o.hold = 6, 2, 300*time.Millisecond, []int{1, 2}, 2
+		o.runs, o.rounds, o.duration, o.windows, o.launchers, o.hold = 6, 2, 300*time.Millisecond, 1, []int{1, 2}, 2
 	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -97,6 +99,8 @@ func (o *options) check() error {
 		return errors.New("--rounds: must be between 1 and --runs")
 	case o.duration <= 0:
 		return errors.New("--duration: must be positive")
+	case o.windows < 1:
+		return errors.New("--windows: must be at least 1")
 	case o.hold < 1:
 		return errors.New("--hold: must be at least 1")
 	case len(o.launchers) == 0 || slices.ContainsFunc(o.launchers, func(l int) bool { return l < 1 }):
@@ -151,7 +155,7 @@ func run(o *options) error {
 	}
 	rep := &report{
 		Date: time.Now(), Host: host(), Busybox: busyboxVersion(o.busybox),
-		Runs: o.runs, Rounds: o.rounds, Duration: o.duration.String(),
+		Runs: o.runs, Rounds: o.rounds, Duration: o.duration.String(), Windows: o.windows,
 		Launchers: o.launchers, Hold: o.hold, Missing: missing,
 	}
 	for _, r := range rs {
@@ -161,9 +165,10 @@ func run(o *options) error {
 		}
 		defer f.Close()
 		r.stderr = f
-		rep.Results = append(rep.Results, &result{Key: r.Key, Name: r.Name, Isolation: r.Isolation, Version: r.Version, Rate: map[int]float64{}})
+		rep.Results = append(rep.Results, &result{Key: r.Key, Name: r.Name, Isolation: r.Isolation, Version: r.Version,
+			Rate: map[int]float64{}, Rates: map[int][]float64{}})
 	}
-	p := newProgress(os.Stderr, len(rs)*(1+o.rounds+len(o.launchers)+1))
+	p := newProgress(os.Stderr, len(rs)*(1+o.rounds+len(o.launchers)*o.windows+1))
 	for _, m := range missing {
 		p.note("not measured: %s", m)
 	}
@@ -190,8 +195,8 @@ func run(o *options) error {
 }
 
 // measureAll runs the three phases: latency in interleaved rounds (after
-// a warm-up), throughput, memory. A runner that fails is left out of what
-// follows.
+// a warm-up), throughput in interleaved windows, memory. A runner that
+// fails is left out of what follows.
 func measureAll(o *options, rs []*runner, results []*result, p *progress) {
 	each := func(phase string, f func(r *runner, res *result) error) {
 		for i, r := range rs {
@@ -222,11 +227,18 @@ func measureAll(o *options, rs []*runner, results []*result, p *progress) {
 		res.summarize()
 	}
 	for _, l := range o.launchers {
-		each(fmt.Sprintf("throughput, %d %s", l, plural(l, "launcher")), func(r *runner, res *result) error {
-			rate, err := throughput(r, l, o.duration)
-			res.Rate[l] = rate
-			return err
-		})
+		for w := range o.windows {
+			each(fmt.Sprintf("throughput, %d %s, window %d/%d", l, plural(l, "launcher"), w+1, o.windows), func(r *runner, res *result) error {
+				rate, err := throughput(r, l, o.duration)
+				res.Rates[l] = append(res.Rates[l], rate)
+				return err
+			})
+		}
+	}
+	for _, res := range results {
+		for l, rates := range res.Rates {
+			res.Rate[l] = median(rates)
+		}
 	}
 	each(fmt.Sprintf("memory, %d running", o.hold), func(r *runner, res *result) error {
 		if r.Key == "plain" {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stockade/stockade/bench/internal/wire"
 )
 
 // result is what the harness measured for one runner.
@@ -23,8 +25,10 @@ type result struct {
 	Runs []float64 `json:"runs,omitempty"`
 	P50  float64   `json:"p50Ms"`
 	P90  float64   `json:"p90Ms"`
-	// Rate is sandboxes per second by number of launchers.
-	Rate map[int]float64 `json:"rate"`
+	// Rate is sandboxes per second by number of launchers: the median of
+	// Rates, one per throughput window.
+	Rate  map[int]float64   `json:"rate"`
+	Rates map[int][]float64 `json:"rates"`
 	// RSS and PSS are the supervising processes' memory per running
 	// sandbox, in MiB; Held is how many sandboxes ran at once then. Zero
 	// Held: not measured (plain exec has no supervisor).
@@ -88,7 +92,7 @@ func (r *runner) failure(cmd *exec.Cmd, err error) error {
 // (and, in-process, their stages) to res.
 func latency(r *runner, res *result, n int) error {
 	if r.worker != nil {
-		a, err := r.worker.ask(request{Op: "latency", N: n})
+		a, err := r.worker.ask(wire.Request{Op: wire.Latency, N: n})
 		if err != nil {
 			return err
 		}
@@ -119,7 +123,7 @@ func latency(r *runner, res *result, n int) error {
 // d and returns how many ended per second.
 func throughput(r *runner, launchers int, d time.Duration) (float64, error) {
 	if r.worker != nil {
-		a, err := r.worker.ask(request{Op: "throughput", Launchers: launchers, Seconds: d.Seconds()})
+		a, err := r.worker.ask(wire.Request{Op: wire.Throughput, Launchers: launchers, Seconds: d.Seconds()})
 		if err != nil {
 			return 0, err
 		}
@@ -224,11 +228,11 @@ func memoryInProcess(w *worker, res *result, k int) error {
 	if err != nil {
 		return fmt.Errorf("worker memory: %w", err)
 	}
-	if _, err := w.ask(request{Op: "hold", K: k}); err != nil {
+	if _, err := w.ask(wire.Request{Op: wire.Hold, K: k}); err != nil {
 		return err
 	}
 	procs := tree(pid)
-	_, err = w.ask(request{Op: "release"})
+	_, err = w.ask(wire.Request{Op: wire.Release})
 	if len(procs) == 0 || procs[0].Pid != pid {
 		return errors.New("worker memory: the worker is gone")
 	}
@@ -269,6 +273,18 @@ func (r *result) summarize() {
 	if total, ok := r.stageSums["total"]; ok {
 		r.Stages = append(r.Stages, stageTime{"exit", mean - ms(time.Duration(total))/n})
 	}
+}
+
+// median returns the median of vs, which it sorts.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+	return vs[len(vs)/2]
 }
 
 // percentile returns the p-th percentile of sorted, by the nearest rank.

@@ -18,6 +18,7 @@ type report struct {
 	Runs      int       `json:"runs"`
 	Rounds    int       `json:"rounds"`
 	Duration  string    `json:"duration"`
+	Windows   int       `json:"windows"`
 	Launchers []int     `json:"launchers"`
 	Hold      int       `json:"hold"`
 	Results   []*result `json:"results"`
@@ -38,9 +39,9 @@ func (rep *report) find(key string) *result {
 // isolates.
 func (rep *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "Measured %s on %s. Every sandbox runs `/bin/true` from the same static busybox root (%s). "+
-		"Latency: %d runs of each, one at a time, interleaved in %d rounds; throughput: sandboxes started and waited for by N concurrent launchers for %s; "+
+		"Latency: %d runs of each, one at a time, interleaved in %d rounds; throughput: sandboxes started and waited for by N concurrent launchers, the median of %d interleaved %s windows; "+
 		"memory: %d sandboxes running `sleep` at once, the supervising processes' resident memory per sandbox (PSS shares pages among the copies).\n\n",
-		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Host, rep.Busybox, rep.Runs, rep.Rounds, rep.Duration, rep.Hold)
+		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Host, rep.Busybox, rep.Runs, rep.Rounds, rep.Windows, rep.Duration, rep.Hold)
 	plain, bwrap := rep.find("plain"), rep.find("bwrap")
 	fmt.Fprint(w, "| runner | p50 ms | p90 ms | × plain | × bwrap |")
 	for _, l := range rep.Launchers {

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/bench/internal/wire"
 )
 
 // A runner starts sandboxes of one kind, the same command in the same root
@@ -264,25 +266,6 @@ type worker struct {
 	out *bufio.Scanner
 }
 
-// request is what the worker is asked; answer is what it says (see
-// bench/inproc).
-type request struct {
-	Op        string  `json:"op"`
-	N         int     `json:"n,omitempty"`
-	Launchers int     `json:"launchers,omitempty"`
-	Seconds   float64 `json:"seconds,omitempty"`
-	K         int     `json:"k,omitempty"`
-}
-
-type answer struct {
-	Runs    []int64          `json:"runs"`
-	Stages  map[string]int64 `json:"stages"`
-	Order   []string         `json:"order"`
-	Done    int64            `json:"done"`
-	Elapsed int64            `json:"elapsed"`
-	Error   string           `json:"error"`
-}
-
 func startWorker(path string, args ...string) (*worker, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Stderr = os.Stderr
@@ -303,7 +286,7 @@ func startWorker(path string, args ...string) (*worker, error) {
 }
 
 // ask sends req and returns the worker's answer.
-func (w *worker) ask(req request) (*answer, error) {
+func (w *worker) ask(req wire.Request) (*wire.Answer, error) {
 	b, _ := json.Marshal(req)
 	if _, err := w.in.Write(append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", req.Op, err)
@@ -311,7 +294,7 @@ func (w *worker) ask(req request) (*answer, error) {
 	if !w.out.Scan() {
 		return nil, fmt.Errorf("worker %s: no answer: %v", req.Op, w.out.Err())
 	}
-	var a answer
+	var a wire.Answer
 	if err := json.Unmarshal(w.out.Bytes(), &a); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", req.Op, err)
 	}

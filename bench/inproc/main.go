@@ -10,7 +10,7 @@
 // library's package initialisation. This binary links only the sandbox
 // package and the standard library.
 //
-// Requests:
+// The messages are those of package bench/internal/wire:
 //
 //	{"op":"latency","n":20}             run n sandboxes one after another
 //	{"op":"throughput","launchers":2,"seconds":3}
@@ -30,30 +30,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stockade/stockade/bench/internal/wire"
 	"github.com/stockade/stockade/sandbox"
 )
-
-type request struct {
-	Op        string  `json:"op"`
-	N         int     `json:"n,omitempty"`
-	Launchers int     `json:"launchers,omitempty"`
-	Seconds   float64 `json:"seconds,omitempty"`
-	K         int     `json:"k,omitempty"`
-}
-
-type answer struct {
-	// Runs are the start-to-exit times of a latency request, in ns.
-	Runs []int64 `json:"runs,omitempty"`
-	// Stages are the summed durations, in ns, of each stage of the starts
-	// of a latency request, as the sandbox logs them; Order is their order.
-	Stages map[string]int64 `json:"stages,omitempty"`
-	Order  []string         `json:"order,omitempty"`
-	// Done and Elapsed are a throughput request's completed sandboxes and
-	// the time they took, in ns.
-	Done    int64  `json:"done,omitempty"`
-	Elapsed int64  `json:"elapsed,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
 
 func main() {
 	root := flag.String("root", "", "the root directory of every sandbox")
@@ -70,8 +49,8 @@ func main() {
 	in := bufio.NewScanner(os.Stdin)
 	out := json.NewEncoder(os.Stdout)
 	for in.Scan() {
-		var req request
-		var a answer
+		var req wire.Request
+		var a wire.Answer
 		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
 			a.Error = err.Error()
 		} else if err := w.serve(req, &a); err != nil {
@@ -89,15 +68,15 @@ type worker struct {
 	held []*sandbox.Sandbox
 }
 
-func (w *worker) serve(req request, a *answer) error {
+func (w *worker) serve(req wire.Request, a *wire.Answer) error {
 	switch req.Op {
-	case "latency":
+	case wire.Latency:
 		return w.latency(req.N, a)
-	case "throughput":
+	case wire.Throughput:
 		return w.throughput(req.Launchers, time.Duration(req.Seconds*float64(time.Second)), a)
-	case "hold":
+	case wire.Hold:
 		return w.hold(req.K)
-	case "release":
+	case wire.Release:
 		return w.release()
 	}
 	return fmt.Errorf("unknown op %q", req.Op)
@@ -112,7 +91,7 @@ func (w *worker) run(log *slog.Logger) error {
 	return err
 }
 
-func (w *worker) latency(n int, a *answer) error {
+func (w *worker) latency(n int, a *wire.Answer) error {
 	st := &stageSink{sums: map[string]int64{}}
 	log := slog.New(st)
 	for range n {
@@ -126,7 +105,7 @@ func (w *worker) latency(n int, a *answer) error {
 	return nil
 }
 
-func (w *worker) throughput(launchers int, d time.Duration, a *answer) error {
+func (w *worker) throughput(launchers int, d time.Duration, a *wire.Answer) error {
 	var done atomic.Int64
 	var first error
 	var once sync.Once

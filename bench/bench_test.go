@@ -80,7 +80,7 @@ func sample() *report {
 	in.Stages = []stageTime{{"fork", 0.5}, {"total", 1.5}, {"exit", 0.5}}
 	in.ByProcess = map[string]float64{"exe": 2.25, "+owner": 0.25}
 	return &report{
-		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Host: "Linux test", Busybox: "BusyBox v1",
+		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Host: "Linux test", Load: "0.10 0.20 0.30", Busybox: "BusyBox v1",
 		Runs: 100, Rounds: 10, Duration: "1s", Windows: 3, Launchers: []int{1, 8}, Hold: 8,
 		Results: []*result{
 			res("plain", "plain exec", 1, 1000, 2000, 0),
@@ -98,7 +98,7 @@ func TestMarkdown(t *testing.T) {
 	sample().markdown(&b)
 	md := b.String()
 	for _, want := range []string{
-		"Measured 2026-01-02 03:04 UTC on Linux test.",
+		"Measured 2026-01-02 03:04 UTC on Linux test, load average 0.10 0.20 0.30 when it began.",
 		"| runner | p50 ms | p90 ms | × plain | × bwrap | 1 launcher/s | 8 launchers/s | RSS MiB/sandbox | PSS MiB/sandbox |",
 		"| plain exec | 1.00 | 1.50 | 1.00 | 0.20 | 1000 | 2000 | — | — |",
 		"| stockade in-process | 2.00 | 3.00 | 2.00 | 0.40 | 500 | 900 | 2.50 | 1.25 |",

@@ -154,7 +154,7 @@ func run(o *options) error {
 		})
 	}
 	rep := &report{
-		Date: time.Now(), Host: host(), Busybox: busyboxVersion(o.busybox),
+		Date: time.Now(), Host: host(), Load: loadAverage(), Busybox: busyboxVersion(o.busybox),
 		Runs: o.runs, Rounds: o.rounds, Duration: o.duration.String(), Windows: o.windows,
 		Launchers: o.launchers, Hold: o.hold, Missing: missing,
 	}
@@ -303,6 +303,15 @@ func moduleDir() string {
 func busyboxVersion(path string) string {
 	v, _, _ := strings.Cut(version(path, "--help"), " multi-call")
 	return v
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // host describes the machine in a few words.

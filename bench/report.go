@@ -12,8 +12,11 @@ import (
 // report is one run of the harness: the setting, the host and a result per
 // runner, in the table's order.
 type report struct {
-	Date      time.Time `json:"date"`
-	Host      string    `json:"host"`
+	Date time.Time `json:"date"`
+	Host string    `json:"host"`
+	// Load is the load average (1, 5 and 15 minutes) when the run began:
+	// high figures mean other work shared the machine.
+	Load      string    `json:"load"`
 	Busybox   string    `json:"busybox"`
 	Runs      int       `json:"runs"`
 	Rounds    int       `json:"rounds"`
@@ -38,10 +41,10 @@ func (rep *report) find(key string) *result {
 // it: the table, the goals, the in-process stages and what each runner
 // isolates.
 func (rep *report) markdown(w io.Writer) {
-	fmt.Fprintf(w, "Measured %s on %s. Every sandbox runs `/bin/true` from the same static busybox root (%s). "+
+	fmt.Fprintf(w, "Measured %s on %s, load average %s when it began. Every sandbox runs `/bin/true` from the same static busybox root (%s). "+
 		"Latency: %d runs of each, one at a time, interleaved in %d rounds; throughput: sandboxes started and waited for by N concurrent launchers, the median of %d interleaved %s windows; "+
 		"memory: %d sandboxes running `sleep` at once, the supervising processes' resident memory per sandbox (PSS shares pages among the copies).\n\n",
-		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Host, rep.Busybox, rep.Runs, rep.Rounds, rep.Windows, rep.Duration, rep.Hold)
+		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Host, rep.Load, rep.Busybox, rep.Runs, rep.Rounds, rep.Windows, rep.Duration, rep.Hold)
 	plain, bwrap := rep.find("plain"), rep.find("bwrap")
 	fmt.Fprint(w, "| runner | p50 ms | p90 ms | × plain | × bwrap |")
 	for _, l := range rep.Launchers {

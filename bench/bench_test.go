@@ -74,7 +74,7 @@ func TestSummarize(t *testing.T) {
 func sample() *report {
 	res := func(key, name string, p50, r1, r8, rss float64) *result {
 		return &result{Key: key, Name: name, Isolation: "iso " + key, P50: p50, P90: p50 * 1.5,
-			Rate: map[int]float64{1: r1, 8: r8}, RSS: rss, PSS: rss / 2, Held: map[bool]int{true: 8}[rss > 0]}
+			Rate: map[int]float64{1: r1, 8: r8}, RSS: rss, PSS: rss / 2, Anon: rss / 4, Held: map[bool]int{true: 8}[rss > 0]}
 	}
 	in := res("stockade", "stockade in-process", 2, 500, 900, 2.5)
 	in.Stages = []stageTime{{"fork", 0.5}, {"total", 1.5}, {"exit", 0.5}}
@@ -99,9 +99,9 @@ func TestMarkdown(t *testing.T) {
 	md := b.String()
 	for _, want := range []string{
 		"Measured 2026-01-02 03:04 UTC on Linux test, load average 0.10 0.20 0.30 when it began.",
-		"| runner | p50 ms | p90 ms | × plain | × bwrap | 1 launcher/s | 8 launchers/s | RSS MiB/sandbox | PSS MiB/sandbox |",
-		"| plain exec | 1.00 | 1.50 | 1.00 | 0.20 | 1000 | 2000 | — | — |",
-		"| stockade in-process | 2.00 | 3.00 | 2.00 | 0.40 | 500 | 900 | 2.50 | 1.25 |",
+		"| runner | p50 ms | p90 ms | × plain | × bwrap | 1 launcher/s | 8 launchers/s | RSS MiB/sandbox | PSS | anon |",
+		"| plain exec | 1.00 | 1.50 | 1.00 | 0.20 | 1000 | 2000 | — | — | — |",
+		"| stockade in-process | 2.00 | 3.00 | 2.00 | 0.40 | 500 | 900 | 2.50 | 1.25 | 0.62 |",
 		// The error keeps to one line and cannot end the table's cell.
 		`| crun | failed: warm-up: crun: exit status 1: a \| b c |`,
 		"| in-process p50 ≤ 2.5 ms | 2.00 ms | met |",
@@ -185,8 +185,8 @@ func TestMemSum(t *testing.T) {
 	var m memSum
 	for range 2 {
 		m.add([]proc{
-			{Comm: "bwrap", RSS: 3 << 20, PSS: 1 << 20},
-			{Comm: "bwrap", RSS: 1 << 20, PSS: 1 << 20},
+			{Comm: "bwrap", RSS: 3 << 20, PSS: 1 << 20, Anon: 1 << 20},
+			{Comm: "bwrap", RSS: 1 << 20, PSS: 1 << 20, Anon: 1 << 20},
 			{Comm: "sleep", RSS: 100 << 20, PSS: 100 << 20},
 		})
 	}
@@ -197,6 +197,7 @@ func TestMemSum(t *testing.T) {
 	m.record(&res, 2)
 	assert.Equal(t, 4.0, res.RSS, "per sandbox")
 	assert.Equal(t, 2.0, res.PSS)
+	assert.Equal(t, 2.0, res.Anon)
 	assert.Equal(t, 2, res.Held)
 	assert.Equal(t, map[string]float64{"bwrap": 4}, res.ByProcess)
 }
@@ -253,6 +254,8 @@ func TestTree(t *testing.T) {
 	for _, p := range procs {
 		assert.Positive(t, p.RSS, "%s", p.Comm)
 		assert.Positive(t, p.PSS, "%s", p.Comm)
+		assert.Positive(t, p.Anon, "%s", p.Comm)
+		assert.LessOrEqual(t, p.Anon, p.RSS, "%s", p.Comm)
 	}
 	// The child's sleep is not killed with sh: end it too.
 	defer unix.Kill(procs[1].Pid, unix.SIGKILL)

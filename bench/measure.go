@@ -29,11 +29,14 @@ type result struct {
 	// Rates, one per throughput window.
 	Rate  map[int]float64   `json:"rate"`
 	Rates map[int][]float64 `json:"rates"`
-	// RSS and PSS are the supervising processes' memory per running
-	// sandbox, in MiB; Held is how many sandboxes ran at once then. Zero
-	// Held: not measured (plain exec has no supervisor).
+	// RSS, PSS and Anon are the supervising processes' memory per running
+	// sandbox, in MiB: resident, proportional (pages shared by several
+	// processes, such as a binary's, divided among them) and anonymous
+	// (each process's own); Held is how many sandboxes ran at once then.
+	// Zero Held: not measured (plain exec has no supervisor).
 	RSS  float64 `json:"rssMiB"`
 	PSS  float64 `json:"pssMiB"`
+	Anon float64 `json:"anonMiB"`
 	Held int     `json:"held,omitempty"`
 	// ByProcess is RSS per sandbox by process name; for an in-process
 	// runner, "+owner" is what the program that embeds the library grew
@@ -244,6 +247,7 @@ func memoryInProcess(w *worker, res *result, k int) error {
 	self := procs[0]
 	m.rss += max(0, self.RSS-before.RSS)
 	m.pss += max(0, self.PSS-before.PSS)
+	m.anon += max(0, self.Anon-before.Anon)
 	m.byComm["+owner"] = max(0, self.RSS-before.RSS)
 	m.record(res, k)
 	return err

@@ -14,6 +14,7 @@ type proc struct {
 	Comm string
 	RSS  int64 // resident set, bytes (VmRSS)
 	PSS  int64 // proportional set, bytes: shared pages divided among their users
+	Anon int64 // anonymous resident memory, bytes (RssAnon): its own, not the binary's pages
 }
 
 // tree returns pid and its descendants, parents first. A process that
@@ -65,6 +66,9 @@ func readProc(pid int) (proc, error) {
 	if p.RSS, err = kbField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:"); err != nil {
 		return p, err
 	}
+	if p.Anon, err = kbField(fmt.Sprintf("/proc/%d/status", pid), "RssAnon:"); err != nil {
+		return p, err
+	}
 	if p.PSS, err = kbField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:"); err != nil {
 		return p, err
 	}
@@ -104,9 +108,9 @@ const payload = "sleep"
 
 // memSum adds up the memory of the processes that supervise sandboxes.
 type memSum struct {
-	rss, pss int64
-	byComm   map[string]int64 // RSS by process name
-	payloads int
+	rss, pss, anon int64
+	byComm         map[string]int64 // RSS by process name
+	payloads       int
 }
 
 // add adds the processes of procs that are not the payload, and counts
@@ -122,13 +126,14 @@ func (m *memSum) add(procs []proc) {
 		}
 		m.rss += p.RSS
 		m.pss += p.PSS
+		m.anon += p.Anon
 		m.byComm[p.Comm] += p.RSS
 	}
 }
 
 // record sets res's memory figures to m's, per sandbox of k.
 func (m *memSum) record(res *result, k int) {
-	res.RSS, res.PSS, res.Held = mib(m.rss)/float64(k), mib(m.pss)/float64(k), k
+	res.RSS, res.PSS, res.Anon, res.Held = mib(m.rss)/float64(k), mib(m.pss)/float64(k), mib(m.anon)/float64(k), k
 	res.ByProcess = map[string]float64{}
 	for c, v := range m.byComm {
 		res.ByProcess[c] = mib(v) / float64(k)

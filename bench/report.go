@@ -43,19 +43,19 @@ func (rep *report) find(key string) *result {
 func (rep *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "Measured %s on %s, load average %s when it began. Every sandbox runs `/bin/true` from the same static busybox root (%s). "+
 		"Latency: %d runs of each, one at a time, interleaved in %d rounds; throughput: sandboxes started and waited for by N concurrent launchers, the median of %d interleaved %s windows; "+
-		"memory: %d sandboxes running `sleep` at once, the supervising processes' resident memory per sandbox (PSS shares pages among the copies).\n\n",
+		"memory: %d sandboxes running `sleep` at once, the supervising processes' memory per sandbox: resident (RSS), proportional (PSS: pages shared among processes, such as the binaries', divided among them) and anonymous (each process's own).\n\n",
 		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Host, rep.Load, rep.Busybox, rep.Runs, rep.Rounds, rep.Windows, rep.Duration, rep.Hold)
 	plain, bwrap := rep.find("plain"), rep.find("bwrap")
 	fmt.Fprint(w, "| runner | p50 ms | p90 ms | × plain | × bwrap |")
 	for _, l := range rep.Launchers {
 		fmt.Fprintf(w, " %d %s/s |", l, plural(l, "launcher"))
 	}
-	fmt.Fprintln(w, " RSS MiB/sandbox | PSS MiB/sandbox |")
+	fmt.Fprintln(w, " RSS MiB/sandbox | PSS | anon |")
 	fmt.Fprint(w, "|---|--:|--:|--:|--:|")
 	for range rep.Launchers {
 		fmt.Fprint(w, "--:|")
 	}
-	fmt.Fprintln(w, "--:|--:|")
+	fmt.Fprintln(w, "--:|--:|--:|")
 	for _, r := range rep.Results {
 		if r.failed() {
 			fmt.Fprintf(w, "| %s | failed: %s |\n", r.Name, oneLine(r.Error))
@@ -66,9 +66,9 @@ func (rep *report) markdown(w io.Writer) {
 			fmt.Fprintf(w, " %s |", num(r.Rate[l], "%.0f"))
 		}
 		if r.Held == 0 {
-			fmt.Fprintln(w, " — | — |")
+			fmt.Fprintln(w, " — | — | — |")
 		} else {
-			fmt.Fprintf(w, " %.2f | %.2f |\n", r.RSS, r.PSS)
+			fmt.Fprintf(w, " %.2f | %.2f | %.2f |\n", r.RSS, r.PSS, r.Anon)
 		}
 	}
 	fmt.Fprintln(w)

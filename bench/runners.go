@@ -238,20 +238,21 @@ func hideCgroup2() error {
 	return nil
 }
 
-// onThread runs f on a new goroutine locked to its thread, after setup
-// prepared that thread; the goroutine never unlocks it, so the thread ends
-// with it and what setup changed reaches nothing else. Without setup, f
-// runs on the calling goroutine.
+// onThread runs f on a new goroutine and waits for it. With setup, the
+// goroutine is locked to its thread and setup prepares that thread first;
+// the goroutine never unlocks it, so the thread ends with it and what
+// setup changed reaches nothing else. (The main goroutine holds the main
+// thread, which could not end: see main's init.) Without setup, the
+// goroutine is an ordinary one, as unlocked as the worker's launchers.
 func onThread(setup func() error, f func() error) error {
-	if setup == nil {
-		return f()
-	}
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		if err := setup(); err != nil {
-			errc <- err
-			return
+		if setup != nil {
+			runtime.LockOSThread()
+			if err := setup(); err != nil {
+				errc <- err
+				return
+			}
 		}
 		errc <- f()
 	}()

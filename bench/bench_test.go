@@ -148,6 +148,23 @@ func TestWriteReport(t *testing.T) {
 	assert.Contains(t, string(md), "| stockade in-process |")
 }
 
+func TestUpdateReadme(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "README.md")
+	before := "# x\n\n## Performance\n\n" + readmeBegin + "\n\nold table\n\n" + readmeEnd + "\n\nmore\n"
+	require.NoError(t, os.WriteFile(path, []byte(before), 0o644))
+	require.NoError(t, updateReadme(path, "| new | table |\n"))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "# x\n\n## Performance\n\n"+readmeBegin+"\n\n| new | table |\n\n"+readmeEnd+"\n\nmore\n", string(b))
+
+	// Without its markers the file is left alone.
+	require.NoError(t, os.WriteFile(path, []byte("# x\n"), 0o644))
+	assert.ErrorContains(t, updateReadme(path, "t"), "has no")
+	b, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "# x\n", string(b))
+}
+
 func TestOCISpec(t *testing.T) {
 	s := ociSpec("/tmp/root", []string{"/bin/true"})
 	assert.Equal(t, ociVersion, s.Version)

@@ -51,6 +51,7 @@ type options struct {
 	stockade  string
 	inproc    string
 	busybox   string
+	readme    string
 }
 
 // The main goroutine keeps the main thread to itself, so that onThread
@@ -72,6 +73,7 @@ func main() {
 	fs.StringVar(&o.stockade, "stockade", "", "the stockade command to measure (default: built from this tree)")
 	fs.StringVar(&o.inproc, "inproc", "", "the in-process worker (default: built from bench/inproc)")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "a static busybox to build the root from")
+	fs.StringVar(&o.readme, "readme", "", "also put results.md between the benchmark markers of `FILE` (README.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -182,6 +184,14 @@ func run(o *options) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(o.out, "results.{md,json,png}"))
+	if o.readme != "" {
+		var md strings.Builder
+		rep.markdown(&md)
+		if err := updateReadme(o.readme, md.String()); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "updated %s\n", o.readme)
+	}
 	var failed []string
 	for _, r := range rep.Results {
 		if r.failed() {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -213,4 +214,29 @@ func oneLine(s string) string {
 		s = s[:200] + "…"
 	}
 	return strings.ReplaceAll(s, "|", "\\|")
+}
+
+// The markers in the README between which --readme puts the results.
+const (
+	readmeBegin = "<!-- bench results: begin (go run ./bench --readme README.md) -->"
+	readmeEnd   = "<!-- bench results: end -->"
+)
+
+// updateReadme replaces what stands between the markers in the file at
+// path with md.
+func updateReadme(path, md string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("update readme: %w", err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, readmeBegin), strings.Index(s, readmeEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("update readme: %s has no %q line followed by %q", path, readmeBegin, readmeEnd)
+	}
+	s = s[:i+len(readmeBegin)] + "\n\n" + md + "\n" + s[j:]
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		return fmt.Errorf("update readme: %w", err)
+	}
+	return nil
 }

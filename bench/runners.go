@@ -60,8 +60,14 @@ func runners(e *env) (rs []*runner, missing []string) {
 		rs = append(rs, r)
 	}
 	add(plainRunner(e), nil)
-	add(inprocRunner(e, "stockade", "stockade in-process", false))
-	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits", true))
+	add(inprocRunner(e, "stockade", "stockade in-process",
+		"the default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp",
+		"-root", e.root))
+	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits",
+		"as above, plus a cgroup of its own with a 256 MiB memory and 64 task limit",
+		"-root", e.root, "-limits"))
+	add(inprocRunner(e, "stockade-host", "stockade in-process, host view",
+		"the zero Config: as above, on a tmpfs root with the host's /usr, /bin, /sbin, /lib* bound read-only and a generated /etc; runs the host's /bin/true"))
 	add(cliRunner(e), nil)
 	add(bwrapRunner(e))
 	add(ociRunner(e, "crun"))
@@ -79,19 +85,9 @@ func plainRunner(e *env) *runner {
 	}
 }
 
-func inprocRunner(e *env, key, name string, limits bool) (*runner, error) {
-	r := &runner{
-		Key: key, Name: name,
-		Isolation: "default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; seccomp",
-		Version:   "this tree",
-	}
-	if limits {
-		r.Isolation = "as above, plus a cgroup with a 256 MiB memory and 64 task limit"
-	}
-	args := []string{"-root", e.root}
-	if limits {
-		args = append(args, "-limits")
-	}
+// inprocRunner starts a worker with args (see bench/inproc).
+func inprocRunner(e *env, key, name, isolation string, args ...string) (*runner, error) {
+	r := &runner{Key: key, Name: name, Isolation: isolation, Version: "this tree"}
 	w, err := startWorker(e.inproc, args...)
 	if err != nil {
 		return r, err

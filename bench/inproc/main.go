@@ -35,13 +35,9 @@ import (
 )
 
 func main() {
-	root := flag.String("root", "", "the root directory of every sandbox")
+	root := flag.String("root", "", "the root directory of every sandbox (default: the host's view of the zero Config)")
 	limits := flag.Bool("limits", false, "give every sandbox a 256 MiB memory and 64 task limit")
 	flag.Parse()
-	if *root == "" {
-		fmt.Fprintln(os.Stderr, "inproc: -root is required")
-		os.Exit(2)
-	}
 	w := &worker{cfg: sandbox.Config{RootDir: *root, Timeout: time.Minute}}
 	if *limits {
 		w.cfg.Limits = sandbox.Limits{Memory: 256 << 20, Pids: 64}

@@ -73,12 +73,13 @@ func TestSummarize(t *testing.T) {
 // sample is a report as a full run makes it.
 func sample() *report {
 	res := func(key, name string, p50, r1, r8, rss float64) *result {
-		return &result{Key: key, Name: name, Isolation: "iso " + key, P50: p50, P90: p50 * 1.5,
+		return &result{Key: key, Name: name, Isolation: "iso " + key, P50: p50, P90: p50 * 1.5, CPU: p50 / 2,
 			Rate: map[int]float64{1: r1, 8: r8}, RSS: rss, PSS: rss / 2, Anon: rss / 4, Held: map[bool]int{true: 8}[rss > 0]}
 	}
 	in := res("stockade", "stockade in-process", 2, 500, 900, 2.5)
 	in.Stages = []stageTime{{"fork", 0.5}, {"total", 1.5}, {"exit", 0.5}}
 	in.ByProcess = map[string]float64{"exe": 2.25, "+owner": 0.25}
+	in.OwnCPU = 0.25
 	return &report{
 		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Host: "Linux test", Load: "0.10 0.20 0.30", Busybox: "BusyBox v1",
 		Runs: 100, Rounds: 10, Duration: "1s", Windows: 3, Launchers: []int{1, 8}, Hold: 8,
@@ -99,9 +100,9 @@ func TestMarkdown(t *testing.T) {
 	md := b.String()
 	for _, want := range []string{
 		"Measured 2026-01-02 03:04 UTC on Linux test, load average 0.10 0.20 0.30 when it began.",
-		"| runner | p50 ms | p90 ms | × plain | × bwrap | 1 launcher/s | 8 launchers/s | RSS MiB/sandbox | PSS | anon |",
-		"| plain exec | 1.00 | 1.50 | 1.00 | 0.20 | 1000 | 2000 | — | — | — |",
-		"| stockade in-process | 2.00 | 3.00 | 2.00 | 0.40 | 500 | 900 | 2.50 | 1.25 | 0.62 |",
+		"| runner | p50 ms | p90 ms | × plain | × bwrap | CPU ms | 1 launcher/s | 8 launchers/s | RSS MiB/sandbox | PSS | anon |",
+		"| plain exec | 1.00 | 1.50 | 1.00 | 0.20 | 0.50 | 1000 | 2000 | — | — | — |",
+		"| stockade in-process | 2.00 | 3.00 | 2.00 | 0.40 | 1.00 | 500 | 900 | 2.50 | 1.25 | 0.62 |",
 		// The error keeps to one line and cannot end the table's cell.
 		`| crun | failed: warm-up: crun: exit status 1: a \| b c |`,
 		"| in-process p50 ≤ 2.5 ms | 2.00 ms | met |",
@@ -110,6 +111,7 @@ func TestMarkdown(t *testing.T) {
 		"| in-process throughput ≥ 2 × bwrap's, 1 launcher | 2.50 × | met |",
 		"| in-process throughput ≥ 2 × bwrap's, 8 launchers | 3.00 × | met |",
 		"| supervisor RSS ≤ 3 MiB per running sandbox | 2.50 MiB | met |",
+		"CPU per sandbox: 1.00 ms, 0.25 in the program that embeds the library and 0.75 in the sandbox's init stage and command.",
 		"| fork | total | exit |",
 		"| 0.50 | 1.50 | 0.50 |",
 		"- stockade in-process: +owner 0.25, exe 2.25\n",
@@ -349,6 +351,10 @@ func TestSmoke(t *testing.T) {
 		assert.Len(t, r.Runs, 4, r.Name)
 		assert.Positive(t, r.P50, r.Name)
 		assert.GreaterOrEqual(t, r.P90, r.P50, r.Name)
+		// Even a plain exec of busybox costs some CPU; no sandbox costs a
+		// second of it.
+		assert.Greater(t, r.CPU, 0.01, r.Name)
+		assert.Less(t, r.CPU, 1000.0, r.Name)
 		assert.Positive(t, r.Rate[1], r.Name)
 		assert.Positive(t, r.Rate[2], r.Name)
 		assert.Len(t, r.Rates[2], 2, r.Name)
@@ -361,6 +367,8 @@ func TestSmoke(t *testing.T) {
 		assert.Greater(t, r.RSS, 0.5, r.Name)
 	}
 	require.NotEmpty(t, in.Stages)
+	assert.Positive(t, in.OwnCPU)
+	assert.Less(t, in.OwnCPU, in.CPU, "the init stages and commands cost CPU too")
 	assert.Equal(t, "exit", in.Stages[len(in.Stages)-1].Name)
 	assert.FileExists(t, filepath.Join(out, "results.png"))
 	assert.FileExists(t, filepath.Join(out, "results.md"))

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stockade/stockade/bench/internal/wire"
 )
 
@@ -25,6 +27,13 @@ type result struct {
 	Runs []float64 `json:"runs,omitempty"`
 	P50  float64   `json:"p50Ms"`
 	P90  float64   `json:"p90Ms"`
+	// CPU is the CPU time, in ms, one sandbox of the latency phase cost,
+	// user and system, of every process involved: the launching one
+	// included. OwnCPU is, for an in-process runner, the part the
+	// program that embeds the library used (the rest is the sandboxes'
+	// init stages and commands).
+	CPU    float64 `json:"cpuMs"`
+	OwnCPU float64 `json:"ownCPUMs,omitempty"`
 	// Rate is sandboxes per second by number of launchers: the median of
 	// Rates, one per throughput window.
 	Rate  map[int]float64   `json:"rate"`
@@ -48,8 +57,9 @@ type result struct {
 	Stages []stageTime `json:"stages,omitempty"`
 	Error  string      `json:"error,omitempty"`
 
-	stageSums  map[string]int64
-	stageOrder []string
+	stageSums   map[string]int64
+	stageOrder  []string
+	cpu, ownCPU time.Duration // of the latency runs
 }
 
 type stageTime struct {
@@ -102,6 +112,8 @@ func latency(r *runner, res *result, n int) error {
 		for _, d := range a.Runs {
 			res.Runs = append(res.Runs, ms(time.Duration(d)))
 		}
+		res.cpu += time.Duration(a.CPU)
+		res.ownCPU += time.Duration(a.OwnCPU)
 		if res.stageSums == nil {
 			res.stageSums, res.stageOrder = map[string]int64{}, a.Order
 		}
@@ -110,6 +122,8 @@ func latency(r *runner, res *result, n int) error {
 		}
 		return nil
 	}
+	cpu0 := cpuTime()
+	defer func() { res.cpu += cpuTime() - cpu0 }()
 	return onThread(r.thread, func() error {
 		for range n {
 			t := time.Now()
@@ -120,6 +134,15 @@ func latency(r *runner, res *result, n int) error {
 		}
 		return nil
 	})
+}
+
+// cpuTime is the CPU time the harness and the processes it waited for
+// have used, user and system.
+func cpuTime() time.Duration {
+	var self, kids unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &self)
+	unix.Getrusage(unix.RUSAGE_CHILDREN, &kids)
+	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + kids.Utime.Nano() + kids.Stime.Nano())
 }
 
 // throughput runs sandboxes of r from launchers concurrent launchers for
@@ -261,6 +284,8 @@ func (r *result) summarize() {
 	s := slices.Clone(r.Runs)
 	slices.Sort(s)
 	r.P50, r.P90 = percentile(s, 50), percentile(s, 90)
+	r.CPU = ms(r.cpu) / float64(len(r.Runs))
+	r.OwnCPU = ms(r.ownCPU) / float64(len(r.Runs))
 	if r.stageSums == nil {
 		return
 	}

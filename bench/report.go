@@ -43,16 +43,16 @@ func (rep *report) find(key string) *result {
 // isolates.
 func (rep *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "Measured %s on %s, load average %s when it began. Every sandbox runs `/bin/true` from the same static busybox root (%s). "+
-		"Latency: %d runs of each, one at a time, interleaved in %d rounds; throughput: sandboxes started and waited for by N concurrent launchers, the median of %d interleaved %s windows; "+
+		"Latency: %d runs of each, one at a time, interleaved in %d rounds, and the CPU time one of them cost (user and system, of every process involved, the launcher's included); throughput: sandboxes started and waited for by N concurrent launchers, the median of %d interleaved %s windows; "+
 		"memory: %d sandboxes running `sleep` at once, the supervising processes' memory per sandbox: resident (RSS), proportional (PSS: pages shared among processes, such as the binaries', divided among them) and anonymous (each process's own).\n\n",
 		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Host, rep.Load, rep.Busybox, rep.Runs, rep.Rounds, rep.Windows, rep.Duration, rep.Hold)
 	plain, bwrap := rep.find("plain"), rep.find("bwrap")
-	fmt.Fprint(w, "| runner | p50 ms | p90 ms | × plain | × bwrap |")
+	fmt.Fprint(w, "| runner | p50 ms | p90 ms | × plain | × bwrap | CPU ms |")
 	for _, l := range rep.Launchers {
 		fmt.Fprintf(w, " %d %s/s |", l, plural(l, "launcher"))
 	}
 	fmt.Fprintln(w, " RSS MiB/sandbox | PSS | anon |")
-	fmt.Fprint(w, "|---|--:|--:|--:|--:|")
+	fmt.Fprint(w, "|---|--:|--:|--:|--:|--:|")
 	for range rep.Launchers {
 		fmt.Fprint(w, "--:|")
 	}
@@ -62,7 +62,7 @@ func (rep *report) markdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s | failed: %s |\n", r.Name, oneLine(r.Error))
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.2f | %s | %s |", r.Name, r.P50, r.P90, ratio(r, plain), ratio(r, bwrap))
+		fmt.Fprintf(w, "| %s | %.2f | %.2f | %s | %s | %.2f |", r.Name, r.P50, r.P90, ratio(r, plain), ratio(r, bwrap), r.CPU)
 		for _, l := range rep.Launchers {
 			fmt.Fprintf(w, " %s |", num(r.Rate[l], "%.0f"))
 		}
@@ -152,7 +152,9 @@ func (rep *report) stages(w io.Writer) {
 		if len(r.Stages) == 0 || r.failed() {
 			continue
 		}
-		fmt.Fprintf(w, "Where a start of %s goes (mean ms; \"total\" is Start, \"exit\" the rest up to Wait's return):\n\n", r.Name)
+		fmt.Fprintf(w, "Where a start of %s goes (mean ms; \"total\" is Start, \"exit\" the rest up to Wait's return). "+
+			"CPU per sandbox: %.2f ms, %.2f in the program that embeds the library and %.2f in the sandbox's init stage and command.\n\n",
+			r.Name, r.CPU, r.OwnCPU, r.CPU-r.OwnCPU)
 		var head, rule, vals strings.Builder
 		for _, s := range r.Stages {
 			fmt.Fprintf(&head, " %s |", s.Name)

@@ -28,6 +28,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/stockade/stockade/bench/internal/wire"
@@ -90,6 +91,11 @@ func (w *worker) run(log *slog.Logger) error {
 func (w *worker) latency(n int, a *wire.Answer) error {
 	st := &stageSink{sums: map[string]int64{}}
 	log := slog.New(st)
+	own0, all0 := cpuTime()
+	defer func() {
+		own, all := cpuTime()
+		a.CPU, a.OwnCPU = int64(all-all0), int64(own-own0)
+	}()
 	for range n {
 		t := time.Now()
 		if err := w.run(log); err != nil {
@@ -146,6 +152,16 @@ func (w *worker) release() error {
 	}
 	w.held = nil
 	return nil
+}
+
+// cpuTime returns the CPU time this process has used, and that with its
+// waited-for descendants' (the sandboxes' init stages and commands).
+func cpuTime() (own, all time.Duration) {
+	var self, kids syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	own = time.Duration(self.Utime.Nano() + self.Stime.Nano())
+	return own, own + time.Duration(kids.Utime.Nano()+kids.Stime.Nano())
 }
 
 // stageSink is a slog handler that adds up the stage durations of the

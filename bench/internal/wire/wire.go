@@ -35,6 +35,11 @@ type Answer struct {
 	// of a Latency request, as the sandbox logs them; Order is their order.
 	Stages map[string]int64 `json:"stages,omitempty"`
 	Order  []string         `json:"order,omitempty"`
+	// CPU is the CPU time, in ns, that the worker and its sandboxes used
+	// during a Latency request, user and system; OwnCPU is the worker's
+	// own part of it.
+	CPU    int64 `json:"cpu,omitempty"`
+	OwnCPU int64 `json:"ownCPU,omitempty"`
 	// Done and Elapsed are a Throughput request's completed sandboxes and
 	// the time they took, in ns.
 	Done    int64 `json:"done,omitempty"`

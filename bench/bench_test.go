@@ -167,6 +167,22 @@ func TestUpdateReadme(t *testing.T) {
 	assert.Equal(t, "# x\n", string(b))
 }
 
+// TestRewrite writes a saved run's outputs again, as --from does.
+func TestRewrite(t *testing.T) {
+	first, again := t.TempDir(), t.TempDir()
+	require.NoError(t, sample().write(first))
+	require.NoError(t, rewrite(&options{from: filepath.Join(first, "results.json"), out: again}))
+	for _, f := range []string{"results.md", "results.json"} {
+		want, err := os.ReadFile(filepath.Join(first, f))
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(again, f))
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), f)
+	}
+	assert.FileExists(t, filepath.Join(again, "results.png"))
+	assert.Error(t, rewrite(&options{from: filepath.Join(first, "none.json"), out: again}))
+}
+
 func TestOCISpec(t *testing.T) {
 	s := ociSpec("/tmp/root", []string{"/bin/true"})
 	assert.Equal(t, ociVersion, s.Version)

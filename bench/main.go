@@ -52,6 +52,7 @@ type options struct {
 	inproc    string
 	busybox   string
 	readme    string
+	from      string
 }
 
 // The main goroutine keeps the main thread to itself, so that onThread
@@ -73,6 +74,7 @@ func main() {
 	fs.StringVar(&o.stockade, "stockade", "", "the stockade command to measure (default: built from this tree)")
 	fs.StringVar(&o.inproc, "inproc", "", "the in-process worker (default: built from bench/inproc)")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "a static busybox to build the root from")
+	fs.StringVar(&o.from, "from", "", "measure nothing: write the results of an earlier run's results.json `FILE` again")
 	fs.StringVar(&o.readme, "readme", "", "also put results.md between the benchmark markers of `FILE` (README.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,6 +84,13 @@ func main() {
 	}
 	if o.smoke {
 		o.runs, o.rounds, o.duration, o.windows, o.launchers, o.hold = 6, 2, 300*time.Millisecond, 1, []int{1, 2}, 2
+	}
+	if o.from != "" {
+		if err := rewrite(&o); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -177,20 +186,8 @@ func run(o *options) error {
 	measureAll(o, rs, rep.Results, p)
 	p.finish()
 
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
+	if err := rep.save(o); err != nil {
 		return err
-	}
-	if err := rep.write(o.out); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(o.out, "results.{md,json,png}"))
-	if o.readme != "" {
-		var md strings.Builder
-		rep.markdown(&md)
-		if err := updateReadme(o.readme, md.String()); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "updated %s\n", o.readme)
 	}
 	var failed []string
 	for _, r := range rep.Results {
@@ -256,6 +253,40 @@ func measureAll(o *options, rs []*runner, results []*result, p *progress) {
 		}
 		return memory(r, res, o.hold)
 	})
+}
+
+// rewrite writes the outputs of the report in o.from again, as they
+// would come out of this tree, without measuring anything.
+func rewrite(o *options) error {
+	b, err := os.ReadFile(o.from)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", o.from, err)
+	}
+	return rep.save(o)
+}
+
+// save writes the report to o.out and, with o.readme, to the README.
+func (rep *report) save(o *options) error {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", filepath.Join(o.out, "results.{md,json,png}"))
+	if o.readme != "" {
+		var md strings.Builder
+		rep.markdown(&md)
+		if err := updateReadme(o.readme, md.String()); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "updated %s\n", o.readme)
+	}
+	return nil
 }
 
 // write writes results.md, results.json and results.png to dir.

@@ -42,12 +42,17 @@ func (rep *report) writePlot(path string) error {
 		names[i] = r.Name
 	}
 
+	const w, h = 12 * vg.Inch, 5 * vg.Inch
+	// The room each runner has on the y axis (less the titles and the x
+	// axis), four fifths of it filled by its bars.
+	room := (h - vg.Inch) / vg.Length(len(rs)) * 0.8
+
 	lat := plot.New()
 	lat.Title.Text = "start to exit, one at a time: p50 (light), p90 (dark)"
 	lat.X.Label.Text = "ms"
 	if err := bars(lat, []string{"p50", "p90"}, func(s int, r *result) float64 {
 		return []float64{r.P50, r.P90}[s]
-	}, rs); err != nil {
+	}, rs, room); err != nil {
 		return err
 	}
 	lat.NominalY(names...)
@@ -62,14 +67,13 @@ func (rep *report) writePlot(path string) error {
 	thr.X.Label.Text = "sandboxes per second"
 	if err := bars(thr, series, func(s int, r *result) float64 {
 		return r.Rate[rep.Launchers[s]]
-	}, rs); err != nil {
+	}, rs, room); err != nil {
 		return err
 	}
 	thr.NominalY(names...)
 	// The names are on the left panel's axis already.
 	thr.Y.Tick.Label.Color = color.Transparent
 
-	const w, h = 12 * vg.Inch, 5 * vg.Inch
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Centimeter / 2, PadTop: vg.Centimeter / 4,
@@ -91,10 +95,10 @@ func (rep *report) writePlot(path string) error {
 
 // bars adds to p a group of horizontal bars per runner, one per series
 // (the titles say which is which: a legend would cover the longest bars),
-// with value(series, runner) as their lengths.
-func bars(p *plot.Plot, series []string, value func(int, *result) float64, rs []*result) error {
-	const height = 5 * vg.Millimeter
+// with value(series, runner) as their lengths, in room on the y axis.
+func bars(p *plot.Plot, series []string, value func(int, *result) float64, rs []*result, room vg.Length) error {
 	n := len(series)
+	height := min(room/vg.Length(n), 5*vg.Millimeter)
 	for s := range series {
 		vs := make(plotter.Values, len(rs))
 		for i, r := range rs {

@@ -18,6 +18,8 @@
 //   - [github.com/stockade/stockade/netns] gives sandboxes their networks:
 //     network namespaces held as descriptors, veth links to the host,
 //     private networks, forwarded ports and a pool of ready namespaces.
+//   - cmd/stockade is a command line over the same API (stockade run,
+//     probe, version), with flags named as bwrap and nsjail users expect.
 //   - internal/initproc is the init stage that runs inside each sandbox;
 //     internal/proto is what it and the parent say to each other;
 //     internal/linux holds the capability, loopback and time namespace

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -122,6 +123,8 @@ var fieldFlags = []struct{ field, flag string }{
 	{"Limits.CPUTime", "--cpu-time"},
 	{"Limits.Output", "--output-limit"},
 	{"Limits.CgroupParent", "--cgroup-parent"},
+	{"Network", "--net"},
+	{"Security.SeccompProfile", "--seccomp"},
 }
 
 // defineRun defines the flags of "stockade run" on p. Each flag sets one
@@ -164,6 +167,27 @@ func (o *runOptions) define(p *parser) {
 	fs.Var(sizeValue{&c.Limits.Output}, "output-limit", "most bytes the command may write to stdout and stderr together")
 	fs.StringVar(&c.Limits.CgroupParent, "cgroup-parent", "", "create the sandbox's cgroup under `PATH`, relative to stockade's own cgroup or absolute (default stockade)")
 	fs.BoolVar(&c.Limits.BestEffort, "best-effort-limits", false, "for an ordinary user without a delegated cgroup: apply rlimits instead of failing")
+	fs.Func("net", "network: `none` (default: only loopback), host (the host's network, NOT isolated) or link (a veth link to the host; the sandbox reaches only its gateway)", func(v string) error {
+		switch v {
+		case "none":
+			c.Network.ShareHost, c.Network.Link = false, nil
+		case "host":
+			c.Network.ShareHost, c.Network.Link = true, nil
+		case "link":
+			c.Network.ShareHost, c.Network.Link = false, &sandbox.Link{}
+		default:
+			return fmt.Errorf("want none, host or link, not %q", v)
+		}
+		return nil
+	})
+	fs.Func("seccomp", "use the Docker-format seccomp profile in `FILE` instead of the default filter", func(file string) error {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		c.Security.SeccompProfile = b
+		return nil
+	})
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stderr")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print a summary of the result on stderr")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")

@@ -14,7 +14,10 @@ import (
 	"github.com/stockade/stockade/sandbox"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+func TestMain(m *testing.M) {
+	// --net link sets up the process-wide networking; release it first.
+	testutil.MainThen(m, func() { sandbox.CloseNetworking() })
+}
 
 // parseRun parses the flags and command of "stockade run" into a Config.
 func parseRun(args ...string) (sandbox.Config, *runOptions, error) {

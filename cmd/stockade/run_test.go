@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -306,4 +307,40 @@ func TestBinaryUsage(t *testing.T) {
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, exitUsage, ee.ExitCode())
 	assert.Contains(t, string(out), `"--memory"`)
+}
+
+func TestRunNetwork(t *testing.T) {
+	testutil.RequireRoot(t) // a link needs host root
+	bb := testutil.Busybox(t)
+	status, out, errOut := stockadeRun(t, "--net", "link", "--", bb, "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '")
+	require.Equal(t, 0, status, errOut)
+	assert.Equal(t, "eth0 lo ", out, "a link adds one interface")
+	status, out, errOut = stockadeRun(t, "--", bb, "sh", "-c", "tail -n +3 /proc/net/dev | wc -l")
+	require.Equal(t, 0, status, errOut)
+	assert.Equal(t, "1\n", out, "only lo by default")
+	hostIfs, err := os.ReadDir("/sys/class/net")
+	require.NoError(t, err)
+	status, out, errOut = stockadeRun(t, "--net", "host", "--", bb, "sh", "-c", "tail -n +3 /proc/net/dev | wc -l")
+	require.Equal(t, 0, status, errOut)
+	assert.Equal(t, fmt.Sprintf("%d\n", len(hostIfs)), out, "the host's interfaces")
+	status, _, errOut = stockadeRun(t, "--net", "wifi", "--", "true")
+	assert.Equal(t, 2, status)
+	assert.Contains(t, errOut, "--net")
+}
+
+func TestRunSeccompProfile(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	bb := testutil.Busybox(t)
+	profile := filepath.Join(t.TempDir(), "profile.json")
+	require.NoError(t, os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644))
+	status, out, errOut := stockadeRun(t, "--seccomp", profile, "--", bb, "sh", "-c", "mkdir /tmp/x 2>/dev/null && echo made || echo refused; touch /tmp/y && echo touched")
+	require.Equal(t, 0, status, errOut)
+	assert.Equal(t, "refused\ntouched\n", out)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["nosuchcall"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644))
+	status, _, errOut = stockadeRun(t, "--seccomp", bad, "--", "true")
+	assert.Equal(t, 2, status)
+	assert.Contains(t, errOut, "--seccomp")
+	status, _, _ = stockadeRun(t, "--seccomp", "/no/such/file", "--", "true")
+	assert.Equal(t, 2, status)
 }

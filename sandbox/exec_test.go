@@ -50,7 +50,8 @@ func TestExecSharesState(t *testing.T) {
 	assert.Equal(t, []string{"one", "1000", "/work", "started"}, lines(out))
 	assert.Equal(t, Exited, res.Reason)
 	// The background sleep of the previous Exec is still there.
-	out, _, err = execSh(t, sb, `ps -o comm | grep -c sleep`)
+	// The shell's child may not have become sleep yet: wait for it.
+	out, _, err = execSh(t, sb, `for i in $(seq 100); do ps -o comm | grep -q sleep && break; sleep 0.05; done; ps -o comm | grep -c sleep`)
 	require.NoError(t, err, out)
 	assert.Equal(t, "1\n", out)
 
@@ -154,7 +155,7 @@ func TestCommandSandboxExec(t *testing.T) {
 	testutil.RequireRoot(t)
 	sb := New(Config{Args: []string{"sleep", "100"}})
 	require.NoError(t, sb.Start(context.Background()))
-	out, _, err := execSh(t, sb, "ps -o comm | grep -c sleep")
+	out, _, err := execSh(t, sb, "for i in $(seq 100); do ps -o comm | grep -q sleep && break; sleep 0.05; done; ps -o comm | grep -c sleep")
 	require.NoError(t, err)
 	assert.Equal(t, "1\n", out)
 	require.NoError(t, sb.Kill(syscall.SIGTERM))

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,29 +83,18 @@ func TestExecSharesState(t *testing.T) {
 
 func TestExecConcurrent(t *testing.T) {
 	sb := longLived(t, Config{})
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for i := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var out strings.Builder
-			_, err := sb.Exec(context.Background(), Cmd{
-				Args:   []string{"sh", "-c", fmt.Sprintf("echo %d; cat", i)},
-				Stdin:  strings.NewReader(fmt.Sprintf("in%d\n", i)),
-				Stdout: &out,
-			})
-			if err == nil && out.String() != fmt.Sprintf("%d\nin%d\n", i, i) {
-				err = fmt.Errorf("exec %d printed %q", i, out.String())
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
+	concurrently(t, 16, func(i int) error {
+		var out strings.Builder
+		_, err := sb.Exec(context.Background(), Cmd{
+			Args:   []string{"sh", "-c", fmt.Sprintf("echo %d; cat", i)},
+			Stdin:  strings.NewReader(fmt.Sprintf("in%d\n", i)),
+			Stdout: &out,
+		})
+		if err == nil && out.String() != fmt.Sprintf("%d\nin%d\n", i, i) {
+			err = fmt.Errorf("exec %d printed %q", i, out.String())
+		}
+		return err
+	})
 }
 
 func TestExecTimeoutAndCancel(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -195,25 +194,14 @@ func TestInvalidConfigCreatesNothing(t *testing.T) {
 func TestConcurrentSandboxes(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for i := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var out strings.Builder
-			_, err := New(testConfig(Config{Args: []string{bb, "sh", "-c", "echo $0", strconv.Itoa(i)}, Stdout: &out})).Run(context.Background())
-			if err == nil && out.String() != strconv.Itoa(i)+"\n" {
-				err = fmt.Errorf("sandbox %d printed %q", i, out.String())
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
+	concurrently(t, 16, func(i int) error {
+		var out strings.Builder
+		_, err := New(testConfig(Config{Args: []string{bb, "sh", "-c", "echo $0", strconv.Itoa(i)}, Stdout: &out})).Run(context.Background())
+		if err == nil && out.String() != strconv.Itoa(i)+"\n" {
+			err = fmt.Errorf("sandbox %d printed %q", i, out.String())
+		}
+		return err
+	})
 }
 
 // TestMainNeverRunsInside starts this test binary the way a sandbox starts

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,25 +42,14 @@ func TestPoolRunsInFreshSandboxes(t *testing.T) {
 
 func TestPoolConcurrent(t *testing.T) {
 	p := newTestPool(t, Config{}, 4)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for i := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var out strings.Builder
-			_, err := p.Run(context.Background(), Cmd{Args: []string{"sh", "-c", fmt.Sprintf("echo %d; echo $$ > /work/me", i)}, Stdout: &out})
-			if err == nil && out.String() != fmt.Sprintf("%d\n", i) {
-				err = fmt.Errorf("run %d printed %q", i, out.String())
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
+	concurrently(t, 16, func(i int) error {
+		var out strings.Builder
+		_, err := p.Run(context.Background(), Cmd{Args: []string{"sh", "-c", fmt.Sprintf("echo %d; echo $$ > /work/me", i)}, Stdout: &out})
+		if err == nil && out.String() != fmt.Sprintf("%d\n", i) {
+			err = fmt.Errorf("run %d printed %q", i, out.String())
+		}
+		return err
+	})
 }
 
 func TestPoolTimeoutAndClose(t *testing.T) {

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -172,15 +174,26 @@ func (s *Sandbox) Wait() (*Result, error) {
 
 // Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
 // once: every process in it dies with the command. Other signals go to the
-// command's process only, through the sandbox's init.
+// command's process only, through the sandbox's init. A sig that is not a
+// signal (1 to 64) returns an error matching unix.EINVAL; a sandbox that
+// was never started returns ErrNotStarted, and one that has ended, even
+// while Kill ran, ErrFinished.
 func (s *Sandbox) Kill(sig syscall.Signal) error {
+	if sig < 1 || sig > maxSignal {
+		return fmt.Errorf("stockade: kill: %d is not a signal (1 to %d): %w", int(sig), maxSignal, unix.EINVAL)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.runningLocked(); err != nil {
 		return err
 	}
 	if sig == unix.SIGKILL {
-		return s.cmd.Process.Kill()
+		err := s.cmd.Process.Kill()
+		if errors.Is(err, os.ErrProcessDone) {
+			// The init has exited, but the Result is not final yet.
+			return ErrFinished
+		}
+		return err
 	}
 	if err := send(s.conn, &proto.Request{Signal: int(sig)}); err != nil {
 		return ErrFinished
@@ -208,6 +221,9 @@ func (s *Sandbox) Close() error {
 	<-s.done
 	return nil
 }
+
+// maxSignal is the last signal number Linux has (SIGRTMAX).
+const maxSignal = 64
 
 // runningLocked returns nil when the sandbox runs, and why not otherwise.
 // The caller holds s.mu.

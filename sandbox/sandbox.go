@@ -74,8 +74,15 @@ func New(cfg Config) *Sandbox {
 	}
 }
 
-// Run starts the sandbox and waits for it to end. See Start and Wait.
+// Run starts the sandbox and waits for it to end. See Start and Wait. Like
+// os/exec, Run needs a command: for a Config without Args it returns a
+// *ConfigError naming Args and creates nothing, since such a sandbox ends
+// only when closed (start it with Start, use it with Exec, end it with
+// Close).
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
+	if len(s.cfg.Args) == 0 {
+		return nil, configErr("Args", "Run needs a command; a sandbox without one is started with Start and ended with Close")
+	}
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -87,7 +94,9 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 // bad config, before anything is created, and a *SetupError (matching
 // ErrSetup) when a setup step fails, after removing everything it created.
 // When ctx is done before the sandbox ends, every process in it is killed
-// and the Result's Reason is Cancelled.
+// and the Result's Reason is Cancelled. A Config without Args makes a
+// long-lived sandbox: Start returns once it is ready, Exec runs commands
+// in it, and it lives until Close (or ctx, or its Timeout) ends it.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

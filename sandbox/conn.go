@@ -39,6 +39,47 @@ func send(c *os.File, m proto.Message) error {
 	return err
 }
 
+// writeFiles writes the encoded message b on the socket c, with fds as
+// SCM_RIGHTS, packed into a memory file when it is too long for a packet
+// (see proto.Pack). It waits while the socket is full, until c's write
+// deadline.
+func writeFiles(c *os.File, b []byte, fds []int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return packed(b, fds, func(pkt, oob []byte) error {
+		var sendErr error
+		err := rc.Write(func(fd uintptr) bool {
+			sendErr = unix.Sendmsg(int(fd), pkt, oob, nil, unix.MSG_NOSIGNAL)
+			return sendErr != unix.EAGAIN
+		})
+		if err != nil {
+			return err
+		}
+		return sendErr
+	})
+}
+
+// packed packs the encoded message b (see proto.Pack) and has write send
+// the packet and its descriptors, fds after the memory file if there is
+// one.
+func packed(b []byte, fds []int, write func(pkt, oob []byte) error) error {
+	pkt, mfd, err := proto.Pack(b)
+	if err != nil {
+		return err
+	}
+	if mfd >= 0 {
+		defer unix.Close(mfd) // the packet holds its own reference
+		fds = append([]int{mfd}, fds...)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	return write(pkt, oob)
+}
+
 // maxReport bounds the size of a report from the init.
 const maxReport = 64 << 10
 

@@ -169,11 +169,19 @@ func (cmd *Cmd) request(cfg *Config, id identity) (*proto.Exec, error) {
 			return nil, configErr(fmtIndex("Cmd.ExtraFiles", i), "must not be nil")
 		}
 	}
+	if len(cmd.ExtraFiles) > maxExecFiles {
+		return nil, configErr("Cmd.ExtraFiles", "%d files are more than the %d one request carries", len(cmd.ExtraFiles), maxExecFiles)
+	}
 	if cmd.Timeout < 0 {
 		return nil, configErr("Cmd.Timeout", "must not be negative")
 	}
 	return x, nil
 }
+
+// maxExecFiles is the most ExtraFiles an Exec request carries: the
+// packet's descriptors less the standard streams and a packed request's
+// memory file.
+const maxExecFiles = proto.MaxFiles - 4
 
 // signal asks the init to send sig to the process of an Exec request.
 func (s *Sandbox) signal(id int64, sig syscall.Signal) {
@@ -191,19 +199,7 @@ func (s *Sandbox) sendFiles(req *proto.Request, fds []int) error {
 	if err != nil {
 		return err
 	}
-	rc, err := s.conn.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var sendErr error
-	err = rc.Write(func(fd uintptr) bool {
-		sendErr = unix.Sendmsg(int(fd), b, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
-		return sendErr != unix.EAGAIN
-	})
-	if err != nil {
-		return err
-	}
-	return sendErr
+	return writeFiles(s.conn, b, fds)
 }
 
 // stdio holds the standard streams and extra files of an Exec'd process:

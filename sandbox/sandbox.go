@@ -250,7 +250,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	// with subordinate ids it waits for the maps instead.
 	if id.viaHelpers {
 		l.spec = data
-	} else if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
+	} else if err := packed(data, nil, func(pkt, oob []byte) error {
+		return unix.Sendmsg(parentFD, pkt, oob, nil, unix.MSG_NOSIGNAL)
+	}); err != nil {
 		return l, setupErr("send-spec", "", err)
 	}
 	s.cmd = cfg.initCommand(child, id)

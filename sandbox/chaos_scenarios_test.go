@@ -537,10 +537,15 @@ func scStopCommand(r *chaosRound) {
 // still end the sandbox, and (close) Close.
 func scStopInit(r *chaosRound, close bool) {
 	cfg := Config{Args: []string{r.bb, "sleep", "30"}, Timeout: r.between(50*time.Millisecond, 300*time.Millisecond)}
+	e := newExpect("timeout")
+	if close {
+		// Close alone must end it, without a Timeout to fall back on.
+		cfg.Timeout = 0
+		e = newExpect()
+	}
 	if r.chance(0.3) {
 		cfg.Limits.Pids = 128
 	}
-	e := newExpect("timeout")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sb := New(cfg)
@@ -550,7 +555,6 @@ func scStopInit(r *chaosRound, close bool) {
 	}
 	r.signalInit(sb, unix.SIGSTOP)
 	if close {
-		cfg.Timeout = 0 // Close must not need the Timeout
 		r.ender(t, cancel, e, "close")
 	} else {
 		r.ender(t, cancel, e, "cancel", "kill", "wait", "stats")
@@ -849,8 +853,12 @@ func scKillBadSignal(r *chaosRound) {
 // scEmptyArgs runs a sandbox without a command: "no command" must be an
 // error, as in os/exec.
 func scEmptyArgs(r *chaosRound) {
+	sb := New(Config{})
+	r.mu.Lock()
+	r.rescues = append(r.rescues, func() { sb.Close() })
+	r.mu.Unlock()
 	var err error
-	r.do("Run (no Args)", chaosGrace, func() { _, err = New(Config{}).Run(context.Background()) })
+	r.do("Run (no Args)", chaosGrace, func() { _, err = sb.Run(context.Background()) })
 	r.checkErr("Run (no Args)", errOrFail(r, err), ErrInvalidConfig)
 }
 

@@ -124,8 +124,13 @@ func (r *chaosRound) fail(format string, args ...any) {
 	if n > 20 {
 		return // counted; the first ones say enough
 	}
-	r.c.t.Errorf("chaos round %d, scenario %s, seed %#x (replay: STOCKADE_CHAOS_SEED=%#x STOCKADE_CHAOS_STRICT=1 go test ./sandbox -run TestChaos):\n  %s\n  steps:\n    %s",
-		r.n, r.scenario, r.seed, r.seed, msg, trace)
+	// The seed picks the scenario among those STOCKADE_CHAOS_ONLY lets run.
+	only := ""
+	if r.c.set.only != nil {
+		only = fmt.Sprintf("STOCKADE_CHAOS_ONLY='%s' ", r.c.set.only)
+	}
+	r.c.t.Errorf("chaos round %d, scenario %s, seed %#x (replay: STOCKADE_CHAOS_SEED=%#x %sSTOCKADE_CHAOS_STRICT=1 go test ./sandbox -run TestChaos):\n  %s\n  steps:\n    %s",
+		r.n, r.scenario, r.seed, r.seed, only, msg, trace)
 }
 
 // knownBug reports whether a result that shows bug may pass: it does,

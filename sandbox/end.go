@@ -78,6 +78,9 @@ func (s *Sandbox) drainReports() {
 			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
 			return true // never wait
 		})
+		if rerr == unix.ECONNRESET {
+			continue // said once, ahead of what is queued (see readReport)
+		}
 		if err != nil || rerr != nil || n <= 0 {
 			return
 		}

@@ -256,3 +256,22 @@ func TestLateReaderKeepsTheFinalReport(t *testing.T) {
 	require.NotNil(t, sb.final, "the final report was lost")
 	assert.Equal(t, proto.Exited, sb.final.Kind)
 }
+
+// TestReportOfAnInitThatLeftRequestsUnread: an init that exits with a
+// request of the parent unread (a Close or an Exec racing its end) makes
+// the kernel fail the parent's next read with ECONNRESET, ahead of the
+// reports still queued. Those still count: the final report used to be
+// lost, and a normal exit reported as a SetupError "exit status 0".
+func TestReportOfAnInitThatLeftRequestsUnread(t *testing.T) {
+	parent, child, err := socketPair()
+	require.NoError(t, err)
+	sb := New(Config{})
+	sb.conn = os.NewFile(uintptr(parent), "test-control")
+	defer sb.conn.Close()
+	require.NoError(t, send(sb.conn, &proto.Request{Close: true}))
+	require.NoError(t, proto.Send(child, &proto.Report{Kind: proto.Exited}))
+	require.NoError(t, unix.Close(child)) // the init exits, the request unread
+	sb.readLoop()
+	require.NotNil(t, sb.final, "the final report was lost")
+	assert.Equal(t, proto.Exited, sb.final.Kind)
+}

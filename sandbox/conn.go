@@ -86,11 +86,17 @@ const maxReport = 64 << 10
 func (s *Sandbox) readReport() (*proto.Report, error) {
 	buf := make([]byte, maxReport)
 	n, err := s.conn.Read(buf)
-	if n == 0 || errors.Is(err, io.EOF) {
+	if errors.Is(err, unix.ECONNRESET) {
+		// The init exited with requests of ours unread (a Close or an Exec
+		// racing its end). The kernel says so once, ahead of the reports
+		// it sent before, which are still queued.
+		n, err = s.conn.Read(buf)
+	}
+	if errors.Is(err, io.EOF) || err == nil && n == 0 {
 		return nil, proto.ErrClosed
 	}
 	if err != nil {
-		return nil, err
+		return nil, err // a deadline, say: readLoop tells them apart
 	}
 	var rep proto.Report
 	if err := rep.UnmarshalBinary(buf[:n]); err != nil {

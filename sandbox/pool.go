@@ -104,10 +104,21 @@ func (p *Pool) refill() {
 	}
 }
 
+// start starts a sandbox for the pool. Close interrupts a start under
+// way, but must not end a sandbox that has started: a Run may be using it,
+// and runs under way finish first.
 func (p *Pool) start() (*Sandbox, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(p.ctx))
+	stop := context.AfterFunc(p.ctx, cancel)
 	sb := New(p.cfg)
-	if err := sb.Start(p.ctx); err != nil {
+	if err := sb.Start(ctx); err != nil {
+		cancel()
 		return nil, err
+	}
+	if !stop() {
+		// Close came as the start ended, and the cancel ends the sandbox.
+		sb.Close()
+		return nil, ErrPoolClosed
 	}
 	return sb, nil
 }

@@ -88,7 +88,9 @@ type Limits struct {
 	// the rest is discarded, and the Result's Reason is OutputLimit. The
 	// bytes are counted in the calling process, so with a limit an
 	// *os.File given as Stdout or Stderr is fed through a pipe, and output
-	// sent nowhere (a nil Stdout or Stderr) counts too.
+	// sent nowhere (a nil Stdout or Stderr) counts too. Each process
+	// started by Exec has a limit of its own: it is killed, not the
+	// sandbox, with the same Reason.
 	Output int64
 
 	// Rlimits are the resource limits (setrlimit) of each process of the

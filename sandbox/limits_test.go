@@ -495,3 +495,78 @@ func TestStartTimeoutErr(t *testing.T) {
 	stop()
 	assert.NoError(t, noLimit.Err(), "no Timeout, no deadline")
 }
+
+// TestLimitCPUTimeGroupRemoved: when the sandbox's control group is
+// removed from outside while the command spins, the CPU time limit still
+// ends it, counted from /proc, instead of silently letting it run to its
+// Timeout.
+func TestLimitCPUTimeGroupRemoved(t *testing.T) {
+	requireCgroup(t)
+	testutil.RequireUserNamespaces(t)
+	cfg := shell(t, `while :; do :; done`)
+	cfg.Limits.CPUTime = 500 * time.Millisecond
+	cfg.Timeout = 15 * time.Second
+	sb := New(cfg)
+	require.NoError(t, sb.Start(context.Background()))
+	removeGroupFromOutside(t, sb.lim.group.Name())
+	res, err := sb.Wait()
+	require.Error(t, err)
+	require.NotNil(t, res, "%v", err)
+	cpu := res.UserTime + res.SystemTime
+	t.Logf("%v: CPU %v for a limit of %v (wall %v)", res, cpu, cfg.Limits.CPUTime, res.Wall)
+	assert.Equal(t, CPUTimeLimit, res.Reason, "%v", res)
+	assert.GreaterOrEqual(t, cpu, cfg.Limits.CPUTime, "killed before the limit")
+	assertNoChildren(t)
+}
+
+// removeGroupFromOutside moves every process of the cgroup name to the
+// root of its hierarchy and removes its directories, as an administrator
+// (or a cleanup job) might.
+func removeGroupFromOutside(t *testing.T, name string) {
+	t.Helper()
+	var dirs []string
+	walkDirs("/sys/fs/cgroup", func(p string) {
+		if filepath.Base(p) == name {
+			dirs = append(dirs, p)
+		}
+	})
+	require.NotEmpty(t, dirs)
+	for _, dir := range dirs {
+		root := "/sys/fs/cgroup"
+		if _, err := os.Stat(root + "/cgroup.procs"); err != nil {
+			// v1: each hierarchy is mounted one level down.
+			rel, err := filepath.Rel(root, dir)
+			require.NoError(t, err)
+			root = filepath.Join(root, strings.SplitN(rel, "/", 2)[0])
+		}
+		require.Eventually(t, func() bool {
+			b, err := os.ReadFile(dir + "/cgroup.procs")
+			if err != nil {
+				return false
+			}
+			for _, pid := range strings.Fields(string(b)) {
+				os.WriteFile(root+"/cgroup.procs", []byte(pid), 0)
+			}
+			return os.Remove(dir) == nil
+		}, 10*time.Second, 10*time.Millisecond, "cannot remove %s", dir)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	for _, tt := range []struct {
+		stat            string
+		ppid, user, sys int64
+		ok              bool
+	}{
+		{"42 (sh) R 7 42 42 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 5 100 1", 7, 44, 66, true},
+		{"42 (a) b) c) S 1 42 42 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 100 1", 1, 4, 6, true},
+		{"42 (sh) R 7 42", 0, 0, 0, false},
+		{"42 sh R", 0, 0, 0, false},
+	} {
+		ppid, user, sys, ok := parseStat([]byte(tt.stat))
+		assert.Equal(t, tt.ok, ok, tt.stat)
+		if tt.ok {
+			assert.Equal(t, []int64{tt.ppid, tt.user, tt.sys}, []int64{ppid, user, sys}, tt.stat)
+		}
+	}
+}

@@ -170,7 +170,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.logStages(cfg)
 	s.id = id
 	go s.readLoop()
-	s.lim.watch(cpus)
+	s.lim.watch(cpus, s.cmd.Process.Pid)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
 }

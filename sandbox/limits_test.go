@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,31 +107,27 @@ func TestLimitForkBomb(t *testing.T) {
 	cfg := selfInSandbox(t, "forkbomb")
 	cfg.Limits.Pids = 64
 	cfg.Timeout = 2 * time.Second
+	requireCgroup(t)
 
-	// A host-side goroutine that keeps counting while the bomb goes off.
-	var ticks atomic.Int64
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-				ticks.Add(1)
-			}
-		}
-	}()
+	// The host's pace before the bomb, and while it goes off: a goroutine
+	// that counts 1 ms sleeps. The machine may be loaded by other runs,
+	// so the bomb is measured against the pace of the moment.
+	before := startLatenessProbe(t)
+	time.Sleep(500 * time.Millisecond)
+	before.Stop()
+	during := startLatenessProbe(t)
 	sb, res, err := runLimited(t, cfg)
-	close(stop)
+	during.Stop()
 	require.Error(t, err)
 	require.NotNil(t, res, "%v", err)
 	assert.Equal(t, Timeout, res.Reason, "%v", err)
+	// A refused fork means the bomb reached the limit; the peak is a
+	// sampled lower bound on v1, so only its ceiling is certain.
 	assert.Positive(t, res.ForksRefused, "no fork was refused")
 	assert.LessOrEqual(t, res.PidsPeak, int64(64))
-	assert.Greater(t, res.PidsPeak, int64(32))
-	// Two seconds of 1 ms ticks: even a loaded host manages a fraction.
-	t.Logf("%d forks refused, %d host ticks in %v", res.ForksRefused, ticks.Load(), res.Wall)
-	assert.Greater(t, ticks.Load(), int64(100), "the host stopped making progress")
+	t.Logf("%d forks refused, peak %d; host pace %.0f ticks/s before, %.0f during (worst lateness %v)",
+		res.ForksRefused, res.PidsPeak, before.rate(), during.rate(), during.late)
+	assert.Greater(t, during.rate(), before.rate()/20, "the host nearly stopped while the bomb went off")
 	assertNoGroup(t, sb)
 	assertNoChildren(t)
 }
@@ -193,20 +188,27 @@ func TestLimitMemoryOOM(t *testing.T) {
 
 // TestLimitCPUTime: a spinner is killed once it has used Limits.CPUTime,
 // within the tolerance the field's documentation states (up to 20 ms past
-// the limit on a busy host); the test allows 100 ms for a machine loaded
-// by other test runs, and logs the figures.
+// the limit on a busy host, for one spinning process) plus what the
+// machine's load adds: a watchdog that wakes late, and an init that dies
+// late, let the spinner run on for as long as they are delayed. The
+// delay is measured during the run (latenessProbe) and counted twice.
 func TestLimitCPUTime(t *testing.T) {
 	cfg := shell(t, `while :; do :; done`)
 	cfg.Limits.CPUTime = 300 * time.Millisecond
 	cfg.Timeout = 30 * time.Second
+	requireCgroup(t)
+	probe := startLatenessProbe(t)
 	sb, res, err := runLimited(t, cfg)
+	probe.Stop()
 	require.Error(t, err)
 	require.NotNil(t, res, "%v", err)
 	assert.Equal(t, CPUTimeLimit, res.Reason, "%v", res)
 	cpu := res.UserTime + res.SystemTime
-	t.Logf("CPU %v for a limit of %v (wall %v)", cpu, cfg.Limits.CPUTime, res.Wall)
+	tolerance := 20*time.Millisecond + cpuPollFloor + 2*probe.late
+	t.Logf("CPU %v for a limit of %v (wall %v); tolerance %v, worst timer lateness %v",
+		cpu, cfg.Limits.CPUTime, res.Wall, tolerance, probe.late)
 	assert.GreaterOrEqual(t, cpu, cfg.Limits.CPUTime)
-	assert.Less(t, cpu, cfg.Limits.CPUTime+100*time.Millisecond)
+	assert.LessOrEqual(t, cpu, cfg.Limits.CPUTime+tolerance)
 	assertNoGroup(t, sb)
 }
 

@@ -47,7 +47,10 @@ func (s *Sandbox) readLoop() {
 // done or the timeout expires, and then builds the Result.
 func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
+	go func() {
+		awaitExit(s.cmd.Process.Pid) // without holding a thread
+		exited <- s.cmd.Wait()
+	}()
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout - time.Since(s.start))

@@ -398,6 +398,27 @@ func chaosChildren() ([]string, error) {
 	return out, nil
 }
 
+// chaosProcessTree describes the test's child processes and theirs: pid,
+// name, state and the kernel function each sleeps in, for the report of
+// an operation that hangs.
+func chaosProcessTree() string {
+	var b strings.Builder
+	var walk func(pid, depth int)
+	walk = func(pid, depth int) {
+		for _, k := range children(pid) {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k))
+			wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", k))
+			fmt.Fprintf(&b, "%*s%d %s state %s wchan %s\n", 2*depth, "", k,
+				strings.TrimSpace(string(comm)), procState(k), wchan)
+			if depth < 4 {
+				walk(k, depth+1)
+			}
+		}
+	}
+	walk(os.Getpid(), 0)
+	return b.String()
+}
+
 // chaosOwnCgroups lists the sandbox cgroups of this process (package
 // cgroup names them "sb-<owner pid>-…") in every mounted hierarchy.
 func chaosOwnCgroups() ([]string, error) {

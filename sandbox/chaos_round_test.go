@@ -191,7 +191,8 @@ func (r *chaosRound) do(name string, bound time.Duration, op func()) bool {
 	case <-timer.C:
 	}
 	id := <-gid
-	r.fail("%s did not return within %v; its goroutine:\n%s", name, bound, chaosStacks([]string{id}))
+	r.fail("%s did not return within %v; its goroutine:\n%s\nthe test's processes:\n%s",
+		name, bound, chaosStacks([]string{id}), chaosProcessTree())
 	r.heal()
 	select {
 	case <-done:

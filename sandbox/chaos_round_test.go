@@ -191,8 +191,8 @@ func (r *chaosRound) do(name string, bound time.Duration, op func()) bool {
 	case <-timer.C:
 	}
 	id := <-gid
-	r.fail("%s did not return within %v; its goroutine:\n%s\nthe test's processes:\n%s",
-		name, bound, chaosStacks([]string{id}), chaosProcessTree())
+	r.fail("%s did not return within %v; its goroutine:\n%s\nthe test's processes:\n%s\nthe package's goroutines:\n%s",
+		name, bound, chaosStacks([]string{id}), chaosProcessTree(), chaosStacks(nil))
 	r.heal()
 	select {
 	case <-done:

@@ -228,12 +228,20 @@ func awaitExit(pid int) {
 	if err != nil {
 		return
 	}
-	// The pidfd reads ready once the process has exited: the first call
-	// asks the poller to wait for that, the second one ends the wait.
-	waited := false
-	rc.Read(func(uintptr) bool {
-		done := waited
-		waited = true
-		return done
+	// The pidfd reads ready once the process has exited. Look at it each
+	// time rather than count on the poller: the wait forgets a readiness
+	// the poller took before it began, and a pidfd that is ready stays so
+	// without another edge, so a process that exited early would never be
+	// seen.
+	rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			// On an error, Wait blocks as it would without awaitExit.
+			return err != nil || n > 0
+		}
 	})
 }

@@ -3,10 +3,12 @@ package sandbox
 import (
 	"context"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,4 +85,47 @@ func TestThreadsAfterBurst(t *testing.T) {
 	res, _ := keep.Wait()
 	require.NotNil(t, res)
 	assert.Equal(t, Signaled, res.Reason)
+}
+
+// TestAwaitExitOfAnExitedChild: awaitExit returns for a child that has
+// already exited. Its pidfd is readable from the start, and the poller may
+// take that one readiness edge before the wait begins; awaitExit must look
+// at the pidfd itself rather than wait for an edge that never comes again
+// (the init then stayed a zombie, and Wait and Close hung).
+func TestAwaitExitOfAnExitedChild(t *testing.T) {
+	// The poller runs on other threads meanwhile, as in a busy program.
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	for i := range 300 {
+		cmd := exec.Command("/bin/true")
+		require.NoError(t, cmd.Start())
+		pid := cmd.Process.Pid
+		for procState(pid) != "Z" {
+			time.Sleep(100 * time.Microsecond)
+		}
+		done := make(chan struct{})
+		go func() {
+			awaitExit(pid)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Wait() // ends awaitExit too, once the pidfd says the child is gone
+			t.Fatalf("awaitExit did not return for a child that had exited (round %d)", i)
+		}
+		require.NoError(t, cmd.Wait())
+	}
 }

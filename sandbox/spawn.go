@@ -73,10 +73,11 @@ func onSpawner(netns int, f func() error) ([]int, error) {
 			cpus, healthy = pinCPU(func() { err = f() })
 			return
 		}
-		// Come back to the process's network namespace afterwards (a
-		// spawner thread starts in it, like every thread the runtime makes
-		// for unlocked goroutines).
-		home, openErr := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		// Come back to the thread's own network namespace afterwards: the
+		// process's, as for every thread the runtime makes for unlocked
+		// goroutines. Not /proc/self's: that is the main thread's, which
+		// may be another spawner's, inside a sandbox's namespace now.
+		home, openErr := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if openErr != nil {
 			err = fmt.Errorf("open the process's network namespace: %w", openErr)
 			return

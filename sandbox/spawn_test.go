@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +128,49 @@ func TestAwaitExitOfAnExitedChild(t *testing.T) {
 			t.Fatalf("awaitExit did not return for a child that had exited (round %d)", i)
 		}
 		require.NoError(t, cmd.Wait())
+	}
+}
+
+// TestSpawnersComeHome: a spawner that forked into a network namespace
+// goes back to the one it came from, even while another spawner, which
+// may run on the main thread, is inside a namespace of its own: /proc/self
+// names the main thread's. Else a later sandbox sharing the host's network
+// got a dead sandbox's namespace instead.
+func TestSpawnersComeHome(t *testing.T) {
+	testutil.RequireRoot(t)
+	home, err := os.Readlink("/proc/thread-self/ns/net")
+	require.NoError(t, err)
+	nsFD := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			nsFD <- -1
+			return
+		}
+		fd, _ := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		nsFD <- fd
+	}()
+	fd := <-nsFD
+	require.GreaterOrEqual(t, fd, 0)
+	defer unix.Close(fd)
+	for range 200 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				onSpawner(fd, func() error { time.Sleep(200 * time.Microsecond); return nil })
+			}()
+		}
+		wg.Wait()
+		spawnMu.Lock()
+		for _, s := range idle {
+			got, err := os.Readlink("/proc/self/task/" + strconv.Itoa(s.tid) + "/ns/net")
+			if err == nil && got != home {
+				spawnMu.Unlock()
+				t.Fatalf("spawner thread %d is in %s after its job, want %s", s.tid, got, home)
+			}
+		}
+		spawnMu.Unlock()
 	}
 }

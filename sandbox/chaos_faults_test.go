@@ -17,6 +17,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/proto"
 )
 
 // The faults a round injects from outside the library, and what the
@@ -244,17 +246,34 @@ func (r *chaosRound) signalCommand(sb *Sandbox, sig syscall.Signal) int {
 	return len(kids)
 }
 
-// marker is a pipe given to a sandbox as an extra file, by which a round
-// finds the sandbox's init among the test's children while Start runs.
+// marker is a pipe given to a sandbox as its first extra file, by which a
+// round finds the sandbox's init among the test's children while Start
+// runs: the init holds it as descriptor markerFD.
 type marker struct {
 	r, w  *os.File
 	inode string
 }
 
+// markerFD is where the init holds the first of Config.ExtraFiles, after
+// its socket.
+const markerFD = proto.InitFD + 1
+
 func newMarker() (*marker, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
+	}
+	if pw.Fd() == markerFD {
+		// Every child forked for another round holds our descriptors
+		// until it execs: it must not hold the marker where an init
+		// holds it. Move it.
+		fd, err := unix.FcntlInt(pw.Fd(), unix.F_DUPFD_CLOEXEC, markerFD+1)
+		pw.Close()
+		if err != nil {
+			pr.Close()
+			return nil, err
+		}
+		pw = os.NewFile(uintptr(fd), "marker")
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(pr.Fd()), &st); err != nil {
@@ -270,14 +289,13 @@ func (m *marker) Close() {
 	m.w.Close()
 }
 
-// find returns the pid of the test's child that holds the marker, or 0.
+// find returns the pid of the test's child that holds the marker as
+// markerFD, or 0. A child forked for another round's start holds the
+// marker too, under another number, until it execs.
 func (m *marker) find() int {
 	for _, pid := range children(os.Getpid()) {
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		for _, fd := range fds {
-			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == m.inode {
-				return pid
-			}
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, markerFD)); l == m.inode {
+			return pid
 		}
 	}
 	return 0
@@ -378,6 +396,27 @@ func chaosChildren() ([]string, error) {
 		out = append(out, fmt.Sprintf("%d %s (%s)", pid, strings.TrimSpace(string(comm)), procState(pid)))
 	}
 	return out, nil
+}
+
+// chaosProcessTree describes the test's child processes and theirs: pid,
+// name, state and the kernel function each sleeps in, for the report of
+// an operation that hangs.
+func chaosProcessTree() string {
+	var b strings.Builder
+	var walk func(pid, depth int)
+	walk = func(pid, depth int) {
+		for _, k := range children(pid) {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k))
+			wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", k))
+			fmt.Fprintf(&b, "%*s%d %s state %s wchan %s\n", 2*depth, "", k,
+				strings.TrimSpace(string(comm)), procState(k), wchan)
+			if depth < 4 {
+				walk(k, depth+1)
+			}
+		}
+	}
+	walk(os.Getpid(), 0)
+	return b.String()
 }
 
 // chaosOwnCgroups lists the sandbox cgroups of this process (package

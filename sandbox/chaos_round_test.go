@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -192,7 +191,8 @@ func (r *chaosRound) do(name string, bound time.Duration, op func()) bool {
 	case <-timer.C:
 	}
 	id := <-gid
-	r.fail("%s did not return within %v; its goroutine:\n%s", name, bound, chaosStacks([]string{id}))
+	r.fail("%s did not return within %v; its goroutine:\n%s\nthe test's processes:\n%s\nthe package's goroutines:\n%s",
+		name, bound, chaosStacks([]string{id}), chaosProcessTree(), chaosStacks(nil))
 	r.heal()
 	select {
 	case <-done:
@@ -340,11 +340,6 @@ func (r *chaosRound) checkResult(op string, res *Result, err error, e *expect, a
 				return
 			}
 		}
-		var se *SetupError
-		if errors.As(err, &se) && se.Err != nil && strings.Contains(se.Err.Error(), "exit status 0") &&
-			r.knownBug("a normal exit racing Close/Kill is reported as *SetupError … exit status 0") {
-			return
-		}
 		r.fail("%s returned no Result but %T %v; want a verdict in {%v} or one of %v", op, err, err, e, also)
 		return
 	}
@@ -381,9 +376,6 @@ func (r *chaosRound) checkErr(op string, err error, allowed ...error) {
 		if target != nil && errors.Is(err, target) {
 			return
 		}
-	}
-	if errors.Is(err, os.ErrProcessDone) && r.knownBug("a Kill racing the end returns an untyped error") {
-		return
 	}
 	r.fail("%s returned %T %v; want nil or one of %v", op, err, err, allowed)
 }

@@ -130,6 +130,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	<-s.readDone
 	s.mu.Lock() // senders check readDone under s.mu (see Exec)
 	s.conn.Close()
+	s.exited = true // Stats must not read the group that s.lim.end removes
 	s.mu.Unlock()
 	if s.stdinW != nil {
 		// Release the pipe even if the copier is blocked reading.

@@ -645,6 +645,10 @@ func (s *Sandbox) Stats() (Stats, error) {
 	if err := s.runningLocked(); err != nil {
 		return Stats{}, err
 	}
+	if s.exited {
+		// The teardown is under way, and removes the group.
+		return Stats{}, ErrFinished
+	}
 	if s.lim == nil || s.lim.group == nil {
 		return Stats{}, ErrNoCgroup
 	}

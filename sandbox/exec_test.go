@@ -232,3 +232,34 @@ func TestStats(t *testing.T) {
 	_, err = one.Stats()
 	assert.ErrorIs(t, err, ErrNoCgroup)
 }
+
+// TestStatsRacingTheEnd: Stats called while the sandbox ends returns its
+// statistics or ErrFinished, never the error of a cgroup file that the
+// teardown has just removed.
+func TestStatsRacingTheEnd(t *testing.T) {
+	testutil.RequireRoot(t) // an ordinary user's long-lived sandbox has no group
+	for range 30 {
+		sb := longLived(t, Config{})
+		stop := make(chan struct{})
+		errs := make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := sb.Stats(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		require.NoError(t, sb.Close())
+		close(stop)
+		if err := <-errs; err != nil && !errors.Is(err, ErrFinished) {
+			t.Fatalf("Stats while the sandbox ended: %v; want its statistics or ErrFinished", err)
+		}
+	}
+}

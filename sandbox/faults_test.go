@@ -93,7 +93,7 @@ func TestStartInitKilled(t *testing.T) {
 					}
 				})
 				// With a limit, so that there is a cgroup to remove too.
-				sb := New(testConfig(Config{Args: []string{bb, "true"}, Limits: Limits{Pids: 64}}))
+				sb := New(testConfig(Config{Args: []string{bb, "true"}, Limits: testLimits(Limits{Pids: 64})}))
 				err := within(t, "Start", bound, func() error { return sb.Start(context.Background()) })
 				var se *SetupError
 				require.ErrorAs(t, err, &se)
@@ -105,6 +105,22 @@ func TestStartInitKilled(t *testing.T) {
 			assertNoChildren(t)
 		})
 	}
+}
+
+// testLimits returns l for a test that wants a cgroup: as an ordinary
+// user, under the delegated cgroup STOCKADE_TEST_CGROUP_PARENT names (as
+// .ci/rootless does), or no limits at all when none is named, since the
+// user may create no cgroup elsewhere.
+func testLimits(l Limits) Limits {
+	if os.Geteuid() == 0 {
+		return l
+	}
+	parent := os.Getenv("STOCKADE_TEST_CGROUP_PARENT")
+	if parent == "" {
+		return Limits{}
+	}
+	l.CgroupParent = parent
+	return l
 }
 
 // TestStartSeccompKillsTheInit starts a sandbox whose seccomp policy kills

@@ -215,7 +215,7 @@ func TestValidateBadStrings(t *testing.T) {
 
 func TestValidateLongestString(t *testing.T) {
 	// What execve takes, Validate takes.
-	cfg := Config{Args: []string{"/bin/true", strings.Repeat("y", maxArgStrlen-1)}, Limits: Limits{Pids: 1 << 22}}
+	cfg := Config{Args: []string{"/bin/true", strings.Repeat("y", maxArgStrlen-1)}, Limits: testLimits(Limits{Pids: 1 << 22})}
 	assert.NoError(t, cfg.Validate())
 }
 

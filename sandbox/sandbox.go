@@ -43,6 +43,7 @@ type Sandbox struct {
 	netInfo    NetworkInfo                  // what net turned out to be
 	conf       Confinement                  // the defences in force, once started
 	closing    bool                         // Close was called
+	exited     bool                         // the init has exited; the sandbox is being torn down
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
 	nextExec   int64

@@ -73,10 +73,11 @@ func onSpawner(netns int, f func() error) ([]int, error) {
 			cpus, healthy = pinCPU(func() { err = f() })
 			return
 		}
-		// Come back to the process's network namespace afterwards (a
-		// spawner thread starts in it, like every thread the runtime makes
-		// for unlocked goroutines).
-		home, openErr := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		// Come back to the thread's own network namespace afterwards: the
+		// process's, as for every thread the runtime makes for unlocked
+		// goroutines. Not /proc/self's: that is the main thread's, which
+		// may be another spawner's, inside a sandbox's namespace now.
+		home, openErr := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if openErr != nil {
 			err = fmt.Errorf("open the process's network namespace: %w", openErr)
 			return
@@ -228,18 +229,20 @@ func awaitExit(pid int) {
 	if err != nil {
 		return
 	}
-	// The pidfd reads ready once the process has exited. Ask the kernel
-	// each time rather than trust the first readiness: the poller forgets
-	// one that arrived before the wait began (the exit may come between
-	// the registration and the wait, or before both), and the pidfd, which
-	// stays ready, never signals again.
-	rc.Read(func(fd uintptr) bool { return exited(int(fd)) })
-}
-
-// exited reports whether the child behind pidfd has exited, without
-// reaping it; an error says yes, so that the caller's wait goes on.
-func exited(pidfd int) bool {
-	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-	return err != nil || info.Signo != 0
+	// The pidfd reads ready once the process has exited. Look at it each
+	// time rather than count on the poller: the wait forgets a readiness
+	// the poller took before it began, and a pidfd that is ready stays so
+	// without another edge, so a process that exited early would never be
+	// seen.
+	rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			// On an error, Wait blocks as it would without awaitExit.
+			return err != nil || n > 0
+		}
+	})
 }

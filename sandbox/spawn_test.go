@@ -3,10 +3,13 @@ package sandbox
 import (
 	"context"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,4 +86,91 @@ func TestThreadsAfterBurst(t *testing.T) {
 	res, _ := keep.Wait()
 	require.NotNil(t, res)
 	assert.Equal(t, Signaled, res.Reason)
+}
+
+// TestAwaitExitOfAnExitedChild: awaitExit returns for a child that has
+// already exited. Its pidfd is readable from the start, and the poller may
+// take that one readiness edge before the wait begins; awaitExit must look
+// at the pidfd itself rather than wait for an edge that never comes again
+// (the init then stayed a zombie, and Wait and Close hung).
+func TestAwaitExitOfAnExitedChild(t *testing.T) {
+	// The poller runs on other threads meanwhile, as in a busy program.
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	for i := range 300 {
+		cmd := exec.Command("/bin/true")
+		require.NoError(t, cmd.Start())
+		pid := cmd.Process.Pid
+		for procState(pid) != "Z" {
+			time.Sleep(100 * time.Microsecond)
+		}
+		done := make(chan struct{})
+		go func() {
+			awaitExit(pid)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Wait() // ends awaitExit too, once the pidfd says the child is gone
+			t.Fatalf("awaitExit did not return for a child that had exited (round %d)", i)
+		}
+		require.NoError(t, cmd.Wait())
+	}
+}
+
+// TestSpawnersComeHome: a spawner that forked into a network namespace
+// goes back to the one it came from, even while another spawner, which
+// may run on the main thread, is inside a namespace of its own: /proc/self
+// names the main thread's. Else a later sandbox sharing the host's network
+// got a dead sandbox's namespace instead.
+func TestSpawnersComeHome(t *testing.T) {
+	testutil.RequireRoot(t)
+	home, err := os.Readlink("/proc/thread-self/ns/net")
+	require.NoError(t, err)
+	nsFD := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			nsFD <- -1
+			return
+		}
+		fd, _ := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		nsFD <- fd
+	}()
+	fd := <-nsFD
+	require.GreaterOrEqual(t, fd, 0)
+	defer unix.Close(fd)
+	for range 200 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				onSpawner(fd, func() error { time.Sleep(200 * time.Microsecond); return nil })
+			}()
+		}
+		wg.Wait()
+		spawnMu.Lock()
+		for _, s := range idle {
+			got, err := os.Readlink("/proc/self/task/" + strconv.Itoa(s.tid) + "/ns/net")
+			if err == nil && got != home {
+				spawnMu.Unlock()
+				t.Fatalf("spawner thread %d is in %s after its job, want %s", s.tid, got, home)
+			}
+		}
+		spawnMu.Unlock()
+	}
 }

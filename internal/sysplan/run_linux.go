@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-		"time"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"

@@ -346,3 +346,6 @@ func (p *Program) StageOf(n int) Stage {
 	}
 	return p.stages[n]
 }
+
+// BytesAt returns the n bytes at r, to be filled in before Build.
+func (b *Builder) BytesAt(r Ref, n int) []byte { return b.arena[r.off : r.off+n] }

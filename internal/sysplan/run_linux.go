@@ -36,8 +36,9 @@ type Run struct {
 	base  uintptr
 
 	errR *os.File // the read end of the failure pipe, once started
-	pid  int
-	done bool
+	pid    int
+	waited bool // Wait saw the child leave
+	done   bool
 }
 
 // regions keeps a few mappings of finished starts for the next ones.
@@ -160,8 +161,8 @@ func (e *StepError) Unwrap() error { return e.Errno }
 // Wait waits until the child has exec'd (nil), or failed a step
 // (*StepError), or died before either (the error says so; the caller
 // learns how from the pidfd). It returns ctx's error when ctx ends first;
-// the child then still runs and the caller must kill it. The Run's memory
-// is released once the child has left it.
+// the child then still runs and the caller must kill it. The caller reads
+// what the child left in the cells, then calls Release.
 func (r *Run) Wait(ctx context.Context) error {
 	if r.errR == nil {
 		return errors.New("sysplan: Wait before Start")
@@ -173,7 +174,7 @@ func (r *Run) Wait(ctx context.Context) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return ctx.Err()
 	}
-	r.release()
+	r.waited = true
 	switch {
 	case n == 16:
 		stage := int64(binary.NativeEndian.Uint64(rec[:8]))
@@ -186,10 +187,12 @@ func (r *Run) Wait(ctx context.Context) error {
 	}
 }
 
-// Abandon releases a Run whose child is known to be dead (killed and
-// reaped by the caller) without waiting for it.
-func (r *Run) Abandon() {
-	if r.errR != nil {
+// Release returns the Run's memory once the child has left it: at once
+// after Wait returned nil or a *StepError, else when the child's end of
+// the failure pipe closes, that is, when it has exec'd or died (kill it
+// first).
+func (r *Run) Release() {
+	if r.errR != nil && !r.waited {
 		// Drain what is left so that the memory is returned only once the
 		// child is gone: its copy of the pipe closes when it dies.
 		r.errR.SetReadDeadline(time.Time{})

@@ -62,6 +62,7 @@ func run(t *testing.T, build func(b *Builder)) (error, unix.WaitStatus) {
 		t.Fatal(err)
 	}
 	werr := r.Wait(context.Background())
+	r.Release()
 	return werr, exitStatus(t, pidfd)
 }
 
@@ -210,6 +211,7 @@ func TestNamespaces(t *testing.T) {
 	if err := r.Wait(ctx); err != nil {
 		t.Fatalf("Wait: %v", err)
 	}
+	r.Release()
 	if ws := exitStatus(t, pidfd); ws.ExitStatus() != 0 {
 		t.Fatalf("status %v", ws)
 	}
@@ -242,7 +244,7 @@ func TestContextEnds(t *testing.T) {
 	}
 	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 	ws := exitStatus(t, pidfd)
-	r.Abandon()
+	r.Release()
 	if !ws.Signaled() || ws.Signal() != unix.SIGKILL {
 		t.Fatalf("status %v, want killed", ws)
 	}

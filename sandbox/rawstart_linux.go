@@ -1,0 +1,498 @@
+//go:build linux && (amd64 || arm64)
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/initproc"
+	"github.com/stockade/stockade/internal/landlock"
+	"github.com/stockade/stockade/internal/linux"
+	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/seccomp"
+	"github.com/stockade/stockade/internal/sysplan"
+	"github.com/stockade/stockade/mount"
+)
+
+// The raw start path (process model v2). The Spec that the init stage
+// would receive is compiled instead into a sysplan program, run by a
+// CLONE_VM child up to the command's execve: no Go runtime starts in any
+// process of the sandbox, and the caller's memory is never copied. The
+// command is pid 1 of the sandbox; the owner supervises it from outside
+// through its pidfd.
+
+// rawProgram is a Spec compiled for the raw start path.
+type rawProgram struct {
+	prog   *sysplan.Program
+	mounts *mount.Compiled
+	// release and releaseW are the cells for the two ends of the pipe on
+	// which the child waits until the parent has written its id maps.
+	release, releaseW sysplan.Ref
+	stdio             [3]sysplan.Ref
+	extra             []sysplan.Ref
+	// landlock holds the result of landlock_restrict_self: zero when the
+	// domain is in force.
+	landlock sysplan.Ref
+	// marks are CLOCK_MONOTONIC timestamps the child takes between stages.
+	marks  sysplan.Ref
+	nmarks int
+}
+
+// errNotCompiled says that a Spec uses something the raw path cannot do
+// yet; the init stage starts it instead.
+var errNotCompiled = errors.New("not compiled by the raw start path")
+
+// compileSpec compiles spec for a start by a caller whose id maps are id.
+// With parentClones the parent clones the root directory and the bind
+// sources (host root); otherwise the child does.
+func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram, error) {
+	if spec.TimeNS {
+		return nil, fmt.Errorf("time namespace: %w", errNotCompiled)
+	}
+	if spec.Path == "" {
+		return nil, fmt.Errorf("no command (a long-lived sandbox): %w", errNotCompiled)
+	}
+	b := sysplan.NewBuilder()
+	rp := &rawProgram{release: b.Cell(), releaseW: b.Cell(), landlock: b.Cell()}
+	rp.marks = b.Alloc(16 * 8)
+	mark := func() {
+		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
+		rp.nmarks++
+	}
+	imm := sysplan.Imm[int]
+	mark()
+	// Wait for the id maps, the cgroup and the network. If the parent dies
+	// first, the read ends without the byte it expects.
+	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.releaseW))
+	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
+	b.Syscall(b.Stage("handshake", ""), unix.SYS_READ, sysplan.Load(rp.release), sysplan.Ptr(b.Cell()), imm(1)).Expect(1)
+	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.release))
+	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
+	b.Syscall(b.Stage("dumpable", ""), unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
+	if id.setGroups {
+		b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(0), imm(0))
+	}
+	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(id.initGID), imm(id.initGID), imm(id.initGID))
+	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(id.initUID), imm(id.initUID), imm(id.initUID))
+	mark()
+
+	var err error
+	if rp.mounts, err = mount.Compile(b, &spec.Plan, parentClones); err != nil {
+		return nil, err
+	}
+	mark()
+	host := b.String(spec.Hostname)
+	b.Syscall(b.Stage("hostname", spec.Hostname), unix.SYS_SETHOSTNAME, sysplan.Ptr(host), imm(len(spec.Hostname)))
+	if spec.Loopback {
+		loopbackUp(b)
+	}
+	for _, rl := range spec.Rlimits {
+		r := b.Alloc(16)
+		b.PutU64(r, rl.Cur)
+		b.PutU64(r.Field(8), rl.Max)
+		b.Syscall(b.Stage("rlimit", ""), unix.SYS_PRLIMIT64, imm(0), imm(rl.Resource), sysplan.Ptr(r), imm(0))
+	}
+	b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
+	// The working directory, entered by handle inside the root.
+	how := b.Alloc(24)
+	b.PutU64(how, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	b.PutU64(how.Field(16), unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	dirfd := b.Cell()
+	b.Syscall(b.Stage("chdir", spec.Dir), unix.SYS_OPENAT2, imm(unix.AT_FDCWD), sysplan.Ptr(b.String(spec.Dir)), sysplan.Ptr(how), imm(24)).Save(dirfd)
+	b.Syscall(b.Stage("chdir", spec.Dir), unix.SYS_FCHDIR, sysplan.Load(dirfd))
+	b.Syscall(b.Stage("chdir", spec.Dir), unix.SYS_CLOSE, sysplan.Load(dirfd))
+	mark()
+
+	// Descriptors: the caller makes sure every source is above the
+	// numbers they go to.
+	for i := range rp.stdio {
+		rp.stdio[i] = b.Cell()
+		b.Syscall(b.Stage("stdio", ""), unix.SYS_DUP3, sysplan.Load(rp.stdio[i]), imm(i), imm(0))
+	}
+	for i := 0; i < spec.ExtraFiles; i++ {
+		c := b.Cell()
+		rp.extra = append(rp.extra, c)
+		b.Syscall(b.Stage("extra-files", ""), unix.SYS_DUP3, sysplan.Load(c), imm(3+i), imm(0))
+	}
+	// Everything else closes at the exec (the failure pipe must stay open
+	// until then: it is how the parent learns of the exec).
+	b.Syscall(b.Stage("close-fds", ""), unix.SYS_CLOSE_RANGE, imm(3+spec.ExtraFiles), imm(-1), imm(unix.CLOSE_RANGE_CLOEXEC))
+
+	mark()
+	if err := confineSteps(b, spec, id, rp); err != nil {
+		return nil, err
+	}
+	execSteps(b, spec)
+	if rp.prog, err = b.Build(); err != nil {
+		return nil, err
+	}
+	return rp, nil
+}
+
+// loopbackUp sets IFF_UP on lo with the ioctl of a datagram socket.
+func loopbackUp(b *sysplan.Builder) {
+	st := b.Stage("loopback", "lo")
+	sock := b.Cell()
+	ifr := b.Alloc(40)
+	copy(b.BytesAt(ifr, 2), "lo")
+	b.PutU32(ifr.Field(16), unix.IFF_UP|unix.IFF_LOOPBACK|unix.IFF_RUNNING)
+	b.Syscall(st, unix.SYS_SOCKET, sysplan.Imm(unix.AF_INET), sysplan.Imm(unix.SOCK_DGRAM|unix.SOCK_CLOEXEC), sysplan.Imm(0)).Save(sock)
+	b.Syscall(st, unix.SYS_IOCTL, sysplan.Load(sock), sysplan.Imm(unix.SIOCSIFFLAGS), sysplan.Ptr(ifr))
+	b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(sock))
+}
+
+// confineSteps drops every privilege as the init's dropPrivileges does,
+// for the command itself: the bounding set, the command's ids, the kept
+// capabilities in every set (ambient ones for a command that is not
+// root), no_new_privs, the Landlock domain and the seccomp filter, last.
+func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProgram) error {
+	imm := sysplan.Imm[int]
+	kept := map[int]bool{}
+	for _, c := range spec.Caps {
+		kept[c] = true
+	}
+	st := b.Stage("capabilities", "")
+	if len(spec.Caps) > 0 && spec.UID != 0 {
+		b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_SET_KEEPCAPS), imm(1))
+	}
+	for c := 0; c <= linux.LastCap(); c++ {
+		if !kept[c] {
+			b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAPBSET_DROP), imm(c))
+		}
+	}
+	if spec.SetGroups {
+		b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(0), imm(0))
+	}
+	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(spec.GID), imm(spec.GID), imm(spec.GID))
+	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(spec.UID), imm(spec.UID), imm(spec.UID))
+	// struct __user_cap_header_struct, then two __user_cap_data_struct.
+	hdr := b.Alloc(8 + 24)
+	b.PutU32(hdr, unix.LINUX_CAPABILITY_VERSION_3)
+	var set [2]uint32
+	for _, c := range spec.Caps {
+		set[c/32] |= 1 << (uint(c) % 32)
+	}
+	for i := range set {
+		d := hdr.Field(8 + 12*i)
+		b.PutU32(d, set[i])           // effective
+		b.PutU32(d.Field(4), set[i])  // permitted
+		b.PutU32(d.Field(8), set[i])  // inheritable
+	}
+	b.Syscall(st, unix.SYS_CAPSET, sysplan.Ptr(hdr), sysplan.Ptr(hdr.Field(8)))
+	b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_CLEAR_ALL), imm(0), imm(0), imm(0))
+	if spec.UID != 0 {
+		for _, c := range spec.Caps {
+			b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_RAISE), imm(c), imm(0), imm(0))
+		}
+	}
+	b.Syscall(b.Stage("no-new-privs", ""), unix.SYS_PRCTL, imm(unix.PR_SET_NO_NEW_PRIVS), imm(1), imm(0), imm(0), imm(0))
+	if spec.Landlock != nil {
+		landlockSteps(b, spec.Landlock, spec.LandlockStrict, rp.landlock)
+	}
+	if len(spec.Seccomp) > 0 {
+		var f seccomp.Filter
+		if err := f.UnmarshalBinary(spec.Seccomp); err != nil {
+			return err
+		}
+		prog := f.Instructions()
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(prog))), len(prog)*int(unsafe.Sizeof(prog[0])))
+		insns := b.Bytes(raw)
+		fprog := b.Alloc(16)
+		b.PutU64(fprog, uint64(len(prog)))
+		b.PutPtr(fprog.Field(8), insns)
+		b.Syscall(b.Stage("seccomp", ""), unix.SYS_SECCOMP, imm(unix.SECCOMP_SET_MODE_FILTER), imm(0), sysplan.Ptr(fprog))
+	}
+	return nil
+}
+
+// landlockSteps enforces r on the child. In best effort a failure skips
+// the rest and leaves its errno in the cell result; strict, it fails the
+// start.
+func landlockSteps(b *sysplan.Builder, r *landlock.Ruleset, strict bool, result sysplan.Ref) {
+	st := b.Stage("landlock", "")
+	done := b.NewLabel()
+	fail := func(s *sysplan.Step) *sysplan.Step {
+		if !strict {
+			s.OnErr(sysplan.AnyErrno, done)
+		}
+		return s.Save(result)
+	}
+	attr := b.Alloc(24)
+	b.PutU64(attr, r.HandledFS)
+	b.PutU64(attr.Field(8), r.HandledNet)
+	b.PutU64(attr.Field(16), r.Scoped)
+	size := 8
+	switch {
+	case r.Scoped != 0:
+		size = 24
+	case r.HandledNet != 0:
+		size = 16
+	}
+	rs, root := b.Cell(), b.Cell()
+	after2 := b.NewLabel()
+	b.PutU64(rs, ^uint64(0))
+	b.PutU64(root, ^uint64(0))
+	// Rule paths are resolved from the root, not the working directory.
+	fail(b.Syscall(st, unix.SYS_OPENAT, sysplan.Imm(unix.AT_FDCWD), sysplan.Ptr(b.String("/")), sysplan.Imm(unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC))).Save(root)
+	b.PutU64(result, 1) // not in force until restrict_self says so
+	fail(b.Syscall(st, unix.SYS_LANDLOCK_CREATE_RULESET, sysplan.Ptr(attr), sysplan.Imm(size), sysplan.Imm(0))).Save(rs)
+	how := b.Alloc(24)
+	b.PutU64(how, unix.O_PATH|unix.O_CLOEXEC)
+	b.PutU64(how.Field(16), unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	for _, p := range r.Paths {
+		// struct landlock_path_beneath_attr is packed: the access rights,
+		// then the descriptor, which the open saves straight into it; fa
+		// is the same rule with the rights a file can take.
+		pa, fa := b.Alloc(16), b.Alloc(16)
+		b.PutU64(pa, p.Access)
+		b.PutU64(fa, p.Access&landlock.FileRights)
+		skip, file, next := b.NewLabel(), b.NewLabel(), b.NewLabel()
+		// A rule whose path cannot be resolved inside the root is left
+		// out, as Apply does: a rule only ever allows.
+		b.Syscall(st, unix.SYS_OPENAT2, sysplan.Load(root), sysplan.Ptr(b.String(p.Path)), sysplan.Ptr(how), sysplan.Imm(24)).
+			Save(pa.Field(8)).OnErr(sysplan.AnyErrno, skip)
+		b.PutU64(fa.Field(8), 0)
+		// The kernel refuses directory rights on a file: then only the
+		// file rights.
+		fail(b.Syscall(st, unix.SYS_LANDLOCK_ADD_RULE, sysplan.Load(rs), sysplan.Imm(unix.LANDLOCK_RULE_PATH_BENEATH), sysplan.Ptr(pa), sysplan.Imm(0)).
+			OnErr(uint64(unix.EINVAL), file))
+		b.Jump(next)
+		b.Place(file)
+		b.Syscall(st, unix.SYS_FCNTL, sysplan.Load(pa.Field(8)), sysplan.Imm(unix.F_DUPFD_CLOEXEC), sysplan.Imm(0)).Save(fa.Field(8))
+		fail(b.Syscall(st, unix.SYS_LANDLOCK_ADD_RULE, sysplan.Load(rs), sysplan.Imm(unix.LANDLOCK_RULE_PATH_BENEATH), sysplan.Ptr(fa), sysplan.Imm(0)))
+		b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(fa.Field(8)))
+		b.Place(next)
+		b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(pa.Field(8)))
+		b.Place(skip)
+	}
+	for _, p := range r.Ports {
+		a := b.Alloc(16)
+		b.PutU64(a, p.Access)
+		b.PutU64(a.Field(8), uint64(p.Port))
+		fail(b.Syscall(st, unix.SYS_LANDLOCK_ADD_RULE, sysplan.Load(rs), sysplan.Imm(2), sysplan.Ptr(a), sysplan.Imm(0)))
+	}
+	fail(b.Syscall(st, unix.SYS_LANDLOCK_RESTRICT_SELF, sysplan.Load(rs), sysplan.Imm(0)))
+	b.Place(done)
+	// The ruleset's descriptor is not close-on-exec; it may not exist.
+	after := b.NewLabel()
+	b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(rs)).OnErr(sysplan.AnyErrno, after)
+	b.Place(after)
+	b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(root)).OnErr(sysplan.AnyErrno, after2)
+	b.Place(after2)
+	b.Syscall(st, unix.SYS_GETPID)
+}
+
+// execSteps starts the command: its path as given when it holds a slash,
+// else each directory of PATH in turn, as a shell would.
+func execSteps(b *sysplan.Builder, spec *proto.Spec) {
+	argv := sysplan.Ptr(b.Strings(spec.Args))
+	envp := sysplan.Ptr(b.Strings(spec.Env))
+	st := b.Stage("exec", spec.Path)
+	if strings.Contains(spec.Path, "/") {
+		b.Syscall(st, unix.SYS_EXECVE, sysplan.Ptr(b.String(spec.Path)), argv, envp)
+		return
+	}
+	pathEnv := initproc.DefaultPath
+	for _, kv := range spec.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	dirs := strings.Split(pathEnv, ":")
+	for i, dir := range dirs {
+		if dir == "" {
+			dir = "."
+		}
+		s := b.Syscall(st, unix.SYS_EXECVE, sysplan.Ptr(b.String(path.Join(dir, spec.Path))), argv, envp)
+		if i < len(dirs)-1 {
+			next := b.NewLabel()
+			s.OnErr(uint64(unix.ENOENT), next).OnErr(uint64(unix.EACCES), next)
+			b.Place(next)
+		}
+	}
+}
+
+// rawStart is one start on the raw path, up to the command's exec.
+type rawStart struct {
+	pid, pidfd int
+	run        *sysplan.Run
+	// marks are the child's stage timestamps.
+	marks      []int64
+	landlocked bool
+}
+
+// startRaw starts rp: it clones the child with flags on the calling
+// goroutine's thread (a spawner's, for the parent-death signal), writes
+// its id maps, releases it and waits until the command runs. files are
+// stdin, stdout, stderr and the extra files; sources the parent's clones
+// of the root and the bind sources (mount.Compiled's cells, in order).
+func startRaw(ctx context.Context, rp *rawProgram, id identity, flags uint64, files []int, sources []int) (*rawStart, error) {
+	run, err := rp.prog.NewRun()
+	if err != nil {
+		return nil, err
+	}
+	var rel [2]int
+	if err := unix.Pipe2(rel[:], unix.O_CLOEXEC); err != nil {
+		run.Release()
+		return nil, err
+	}
+	defer unix.Close(rel[0])
+	run.Set(rp.release, uint64(rel[0]))
+	run.Set(rp.releaseW, uint64(rel[1]))
+	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
+	// those numbers.
+	low := 3 + len(rp.extra)
+	var dups []int
+	defer func() {
+		for _, fd := range dups {
+			unix.Close(fd)
+		}
+	}()
+	above := func(fd int) (int, error) {
+		if fd >= low {
+			return fd, nil
+		}
+		d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, low)
+		if err != nil {
+			return -1, err
+		}
+		dups = append(dups, d)
+		return d, nil
+	}
+	for i, fd := range files {
+		fd, err := above(fd)
+		if err != nil {
+			unix.Close(rel[1])
+			run.Release()
+			return nil, err
+		}
+		if i < 3 {
+			run.Set(rp.stdio[i], uint64(fd))
+		} else {
+			run.Set(rp.extra[i-3], uint64(fd))
+		}
+	}
+	cells := rp.mounts.BindFDs
+	if !rp.mounts.RootFD.IsNil() {
+		cells = append([]sysplan.Ref{rp.mounts.RootFD}, cells...)
+	}
+	k := 0
+	for _, c := range cells {
+		if c.IsNil() {
+			continue
+		}
+		if k >= len(sources) {
+			unix.Close(rel[1])
+			run.Release()
+			return nil, errors.New("rawstart: fewer sources than the plan binds")
+		}
+		run.Set(c, uint64(sources[k]))
+		k++
+	}
+	dumpable, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	pid, pidfd, err := run.Start(sysplan.CloneArgs{Flags: flags})
+	if err != nil {
+		unix.Close(rel[1])
+		run.Release()
+		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
+	}
+	rs := &rawStart{pid: pid, pidfd: pidfd, run: run}
+	fail := func(err error) (*rawStart, error) {
+		unix.Close(rel[1])
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		reap(pidfd)
+		run.Release()
+		return nil, err
+	}
+	if err := writeIDMaps(pid, id); err != nil {
+		return fail(setupErr("id-maps", "", err))
+	}
+	if _, err := unix.Write(rel[1], []byte{1}); err != nil {
+		return fail(setupErr("handshake", "", err))
+	}
+	unix.Close(rel[1])
+	werr := run.Wait(ctx)
+	if dumpable == 1 {
+		// The child's change of credentials made the memory it shared
+		// with the owner, the owner's, non-dumpable.
+		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+	}
+	if werr != nil {
+		var se *sysplan.StepError
+		if errors.As(werr, &se) {
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+			reap(pidfd)
+			run.Release()
+			return nil, &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}
+		}
+		return fail(werr)
+	}
+	for i := 0; i < rp.nmarks; i++ {
+		ts := run.Bytes(rp.marks.Field(16*i), 16)
+		t := *(*unix.Timespec)(unsafe.Pointer(&ts[0]))
+		rs.marks = append(rs.marks, t.Nano())
+	}
+	rs.landlocked = run.Get(rp.landlock) == 0
+	run.Release()
+	return rs, nil
+}
+
+// writeIDMaps writes the child's uid and gid maps as the init's clone
+// would have.
+func writeIDMaps(pid int, id identity) error {
+	if id.viaHelpers {
+		return errors.New("subordinate ids: " + errNotCompiled.Error())
+	}
+	line := func(m []syscall.SysProcIDMap) []byte {
+		var s strings.Builder
+		for _, e := range m {
+			fmt.Fprintf(&s, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		return []byte(s.String())
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/uid_map", pid), line(id.uidMap), 0); err != nil {
+		return err
+	}
+	if !id.setGroups {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/setgroups", pid), []byte("deny"), 0); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(fmt.Sprintf("/proc/%d/gid_map", pid), line(id.gidMap), 0)
+}
+
+// reap waits for the child behind pidfd and closes it.
+func reap(pidfd int) (unix.WaitStatus, unix.Rusage) {
+	var info unix.Siginfo
+	var ru unix.Rusage
+	for {
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_PIDFD, uintptr(pidfd), uintptr(unsafe.Pointer(&info)), unix.WEXITED, uintptr(unsafe.Pointer(&ru)), 0)
+		if errno != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(pidfd)
+	runtime.KeepAlive(&info)
+	// si_status follows si_pid and si_uid in the union.
+	status := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))
+	if info.Code == 1 { // CLD_EXITED
+		return unix.WaitStatus(status << 8), ru
+	}
+	return unix.WaitStatus(status), ru
+}
+
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	errors.As(err, &e)
+	return e
+}

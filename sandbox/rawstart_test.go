@@ -1,0 +1,179 @@
+//go:build linux && (amd64 || arm64)
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+// rawStarter compiles a Config once for the raw path and starts it as
+// often as asked: the piece of the raw path that Run will call.
+type rawStarter struct {
+	cfg  Config
+	id   identity
+	rp   *rawProgram
+	spec []byte
+}
+
+func newRawStarter(tb testing.TB, cfg Config) *rawStarter {
+	tb.Helper()
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		tb.Fatal(err)
+	}
+	id, err := c.identity()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	spec := c.spec(id)
+	if _, err := c.confine(spec); err != nil {
+		tb.Fatal(err)
+	}
+	rp, err := compileSpec(spec, id, os.Geteuid() == 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &rawStarter{cfg: c, id: id, rp: rp}
+}
+
+// run starts the command with stdout and waits for it.
+func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus, *rawStart, error) {
+	spec := r.cfg.spec(r.id)
+	var sources []int
+	if os.Geteuid() == 0 {
+		files, err := cloneSources(&spec.Plan, 0)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer closeAll(files)
+		for _, f := range files {
+			sources = append(sources, int(f.Fd()))
+		}
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer null.Close()
+	out := int(null.Fd())
+	if stdout != nil {
+		out = int(stdout.Fd())
+	}
+	flags := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
+	var rs *rawStart
+	_, err = onSpawner(-1, func() error {
+		var err error
+		rs, err = startRaw(ctx, r.rp, r.id, flags, []int{int(null.Fd()), out, out}, sources)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	ws, _ := reap(rs.pidfd)
+	return ws, rs, nil
+}
+
+func TestRawStartDefaults(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := newRawStarter(t, Config{Args: []string{"/bin/sh", "-c", `
+		id -u; echo $$; hostname
+		grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status
+		cat /proc/self/uid_map
+		touch /usr/stockade-x 2>/dev/null && echo usr-writable
+		touch /tmp/x && echo tmp-writable
+		test -c /proc/keys && echo keys-masked; test -d /proc/acpi && test -z "$(ls /proc/acpi)" && echo acpi-empty; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo sys-ro
+		exit 7`}})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	ws, rs, err := r.run(context.Background(), pw)
+	pw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(pr)
+	t.Logf("%s", out)
+	if ws.ExitStatus() != 7 {
+		t.Errorf("status %v, want exit 7", ws)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"1000", "1", r.cfg.Hostname}
+	for i, w := range want {
+		if i >= len(lines) || lines[i] != w {
+			t.Fatalf("line %d of %q: want %q", i, out, w)
+		}
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 2 && strings.HasPrefix(f[0], "Cap") && f[1] != "0000000000000000":
+			t.Errorf("%s: capabilities left", l)
+		case len(f) == 2 && f[0] == "NoNewPrivs:" && f[1] != "1":
+			t.Errorf("%s: want no_new_privs", l)
+		case len(f) == 2 && f[0] == "Seccomp:" && f[1] != "2":
+			t.Errorf("%s: want a seccomp filter", l)
+		case len(f) == 3 && f[0] == "0" && f[1] == "0":
+			t.Errorf("uid_map %q maps host root", l)
+		case l == "usr-writable":
+			t.Error("/usr is writable")
+		}
+	}
+	for _, w := range []string{"tmp-writable", "keys-masked", "acpi-empty", "sys-ro", "Seccomp:\t2", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	if !rs.landlocked {
+		t.Error("the Landlock domain is not in force")
+	}
+	if len(rs.marks) < 4 {
+		t.Errorf("%d stage marks, want at least 4", len(rs.marks))
+	}
+}
+
+func TestRawStartFailure(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := newRawStarter(t, Config{Args: []string{"no-such-command"}})
+	_, _, err := r.run(context.Background(), nil)
+	var se *SetupError
+	if !errors.As(err, &se) || se.Stage != "exec" || !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("err = %v, want a SetupError for exec with ENOENT", err)
+	}
+}
+
+// BenchmarkRawStart runs the default sandbox side by side on both paths:
+// the init stage (Run) and the raw path.
+func BenchmarkRawStart(b *testing.B) {
+	testutil.RequireRoot(b)
+	cfg := Config{Args: []string{"/bin/true"}}
+	b.Run("init", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := New(cfg).Run(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		r := newRawStarter(b, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for b.Loop() {
+			ws, _, err := r.run(ctx, nil)
+			if err != nil || ws.ExitStatus() != 0 {
+				b.Fatal(ws, err)
+			}
+		}
+	})
+}

@@ -184,9 +184,9 @@ func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	}
 	for i := range set {
 		d := hdr.Field(8 + 12*i)
-		b.PutU32(d, set[i])           // effective
-		b.PutU32(d.Field(4), set[i])  // permitted
-		b.PutU32(d.Field(8), set[i])  // inheritable
+		b.PutU32(d, set[i])          // effective
+		b.PutU32(d.Field(4), set[i]) // permitted
+		b.PutU32(d.Field(8), set[i]) // inheritable
 	}
 	b.Syscall(st, unix.SYS_CAPSET, sysplan.Ptr(hdr), sysplan.Ptr(hdr.Field(8)))
 	b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_CLEAR_ALL), imm(0), imm(0), imm(0))

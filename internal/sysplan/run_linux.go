@@ -35,7 +35,7 @@ type Run struct {
 	image []byte // the copy of the image inside mem
 	base  uintptr
 
-	errR *os.File // the read end of the failure pipe, once started
+	errR   *os.File // the read end of the failure pipe, once started
 	pid    int
 	waited bool // Wait saw the child leave
 	done   bool

@@ -97,6 +97,11 @@ func (s *Sandbox) killFor(r Reason, cause error) {
 	if s.killReason == 0 {
 		s.killReason, s.killCause = r, cause
 	}
+	if s.raw != nil {
+		unix.PidfdSendSignal(s.raw.pidfd, unix.SIGKILL, nil, 0)
+		s.mu.Unlock()
+		return
+	}
 	s.mu.Unlock()
 	s.cmd.Process.Kill()
 }
@@ -179,6 +184,9 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 	if err := s.runningLocked(); err != nil {
 		return err
 	}
+	if s.raw != nil {
+		return s.rawKill(sig)
+	}
 	if sig == unix.SIGKILL {
 		return s.cmd.Process.Kill()
 	}
@@ -200,6 +208,12 @@ func (s *Sandbox) Close() error {
 		return nil
 	}
 	s.closing = true
+	if s.raw != nil {
+		s.mu.Unlock()
+		s.killFor(Closed, nil)
+		<-s.done
+		return nil
+	}
 	err := send(s.conn, &proto.Request{Close: true})
 	s.mu.Unlock()
 	if err != nil {
@@ -212,7 +226,7 @@ func (s *Sandbox) Close() error {
 // runningLocked returns nil when the sandbox runs, and why not otherwise.
 // The caller holds s.mu.
 func (s *Sandbox) runningLocked() error {
-	if !s.started || s.conn == nil {
+	if !s.started || (s.conn == nil && s.raw == nil) {
 		return ErrNotStarted
 	}
 	select {

@@ -326,17 +326,20 @@ func execSteps(b *sysplan.Builder, spec *proto.Spec) {
 type rawStart struct {
 	pid, pidfd int
 	run        *sysplan.Run
+	relW       int  // the parent's end of the release pipe, until released
+	dumpable   bool // the owner was dumpable before the clone
 	// marks are the child's stage timestamps.
 	marks      []int64
 	landlocked bool
 }
 
-// startRaw starts rp: it clones the child with flags on the calling
-// goroutine's thread (a spawner's, for the parent-death signal), writes
-// its id maps, releases it and waits until the command runs. files are
-// stdin, stdout, stderr and the extra files; sources the parent's clones
-// of the root and the bind sources (mount.Compiled's cells, in order).
-func startRaw(ctx context.Context, rp *rawProgram, id identity, flags uint64, files []int, sources []int) (*rawStart, error) {
+// launchRaw clones the child that runs rp, on the calling goroutine's
+// thread (a spawner's: the parent-death signal follows it, and so do its
+// network namespace and, on cgroup v1, its cgroup). The child waits to be
+// released by finish. files are stdin, stdout, stderr and the extra files;
+// sources the parent's clones of the root and the bind sources, in plan
+// order. A negative cgroupFD means no CLONE_INTO_CGROUP.
+func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources []int) (rs *rawStart, err error) {
 	run, err := rp.prog.NewRun()
 	if err != nil {
 		return nil, err
@@ -347,34 +350,32 @@ func startRaw(ctx context.Context, rp *rawProgram, id identity, flags uint64, fi
 		return nil, err
 	}
 	defer unix.Close(rel[0])
-	run.Set(rp.release, uint64(rel[0]))
-	run.Set(rp.releaseW, uint64(rel[1]))
-	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
-	// those numbers.
-	low := 3 + len(rp.extra)
 	var dups []int
 	defer func() {
 		for _, fd := range dups {
 			unix.Close(fd)
 		}
-	}()
-	above := func(fd int) (int, error) {
-		if fd >= low {
-			return fd, nil
-		}
-		d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, low)
-		if err != nil {
-			return -1, err
-		}
-		dups = append(dups, d)
-		return d, nil
-	}
-	for i, fd := range files {
-		fd, err := above(fd)
 		if err != nil {
 			unix.Close(rel[1])
 			run.Release()
-			return nil, err
+		}
+	}()
+	run.Set(rp.release, uint64(rel[0]))
+	run.Set(rp.releaseW, uint64(rel[1]))
+	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
+	// those numbers.
+	low := 3 + len(rp.extra)
+	if len(files) != low {
+		return nil, fmt.Errorf("rawstart: %d descriptors for %d", len(files), low)
+	}
+	for i, fd := range files {
+		if fd < low {
+			d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, low)
+			if err != nil {
+				return nil, err
+			}
+			dups = append(dups, d)
+			fd = d
 		}
 		if i < 3 {
 			run.Set(rp.stdio[i], uint64(fd))
@@ -392,37 +393,55 @@ func startRaw(ctx context.Context, rp *rawProgram, id identity, flags uint64, fi
 			continue
 		}
 		if k >= len(sources) {
-			unix.Close(rel[1])
-			run.Release()
 			return nil, errors.New("rawstart: fewer sources than the plan binds")
 		}
 		run.Set(c, uint64(sources[k]))
 		k++
 	}
 	dumpable, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-	pid, pidfd, err := run.Start(sysplan.CloneArgs{Flags: flags})
+	ca := sysplan.CloneArgs{Flags: flags}
+	if cgroupFD >= 0 {
+		ca.Flags |= unix.CLONE_INTO_CGROUP
+		ca.CgroupFD = cgroupFD
+	}
+	pid, pidfd, err := run.Start(ca)
 	if err != nil {
-		unix.Close(rel[1])
-		run.Release()
 		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
 	}
-	rs := &rawStart{pid: pid, pidfd: pidfd, run: run}
-	fail := func(err error) (*rawStart, error) {
-		unix.Close(rel[1])
-		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		reap(pidfd)
-		run.Release()
-		return nil, err
+	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], dumpable: dumpable == 1}, nil
+}
+
+// finish writes the child's id maps, calls before (placement in a cgroup
+// by pid, the network's links) and releases the child, and waits until
+// the command runs. On error the child is killed and reaped.
+func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, before func(pid int) error) error {
+	kill := func(err error) error {
+		if rs.relW >= 0 {
+			unix.Close(rs.relW)
+			rs.relW = -1
+		}
+		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
+		waitPidfd(rs.pidfd)
+		unix.Close(rs.pidfd)
+		rs.run.Release()
+		return err
 	}
-	if err := writeIDMaps(pid, id); err != nil {
-		return fail(setupErr("id-maps", "", err))
+	if err := writeIDMaps(rs.pid, id); err != nil {
+		return kill(setupErr("id-maps", "", err))
 	}
-	if _, err := unix.Write(rel[1], []byte{1}); err != nil {
-		return fail(setupErr("handshake", "", err))
+	if before != nil {
+		if err := before(rs.pid); err != nil {
+			return kill(err)
+		}
 	}
-	unix.Close(rel[1])
-	werr := run.Wait(ctx)
-	if dumpable == 1 {
+	_, err := unix.Write(rs.relW, []byte{1})
+	unix.Close(rs.relW)
+	rs.relW = -1
+	if err != nil {
+		return kill(setupErr("handshake", "", err))
+	}
+	werr := rs.run.Wait(ctx)
+	if rs.dumpable {
 		// The child's change of credentials made the memory it shared
 		// with the owner, the owner's, non-dumpable.
 		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
@@ -430,22 +449,21 @@ func startRaw(ctx context.Context, rp *rawProgram, id identity, flags uint64, fi
 	if werr != nil {
 		var se *sysplan.StepError
 		if errors.As(werr, &se) {
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-			reap(pidfd)
-			run.Release()
-			return nil, &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}
+			return kill(&SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno})
 		}
-		return fail(werr)
+		return kill(setupErr("start", "", werr))
 	}
 	for i := 0; i < rp.nmarks; i++ {
-		ts := run.Bytes(rp.marks.Field(16*i), 16)
+		ts := rs.run.Bytes(rp.marks.Field(16*i), 16)
 		t := *(*unix.Timespec)(unsafe.Pointer(&ts[0]))
 		rs.marks = append(rs.marks, t.Nano())
 	}
-	rs.landlocked = run.Get(rp.landlock) == 0
-	run.Release()
-	return rs, nil
+	rs.landlocked = run0(rs.run.Get(rp.landlock))
+	rs.run.Release()
+	return nil
 }
+
+func run0(v uint64) bool { return v == 0 }
 
 // writeIDMaps writes the child's uid and gid maps as the init's clone
 // would have.
@@ -471,8 +489,8 @@ func writeIDMaps(pid int, id identity) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/gid_map", pid), line(id.gidMap), 0)
 }
 
-// reap waits for the child behind pidfd and closes it.
-func reap(pidfd int) (unix.WaitStatus, unix.Rusage) {
+// waitPidfd waits for the child behind pidfd, which stays open.
+func waitPidfd(pidfd int) (unix.WaitStatus, unix.Rusage) {
 	var info unix.Siginfo
 	var ru unix.Rusage
 	for {
@@ -481,7 +499,6 @@ func reap(pidfd int) (unix.WaitStatus, unix.Rusage) {
 			break
 		}
 	}
-	unix.Close(pidfd)
 	runtime.KeepAlive(&info)
 	// si_status follows si_pid and si_uid in the union.
 	status := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))

@@ -73,13 +73,17 @@ func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus,
 	var rs *rawStart
 	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = startRaw(ctx, r.rp, r.id, flags, []int{int(null.Fd()), out, out}, sources)
+		rs, err = launchRaw(r.rp, flags, -1, []int{int(null.Fd()), out, out}, sources)
 		return err
 	})
 	if err != nil {
 		return 0, nil, err
 	}
-	ws, _ := reap(rs.pidfd)
+	if err := rs.finish(ctx, r.rp, r.id, nil); err != nil {
+		return 0, nil, err
+	}
+	ws, _ := waitPidfd(rs.pidfd)
+	unix.Close(rs.pidfd)
 	return ws, rs, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Group is one sandbox's control group: a directory in each v1 hierarchy
@@ -31,6 +33,7 @@ type groupImpl interface {
 	stats(*Stats) (peaks, error)
 	procs() ([]int, error)
 	kill(ctx context.Context, name string) error
+	thaw() error
 	remove(ctx context.Context) error
 }
 
@@ -171,6 +174,24 @@ func (g *Group) Kill(ctx context.Context) error {
 	}
 	if err := g.impl.kill(ctx, g.name); err != nil {
 		return fmt.Errorf("kill processes of cgroup %s: %w", g.name, err)
+	}
+	return nil
+}
+
+// Thaw thaws the group if it is frozen, whoever froze it (the v1 freezer's
+// freezer.state, cgroup.freeze on v2), so that a SIGKILL sent to its
+// processes takes effect: a task of a frozen v1 group does not die until it
+// is thawed. A group without a freezer, or one already removed, needs
+// nothing.
+func (g *Group) Thaw() error {
+	g.mu.Lock()
+	removed := g.removed
+	g.mu.Unlock()
+	if removed {
+		return nil
+	}
+	if err := g.impl.thaw(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("thaw cgroup %s: %w", g.name, err)
 	}
 	return nil
 }

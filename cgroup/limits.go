@@ -16,6 +16,10 @@ import (
 // killed by the OOM killer before the sandboxed command ever runs.
 const MinMemory = 8 << 20
 
+// MaxPids is the largest Limits.Pids: the kernel's PID_MAX_LIMIT on 64-bit
+// machines, above which pids.max refuses a number.
+const MaxPids = 1 << 22
+
 // SwapUnlimited, as Limits.Swap, lets the group use any amount of swap.
 const SwapUnlimited = -1
 
@@ -57,7 +61,7 @@ type Limits struct {
 	// Pids is the most tasks (processes and threads) the group may hold at
 	// once (pids.max); a fork or clone beyond it fails with EAGAIN. A Go
 	// program, the sandbox's init stage included, uses 5 to 8 threads. Zero
-	// means no limit.
+	// means no limit; the most is MaxPids.
 	Pids int64
 	// CPUs is the list of CPUs the group may run on, in the kernel's list
 	// format ("0-3,6"); every CPU must be one the caller may use. Empty
@@ -193,8 +197,11 @@ func syntaxErrors(c Config) []error {
 	if l.CPUWeight > 10000 {
 		bad("Limits.CPUWeight", "must be from 1 to 10000 (got %d)", l.CPUWeight)
 	}
-	if l.Pids < 0 {
+	switch {
+	case l.Pids < 0:
 		bad("Limits.Pids", "must not be negative (got %d)", l.Pids)
+	case l.Pids > MaxPids:
+		bad("Limits.Pids", "%d is above the kernel's most tasks, %d; 0 means no limit", l.Pids, MaxPids)
 	}
 	if l.IOWeight > 10000 {
 		bad("Limits.IOWeight", "must be from 1 to 10000 (got %d)", l.IOWeight)

@@ -77,6 +77,8 @@ func TestValidate(t *testing.T) {
 		{"CPU below the kernel minimum", Config{Limits: Limits{CPU: 0.005}}, v1Host, "Limits.CPU", ErrInvalid},
 		{"CPU weight too large", Config{Limits: Limits{CPUWeight: 10001}}, v1Host, "Limits.CPUWeight", ErrInvalid},
 		{"negative pids", Config{Limits: Limits{Pids: -1}}, v1Host, "Limits.Pids", ErrInvalid},
+		{"pids above the kernel's", Config{Limits: Limits{Pids: MaxPids + 1}}, v1Host, "Limits.Pids", ErrInvalid},
+		{"pids far above the kernel's", Config{Limits: Limits{Pids: 1<<62 + 1}}, v1Host, "Limits.Pids", ErrInvalid},
 		{"IO weight too large", Config{Limits: Limits{IOWeight: 10001}}, v1Host, "Limits.IOWeight", ErrInvalid},
 		{"cpus garbage", Config{Limits: Limits{CPUs: "zero"}}, v1Host, "Limits.CPUs", ErrInvalid},
 		{"cpus backwards range", Config{Limits: Limits{CPUs: "3-1"}}, v1Host, "Limits.CPUs", ErrInvalid},

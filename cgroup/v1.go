@@ -360,6 +360,13 @@ func (g *v1Group) kill(ctx context.Context, name string) error {
 	return killLoop(ctx, name, g.dirs...)
 }
 
+func (g *v1Group) thaw() error {
+	if g.freezer == "" {
+		return nil
+	}
+	return writeFile(g.freezer+"/freezer.state", "THAWED")
+}
+
 // freezeV1 freezes the freezer group dir and waits until the kernel
 // reports it FROZEN. It reports false if ctx ended first; the kernel may
 // stay FREEZING while a task sleeps uninterruptibly, so callers must not

@@ -266,6 +266,8 @@ func (g *v2Group) kill(ctx context.Context, name string) error {
 	return killLoop(ctx, name, g.dir)
 }
 
+func (g *v2Group) thaw() error { return writeFile(g.dir+"/cgroup.freeze", "0") }
+
 // waitEmptyV2 waits until cgroup.events says that no process is left in
 // the group or below it.
 func waitEmptyV2(ctx context.Context, dir string) error {

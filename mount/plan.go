@@ -138,8 +138,14 @@ func (p *Plan) Validate() error {
 	if p.Root.Dir != "" && !path.IsAbs(p.Root.Dir) {
 		return &FieldError{"Root.Dir", errors.New("must be an absolute path")}
 	}
+	if strings.IndexByte(p.Root.Dir, 0) >= 0 {
+		return &FieldError{"Root.Dir", errors.New("must not contain a NUL byte")}
+	}
 	if p.Root.Dir == "" && p.Root.Size < 0 {
 		return &FieldError{"Root.Size", errors.New("must not be negative")}
+	}
+	if p.Root.Inodes < 0 || p.Root.Inodes > MaxInodes {
+		return &FieldError{"Root.Inodes", fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), p.Root.Inodes)}
 	}
 	for i := range p.Mounts {
 		if err := p.Mounts[i].Validate(); err != nil {
@@ -166,6 +172,9 @@ func (m *Mount) Validate() error {
 	if !needSource && m.Source != "" {
 		return &FieldError{"Source", fmt.Errorf("must be empty for a %s mount", m.Kind)}
 	}
+	if strings.IndexByte(m.Source, 0) >= 0 {
+		return &FieldError{"Source", errors.New("must not contain a NUL byte")}
+	}
 	switch m.Kind {
 	case Bind:
 		if !path.IsAbs(m.Source) {
@@ -175,8 +184,8 @@ func (m *Mount) Validate() error {
 		if m.Size <= 0 {
 			return &FieldError{"Size", errors.New("must be positive")}
 		}
-		if m.Inodes < 0 {
-			return &FieldError{"Inodes", errors.New("must not be negative")}
+		if m.Inodes < 0 || m.Inodes > MaxInodes {
+			return &FieldError{"Inodes", fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), m.Inodes)}
 		}
 	case Proc, Devpts, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
@@ -193,11 +202,22 @@ func (m *Mount) Validate() error {
 	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
 		return &FieldError{"Mode", fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}
 	}
-	if m.UID < 0 || m.GID < 0 {
-		return &FieldError{"UID", errors.New("must not be negative")}
+	if m.UID < 0 || int64(m.UID) > maxID {
+		return &FieldError{"UID", fmt.Errorf("must be from 0 to %d, not %d", maxID, m.UID)}
+	}
+	if m.GID < 0 || int64(m.GID) > maxID {
+		return &FieldError{"GID", fmt.Errorf("must be from 0 to %d, not %d", maxID, m.GID)}
 	}
 	return nil
 }
+
+// MaxInodes is the largest inode limit a Tmpfs may have: the kernel takes
+// far more on 64-bit machines, but ids past it need tmpfs's inode64 option
+// and no sandbox needs them.
+const MaxInodes = 1<<32 - 1
+
+// maxID is the largest user or group id: (uid_t)-1 means "no id".
+const maxID = 1<<32 - 2
 
 // checkTarget accepts absolute, clean paths other than the root itself.
 func checkTarget(t string) error {

@@ -247,6 +247,9 @@ func (c *Config) validate() error {
 	if c.UID < 0 || c.GID < 0 {
 		return configErr("UID", "must not be negative")
 	}
+	if uint64(c.UID) > maxID || uint64(c.GID) > maxID {
+		return configErr("UID", "ids run from 0 to %d, not %d:%d", maxID, c.UID, c.GID)
+	}
 	if c.IDMap != (IDMap{}) {
 		if err := c.IDMap.validate(c.UID, c.GID); err != nil {
 			return err
@@ -261,8 +264,8 @@ func (c *Config) validate() error {
 	if c.TmpfsSize < 0 {
 		return configErr("TmpfsSize", "must not be negative")
 	}
-	if c.TmpfsInodes < 0 {
-		return configErr("TmpfsInodes", "must not be negative")
+	if c.TmpfsInodes < 0 || c.TmpfsInodes > mount.MaxInodes {
+		return configErr("TmpfsInodes", "must be from 0 to %d, not %d", int64(mount.MaxInodes), c.TmpfsInodes)
 	}
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
@@ -294,25 +297,54 @@ func (c *Config) validate() error {
 
 // validateProcess checks the fields a Config and a Cmd share; prefix is
 // prepended to the field names.
+// Each string must also fit execve's limit on one string; the limit on all
+// of them together depends on the stack rlimit, and execve itself reports
+// it (E2BIG) as a *SetupError.
 func validateProcess(prefix string, args, env []string, dir string) error {
+	// Dir first: the default environment's HOME holds it.
+	if !path.IsAbs(dir) || path.Clean(dir) != dir || strings.IndexByte(dir, 0) >= 0 {
+		return configErr(prefix+"Dir", "must be an absolute, clean path, not %q", truncate(dir))
+	}
 	for i, a := range args {
-		if strings.IndexByte(a, 0) >= 0 {
-			return configErr(prefix+fmtIndex("Args", i), "must not contain a NUL byte")
+		if err := checkExecString(a); err != nil {
+			return &ConfigError{prefix + fmtIndex("Args", i), err}
 		}
 	}
 	for i, kv := range env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return configErr(prefix+fmtIndex("Env", i), "must have the form KEY=value, not %q", kv)
+			return configErr(prefix+fmtIndex("Env", i), "must have the form KEY=value, not %q", truncate(kv))
 		}
-		if strings.IndexByte(kv, 0) >= 0 {
-			return configErr(prefix+fmtIndex("Env", i), "must not contain a NUL byte")
+		if err := checkExecString(kv); err != nil {
+			return &ConfigError{prefix + fmtIndex("Env", i), err}
 		}
-	}
-	if !path.IsAbs(dir) || path.Clean(dir) != dir || strings.IndexByte(dir, 0) >= 0 {
-		return configErr(prefix+"Dir", "must be an absolute, clean path, not %q", dir)
 	}
 	return nil
+}
+
+// maxArgStrlen is the kernel's MAX_ARG_STRLEN: the longest string execve
+// takes, its terminating NUL included.
+const maxArgStrlen = 32 * 4096
+
+// maxID is the largest user or group id: (uid_t)-1 means "no id".
+const maxID = 1<<32 - 2
+
+func checkExecString(s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return errors.New("must not contain a NUL byte")
+	}
+	if len(s) >= maxArgStrlen {
+		return fmt.Errorf("is %d bytes long; execve takes at most %d (MAX_ARG_STRLEN)", len(s), maxArgStrlen-1)
+	}
+	return nil
+}
+
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 func (m IDMap) validate(uid, gid int) error {

@@ -39,17 +39,64 @@ func send(c *os.File, m proto.Message) error {
 	return err
 }
 
+// writeFiles writes the encoded message b on the socket c, with fds as
+// SCM_RIGHTS, packed into a memory file when it is too long for a packet
+// (see proto.Pack). It waits while the socket is full, until c's write
+// deadline.
+func writeFiles(c *os.File, b []byte, fds []int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return packed(b, fds, func(pkt, oob []byte) error {
+		var sendErr error
+		err := rc.Write(func(fd uintptr) bool {
+			sendErr = unix.Sendmsg(int(fd), pkt, oob, nil, unix.MSG_NOSIGNAL)
+			return sendErr != unix.EAGAIN
+		})
+		if err != nil {
+			return err
+		}
+		return sendErr
+	})
+}
+
+// packed packs the encoded message b (see proto.Pack) and has write send
+// the packet and its descriptors, fds after the memory file if there is
+// one.
+func packed(b []byte, fds []int, write func(pkt, oob []byte) error) error {
+	pkt, mfd, err := proto.Pack(b)
+	if err != nil {
+		return err
+	}
+	if mfd >= 0 {
+		defer unix.Close(mfd) // the packet holds its own reference
+		fds = append([]int{mfd}, fds...)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	return write(pkt, oob)
+}
+
 // maxReport bounds the size of a report from the init.
 const maxReport = 64 << 10
 
 func (s *Sandbox) readReport() (*proto.Report, error) {
 	buf := make([]byte, maxReport)
 	n, err := s.conn.Read(buf)
-	if n == 0 || errors.Is(err, io.EOF) {
+	if errors.Is(err, unix.ECONNRESET) {
+		// The init exited with requests of ours unread (a Close or an Exec
+		// racing its end). The kernel says so once, ahead of the reports
+		// it sent before, which are still queued.
+		n, err = s.conn.Read(buf)
+	}
+	if errors.Is(err, io.EOF) || err == nil && n == 0 {
 		return nil, proto.ErrClosed
 	}
 	if err != nil {
-		return nil, err
+		return nil, err // a deadline, say: readLoop tells them apart
 	}
 	var rep proto.Report
 	if err := rep.UnmarshalBinary(buf[:n]); err != nil {

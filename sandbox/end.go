@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -15,32 +17,80 @@ import (
 // when the init exits: the final one is kept for the Result, the others go
 // to the Exec calls waiting for them.
 func (s *Sandbox) readLoop() {
-	defer close(s.readDone)
 	for {
 		rep, err := s.readReport()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// watch stopped waiting for the end of the socket: the init has
+			// exited, and what it sent before is still worth reading.
+			s.drainReports()
+			break
+		}
 		if err != nil {
 			break
 		}
-		s.mu.Lock()
-		if rep.ID == 0 {
-			if rep.Kind == proto.Exited || rep.Kind == proto.Closed {
-				s.final = rep
-			}
-		} else if ch, ok := s.execs[rep.ID]; ok {
-			ch <- rep // buffered for every report an Exec can get
-			if rep.Kind != proto.Started {
-				delete(s.execs, rep.ID)
-			}
-		}
-		s.mu.Unlock()
+		s.deliver(rep)
 	}
 	// The init is gone: Exec calls still waiting will hear nothing more.
+	// readDone closes under s.mu, so that an Exec that finds it open has
+	// registered in time to be told.
 	s.mu.Lock()
 	for id, ch := range s.execs {
 		close(ch)
 		delete(s.execs, id)
 	}
+	close(s.readDone)
 	s.mu.Unlock()
+}
+
+// deliver keeps a final report for the Result and hands the others to the
+// Exec calls waiting for them.
+func (s *Sandbox) deliver(rep *proto.Report) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rep.ID == 0 {
+		if rep.Kind == proto.Exited || rep.Kind == proto.Closed {
+			s.final = rep
+		}
+	} else if ch, ok := s.execs[rep.ID]; ok {
+		ch <- rep // buffered for every report an Exec can get
+		if rep.Kind != proto.Started {
+			delete(s.execs, rep.ID)
+		}
+	}
+}
+
+// drainReports delivers the reports queued on the init's socket without
+// waiting for more. A read deadline that has passed fails every read, even
+// of a report that is queued; readLoop calls this then, so that a reader
+// late to run (a loaded machine) loses no report.
+func (s *Sandbox) drainReports() {
+	if s.conn.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, maxReport)
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return true // never wait
+		})
+		if rerr == unix.ECONNRESET {
+			continue // said once, ahead of what is queued (see readReport)
+		}
+		if err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		var rep proto.Report
+		if rep.UnmarshalBinary(buf[:n]) != nil {
+			return
+		}
+		s.deliver(&rep)
+	}
 }
 
 // watch waits for the init to exit, killing the sandbox when the context is
@@ -70,9 +120,11 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	end := time.Now()
 	// The init has exited, so its last report is queued or never coming;
 	// the socket reaches its end at once unless something inherited it.
-	s.conn.SetReadDeadline(time.Now().Add(time.Second))
+	s.conn.SetReadDeadline(time.Now().Add(drainGrace))
 	<-s.readDone
+	s.mu.Lock() // senders check readDone under s.mu (see Exec)
 	s.conn.Close()
+	s.mu.Unlock()
 	if s.stdinW != nil {
 		// Release the pipe even if the copier is blocked reading.
 		s.stdinW.Close()
@@ -92,6 +144,10 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	close(s.done)
 }
 
+// drainGrace is how long watch waits, once the init has exited, for the
+// end of its socket; readLoop then reads what is queued and stops.
+const drainGrace = time.Second
+
 func (s *Sandbox) killFor(r Reason, cause error) {
 	s.mu.Lock()
 	if s.killReason == 0 {
@@ -103,7 +159,19 @@ func (s *Sandbox) killFor(r Reason, cause error) {
 		return
 	}
 	s.mu.Unlock()
-	s.cmd.Process.Kill()
+	s.killInit()
+}
+
+// killInit kills the init, and so every process of the sandbox (its pid
+// namespace ends with it), even when its group is frozen.
+func (s *Sandbox) killInit() error {
+	err := s.cmd.Process.Kill()
+	s.lim.thaw(s.cfg.Logger)
+	if errors.Is(err, os.ErrProcessDone) {
+		// The init has exited, but the Result is not final yet.
+		return ErrFinished
+	}
+	return err
 }
 
 // buildResult builds the Result of a sandbox whose init has exited.
@@ -177,8 +245,14 @@ func (s *Sandbox) Wait() (*Result, error) {
 
 // Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
 // once: every process in it dies with the command. Other signals go to the
-// command's process only, through the sandbox's init.
+// command's process only, through the sandbox's init. A sig that is not a
+// signal (1 to 64) returns an error matching unix.EINVAL; a sandbox that
+// was never started returns ErrNotStarted, and one that has ended, even
+// while Kill ran, ErrFinished.
 func (s *Sandbox) Kill(sig syscall.Signal) error {
+	if sig < 1 || sig > maxSignal {
+		return fmt.Errorf("stockade: kill: %d is not a signal (1 to %d): %w", int(sig), maxSignal, unix.EINVAL)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.runningLocked(); err != nil {
@@ -188,7 +262,7 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 		return s.rawKill(sig)
 	}
 	if sig == unix.SIGKILL {
-		return s.cmd.Process.Kill()
+		return s.killInit()
 	}
 	if err := send(s.conn, &proto.Request{Signal: int(sig)}); err != nil {
 		return ErrFinished
@@ -217,11 +291,35 @@ func (s *Sandbox) Close() error {
 	err := send(s.conn, &proto.Request{Close: true})
 	s.mu.Unlock()
 	if err != nil {
-		s.cmd.Process.Kill()
+		s.killInit()
+		<-s.done
+		return nil
 	}
-	<-s.done
+	// The init kills every process when it reads the request; a group
+	// frozen from outside must be thawed for it to do so.
+	s.lim.thaw(s.cfg.Logger)
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		// The init does not answer (stopped, say): end it from here.
+		if len(s.cfg.Args) == 0 {
+			s.killFor(Closed, nil)
+		} else {
+			s.killInit()
+		}
+		<-s.done
+	}
 	return nil
 }
+
+// maxSignal is the last signal number Linux has (SIGRTMAX).
+const maxSignal = 64
+
+// closeGrace is how long Close waits for the init to end the sandbox
+// before it kills the init itself.
+const closeGrace = 2 * time.Second
 
 // runningLocked returns nil when the sandbox runs, and why not otherwise.
 // The caller holds s.mu.

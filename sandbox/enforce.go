@@ -271,6 +271,19 @@ func (l *limiter) end(s *Sandbox) {
 	}
 }
 
+// thaw thaws the sandbox's group, which someone may have frozen, after a
+// SIGKILL was sent into it: a task of a frozen v1 group dies only once it
+// is thawed. Killing ends the sandbox anyway, so a freeze from outside has
+// nothing left to keep.
+func (l *limiter) thaw(logger *slog.Logger) {
+	if l == nil || l.group == nil {
+		return
+	}
+	if err := l.group.Thaw(); err != nil && logger != nil {
+		logger.Warn("sandbox cgroup: thaw to kill", "group", l.group.Name(), "err", err)
+	}
+}
+
 // verdict fills in res what the limits decide: the figures of the group,
 // and the Reason when a limit ended the run. A limit the parent killed the
 // sandbox for has already set the Reason.

@@ -73,7 +73,14 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	defer st.closeParentEnds()
 
 	s.mu.Lock()
-	if err := s.runningLocked(); err != nil {
+	err = s.runningLocked()
+	select {
+	case <-s.readDone:
+		// The init is gone, and watch closes its socket under s.mu.
+		err = ErrFinished
+	default:
+	}
+	if err != nil {
 		s.mu.Unlock()
 		st.closeChildEnds()
 		return nil, err
@@ -85,17 +92,17 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	err = s.sendFiles(&proto.Request{Exec: x}, st.childFDs())
 	s.mu.Unlock()
 	st.closeChildEnds() // the init has its own copies now
+	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		return nil, ErrFinished // the init is gone
+	}
 	if err != nil {
 		return nil, setupErr("exec", x.Path, err)
 	}
 
-	rep, ok := <-reports
-	switch {
-	case !ok:
-		return nil, ErrFinished
-	case rep.Kind == proto.Failed:
-		return nil, &SetupError{Stage: rep.Stage, Path: rep.Path, Errno: unix.Errno(rep.Errno), Err: errors.New(rep.Message)}
-	}
+	// The init answers Started or Failed, then Exited. Every wait, the
+	// first too, ends with ctx, the timeout or the end of the sandbox, which
+	// closes reports. A kill sent before Started reaches the process all
+	// the same: the init serves requests in order.
 	var timer <-chan time.Time
 	if cmd.Timeout > 0 {
 		t := time.NewTimer(cmd.Timeout - time.Since(start))
@@ -104,12 +111,25 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	}
 	var killed Reason
 	var cause error
-	for rep == nil || rep.Kind != proto.Exited {
+	var rep *proto.Report
+	started := false
+	for rep == nil {
 		select {
-		case rep, ok = <-reports:
-			if !ok {
+		case r, ok := <-reports:
+			switch {
+			case !ok && !started:
+				return nil, ErrFinished
+			case !ok:
 				// The sandbox ended first, and the process with it.
 				rep = &proto.Report{Kind: proto.Exited, Status: int(unix.SIGKILL)}
+			case r.Kind == proto.Failed && r.Errno == int(unix.ESHUTDOWN):
+				return nil, ErrFinished // the init refused: the sandbox is ending
+			case r.Kind == proto.Failed:
+				return nil, &SetupError{Stage: r.Stage, Path: r.Path, Errno: unix.Errno(r.Errno), Err: errors.New(r.Message)}
+			case r.Kind == proto.Started:
+				started = true
+			case r.Kind == proto.Exited:
+				rep = r
 			}
 		case <-ctx.Done():
 			killed, cause, ctx = Cancelled, context.Cause(ctx), context.Background()
@@ -169,11 +189,19 @@ func (cmd *Cmd) request(cfg *Config, id identity) (*proto.Exec, error) {
 			return nil, configErr(fmtIndex("Cmd.ExtraFiles", i), "must not be nil")
 		}
 	}
+	if len(cmd.ExtraFiles) > maxExecFiles {
+		return nil, configErr("Cmd.ExtraFiles", "%d files are more than the %d one request carries", len(cmd.ExtraFiles), maxExecFiles)
+	}
 	if cmd.Timeout < 0 {
 		return nil, configErr("Cmd.Timeout", "must not be negative")
 	}
 	return x, nil
 }
+
+// maxExecFiles is the most ExtraFiles an Exec request carries: the
+// packet's descriptors less the standard streams and a packed request's
+// memory file.
+const maxExecFiles = proto.MaxFiles - 4
 
 // signal asks the init to send sig to the process of an Exec request.
 func (s *Sandbox) signal(id int64, sig syscall.Signal) {
@@ -181,6 +209,11 @@ func (s *Sandbox) signal(id int64, sig syscall.Signal) {
 	defer s.mu.Unlock()
 	if s.runningLocked() == nil {
 		send(s.conn, &proto.Request{Signal: int(sig), Target: id})
+		if sig == unix.SIGKILL {
+			// The init must run to deliver it, and so must the target to
+			// die of it, in a group frozen from outside too.
+			s.lim.thaw(s.cfg.Logger)
+		}
 	}
 }
 
@@ -191,19 +224,7 @@ func (s *Sandbox) sendFiles(req *proto.Request, fds []int) error {
 	if err != nil {
 		return err
 	}
-	rc, err := s.conn.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var sendErr error
-	err = rc.Write(func(fd uintptr) bool {
-		sendErr = unix.Sendmsg(int(fd), b, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL)
-		return sendErr != unix.EAGAIN
-	})
-	if err != nil {
-		return err
-	}
-	return sendErr
+	return writeFiles(s.conn, b, fds)
 }
 
 // stdio holds the standard streams and extra files of an Exec'd process:

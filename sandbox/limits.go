@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -213,6 +214,10 @@ func (l *Limits) validate() error {
 		return configErr("Limits.CPUTime", "must not be negative")
 	case l.Output < 0:
 		return configErr("Limits.Output", "must not be negative")
+	case strings.IndexByte(l.CgroupParent, 0) >= 0:
+		return configErr("Limits.CgroupParent", "must not contain a NUL byte")
+	case l.Pids > cgroup.MaxPids:
+		return configErr("Limits.Pids", "%d is above the kernel's most tasks, %d; 0 means no limit", l.Pids, cgroup.MaxPids)
 	case l.Pids > 0 && l.Pids < MinPids:
 		return configErr("Limits.Pids", "%d is below the minimum of %d: the init stage's threads count too", l.Pids, MinPids)
 	}

@@ -30,16 +30,21 @@ type Pool struct {
 // ErrPoolClosed is returned by Run on a closed Pool.
 var ErrPoolClosed = errors.New("stockade: pool closed")
 
+// MaxPoolSize is the most sandboxes a Pool keeps ready. Each is a process
+// tree, a control group and a few descriptors; far fewer exhaust a host.
+const MaxPoolSize = 1 << 16
+
 // NewPool returns a pool that keeps n sandboxes of cfg ready, and starts
-// filling it in the background. cfg must have no Args: each Run brings its
+// filling it in the background. n is from 1 to MaxPoolSize; a *ConfigError
+// naming "n" says so otherwise. cfg must have no Args: each Run brings its
 // command. cfg.Timeout applies to each Run rather than to the time a
 // sandbox waits in the pool. Close the pool to release them all.
 func NewPool(cfg Config, n int) (*Pool, error) {
 	if len(cfg.Args) > 0 {
 		return nil, configErr("Args", "must be empty for a pool: each Run brings its command")
 	}
-	if n < 1 {
-		return nil, configErr("n", "a pool must keep at least one sandbox ready")
+	if n < 1 || n > MaxPoolSize {
+		return nil, configErr("n", "a pool keeps from 1 to %d sandboxes ready, not %d", MaxPoolSize, n)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -99,10 +104,21 @@ func (p *Pool) refill() {
 	}
 }
 
+// start starts a sandbox for the pool. Close interrupts a start under
+// way, but must not end a sandbox that has started: a Run may be using it,
+// and runs under way finish first.
 func (p *Pool) start() (*Sandbox, error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(p.ctx))
+	stop := context.AfterFunc(p.ctx, cancel)
 	sb := New(p.cfg)
-	if err := sb.Start(p.ctx); err != nil {
+	if err := sb.Start(ctx); err != nil {
+		cancel()
 		return nil, err
+	}
+	if !stop() {
+		// Close came as the start ended, and the cancel ends the sandbox.
+		sb.Close()
+		return nil, ErrPoolClosed
 	}
 	return sb, nil
 }

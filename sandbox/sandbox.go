@@ -75,8 +75,15 @@ func New(cfg Config) *Sandbox {
 	}
 }
 
-// Run starts the sandbox and waits for it to end. See Start and Wait.
+// Run starts the sandbox and waits for it to end. See Start and Wait. Like
+// os/exec, Run needs a command: for a Config without Args it returns a
+// *ConfigError naming Args and creates nothing, since such a sandbox ends
+// only when closed (start it with Start, use it with Exec, end it with
+// Close).
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
+	if len(s.cfg.Args) == 0 {
+		return nil, configErr("Args", "Run needs a command; a sandbox without one is started with Start and ended with Close")
+	}
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -88,7 +95,9 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 // bad config, before anything is created, and a *SetupError (matching
 // ErrSetup) when a setup step fails, after removing everything it created.
 // When ctx is done before the sandbox ends, every process in it is killed
-// and the Result's Reason is Cancelled.
+// and the Result's Reason is Cancelled. A Config without Args makes a
+// long-lived sandbox: Start returns once it is ready, Exec runs commands
+// in it, and it lives until Close (or ctx, or its Timeout) ends it.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,6 +145,10 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.times.prepared = proto.Monotonic()
 	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
 	s.times.forked = proto.Monotonic()
+	// The init has its own copies now. Ours of its end of the socket would
+	// keep the socket from reaching its end should the init die before it
+	// reports, and Start would wait for a report that never comes.
+	l.release()
 	if err != nil {
 		if s.cmd.Process != nil {
 			// Forked, but not placed: kill it and wait for it.
@@ -148,6 +161,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return startError(s.cmd.Path, err)
 	}
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
+	if startHook != nil {
+		startHook("forked", s.cmd.Process.Pid)
+	}
 	connected := s.connectNetwork()
 	if id.viaHelpers {
 		if err := sendAfterMaps(ctx, s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
@@ -163,6 +179,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
 		s.abort()
 		return setupErr("handshake", "", err)
+	}
+	if startHook != nil {
+		startHook("go", s.cmd.Process.Pid)
 	}
 	actx, cancel := startDeadline(ctx, s.start, cfg.Timeout)
 	rep, err := s.awaitStart(actx)
@@ -201,7 +220,12 @@ func (l *launch) netnsFD() int {
 
 func (l *launch) release() {
 	closeAll(l.files)
+	l.files = nil
 }
+
+// startHook, when set (by tests), is called by Start with the init's pid
+// once the init is forked ("forked") and once it has the go-ahead ("go").
+var startHook func(stage string, pid int)
 
 // prepare builds the spec, clones the mount sources, takes a network
 // namespace, queues the spec on a new socket pair and sets up s.cmd.
@@ -248,7 +272,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	// with subordinate ids it waits for the maps instead.
 	if id.viaHelpers {
 		l.spec = data
-	} else if err := unix.Send(parentFD, data, unix.MSG_NOSIGNAL); err != nil {
+	} else if err := packed(data, nil, func(pkt, oob []byte) error {
+		return unix.Sendmsg(parentFD, pkt, oob, nil, unix.MSG_NOSIGNAL)
+	}); err != nil {
 		return l, setupErr("send-spec", "", err)
 	}
 	s.cmd = cfg.initCommand(child, id)
@@ -401,20 +427,29 @@ func (c *Config) spec(id identity) *proto.Spec {
 }
 
 // awaitStart waits for the init to report that the command runs, or why it
-// does not.
+// does not. The wait ends with ctx, and with the init's death: its socket
+// then reaches its end (the parent holds no copy of the init's end), and
+// the init's pidfd is the second way out.
 func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 	stop := context.AfterFunc(ctx, func() {
 		s.conn.SetReadDeadline(time.Unix(1, 0))
 	})
-	defer stop()
+	unwatch := s.onInitExit(func() {
+		// What it sent before it died is queued: read it, then give up.
+		s.conn.SetReadDeadline(time.Now().Add(drainGrace))
+	})
 	rep, err := s.readReport()
+	unwatch()
+	if !stop() {
+		// ctx ended the wait, or ended as the report came: the deadline it
+		// set stays, and would end the reading of the next reports.
+		return nil, ctx.Err()
+	}
+	s.conn.SetReadDeadline(time.Time{})
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
-		}
 		// The init died before it could report; its exit status is all
 		// there is to say.
-		s.cmd.Process.Kill()
+		s.killInit()
 		werr := s.cmd.Wait()
 		s.cmd = nil
 		if werr == nil {
@@ -444,7 +479,7 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 // nothing is left behind.
 func (s *Sandbox) abort() {
 	if s.cmd != nil {
-		s.cmd.Process.Kill()
+		s.killInit()
 		s.cmd.Wait()
 	}
 	if s.pidfd >= 0 {
@@ -457,6 +492,45 @@ func (s *Sandbox) abort() {
 	}
 	if s.stdinW != nil {
 		s.stdinW.Close()
+	}
+}
+
+// onInitExit calls f, on a goroutine of its own, if the init exits before
+// the returned stop is called; stop waits until f has returned if it runs.
+// It watches a pidfd of its own through the runtime's poller: a new one,
+// as making a copy of the os package's non-blocking would make its Wait
+// return before the init has exited. The init is an unreaped child, so its
+// pid is still its own.
+func (s *Sandbox) onInitExit(f func()) (stop func()) {
+	fd, err := unix.PidfdOpen(s.cmd.Process.Pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return func() {}
+	}
+	pf := os.NewFile(uintptr(fd), "stockade-init-pidfd")
+	rc, err := pf.SyscallConn()
+	if err != nil {
+		pf.Close()
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var exited bool
+		err := rc.Read(func(fd uintptr) bool {
+			// A pidfd is readable once its process has exited.
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, _ := unix.Poll(fds, 0)
+			exited = n > 0
+			return exited
+		})
+		if err == nil && exited {
+			f()
+		}
+	}()
+	return func() {
+		pf.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		pf.Close()
 	}
 }
 

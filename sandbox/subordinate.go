@@ -149,7 +149,7 @@ func sendAfterMaps(ctx context.Context, conn *os.File, pid int, id identity, spe
 	if err := writeMaps(ctx, pid, id); err != nil {
 		return err
 	}
-	if _, err := conn.Write(spec); err != nil {
+	if err := writeFiles(conn, spec, nil); err != nil {
 		return setupErr("send-spec", "", err)
 	}
 	return nil

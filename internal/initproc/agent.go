@@ -2,6 +2,7 @@ package initproc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
@@ -152,7 +153,9 @@ func (a *agent) exec(x *proto.Exec, files []int) {
 	if err == nil {
 		a.mu.Lock()
 		if a.ending {
-			err = errors.New("the sandbox is ending")
+			// ESHUTDOWN, which no exec returns, tells the parent that the
+			// sandbox has finished rather than that the command failed.
+			err = fmt.Errorf("the sandbox is ending: %w", unix.ESHUTDOWN)
 		} else {
 			var pid int
 			if pid, err = a.fork(argv0, x.Args, x.Env, x.Dir, x.UID, x.GID, files); err == nil {

@@ -233,14 +233,102 @@ func SendFiles(fd int, m Message, files []int) error {
 	return nil
 }
 
-// maxFiles bounds the descriptors one packet may carry.
-const maxFiles = 64
+// MaxFiles bounds the descriptors one packet may carry, a packed
+// message's memory file included.
+const MaxFiles = 64
 
-// RecvFiles reads one packet and the descriptors it carries from the
-// blocking socket fd. The descriptors are close-on-exec. It returns
-// ErrClosed when the other end is gone.
+// MaxPacket is the longest message sent as a packet of its own. A socket's
+// send buffer bounds a packet (net.core.wmem_default, 208 KiB by default,
+// and only a privileged process may raise it), and the parent queues the
+// Spec before the init even runs, so a longer message travels in a memory
+// file instead: see Pack.
+const MaxPacket = 64 << 10
+
+// maxPacked bounds a packed message, well above what execve takes (its
+// arguments and environment share at most 6 MiB).
+const maxPacked = 256 << 20
+
+// inFile is the one byte of a packet whose message is in the memory file
+// it carries as its first descriptor. No message encodes to a single byte.
+const inFile = 0xff
+
+// Pack returns the packet that carries the encoded message b: b itself
+// when it is at most MaxPacket bytes long, with mfd -1; else the byte
+// inFile and mfd, a memory file holding b, which goes first among the
+// packet's descriptors and which the caller closes once the packet is
+// sent. Recv and RecvFiles unpack it and close their copy.
+func Pack(b []byte) (pkt []byte, mfd int, err error) {
+	if len(b) <= MaxPacket {
+		return b, -1, nil
+	}
+	fd, err := unix.MemfdCreate("stockade-message", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, -1, fmt.Errorf("pack: %w", err)
+	}
+	for rest := b; len(rest) > 0; {
+		n, err := unix.Write(fd, rest)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, -1, fmt.Errorf("pack: %w", err)
+		}
+		rest = rest[n:]
+	}
+	return []byte{inFile}, fd, nil
+}
+
+// unpack returns the message a received packet carries, and the
+// descriptors that came with it for the message.
+func unpack(b []byte, files []int) ([]byte, []int, error) {
+	if len(b) != 1 || b[0] != inFile {
+		return b, files, nil
+	}
+	if len(files) == 0 {
+		return nil, nil, fmt.Errorf("%w: packed message without its file", ErrMalformed)
+	}
+	fd := files[0]
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		closeFDs(files[1:])
+		return nil, nil, fmt.Errorf("receive: %w", err)
+	}
+	if st.Size <= MaxPacket || st.Size > maxPacked {
+		closeFDs(files[1:])
+		return nil, nil, fmt.Errorf("%w: packed message of %d bytes", ErrMalformed, st.Size)
+	}
+	msg := make([]byte, st.Size)
+	for off := 0; off < len(msg); {
+		n, err := unix.Pread(fd, msg[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && n == 0 {
+			err = unix.EIO
+		}
+		if err != nil {
+			closeFDs(files[1:])
+			return nil, nil, fmt.Errorf("receive: %w", err)
+		}
+		off += n
+	}
+	return msg, files[1:], nil
+}
+
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+// RecvFiles reads one message and the descriptors it carries from the
+// blocking socket fd, unpacking a message that came in a memory file (see
+// Pack). The descriptors are close-on-exec. It returns ErrClosed when the
+// other end is gone.
 func RecvFiles(fd int) ([]byte, []int, error) {
-	oob := make([]byte, unix.CmsgSpace(4*maxFiles))
+	oob := make([]byte, unix.CmsgSpace(4*MaxFiles))
 	for {
 		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
 		if err == unix.EINTR {
@@ -274,45 +362,21 @@ func RecvFiles(fd int) ([]byte, []int, error) {
 				files = append(files, fds...)
 			}
 		}
-		return b[:n], files, nil
+		return unpack(b[:n], files)
 	}
 }
 
-// Recv reads one packet from the blocking socket fd into m. It returns
-// ErrClosed when the other end is gone.
+// Recv reads one message from the blocking socket fd into m, unpacking
+// one that came in a memory file (see Pack). It returns ErrClosed when the
+// other end is gone.
 func Recv(fd int, m Message) error {
-	b, err := RecvPacket(fd)
+	b, files, err := RecvFiles(fd)
 	if err != nil {
 		return err
 	}
+	closeFDs(files) // none are expected
 	return m.UnmarshalBinary(b)
 }
 
 // ErrClosed means the other end of the socket has closed it.
 var ErrClosed = errors.New("peer closed the socket")
-
-// RecvPacket reads one whole packet from the blocking socket fd.
-func RecvPacket(fd int) ([]byte, error) {
-	for {
-		// Peek with MSG_TRUNC to learn the packet's length, then read it.
-		n, _, err := unix.Recvfrom(fd, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("receive: %w", err)
-		}
-		if n == 0 {
-			return nil, ErrClosed
-		}
-		b := make([]byte, n)
-		n, _, err = unix.Recvfrom(fd, b, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("receive: %w", err)
-		}
-		return b[:n], nil
-	}
-}

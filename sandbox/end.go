@@ -154,8 +154,9 @@ func (s *Sandbox) killFor(r Reason, cause error) {
 		s.killReason, s.killCause = r, cause
 	}
 	if s.raw != nil {
-		unix.PidfdSendSignal(s.raw.pidfd, unix.SIGKILL, nil, 0)
+		s.raw.signalLocked(unix.SIGKILL)
 		s.mu.Unlock()
+		s.lim.thaw(s.cfg.Logger)
 		return
 	}
 	s.mu.Unlock()

@@ -60,6 +60,10 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
+	if s.raw != nil {
+		s.mu.Unlock()
+		return nil, errRawExec
+	}
 	cfg, id := s.cfg.withDefaults(), s.id
 	s.mu.Unlock()
 	x, err := cmd.request(&cfg, id)

@@ -34,6 +34,10 @@ type rawProc struct {
 	emulated syscall.Signal
 }
 
+// errRawExec is what Exec returns for a sandbox whose command was started
+// on the raw path, which has no agent inside to start more processes.
+var errRawExec = &FeatureError{Feature: "Exec into a sandbox started with a command", Err: errors.New("not yet on the raw start path; start the sandbox without Args, or set " + fallbackEnv + "=init")}
+
 // rawCache keeps compiled programs by their Spec: a Config is compiled
 // once, not at every start.
 var rawCache struct {
@@ -315,7 +319,20 @@ func (s *Sandbox) rawKill(sig syscall.Signal) error {
 			p.emulated = sig
 		}
 	}
-	if err := unix.PidfdSendSignal(p.pidfd, send, nil, 0); err != nil {
+	err := p.signalLocked(send)
+	if send == unix.SIGKILL {
+		s.lim.thaw(s.cfg.Logger)
+	}
+	return err
+}
+
+// signalLocked sends sig to the command through its pidfd. The caller
+// holds the sandbox's mu, under which the pidfd is closed.
+func (p *rawProc) signalLocked(sig syscall.Signal) error {
+	if p.pidfd < 0 {
+		return ErrFinished
+	}
+	if err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0); err != nil {
 		if errors.Is(err, unix.ESRCH) {
 			return ErrFinished
 		}

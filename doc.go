@@ -10,7 +10,8 @@
 // # Packages
 //
 //   - [github.com/stockade/stockade/sandbox] is the API: Config, New,
-//     Sandbox (Start, Wait, Run, Kill), Result and the errors. Start here.
+//     Sandbox (Run, Start, Wait, Kill, Exec, Close), Pool, Result, Probe
+//     and the errors. Start here.
 //   - [github.com/stockade/stockade/mount] describes a root file system as a
 //     plan of mounts and builds it inside a mount namespace.
 //   - [github.com/stockade/stockade/cgroup] gives a sandbox its own control
@@ -20,10 +21,16 @@
 //     private networks, forwarded ports and a pool of ready namespaces.
 //   - cmd/stockade is a command line over the same API (stockade run,
 //     probe, version), with flags named as bwrap and nsjail users expect.
+//   - bench, a module of its own so that this module needs no plotting
+//     library, measures stockade side by side with bwrap, crun and runc.
 //   - internal/initproc is the init stage that runs inside each sandbox;
 //     internal/proto is what it and the parent say to each other;
 //     internal/linux holds the capability, loopback and time namespace
-//     primitives; internal/testutil the test guards.
+//     primitives; internal/seccomp compiles system call policies to BPF in
+//     pure Go and internal/landlock applies Landlock rules;
+//     internal/testutil holds the test guards, internal/int80 the i386
+//     system call the attack tests make, and internal/vmtest the tie to
+//     CI's cgroup v2 VM.
 //
 // # How a sandbox starts
 //

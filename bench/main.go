@@ -1,8 +1,10 @@
 // Command bench measures stockade against the tools people would pick
 // instead, side by side in one run on the same machine and the same root:
 //
-//	go run ./bench                 # the full run, about two minutes
-//	go run ./bench --smoke         # that everything works, in seconds
+//	cd bench
+//	go run .                       # the full run, about two minutes
+//	go run . --smoke               # that everything works, in seconds
+//	go run . --readme ../README.md # and put the tables in the README
 //
 // It runs /bin/true from a static busybox root it builds in a temporary
 // directory, with plain exec, stockade in-process (the default config, in a
@@ -16,6 +18,10 @@
 // table the README shows), results.json and results.png (a plot) to the
 // results directory. It runs as root.
 //
+// bench is a module of its own, so that the library's go.mod does not
+// carry the plotting library: bench/go.mod replaces the library with this
+// tree (../), and the harness runs from bench's directory.
+//
 // The harness times everything itself, in Go, rather than through a
 // benchmarking tool, so that it controls the runs: each runner's latency
 // runs are interleaved with the others' in rounds, so that a noisy moment
@@ -23,6 +29,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,7 +69,7 @@ func init() { runtime.LockOSThread() }
 func main() {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.StringVar(&o.out, "out", "bench/results", "write results.md, results.json and results.png to `DIR`")
+	fs.StringVar(&o.out, "out", "results", "write results.md, results.json and results.png to `DIR`")
 	fs.IntVar(&o.runs, "runs", 200, "latency runs per runner")
 	fs.IntVar(&o.rounds, "rounds", 10, "rounds the latency runs are interleaved in")
 	fs.DurationVar(&o.duration, "duration", time.Second, "how long each throughput window lasts")
@@ -72,7 +79,7 @@ func main() {
 	fs.StringSliceVar(&o.only, "only", nil, "measure only these runners (plain, stockade, stockade-limits, stockade-host, cli, bwrap, crun, runc, unshare)")
 	fs.BoolVar(&o.smoke, "smoke", false, "a short run that checks that every installed runner works: 6 runs, 0.3 s, 1 and 2 launchers, 2 held")
 	fs.StringVar(&o.stockade, "stockade", "", "the stockade command to measure (default: built from this tree)")
-	fs.StringVar(&o.inproc, "inproc", "", "the in-process worker (default: built from bench/inproc)")
+	fs.StringVar(&o.inproc, "inproc", "", "the in-process worker (default: built from inproc)")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "a static busybox to build the root from")
 	fs.StringVar(&o.from, "from", "", "measure nothing: write the results of an earlier run's results.json `FILE` again")
 	fs.StringVar(&o.readme, "readme", "", "also put results.md between the benchmark markers of `FILE` (README.md)")
@@ -117,7 +124,7 @@ func (o *options) check() error {
 	case len(o.launchers) == 0 || slices.ContainsFunc(o.launchers, func(l int) bool { return l < 1 }):
 		return errors.New("--launchers: must be positive numbers")
 	case os.Geteuid() != 0:
-		return errors.New("the benchmark runs as root: the peers need it (sudo go run ./bench)")
+		return errors.New("the benchmark runs as root: the peers need it (cd bench && sudo go run .)")
 	}
 	return nil
 }
@@ -310,34 +317,55 @@ func (rep *report) write(dir string) error {
 }
 
 // build builds the stockade command and the in-process worker from this
-// tree unless they were given.
+// tree unless they were given. The command is built in the library's
+// module, where bench's replace directive points, with the library's own
+// dependencies; the worker in bench's module.
 func build(e *env) error {
 	for _, b := range []struct {
-		path *string
-		pkg  string
-	}{{&e.stockade, "./cmd/stockade"}, {&e.inproc, "./bench/inproc"}} {
+		path   *string
+		module string
+		pkg    string
+	}{
+		{&e.stockade, "github.com/stockade/stockade", "./cmd/stockade"},
+		{&e.inproc, "github.com/stockade/stockade/bench", "./inproc"},
+	} {
 		if *b.path != "" {
 			continue
 		}
+		dir, err := moduleDir(b.module)
+		if err != nil {
+			return err
+		}
 		out := filepath.Join(e.dir, filepath.Base(b.pkg))
 		cmd := exec.Command("go", "build", "-o", out, b.pkg)
-		cmd.Dir = moduleDir()
+		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, msg)
+			return fmt.Errorf("go build %s in %s: %w\n%s", b.pkg, dir, err, msg)
 		}
 		*b.path = out
 	}
 	return nil
 }
 
-// moduleDir is the root of this module: the directory holding go.mod.
-func moduleDir() string {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
-		return "."
+// moduleDir is the directory of module path as the go command resolves it
+// from bench's module: bench itself, or the library through the replace
+// directive in bench/go.mod. The harness runs from bench's directory (cd
+// bench && go run .), as its tests do.
+func moduleDir(path string) (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", path).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+		}
+		return "", fmt.Errorf("find module %s (run the harness from bench/): %w", path, err)
 	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("find module %s (run the harness from bench/): go list gave no directory", path)
+	}
+	return dir, nil
 }
 
 // busyboxVersion is the version line of busybox, without its blurb.

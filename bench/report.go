@@ -220,7 +220,7 @@ func oneLine(s string) string {
 
 // The markers in the README between which --readme puts the results.
 const (
-	readmeBegin = "<!-- bench results: begin (go run ./bench --readme README.md) -->"
+	readmeBegin = "<!-- bench results: begin (cd bench && go run . --readme ../README.md) -->"
 	readmeEnd   = "<!-- bench results: end -->"
 )
 

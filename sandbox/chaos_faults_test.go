@@ -327,10 +327,10 @@ func (b blockedWriter) Write([]byte) (int, error) {
 	return 0, errors.New("chaos: writer healed")
 }
 
-// failingWriter fails every Write.
-type failingWriter struct{}
+// chaosFailingWriter fails every Write.
+type chaosFailingWriter struct{}
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("chaos: writer fails") }
+func (chaosFailingWriter) Write([]byte) (int, error) { return 0, errors.New("chaos: writer fails") }
 
 // exclusiveWriter is a writer that must never be called from two
 // goroutines at once, like a bytes.Buffer; instead of corrupting itself

@@ -705,7 +705,7 @@ func scStdoutBlocked(r *chaosRound) {
 // scStdoutFails gives Run a Stdout writer that fails: the command gets
 // SIGPIPE at its next write.
 func scStdoutFails(r *chaosRound) {
-	cfg := Config{Args: []string{r.bb, "yes"}, Stdout: failingWriter{}, Timeout: 5 * time.Second}
+	cfg := Config{Args: []string{r.bb, "yes"}, Stdout: chaosFailingWriter{}, Timeout: 5 * time.Second}
 	var res *Result
 	var err error
 	if r.do("Run", bound(cfg.Timeout), func() { res, err = New(cfg).Run(context.Background()) }) {
@@ -722,7 +722,7 @@ func scExecStdoutFails(r *chaosRound) {
 		return
 	}
 	r.do("Exec yes", chaosGrace, func() {
-		res, err := sb.Exec(context.Background(), Cmd{Args: []string{r.bb, "yes"}, Stdout: failingWriter{}})
+		res, err := sb.Exec(context.Background(), Cmd{Args: []string{r.bb, "yes"}, Stdout: chaosFailingWriter{}})
 		r.checkResult("Exec yes", res, err, newExpect("signaled SIGPIPE"))
 	})
 	r.do("Close", chaosGrace, func() { r.checkErr("Close", sb.Close()) })

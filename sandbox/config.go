@@ -53,6 +53,14 @@ type Config struct {
 	// Result's Reason is Timeout; when it expires before the command has
 	// started, Start fails with a *SetupError.
 	Timeout time.Duration
+	// WaitDelay bounds how long Run, Wait and Exec wait for output to be
+	// copied to Stdout and Stderr once the command (or the Exec'd process)
+	// has ended, as in os/exec: a writer that blocks, or a process left
+	// behind that keeps the output open, holds them no longer. What was
+	// not copied by then is discarded, and a command that ended well
+	// returns its Result with ErrWaitDelay. So with a Timeout, Run returns
+	// within Timeout plus WaitDelay. Zero means DefaultWaitDelay (1s).
+	WaitDelay time.Duration
 	// Limits are the sandbox's resource limits: memory, CPU, tasks, CPU
 	// time, output and the per-process rlimits. The zero value limits
 	// nothing but core files. See Limits.
@@ -240,6 +248,9 @@ func (c *Config) validate() error {
 	}
 	if c.Timeout < 0 {
 		return configErr("Timeout", "must not be negative")
+	}
+	if c.WaitDelay < 0 {
+		return configErr("WaitDelay", "must not be negative")
 	}
 	if c.RunAsRoot && (c.UID != 0 || c.GID != 0) {
 		return configErr("UID", "must be zero when RunAsRoot is set")

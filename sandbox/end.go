@@ -97,7 +97,10 @@ func (s *Sandbox) drainReports() {
 // done or the timeout expires, and then builds the Result.
 func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
+	go func() {
+		awaitExit(s.cmd.Process.Pid) // without holding a thread
+		exited <- s.cmd.Wait()
+	}()
 	var timer <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout - time.Since(s.start))
@@ -118,6 +121,9 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 		werr = <-exited
 	}
 	end := time.Now()
+	// Every process of the sandbox died with the init, so the output ends
+	// at once unless the writer holds it up.
+	outDeadline := end.Add(waitDelay(s.cfg.WaitDelay))
 	// The init has exited, so its last report is queued or never coming;
 	// the socket reaches its end at once unless something inherited it.
 	s.conn.SetReadDeadline(time.Now().Add(drainGrace))
@@ -137,7 +143,11 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	rep := s.final
 	s.mu.Unlock()
 
+	outErr := s.out.wait(outDeadline)
 	res, err := s.buildResult(rep, werr, end)
+	if err == nil {
+		err = outErr
+	}
 	s.mu.Lock()
 	s.result, s.err = res, err
 	s.mu.Unlock()

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +43,10 @@ type limiter struct {
 	// limits the caller may not use (see planLimits).
 	rlimits []proto.Rlimit
 	notes   []string
+	logger  *slog.Logger
+	// procUser and procSys are the CPU times the watchdog last counted
+	// from /proc, once the group could no longer be read.
+	procUser, procSys atomic.Int64
 }
 
 // newLimiter creates the sandbox's control group when its limits need one,
@@ -47,7 +54,7 @@ type limiter struct {
 // It runs before anything else of the sandbox exists, so a failure leaves
 // nothing behind.
 func newLimiter(cfg *Config) (*limiter, error) {
-	l := &limiter{limits: cfg.Limits, hit: make(chan Reason, 1), stop: make(chan struct{})}
+	l := &limiter{limits: cfg.Limits, hit: make(chan Reason, 1), stop: make(chan struct{}), logger: cfg.Logger}
 	if cfg.Limits.Output > 0 {
 		l.output = &outputCounter{limit: cfg.Limits.Output, trip: func() { l.trip(OutputLimit) }}
 	}
@@ -93,29 +100,24 @@ func newLimiter(cfg *Config) (*limiter, error) {
 // attach prepares the init's command for the limits: on cgroup v2 the
 // init is forked straight into the group (clone3 with CLONE_INTO_CGROUP,
 // which Go uses whenever UseCgroupFD is set, together with the namespace
-// flags), and with an output limit its standard output and error go
-// through the counter.
+// flags).
 func (l *limiter) attach(s *Sandbox) {
-	if l == nil {
+	if l == nil || l.group == nil {
 		return
 	}
-	if l.group != nil {
-		if fd, ok := l.group.FD(); ok {
-			s.cmd.SysProcAttr.UseCgroupFD = true
-			s.cmd.SysProcAttr.CgroupFD = fd
-		}
+	if fd, ok := l.group.FD(); ok {
+		s.cmd.SysProcAttr.UseCgroupFD = true
+		s.cmd.SysProcAttr.CgroupFD = fd
 	}
-	if l.output != nil {
-		stdout, stderr := s.cmd.Stdout, s.cmd.Stderr
-		s.cmd.Stdout = &limitWriter{c: l.output, w: stdout}
-		if sameWriter(stdout, stderr) {
-			// One pipe for both, as os/exec does for a shared writer, so
-			// that the writer is never called from two goroutines at once.
-			s.cmd.Stderr = s.cmd.Stdout
-		} else {
-			s.cmd.Stderr = &limitWriter{c: l.output, w: stderr}
-		}
+}
+
+// counter returns the output counter of the sandbox's command, or nil
+// without Limits.Output.
+func (l *limiter) counter() *outputCounter {
+	if l == nil {
+		return nil
 	}
+	return l.output
 }
 
 // spawn wraps start, which forks the init on a spawner's thread, so that
@@ -171,8 +173,8 @@ func (l *limiter) spawn(s *Sandbox, start func() error) func() error {
 }
 
 // watch starts the CPU time watchdog. cpus are the CPUs the command may
-// run on (none: unknown).
-func (l *limiter) watch(cpus []int) {
+// run on (none: unknown), and init is the host pid of the sandbox's init.
+func (l *limiter) watch(cpus []int, init int) {
 	if l == nil || l.group == nil || l.limits.CPUTime <= 0 {
 		return
 	}
@@ -186,38 +188,151 @@ func (l *limiter) watch(cpus []int) {
 	if l.limits.CPU > 0 {
 		n = min(n, int(math.Ceil(l.limits.CPU)))
 	}
-	go l.watchCPU(max(n, 1))
+	go l.watchCPU(max(n, 1), init)
 }
 
 // cpuPollFloor is the shortest wait between two polls of the CPU time
 // watchdog; it bounds how far the sandbox can overshoot its limit.
-const cpuPollFloor = 2 * time.Millisecond
+// fallbackPollFloor is the same for the count from /proc, which costs a
+// scan of every process and is only as fine as a clock tick.
+const (
+	cpuPollFloor      = 2 * time.Millisecond
+	fallbackPollFloor = 10 * time.Millisecond
+)
 
 // watchCPU polls the group's CPU time until the sandbox ends or uses up
 // Limits.CPUTime. A sandbox on n CPUs cannot use more than n times the
 // wall time that passes, so the watchdog sleeps for what is left of the
 // limit divided by n: it wakes before the limit can be reached, and polls
 // often only near it.
-func (l *limiter) watchCPU(n int) {
+//
+// When the group can no longer be read while the sandbox runs (someone
+// removed it), the watchdog goes on counting from /proc: the CPU time of
+// the init and of every process below it (see treeCPUTime). It stops only
+// when the sandbox ends.
+func (l *limiter) watchCPU(n, init int) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	floor := cpuPollFloor
+	gone := false
+	var seen time.Duration // the most the group showed, a lower bound
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
 		}
-		used, err := l.group.CPUTime()
-		if err != nil {
-			return // the group is gone: the sandbox has ended
+		var used time.Duration
+		var err error
+		if !gone {
+			used, err = l.group.CPUTime()
+			if err == nil {
+				seen = used
+			} else {
+				select {
+				case <-l.stop:
+					return // the sandbox ended, and the group with it
+				default:
+				}
+				gone, floor = true, fallbackPollFloor
+				if l.logger != nil {
+					l.logger.Warn("sandbox cgroup: CPU time unreadable, counting it from /proc instead", "group", l.group.Name(), "err", err)
+				}
+			}
+		}
+		if gone {
+			user, sys, err := treeCPUTime(init)
+			if err != nil {
+				return // the init is gone: the sandbox is ending
+			}
+			l.procUser.Store(int64(user))
+			l.procSys.Store(int64(sys))
+			used = max(user+sys, seen)
 		}
 		left := l.limits.CPUTime - used
 		if left <= 0 {
 			l.trip(CPUTimeLimit)
 			return
 		}
-		t.Reset(max(left/time.Duration(n), cpuPollFloor))
+		t.Reset(max(left/time.Duration(n), floor))
 	}
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100 on
+// every architecture Linux runs Go on.
+const userHZ = 100
+
+// treeCPUTime returns the user and system CPU time of the process root
+// and of every process below it, read from /proc: each one's own, and
+// that of the children it waited for (utime, stime, cutime and cstime in
+// /proc/PID/stat). It is as fine as a clock tick (10 ms) per process, and
+// misses only processes that have exited and not yet been waited for by
+// a parent in the tree.
+func treeCPUTime(root int) (user, sys time.Duration, err error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, 0, err
+	}
+	type proc struct{ ppid, user, sys int64 }
+	procs := map[int64]proc{}
+	for _, e := range entries {
+		pid, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // it exited meanwhile
+		}
+		ppid, user, sys, ok := parseStat(b)
+		if ok {
+			procs[pid] = proc{ppid, user, sys}
+		}
+	}
+	if _, ok := procs[int64(root)]; !ok {
+		return 0, 0, fmt.Errorf("process %d is gone", root)
+	}
+	children := map[int64][]int64{}
+	for pid, p := range procs {
+		children[p.ppid] = append(children[p.ppid], pid)
+	}
+	var u, s int64
+	queue := []int64{int64(root)}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		u += procs[pid].user
+		s += procs[pid].sys
+		queue = append(queue, children[pid]...)
+	}
+	tick := time.Second / userHZ
+	return time.Duration(u) * tick, time.Duration(s) * tick, nil
+}
+
+// parseStat returns the parent pid and the user and system CPU time in
+// ticks (its own and its waited-for children's) from the text of
+// /proc/PID/stat.
+func parseStat(b []byte) (ppid, user, sys int64, ok bool) {
+	// The command name, in parentheses, may hold spaces and parentheses:
+	// the fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is the state (field 3); ppid is field 4, utime to cstime 14-17.
+	if len(f) < 15 {
+		return 0, 0, 0, false
+	}
+	var v [5]int64 // ppid, utime, stime, cutime, cstime
+	for i, s := range []string{f[1], f[11], f[12], f[13], f[14]} {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		v[i] = n
+	}
+	return v[0], v[1] + v[3], v[2] + v[4], true
 }
 
 // trip reports that the sandbox exceeded a limit; the first report wins.
@@ -299,22 +414,122 @@ func (l *limiter) verdict(res *Result) {
 		res.PidsPeak = clampInt64(st.PidsPeak)
 		res.ForksRefused = clampInt64(st.ForksRefused)
 		res.OOMKills = clampInt64(st.OOMKills)
+	} else if u, s := time.Duration(l.procUser.Load()), time.Duration(l.procSys.Load()); u+s > res.UserTime+res.SystemTime {
+		// The group went missing; the watchdog counted from /proc, which
+		// sees the processes the init had not waited for.
+		res.UserTime, res.SystemTime = u, s
 	}
+	overCPU := l.limits.CPUTime > 0 && l.group != nil && res.UserTime+res.SystemTime > l.limits.CPUTime
+	res.Reason = limitReason(res, l.output.over(), overCPU, res.OOMKills)
+}
+
+// limitReason returns the Reason of a run that ended as res says, given
+// what the limits saw: whether the output or the CPU time went over its
+// limit, and how many OOM kills the group counted meanwhile. A run the
+// parent killed keeps its Reason: the first cause stands.
+func limitReason(res *Result, overOutput, overCPU bool, oomKills int64) Reason {
 	switch res.Reason {
 	case Exited, Signaled:
 	default:
-		return // killed by the parent: the first cause stands
+		return res.Reason
 	}
 	switch {
-	case l.output != nil && l.output.n.Load() > l.output.limit:
-		res.Reason = OutputLimit
-	case l.limits.CPUTime > 0 && l.group != nil && l.statsErr == nil && res.UserTime+res.SystemTime > l.limits.CPUTime:
-		res.Reason = CPUTimeLimit
-	case res.Reason == Signaled && res.Signal == unix.SIGKILL && res.OOMKills > 0:
-		// The command, or the init with it, was killed by SIGKILL while the
-		// group's OOM counter shows a kill: the OOM killer ended the run.
-		res.Reason = OOMKilled
+	case overOutput:
+		return OutputLimit
+	case overCPU:
+		return CPUTimeLimit
+	case res.Reason == Signaled && res.Signal == unix.SIGKILL && oomKills > 0:
+		// Killed by SIGKILL while the group's OOM counter shows a kill:
+		// the OOM killer ended the run.
+		return OOMKilled
 	}
+	return res.Reason
+}
+
+// oomKills returns the OOM kills the group has counted so far, and false
+// when there is no group with a memory limit to count them, or it cannot
+// be read (it has gone with the sandbox).
+func (l *limiter) oomKills() (int64, bool) {
+	if l == nil || l.group == nil || l.limits.Memory <= 0 {
+		return 0, false
+	}
+	st, err := l.group.Stats()
+	if err != nil {
+		return 0, false
+	}
+	return clampInt64(st.OOMKills), true
+}
+
+// execLimits are the limits as they bind one process that Exec runs in a
+// sandbox: an output counter of its own, killing the process (not the
+// sandbox) when it trips, and the group's OOM counter when it started.
+// The CPU time and memory of the sandbox are shared: when they run out
+// the sandbox ends, and the process with it.
+type execLimits struct {
+	lim       *limiter
+	output    *outputCounter // nil without Limits.Output
+	hit       chan Reason    // receives OutputLimit when the counter trips
+	oomBefore int64
+	oomKnown  bool
+}
+
+func (s *Sandbox) execLimits(cfg *Config) *execLimits {
+	e := &execLimits{hit: make(chan Reason, 1)}
+	if cfg.Limits.Output > 0 {
+		e.output = &outputCounter{limit: cfg.Limits.Output, trip: func() {
+			select {
+			case e.hit <- OutputLimit:
+			default:
+			}
+		}}
+	}
+	s.mu.Lock()
+	e.lim = s.lim
+	s.mu.Unlock()
+	e.oomBefore, e.oomKnown = e.lim.oomKills()
+	return e
+}
+
+// endReason returns what ended the sandbox, for an Exec'd process that
+// ended with it: a limit, the sandbox's Timeout or its context, or 0 when
+// it was closed or killed (or ended on its own). It waits for the
+// sandbox's Result until deadline, and then goes by the parent's kill
+// reason alone.
+func (s *Sandbox) endReason(deadline time.Time) (Reason, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.result != nil {
+		switch r := s.result.Reason; r {
+		case Timeout, Cancelled, OOMKilled, CPUTimeLimit, OutputLimit:
+			return r, s.killCause
+		}
+		return 0, nil
+	}
+	return s.killReason, s.killCause
+}
+
+// verdict sets the Reason of the process's Result, as limiter.verdict
+// does for the sandbox's command. killed is why the parent killed the
+// process, or the sandbox it ran in (0: it did not).
+func (e *execLimits) verdict(res *Result, killed Reason) {
+	if killed != 0 && res.Reason == Signaled && res.Signal == unix.SIGKILL {
+		res.Reason = killed
+		return
+	}
+	var oom int64
+	if e.oomKnown && res.Reason == Signaled && res.Signal == unix.SIGKILL {
+		if after, ok := e.lim.oomKills(); ok {
+			oom = max(after-e.oomBefore, 0)
+			res.OOMKills = oom
+		}
+	}
+	res.Reason = limitReason(res, e.output.over(), false, oom)
 }
 
 func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
@@ -324,6 +539,11 @@ type outputCounter struct {
 	limit int64
 	n     atomic.Int64
 	trip  func()
+}
+
+// over reports whether more than the limit was written; false for nil.
+func (c *outputCounter) over() bool {
+	return c != nil && c.n.Load() > c.limit
 }
 
 // limitWriter passes the bytes within the limit on to w (nil: nowhere)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
@@ -51,8 +50,12 @@ type Cmd struct {
 // the sandbox goes on. Processes the command leaves behind keep running
 // until the sandbox ends. As with os/exec, Exec returns once the process
 // has exited and its output has been copied: a background process that
-// inherited its standard output keeps Exec waiting until it closes it, or
-// the sandbox ends. Exec is safe for concurrent use.
+// inherited its standard output keeps Exec waiting until it closes it, the
+// sandbox ends, or Config.WaitDelay has passed (see there). The sandbox's
+// Limits bind the process too, with the same verdicts as for a command:
+// Limits.Output counts its output alone and kills the process, not the
+// sandbox; a sandbox killed for a limit (CPUTime, Memory) or its Timeout
+// gives the process that Reason. Exec is safe for concurrent use.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	start := time.Now()
 	s.mu.Lock()
@@ -70,11 +73,11 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := newStdio(&cmd)
+	lim := s.execLimits(&cfg)
+	st, err := newStdio(&cmd, lim.output)
 	if err != nil {
 		return nil, setupErr("exec", x.Path, err)
 	}
-	defer st.closeParentEnds()
 
 	s.mu.Lock()
 	err = s.runningLocked()
@@ -117,6 +120,8 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	var cause error
 	var rep *proto.Report
 	started := false
+	ended := false // the sandbox ended first, and the process with it
+	hit := lim.hit
 	for rep == nil {
 		select {
 		case r, ok := <-reports:
@@ -124,7 +129,7 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 			case !ok && !started:
 				return nil, ErrFinished
 			case !ok:
-				// The sandbox ended first, and the process with it.
+				ended = true
 				rep = &proto.Report{Kind: proto.Exited, Status: int(unix.SIGKILL)}
 			case r.Kind == proto.Failed && r.Errno == int(unix.ESHUTDOWN):
 				return nil, ErrFinished // the init refused: the sandbox is ending
@@ -135,25 +140,35 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 			case r.Kind == proto.Exited:
 				rep = r
 			}
+		case r := <-hit:
+			if killed == 0 {
+				killed = r
+			}
+			hit = nil
+			s.signal(x.ID, unix.SIGKILL)
 		case <-ctx.Done():
-			killed, cause, ctx = Cancelled, context.Cause(ctx), context.Background()
+			if killed == 0 {
+				killed, cause = Cancelled, context.Cause(ctx)
+			}
+			ctx = context.Background()
 			s.signal(x.ID, unix.SIGKILL)
 		case <-timer:
-			killed, timer = Timeout, nil
+			if killed == 0 {
+				killed = Timeout
+			}
+			timer = nil
 			s.signal(x.ID, unix.SIGKILL)
 		}
 	}
-	st.wait()
+	outErr := st.out.wait(time.Now().Add(waitDelay(cfg.WaitDelay)))
 	res := &Result{ExitCode: -1, Wall: time.Since(start)}
 	fillStatus(res, rep)
 	s.filterVerdict(res)
-	if killed != 0 && res.Reason == Signaled && res.Signal == unix.SIGKILL {
-		res.Reason = killed
+	if killed == 0 && ended {
+		killed, cause = s.endReason(time.Now().Add(waitDelay(cfg.WaitDelay)))
 	}
-	if res.Success() {
-		return res, nil
-	}
-	return res, &ExitError{Result: res, cause: cause}
+	lim.verdict(res, killed)
+	return res, outputVerdict(res, cause, outErr)
 }
 
 // request checks cmd and turns it into an Exec request, with the sandbox's
@@ -232,29 +247,29 @@ func (s *Sandbox) sendFiles(req *proto.Request, fds []int) error {
 }
 
 // stdio holds the standard streams and extra files of an Exec'd process:
-// the ends the process gets, and the parent's ends of pipes that goroutines
-// copy through.
+// the ends the process gets, and its output's pipes (see outputPipes).
 type stdio struct {
 	child   []*os.File // standard input, output, error, then extra files
 	closeIn []*os.File // child ends the parent opened and closes once sent
-	parent  []*os.File // parent ends, closed when the copies are done
-	copies  sync.WaitGroup
+	out     *outputPipes
 }
 
-func newStdio(cmd *Cmd) (*stdio, error) {
+// newStdio prepares cmd's streams; with c, its output counts against an
+// output limit.
+func newStdio(cmd *Cmd, c *outputCounter) (*stdio, error) {
 	st := &stdio{}
 	if err := st.input(cmd.Stdin); err != nil {
 		st.closeChildEnds()
-		st.closeParentEnds()
 		return nil, err
 	}
-	for _, w := range []io.Writer{cmd.Stdout, cmd.Stderr} {
-		if err := st.output(w); err != nil {
-			st.closeChildEnds()
-			st.closeParentEnds()
-			return nil, err
-		}
+	out, err := newOutputPipes(cmd.Stdout, cmd.Stderr, c)
+	if err != nil {
+		st.closeChildEnds()
+		return nil, err
 	}
+	st.out = out
+	st.child = append(st.child, out.stdout, out.stderr)
+	st.closeIn = append(st.closeIn, out.own...)
 	st.child = append(st.child, cmd.ExtraFiles...)
 	return st, nil
 }
@@ -276,28 +291,6 @@ func (st *stdio) input(r io.Reader) error {
 		go func() {
 			io.Copy(pw, r)
 			pw.Close()
-		}()
-	}
-	return nil
-}
-
-func (st *stdio) output(w io.Writer) error {
-	switch f := w.(type) {
-	case nil:
-		return st.null()
-	case *os.File:
-		st.child = append(st.child, f)
-	default:
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		st.child, st.closeIn = append(st.child, pw), append(st.closeIn, pw)
-		st.parent = append(st.parent, pr)
-		st.copies.Add(1)
-		go func() {
-			defer st.copies.Done()
-			io.Copy(w, pr)
 		}()
 	}
 	return nil
@@ -326,15 +319,4 @@ func (st *stdio) closeChildEnds() {
 		f.Close()
 	}
 	st.closeIn = nil
-}
-
-// wait waits until the output has been copied: when the process and
-// everything that inherited its output have closed it.
-func (st *stdio) wait() { st.copies.Wait() }
-
-func (st *stdio) closeParentEnds() {
-	for _, f := range st.parent {
-		f.Close()
-	}
-	st.parent = nil
 }

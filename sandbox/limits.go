@@ -81,7 +81,10 @@ type Limits struct {
 	// killed (about 2 ms here): a single spinning process ended 4 to 20 ms
 	// past a 300 ms limit on a busy 2-CPU host, 10 to 18 ms in a TCG VM.
 	// A command that ends on its own after using more than CPUTime gets
-	// the same verdict.
+	// the same verdict. Should the group vanish while the sandbox runs
+	// (removed from outside), the limit is still enforced, from the CPU
+	// time /proc shows for the init and every process below it, in clock
+	// ticks of 10 ms; the Logger is told.
 	CPUTime time.Duration
 	// Output, if positive, is how many bytes the command may write to its
 	// standard output and standard error together. The bytes up to the
@@ -89,7 +92,9 @@ type Limits struct {
 	// the rest is discarded, and the Result's Reason is OutputLimit. The
 	// bytes are counted in the calling process, so with a limit an
 	// *os.File given as Stdout or Stderr is fed through a pipe, and output
-	// sent nowhere (a nil Stdout or Stderr) counts too.
+	// sent nowhere (a nil Stdout or Stderr) counts too. Each process
+	// started by Exec has a limit of its own: it is killed, not the
+	// sandbox, with the same Reason.
 	Output int64
 
 	// Rlimits are the resource limits (setrlimit) of each process of the

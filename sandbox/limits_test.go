@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,31 +107,27 @@ func TestLimitForkBomb(t *testing.T) {
 	cfg := selfInSandbox(t, "forkbomb")
 	cfg.Limits.Pids = 64
 	cfg.Timeout = 2 * time.Second
+	requireCgroup(t)
 
-	// A host-side goroutine that keeps counting while the bomb goes off.
-	var ticks atomic.Int64
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Millisecond):
-				ticks.Add(1)
-			}
-		}
-	}()
+	// The host's pace before the bomb, and while it goes off: a goroutine
+	// that counts 1 ms sleeps. The machine may be loaded by other runs,
+	// so the bomb is measured against the pace of the moment.
+	before := startLatenessProbe(t)
+	time.Sleep(500 * time.Millisecond)
+	before.Stop()
+	during := startLatenessProbe(t)
 	sb, res, err := runLimited(t, cfg)
-	close(stop)
+	during.Stop()
 	require.Error(t, err)
 	require.NotNil(t, res, "%v", err)
 	assert.Equal(t, Timeout, res.Reason, "%v", err)
+	// A refused fork means the bomb reached the limit; the peak is a
+	// sampled lower bound on v1, so only its ceiling is certain.
 	assert.Positive(t, res.ForksRefused, "no fork was refused")
 	assert.LessOrEqual(t, res.PidsPeak, int64(64))
-	assert.Greater(t, res.PidsPeak, int64(32))
-	// Two seconds of 1 ms ticks: even a loaded host manages a fraction.
-	t.Logf("%d forks refused, %d host ticks in %v", res.ForksRefused, ticks.Load(), res.Wall)
-	assert.Greater(t, ticks.Load(), int64(100), "the host stopped making progress")
+	t.Logf("%d forks refused, peak %d; host pace %.0f ticks/s before, %.0f during (worst lateness %v)",
+		res.ForksRefused, res.PidsPeak, before.rate(), during.rate(), during.late)
+	assert.Greater(t, during.rate(), before.rate()/20, "the host nearly stopped while the bomb went off")
 	assertNoGroup(t, sb)
 	assertNoChildren(t)
 }
@@ -193,20 +188,27 @@ func TestLimitMemoryOOM(t *testing.T) {
 
 // TestLimitCPUTime: a spinner is killed once it has used Limits.CPUTime,
 // within the tolerance the field's documentation states (up to 20 ms past
-// the limit on a busy host); the test allows 100 ms for a machine loaded
-// by other test runs, and logs the figures.
+// the limit on a busy host, for one spinning process) plus what the
+// machine's load adds: a watchdog that wakes late, and an init that dies
+// late, let the spinner run on for as long as they are delayed. The
+// delay is measured during the run (latenessProbe) and counted twice.
 func TestLimitCPUTime(t *testing.T) {
 	cfg := shell(t, `while :; do :; done`)
 	cfg.Limits.CPUTime = 300 * time.Millisecond
 	cfg.Timeout = 30 * time.Second
+	requireCgroup(t)
+	probe := startLatenessProbe(t)
 	sb, res, err := runLimited(t, cfg)
+	probe.Stop()
 	require.Error(t, err)
 	require.NotNil(t, res, "%v", err)
 	assert.Equal(t, CPUTimeLimit, res.Reason, "%v", res)
 	cpu := res.UserTime + res.SystemTime
-	t.Logf("CPU %v for a limit of %v (wall %v)", cpu, cfg.Limits.CPUTime, res.Wall)
+	tolerance := 20*time.Millisecond + cpuPollFloor + 2*probe.late
+	t.Logf("CPU %v for a limit of %v (wall %v); tolerance %v, worst timer lateness %v",
+		cpu, cfg.Limits.CPUTime, res.Wall, tolerance, probe.late)
 	assert.GreaterOrEqual(t, cpu, cfg.Limits.CPUTime)
-	assert.Less(t, cpu, cfg.Limits.CPUTime+100*time.Millisecond)
+	assert.LessOrEqual(t, cpu, cfg.Limits.CPUTime+tolerance)
 	assertNoGroup(t, sb)
 }
 
@@ -494,4 +496,79 @@ func TestStartTimeoutErr(t *testing.T) {
 	noLimit, stop := startDeadline(ctx, time.Now(), 0)
 	stop()
 	assert.NoError(t, noLimit.Err(), "no Timeout, no deadline")
+}
+
+// TestLimitCPUTimeGroupRemoved: when the sandbox's control group is
+// removed from outside while the command spins, the CPU time limit still
+// ends it, counted from /proc, instead of silently letting it run to its
+// Timeout.
+func TestLimitCPUTimeGroupRemoved(t *testing.T) {
+	requireCgroup(t)
+	testutil.RequireUserNamespaces(t)
+	cfg := shell(t, `while :; do :; done`)
+	cfg.Limits.CPUTime = 500 * time.Millisecond
+	cfg.Timeout = 15 * time.Second
+	sb := New(cfg)
+	require.NoError(t, sb.Start(context.Background()))
+	removeGroupFromOutside(t, sb.lim.group.Name())
+	res, err := sb.Wait()
+	require.Error(t, err)
+	require.NotNil(t, res, "%v", err)
+	cpu := res.UserTime + res.SystemTime
+	t.Logf("%v: CPU %v for a limit of %v (wall %v)", res, cpu, cfg.Limits.CPUTime, res.Wall)
+	assert.Equal(t, CPUTimeLimit, res.Reason, "%v", res)
+	assert.GreaterOrEqual(t, cpu, cfg.Limits.CPUTime, "killed before the limit")
+	assertNoChildren(t)
+}
+
+// removeGroupFromOutside moves every process of the cgroup name to the
+// root of its hierarchy and removes its directories, as an administrator
+// (or a cleanup job) might.
+func removeGroupFromOutside(t *testing.T, name string) {
+	t.Helper()
+	var dirs []string
+	walkDirs("/sys/fs/cgroup", func(p string) {
+		if filepath.Base(p) == name {
+			dirs = append(dirs, p)
+		}
+	})
+	require.NotEmpty(t, dirs)
+	for _, dir := range dirs {
+		root := "/sys/fs/cgroup"
+		if _, err := os.Stat(root + "/cgroup.procs"); err != nil {
+			// v1: each hierarchy is mounted one level down.
+			rel, err := filepath.Rel(root, dir)
+			require.NoError(t, err)
+			root = filepath.Join(root, strings.SplitN(rel, "/", 2)[0])
+		}
+		require.Eventually(t, func() bool {
+			b, err := os.ReadFile(dir + "/cgroup.procs")
+			if err != nil {
+				return false
+			}
+			for _, pid := range strings.Fields(string(b)) {
+				os.WriteFile(root+"/cgroup.procs", []byte(pid), 0)
+			}
+			return os.Remove(dir) == nil
+		}, 10*time.Second, 10*time.Millisecond, "cannot remove %s", dir)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	for _, tt := range []struct {
+		stat            string
+		ppid, user, sys int64
+		ok              bool
+	}{
+		{"42 (sh) R 7 42 42 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 5 100 1", 7, 44, 66, true},
+		{"42 (a) b) c) S 1 42 42 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 100 1", 1, 4, 6, true},
+		{"42 (sh) R 7 42", 0, 0, 0, false},
+		{"42 sh R", 0, 0, 0, false},
+	} {
+		ppid, user, sys, ok := parseStat([]byte(tt.stat))
+		assert.Equal(t, tt.ok, ok, tt.stat)
+		if tt.ok {
+			assert.Equal(t, []int64{tt.ppid, tt.user, tt.sys}, []int64{ppid, user, sys}, tt.stat)
+		}
+	}
 }

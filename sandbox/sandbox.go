@@ -32,6 +32,7 @@ type Sandbox struct {
 	cmd     *exec.Cmd
 	conn    *os.File // the parent's end of the init's socket
 	stdinW  *os.File // the write end of a stdin pipe fed by a goroutine
+	out     *outputPipes
 	pidfd   int      // the init's pidfd, ours; -1 once the init is reaped
 	lim     *limiter // enforces cfg.Limits; nil when there are none
 	// killReason is set when the parent kills the sandbox for a timeout or
@@ -195,7 +196,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.logStages(cfg)
 	s.id = id
 	go s.readLoop()
-	s.lim.watch(cpus)
+	s.lim.watch(cpus, s.cmd.Process.Pid)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
 }
@@ -278,6 +279,11 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		return l, setupErr("send-spec", "", err)
 	}
 	s.cmd = cfg.initCommand(child, id)
+	if s.out, err = newOutputPipes(cfg.Stdout, cfg.Stderr, s.lim.counter()); err != nil {
+		return l, setupErr("output", "", err)
+	}
+	l.files = append(l.files, s.out.own...) // the init holds its own copies
+	s.cmd.Stdout, s.cmd.Stderr = s.out.stdout, s.out.stderr
 	// A pidfd of our own, to check that the init still runs while we look
 	// into its root (see files.go); the os package keeps its own copy.
 	s.cmd.SysProcAttr.PidFD = &s.pidfd

@@ -1,10 +1,13 @@
 package sandbox
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -15,16 +18,31 @@ import (
 // a thread whenever a goroutine exits while locked to it, so a sandbox
 // forked from an arbitrary goroutine could be killed long before its owner
 // dies. Every fork therefore happens on a spawner: a goroutine locked to its
-// thread for the life of the process, which never exits.
+// thread, which exits only once no process it forked is left.
+//
+// A burst of concurrent starts makes as many spawners; afterwards at most
+// maxIdleSpawners stay, and the others are retired by a sweep once the
+// processes they forked have been reaped (see sweepSpawners), so that the
+// owner's threads come back down.
 
 type spawner struct {
 	jobs chan func()
+	tid  int // the thread's id, once the loop runs
 }
 
 var (
-	spawnMu sync.Mutex
-	idle    []*spawner
+	spawnMu  sync.Mutex
+	idle     []*spawner
+	sweeping bool // a sweep is scheduled
 )
+
+// maxIdleSpawners is how many idle spawners stay after a burst: as many as
+// there are starts at once in a steady stream (a Pool starts GOMAXPROCS).
+func maxIdleSpawners() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// sweepInterval is how often the sweep looks for spawners to retire while
+// there are more than maxIdleSpawners idle.
+var sweepInterval = 500 * time.Millisecond
 
 // onSpawner runs f on a spawner's thread and returns when f has. While f
 // runs, the thread is pinned to the CPU it is on, so that a process forked
@@ -41,7 +59,9 @@ func onSpawner(netns int, f func() error) ([]int, error) {
 	spawnMu.Unlock()
 	if s == nil {
 		s = &spawner{jobs: make(chan func())}
-		go s.loop()
+		started := make(chan struct{})
+		go s.loop(started)
+		<-started
 	}
 	done := make(chan struct{})
 	var cpus []int
@@ -79,6 +99,10 @@ func onSpawner(netns int, f func() error) ([]int, error) {
 	if healthy {
 		spawnMu.Lock()
 		idle = append(idle, s)
+		if len(idle) > maxIdleSpawners() && !sweeping {
+			sweeping = true
+			time.AfterFunc(sweepInterval, sweepSpawners)
+		}
 		spawnMu.Unlock()
 	} else {
 		// The thread can no longer be trusted to fork with the right
@@ -136,14 +160,80 @@ type taintedThread struct{ err error }
 
 func (e *taintedThread) Error() string { return e.err.Error() }
 
-func (s *spawner) loop() {
+// sweepSpawners retires idle spawners beyond maxIdleSpawners whose
+// thread has no child left, and comes back later while there are more.
+// A spawner it looks at is taken out of the idle list meanwhile, so that
+// no start can use it as it ends.
+func sweepSpawners() {
+	spawnMu.Lock()
+	defer spawnMu.Unlock()
+	keep := idle[:0]
+	excess := len(idle) - maxIdleSpawners()
+	for _, s := range idle {
+		// The oldest first: the most recently used stay warm.
+		if excess > 0 && !s.hasChildren() {
+			s.jobs <- nil
+			excess--
+			continue
+		}
+		keep = append(keep, s)
+	}
+	clear(idle[len(keep):])
+	idle = keep
+	if len(idle) > maxIdleSpawners() {
+		time.AfterFunc(sweepInterval, sweepSpawners)
+	} else {
+		sweeping = false
+	}
+}
+
+// hasChildren reports whether a process forked by the spawner's thread is
+// still there (running, or a zombie not yet reaped): the thread must not
+// exit before, or its parent-death signal would kill it. It reports true
+// when it cannot tell (a kernel without /proc/PID/task/TID/children).
+func (s *spawner) hasChildren() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/children", s.tid))
+	return err != nil || len(bytes.TrimSpace(b)) > 0
+}
+
+func (s *spawner) loop(started chan<- struct{}) {
 	// Never unlocked: this thread must outlive every process it forks,
 	// unless it ends for good (below), which takes its thread with it.
 	runtime.LockOSThread()
+	s.tid = unix.Gettid()
+	close(started)
 	for f := range s.jobs {
 		if f == nil {
 			return // exits while locked: the runtime ends the thread
 		}
 		f()
 	}
+}
+
+// awaitExit waits until the process pid, a child not yet reaped, has
+// exited, through the runtime's poller on a pidfd, so that the Wait that
+// follows returns at once. Wait alone blocks a thread in waitid for the
+// life of the sandbox, and the Go runtime keeps every thread it has made:
+// a burst of concurrent sandboxes would leave as many threads behind. It
+// returns at once when it cannot poll, and Wait then blocks as before.
+func awaitExit(pid int) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	// The pidfd reads ready once the process has exited: the first call
+	// asks the poller to wait for that, the second one ends the wait.
+	waited := false
+	rc.Read(func(uintptr) bool {
+		done := waited
+		waited = true
+		return done
+	})
 }

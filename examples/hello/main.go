@@ -1,21 +1,22 @@
 // Command hello runs a shell inside a sandbox and shows what it can see.
 //
 // A sandbox is a process tree that the kernel keeps in its own world: new
-// namespaces give it its own process ids (its init is
-// pid 1, and no host process is visible), its own host name, its own
-// network (only a loopback interface), its own mount table (a root that
-// shows the host's /usr read-only and nothing of the host's home
-// directories, /etc or /tmp), and its own user ids (root inside, were it
-// root, would be an unprivileged id on the host). The shell runs as the
-// unprivileged user "sandbox", with no capabilities and no_new_privs set.
+// namespaces give it its own process ids (its init is pid 1, and no host
+// process is visible), its own host name, its own network (only a loopback
+// interface), its own mount table (a root that shows the host's /usr
+// read-only and nothing of the host's home directories, /etc or /tmp), and
+// its own user ids (root inside, were it root, would be an unprivileged id
+// on the host). The shell runs as the unprivileged user "sandbox", with no
+// capabilities and no_new_privs set.
 //
 // Run it as root:
 //
 //	go run ./examples/hello
 //
 // The library starts a second copy of this binary as the sandbox's init
-// stage; the blank import of the sandbox package is what makes that copy
-// become the init instead of running main again.
+// stage. Importing the sandbox package is what makes that copy become the
+// init instead of running main again: the package recognises the copy
+// during its initialisation, before main could run.
 package main
 
 import (

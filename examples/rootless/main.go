@@ -12,7 +12,7 @@
 // mounts of the host's device nodes instead. And cgroups, which set
 // resource limits, belong to root unless root delegated a subtree to the
 // user; without one, limits fail with an error that says so (see
-// cgroup.CheckDelegation).
+// cgroup.CheckDelegation), or with Limits.BestEffort fall back to rlimits.
 //
 // The question a rootless sandbox must answer is whom the ids inside
 // stand for. An ordinary user may map just one id, its own: the command

@@ -118,15 +118,11 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		}
 	}
 	cmd := Cmd{Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, ExtraFiles: cfg.ExtraFiles}
-	if s.lim != nil && s.lim.output != nil {
-		cmd.Stdout = &limitWriter{c: s.lim.output, w: cfg.Stdout}
-		if sameWriter(cfg.Stdout, cfg.Stderr) {
-			cmd.Stderr = cmd.Stdout
-		} else {
-			cmd.Stderr = &limitWriter{c: s.lim.output, w: cfg.Stderr}
-		}
+	var counter *outputCounter
+	if s.lim != nil {
+		counter = s.lim.output
 	}
-	st, err := newStdio(&cmd)
+	st, err := newStdio(&cmd, counter)
 	if err != nil {
 		return true, setupErr("stdio", "", err)
 	}
@@ -151,7 +147,6 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	s.times.forked = proto.Monotonic()
 	st.closeChildEnds()
 	if err != nil {
-		st.closeParentEnds()
 		s.lim.end(s)
 		return true, startError(cfg.Args[0], err)
 	}
@@ -168,7 +163,6 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	err = rs.finish(actx, rp, id, before)
 	cancel()
 	if err != nil {
-		st.closeParentEnds()
 		s.lim.end(s)
 		if ctxErr := actx.Err(); ctxErr != nil {
 			return true, startTimeoutErr(ctx, ctxErr, cfg.Timeout)
@@ -183,7 +177,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	s.logStages(*cfg)
 	s.id = id
 	close(s.readDone)
-	s.lim.watch(cpus)
+	s.lim.watch(cpus, rs.pid)
 	go s.rawWatch(ctx, cfg.Timeout)
 	return true, nil
 }
@@ -210,6 +204,7 @@ func rawMarks(m []int64, ready int64) []int64 {
 func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	p := s.raw
 	go func() {
+		awaitExit(p.pid) // without holding a thread
 		p.ws, p.ru = waitPidfd(p.pidfd)
 		close(p.exited)
 	}()
@@ -230,36 +225,25 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	}
 	<-p.exited
 	end := time.Now()
-	// pid 1 is gone, so every process of the sandbox is being killed and
-	// the pipes close; a writer that blocks still gets no more than
-	// outputDelay.
-	copied := make(chan struct{})
-	go func() {
-		p.st.copies.Wait()
-		close(copied)
-	}()
-	select {
-	case <-copied:
-	case <-time.After(outputDelay):
-	}
-	p.st.closeParentEnds()
+	// pid 1 is gone, so every process of the sandbox dies and the output
+	// ends at once, unless the writer holds it up.
+	outDeadline := end.Add(waitDelay(s.cfg.WaitDelay))
 	s.lim.end(s)
 	s.releaseNetwork()
 	s.mu.Lock()
 	unix.Close(p.pidfd)
 	p.pidfd = -1
 	s.mu.Unlock()
+	outErr := p.st.out.wait(outDeadline)
 	res, err := s.rawResult(end)
+	if err == nil {
+		err = outErr
+	}
 	s.mu.Lock()
 	s.result, s.err = res, err
 	s.mu.Unlock()
 	close(s.done)
 }
-
-// outputDelay bounds how long a raw sandbox's Result waits, once its
-// command has ended, for the copies of its output into writers that are
-// not files.
-const outputDelay = 2 * time.Second
 
 // rawResult builds the Result of a raw sandbox whose command was reaped.
 func (s *Sandbox) rawResult(end time.Time) (*Result, error) {

@@ -36,7 +36,7 @@ type rawProc struct {
 
 // errRawExec is what Exec returns for a sandbox whose command was started
 // on the raw path, which has no agent inside to start more processes.
-var errRawExec = &FeatureError{Feature: "Exec into a sandbox started with a command", Err: errors.New("not yet on the raw start path; start the sandbox without Args, or set " + fallbackEnv + "=init")}
+var errRawExec = &FeatureError{Feature: "Exec into a sandbox started with a command", Err: errors.New("not yet on the raw start path; start the sandbox without Args, or unset " + startEnv)}
 
 // rawCache keeps compiled programs by their Spec: a Config is compiled
 // once, not at every start.
@@ -50,9 +50,6 @@ const rawCacheSize = 64
 // rawProgramFor returns spec compiled for the raw path, or an error that
 // wraps errNotCompiled when the init stage must start it.
 func rawProgramFor(spec *proto.Spec, id identity, parentClones bool) (*rawProgram, error) {
-	if os.Getenv(fallbackEnv) == "init" {
-		return nil, errNotCompiled
-	}
 	key, err := spec.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -77,15 +74,20 @@ func rawProgramFor(spec *proto.Spec, id identity, parentClones bool) (*rawProgra
 	return rp, nil
 }
 
-// fallbackEnv, set to "init", makes every sandbox start through the init
-// stage, the fallback of the raw path.
-const fallbackEnv = "STOCKADE_START"
+// startEnv chooses the start path: "raw" opts into the raw path for every
+// sandbox it can start, "init" forces the init stage. Unset, sandboxes
+// start through the init stage for now: the raw path becomes the default
+// once Exec and long-lived sandboxes run on it too.
+const startEnv = "STOCKADE_START"
+
+// rawWanted reports whether sandboxes should take the raw path.
+func rawWanted() bool { return sysplan.Supported && os.Getenv(startEnv) == "raw" }
 
 // startRaw starts the sandbox on the raw path. It reports false, having
 // done nothing, when cfg needs the init stage. s.mu is held; s.lim and
 // s.net are prepared.
 func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool, error) {
-	if len(cfg.Args) == 0 || id.viaHelpers || !sysplan.Supported {
+	if !rawWanted() || len(cfg.Args) == 0 || id.viaHelpers {
 		return false, nil
 	}
 	spec := cfg.spec(id)
@@ -204,7 +206,8 @@ func rawMarks(m []int64, ready int64) []int64 {
 func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	p := s.raw
 	go func() {
-		awaitExit(p.pid) // without holding a thread
+		// A blocking waitid: polling a pidfd of this child for its exit
+		// (awaitExit) was seen to miss it once in some thousand runs.
 		p.ws, p.ru = waitPidfd(p.pidfd)
 		close(p.exited)
 	}()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,4 +181,71 @@ func BenchmarkRawStart(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRawRun runs through the public API on the raw path: the exit
+// status, both output streams, a timeout and the signals Kill delivers to
+// a command that is pid 1 without handlers.
+func TestRawRun(t *testing.T) {
+	testutil.RequireRoot(t)
+	t.Setenv(startEnv, "raw")
+
+	var stdout, stderr strings.Builder
+	sb := New(Config{Args: []string{"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}, Stdout: &stdout, Stderr: &stderr})
+	res, err := sb.Run(context.Background())
+	var ee *ExitError
+	if !errors.As(err, &ee) || res == nil || res.Reason != Exited || res.ExitCode != 3 {
+		t.Fatalf("Run: %v, %v; want exit status 3", res, err)
+	}
+	if sb.raw == nil {
+		t.Fatal("the sandbox did not start on the raw path")
+	}
+	if stdout.String() != "out\n" || stderr.String() != "err\n" {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	if c := sb.Confinement(); c.Seccomp == "" || c.SeccompInstructions == 0 || !c.Landlock {
+		t.Errorf("Confinement %+v: want the default filter and Landlock", c)
+	}
+
+	res, err = New(Config{Args: []string{"/bin/sleep", "60"}, Timeout: 200 * time.Millisecond}).Run(context.Background())
+	if res == nil || res.Reason != Timeout {
+		t.Errorf("sleep with a Timeout: %v, %v; want Timeout", res, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		script string
+		sig    syscall.Signal
+		reason Reason
+		code   int
+		signal syscall.Signal
+	}{
+		{"default action ends", "echo ready; exec sleep 60", unix.SIGTERM, Signaled, -1, unix.SIGTERM},
+		{"handled", `trap "exit 7" TERM; echo ready; while :; do sleep 0.05; done`, unix.SIGTERM, Exited, 7, 0},
+		{"ignored", `trap "" INT; echo ready; sleep 0.3; exit 5`, unix.SIGINT, Exited, 5, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			sb := New(Config{Args: []string{"/bin/sh", "-c", tc.script}, Stdout: pw, Timeout: 30 * time.Second})
+			if err := sb.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			buf := make([]byte, 6)
+			if _, err := io.ReadFull(pr, buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := sb.Kill(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			res, _ := sb.Wait()
+			if res == nil || res.Reason != tc.reason || res.ExitCode != tc.code || res.Signal != tc.signal {
+				t.Fatalf("Result %+v; want %v, exit %d, signal %v", res, tc.reason, tc.code, tc.signal)
+			}
+		})
+	}
 }

@@ -109,6 +109,13 @@ ok:
 	DECQ	CX
 	CMPQ	AX, CX
 	JEQ	next
+	MOVQ	120(R15), CX // where to go instead, plus one
+	TESTQ	CX, CX
+	JEQ	unexpected
+	DECQ	CX
+	MOVQ	CX, BX
+	JMP	loop
+unexpected:
 	MOVQ	$71, AX // EPROTO
 	JMP	fail
 next:

@@ -97,6 +97,11 @@ ok:
 	SUB	$1, R9, R9
 	CMP	R9, R0
 	BEQ	next
+	MOVD	120(R23), R9 // where to go instead, plus one
+	CBZ	R9, unexpected
+	SUB	$1, R9, R22
+	B	loop
+unexpected:
 	MOVD	$71, R0 // EPROTO
 	B	fail
 next:

@@ -87,6 +87,10 @@ type Step struct {
 	save   Ref
 	onErr  [2]errJump
 	expect uint64 // the wanted result plus one; zero: any success
+	// otherwise, when set, is where a successful result other than the
+	// expected one goes on, instead of failing.
+	otherwise    Label
+	hasOtherwise bool
 	stage  int
 	label  Label // the jump target, for jumps
 	jump   bool
@@ -116,6 +120,14 @@ func (s *Step) OnErr(errno uint64, to Label) *Step {
 
 // Expect makes any successful result other than v a failure with EPROTO.
 func (s *Step) Expect(v uint64) *Step { s.expect = v + 1; return s }
+
+// ExpectElse makes a successful result other than v go on at l: with v
+// zero, after a clone, the child goes on with the next step and the
+// parent at l.
+func (s *Step) ExpectElse(v uint64, l Label) *Step {
+	s.expect, s.otherwise, s.hasOtherwise = v+1, l, true
+	return s
+}
 
 // Builder builds a Program.
 type Builder struct {
@@ -243,7 +255,7 @@ func (b *Builder) Jump(l Label) {
 //
 //	header: errfd, fail stage, fail errno, number of steps, address of step 0
 //	step:   nr, a0..a5, load mask, save address, errno A, jump A,
-//	        errno B, jump B, expect+1, stage, unused
+//	        errno B, jump B, expect+1, stage, otherwise+1
 const (
 	hdrErrFD   = 0
 	hdrStage   = 8
@@ -329,6 +341,9 @@ func (b *Builder) Build() (*Program, error) {
 		}
 		put(w+13*8, s.expect)
 		put(w+14*8, uint64(s.stage))
+		if s.hasOtherwise {
+			put(w+15*8, uint64(b.labels[s.otherwise.id])+1)
+		}
 	}
 	return p, nil
 }

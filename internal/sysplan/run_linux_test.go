@@ -249,3 +249,34 @@ func TestContextEnds(t *testing.T) {
 		t.Fatalf("status %v, want killed", ws)
 	}
 }
+
+// TestCloneInProgram clones inside a program: the clone's child goes on
+// with the next step, the parent at the label ExpectElse names.
+func TestCloneInProgram(t *testing.T) {
+	pr, pw := pipe(t)
+	err, ws := run(t, func(b *Builder) {
+		parent := b.NewLabel()
+		grandchild := b.Cell()
+		b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, Imm(unix.CLONE_VM|unix.CLONE_VFORK|int(unix.SIGCHLD)), Imm(0)).
+			Save(grandchild).ExpectElse(0, parent)
+		b.Syscall(b.Stage("write", ""), unix.SYS_WRITE, Imm(pw.Fd()), Ptr(b.String("child ")), Imm(6)).Expect(6)
+		execTrue(b)
+		b.Place(parent)
+		// Once the clone's child has exec'd, its parent goes on here; it
+		// reaps it and ends with its own exec.
+		b.Syscall(b.Stage("wait", ""), unix.SYS_WAIT4, Load(grandchild), Imm(0), Imm(0), Imm(0))
+		b.Syscall(b.Stage("write", ""), unix.SYS_WRITE, Imm(pw.Fd()), Ptr(b.String("parent")), Imm(6)).Expect(6)
+		execTrue(b)
+	})
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if ws.ExitStatus() != 0 {
+		t.Fatalf("status %v", ws)
+	}
+	pw.Close()
+	got, _ := io.ReadAll(pr)
+	if string(got) != "child parent" {
+		t.Fatalf("pipe holds %q, want the child's write, then the parent's", got)
+	}
+}

@@ -63,15 +63,15 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
-	if s.raw != nil {
-		s.mu.Unlock()
-		return nil, errRawExec
-	}
 	cfg, id := s.cfg.withDefaults(), s.id
+	raw := s.raw != nil
 	s.mu.Unlock()
 	x, err := cmd.request(&cfg, id)
 	if err != nil {
 		return nil, err
+	}
+	if raw {
+		return s.rawExec(ctx, cmd, x, &cfg, start)
 	}
 	lim := s.execLimits(&cfg)
 	st, err := newStdio(&cmd, lim.output)

@@ -32,11 +32,10 @@ type rawProc struct {
 	// emulated is the signal Kill delivered as SIGKILL to a command that
 	// has no handler for it (see Kill).
 	emulated syscall.Signal
+	// spec is what the sandbox was compiled from; Exec compiles its
+	// processes from it.
+	spec *proto.Spec
 }
-
-// errRawExec is what Exec returns for a sandbox whose command was started
-// on the raw path, which has no agent inside to start more processes.
-var errRawExec = &FeatureError{Feature: "Exec into a sandbox started with a command", Err: errors.New("not yet on the raw start path; start the sandbox without Args, or unset " + startEnv)}
 
 // rawCache keeps compiled programs by their Spec: a Config is compiled
 // once, not at every start.
@@ -173,7 +172,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	s.times.ready = proto.Monotonic()
 	s.times.init = rawMarks(rs.marks, s.times.ready)
-	s.raw = &rawProc{pid: rs.pid, pidfd: rs.pidfd, st: st, exited: make(chan struct{})}
+	s.raw = &rawProc{pid: rs.pid, pidfd: rs.pidfd, st: st, exited: make(chan struct{}), spec: spec}
 	rep := &proto.Report{Landlocked: rs.landlocked, Message: "landlock_restrict_self failed"}
 	s.confined(conf, rep, cfg)
 	s.logStages(*cfg)
@@ -395,4 +394,162 @@ func (l *limiter) spawnRaw(s *Sandbox, launch func() error) func() error {
 		}
 		return serr
 	}
+}
+
+// rawExec is Exec for a sandbox started on the raw path: no agent inside
+// starts the process, a child of the owner joins the sandbox and starts it
+// (see compileExec), and the owner supervises it through its pidfd.
+func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Config, start time.Time) (*Result, error) {
+	s.mu.Lock()
+	if err := s.runningLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	spec, id := *s.raw.spec, s.id
+	// Our own copy of pid 1's pidfd: the watch closes the sandbox's.
+	target, err := unix.FcntlInt(uintptr(s.raw.pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, ErrFinished
+	}
+	defer unix.Close(target)
+	spec.Path, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID = x.Path, x.Args, x.Env, x.Dir, x.UID, x.GID
+	spec.ExtraFiles = len(cmd.ExtraFiles)
+	rp, err := rawExecProgramFor(&spec, id)
+	if err != nil {
+		return nil, setupErr("compile", "", err)
+	}
+	lim := s.execLimits(cfg)
+	st, err := newStdio(&cmd, lim.output)
+	if err != nil {
+		return nil, setupErr("exec", x.Path, err)
+	}
+	cgroupFD := -1
+	if s.lim != nil && s.lim.group != nil {
+		if fd, ok := s.lim.group.FD(); ok {
+			cgroupFD = fd
+		}
+	}
+	var rs *rawStart
+	_, err = onSpawner(-1, s.lim.spawnRaw(s, func() error {
+		var err error
+		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, cellValue{rp.target, uint64(target)})
+		return err
+	}))
+	st.closeChildEnds()
+	if err != nil {
+		return nil, startError(x.Path, err)
+	}
+	// The child, and the process while it shares the child's memory,
+	// take no longer than a start; neither waits for anything.
+	werr := rs.run.Wait(context.Background())
+	rs.left()
+	waitPidfd(rs.pidfd)
+	unix.Close(rs.pidfd)
+	pid := int(int64(rs.run.Get(rp.child)))
+	rs.run.Release()
+	if werr != nil {
+		if pid > 0 {
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+		}
+		var se *sysplan.StepError
+		if errors.As(werr, &se) {
+			if se.Op == "setns" && errors.Is(se.Errno, unix.ESRCH) {
+				return nil, ErrFinished
+			}
+			return nil, &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}
+		}
+		return nil, setupErr("exec", x.Path, werr)
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, setupErr("exec", x.Path, err)
+	}
+	defer unix.Close(pidfd)
+	var ws unix.WaitStatus
+	var ru unix.Rusage
+	exited := make(chan struct{})
+	go func() {
+		ws, ru = waitPidfd(pidfd)
+		close(exited)
+	}()
+	var timer <-chan time.Time
+	if cmd.Timeout > 0 {
+		t := time.NewTimer(cmd.Timeout - time.Since(start))
+		defer t.Stop()
+		timer = t.C
+	}
+	var killed Reason
+	var cause error
+	hit := lim.hit
+	kill := func(r Reason, c error) {
+		if killed == 0 {
+			killed, cause = r, c
+		}
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		s.lim.thaw(s.cfg.Logger)
+	}
+	for waiting := true; waiting; {
+		select {
+		case <-exited:
+			waiting = false
+		case r := <-hit:
+			hit = nil
+			kill(r, nil)
+		case <-ctx.Done():
+			kill(Cancelled, context.Cause(ctx))
+			ctx = context.Background()
+		case <-timer:
+			timer = nil
+			kill(Timeout, nil)
+		}
+	}
+	ended := false
+	select {
+	case <-s.raw.exited:
+		ended = ws.Signaled() && ws.Signal() == unix.SIGKILL
+	default:
+	}
+	outErr := st.out.wait(time.Now().Add(waitDelay(cfg.WaitDelay)))
+	res := &Result{ExitCode: -1, Wall: time.Since(start)}
+	if ws.Exited() {
+		res.Reason, res.ExitCode = Exited, ws.ExitStatus()
+	} else {
+		res.Reason, res.Signal = Signaled, ws.Signal()
+	}
+	res.UserTime = time.Duration(ru.Utime.Nano())
+	res.SystemTime = time.Duration(ru.Stime.Nano())
+	res.MaxRSS = ru.Maxrss << 10
+	s.filterVerdict(res)
+	if killed == 0 && ended {
+		killed, cause = s.endReason(time.Now().Add(waitDelay(cfg.WaitDelay)))
+	}
+	lim.verdict(res, killed)
+	return res, outputVerdict(res, cause, outErr)
+}
+
+// rawExecProgramFor is rawProgramFor for the processes of Exec.
+func rawExecProgramFor(spec *proto.Spec, id identity) (*rawProgram, error) {
+	key, err := spec.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	k := "exec\x00" + string(key) + strconv.FormatBool(id.setGroups) + strconv.Itoa(id.initUID) + "/" + strconv.Itoa(id.initGID)
+	rawCache.Lock()
+	rp := rawCache.m[k]
+	rawCache.Unlock()
+	if rp != nil {
+		return rp, nil
+	}
+	if rp, err = compileExec(spec, id); err != nil {
+		return nil, err
+	}
+	rawCache.Lock()
+	if rawCache.m == nil || len(rawCache.m) >= rawCacheSize {
+		rawCache.m = map[string]*rawProgram{}
+	}
+	rawCache.m[k] = rp
+	rawCache.Unlock()
+	return rp, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -46,6 +47,9 @@ type rawProgram struct {
 	// marks are CLOCK_MONOTONIC timestamps the child takes between stages.
 	marks  sysplan.Ref
 	nmarks int
+	// target and child, in a program of compileExec, are the cells for the
+	// pidfd of the sandbox's pid 1 and for the pid of the process started.
+	target, child sysplan.Ref
 }
 
 // errNotCompiled says that a Spec uses something the raw path cannot do
@@ -62,13 +66,8 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	if spec.Path == "" {
 		return nil, fmt.Errorf("no command (a long-lived sandbox): %w", errNotCompiled)
 	}
-	b := sysplan.NewBuilder()
-	rp := &rawProgram{release: b.Cell(), releaseW: b.Cell(), landlock: b.Cell()}
-	rp.marks = b.Alloc(16 * 8)
-	mark := func() {
-		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
-		rp.nmarks++
-	}
+	b, rp, mark := newRawBuilder()
+	rp.release, rp.releaseW = b.Cell(), b.Cell()
 	imm := sysplan.Imm[int]
 	mark()
 	// Wait for the id maps, the cgroup and the network. If the parent dies
@@ -79,11 +78,7 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.release))
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	b.Syscall(b.Stage("dumpable", ""), unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
-	if id.setGroups {
-		b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(0), imm(0))
-	}
-	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(id.initGID), imm(id.initGID), imm(id.initGID))
-	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(id.initUID), imm(id.initUID), imm(id.initUID))
+	initIDSteps(b, id)
 	mark()
 
 	var err error
@@ -96,13 +91,54 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	if spec.Loopback {
 		loopbackUp(b)
 	}
+	if err := commandSteps(b, spec, id, rp, mark, true); err != nil {
+		return nil, err
+	}
+	if rp.prog, err = b.Build(); err != nil {
+		return nil, err
+	}
+	return rp, nil
+}
+
+// newRawBuilder returns a builder, the program it builds and a function
+// that adds a step taking a timestamp.
+func newRawBuilder() (*sysplan.Builder, *rawProgram, func()) {
+	b := sysplan.NewBuilder()
+	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil}
+	rp.marks = b.Alloc(16 * 8)
+	mark := func() {
+		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
+		rp.nmarks++
+	}
+	return b, rp, mark
+}
+
+// initIDSteps make the child root of the sandbox's user namespace (or the
+// ids the init stage would run as), without supplementary groups of the
+// host.
+func initIDSteps(b *sysplan.Builder, id identity) {
+	imm := sysplan.Imm[int]
+	if id.setGroups {
+		b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(0), imm(0))
+	}
+	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(id.initGID), imm(id.initGID), imm(id.initGID))
+	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(id.initUID), imm(id.initUID), imm(id.initUID))
+}
+
+// commandSteps start the command of spec in a sandbox that is built:
+// resource limits, the cgroup namespace (for the sandbox's own command),
+// the working directory, the descriptors, the confinement and the exec.
+func commandSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProgram, mark func(), own bool) error {
+	imm := sysplan.Imm[int]
 	for _, rl := range spec.Rlimits {
 		r := b.Alloc(16)
 		b.PutU64(r, rl.Cur)
 		b.PutU64(r.Field(8), rl.Max)
 		b.Syscall(b.Stage("rlimit", ""), unix.SYS_PRLIMIT64, imm(0), imm(rl.Resource), sysplan.Ptr(r), imm(0))
 	}
-	b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
+	if own {
+		b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
+	}
 	// The working directory, entered by handle inside the root.
 	how := b.Alloc(24)
 	b.PutU64(how, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
@@ -130,9 +166,40 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 
 	mark()
 	if err := confineSteps(b, spec, id, rp); err != nil {
-		return nil, err
+		return err
 	}
 	execSteps(b, spec)
+	return nil
+}
+
+// compileExec compiles the start of one more process in a running raw
+// sandbox, as Exec asks: a CLONE_VM child of the owner joins the
+// sandbox's namespaces through the pidfd of its pid 1, then clones the
+// process itself (CLONE_PARENT makes the owner its parent, CLONE_VFORK
+// keeps the memory to one user at a time), which is confined as the
+// command was and execs; the child then exits. spec is the sandbox's,
+// with the process's command, ids and descriptors.
+func compileExec(spec *proto.Spec, id identity) (*rawProgram, error) {
+	b, rp, mark := newRawBuilder()
+	rp.target, rp.child = b.Cell(), b.Cell()
+	imm := sysplan.Imm[int]
+	mark()
+	b.Syscall(b.Stage("setns", ""), unix.SYS_SETNS, sysplan.Load(rp.target),
+		imm(unix.CLONE_NEWUSER|unix.CLONE_NEWNS|unix.CLONE_NEWPID|unix.CLONE_NEWUTS|unix.CLONE_NEWIPC|unix.CLONE_NEWNET|unix.CLONE_NEWCGROUP))
+	parent := b.NewLabel()
+	b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PARENT), imm(0)).
+		Save(rp.child).ExpectElse(0, parent)
+	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
+	b.Syscall(b.Stage("dumpable", ""), unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
+	initIDSteps(b, id)
+	mark()
+	mark()
+	if err := commandSteps(b, spec, id, rp, mark, false); err != nil {
+		return nil, err
+	}
+	b.Place(parent)
+	b.Syscall(b.Stage("exit", ""), unix.SYS_EXIT_GROUP, imm(0))
+	var err error
 	if rp.prog, err = b.Build(); err != nil {
 		return nil, err
 	}
@@ -327,7 +394,7 @@ type rawStart struct {
 	pid, pidfd int
 	run        *sysplan.Run
 	relW       int  // the parent's end of the release pipe, until released
-	dumpable   bool // the owner was dumpable before the clone
+	gone       bool // the child has left the owner's memory (see sharing)
 	// marks are the child's stage timestamps.
 	marks      []int64
 	landlocked bool
@@ -339,29 +406,36 @@ type rawStart struct {
 // released by finish. files are stdin, stdout, stderr and the extra files;
 // sources the parent's clones of the root and the bind sources, in plan
 // order. A negative cgroupFD means no CLONE_INTO_CGROUP.
-func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources []int) (rs *rawStart, err error) {
+func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources []int, values ...cellValue) (rs *rawStart, err error) {
 	run, err := rp.prog.NewRun()
 	if err != nil {
 		return nil, err
 	}
-	var rel [2]int
-	if err := unix.Pipe2(rel[:], unix.O_CLOEXEC); err != nil {
-		run.Release()
-		return nil, err
+	for _, c := range values {
+		run.Set(c.ref, c.v)
 	}
-	defer unix.Close(rel[0])
+	rel := [2]int{-1, -1}
+	if !rp.release.IsNil() {
+		if err := unix.Pipe2(rel[:], unix.O_CLOEXEC); err != nil {
+			run.Release()
+			return nil, err
+		}
+		defer unix.Close(rel[0])
+		run.Set(rp.release, uint64(rel[0]))
+		run.Set(rp.releaseW, uint64(rel[1]))
+	}
 	var dups []int
 	defer func() {
 		for _, fd := range dups {
 			unix.Close(fd)
 		}
 		if err != nil {
-			unix.Close(rel[1])
+			if rel[1] >= 0 {
+				unix.Close(rel[1])
+			}
 			run.Release()
 		}
 	}()
-	run.Set(rp.release, uint64(rel[0]))
-	run.Set(rp.releaseW, uint64(rel[1]))
 	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
 	// those numbers.
 	low := 3 + len(rp.extra)
@@ -398,18 +472,61 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		run.Set(c, uint64(sources[k]))
 		k++
 	}
-	dumpable, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
 	ca := sysplan.CloneArgs{Flags: flags}
 	if cgroupFD >= 0 {
 		ca.Flags |= unix.CLONE_INTO_CGROUP
 		ca.CgroupFD = cgroupFD
 	}
+	sharing.begin()
 	pid, pidfd, err := run.Start(ca)
 	if err != nil {
+		sharing.end()
 		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
 	}
-	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], dumpable: dumpable == 1}, nil
+	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1]}, nil
 }
+
+// cellValue is a value launchRaw stores in a cell before the clone.
+type cellValue struct {
+	ref sysplan.Ref
+	v   uint64
+}
+
+// sharing counts the raw children that share the owner's memory, to give
+// the owner back its dumpable flag once none does. A child's change of
+// credentials, and its own PR_SET_DUMPABLE, clear the flag of the memory
+// it shares, the owner's; restored while another child still runs its
+// setup, it would make that child, and through it the owner, open to a
+// ptrace by a process of the same ids.
+var sharing shareCount
+
+type shareCount struct {
+	mu       sync.Mutex
+	n        int
+	dumpable bool // the owner's flag before the first of the n
+}
+
+func (c *shareCount) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		c.dumpable = d == 1
+	}
+	c.n++
+}
+
+// end is called once a child has left the owner's memory (exec'd or
+// died).
+func (c *shareCount) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 && c.dumpable {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+	}
+}
+
 
 // finish writes the child's id maps, calls before (placement in a cgroup
 // by pid, the network's links) and releases the child, and waits until
@@ -423,6 +540,7 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
 		waitPidfd(rs.pidfd)
 		unix.Close(rs.pidfd)
+		rs.left()
 		rs.run.Release()
 		return err
 	}
@@ -441,10 +559,8 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		return kill(setupErr("handshake", "", err))
 	}
 	werr := rs.run.Wait(ctx)
-	if rs.dumpable {
-		// The child's change of credentials made the memory it shared
-		// with the owner, the owner's, non-dumpable.
-		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+	if werr == nil || !errors.Is(werr, ctx.Err()) {
+		rs.left()
 	}
 	if werr != nil {
 		var se *sysplan.StepError
@@ -464,6 +580,14 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 }
 
 func run0(v uint64) bool { return v == 0 }
+
+// left records that the child no longer shares the owner's memory.
+func (rs *rawStart) left() {
+	if !rs.gone {
+		rs.gone = true
+		sharing.end()
+	}
+}
 
 // writeIDMaps writes the child's uid and gid maps as the init's clone
 // would have.

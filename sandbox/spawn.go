@@ -228,12 +228,18 @@ func awaitExit(pid int) {
 	if err != nil {
 		return
 	}
-	// The pidfd reads ready once the process has exited: the first call
-	// asks the poller to wait for that, the second one ends the wait.
-	waited := false
-	rc.Read(func(uintptr) bool {
-		done := waited
-		waited = true
-		return done
-	})
+	// The pidfd reads ready once the process has exited. Ask the kernel
+	// each time rather than trust the first readiness: the poller forgets
+	// one that arrived before the wait began (the exit may come between
+	// the registration and the wait, or before both), and the pidfd, which
+	// stays ready, never signals again.
+	rc.Read(func(fd uintptr) bool { return exited(int(fd)) })
+}
+
+// exited reports whether the child behind pidfd has exited, without
+// reaping it; an error says yes, so that the caller's wait goes on.
+func exited(pidfd int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err != nil || info.Signo != 0
 }

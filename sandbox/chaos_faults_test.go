@@ -26,10 +26,7 @@ import (
 func initPid(sb *Sandbox) int {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	if sb.cmd == nil || sb.cmd.Process == nil {
-		return 0
-	}
-	return sb.cmd.Process.Pid
+	return pid1Locked(sb)
 }
 
 // procStart returns the start time of a process, to tell it from a later

@@ -73,14 +73,12 @@ func rawProgramFor(spec *proto.Spec, id identity, parentClones bool) (*rawProgra
 	return rp, nil
 }
 
-// startEnv chooses the start path: "raw" opts into the raw path for every
-// sandbox it can start, "init" forces the init stage. Unset, sandboxes
-// start through the init stage for now: the raw path becomes the default
-// once Exec and long-lived sandboxes run on it too.
+// startEnv, set to "init", makes every sandbox start through the init
+// stage, the fallback of the raw path.
 const startEnv = "STOCKADE_START"
 
-// rawWanted reports whether sandboxes should take the raw path.
-func rawWanted() bool { return sysplan.Supported && os.Getenv(startEnv) == "raw" }
+// rawWanted reports whether sandboxes may take the raw path.
+func rawWanted() bool { return sysplan.Supported && os.Getenv(startEnv) != "init" }
 
 // startRaw starts the sandbox on the raw path. It reports false, having
 // done nothing, when cfg needs the init stage. s.mu is held; s.lim and

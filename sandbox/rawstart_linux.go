@@ -75,7 +75,6 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.releaseW))
 	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_READ, sysplan.Load(rp.release), sysplan.Ptr(b.Cell()), imm(1)).Expect(1)
-	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.release))
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	b.Syscall(b.Stage("dumpable", ""), unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
 	initIDSteps(b, id)
@@ -242,6 +241,20 @@ func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	}
 	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(spec.GID), imm(spec.GID), imm(spec.GID))
 	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(spec.UID), imm(spec.UID), imm(spec.UID))
+	// A change of ids clears the parent-death signal: set it now, after
+	// the last one. Should the parent have died before, the release pipe,
+	// whose write end it holds until the exec, reads as hung up.
+	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
+	if !rp.release.IsNil() {
+		// A struct pollfd: the descriptor, a copy of the pipe's, saved over
+		// all eight bytes, leaves no events asked for; a hang-up is
+		// reported all the same.
+		pfd := b.Alloc(8)
+		b.Syscall(b.Stage("parent-death", ""), unix.SYS_FCNTL, sysplan.Load(rp.release), imm(unix.F_DUPFD_CLOEXEC), imm(0)).Save(pfd)
+		ts := b.Alloc(16)
+		b.Syscall(b.Stage("parent-death", ""), unix.SYS_PPOLL, sysplan.Ptr(pfd), imm(1), sysplan.Ptr(ts), imm(0), imm(0)).Expect(0)
+		b.Syscall(b.Stage("parent-death", ""), unix.SYS_CLOSE, sysplan.Load(pfd))
+	}
 	// struct __user_cap_header_struct, then two __user_cap_data_struct.
 	hdr := b.Alloc(8 + 24)
 	b.PutU32(hdr, unix.LINUX_CAPABILITY_VERSION_3)
@@ -552,13 +565,16 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 			return kill(err)
 		}
 	}
-	_, err := unix.Write(rs.relW, []byte{1})
-	unix.Close(rs.relW)
-	rs.relW = -1
-	if err != nil {
+	if _, err := unix.Write(rs.relW, []byte{1}); err != nil {
 		return kill(setupErr("handshake", "", err))
 	}
 	werr := rs.run.Wait(ctx)
+	if werr == nil {
+		// The exec happened: the child needs the pipe no more (see the
+		// parent-death step).
+		unix.Close(rs.relW)
+		rs.relW = -1
+	}
 	if werr == nil || !errors.Is(werr, ctx.Err()) {
 		rs.left()
 	}

@@ -540,7 +540,6 @@ func (c *shareCount) end() {
 	}
 }
 
-
 // finish writes the child's id maps, calls before (placement in a cgroup
 // by pid, the network's links) and releases the child, and waits until
 // the command runs. On error the child is killed and reaped.

@@ -91,9 +91,9 @@ type Step struct {
 	// expected one goes on, instead of failing.
 	otherwise    Label
 	hasOtherwise bool
-	stage  int
-	label  Label // the jump target, for jumps
-	jump   bool
+	stage        int
+	label        Label // the jump target, for jumps
+	jump         bool
 }
 
 type errJump struct {

@@ -470,9 +470,12 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 			run.Set(rp.extra[i-3], uint64(fd))
 		}
 	}
-	cells := rp.mounts.BindFDs
-	if !rp.mounts.RootFD.IsNil() {
-		cells = append([]sysplan.Ref{rp.mounts.RootFD}, cells...)
+	var cells []sysplan.Ref
+	if rp.mounts != nil {
+		cells = rp.mounts.BindFDs
+		if !rp.mounts.RootFD.IsNil() {
+			cells = append([]sysplan.Ref{rp.mounts.RootFD}, cells...)
+		}
 	}
 	k := 0
 	for _, c := range cells {

@@ -258,3 +258,34 @@ func rawPathOnly(t *testing.T) {
 		t.Skip("sandboxes start through the init stage here (" + startEnv + "=init)")
 	}
 }
+
+// TestRawExec runs processes in a raw sandbox: each is in the sandbox's
+// namespaces, confined as the command, and dies with the sandbox.
+func TestRawExec(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawPathOnly(t)
+	sb := New(Config{Args: []string{"/bin/sleep", "100"}})
+	if err := sb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	var out strings.Builder
+	res, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/sh", "-c", `
+		grep -E '^(NSpid|CapEff|NoNewPrivs|Seccomp):' /proc/self/status
+		id -u; hostname; ls /proc | grep -c '^[0-9]'
+		exit 4`}, Stdout: &out})
+	t.Logf("%s", out.String())
+	if res == nil || res.ExitCode != 4 {
+		t.Fatalf("Exec: %v, %v; want exit 4", res, err)
+	}
+	for _, w := range []string{"CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2", "\n1000\n"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	// Seen from the sandbox's /proc, the process has one pid: it is in
+	// the sandbox's pid namespace (with pid 1 and itself, sh and grep).
+	if f := strings.Fields(strings.SplitN(out.String(), "\n", 2)[0]); len(f) != 2 || f[0] != "NSpid:" || f[1] == "1" {
+		t.Errorf("NSpid line %q: want one pid, in the sandbox's namespace", f)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 	"unsafe"
 
@@ -115,10 +116,11 @@ func (r *Run) Start(a CloneArgs) (pid, pidfd int, err error) {
 		return 0, -1, fmt.Errorf("failure pipe: %w", err)
 	}
 	binary.NativeEndian.PutUint64(r.image[hdrErrFD:], uint64(fds[1]))
-	pidfd = -1
+	// The kernel writes an int: 32 bits.
+	fd32 := int32(-1)
 	args := cloneArgs{
 		flags:      a.Flags | unix.CLONE_VM | unix.CLONE_PIDFD | unix.CLONE_CLEAR_SIGHAND,
-		pidfd:      uint64(uintptr(unsafe.Pointer(&pidfd))),
+		pidfd:      uint64(uintptr(unsafe.Pointer(&fd32))),
 		exitSignal: uint64(unix.SIGCHLD),
 		stack:      uint64(uintptr(unsafe.Pointer(&r.mem[0]))),
 		stackSize:  stackSize,
@@ -132,9 +134,10 @@ func (r *Run) Start(a CloneArgs) (pid, pidfd int, err error) {
 		unix.Close(fds[0])
 		return 0, -1, unix.Errno(errno)
 	}
-	// The pidfd was written by the kernel before clone3 returned. Tell the
-	// runtime it must not close it on its own.
-	unix.CloseOnExec(pidfd)
+	runtime.KeepAlive(&fd32)
+	// The pidfd was written by the kernel before clone3 returned, close-
+	// on-exec.
+	pidfd = int(fd32)
 	r.pid = int(p)
 	// Non-blocking, so that the runtime's poller serves it and Wait can
 	// stop at a deadline.

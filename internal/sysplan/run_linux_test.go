@@ -242,7 +242,9 @@ func TestContextEnds(t *testing.T) {
 	if err := r.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait: %v, want the context's error", err)
 	}
-	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil || pidfd < 0 {
+		t.Fatalf("pidfd %d: kill: %v", pidfd, err)
+	}
 	ws := exitStatus(t, pidfd)
 	r.Release()
 	if !ws.Signaled() || ws.Signal() != unix.SIGKILL {

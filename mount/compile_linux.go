@@ -3,6 +3,7 @@
 package mount
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -13,6 +14,10 @@ import (
 
 	"github.com/stockade/stockade/internal/sysplan"
 )
+
+// ErrNotCompiled says that Compile cannot compile a plan yet: the caller
+// builds it with Apply in an init stage instead.
+var ErrNotCompiled = errors.New("not compiled yet")
 
 // Compiled is a Plan compiled into the steps of a sysplan program: the same
 // file system Apply builds, made by raw system calls in the child that
@@ -49,7 +54,7 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 		c.out.BindFDs[i] = sysplan.Nil
 		switch m.Kind {
 		case Cover:
-			return nil, fmt.Errorf("mount: %s entries are not compiled yet", m.Kind)
+			return nil, fmt.Errorf("mount: %s entries: %w", m.Kind, ErrNotCompiled)
 		case Bind:
 			fi, err := os.Stat(m.Source)
 			if err != nil {

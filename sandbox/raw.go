@@ -16,6 +16,7 @@ import (
 
 	"github.com/stockade/stockade/internal/proto"
 	"github.com/stockade/stockade/internal/sysplan"
+	"github.com/stockade/stockade/mount"
 )
 
 // rawProc is the command of a sandbox started on the raw path: pid 1 of
@@ -73,12 +74,14 @@ func rawProgramFor(spec *proto.Spec, id identity, parentClones bool) (*rawProgra
 	return rp, nil
 }
 
-// startEnv, set to "init", makes every sandbox start through the init
-// stage, the fallback of the raw path.
+// startEnv chooses the start path: "raw" opts into the raw path for every
+// sandbox it can start; unset, or "init", sandboxes start through the init
+// stage. The raw path becomes the default once its pid 1 is a raw reaper
+// (see the package documentation).
 const startEnv = "STOCKADE_START"
 
-// rawWanted reports whether sandboxes may take the raw path.
-func rawWanted() bool { return sysplan.Supported && os.Getenv(startEnv) != "init" }
+// rawWanted reports whether sandboxes take the raw path.
+func rawWanted() bool { return sysplan.Supported && os.Getenv(startEnv) == "raw" }
 
 // startRaw starts the sandbox on the raw path. It reports false, having
 // done nothing, when cfg needs the init stage. s.mu is held; s.lim and
@@ -103,6 +106,10 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		return false, nil
 	}
 	if err != nil {
+		var me *mount.Error
+		if errors.As(err, &me) {
+			return true, setupErr(me.Op, me.Path, me.Err)
+		}
 		return true, setupErr("compile", "", err)
 	}
 	var sources []int

@@ -82,6 +82,9 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 
 	var err error
 	if rp.mounts, err = mount.Compile(b, &spec.Plan, parentClones); err != nil {
+		if errors.Is(err, mount.ErrNotCompiled) {
+			return nil, fmt.Errorf("%w: %w", errNotCompiled, err)
+		}
 		return nil, err
 	}
 	mark()

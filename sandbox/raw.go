@@ -234,6 +234,10 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	// pid 1 is gone, so every process of the sandbox dies and the output
 	// ends at once, unless the writer holds it up.
 	outDeadline := end.Add(waitDelay(s.cfg.WaitDelay))
+	if p.st.stdinW != nil {
+		// Release the pipe even if the copier is blocked reading.
+		p.st.stdinW.Close()
+	}
 	s.lim.end(s)
 	s.releaseNetwork()
 	s.mu.Lock()

@@ -61,7 +61,7 @@ func runners(e *env) (rs []*runner, missing []string) {
 	}
 	add(plainRunner(e), nil)
 	add(inprocRunner(e, "stockade", "stockade in-process",
-		"the default Config with RootDir, on the raw path: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp; Landlock",
+		"the default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp",
 		"-root", e.root))
 	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits",
 		"as above, plus a cgroup of its own with a 256 MiB memory and 64 task limit",
@@ -69,12 +69,12 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade-heap", "stockade in-process, 1 GiB heap",
 		"as the first row, in a program with 1 GiB of live heap",
 		"-root", e.root, "-heap", "1024"))
-	add(inprocRunner(e, "stockade-init", "stockade in-process, init stage",
-		"as the first row, started through the init stage (STOCKADE_START=init), the fallback of the raw path",
-		"-root", e.root, "-init"))
-	add(inprocRunner(e, "stockade-init-heap", "stockade in-process, init stage, 1 GiB heap",
-		"the init stage in a program with 1 GiB of live heap",
-		"-root", e.root, "-init", "-heap", "1024"))
+	add(inprocRunner(e, "stockade-raw", "stockade in-process, raw path",
+		"as the first row, started on the raw path (STOCKADE_START=raw): a CLONE_VM child runs the compiled start up to the command's exec; no Go runtime in the sandbox",
+		"-root", e.root, "-raw"))
+	add(inprocRunner(e, "stockade-raw-heap", "stockade in-process, raw path, 1 GiB heap",
+		"the raw path in a program with 1 GiB of live heap",
+		"-root", e.root, "-raw", "-heap", "1024"))
 	add(inprocRunner(e, "stockade-host", "stockade in-process, host view",
 		"the zero Config: as above, on a tmpfs root with the host's /usr, /bin, /sbin, /lib* bound read-only and a generated /etc; runs the host's /bin/true"))
 	add(cliRunner(e), nil)

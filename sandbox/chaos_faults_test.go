@@ -230,15 +230,28 @@ func (r *chaosRound) signalPid(what string, pid int, sig syscall.Signal) {
 // command, or the Exec'd processes) from outside, and returns how many it
 // found.
 func (r *chaosRound) signalCommand(sb *Sandbox, sig syscall.Signal) int {
-	pid := initPid(sb)
-	if pid == 0 {
-		return 0
-	}
-	kids := children(pid)
+	kids := commandPids(sb)
 	for _, k := range kids {
 		r.signalPid("command", k, sig)
 	}
 	return len(kids)
+}
+
+// commandPids returns the host pids of the processes the sandbox started
+// for its command: the init's children, or on the raw path the command,
+// which is pid 1 itself.
+func commandPids(sb *Sandbox) []int {
+	pid := initPid(sb)
+	if pid == 0 {
+		return nil
+	}
+	sb.mu.Lock()
+	raw := sb.raw != nil
+	sb.mu.Unlock()
+	if raw {
+		return []int{pid}
+	}
+	return children(pid)
 }
 
 // marker is a pipe given to a sandbox as an extra file, by which a round

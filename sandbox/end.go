@@ -294,8 +294,11 @@ func (s *Sandbox) Close() error {
 	}
 	s.closing = true
 	if s.raw != nil {
+		// As the init does for Close: every process is killed, and the
+		// command's Result says so.
+		s.raw.signalLocked(unix.SIGKILL)
 		s.mu.Unlock()
-		s.killFor(Closed, nil)
+		s.lim.thaw(s.cfg.Logger)
 		<-s.done
 		return nil
 	}

@@ -463,7 +463,9 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		}
 		var se *sysplan.StepError
 		if errors.As(werr, &se) {
-			if se.Op == "setns" && errors.Is(se.Errno, unix.ESRCH) {
+			// The sandbox's pid 1 is gone (ESRCH), or its pid namespace
+			// is ending and takes no new process (ENOMEM).
+			if (se.Op == "setns" && errors.Is(se.Errno, unix.ESRCH)) || (se.Op == "clone" && errors.Is(se.Errno, unix.ENOMEM)) {
 				return nil, ErrFinished
 			}
 			return nil, &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}

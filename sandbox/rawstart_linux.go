@@ -75,8 +75,10 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.releaseW))
 	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_READ, sysplan.Load(rp.release), sysplan.Ptr(b.Cell()), imm(1)).Expect(1)
+	// No PR_SET_DUMPABLE here: the flag belongs to the memory the child
+	// shares with the owner, and nothing else runs in the child's fresh
+	// pid namespace before the exec, which sets the command's own.
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
-	b.Syscall(b.Stage("dumpable", ""), unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
 	initIDSteps(b, id)
 	mark()
 
@@ -192,6 +194,8 @@ func compileExec(spec *proto.Spec, id identity) (*rawProgram, error) {
 	b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PARENT), imm(0)).
 		Save(rp.child).ExpectElse(0, parent)
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
+	// The process is visible inside the sandbox from here until its exec,
+	// in the owner's memory: no process there may ptrace it (see sharing).
 	b.Syscall(b.Stage("dumpable", ""), unix.SYS_PRCTL, imm(unix.PR_SET_DUMPABLE), imm(0))
 	initIDSteps(b, id)
 	mark()

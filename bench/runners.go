@@ -66,6 +66,15 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits",
 		"as above, plus a cgroup of its own with a 256 MiB memory and 64 task limit",
 		"-root", e.root, "-limits"))
+	add(inprocRunner(e, "stockade-heap", "stockade in-process, 1 GiB heap",
+		"as the first row, in a program with 1 GiB of live heap",
+		"-root", e.root, "-heap", "1024"))
+	add(inprocRunner(e, "stockade-raw", "stockade in-process, raw path",
+		"as the first row, started on the raw path (STOCKADE_START=raw): a CLONE_VM child runs the compiled start up to the command's exec; no Go runtime in the sandbox",
+		"-root", e.root, "-raw"))
+	add(inprocRunner(e, "stockade-raw-heap", "stockade in-process, raw path, 1 GiB heap",
+		"the raw path in a program with 1 GiB of live heap",
+		"-root", e.root, "-raw", "-heap", "1024"))
 	add(inprocRunner(e, "stockade-host", "stockade in-process, host view",
 		"the zero Config: as above, on a tmpfs root with the host's /usr, /bin, /sbin, /lib* bound read-only and a generated /etc; runs the host's /bin/true"))
 	add(cliRunner(e), nil)

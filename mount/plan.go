@@ -203,10 +203,10 @@ func (m *Mount) Validate() error {
 		return &FieldError{"Mode", fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}
 	}
 	if m.UID < 0 || int64(m.UID) > maxID {
-		return &FieldError{"UID", fmt.Errorf("must be from 0 to %d, not %d", maxID, m.UID)}
+		return &FieldError{"UID", fmt.Errorf("must be from 0 to %d, not %d", int64(maxID), m.UID)}
 	}
 	if m.GID < 0 || int64(m.GID) > maxID {
-		return &FieldError{"GID", fmt.Errorf("must be from 0 to %d, not %d", maxID, m.GID)}
+		return &FieldError{"GID", fmt.Errorf("must be from 0 to %d, not %d", int64(maxID), m.GID)}
 	}
 	return nil
 }

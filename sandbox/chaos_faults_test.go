@@ -28,10 +28,7 @@ import (
 func initPid(sb *Sandbox) int {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	if sb.cmd == nil || sb.cmd.Process == nil {
-		return 0
-	}
-	return sb.cmd.Process.Pid
+	return pid1Locked(sb)
 }
 
 // procStart returns the start time of a process, to tell it from a later
@@ -235,15 +232,28 @@ func (r *chaosRound) signalPid(what string, pid int, sig syscall.Signal) {
 // command, or the Exec'd processes) from outside, and returns how many it
 // found.
 func (r *chaosRound) signalCommand(sb *Sandbox, sig syscall.Signal) int {
-	pid := initPid(sb)
-	if pid == 0 {
-		return 0
-	}
-	kids := children(pid)
+	kids := commandPids(sb)
 	for _, k := range kids {
 		r.signalPid("command", k, sig)
 	}
 	return len(kids)
+}
+
+// commandPids returns the host pids of the processes the sandbox started
+// for its command: the init's children, or on the raw path the command,
+// which is pid 1 itself.
+func commandPids(sb *Sandbox) []int {
+	pid := initPid(sb)
+	if pid == 0 {
+		return nil
+	}
+	sb.mu.Lock()
+	raw := sb.raw != nil
+	sb.mu.Unlock()
+	if raw {
+		return []int{pid}
+	}
+	return children(pid)
 }
 
 // marker is a pipe given to a sandbox as its first extra file, by which a
@@ -292,10 +302,14 @@ func (m *marker) Close() {
 // find returns the pid of the test's child that holds the marker as
 // markerFD, or 0. A child forked for another round's start holds the
 // marker too, under another number, until it execs.
+// On the raw start path the command gets the first extra file as
+// descriptor 3, where no other child holds the marker either.
 func (m *marker) find() int {
 	for _, pid := range children(os.Getpid()) {
-		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, markerFD)); l == m.inode {
-			return pid
+		for _, fd := range []int{markerFD, proto.InitFD} {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); l == m.inode {
+				return pid
+			}
 		}
 	}
 	return 0

@@ -486,10 +486,9 @@ func scKillCommand(r *chaosRound) {
 // waitCommand waits until the init has started a process that has become
 // busybox.
 func (r *chaosRound) waitCommand(sb *Sandbox) {
-	pid := initPid(sb)
 	deadline := time.Now().Add(chaosGrace)
 	for time.Now().Before(deadline) {
-		for _, k := range children(pid) {
+		for _, k := range commandPids(sb) {
 			if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k)); err == nil && strings.TrimSpace(string(comm)) == filepath.Base(r.bb) {
 				return
 			}

@@ -259,7 +259,7 @@ func (c *Config) validate() error {
 		return configErr("UID", "must not be negative")
 	}
 	if uint64(c.UID) > maxID || uint64(c.GID) > maxID {
-		return configErr("UID", "ids run from 0 to %d, not %d:%d", maxID, c.UID, c.GID)
+		return configErr("UID", "ids run from 0 to %d, not %d:%d", int64(maxID), c.UID, c.GID)
 	}
 	if c.IDMap != (IDMap{}) {
 		if err := c.IDMap.validate(c.UID, c.GID); err != nil {

@@ -118,4 +118,35 @@
 // a few threads), and a larger program starts a little slower. When the
 // process that owns a sandbox dies, even by SIGKILL, the sandbox dies with
 // it.
+//
+// # The raw start path
+//
+// With STOCKADE_START=raw in the environment, a sandbox with a command
+// starts without any Go runtime inside: its Config is compiled once into a
+// program of raw system calls (mounts, pivot_root, ids, hostname, limits,
+// capabilities, no_new_privs, Landlock, seccomp, execve), and each start
+// is one clone3(CLONE_VM) of a child that runs that program on a small
+// stack with an interpreter of a hundred instructions, and execs the
+// command. The child shares the caller's memory only until that exec, so
+// the caller's heap is never copied: a start costs the same in a program
+// with a large heap. A sandbox without a command, a time namespace and
+// subordinate ids still take the init stage, as every sandbox does on
+// architectures other than amd64 and arm64. The raw path is not yet the
+// default because of one difference that follows.
+//
+// On the raw path the command itself is pid 1 of its sandbox, and the
+// caller supervises it from outside, through its pidfd: no process of the
+// library lives inside, so nothing inside can be killed, crashed or
+// overwritten to lie about the command's end, and nothing the library
+// prints can reach the command's streams. The kernel gives a pid 1 only
+// the signals it handles, so Kill delivers a signal the command would die
+// of as SIGKILL and reports it as that signal; one it would stop on as
+// SIGSTOP; one it ignores not at all. But a command that signals itself
+// (kill $$, raise) without a handler is not ended, as pid 1 of any pid
+// namespace is not; a small reaper as pid 1, in memory of its own, will
+// remove that difference. Orphans of the command are reparented
+// to it and are reaped, at the latest, when it exits and the kernel ends
+// its pid namespace. Exec joins the sandbox through the pidfd of its pid 1
+// and starts the process confined as the command was; it needs no agent
+// inside either.
 package sandbox

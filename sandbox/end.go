@@ -164,6 +164,12 @@ func (s *Sandbox) killFor(r Reason, cause error) {
 	if s.killReason == 0 {
 		s.killReason, s.killCause = r, cause
 	}
+	if s.raw != nil {
+		s.raw.signalLocked(unix.SIGKILL)
+		s.mu.Unlock()
+		s.lim.thaw(s.cfg.Logger)
+		return
+	}
 	s.mu.Unlock()
 	s.killInit()
 }
@@ -264,6 +270,9 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 	if err := s.runningLocked(); err != nil {
 		return err
 	}
+	if s.raw != nil {
+		return s.rawKill(sig)
+	}
 	if sig == unix.SIGKILL {
 		return s.killInit()
 	}
@@ -285,6 +294,15 @@ func (s *Sandbox) Close() error {
 		return nil
 	}
 	s.closing = true
+	if s.raw != nil {
+		// As the init does for Close: every process is killed, and the
+		// command's Result says so.
+		s.raw.signalLocked(unix.SIGKILL)
+		s.mu.Unlock()
+		s.lim.thaw(s.cfg.Logger)
+		<-s.done
+		return nil
+	}
 	err := send(s.conn, &proto.Request{Close: true})
 	s.mu.Unlock()
 	if err != nil {
@@ -321,7 +339,7 @@ const closeGrace = 2 * time.Second
 // runningLocked returns nil when the sandbox runs, and why not otherwise.
 // The caller holds s.mu.
 func (s *Sandbox) runningLocked() error {
-	if !s.started || s.conn == nil {
+	if !s.started || (s.conn == nil && s.raw == nil) {
 		return ErrNotStarted
 	}
 	select {

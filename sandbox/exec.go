@@ -64,10 +64,14 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 		return nil, err
 	}
 	cfg, id := s.cfg.withDefaults(), s.id
+	raw := s.raw != nil
 	s.mu.Unlock()
 	x, err := cmd.request(&cfg, id)
 	if err != nil {
 		return nil, err
+	}
+	if raw {
+		return s.rawExec(ctx, cmd, x, &cfg, start)
 	}
 	lim := s.execLimits(&cfg)
 	st, err := newStdio(&cmd, lim.output)
@@ -245,6 +249,7 @@ func (s *Sandbox) sendFiles(req *proto.Request, fds []int) error {
 // stdio holds the standard streams and extra files of an Exec'd process:
 // the ends the process gets, and its output's pipes (see outputPipes).
 type stdio struct {
+	stdinW  *os.File   // the write end of a stdin pipe fed by a goroutine, or nil
 	child   []*os.File // standard input, output, error, then extra files
 	closeIn []*os.File // child ends the parent opened and closes once sent
 	out     *outputPipes
@@ -282,6 +287,7 @@ func (st *stdio) input(r io.Reader) error {
 			return err
 		}
 		st.child, st.closeIn = append(st.child, pr), append(st.closeIn, pr)
+		st.stdinW = pw
 		// Not waited for, as in Sandbox.Start: a reader that blocks forever
 		// must not hold up the result.
 		go func() {

@@ -79,6 +79,7 @@ func assertPidGone(t *testing.T, pid int) {
 // leaves nothing behind. It used to wait forever, holding a copy of the
 // init's end of the socket.
 func TestStartInitKilled(t *testing.T) {
+	onInitPath(t)
 	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	bound := faultSlack(t)
@@ -127,6 +128,7 @@ func testLimits(l Limits) Limits {
 // every system call: the init dies as soon as the filter is on, before it
 // reports, and Start says so with a SetupError.
 func TestStartSeccompKillsTheInit(t *testing.T) {
+	onInitPath(t)
 	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	cfg := testConfig(Config{Args: []string{bb, "true"}})
@@ -144,7 +146,7 @@ func TestStartSeccompKillsTheInit(t *testing.T) {
 // It returns the function that thaws it again.
 func freeze(t *testing.T, sb *Sandbox) (thaw func()) {
 	t.Helper()
-	pid := sb.cmd.Process.Pid
+	pid := pid1(sb)
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	require.NoError(t, err)
 	var state string

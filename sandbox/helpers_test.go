@@ -106,3 +106,28 @@ func concurrently(t *testing.T, n int, f func(i int) error) {
 		assert.NoError(t, err)
 	}
 }
+
+// pid1 returns the host pid of a started sandbox's pid 1: its init, or
+// its command on the raw path; 0 when nothing was started.
+func pid1(sb *Sandbox) int {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return pid1Locked(sb)
+}
+
+func pid1Locked(sb *Sandbox) int {
+	switch {
+	case sb.raw != nil:
+		return sb.raw.pid
+	case sb.cmd != nil && sb.cmd.Process != nil:
+		return sb.cmd.Process.Pid
+	}
+	return 0
+}
+
+// onInitPath makes the test's sandboxes start through the init stage:
+// the test is about the init itself.
+func onInitPath(t *testing.T) {
+	t.Helper()
+	t.Setenv(startEnv, "init")
+}

@@ -83,7 +83,7 @@ func (blockingReader) Read([]byte) (int, error) { select {} }
 // pid namespace, has ended.
 func assertGone(t *testing.T, sb *Sandbox) {
 	t.Helper()
-	pid := sb.cmd.Process.Pid
+	pid := pid1(sb)
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	assert.True(t, os.IsNotExist(err), "the init (pid %d) is still there", pid)
 }
@@ -185,7 +185,7 @@ func TestInvalidConfigCreatesNothing(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Equal(t, "Mounts[0].Source", ce.Field)
-	assert.Nil(t, sb.cmd, "nothing may be started for an invalid config")
+	assert.Zero(t, pid1(sb), "nothing may be started for an invalid config")
 	_, werr := sb.Wait() // returns the error at once, never waits
 	assert.ErrorIs(t, werr, ErrInvalidConfig)
 	assert.ErrorIs(t, sb.Start(context.Background()), ErrStarted)
@@ -235,7 +235,7 @@ func ownerHelper() bool {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	init := sb.cmd.Process.Pid
+	init := pid1(sb)
 	var children []string
 	for len(children) == 0 {
 		children = strings.Fields(readChildren(init))

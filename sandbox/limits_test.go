@@ -339,7 +339,7 @@ func TestLimitsValidate(t *testing.T) {
 			// Start refuses it before creating anything.
 			sb := New(cfg)
 			require.ErrorAs(t, sb.Start(context.Background()), &ce)
-			assert.Nil(t, sb.cmd)
+			assert.Zero(t, pid1(sb))
 			assert.Nil(t, sb.lim)
 		})
 	}
@@ -412,7 +412,7 @@ func TestLimitPlacement(t *testing.T) {
 	defer sb.Kill(syscall.SIGKILL)
 	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
 	name := sb.lim.group.Name()
-	init := sb.cmd.Process.Pid
+	init := pid1(sb)
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", init))
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "/"+name, "the init is not in the group")

@@ -56,7 +56,7 @@ func TestRunWithoutArgs(t *testing.T) {
 	var ce *ConfigError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Args", ce.Field)
-	assert.Nil(t, sb.cmd, "nothing may be started")
+	assert.Zero(t, pid1(sb), "nothing may be started")
 
 	// The same sandbox still starts explicitly, as a long-lived one.
 	require.NoError(t, sb.Start(context.Background()))

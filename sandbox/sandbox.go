@@ -39,6 +39,7 @@ type Sandbox struct {
 	// a cancellation, before the kill.
 	killReason Reason
 	killCause  error
+	raw        *rawProc                     // the command, when started on the raw path
 	net        *netns.Net                   // the sandbox's managed network, or nil
 	netInfo    NetworkInfo                  // what net turned out to be
 	conf       Confinement                  // the defences in force, once started
@@ -128,6 +129,12 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if s.lim, err = newLimiter(&cfg); err != nil {
+		return err
+	}
+	if ok, err := s.startRaw(ctx, &cfg, id); ok {
+		if err != nil {
+			s.lim.end(s)
+		}
 		return err
 	}
 	l, err := s.prepare(&cfg, id)

@@ -156,6 +156,6 @@ func usernsHelper() bool {
 	fmt.Println("feature-error", errors.As(err, &fe))
 	fmt.Println("not-supported", errors.Is(err, ErrNotSupported))
 	fmt.Println("enospc", errors.Is(err, unix.ENOSPC))
-	fmt.Println("nothing-started", sb.cmd == nil || sb.cmd.Process == nil)
+	fmt.Println("nothing-started", pid1(sb) == 0)
 	return true
 }

@@ -38,7 +38,19 @@ import (
 func main() {
 	root := flag.String("root", "", "the root directory of every sandbox (default: the host's view of the zero Config)")
 	limits := flag.Bool("limits", false, "give every sandbox a 256 MiB memory and 64 task limit")
+	raw := flag.Bool("raw", false, "start sandboxes on the raw path (STOCKADE_START=raw): no Go runtime in the sandbox")
+	heapMiB := flag.Int("heap", 0, "keep this many MiB of live, touched heap, as a large service would")
 	flag.Parse()
+	if *raw {
+		os.Setenv("STOCKADE_START", "raw")
+	}
+	heap = make([][]byte, *heapMiB)
+	for i := range heap {
+		heap[i] = make([]byte, 1<<20)
+		for j := 0; j < len(heap[i]); j += 4096 {
+			heap[i][j] = 1
+		}
+	}
 	w := &worker{cfg: sandbox.Config{RootDir: *root, Timeout: time.Minute}}
 	if *limits {
 		w.cfg.Limits = sandbox.Limits{Memory: 256 << 20, Pids: 64}
@@ -59,6 +71,10 @@ func main() {
 	}
 	w.release()
 }
+
+// heap is the live heap asked for with -heap: the cost of a start must not
+// grow with it.
+var heap [][]byte
 
 type worker struct {
 	cfg  sandbox.Config

@@ -87,3 +87,7 @@ func (f *Filter) UnmarshalBinary(b []byte) error {
 	f.init()
 	return nil
 }
+
+// Instructions returns the filter's BPF program, for a loader that passes
+// it to the kernel itself. The slice must not be changed.
+func (f *Filter) Instructions() []unix.SockFilter { return f.prog }

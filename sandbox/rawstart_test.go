@@ -1,0 +1,288 @@
+//go:build linux && (amd64 || arm64)
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+// rawStarter compiles a Config once for the raw path and starts it as
+// often as asked: the piece of the raw path that Run will call.
+type rawStarter struct {
+	cfg  Config
+	id   identity
+	rp   *rawProgram
+	spec []byte
+}
+
+func newRawStarter(tb testing.TB, cfg Config) *rawStarter {
+	tb.Helper()
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		tb.Fatal(err)
+	}
+	id, err := c.identity()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	spec := c.spec(id)
+	if _, err := c.confine(spec); err != nil {
+		tb.Fatal(err)
+	}
+	rp, err := compileSpec(spec, id, os.Geteuid() == 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &rawStarter{cfg: c, id: id, rp: rp}
+}
+
+// run starts the command with stdout and waits for it.
+func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus, *rawStart, error) {
+	spec := r.cfg.spec(r.id)
+	var sources []int
+	if os.Geteuid() == 0 {
+		files, err := cloneSources(&spec.Plan, 0)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer closeAll(files)
+		for _, f := range files {
+			sources = append(sources, int(f.Fd()))
+		}
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer null.Close()
+	out := int(null.Fd())
+	if stdout != nil {
+		out = int(stdout.Fd())
+	}
+	flags := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
+	var rs *rawStart
+	_, err = onSpawner(-1, func() error {
+		var err error
+		rs, err = launchRaw(r.rp, flags, -1, []int{int(null.Fd()), out, out}, sources)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := rs.finish(ctx, r.rp, r.id, nil); err != nil {
+		return 0, nil, err
+	}
+	ws, _ := waitPidfd(rs.pidfd)
+	unix.Close(rs.pidfd)
+	return ws, rs, nil
+}
+
+func TestRawStartDefaults(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := newRawStarter(t, Config{Args: []string{"/bin/sh", "-c", `
+		id -u; echo $$; hostname
+		grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status
+		cat /proc/self/uid_map
+		touch /usr/stockade-x 2>/dev/null && echo usr-writable
+		touch /tmp/x && echo tmp-writable
+		test -c /proc/keys && echo keys-masked; test -d /proc/acpi && test -z "$(ls /proc/acpi)" && echo acpi-empty; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo sys-ro
+		exit 7`}})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	ws, rs, err := r.run(context.Background(), pw)
+	pw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(pr)
+	t.Logf("%s", out)
+	if ws.ExitStatus() != 7 {
+		t.Errorf("status %v, want exit 7", ws)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"1000", "1", r.cfg.Hostname}
+	for i, w := range want {
+		if i >= len(lines) || lines[i] != w {
+			t.Fatalf("line %d of %q: want %q", i, out, w)
+		}
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 2 && strings.HasPrefix(f[0], "Cap") && f[1] != "0000000000000000":
+			t.Errorf("%s: capabilities left", l)
+		case len(f) == 2 && f[0] == "NoNewPrivs:" && f[1] != "1":
+			t.Errorf("%s: want no_new_privs", l)
+		case len(f) == 2 && f[0] == "Seccomp:" && f[1] != "2":
+			t.Errorf("%s: want a seccomp filter", l)
+		case len(f) == 3 && f[0] == "0" && f[1] == "0":
+			t.Errorf("uid_map %q maps host root", l)
+		case l == "usr-writable":
+			t.Error("/usr is writable")
+		}
+	}
+	for _, w := range []string{"tmp-writable", "keys-masked", "acpi-empty", "sys-ro", "Seccomp:\t2", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	if !rs.landlocked {
+		t.Error("the Landlock domain is not in force")
+	}
+	if len(rs.marks) < 4 {
+		t.Errorf("%d stage marks, want at least 4", len(rs.marks))
+	}
+}
+
+func TestRawStartFailure(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := newRawStarter(t, Config{Args: []string{"no-such-command"}})
+	_, _, err := r.run(context.Background(), nil)
+	var se *SetupError
+	if !errors.As(err, &se) || se.Stage != "exec" || !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("err = %v, want a SetupError for exec with ENOENT", err)
+	}
+}
+
+// BenchmarkRawStart runs the default sandbox side by side on both paths:
+// the init stage (Run) and the raw path.
+func BenchmarkRawStart(b *testing.B) {
+	testutil.RequireRoot(b)
+	cfg := Config{Args: []string{"/bin/true"}}
+	b.Run("init", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := New(cfg).Run(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("raw", func(b *testing.B) {
+		r := newRawStarter(b, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for b.Loop() {
+			ws, _, err := r.run(ctx, nil)
+			if err != nil || ws.ExitStatus() != 0 {
+				b.Fatal(ws, err)
+			}
+		}
+	})
+}
+
+// TestRawRun runs through the public API on the raw path: the exit
+// status, both output streams, a timeout and the signals Kill delivers to
+// a command that is pid 1 without handlers.
+func TestRawRun(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawPathOnly(t)
+
+	var stdout, stderr strings.Builder
+	sb := New(Config{Args: []string{"/bin/sh", "-c", "echo out; echo err >&2; exit 3"}, Stdout: &stdout, Stderr: &stderr})
+	res, err := sb.Run(context.Background())
+	var ee *ExitError
+	if !errors.As(err, &ee) || res == nil || res.Reason != Exited || res.ExitCode != 3 {
+		t.Fatalf("Run: %v, %v; want exit status 3", res, err)
+	}
+	if sb.raw == nil {
+		t.Fatal("the sandbox did not start on the raw path")
+	}
+	if stdout.String() != "out\n" || stderr.String() != "err\n" {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	if c := sb.Confinement(); c.Seccomp == "" || c.SeccompInstructions == 0 || !c.Landlock {
+		t.Errorf("Confinement %+v: want the default filter and Landlock", c)
+	}
+
+	res, err = New(Config{Args: []string{"/bin/sleep", "60"}, Timeout: 200 * time.Millisecond}).Run(context.Background())
+	if res == nil || res.Reason != Timeout {
+		t.Errorf("sleep with a Timeout: %v, %v; want Timeout", res, err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		script string
+		sig    syscall.Signal
+		reason Reason
+		code   int
+		signal syscall.Signal
+	}{
+		{"default action ends", "echo ready; exec sleep 60", unix.SIGTERM, Signaled, -1, unix.SIGTERM},
+		{"handled", `trap "exit 7" TERM; echo ready; while :; do sleep 0.05; done`, unix.SIGTERM, Exited, 7, 0},
+		{"ignored", `trap "" INT; echo ready; sleep 0.3; exit 5`, unix.SIGINT, Exited, 5, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			sb := New(Config{Args: []string{"/bin/sh", "-c", tc.script}, Stdout: pw, Timeout: 30 * time.Second})
+			if err := sb.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			buf := make([]byte, 6)
+			if _, err := io.ReadFull(pr, buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := sb.Kill(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			res, _ := sb.Wait()
+			if res == nil || res.Reason != tc.reason || res.ExitCode != tc.code || res.Signal != tc.signal {
+				t.Fatalf("Result %+v; want %v, exit %d, signal %v", res, tc.reason, tc.code, tc.signal)
+			}
+		})
+	}
+}
+
+// rawPathOnly makes the test's sandboxes start on the raw path.
+func rawPathOnly(t *testing.T) {
+	t.Helper()
+	t.Setenv(startEnv, "raw")
+}
+
+// TestRawExec runs processes in a raw sandbox: each is in the sandbox's
+// namespaces, confined as the command, and dies with the sandbox.
+func TestRawExec(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawPathOnly(t)
+	sb := New(Config{Args: []string{"/bin/sleep", "100"}})
+	if err := sb.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	var out strings.Builder
+	res, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/sh", "-c", `
+		grep -E '^(NSpid|CapEff|NoNewPrivs|Seccomp):' /proc/self/status
+		id -u; hostname; ls /proc | grep -c '^[0-9]'
+		exit 4`}, Stdout: &out})
+	t.Logf("%s", out.String())
+	if res == nil || res.ExitCode != 4 {
+		t.Fatalf("Exec: %v, %v; want exit 4", res, err)
+	}
+	for _, w := range []string{"CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2", "\n1000\n"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	// Seen from the sandbox's /proc, the process has one pid: it is in
+	// the sandbox's pid namespace (with pid 1 and itself, sh and grep).
+	if f := strings.Fields(strings.SplitN(out.String(), "\n", 2)[0]); len(f) != 2 || f[0] != "NSpid:" || f[1] == "1" {
+		t.Errorf("NSpid line %q: want one pid, in the sandbox's namespace", f)
+	}
+}

@@ -108,10 +108,12 @@ func inprocRunner(e *env, key, name, isolation string, args ...string) (*runner,
 func cliRunner(e *env) *runner {
 	return &runner{
 		Key: "cli", Name: "stockade run (CLI)",
-		Isolation: "stockade run --rootfs ROOT: the in-process sandbox, from a new process",
+		Isolation: "STOCKADE_START=raw stockade run --rootfs ROOT: the in-process sandbox on the raw start path, from a new process",
 		Version:   "this tree",
 		command: func(args []string) (*exec.Cmd, func(*exec.Cmd)) {
-			return exec.Command(e.stockade, append([]string{"run", "--rootfs", e.root, "--"}, args...)...), kill
+			cmd := exec.Command(e.stockade, append([]string{"run", "--rootfs", e.root, "--"}, args...)...)
+			cmd.Env = append(os.Environ(), "STOCKADE_START=raw")
+			return cmd, kill
 		},
 	}
 }

@@ -445,8 +445,14 @@ func scKillInitInStart(r *chaosRound) {
 	})
 	t := r.startOK(sb, context.Background(), cfg.Timeout, ErrSetup)
 	close(stop)
-	if pid := <-killed; t != nil && pid != 0 && pid != t.pid {
+	pid := <-killed
+	switch {
+	case t != nil && pid != 0 && pid != t.pid:
 		r.fail("the kill hit process %d, not the round's init %d", pid, t.pid)
+		t.sb.Kill(unix.SIGKILL)
+	case t != nil && pid == 0:
+		// Start won the race before the init was found: end it from here,
+		// as the kill would have.
 		t.sb.Kill(unix.SIGKILL)
 	}
 	if t != nil {

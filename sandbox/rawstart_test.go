@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/testutil"
 )
 
@@ -284,5 +286,46 @@ func TestRawExec(t *testing.T) {
 	// the sandbox's pid namespace (with pid 1 and itself, sh and grep).
 	if f := strings.Fields(strings.SplitN(out.String(), "\n", 2)[0]); len(f) != 2 || f[0] != "NSpid:" || f[1] == "1" {
 		t.Errorf("NSpid line %q: want one pid, in the sandbox's namespace", f)
+	}
+}
+
+// TestRawOwnerUnreachable: on the raw path no process of the library is
+// in the sandbox. Root inside, with every capability, sees pid 1 as its
+// own command and no other process, so neither the host binary nor the
+// owner's memory has a /proc entry to reach.
+func TestRawOwnerUnreachable(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawPathOnly(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caps []string
+	for c := 0; c <= linux.LastCap(); c++ {
+		if n := linux.CapName(c); n != "" {
+			caps = append(caps, n)
+		}
+	}
+	var out strings.Builder
+	cfg := Config{
+		Args:      []string{"/bin/sh", "-c", `readlink /proc/1/exe; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'; exec cat /proc/self/status`},
+		RunAsRoot: true,
+		Stdout:    &out,
+	}
+	cfg.Security.Capabilities = caps
+	if _, err := New(cfg).Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	t.Logf("%s", out.String())
+	if len(lines) < 3 {
+		t.Fatalf("output %q", out.String())
+	}
+	if lines[0] == self || strings.Contains(lines[0], filepath.Base(self)) || lines[1] == "exe" {
+		t.Errorf("pid 1 is %q (%s), the owner's binary", lines[0], lines[1])
+	}
+	// sh as pid 1, then ls and grep: nothing else.
+	if n := strings.TrimSpace(lines[2]); n != "3" && n != "2" {
+		t.Errorf("%s processes in the sandbox, want only the command's", n)
 	}
 }

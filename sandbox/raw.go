@@ -448,15 +448,52 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	if err != nil {
 		return nil, startError(x.Path, err)
 	}
-	// The child, and the process while it shares the child's memory,
-	// take no longer than a start; neither waits for anything.
-	werr := rs.run.Wait(context.Background())
+	// The child, and the process while it shares the child's memory, wait
+	// for nothing; but a group frozen from outside holds them, so the wait
+	// ends with ctx, the Timeout and the sandbox too.
+	wctx, cancel := context.WithCancel(ctx)
+	if cmd.Timeout > 0 {
+		wctx, cancel = context.WithDeadline(ctx, start.Add(cmd.Timeout))
+	}
+	go func() {
+		select {
+		case <-s.raw.exited:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	werr := rs.run.Wait(wctx)
+	pid := int(int64(rs.run.Get(rp.child)))
+	if werr != nil && errors.Is(werr, wctx.Err()) {
+		// Kill both and thaw the group so that they die; Release then
+		// waits until they have left the memory.
+		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
+		if pid > 0 {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		s.lim.thaw(s.cfg.Logger)
+	}
+	cancel()
 	rs.left()
 	waitPidfd(rs.pidfd)
 	unix.Close(rs.pidfd)
-	pid := int(int64(rs.run.Get(rp.child)))
+	pid = int(int64(rs.run.Get(rp.child)))
 	rs.run.Release()
+	if werr != nil && errors.Is(werr, context.Canceled) && ctx.Err() == nil {
+		// The sandbox ended first.
+		werr = ErrFinished
+	}
 	if werr != nil {
+		if errors.Is(werr, ErrFinished) || errors.Is(werr, context.DeadlineExceeded) || errors.Is(werr, context.Canceled) {
+			if pid > 0 {
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, 0, nil)
+			}
+			if errors.Is(werr, ErrFinished) {
+				return nil, ErrFinished
+			}
+			return nil, setupErr("exec", x.Path, werr)
+		}
 		if pid > 0 {
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, 0, nil)

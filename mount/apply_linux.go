@@ -209,6 +209,12 @@ func (a *applier) makeRoot() error {
 
 // newTmpfs returns a detached tmpfs mount.
 func newTmpfs(size, inodes int64, mode uint32, uid, gid int, attrs uint64) (int, error) {
+	return newMount("tmpfs", tmpfsOptions(size, inodes, mode, uid, gid), attrs|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+}
+
+// tmpfsOptions are the options of a tmpfs of size bytes and inodes inodes
+// (the kernel's defaults for zero), whose root has mode, uid and gid.
+func tmpfsOptions(size, inodes int64, mode uint32, uid, gid int) [][2]string {
 	opts := [][2]string{{"mode", strconv.FormatUint(uint64(mode&0o7777), 8)}}
 	if size > 0 {
 		opts = append(opts, [2]string{"size", strconv.FormatInt(size, 10)})
@@ -219,7 +225,7 @@ func newTmpfs(size, inodes int64, mode uint32, uid, gid int, attrs uint64) (int,
 	if uid != 0 || gid != 0 {
 		opts = append(opts, [2]string{"uid", strconv.Itoa(uid)}, [2]string{"gid", strconv.Itoa(gid)})
 	}
-	return newMount("tmpfs", opts, attrs|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	return opts
 }
 
 // newMount creates a detached mount of a new file system instance. An option

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -208,17 +207,7 @@ func (c *compiler) makeRoot(r Root) {
 
 // newTmpfs makes a detached tmpfs in dst.
 func (c *compiler) newTmpfs(stage int, size, inodes int64, mode uint32, uid, gid int, attrs uint64, dst sysplan.Ref) {
-	opts := [][2]string{{"mode", strconv.FormatUint(uint64(mode&0o7777), 8)}}
-	if size > 0 {
-		opts = append(opts, [2]string{"size", strconv.FormatInt(size, 10)})
-	}
-	if inodes > 0 {
-		opts = append(opts, [2]string{"nr_inodes", strconv.FormatInt(inodes, 10)})
-	}
-	if uid != 0 || gid != 0 {
-		opts = append(opts, [2]string{"uid", strconv.Itoa(uid)}, [2]string{"gid", strconv.Itoa(gid)})
-	}
-	c.newMount(stage, "tmpfs", opts, attrs|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, dst)
+	c.newMount(stage, "tmpfs", tmpfsOptions(size, inodes, mode, uid, gid), attrs|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, dst)
 }
 
 // newMount makes a detached mount of a new file system instance in dst.

@@ -153,6 +153,13 @@ func (l *limiter) spawn(s *Sandbox, start func() error) func() error {
 			return nil
 		}
 	}
+	return l.inGroup(s, start)
+}
+
+// inGroup wraps start so that the calling (spawner's) thread is in the
+// group while start forks, on cgroup v1: the child starts inside it. A
+// thread that cannot leave again is ended.
+func (l *limiter) inGroup(s *Sandbox, start func() error) func() error {
 	return func() error {
 		defer func() { s.times.cgroup = l.cost }()
 		t := time.Now()

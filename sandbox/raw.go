@@ -385,23 +385,7 @@ func (l *limiter) spawnRaw(s *Sandbox, launch func() error) func() error {
 	if _, ok := l.group.FD(); ok || os.Geteuid() != 0 {
 		return launch
 	}
-	return func() error {
-		defer func() { s.times.cgroup = l.cost }()
-		t := time.Now()
-		leave, err := l.group.EnterThread()
-		l.cost += time.Since(t)
-		if err != nil {
-			return setupErr("cgroup", l.group.Name(), err)
-		}
-		serr := launch()
-		t = time.Now()
-		lerr := leave()
-		l.cost += time.Since(t)
-		if lerr != nil {
-			return &taintedThread{err: errors.Join(serr, setupErr("cgroup", l.group.Name(), lerr))}
-		}
-		return serr
-	}
+	return l.inGroup(s, launch)
 }
 
 // rawExec is Exec for a sandbox started on the raw path: no agent inside

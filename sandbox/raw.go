@@ -50,26 +50,41 @@ const rawCacheSize = 64
 // rawProgramFor returns spec compiled for the raw path, or an error that
 // wraps errNotCompiled when the init stage must start it.
 func rawProgramFor(spec *proto.Spec, id identity, parentClones bool) (*rawProgram, error) {
-	key, err := spec.MarshalBinary()
+	return cachedProgram("start", spec, id, strconv.FormatBool(parentClones), func() (*rawProgram, error) {
+		return compileSpec(spec, id, parentClones)
+	})
+}
+
+// rawExecProgramFor is rawProgramFor for the processes of Exec.
+func rawExecProgramFor(spec *proto.Spec, id identity) (*rawProgram, error) {
+	return cachedProgram("exec", spec, id, "", func() (*rawProgram, error) {
+		return compileExec(spec, id)
+	})
+}
+
+// cachedProgram returns the program of kind for spec and id (and extra)
+// from rawCache, compiling it the first time.
+func cachedProgram(kind string, spec *proto.Spec, id identity, extra string, compile func() (*rawProgram, error)) (*rawProgram, error) {
+	b, err := spec.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
-	k := string(key) + strconv.FormatBool(parentClones) + strconv.FormatBool(id.setGroups) +
-		strconv.Itoa(id.initUID) + "/" + strconv.Itoa(id.initGID)
+	key := kind + "\x00" + extra + "\x00" + strconv.FormatBool(id.setGroups) + "\x00" +
+		strconv.Itoa(id.initUID) + "/" + strconv.Itoa(id.initGID) + "\x00" + string(b)
 	rawCache.Lock()
-	rp := rawCache.m[k]
+	rp := rawCache.m[key]
 	rawCache.Unlock()
 	if rp != nil {
 		return rp, nil
 	}
-	if rp, err = compileSpec(spec, id, parentClones); err != nil {
+	if rp, err = compile(); err != nil {
 		return nil, err
 	}
 	rawCache.Lock()
 	if rawCache.m == nil || len(rawCache.m) >= rawCacheSize {
 		rawCache.m = map[string]*rawProgram{}
 	}
-	rawCache.m[k] = rp
+	rawCache.m[key] = rp
 	rawCache.Unlock()
 	return rp, nil
 }
@@ -558,29 +573,4 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	}
 	lim.verdict(res, killed)
 	return res, outputVerdict(res, cause, outErr)
-}
-
-// rawExecProgramFor is rawProgramFor for the processes of Exec.
-func rawExecProgramFor(spec *proto.Spec, id identity) (*rawProgram, error) {
-	key, err := spec.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	k := "exec\x00" + string(key) + strconv.FormatBool(id.setGroups) + strconv.Itoa(id.initUID) + "/" + strconv.Itoa(id.initGID)
-	rawCache.Lock()
-	rp := rawCache.m[k]
-	rawCache.Unlock()
-	if rp != nil {
-		return rp, nil
-	}
-	if rp, err = compileExec(spec, id); err != nil {
-		return nil, err
-	}
-	rawCache.Lock()
-	if rawCache.m == nil || len(rawCache.m) >= rawCacheSize {
-		rawCache.m = map[string]*rawProgram{}
-	}
-	rawCache.m[k] = rp
-	rawCache.Unlock()
-	return rp, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -431,30 +430,6 @@ func chaosProcessTree() string {
 	}
 	walk(os.Getpid(), 0)
 	return b.String()
-}
-
-// chaosOwnCgroups lists the sandbox cgroups of this process (package
-// cgroup names them "sb-<owner pid>-…") in every mounted hierarchy.
-func chaosOwnCgroups() ([]string, error) {
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
-	if err != nil {
-		return nil, err
-	}
-	prefix := "sb-" + strconv.Itoa(os.Getpid()) + "-"
-	var out []string
-	for _, m := range mounts {
-		filepath.WalkDir(m.Mountpoint, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return nil
-			}
-			if strings.HasPrefix(d.Name(), prefix) {
-				out = append(out, path)
-				return filepath.SkipDir
-			}
-			return nil
-		})
-	}
-	return out, nil
 }
 
 // gone checks, once a sandbox has ended, that its init and its cgroup

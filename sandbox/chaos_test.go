@@ -317,7 +317,7 @@ func (c *chaosRun) checkProcess(base processState, rounds int) {
 		for _, k := range kids {
 			problems = append(problems, "child process "+k)
 		}
-		groups, err := chaosOwnCgroups()
+		groups, err := testutil.OwnCgroups()
 		if err != nil {
 			problems = append(problems, err.Error())
 		}

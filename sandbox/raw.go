@@ -277,25 +277,28 @@ func (s *Sandbox) rawResult(end time.Time) (*Result, error) {
 	s.mu.Lock()
 	killReason, killCause := s.killReason, s.killCause
 	s.mu.Unlock()
+	fillStatus(res, exitReport(p.ws, p.ru))
 	switch {
 	case killReason != 0:
 		res.Reason, res.Signal = killReason, unix.SIGKILL
-	case p.ws.Exited():
-		res.Reason, res.ExitCode = Exited, p.ws.ExitStatus()
-	case p.emulated != 0 && p.ws.Signal() == unix.SIGKILL:
-		res.Reason, res.Signal = Signaled, p.emulated
-	default:
-		res.Reason, res.Signal = Signaled, p.ws.Signal()
+	case p.emulated != 0 && res.Reason == Signaled && res.Signal == unix.SIGKILL:
+		res.Signal = p.emulated
 	}
-	res.UserTime = time.Duration(p.ru.Utime.Nano())
-	res.SystemTime = time.Duration(p.ru.Stime.Nano())
-	res.MaxRSS = p.ru.Maxrss << 10
 	s.lim.verdict(res)
 	s.filterVerdict(res)
 	if res.Success() {
 		return res, nil
 	}
 	return res, &ExitError{Result: res, cause: killCause}
+}
+
+// exitReport is the Exited report the init would have sent for a process
+// that ended with ws and used ru, so that both paths build a Result alike.
+func exitReport(ws unix.WaitStatus, ru unix.Rusage) *proto.Report {
+	return &proto.Report{
+		Kind: proto.Exited, Status: int(ws),
+		UserNanos: ru.Utime.Nano(), SysNanos: ru.Stime.Nano(), MaxRSSKiB: ru.Maxrss,
+	}
 }
 
 // rawKill delivers sig to the command, pid 1 of its sandbox. The kernel
@@ -517,6 +520,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	var ru unix.Rusage
 	exited := make(chan struct{})
 	go func() {
+		awaitExit(pid) // without holding a thread
 		ws, ru = waitPidfd(pidfd)
 		close(exited)
 	}()
@@ -559,14 +563,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	}
 	outErr := st.out.wait(time.Now().Add(waitDelay(cfg.WaitDelay)))
 	res := &Result{ExitCode: -1, Wall: time.Since(start)}
-	if ws.Exited() {
-		res.Reason, res.ExitCode = Exited, ws.ExitStatus()
-	} else {
-		res.Reason, res.Signal = Signaled, ws.Signal()
-	}
-	res.UserTime = time.Duration(ru.Utime.Nano())
-	res.SystemTime = time.Duration(ru.Stime.Nano())
-	res.MaxRSS = ru.Maxrss << 10
+	fillStatus(res, exitReport(ws, ru))
 	s.filterVerdict(res)
 	if killed == 0 && ended {
 		killed, cause = s.endReason(time.Now().Add(waitDelay(cfg.WaitDelay)))

@@ -11,13 +11,13 @@ import (
 	"github.com/moby/sys/mountinfo"
 )
 
-// ownCgroups lists the cgroup directories, in every mounted hierarchy, of
+// OwnCgroups lists the cgroup directories, in every mounted hierarchy, of
 // the sandbox groups that this process owns. Package cgroup names a group
 // "sb-<owner pid>-<owner start time>-…", so a group named after this
 // process's pid that is still there after the tests is one they forgot to
 // remove. Groups of other processes are ignored: tests of other packages
 // may run at the same time and create their own.
-func ownCgroups() ([]string, error) {
+func OwnCgroups() ([]string, error) {
 	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		return nil, err

@@ -27,7 +27,7 @@ var DefaultLeakChecks = []LeakCheck{
 	{"file descriptor", openFDs},
 	{"child process", childProcesses},
 	{"mount", hostMounts},
-	{"cgroup", ownCgroups},
+	{"cgroup", OwnCgroups},
 }
 
 // Main runs the package's tests and then fails the run if any of checks

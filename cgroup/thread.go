@@ -3,6 +3,8 @@ package cgroup
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	cgroups "github.com/containerd/cgroups/v3"
 )
@@ -65,4 +67,30 @@ func (g *Group) EnterThread() (leave func() error, err error) {
 		}
 	}
 	return func() error { return moveBack(len(back)) }, nil
+}
+
+// OpenTasks opens the tasks file of each of the group's hierarchies on
+// cgroup v1, for writing and close-on-exec: a process that writes "0" to
+// each moves itself into the group, as EnterThread moves the calling
+// thread, but without a thread of the caller ever being inside the group
+// (where a freeze from outside would hold it, and a kill of the group's
+// processes would take the caller with it). On v2 it returns an error
+// matching ErrNotSupported: use FD.
+func (g *Group) OpenTasks() ([]*os.File, error) {
+	v1, ok := g.impl.(*v1Group)
+	if !ok {
+		return nil, fmt.Errorf("cgroup %s: tasks files: %w (start the process with FD instead)", g.name, ErrNotSupported)
+	}
+	var files []*os.File
+	for _, d := range v1.dirs {
+		f, err := os.OpenFile(d+"/tasks", os.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("cgroup %s: %w", g.name, err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }

@@ -25,6 +25,10 @@ parentok:
 	RET
 
 child:
+	JMP	interp<>(SB)
+
+// interp is the interpreter: see clone3.
+TEXT interp<>(SB),NOSPLIT|NOFRAME,$0
 	// R12 header, R13 number of steps, R14 step 0, BX step index,
 	// R15 the current step. SYSCALL clobbers AX, CX and R11 only.
 	MOVQ	24(R12), R13
@@ -141,3 +145,11 @@ report:
 	MOVQ	$127, DI
 	SYSCALL
 	JMP	report
+
+// func interpret(hdr uintptr)
+//
+// Runs the program on the calling thread; never returns. For the tests
+// under qemu-user, which has no clone3.
+TEXT ·interpret(SB),NOSPLIT|NOFRAME,$0-8
+	MOVQ	hdr+0(FP), R12
+	JMP	interp<>(SB)

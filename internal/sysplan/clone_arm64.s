@@ -23,6 +23,10 @@ parentok:
 	RET
 
 child:
+	B	interp<>(SB)
+
+// interp is the interpreter: see clone3.
+TEXT interp<>(SB),NOSPLIT|NOFRAME,$0
 	// R19 header, R20 number of steps, R21 step 0, R22 step index,
 	// R23 the current step, R24 the load mask. SVC clobbers R0 only.
 	MOVD	24(R19), R20
@@ -129,3 +133,11 @@ report:
 	MOVD	$127, R0
 	SVC
 	B	report
+
+// func interpret(hdr uintptr)
+//
+// Runs the program on the calling thread; never returns. For the tests
+// under qemu-user, which has no clone3.
+TEXT ·interpret(SB),NOSPLIT|NOFRAME,$0-8
+	MOVD	hdr+0(FP), R19
+	B	interp<>(SB)

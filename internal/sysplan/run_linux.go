@@ -96,6 +96,24 @@ type CloneArgs struct {
 	Flags uint64
 	// CgroupFD, with CLONE_INTO_CGROUP in Flags, is the cgroup to start in.
 	CgroupFD int
+	// MinFD is the lowest number the child's end of the failure pipe may
+	// take: a program that dups descriptors onto fixed numbers keeps them
+	// below it.
+	MinFD int
+}
+
+// interpret runs a program on the calling thread, which it ends: for the
+// tests that run the interpreter under qemu-user, which has no clone3.
+func interpret(hdr uintptr)
+
+// RunHere runs the program on the calling thread, with errFD as its
+// failure pipe, and never returns: the program ends the process in execve
+// or exit_group. It is for tests of the interpreter on an emulated
+// architecture; a sandbox starts with Start.
+func (r *Run) RunHere(errFD int) {
+	binary.NativeEndian.PutUint64(r.image[hdrErrFD:], uint64(errFD))
+	runtime.LockOSThread()
+	interpret(r.base)
 }
 
 // cloneArgs is struct clone_args of linux/sched.h.
@@ -114,6 +132,15 @@ func (r *Run) Start(a CloneArgs) (pid, pidfd int, err error) {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return 0, -1, fmt.Errorf("failure pipe: %w", err)
+	}
+	if fds[1] < a.MinFD {
+		high, err := unix.FcntlInt(uintptr(fds[1]), unix.F_DUPFD_CLOEXEC, a.MinFD)
+		unix.Close(fds[1])
+		if err != nil {
+			unix.Close(fds[0])
+			return 0, -1, fmt.Errorf("failure pipe: %w", err)
+		}
+		fds[1] = high
 	}
 	binary.NativeEndian.PutUint64(r.image[hdrErrFD:], uint64(fds[1]))
 	// The kernel writes an int: 32 bits.

@@ -98,13 +98,9 @@ type goal struct {
 }
 
 // goalList evaluates the performance goals of the process model against
-// bwrap, in this run: on the raw start path's rows where they were
-// measured, else on the default in-process row.
+// bwrap, in this run, on the default in-process rows.
 func (rep *report) goalList() []goal {
-	in, heap := rep.find("stockade-raw"), rep.find("stockade-raw-heap")
-	if in == nil {
-		in, heap = rep.find("stockade"), rep.find("stockade-heap")
-	}
+	in, heap := rep.find("stockade"), rep.find("stockade-heap")
 	cli, bwrap := rep.find("cli"), rep.find("bwrap")
 	var gs []goal
 	if in != nil && bwrap != nil {
@@ -138,7 +134,7 @@ func (rep *report) goals(w io.Writer) {
 	if len(gs) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| goal (default config, raw start path) | measured | |")
+	fmt.Fprintln(w, "| goal (default config) | measured | |")
 	fmt.Fprintln(w, "|---|--:|---|")
 	for _, g := range gs {
 		mark := "missed"

@@ -61,7 +61,7 @@ func runners(e *env) (rs []*runner, missing []string) {
 	}
 	add(plainRunner(e), nil)
 	add(inprocRunner(e, "stockade", "stockade in-process",
-		"the default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp",
+		"the default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp; the raw start path (a CLONE_VM child runs the compiled start, no Go runtime in the sandbox, the reaper as pid 1)",
 		"-root", e.root))
 	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits",
 		"as above, plus a cgroup of its own with a 256 MiB memory and 64 task limit",
@@ -69,12 +69,12 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade-heap", "stockade in-process, 1 GiB heap",
 		"as the first row, in a program with 1 GiB of live heap",
 		"-root", e.root, "-heap", "1024"))
-	add(inprocRunner(e, "stockade-raw", "stockade in-process, raw path",
-		"as the first row, started on the raw path (STOCKADE_START=raw): a CLONE_VM child runs the compiled start up to the command's exec; no Go runtime in the sandbox",
-		"-root", e.root, "-raw"))
-	add(inprocRunner(e, "stockade-raw-heap", "stockade in-process, raw path, 1 GiB heap",
-		"the raw path in a program with 1 GiB of live heap",
-		"-root", e.root, "-raw", "-heap", "1024"))
+	add(inprocRunner(e, "stockade-init", "stockade in-process, init stage",
+		"as the first row, through the init stage, the fallback (STOCKADE_START=init): a re-executed Go init as pid 1",
+		"-root", e.root, "-init"))
+	add(inprocRunner(e, "stockade-init-heap", "stockade in-process, init stage, 1 GiB heap",
+		"the init stage in a program with 1 GiB of live heap",
+		"-root", e.root, "-init", "-heap", "1024"))
 	add(inprocRunner(e, "stockade-host", "stockade in-process, host view",
 		"the zero Config: as above, on a tmpfs root with the host's /usr, /bin, /sbin, /lib* bound read-only and a generated /etc; runs the host's /bin/true"))
 	add(cliRunner(e), nil)
@@ -108,12 +108,10 @@ func inprocRunner(e *env, key, name, isolation string, args ...string) (*runner,
 func cliRunner(e *env) *runner {
 	return &runner{
 		Key: "cli", Name: "stockade run (CLI)",
-		Isolation: "STOCKADE_START=raw stockade run --rootfs ROOT: the in-process sandbox on the raw start path, from a new process",
+		Isolation: "stockade run --rootfs ROOT: the in-process sandbox, from a new process",
 		Version:   "this tree",
 		command: func(args []string) (*exec.Cmd, func(*exec.Cmd)) {
-			cmd := exec.Command(e.stockade, append([]string{"run", "--rootfs", e.root, "--"}, args...)...)
-			cmd.Env = append(os.Environ(), "STOCKADE_START=raw")
-			return cmd, kill
+			return exec.Command(e.stockade, append([]string{"run", "--rootfs", e.root, "--"}, args...)...), kill
 		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/testutil"
 	"github.com/stockade/stockade/mount"
 )
@@ -78,6 +79,44 @@ func TestAttackPtrace(t *testing.T) {
 		"attach-init": "EPERM", "attach-sibling": "EPERM", "seize-sibling": "EPERM",
 		"process-vm-readv": "EPERM",
 	})
+	host.check(t)
+}
+
+// TestAttackPid1 is the hard rule of the start path: root inside, with
+// every capability a Config can keep and no seccomp filter, can neither
+// write nor read the memory of pid 1, nor ptrace it, nor take its
+// descriptors, nor read anything of the owner through it, nor end it.
+//
+// The init stage, the fallback start path, is a Go program that such a
+// root can ptrace: the test is for the raw path.
+func TestAttackPid1(t *testing.T) {
+	rawPathOnly(t)
+	host := snapshotHost(t)
+	cfg := attack(t, "pid1")
+	for c := 0; c <= linux.LastCap(); c++ {
+		if n := linux.CapName(c); n != "" {
+			cfg.Security.Capabilities = append(cfg.Security.Capabilities, n)
+		}
+	}
+	cfg.Security.SeccompUnconfined = true
+	st, o := runAttack(t, cfg)
+	require.NoError(t, o.err)
+	st.expect(t, map[string]string{
+		"mem-write": "EACCES", "attach": "EPERM", "seize": "EPERM",
+		"vm-writev": "EPERM", "vm-readv": "EPERM",
+		"read-environ": "EACCES", "read-maps": "EACCES", "read-auxv": "EACCES",
+		"read-stack": "EACCES", "read-syscall": "EACCES", "exe": "EACCES",
+		"pidfd-getfd": "EPERM", "alive": "ok",
+	})
+	// Landlock's signal scope refuses the signal; without it the kernel
+	// drops it, pid 1 having no handler.
+	if k := st["kill"][0]; k != "ok" && k != "EPERM" {
+		t.Errorf("kill of pid 1: %s", k)
+	}
+	// The command line is pid 1's own, and holds nothing of the owner's.
+	if c := st["cmdline"][1]; strings.Contains(c, "/") || strings.Contains(c, ".test") {
+		t.Errorf("pid 1's command line %q shows the owner's", c)
+	}
 	host.check(t)
 }
 

@@ -249,10 +249,25 @@ func commandPids(sb *Sandbox) []int {
 	sb.mu.Lock()
 	raw := sb.raw != nil
 	sb.mu.Unlock()
-	if raw {
-		return []int{pid}
+	if !raw {
+		return children(pid)
 	}
-	return children(pid)
+	// On the raw path the command is pid 1's child, and what Exec starts
+	// is the test's own child in pid 1's namespace.
+	out := children(pid)
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return out
+	}
+	for _, c := range children(os.Getpid()) {
+		if c == pid {
+			continue
+		}
+		if n, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", c)); err == nil && n == ns {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // marker is a pipe given to a sandbox as its first extra file, by which a

@@ -104,10 +104,44 @@
 // or Limits.BestEffort, else Start returns a *FeatureError; links, private
 // networks and ports are a *ConfigError.
 //
+// # How a sandbox starts
+//
+// A Config is compiled once into a program of raw system calls (mounts,
+// pivot_root, ids, hostname, limits, capabilities, no_new_privs, Landlock,
+// seccomp, execve), and each start is one clone3(CLONE_VM) of a child that
+// runs that program with an interpreter of a hundred instructions: no Go
+// runtime starts in any process of the sandbox, and the caller's memory is
+// never copied, so a start costs the same in a program with a large heap.
+// A child that shares the caller's memory lives only until its execve.
+//
+// The first child builds the sandbox, then clones the command (pid 2),
+// which confines itself and execs; the first child then drops every
+// capability, installs a seccomp filter of nine system calls and execs the
+// reaper, a static program of sixty instructions held in a sealed memfd,
+// which is pid 1 for the rest of the sandbox's life. It reaps orphans and,
+// when the command ends, writes its wait status and resource use to the
+// caller on a pipe and exits, which ends every other process inside. Why a
+// separate pid 1: the kernel gives the init of a pid namespace only the
+// signals it has a handler for, so a command that is pid 1 cannot end
+// itself with kill $$ or be stopped by a default SIGTSTP. Why not a Go
+// init: it costs a runtime per sandbox, pids pressure can kill it, and
+// root inside with a kept CAP_SYS_PTRACE can take it over; the reaper's
+// memory is its own, unreadable and non-dumpable from its first
+// instruction, holds nothing of the caller's, and prints nothing.
+//
+// The caller supervises both from outside, through their pidfds: Kill
+// signals the command (SIGKILL ends pid 1, and so the whole sandbox),
+// Close and the limits kill pid 1. Exec joins the sandbox's namespaces
+// through the pidfd of pid 1 and starts the process confined as the
+// command was, with the caller as its parent; it needs no agent inside.
+// A sandbox without a command runs only the reaper until Close.
+//
 // # The init stage
 //
-// Go cannot run code between fork and exec, so each sandbox's setup runs
-// in an init stage: this same program, re-executed from /proc/self/exe in
+// A sandbox that the raw path cannot start yet (a time namespace, a Cover
+// mount, or an architecture other than amd64 and arm64), and every sandbox
+// when STOCKADE_START=init is set in the environment, starts through the
+// init stage instead: this same program, re-executed from /proc/self/exe in
 // the new namespaces, which builds the root, drops its privileges, starts
 // the command and stays as the sandbox's pid 1. This package recognises
 // that copy during its own package initialisation and runs the init there,
@@ -117,36 +151,5 @@
 // The init stage counts against the sandbox's limits (a few MiB of memory,
 // a few threads), and a larger program starts a little slower. When the
 // process that owns a sandbox dies, even by SIGKILL, the sandbox dies with
-// it.
-//
-// # The raw start path
-//
-// With STOCKADE_START=raw in the environment, a sandbox with a command
-// starts without any Go runtime inside: its Config is compiled once into a
-// program of raw system calls (mounts, pivot_root, ids, hostname, limits,
-// capabilities, no_new_privs, Landlock, seccomp, execve), and each start
-// is one clone3(CLONE_VM) of a child that runs that program on a small
-// stack with an interpreter of a hundred instructions, and execs the
-// command. The child shares the caller's memory only until that exec, so
-// the caller's heap is never copied: a start costs the same in a program
-// with a large heap. A sandbox without a command, a time namespace and
-// subordinate ids still take the init stage, as every sandbox does on
-// architectures other than amd64 and arm64. The raw path is not yet the
-// default because of one difference that follows.
-//
-// On the raw path the command itself is pid 1 of its sandbox, and the
-// caller supervises it from outside, through its pidfd: no process of the
-// library lives inside, so nothing inside can be killed, crashed or
-// overwritten to lie about the command's end, and nothing the library
-// prints can reach the command's streams. The kernel gives a pid 1 only
-// the signals it handles, so Kill delivers a signal the command would die
-// of as SIGKILL and reports it as that signal; one it would stop on as
-// SIGSTOP; one it ignores not at all. But a command that signals itself
-// (kill $$, raise) without a handler is not ended, as pid 1 of any pid
-// namespace is not; a small reaper as pid 1, in memory of its own, will
-// remove that difference. Orphans of the command are reparented
-// to it and are reaped, at the latest, when it exits and the kernel ends
-// its pid namespace. Exec joins the sandbox through the pidfd of its pid 1
-// and starts the process confined as the command was; it needs no agent
-// inside either.
+// it, on either path.
 package sandbox

@@ -296,7 +296,10 @@ func (s *Sandbox) Close() error {
 	s.closing = true
 	if s.raw != nil {
 		// As the init does for Close: every process is killed, and the
-		// command's Result says so.
+		// command's Result says so; a sandbox without one was Closed.
+		if !s.raw.command() && s.killReason == 0 && !s.raw.exitedLocked() {
+			s.killReason = Closed
+		}
 		s.raw.signalLocked(unix.SIGKILL)
 		s.mu.Unlock()
 		s.lim.thaw(s.cfg.Logger)

@@ -47,6 +47,15 @@ type limiter struct {
 	// procUser and procSys are the CPU times the watchdog last counted
 	// from /proc, once the group could no longer be read.
 	procUser, procSys atomic.Int64
+	// inside is read-held while a thread of this process is in the group
+	// (inGroup, on cgroup v1), and held by end around the kill of every
+	// process in the group, which would otherwise kill this process too.
+	inside sync.RWMutex
+	// tasks are the group's tasks files on cgroup v1, for the raw path
+	// (see tasksFiles); closed by end.
+	tasksMu     sync.Mutex
+	tasks       []*os.File
+	tasksClosed bool
 }
 
 // newLimiter creates the sandbox's control group when its limits need one,
@@ -162,6 +171,8 @@ func (l *limiter) spawn(s *Sandbox, start func() error) func() error {
 func (l *limiter) inGroup(s *Sandbox, start func() error) func() error {
 	return func() error {
 		defer func() { s.times.cgroup = l.cost }()
+		l.inside.RLock()
+		defer l.inside.RUnlock()
 		t := time.Now()
 		leave, err := l.group.EnterThread()
 		l.cost += time.Since(t)
@@ -378,6 +389,26 @@ func (l *limiter) end(s *Sandbox) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Wait for a thread of ours to leave the group (a frozen group holds
+	// it until thawed) before the kill.
+	for !l.inside.TryLock() {
+		l.thaw(s.cfg.Logger)
+		select {
+		case <-ctx.Done():
+			if logger := s.cfg.Logger; logger != nil {
+				logger.Warn("sandbox cgroup: a thread of this process is still in the group: its processes are not killed", "group", l.group.Name())
+			}
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+	defer l.inside.Unlock()
+	l.tasksMu.Lock()
+	for _, f := range l.tasks {
+		f.Close()
+	}
+	l.tasksClosed = true
+	l.tasksMu.Unlock()
 	kerr := l.group.Kill(ctx)
 	l.stats, l.statsErr = l.group.Stats()
 	rerr := l.group.Remove()

@@ -263,3 +263,33 @@ func TestStatsRacingTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestExecRacingTheEndOfPid1: pid 1 is killed from outside while Exec
+// starts a process, at every point of that start. Exec returns each time,
+// and the caller survives: on cgroup v1 a thread of the caller is in the
+// sandbox's group while it starts the process, and the kill of the group's
+// processes must wait until it has left.
+func TestExecRacingTheEndOfPid1(t *testing.T) {
+	testutil.RequireRoot(t)
+	for i := 0; i < 60; i++ {
+		sb := New(Config{})
+		require.NoError(t, sb.Start(context.Background()))
+		done := make(chan error, 1)
+		go func() {
+			_, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/sleep", "30"}})
+			done <- err
+		}()
+		time.Sleep(time.Duration(i%20) * 250 * time.Microsecond)
+		require.NoError(t, unix.Kill(initPid(sb), unix.SIGKILL))
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("round %d: Exec succeeded in a sandbox that was killed", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Exec did not return after pid 1 was killed", i)
+		}
+		require.NoError(t, sb.Close())
+		sb.Wait()
+	}
+}

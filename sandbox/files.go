@@ -84,8 +84,9 @@ func (s *Sandbox) openInside(name string, flags int, mode uint32) (*os.File, err
 		s.mu.Unlock()
 		return nil, err
 	}
-	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", s.cmd.Process.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == nil && unix.PidfdSendSignal(s.pidfd, 0, nil, 0) != nil {
+	pid, pidfd := s.pid1Locked()
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil && unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
 		unix.Close(root)
 		err = ErrFinished
 	}
@@ -118,6 +119,15 @@ func (s *Sandbox) openInside(name string, flags int, mode uint32) (*os.File, err
 		return nil, fmt.Errorf("stockade: open %s in the sandbox: %w", name, err)
 	}
 	return os.NewFile(uintptr(fd), name), nil
+}
+
+// pid1Locked returns the pid and pidfd of the sandbox's pid 1: the init,
+// or on the raw path the reaper. s.mu is held.
+func (s *Sandbox) pid1Locked() (pid, pidfd int) {
+	if s.raw != nil {
+		return s.raw.pid, s.raw.pidfd
+	}
+	return s.cmd.Process.Pid, s.pidfd
 }
 
 // asSandboxUser runs f on a locked thread whose file-system ids are those

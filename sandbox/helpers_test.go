@@ -125,6 +125,13 @@ func pid1Locked(sb *Sandbox) int {
 	return 0
 }
 
+// rawPathOnly makes the test's sandboxes start on the raw path, whatever
+// STOCKADE_START says: the test is about that path.
+func rawPathOnly(t *testing.T) {
+	t.Helper()
+	t.Setenv(startEnv, "raw")
+}
+
 // onInitPath makes the test's sandboxes start through the init stage:
 // the test is about the init itself.
 func onInitPath(t *testing.T) {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -571,4 +573,58 @@ func TestParseStat(t *testing.T) {
 			assert.Equal(t, []int64{tt.ppid, tt.user, tt.sys}, []int64{ppid, user, sys}, tt.stat)
 		}
 	}
+}
+
+// TestForkBombRuns counts, over 500 fork bombs under Limits.Pids, the
+// sandboxes whose end the library got wrong: a start that failed, or a
+// verdict other than the Timeout (or the bomb's own exit, should the Go
+// runtime of the bomb fail to start a thread). A pid 1 that pids pressure
+// kills (a Go init that cannot start a thread) shows up as one of those.
+// None may. STOCKADE_FORKBOMB_RUNS sets the count.
+func TestForkBombRuns(t *testing.T) {
+	requireCgroup(t)
+	runs := 500
+	if v, err := strconv.Atoi(os.Getenv("STOCKADE_FORKBOMB_RUNS")); err == nil && v > 0 {
+		runs = v
+	}
+	cfg := selfInSandbox(t, "forkbomb")
+	cfg.Limits.Pids = 32
+	cfg.Timeout = 100 * time.Millisecond
+	var mu sync.Mutex
+	bad := map[string]int{}
+	refused := 0
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				res, err := New(cfg).Run(context.Background())
+				mu.Lock()
+				switch {
+				case res == nil:
+					bad[fmt.Sprintf("error: %v", err)]++
+				case res.Reason != Timeout && res.Reason != Exited:
+					bad[fmt.Sprintf("verdict %s: %v", res.Reason, err)]++
+				case res.ForksRefused > 0:
+					refused++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range runs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	t.Logf("%d fork bombs: %d reached the limit, %d ended otherwise than by their Timeout", runs, refused, len(bad))
+	for what, n := range bad {
+		t.Errorf("%d of %d runs: %s", n, runs, what)
+	}
+	if refused == 0 {
+		t.Error("no bomb reached Limits.Pids: the test tests nothing")
+	}
+	assertNoChildren(t)
 }

@@ -62,6 +62,9 @@ type HostReport struct {
 	MemoryPeak Support `json:"memoryPeak"`
 	// Overlayfs is whether the kernel has overlayfs, for this caller.
 	Overlayfs Support `json:"overlayfs"`
+	// RawStart is whether sandboxes start on the raw path (see the
+	// package documentation), or through the init stage.
+	RawStart Support `json:"rawStart"`
 	// TimeNamespaces is whether Config.TimeNamespace works: a sandbox
 	// with one is tried.
 	TimeNamespaces Support `json:"timeNamespaces"`
@@ -113,6 +116,7 @@ func Probe() *HostReport {
 	r.Pidfd = probePidfd()
 	r.MemoryPeak = fromErr(cgroup.MemoryPeak(), "memory.peak in every group")
 	r.Overlayfs = probeOverlay(r.Root)
+	r.RawStart = probeRawStart()
 	r.Sandbox = probeSandbox()
 	r.TimeNamespaces = probeTimeNS(r.Sandbox.Available)
 	return r
@@ -279,6 +283,7 @@ func (r *HostReport) String() string {
 		{"pidfd", r.Pidfd},
 		{"memory.peak", r.MemoryPeak},
 		{"overlayfs", r.Overlayfs},
+		{"raw start path", r.RawStart},
 		{"time namespaces", r.TimeNamespaces},
 	} {
 		mark := "no "

@@ -3,40 +3,50 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/reaper"
 	"github.com/stockade/stockade/internal/sysplan"
 	"github.com/stockade/stockade/mount"
 )
 
-// rawProc is the command of a sandbox started on the raw path: pid 1 of
-// the sandbox, supervised through its pidfd.
+// rawProc is a sandbox started on the raw path: its pid 1, the reaper,
+// and its command, supervised through their pidfds.
 type rawProc struct {
-	pid   int
-	pidfd int // closed once the watch is over
-	st    *stdio
-	// exited is closed once the command has been reaped; ws and ru are
-	// then final.
+	pid   int // pid 1's
+	pidfd int // pid 1's; closed once the watch is over
+	// cmd is the command's pidfd: -1 for a long-lived sandbox, or when the
+	// command ended before the owner could copy it.
+	cmd int
+	// report is the owner's end of the pipe the reaper reports the
+	// command's end on.
+	report int
+	st     *stdio // nil for a long-lived sandbox
+	// exited is closed once pid 1 has been reaped; ws and ru, the
+	// command's as the reaper reported them (else pid 1's), are then
+	// final.
 	exited chan struct{}
 	ws     unix.WaitStatus
 	ru     unix.Rusage
-	// emulated is the signal Kill delivered as SIGKILL to a command that
-	// has no handler for it (see Kill).
-	emulated syscall.Signal
 	// spec is what the sandbox was compiled from; Exec compiles its
 	// processes from it.
 	spec *proto.Spec
 }
+
+// command reports whether the sandbox has a command of its own.
+func (p *rawProc) command() bool { return p.spec.Path != "" }
 
 // rawCache keeps compiled programs by their Spec: a Config is compiled
 // once, not at every start.
@@ -49,16 +59,16 @@ const rawCacheSize = 64
 
 // rawProgramFor returns spec compiled for the raw path, or an error that
 // wraps errNotCompiled when the init stage must start it.
-func rawProgramFor(spec *proto.Spec, id identity, parentClones bool) (*rawProgram, error) {
-	return cachedProgram("start", spec, id, strconv.FormatBool(parentClones), func() (*rawProgram, error) {
-		return compileSpec(spec, id, parentClones)
+func rawProgramFor(spec *proto.Spec, id identity, parentClones bool, ntasks int) (*rawProgram, error) {
+	return cachedProgram("start", spec, id, strconv.FormatBool(parentClones)+"/"+strconv.Itoa(ntasks), func() (*rawProgram, error) {
+		return compileSpec(spec, id, parentClones, ntasks)
 	})
 }
 
 // rawExecProgramFor is rawProgramFor for the processes of Exec.
-func rawExecProgramFor(spec *proto.Spec, id identity) (*rawProgram, error) {
-	return cachedProgram("exec", spec, id, "", func() (*rawProgram, error) {
-		return compileExec(spec, id)
+func rawExecProgramFor(spec *proto.Spec, id identity, ntasks int) (*rawProgram, error) {
+	return cachedProgram("exec", spec, id, strconv.Itoa(ntasks), func() (*rawProgram, error) {
+		return compileExec(spec, id, ntasks)
 	})
 }
 
@@ -89,20 +99,38 @@ func cachedProgram(kind string, spec *proto.Spec, id identity, extra string, com
 	return rp, nil
 }
 
-// startEnv chooses the start path: "raw" opts into the raw path for every
-// sandbox it can start; unset, or "init", sandboxes start through the init
-// stage. The raw path becomes the default once its pid 1 is a raw reaper
-// (see the package documentation).
+// startEnv chooses the start path: unset, or "raw", sandboxes take the raw
+// path whenever it can start them; "init" sends every sandbox through the
+// init stage (the fallback, kept for architectures without an interpreter
+// and for what the raw path does not compile).
 const startEnv = "STOCKADE_START"
 
 // rawWanted reports whether sandboxes take the raw path.
-func rawWanted() bool { return sysplan.Supported && os.Getenv(startEnv) == "raw" }
+func rawWanted() bool {
+	if !sysplan.Supported || os.Getenv(startEnv) == "init" {
+		return false
+	}
+	_, err := reaper.Open()
+	return err == nil
+}
+
+// probeRawStart reports whether sandboxes start on the raw path here.
+func probeRawStart() Support {
+	switch {
+	case os.Getenv(startEnv) == "init":
+		return no("%s=init: sandboxes start through the init stage", startEnv)
+	}
+	if _, err := reaper.Open(); err != nil {
+		return no("%v: sandboxes start through the init stage (is vm.memfd_noexec 2?)", err)
+	}
+	return yes("%s: no Go runtime in the sandbox, the reaper as pid 1", runtime.GOARCH)
+}
 
 // startRaw starts the sandbox on the raw path. It reports false, having
 // done nothing, when cfg needs the init stage. s.mu is held; s.lim and
 // s.net are prepared.
 func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool, error) {
-	if !rawWanted() || len(cfg.Args) == 0 || id.viaHelpers {
+	if !rawWanted() {
 		return false, nil
 	}
 	spec := cfg.spec(id)
@@ -116,7 +144,13 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		return true, err
 	}
 	root := os.Geteuid() == 0
-	rp, err := rawProgramFor(spec, id, root)
+	tasks, tasksDone, err := s.lim.tasksFiles()
+	if err != nil {
+		return true, setupErr("cgroup", s.lim.group.Name(), err)
+	}
+	tasksDone = sync.OnceFunc(tasksDone)
+	defer tasksDone()
+	rp, err := rawProgramFor(spec, id, root, len(tasks))
 	if errors.Is(err, errNotCompiled) {
 		return false, nil
 	}
@@ -138,14 +172,16 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 			sources = append(sources, int(f.Fd()))
 		}
 	}
-	cmd := Cmd{Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, ExtraFiles: cfg.ExtraFiles}
-	var counter *outputCounter
-	if s.lim != nil {
-		counter = s.lim.output
-	}
-	st, err := newStdio(&cmd, counter)
-	if err != nil {
-		return true, setupErr("stdio", "", err)
+	var st *stdio
+	if rp.command {
+		cmd := Cmd{Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, ExtraFiles: cfg.ExtraFiles}
+		var counter *outputCounter
+		if s.lim != nil {
+			counter = s.lim.output
+		}
+		if st, err = newStdio(&cmd, counter); err != nil {
+			return true, setupErr("stdio", "", err)
+		}
 	}
 	flags := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
 	if l.netns != nil || l.shareHost {
@@ -161,19 +197,29 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	var rs *rawStart
 	launch := func() error {
 		var err error
-		rs, err = launchRaw(rp, flags, cgroupFD, st.childFDs(), sources)
+		var files []int
+		if st != nil {
+			files = st.childFDs()
+		}
+		rs, err = launchRaw(rp, flags, cgroupFD, files, sources, tasksValues(rp, tasks)...)
 		return err
 	}
-	cpus, err := onSpawner(l.netnsFD(), s.lim.spawnRaw(s, launch))
+	cpus, err := onSpawner(l.netnsFD(), launch)
+	tasksDone()
 	s.times.forked = proto.Monotonic()
-	st.closeChildEnds()
+	if st != nil {
+		st.closeChildEnds()
+	}
 	if err != nil {
 		s.lim.end(s)
+		if len(cfg.Args) == 0 {
+			return true, err
+		}
 		return true, startError(cfg.Args[0], err)
 	}
 	connected := s.connectNetwork()
 	before := func(pid int) error {
-		if !root && s.lim != nil && s.lim.group != nil {
+		if cgroupFD < 0 && len(tasks) == 0 && s.lim != nil && s.lim.group != nil {
 			if err := s.lim.group.AddProc(pid); err != nil {
 				return setupErr("cgroup", s.lim.group.Name(), err)
 			}
@@ -192,7 +238,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	s.times.ready = proto.Monotonic()
 	s.times.init = rawMarks(rs.marks, s.times.ready)
-	s.raw = &rawProc{pid: rs.pid, pidfd: rs.pidfd, st: st, exited: make(chan struct{}), spec: spec}
+	s.raw = &rawProc{pid: rs.pid, pidfd: rs.pidfd, cmd: rs.cmd, report: rs.report, st: st, exited: make(chan struct{}), spec: spec}
 	rep := &proto.Report{Landlocked: rs.landlocked, Message: "landlock_restrict_self failed"}
 	s.confined(conf, rep, cfg)
 	s.logStages(*cfg)
@@ -227,6 +273,13 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	go func() {
 		awaitExit(p.pid) // without holding a thread
 		p.ws, p.ru = waitPidfd(p.pidfd)
+		// The reaper wrote its report before it exited, if it did.
+		var rep [reaper.ReportSize]byte
+		if n, _ := unix.Read(p.report, rep[:]); n == len(rep) {
+			p.ws = unix.WaitStatus(*(*int32)(unsafe.Pointer(&rep[0])))
+			p.ru = *(*unix.Rusage)(unsafe.Pointer(&rep[8]))
+		}
+		unix.Close(p.report)
 		close(p.exited)
 	}()
 	var timer <-chan time.Time
@@ -246,10 +299,13 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	}
 	<-p.exited
 	end := time.Now()
+	s.mu.Lock()
+	s.exited = true // Stats: the group goes next
+	s.mu.Unlock()
 	// pid 1 is gone, so every process of the sandbox dies and the output
 	// ends at once, unless the writer holds it up.
 	outDeadline := end.Add(waitDelay(s.cfg.WaitDelay))
-	if p.st.stdinW != nil {
+	if p.st != nil && p.st.stdinW != nil {
 		// Release the pipe even if the copier is blocked reading.
 		p.st.stdinW.Close()
 	}
@@ -258,8 +314,15 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	s.mu.Lock()
 	unix.Close(p.pidfd)
 	p.pidfd = -1
+	if p.cmd >= 0 {
+		unix.Close(p.cmd)
+		p.cmd = -1
+	}
 	s.mu.Unlock()
-	outErr := p.st.out.wait(outDeadline)
+	var outErr error
+	if p.st != nil {
+		outErr = p.st.out.wait(outDeadline)
+	}
 	res, err := s.rawResult(end)
 	if err == nil {
 		err = outErr
@@ -279,10 +342,10 @@ func (s *Sandbox) rawResult(end time.Time) (*Result, error) {
 	s.mu.Unlock()
 	fillStatus(res, exitReport(p.ws, p.ru))
 	switch {
+	case killReason == Closed:
+		res.Reason, res.Signal, res.ExitCode = Closed, 0, -1
 	case killReason != 0:
 		res.Reason, res.Signal = killReason, unix.SIGKILL
-	case p.emulated != 0 && res.Reason == Signaled && res.Signal == unix.SIGKILL:
-		res.Signal = p.emulated
 	}
 	s.lim.verdict(res)
 	s.filterVerdict(res)
@@ -301,12 +364,9 @@ func exitReport(ws unix.WaitStatus, ru unix.Rusage) *proto.Report {
 	}
 }
 
-// rawKill delivers sig to the command, pid 1 of its sandbox. The kernel
-// gives pid 1 only the signals it has a handler for (SIGKILL and SIGSTOP
-// aside), so a signal whose default action would end the command is
-// delivered as SIGKILL and reported as sig; one that would stop it, as
-// SIGSTOP; one it ignores, or whose default is to do nothing, not at all.
-// s.mu is held.
+// rawKill delivers sig to the command, pid 2 of its sandbox, through its
+// pidfd; SIGKILL goes to pid 1 and so ends the whole sandbox. A sandbox
+// with no command takes only SIGKILL. s.mu is held.
 func (s *Sandbox) rawKill(sig syscall.Signal) error {
 	p := s.raw
 	select {
@@ -314,32 +374,54 @@ func (s *Sandbox) rawKill(sig syscall.Signal) error {
 		return ErrFinished
 	default:
 	}
-	send := sig
-	if sig != unix.SIGKILL && sig != unix.SIGSTOP && sig != unix.SIGCONT {
-		caught, ignored := signalDispositions(p.pid)
-		bit := uint64(1) << (uint(sig) - 1)
-		switch {
-		case caught&bit != 0:
-		case ignored&bit != 0:
-			return nil
-		case defaultIgnored(sig):
-			return nil
-		case defaultStops(sig):
-			send = unix.SIGSTOP
-		default:
-			send = unix.SIGKILL
-			p.emulated = sig
-		}
-	}
-	err := p.signalLocked(send)
-	if send == unix.SIGKILL {
+	if sig == unix.SIGKILL {
+		err := p.signalLocked(unix.SIGKILL)
 		s.lim.thaw(s.cfg.Logger)
+		return err
 	}
-	return err
+	if !p.command() {
+		return nil
+	}
+	if p.cmd < 0 {
+		return ErrFinished
+	}
+	if err := unix.PidfdSendSignal(p.cmd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return ErrFinished
+		}
+		return err
+	}
+	return nil
 }
 
-// signalLocked sends sig to the command through its pidfd. The caller
-// holds the sandbox's mu, under which the pidfd is closed.
+// exitedLocked reports whether pid 1 has exited or is exiting (killed
+// from outside, say: its pid namespace then ends, which waits for every
+// process in it to be reaped). The caller holds the sandbox's mu.
+func (p *rawProc) exitedLocked() bool {
+	if p.pidfd < 0 {
+		return true
+	}
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+		return true
+	}
+	// PF_EXITING in the flags of /proc/PID/stat, the ninth field.
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 7 {
+		return false
+	}
+	flags, _ := strconv.ParseUint(string(f[6]), 10, 64)
+	const pfExiting = 0x4
+	return flags&pfExiting != 0
+}
+
+// signalLocked sends sig to pid 1 through its pidfd. The caller holds the
+// sandbox's mu, under which the pidfd is closed.
 func (p *rawProc) signalLocked(sig syscall.Signal) error {
 	if p.pidfd < 0 {
 		return ErrFinished
@@ -353,57 +435,38 @@ func (p *rawProc) signalLocked(sig syscall.Signal) error {
 	return nil
 }
 
-// signalDispositions reads the caught and ignored signal masks of pid.
-func signalDispositions(pid int) (caught, ignored uint64) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		switch k {
-		case "SigCgt":
-			caught = n
-		case "SigIgn":
-			ignored = n
-		}
-	}
-	return caught, ignored
-}
-
-func defaultIgnored(sig syscall.Signal) bool {
-	switch sig {
-	case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH:
-		return true
-	}
-	return false
-}
-
-func defaultStops(sig syscall.Signal) bool {
-	switch sig {
-	case unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
-		return true
-	}
-	return false
-}
-
-// spawnRaw wraps launch, which clones the raw child on a spawner's thread,
-// so that on cgroup v1 the thread enters the group for the clone, as
-// spawn does for the init. On v2 the clone names the group itself; an
-// ordinary user's child is placed by pid before it is released.
-func (l *limiter) spawnRaw(s *Sandbox, launch func() error) func() error {
+// tasksFiles returns the tasks files of the sandbox's group on cgroup v1,
+// which a raw child writes itself into (none on v2, where the clone names
+// the group, nor without a group), opened once per sandbox. The caller
+// calls done once the child is cloned: until then end cannot close them.
+func (l *limiter) tasksFiles() (files []*os.File, done func(), err error) {
 	if l == nil || l.group == nil {
-		return launch
+		return nil, func() {}, nil
 	}
-	s.times.cgroup = l.cost
-	if _, ok := l.group.FD(); ok || os.Geteuid() != 0 {
-		return launch
+	if _, ok := l.group.FD(); ok {
+		return nil, func() {}, nil
 	}
-	return l.inGroup(s, launch)
+	l.tasksMu.Lock()
+	if l.tasksClosed {
+		l.tasksMu.Unlock()
+		return nil, nil, ErrFinished
+	}
+	if l.tasks == nil {
+		if l.tasks, err = l.group.OpenTasks(); err != nil {
+			l.tasksMu.Unlock()
+			return nil, nil, err
+		}
+	}
+	return l.tasks, l.tasksMu.Unlock, nil
+}
+
+// tasksValues puts the descriptors of files in rp's cells for them.
+func tasksValues(rp *rawProgram, files []*os.File) []cellValue {
+	var v []cellValue
+	for i, f := range files {
+		v = append(v, cellValue{rp.tasks[i], uint64(f.Fd())})
+	}
+	return v
 }
 
 // rawExec is Exec for a sandbox started on the raw path: no agent inside
@@ -425,13 +488,22 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	defer unix.Close(target)
 	spec.Path, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID = x.Path, x.Args, x.Env, x.Dir, x.UID, x.GID
 	spec.ExtraFiles = len(cmd.ExtraFiles)
-	rp, err := rawExecProgramFor(&spec, id)
+	tasks, tasksDone, err := s.lim.tasksFiles()
+	if errors.Is(err, ErrFinished) {
+		return nil, err
+	}
 	if err != nil {
+		return nil, setupErr("cgroup", s.lim.group.Name(), err)
+	}
+	rp, err := rawExecProgramFor(&spec, id, len(tasks))
+	if err != nil {
+		tasksDone()
 		return nil, setupErr("compile", "", err)
 	}
 	lim := s.execLimits(cfg)
 	st, err := newStdio(&cmd, lim.output)
 	if err != nil {
+		tasksDone()
 		return nil, setupErr("exec", x.Path, err)
 	}
 	cgroupFD := -1
@@ -441,11 +513,12 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		}
 	}
 	var rs *rawStart
-	_, err = onSpawner(-1, s.lim.spawnRaw(s, func() error {
+	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, cellValue{rp.target, uint64(target)})
+		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, append(tasksValues(rp, tasks), cellValue{rp.target, uint64(target)})...)
 		return err
-	}))
+	})
+	tasksDone()
 	st.closeChildEnds()
 	if err != nil {
 		return nil, startError(x.Path, err)
@@ -465,22 +538,25 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		}
 	}()
 	werr := rs.run.Wait(wctx)
-	pid := int(int64(rs.run.Get(rp.child)))
-	if werr != nil && errors.Is(werr, wctx.Err()) {
+	stopped := werr != nil && errors.Is(werr, wctx.Err())
+	if stopped {
 		// Kill both and thaw the group so that they die; Release then
-		// waits until they have left the memory.
+		// waits until they have left the memory. The process's pid is in
+		// its cell as soon as it exists (CLONE_PARENT_SETTID), so once the
+		// child is reaped, the cell names any process it started.
 		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
-		if pid > 0 {
-			unix.Kill(pid, unix.SIGKILL)
-		}
 		s.lim.thaw(s.cfg.Logger)
 	}
 	cancel()
-	rs.left()
 	waitPidfd(rs.pidfd)
 	unix.Close(rs.pidfd)
-	pid = int(int64(rs.run.Get(rp.child)))
+	pid := int(int64(rs.run.Get(rp.child)))
+	if stopped && pid > 0 {
+		unix.Kill(pid, unix.SIGKILL)
+		s.lim.thaw(s.cfg.Logger)
+	}
 	rs.run.Release()
+	rs.left()
 	if werr != nil && errors.Is(werr, context.Canceled) && ctx.Err() == nil {
 		// The sandbox ended first.
 		werr = ErrFinished
@@ -494,7 +570,16 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 			if errors.Is(werr, ErrFinished) {
 				return nil, ErrFinished
 			}
-			return nil, setupErr("exec", x.Path, werr)
+			// Killed before its exec, for its Timeout or ctx, as the init
+			// stage would kill a process it has not started yet.
+			killed, cause := Timeout, error(nil)
+			if ctx.Err() != nil {
+				killed, cause = Cancelled, context.Cause(ctx)
+			}
+			outErr := st.out.wait(time.Now().Add(waitDelay(cfg.WaitDelay)))
+			res := &Result{ExitCode: -1, Wall: time.Since(start), Reason: Signaled, Signal: unix.SIGKILL}
+			lim.verdict(res, killed)
+			return res, outputVerdict(res, cause, outErr)
 		}
 		if pid > 0 {
 			var ws unix.WaitStatus
@@ -555,11 +640,20 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 			kill(Timeout, nil)
 		}
 	}
+	// Killed with the sandbox? pid 1 may still be waiting for this process
+	// to be reaped (a pid namespace ends once all of it is), so a kill of
+	// the sandbox that is under way counts too.
 	ended := false
-	select {
-	case <-s.raw.exited:
-		ended = ws.Signaled() && ws.Signal() == unix.SIGKILL
-	default:
+	if ws.Signaled() && ws.Signal() == unix.SIGKILL {
+		s.mu.Lock()
+		ending := s.killReason != 0
+		s.mu.Unlock()
+		select {
+		case <-s.raw.exited:
+			ended = true
+		default:
+			ended = ending
+		}
 	}
 	outErr := st.out.wait(time.Now().Add(waitDelay(cfg.WaitDelay)))
 	res := &Result{ExitCode: -1, Wall: time.Since(start)}

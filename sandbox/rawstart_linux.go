@@ -20,6 +20,7 @@ import (
 	"github.com/stockade/stockade/internal/landlock"
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/proto"
+	"github.com/stockade/stockade/internal/reaper"
 	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/internal/sysplan"
 	"github.com/stockade/stockade/mount"
@@ -27,15 +28,20 @@ import (
 
 // The raw start path (process model v2). The Spec that the init stage
 // would receive is compiled instead into a sysplan program, run by a
-// CLONE_VM child up to the command's execve: no Go runtime starts in any
-// process of the sandbox, and the caller's memory is never copied. The
-// command is pid 1 of the sandbox; the owner supervises it from outside
-// through its pidfd.
+// CLONE_VM child up to its execve: no Go runtime starts in any process of
+// the sandbox, and the caller's memory is never copied. That child builds
+// the sandbox, clones the command (pid 2, CLONE_VM|CLONE_VFORK as well)
+// and, once the command has exec'd, becomes pid 1 by exec'ing the reaper
+// (see internal/reaper). The owner supervises both from outside, through
+// their pidfds.
 
 // rawProgram is a Spec compiled for the raw start path.
 type rawProgram struct {
 	prog   *sysplan.Program
 	mounts *mount.Compiled
+	// command says whether the program starts a command; without one, the
+	// sandbox is long-lived and runs what Exec starts.
+	command bool
 	// release and releaseW are the cells for the two ends of the pipe on
 	// which the child waits until the parent has written its id maps.
 	release, releaseW sysplan.Ref
@@ -50,6 +56,14 @@ type rawProgram struct {
 	// target and child, in a program of compileExec, are the cells for the
 	// pidfd of the sandbox's pid 1 and for the pid of the process started.
 	target, child sysplan.Ref
+	// In a program of compileSpec: report and reaper are the cells for the
+	// write end of the pipe the reaper reports on and for the reaper's
+	// memfd; kept receives the number, in pid 1's table, of the pidfd of
+	// the command that pid 1 keeps open for the owner to copy.
+	report, reaper, kept sysplan.Ref
+	// tasks are the cells for the tasks files of the sandbox's group on
+	// cgroup v1, one per hierarchy: the child moves itself in first.
+	tasks []sysplan.Ref
 }
 
 // errNotCompiled says that a Spec uses something the raw path cannot do
@@ -59,17 +73,17 @@ var errNotCompiled = errors.New("not compiled by the raw start path")
 // compileSpec compiles spec for a start by a caller whose id maps are id.
 // With parentClones the parent clones the root directory and the bind
 // sources (host root); otherwise the child does.
-func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram, error) {
+func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (*rawProgram, error) {
 	if spec.TimeNS {
 		return nil, fmt.Errorf("time namespace: %w", errNotCompiled)
 	}
-	if spec.Path == "" {
-		return nil, fmt.Errorf("no command (a long-lived sandbox): %w", errNotCompiled)
-	}
 	b, rp, mark := newRawBuilder()
 	rp.release, rp.releaseW = b.Cell(), b.Cell()
+	rp.report, rp.reaper, rp.kept = b.Cell(), b.Cell(), b.Cell()
+	rp.command = spec.Path != ""
 	imm := sysplan.Imm[int]
 	mark()
+	enterGroupSteps(b, rp, ntasks)
 	// Wait for the id maps, the cgroup and the network. If the parent dies
 	// first, the read ends without the byte it expects.
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.releaseW))
@@ -77,7 +91,7 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_READ, sysplan.Load(rp.release), sysplan.Ptr(b.Cell()), imm(1)).Expect(1)
 	// No PR_SET_DUMPABLE here: the flag belongs to the memory the child
 	// shares with the owner, and nothing else runs in the child's fresh
-	// pid namespace before the exec, which sets the command's own.
+	// pid namespace before the exec, which sets the reaper's own.
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	initIDSteps(b, id)
 	mark()
@@ -95,7 +109,29 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	if spec.Loopback {
 		loopbackUp(b)
 	}
-	if err := commandSteps(b, spec, id, rp, mark, true); err != nil {
+	// The cgroup namespace, rooted at the group the parent has placed the
+	// child in, for the command and for every process Exec starts.
+	b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
+	if rp.command {
+		// The command, pid 2: the kernel writes its pidfd into the cell.
+		cmdPidfd := b.Cell()
+		pid1 := b.NewLabel()
+		b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PIDFD|int(unix.SIGCHLD)), imm(0), sysplan.Ptr(cmdPidfd)).
+			ExpectElse(0, pid1)
+		b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
+		if err := commandSteps(b, spec, id, rp, mark, false); err != nil {
+			return nil, err
+		}
+		b.Place(pid1)
+		// Keep a copy of the pidfd, not close-on-exec, for the owner.
+		b.Syscall(b.Stage("reaper", ""), unix.SYS_CLOSE_RANGE, imm(0), imm(-1), imm(unix.CLOSE_RANGE_CLOEXEC))
+		b.Syscall(b.Stage("reaper", ""), unix.SYS_FCNTL, sysplan.Load(cmdPidfd), imm(unix.F_DUPFD), imm(4)).Save(rp.kept)
+	} else {
+		mark()
+		mark()
+		b.Syscall(b.Stage("reaper", ""), unix.SYS_CLOSE_RANGE, imm(0), imm(-1), imm(unix.CLOSE_RANGE_CLOEXEC))
+	}
+	if err := reaperSteps(b, rp); err != nil {
 		return nil, err
 	}
 	if rp.prog, err = b.Build(); err != nil {
@@ -104,11 +140,86 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool) (*rawProgram,
 	return rp, nil
 }
 
+// enterGroupSteps move the child into the sandbox's group on cgroup v1,
+// by writing 0 to each of the ntasks tasks files in rp.tasks.
+func enterGroupSteps(b *sysplan.Builder, rp *rawProgram, ntasks int) {
+	zero := b.String("0")
+	for range ntasks {
+		c := b.Cell()
+		rp.tasks = append(rp.tasks, c)
+		b.Syscall(b.Stage("cgroup", ""), unix.SYS_WRITE, sysplan.Load(c), sysplan.Ptr(zero), sysplan.Imm(1)).Expect(1)
+	}
+}
+
+// reaperSteps make the child pid 1 of the sandbox for good: it execs the
+// reaper, with descriptor 3 its end of the report pipe, after dropping
+// every capability, setting no_new_privs and the reaper's seccomp filter.
+// Every other descriptor is already close-on-exec, but for the command's
+// pidfd.
+func reaperSteps(b *sysplan.Builder, rp *rawProgram) error {
+	imm := sysplan.Imm[int]
+	parentDeathSteps(b, rp)
+	st := b.Stage("reaper", "")
+	b.Syscall(st, unix.SYS_DUP3, sysplan.Load(rp.report), imm(3), imm(0))
+	for c := 0; c <= linux.LastCap(); c++ {
+		b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAPBSET_DROP), imm(c))
+	}
+	hdr := b.Alloc(8 + 24)
+	b.PutU32(hdr, unix.LINUX_CAPABILITY_VERSION_3)
+	b.Syscall(st, unix.SYS_CAPSET, sysplan.Ptr(hdr), sysplan.Ptr(hdr.Field(8)))
+	b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_CLEAR_ALL), imm(0), imm(0), imm(0))
+	b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_SET_NO_NEW_PRIVS), imm(1), imm(0), imm(0), imm(0))
+	f, err := reaper.Filter(runtime.GOARCH)
+	if err != nil {
+		return err
+	}
+	seccompStep(b, b.Stage("reaper", "seccomp"), f)
+	argv := []string{"stockade-reaper"}
+	if rp.command {
+		argv = append(argv, "2")
+	}
+	b.Syscall(b.Stage("reaper", "exec"), unix.SYS_EXECVEAT, sysplan.Load(rp.reaper), sysplan.Ptr(b.String("")),
+		sysplan.Ptr(b.Strings(argv)), sysplan.Ptr(b.Strings(nil)), imm(unix.AT_EMPTY_PATH))
+	return nil
+}
+
+// parentDeathSteps set the parent-death signal, which a change of ids
+// clears, once the child's ids are final. Should the parent have died
+// before, the release pipe, whose write end it holds until the exec, reads
+// as hung up.
+func parentDeathSteps(b *sysplan.Builder, rp *rawProgram) {
+	imm := sysplan.Imm[int]
+	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
+	if rp.release.IsNil() {
+		return
+	}
+	// A struct pollfd: the descriptor, a copy of the pipe's, saved over
+	// all eight bytes, leaves no events asked for; a hang-up is reported
+	// all the same.
+	pfd := b.Alloc(8)
+	b.Syscall(b.Stage("parent-death", ""), unix.SYS_FCNTL, sysplan.Load(rp.release), imm(unix.F_DUPFD_CLOEXEC), imm(0)).Save(pfd)
+	ts := b.Alloc(16)
+	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PPOLL, sysplan.Ptr(pfd), imm(1), sysplan.Ptr(ts), imm(0), imm(0)).Expect(0)
+	b.Syscall(b.Stage("parent-death", ""), unix.SYS_CLOSE, sysplan.Load(pfd))
+}
+
+// seccompStep installs the filter f.
+func seccompStep(b *sysplan.Builder, st int, f *seccomp.Filter) {
+	prog := f.Instructions()
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(prog))), len(prog)*int(unsafe.Sizeof(prog[0])))
+	insns := b.Bytes(raw)
+	fprog := b.Alloc(16)
+	b.PutU64(fprog, uint64(len(prog)))
+	b.PutPtr(fprog.Field(8), insns)
+	b.Syscall(st, unix.SYS_SECCOMP, sysplan.Imm(unix.SECCOMP_SET_MODE_FILTER), sysplan.Imm(0), sysplan.Ptr(fprog))
+}
+
 // newRawBuilder returns a builder, the program it builds and a function
 // that adds a step taking a timestamp.
 func newRawBuilder() (*sysplan.Builder, *rawProgram, func()) {
 	b := sysplan.NewBuilder()
-	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil}
+	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil,
+		target: sysplan.Nil, child: sysplan.Nil, report: sysplan.Nil, reaper: sysplan.Nil, kept: sysplan.Nil}
 	rp.marks = b.Alloc(16 * 8)
 	mark := func() {
 		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
@@ -183,16 +294,22 @@ func commandSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 // keeps the memory to one user at a time), which is confined as the
 // command was and execs; the child then exits. spec is the sandbox's,
 // with the process's command, ids and descriptors.
-func compileExec(spec *proto.Spec, id identity) (*rawProgram, error) {
+func compileExec(spec *proto.Spec, id identity, ntasks int) (*rawProgram, error) {
 	b, rp, mark := newRawBuilder()
 	rp.target, rp.child = b.Cell(), b.Cell()
+	rp.command = true
 	imm := sysplan.Imm[int]
 	mark()
+	enterGroupSteps(b, rp, ntasks)
 	b.Syscall(b.Stage("setns", ""), unix.SYS_SETNS, sysplan.Load(rp.target),
 		imm(unix.CLONE_NEWUSER|unix.CLONE_NEWNS|unix.CLONE_NEWPID|unix.CLONE_NEWUTS|unix.CLONE_NEWIPC|unix.CLONE_NEWNET|unix.CLONE_NEWCGROUP))
 	parent := b.NewLabel()
-	b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PARENT), imm(0)).
-		Save(rp.child).ExpectElse(0, parent)
+	// CLONE_PARENT_SETTID: the kernel writes the pid into the cell before
+	// the process runs, so that the owner, which must reap it, learns it
+	// even if the child is killed while it waits for the exec. (No Save:
+	// the process, which shares this memory, would store its 0 there.)
+	b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PARENT|unix.CLONE_PARENT_SETTID), imm(0), sysplan.Ptr(rp.child)).
+		ExpectElse(0, parent)
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	// The process is visible inside the sandbox from here until its exec,
 	// in the owner's memory: no process there may ptrace it (see sharing).
@@ -248,20 +365,7 @@ func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	}
 	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(spec.GID), imm(spec.GID), imm(spec.GID))
 	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(spec.UID), imm(spec.UID), imm(spec.UID))
-	// A change of ids clears the parent-death signal: set it now, after
-	// the last one. Should the parent have died before, the release pipe,
-	// whose write end it holds until the exec, reads as hung up.
-	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
-	if !rp.release.IsNil() {
-		// A struct pollfd: the descriptor, a copy of the pipe's, saved over
-		// all eight bytes, leaves no events asked for; a hang-up is
-		// reported all the same.
-		pfd := b.Alloc(8)
-		b.Syscall(b.Stage("parent-death", ""), unix.SYS_FCNTL, sysplan.Load(rp.release), imm(unix.F_DUPFD_CLOEXEC), imm(0)).Save(pfd)
-		ts := b.Alloc(16)
-		b.Syscall(b.Stage("parent-death", ""), unix.SYS_PPOLL, sysplan.Ptr(pfd), imm(1), sysplan.Ptr(ts), imm(0), imm(0)).Expect(0)
-		b.Syscall(b.Stage("parent-death", ""), unix.SYS_CLOSE, sysplan.Load(pfd))
-	}
+	parentDeathSteps(b, rp)
 	// struct __user_cap_header_struct, then two __user_cap_data_struct.
 	hdr := b.Alloc(8 + 24)
 	b.PutU32(hdr, unix.LINUX_CAPABILITY_VERSION_3)
@@ -291,13 +395,7 @@ func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 		if err := f.UnmarshalBinary(spec.Seccomp); err != nil {
 			return err
 		}
-		prog := f.Instructions()
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(prog))), len(prog)*int(unsafe.Sizeof(prog[0])))
-		insns := b.Bytes(raw)
-		fprog := b.Alloc(16)
-		b.PutU64(fprog, uint64(len(prog)))
-		b.PutPtr(fprog.Field(8), insns)
-		b.Syscall(b.Stage("seccomp", ""), unix.SYS_SECCOMP, imm(unix.SECCOMP_SET_MODE_FILTER), imm(0), sysplan.Ptr(fprog))
+		seccompStep(b, b.Stage("seccomp", ""), &f)
 	}
 	return nil
 }
@@ -418,6 +516,9 @@ type rawStart struct {
 	// marks are the child's stage timestamps.
 	marks      []int64
 	landlocked bool
+	// report is the owner's end of the reaper's report pipe, and cmd the
+	// command's pidfd, copied from pid 1 (-1 if none).
+	report, cmd int
 }
 
 // launchRaw clones the child that runs rp, on the calling goroutine's
@@ -434,7 +535,14 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 	for _, c := range values {
 		run.Set(c.ref, c.v)
 	}
-	rel := [2]int{-1, -1}
+	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
+	// those numbers, and so must the failure pipe.
+	low := 0
+	if rp.command {
+		low = 3 + len(rp.extra)
+	}
+	minFD := max(low, reaper.MinFD)
+	rel, report := [2]int{-1, -1}, [2]int{-1, -1}
 	if !rp.release.IsNil() {
 		if err := unix.Pipe2(rel[:], unix.O_CLOEXEC); err != nil {
 			run.Release()
@@ -449,16 +557,36 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		for _, fd := range dups {
 			unix.Close(fd)
 		}
+		if report[1] >= 0 {
+			unix.Close(report[1])
+		}
 		if err != nil {
 			if rel[1] >= 0 {
 				unix.Close(rel[1])
 			}
+			if report[0] >= 0 {
+				unix.Close(report[0])
+			}
 			run.Release()
 		}
 	}()
-	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
-	// those numbers.
-	low := 3 + len(rp.extra)
+	if !rp.report.IsNil() {
+		mfd, err := reaper.Open()
+		if err != nil {
+			return nil, &SetupError{Stage: "reaper", Err: err}
+		}
+		run.Set(rp.reaper, uint64(mfd))
+		if err := unix.Pipe2(report[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+			return nil, err
+		}
+		w, err := unix.FcntlInt(uintptr(report[1]), unix.F_DUPFD_CLOEXEC, minFD)
+		if err != nil {
+			return nil, err
+		}
+		unix.Close(report[1])
+		report[1] = w
+		run.Set(rp.report, uint64(w))
+	}
 	if len(files) != low {
 		return nil, fmt.Errorf("rawstart: %d descriptors for %d", len(files), low)
 	}
@@ -495,7 +623,7 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		run.Set(c, uint64(sources[k]))
 		k++
 	}
-	ca := sysplan.CloneArgs{Flags: flags}
+	ca := sysplan.CloneArgs{Flags: flags, MinFD: minFD}
 	if cgroupFD >= 0 {
 		ca.Flags |= unix.CLONE_INTO_CGROUP
 		ca.CgroupFD = cgroupFD
@@ -506,7 +634,7 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		sharing.end()
 		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
 	}
-	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1]}, nil
+	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], report: report[0], cmd: -1}, nil
 }
 
 // cellValue is a value launchRaw stores in a cell before the clone.
@@ -562,11 +690,18 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
 		waitPidfd(rs.pidfd)
 		unix.Close(rs.pidfd)
+		if rs.report >= 0 {
+			unix.Close(rs.report)
+		}
 		rs.left()
 		rs.run.Release()
 		return err
 	}
-	if err := writeIDMaps(rs.pid, id); err != nil {
+	if id.viaHelpers {
+		if err := writeMaps(ctx, rs.pid, id); err != nil {
+			return kill(err)
+		}
+	} else if err := writeIDMaps(rs.pid, id); err != nil {
 		return kill(setupErr("id-maps", "", err))
 	}
 	if before != nil {
@@ -600,6 +735,13 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		rs.marks = append(rs.marks, t.Nano())
 	}
 	rs.landlocked = run0(rs.run.Get(rp.landlock))
+	if !rp.kept.IsNil() && rp.command {
+		// A command that has ended already took the reaper with it: then
+		// there is nothing left to signal.
+		if fd, err := pidfdGetfd(rs.pidfd, int(int32(rs.run.Get(rp.kept)))); err == nil {
+			rs.cmd = fd
+		}
+	}
 	rs.run.Release()
 	return nil
 }
@@ -617,9 +759,6 @@ func (rs *rawStart) left() {
 // writeIDMaps writes the child's uid and gid maps as the init's clone
 // would have.
 func writeIDMaps(pid int, id identity) error {
-	if id.viaHelpers {
-		return errors.New("subordinate ids: " + errNotCompiled.Error())
-	}
 	line := func(m []syscall.SysProcIDMap) []byte {
 		var s strings.Builder
 		for _, e := range m {
@@ -655,6 +794,16 @@ func waitPidfd(pidfd int) (unix.WaitStatus, unix.Rusage) {
 		return unix.WaitStatus(status << 8), ru
 	}
 	return unix.WaitStatus(status), ru
+}
+
+// pidfdGetfd copies the descriptor fd of the process behind pidfd,
+// close-on-exec.
+func pidfdGetfd(pidfd, fd int) (int, error) {
+	r, _, errno := unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
 }
 
 func errnoOf(err error) unix.Errno {

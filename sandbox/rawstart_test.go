@@ -4,10 +4,11 @@ package sandbox
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/linux"
+	"github.com/stockade/stockade/internal/reaper"
 	"github.com/stockade/stockade/internal/testutil"
 )
 
@@ -42,7 +44,7 @@ func newRawStarter(tb testing.TB, cfg Config) *rawStarter {
 	if _, err := c.confine(spec); err != nil {
 		tb.Fatal(err)
 	}
-	rp, err := compileSpec(spec, id, os.Geteuid() == 0)
+	rp, err := compileSpec(spec, id, os.Geteuid() == 0, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,7 +89,17 @@ func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus,
 	}
 	ws, _ := waitPidfd(rs.pidfd)
 	unix.Close(rs.pidfd)
-	return ws, rs, nil
+	if rs.cmd >= 0 {
+		unix.Close(rs.cmd)
+	}
+	// The command's status, as the reaper reported it.
+	var rep [reaper.ReportSize]byte
+	n, _ := unix.Read(rs.report, rep[:])
+	unix.Close(rs.report)
+	if n != len(rep) {
+		return ws, rs, fmt.Errorf("no report from the reaper (pid 1 ended with %v)", ws)
+	}
+	return unix.WaitStatus(binary.NativeEndian.Uint32(rep[:4])), rs, nil
 }
 
 func TestRawStartDefaults(t *testing.T) {
@@ -116,7 +128,7 @@ func TestRawStartDefaults(t *testing.T) {
 		t.Errorf("status %v, want exit 7", ws)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"1000", "1", r.cfg.Hostname}
+	want := []string{"1000", "2", r.cfg.Hostname}
 	for i, w := range want {
 		if i >= len(lines) || lines[i] != w {
 			t.Fatalf("line %d of %q: want %q", i, out, w)
@@ -252,12 +264,6 @@ func TestRawRun(t *testing.T) {
 	}
 }
 
-// rawPathOnly makes the test's sandboxes start on the raw path.
-func rawPathOnly(t *testing.T) {
-	t.Helper()
-	t.Setenv(startEnv, "raw")
-}
-
 // TestRawExec runs processes in a raw sandbox: each is in the sandbox's
 // namespaces, confined as the command, and dies with the sandbox.
 func TestRawExec(t *testing.T) {
@@ -290,16 +296,13 @@ func TestRawExec(t *testing.T) {
 }
 
 // TestRawOwnerUnreachable: on the raw path no process of the library is
-// in the sandbox. Root inside, with every capability, sees pid 1 as its
-// own command and no other process, so neither the host binary nor the
-// owner's memory has a /proc entry to reach.
+// in the sandbox. Root inside, with every capability, sees pid 1 as the
+// reaper, whose executable it cannot even name, and no other process but
+// its own, so neither the host binary nor the owner's memory has a /proc
+// entry to reach.
 func TestRawOwnerUnreachable(t *testing.T) {
 	testutil.RequireRoot(t)
 	rawPathOnly(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var caps []string
 	for c := 0; c <= linux.LastCap(); c++ {
 		if n := linux.CapName(c); n != "" {
@@ -308,7 +311,7 @@ func TestRawOwnerUnreachable(t *testing.T) {
 	}
 	var out strings.Builder
 	cfg := Config{
-		Args:      []string{"/bin/sh", "-c", `readlink /proc/1/exe; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'; exec cat /proc/self/status`},
+		Args:      []string{"/bin/sh", "-c", `readlink /proc/1/exe || echo unreadable; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'`},
 		RunAsRoot: true,
 		Stdout:    &out,
 	}
@@ -321,11 +324,14 @@ func TestRawOwnerUnreachable(t *testing.T) {
 	if len(lines) < 3 {
 		t.Fatalf("output %q", out.String())
 	}
-	if lines[0] == self || strings.Contains(lines[0], filepath.Base(self)) || lines[1] == "exe" {
-		t.Errorf("pid 1 is %q (%s), the owner's binary", lines[0], lines[1])
+	if lines[0] != "unreadable" {
+		t.Errorf("pid 1's executable is %q to root inside, want unreadable", lines[0])
 	}
-	// sh as pid 1, then ls and grep: nothing else.
-	if n := strings.TrimSpace(lines[2]); n != "3" && n != "2" {
-		t.Errorf("%s processes in the sandbox, want only the command's", n)
+	if !strings.Contains(lines[1], "stockade") {
+		t.Errorf("pid 1 is %q, want the reaper", lines[1])
+	}
+	// The reaper, sh, then ls and grep: nothing else.
+	if n := strings.TrimSpace(lines[2]); n != "4" && n != "3" {
+		t.Errorf("%s processes in the sandbox, want the reaper and the command's", n)
 	}
 }

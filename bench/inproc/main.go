@@ -38,11 +38,11 @@ import (
 func main() {
 	root := flag.String("root", "", "the root directory of every sandbox (default: the host's view of the zero Config)")
 	limits := flag.Bool("limits", false, "give every sandbox a 256 MiB memory and 64 task limit")
-	raw := flag.Bool("raw", false, "start sandboxes on the raw path (STOCKADE_START=raw): no Go runtime in the sandbox")
+	init := flag.Bool("init", false, "start sandboxes through the init stage, the fallback (STOCKADE_START=init)")
 	heapMiB := flag.Int("heap", 0, "keep this many MiB of live, touched heap, as a large service would")
 	flag.Parse()
-	if *raw {
-		os.Setenv("STOCKADE_START", "raw")
+	if *init {
+		os.Setenv("STOCKADE_START", "init")
 	}
 	heap = make([][]byte, *heapMiB)
 	for i := range heap {

@@ -226,7 +226,7 @@ func (a *agent) reap() {
 		case ok:
 			proto.Send(a.s.fd, &proto.Report{
 				Kind: proto.Exited, ID: id, Status: int(ws),
-				UserNanos: ru.Utime.Nano(), SysNanos: ru.Stime.Nano(), MaxRSSKiB: ru.Maxrss,
+				UserNanos: ru.Utime.Nano(), SysNanos: ru.Stime.Nano(), MaxRSSKiB: int64(ru.Maxrss),
 			})
 		}
 	}
@@ -246,7 +246,7 @@ func (a *agent) finish() {
 		Status:    int(a.status),
 		UserNanos: ru.Utime.Nano(),
 		SysNanos:  ru.Stime.Nano(),
-		MaxRSSKiB: ru.Maxrss,
+		MaxRSSKiB: int64(ru.Maxrss),
 	})
 	os.Exit(0)
 }

@@ -104,6 +104,9 @@ func openFDs() ([]string, error) {
 		if err != nil {
 			continue // the fd ReadDir itself used
 		}
+		if target == "/memfd:stockade-reaper (deleted)" {
+			continue // made once, kept for the life of the process
+		}
 		fds = append(fds, e.Name()+" -> "+target)
 	}
 	slices.Sort(fds)

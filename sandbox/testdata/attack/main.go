@@ -72,6 +72,7 @@ var attacks = map[string]func(args []string){
 	"leakdir":     leakDir,
 	"leakwrite":   leakWrite,
 	"ptrace":      ptrace,
+	"pid1":        pid1,
 	"caps":        caps,
 	"cgroupfs":    cgroupfs,
 	"tiocsti":     tiocsti,
@@ -200,6 +201,55 @@ func ptrace([]string) {
 	report("process-vm-readv", err)
 	_, err = os.ReadFile(fmt.Sprintf("/proc/%d/mem", cmd.Process.Pid))
 	report("proc-mem", err)
+}
+
+// pid1 goes for the sandbox's pid 1, meant to be run as root inside with
+// every capability and no seccomp filter: its memory, its descriptors, its
+// files in /proc and its end.
+func pid1([]string) {
+	f, err := os.OpenFile("/proc/1/mem", os.O_RDWR, 0)
+	report("mem-write", err)
+	if err == nil {
+		f.Close()
+	}
+	err = unix.PtraceAttach(1)
+	report("attach", err)
+	if err == nil {
+		unix.PtraceDetach(1)
+	}
+	err = unix.PtraceSeize(1)
+	report("seize", err)
+	if err == nil {
+		unix.PtraceDetach(1)
+	}
+	buf := make([]byte, 8)
+	local := []unix.Iovec{{Base: &buf[0], Len: 8}}
+	remote := []unix.RemoteIovec{{Base: 0x400000, Len: 8}}
+	_, err = unix.ProcessVMWritev(1, local, remote, 0)
+	report("vm-writev", err)
+	_, err = unix.ProcessVMReadv(1, local, remote, 0)
+	report("vm-readv", err)
+	for _, name := range []string{"environ", "maps", "auxv", "stack", "syscall"} {
+		_, err := os.ReadFile("/proc/1/" + name)
+		report("read-"+name, err)
+	}
+	cmdline, err := os.ReadFile("/proc/1/cmdline")
+	report("cmdline", err, strings.ReplaceAll(string(cmdline), "\x00", " "))
+	_, err = os.Readlink("/proc/1/exe")
+	report("exe", err)
+	pidfd, err := unix.PidfdOpen(1, 0)
+	report("pidfd-open", err)
+	if err == nil {
+		_, err = unix.PidfdGetfd(pidfd, 3, 0)
+		report("pidfd-getfd", err)
+	}
+	report("kill", unix.Kill(1, unix.SIGKILL))
+	time.Sleep(50 * time.Millisecond)
+	stat, err := os.ReadFile("/proc/1/stat")
+	if err == nil && !strings.HasPrefix(string(stat), "1 (") {
+		err = errors.New("not pid 1")
+	}
+	report("alive", err)
 }
 
 // caps prints the capability sets and tries to raise them (CVE-2022-29162).

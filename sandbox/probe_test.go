@@ -43,6 +43,13 @@ func TestProbe(t *testing.T) {
 		assert.Error(t, o.err, "Probe says no sandbox starts, yet one did: %s", r.Sandbox.Detail)
 	}
 
+	// The start path: a sandbox on the raw path has the reaper as pid 1.
+	if r.Sandbox.Available {
+		comm := lines(mustRun(t, shell(t, "cat /proc/1/comm")))
+		assert.Equal(t, r.RawStart.Available, len(comm) == 1 && strings.HasPrefix(comm[0], "memfd:stockade"),
+			"Probe says %v (%s); pid 1 is %q", r.RawStart.Available, r.RawStart.Detail, comm)
+	}
+
 	// Subordinate ids: a sandbox that maps them.
 	if !r.Root {
 		if r.SubordinateIDs.Available {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -405,7 +406,18 @@ func (p *rawProc) exitedLocked() bool {
 	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
 		return true
 	}
-	// PF_EXITING in the flags of /proc/PID/stat, the ninth field.
+	// A SIGKILL sent, not yet acted on: pending.
+	if status, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "SigPnd" || k == "ShdPnd" {
+				if m, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64); m&(1<<(unix.SIGKILL-1)) != 0 {
+					return true
+				}
+			}
+		}
+	}
+	// Acted on: PF_EXITING in the flags of /proc/PID/stat, the ninth field.
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
 	if err != nil {
 		return true

@@ -259,6 +259,19 @@ func TestTimeNamespace(t *testing.T) {
 	up, err := strconv.Atoi(strings.TrimSpace(mustRun(t, cfg)))
 	require.NoError(t, err)
 	assert.Less(t, up, 10, "uptime inside a time namespace starts near zero")
+
+	// What Exec starts is in the same namespace.
+	sb := longLived(t, Config{TimeNamespace: true})
+	out, _, err := execSh(t, sb, `cut -d. -f1 /proc/uptime; readlink /proc/self/ns/time; readlink /proc/1/ns/time 2>/dev/null || echo unreadable`)
+	require.NoError(t, err)
+	l := lines(out)
+	require.Len(t, l, 3)
+	up, err = strconv.Atoi(l[0])
+	require.NoError(t, err)
+	assert.Less(t, up, 10, "uptime of an Exec'd process in a time namespace")
+	if l[2] != "unreadable" {
+		assert.Equal(t, l[1], l[2], "pid 1 and the Exec'd process in one time namespace")
+	}
 }
 
 func TestExtraFilesAndStdin(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -524,10 +525,22 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 			cgroupFD = fd
 		}
 	}
+	values := append(tasksValues(rp, tasks), cellValue{rp.target, uint64(target)})
+	if !rp.timeNS.IsNil() {
+		// pid 1 is our child, not reaped yet: its pid names it.
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/time", s.raw.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			tasksDone()
+			st.closeChildEnds()
+			return nil, setupErr("setns", "time", err)
+		}
+		defer unix.Close(fd)
+		values = append(values, cellValue{rp.timeNS, uint64(fd)})
+	}
 	var rs *rawStart
 	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, append(tasksValues(rp, tasks), cellValue{rp.target, uint64(target)})...)
+		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, values...)
 		return err
 	})
 	tasksDone()

@@ -61,6 +61,12 @@ type rawProgram struct {
 	// memfd; kept receives the number, in pid 1's table, of the pidfd of
 	// the command that pid 1 keeps open for the owner to copy.
 	report, reaper, kept sysplan.Ref
+	// timeNS, in a program of compileExec for a sandbox with a time
+	// namespace, is the cell for a descriptor of that namespace.
+	timeNS sysplan.Ref
+	// timens is a buffer for the offsets of a new time namespace, which
+	// depend on the clocks at each start, and timensLen their length.
+	timens, timensLen sysplan.Ref
 	// tasks are the cells for the tasks files of the sandbox's group on
 	// cgroup v1, one per hierarchy: the child moves itself in first.
 	tasks []sysplan.Ref
@@ -74,9 +80,6 @@ var errNotCompiled = errors.New("not compiled by the raw start path")
 // With parentClones the parent clones the root directory and the bind
 // sources (host root); otherwise the child does.
 func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (*rawProgram, error) {
-	if spec.TimeNS {
-		return nil, fmt.Errorf("time namespace: %w", errNotCompiled)
-	}
 	b, rp, mark := newRawBuilder()
 	rp.release, rp.releaseW = b.Cell(), b.Cell()
 	rp.report, rp.reaper, rp.kept = b.Cell(), b.Cell(), b.Cell()
@@ -89,6 +92,9 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_CLOSE, sysplan.Load(rp.releaseW))
 	b.Syscall(b.Stage("parent-death", ""), unix.SYS_PRCTL, imm(unix.PR_SET_PDEATHSIG), imm(int(unix.SIGKILL)))
 	b.Syscall(b.Stage("handshake", ""), unix.SYS_READ, sysplan.Load(rp.release), sysplan.Ptr(b.Cell()), imm(1)).Expect(1)
+	if spec.TimeNS {
+		timeNamespaceSteps(b, rp)
+	}
 	// No PR_SET_DUMPABLE here: the flag belongs to the memory the child
 	// shares with the owner, and nothing else runs in the child's fresh
 	// pid namespace before the exec, which sets the reaper's own.
@@ -138,6 +144,21 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 		return nil, err
 	}
 	return rp, nil
+}
+
+// timeNamespaceSteps give the children of the child (the command, and
+// the reaper at its exec) a new time namespace whose clocks start near
+// zero, as the init's NewTimeNamespace does: the offsets, which depend on
+// the clocks at the start, are in rp.timens. The child still has the
+// owner's ids, which own its /proc/self files.
+func timeNamespaceSteps(b *sysplan.Builder, rp *rawProgram) {
+	rp.timens, rp.timensLen = b.Alloc(64), b.Cell()
+	st := b.Stage("time-namespace", "")
+	b.Syscall(st, unix.SYS_UNSHARE, sysplan.Imm(unix.CLONE_NEWTIME))
+	fd := b.Cell()
+	b.Syscall(st, unix.SYS_OPENAT, sysplan.Imm(unix.AT_FDCWD), sysplan.Ptr(b.String("/proc/self/timens_offsets")), sysplan.Imm(unix.O_WRONLY|unix.O_CLOEXEC)).Save(fd)
+	b.Syscall(st, unix.SYS_WRITE, sysplan.Load(fd), sysplan.Ptr(rp.timens), sysplan.Load(rp.timensLen))
+	b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(fd))
 }
 
 // enterGroupSteps move the child into the sandbox's group on cgroup v1,
@@ -219,7 +240,8 @@ func seccompStep(b *sysplan.Builder, st int, f *seccomp.Filter) {
 func newRawBuilder() (*sysplan.Builder, *rawProgram, func()) {
 	b := sysplan.NewBuilder()
 	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil,
-		target: sysplan.Nil, child: sysplan.Nil, report: sysplan.Nil, reaper: sysplan.Nil, kept: sysplan.Nil}
+		target: sysplan.Nil, child: sysplan.Nil, report: sysplan.Nil, reaper: sysplan.Nil, kept: sysplan.Nil,
+		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil}
 	rp.marks = b.Alloc(16 * 8)
 	mark := func() {
 		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
@@ -308,8 +330,23 @@ func compileExec(spec *proto.Spec, id identity, ntasks int) (*rawProgram, error)
 	// the process runs, so that the owner, which must reap it, learns it
 	// even if the child is killed while it waits for the exec. (No Save:
 	// the process, which shares this memory, would store its 0 there.)
-	b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PARENT|unix.CLONE_PARENT_SETTID), imm(0), sysplan.Ptr(rp.child)).
+	//
+	// A time namespace is joined by a process whose memory is its own:
+	// the kernel remaps the clock pages of the joiner's memory, here the
+	// owner's. For a sandbox with one, the process is a fork (copied, not
+	// shared, memory: a cost that grows with the owner's), which joins it.
+	flags := unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_PARENT | unix.CLONE_PARENT_SETTID
+	if spec.TimeNS {
+		flags = unix.CLONE_PARENT | unix.CLONE_PARENT_SETTID
+	}
+	b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(flags), imm(0), sysplan.Ptr(rp.child)).
 		ExpectElse(0, parent)
+	if spec.TimeNS {
+		// By a descriptor of the namespace the owner opened: pid 1's pidfd
+		// takes a ptrace check that only the owner passes.
+		rp.timeNS = b.Cell()
+		b.Syscall(b.Stage("setns", "time"), unix.SYS_SETNS, sysplan.Load(rp.timeNS), imm(unix.CLONE_NEWTIME))
+	}
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	// The process is visible inside the sandbox from here until its exec,
 	// in the owner's memory: no process there may ptrace it (see sharing).
@@ -570,6 +607,14 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 			run.Release()
 		}
 	}()
+	if !rp.timens.IsNil() {
+		off, err := linux.TimeNamespaceOffsets()
+		if err != nil {
+			return nil, err
+		}
+		copy(run.Bytes(rp.timens, 64), off)
+		run.Set(rp.timensLen, uint64(len(off)))
+	}
 	if !rp.report.IsNil() {
 		mfd, err := reaper.Open()
 		if err != nil {

@@ -135,17 +135,10 @@ func NewTimeNamespace() error {
 	if err := unix.Unshare(unix.CLONE_NEWTIME); err != nil {
 		return fmt.Errorf("unshare time namespace: %w", err)
 	}
-	var mono, boot unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
+	offsets, err := TimeNamespaceOffsets()
+	if err != nil {
 		return err
 	}
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
-		return err
-	}
-	// Whole seconds only: the offsets file takes seconds and nanoseconds,
-	// and one second of margin keeps both clocks positive.
-	offsets := fmt.Sprintf("monotonic %d 0\nboottime %d 0\n",
-		-(mono.Sec - 1), -(boot.Sec - 1))
 	f, err := os.OpenFile("/proc/self/timens_offsets", os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("time namespace offsets: %w", err)
@@ -155,6 +148,21 @@ func NewTimeNamespace() error {
 		return fmt.Errorf("time namespace offsets: %w", err)
 	}
 	return nil
+}
+
+// TimeNamespaceOffsets returns what a new time namespace's
+// timens_offsets take to start its monotonic and boot-time clocks near
+// zero: whole seconds only (the file takes seconds and nanoseconds), with
+// one second of margin that keeps both clocks positive.
+func TimeNamespaceOffsets() (string, error) {
+	var mono, boot unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
+		return "", err
+	}
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("monotonic %d 0\nboottime %d 0\n", -(mono.Sec - 1), -(boot.Sec - 1)), nil
 }
 
 // CloseOnExecFrom marks every descriptor from fd up close-on-exec.

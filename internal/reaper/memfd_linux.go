@@ -13,18 +13,43 @@ import (
 const MinFD = 10
 
 var memfd struct {
-	once sync.Once
-	fd   int
-	err  error
+	sync.Mutex
+	fd       int // -1 until made
+	dev, ino uint64
 }
 
+func init() { memfd.fd = -1 }
+
 // Open returns a close-on-exec descriptor of a sealed memfd that holds the
-// reaper for this architecture, mode 0111, made once per process and kept
-// open for its life. A child execs it with execveat(fd, "", ...,
+// reaper for this architecture, mode 0111, made once and kept open for the
+// life of the process. A child execs it with execveat(fd, "", ...,
 // AT_EMPTY_PATH).
+//
+// Each call checks that the descriptor still is that memfd: a double close
+// elsewhere in the program may have closed it and its number been reused,
+// and an exec of whatever the number names now would make that file pid 1
+// of a sandbox. It then makes a new one (the old number is not ours any
+// more and stays as it is).
 func Open() (int, error) {
-	memfd.once.Do(func() { memfd.fd, memfd.err = create() })
-	return memfd.fd, memfd.err
+	memfd.Lock()
+	defer memfd.Unlock()
+	if memfd.fd >= 0 {
+		var st unix.Stat_t
+		if unix.Fstat(memfd.fd, &st) == nil && st.Dev == memfd.dev && st.Ino == memfd.ino {
+			return memfd.fd, nil
+		}
+	}
+	fd, err := create()
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("reaper: fstat: %w", err)
+	}
+	memfd.fd, memfd.dev, memfd.ino = fd, st.Dev, st.Ino
+	return fd, nil
 }
 
 func create() (int, error) {

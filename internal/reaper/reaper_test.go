@@ -185,3 +185,36 @@ func TestCodeMatchesSource(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAfterItsDescriptorWasClosed: a double close elsewhere in the
+// program closes the memfd and a file takes its number; Open must not hand
+// out that file, but a new memfd.
+func TestOpenAfterItsDescriptorWasClosed(t *testing.T) {
+	fd, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	other, err := unix.Open("/proc/self/exe", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	if other != fd {
+		if err := unix.Dup3(other, fd, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+	}
+	again, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == fd {
+		t.Fatalf("Open returned %d again, which names another file now", fd)
+	}
+	link, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", again))
+	if !strings.Contains(link, "memfd:stockade-reaper") {
+		t.Errorf("Open returned %d, %s", again, link)
+	}
+}

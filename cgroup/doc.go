@@ -30,7 +30,10 @@
 // caller's own cgroup in each hierarchy, so that sandboxes count against the
 // caller's own limits. The name lets Cleanup recognise groups whose owner
 // died (even by SIGKILL, when nothing could run) and remove them; call it
-// when a long-running owner starts.
+// when a long-running owner starts. With the default parent it also finds,
+// by a bounded search of each hierarchy, the "stockade" parents of owners
+// that ran in other cgroups (another service or container, or before they
+// moved).
 //
 // # Traps
 //

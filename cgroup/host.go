@@ -183,6 +183,19 @@ func v1Hierarchies(mounts []*mountinfo.Info, own map[string]string) (map[string]
 	return out, nil
 }
 
+// v1Distinct returns the v1 hierarchies, each once (co-mounted
+// controllers share one), sorted by mount point.
+func (h *host) v1Distinct() []*hierarchy {
+	var out []*hierarchy
+	for _, hier := range h.v1 {
+		if !slices.Contains(out, hier) {
+			out = append(out, hier)
+		}
+	}
+	slices.SortFunc(out, func(a, b *hierarchy) int { return strings.Compare(a.mount, b.mount) })
+	return out
+}
+
 // knownV1 lists the v1 controllers this package uses.
 var knownV1 = map[string]bool{
 	"memory": true, "pids": true, "cpu": true, "cpuacct": true,

@@ -3,7 +3,6 @@ package cgroup
 import (
 	"context"
 	"errors"
-	"maps"
 	"math"
 	"os"
 	"slices"
@@ -215,28 +214,48 @@ func limitV1(c, dir string, f facts, l Limits) error {
 }
 
 // openV1 returns the group called name under parent in every hierarchy
-// where it exists; Cleanup uses it.
+// where it exists.
 func openV1(h *host, parent, name string) *v1Group {
-	g := &v1Group{}
-	seen := map[string]bool{}
-	for _, c := range slices.Sorted(maps.Keys(h.v1)) {
-		hier := h.v1[c]
+	var found []v1Dir
+	for _, hier := range h.v1Distinct() {
 		dir := hier.dir(resolveParent(parent, hier)) + "/" + name
-		if seen[hier.mount] || !exists(dir) {
-			continue
+		if exists(dir) {
+			found = append(found, v1Dir{hier, dir})
 		}
-		seen[hier.mount] = true
-		g.dirs = append(g.dirs, dir)
-		for _, hc := range hier.controllers {
-			switch hc {
+	}
+	return openV1At(found)
+}
+
+// v1Dir is one directory of a v1 group: its hierarchy and its absolute
+// path.
+type v1Dir struct {
+	hier *hierarchy
+	dir  string
+}
+
+// openV1At returns the existing group made of the directories found, each
+// given by its absolute path, so that it can be killed and removed; Cleanup
+// uses it for groups it found anywhere in the hierarchies. The directories
+// need not have the same path relative to their mounts. A controller's
+// directory is the first found in its hierarchy.
+func openV1At(found []v1Dir) *v1Group {
+	g := &v1Group{}
+	for _, f := range found {
+		g.dirs = append(g.dirs, f.dir)
+		for _, c := range f.hier.controllers {
+			var p *string
+			switch c {
 			case "memory":
-				g.memory = dir
+				p = &g.memory
 			case "pids":
-				g.pids = dir
+				p = &g.pids
 			case "cpuacct":
-				g.cpuacct = dir
+				p = &g.cpuacct
 			case "freezer":
-				g.freezer = dir
+				p = &g.freezer
+			}
+			if p != nil && *p == "" {
+				*p = f.dir
 			}
 		}
 	}

@@ -310,8 +310,14 @@ func (g *v2Group) remove(ctx context.Context) error {
 	return nil
 }
 
-// openV2 returns the existing group called name under parent; Cleanup
-// uses it.
+// openV2 returns the existing group called name under parent.
 func openV2(v2 *hierarchy, parent, name string) *v2Group {
-	return &v2Group{dir: v2.dir(resolveParent(parent, v2)) + "/" + name, dirfd: -1}
+	return openV2At(v2.dir(resolveParent(parent, v2)) + "/" + name)
+}
+
+// openV2At returns the existing group at the absolute directory dir, so
+// that it can be killed and removed; Cleanup uses it for groups it found
+// anywhere in the hierarchy.
+func openV2At(dir string) *v2Group {
+	return &v2Group{dir: dir, dirfd: -1}
 }

@@ -138,10 +138,11 @@
 //
 // # The init stage
 //
-// A sandbox that the raw path cannot start yet (a time namespace, a Cover
-// mount, or an architecture other than amd64 and arm64), and every sandbox
-// when STOCKADE_START=init is set in the environment, starts through the
-// init stage instead: this same program, re-executed from /proc/self/exe in
+// A sandbox that the raw path cannot start yet (a Cover mount: a RootDir
+// with a managed network), every sandbox on an architecture other than
+// amd64 and arm64 or where memfds may not be executed (vm.memfd_noexec=2),
+// and every sandbox when STOCKADE_START=init is set in the environment,
+// starts through the init stage instead: this same program, re-executed from /proc/self/exe in
 // the new namespaces, which builds the root, drops its privileges, starts
 // the command and stays as the sandbox's pid 1. This package recognises
 // that copy during its own package initialisation and runs the init there,

@@ -617,6 +617,14 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 			if (se.Op == "setns" && errors.Is(se.Errno, unix.ESRCH)) || (se.Op == "clone" && errors.Is(se.Errno, unix.ENOMEM)) {
 				return nil, ErrFinished
 			}
+			// An exiting pid 1 may refuse the join otherwise (EPERM, for
+			// an ordinary user): the sandbox ended under the Exec.
+			s.mu.Lock()
+			ending := s.raw.exitedLocked()
+			s.mu.Unlock()
+			if se.Op == "setns" && ending {
+				return nil, ErrFinished
+			}
 			return nil, &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}
 		}
 		return nil, setupErr("exec", x.Path, werr)

@@ -67,6 +67,8 @@ type rawProgram struct {
 	// timens is a buffer for the offsets of a new time namespace, which
 	// depend on the clocks at each start, and timensLen their length.
 	timens, timensLen sysplan.Ref
+	// gate is the word the command waits on until pid 1 has exec'd.
+	gate sysplan.Ref
 	// tasks are the cells for the tasks files of the sandbox's group on
 	// cgroup v1, one per hierarchy: the child moves itself in first.
 	tasks []sysplan.Ref
@@ -120,9 +122,19 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 	b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
 	if rp.command {
 		// The command, pid 2: the kernel writes its pidfd into the cell.
+		// Not CLONE_VFORK: the command waits, before its confinement and
+		// exec, until this child has exec'd the reaper, so that pid 1
+		// never shares the owner's memory while the command runs. The
+		// kernel clears the gate and wakes its waiter when this child's
+		// memory goes, at the exec or at its death (set_tid_address).
+		// Both run the interpreter on registers alone, so they may share
+		// its stack.
+		rp.gate = b.Cell()
+		b.PutU64(rp.gate, 1)
+		b.Syscall(b.Stage("clone", ""), unix.SYS_SET_TID_ADDRESS, sysplan.Ptr(rp.gate))
 		cmdPidfd := b.Cell()
 		pid1 := b.NewLabel()
-		b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_VFORK|unix.CLONE_PIDFD|int(unix.SIGCHLD)), imm(0), sysplan.Ptr(cmdPidfd)).
+		b.Syscall(b.Stage("clone", ""), unix.SYS_CLONE, imm(unix.CLONE_VM|unix.CLONE_PIDFD|int(unix.SIGCHLD)), imm(0), sysplan.Ptr(cmdPidfd)).
 			ExpectElse(0, pid1)
 		b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 		if err := commandSteps(b, spec, id, rp, mark, false); err != nil {
@@ -241,7 +253,7 @@ func newRawBuilder() (*sysplan.Builder, *rawProgram, func()) {
 	b := sysplan.NewBuilder()
 	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil,
 		target: sysplan.Nil, child: sysplan.Nil, report: sysplan.Nil, reaper: sysplan.Nil, kept: sysplan.Nil,
-		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil}
+		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil, gate: sysplan.Nil}
 	rp.marks = b.Alloc(16 * 8)
 	mark := func() {
 		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
@@ -302,6 +314,14 @@ func commandSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	b.Syscall(b.Stage("close-fds", ""), unix.SYS_CLOSE_RANGE, imm(3+spec.ExtraFiles), imm(-1), imm(unix.CLOSE_RANGE_CLOEXEC))
 
 	mark()
+	if !rp.gate.IsNil() {
+		// Wait for pid 1's exec (see compileSpec): nothing the command
+		// runs may find pid 1 still in the owner's memory.
+		next := b.NewLabel()
+		b.Syscall(b.Stage("reaper", "wait"), unix.SYS_FUTEX, sysplan.Ptr(rp.gate), imm(0 /* FUTEX_WAIT */), imm(1), imm(0)).
+			OnErr(uint64(unix.EAGAIN), next)
+		b.Place(next)
+	}
 	if err := confineSteps(b, spec, id, rp); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -333,5 +334,36 @@ func TestRawOwnerUnreachable(t *testing.T) {
 	// The reaper, sh, then ls and grep: nothing else.
 	if n := strings.TrimSpace(lines[2]); n != "4" && n != "3" {
 		t.Errorf("%s processes in the sandbox, want the reaper and the command's", n)
+	}
+}
+
+// TestRawPid1ExecdBeforeTheCommand: the command's first instruction finds
+// pid 1 already in memory of its own (the reaper's few pages), never the
+// first child still in the owner's. Counted over many starts, as the
+// window would be short. (Its comm may lag a moment: the kernel names the
+// new program after it has replaced the memory.)
+func TestRawPid1ExecdBeforeTheCommand(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawPathOnly(t)
+	bb := testutil.Busybox(t)
+	bad := 0
+	for range 300 {
+		var out strings.Builder
+		cfg := Config{Args: []string{bb, "grep", "VmSize", "/proc/1/status"}, Stdout: &out}
+		if _, err := New(cfg).Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(out.String())
+		kib, err := strconv.Atoi(f[len(f)-2])
+		if len(f) != 3 || err != nil {
+			t.Fatalf("VmSize line %q", out.String())
+		}
+		if kib > 1024 {
+			bad++
+			t.Logf("pid 1 maps %d KiB", kib)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of 300 commands ran while pid 1 still had the owner's memory", bad)
 	}
 }

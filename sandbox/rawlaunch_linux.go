@@ -1,0 +1,337 @@
+//go:build linux && (amd64 || arm64)
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/linux"
+	"github.com/stockade/stockade/internal/reaper"
+	"github.com/stockade/stockade/internal/sysplan"
+)
+
+// The owner's side of a raw start: the clone, the id maps, the release
+// and the wait for the exec.
+
+// rawStart is one start on the raw path, up to the command's exec.
+type rawStart struct {
+	pid, pidfd int
+	run        *sysplan.Run
+	relW       int  // the parent's end of the release pipe, until released
+	gone       bool // the child has left the owner's memory (see sharing)
+	// marks are the child's stage timestamps.
+	marks      []int64
+	landlocked bool
+	// report is the owner's end of the reaper's report pipe, and cmd the
+	// command's pidfd, copied from pid 1 (-1 if none).
+	report, cmd int
+}
+
+// launchRaw clones the child that runs rp, on the calling goroutine's
+// thread (a spawner's: the parent-death signal follows it, and so do its
+// network namespace and, on cgroup v1, its cgroup). The child waits to be
+// released by finish. files are stdin, stdout, stderr and the extra files;
+// sources the parent's clones of the root and the bind sources, in plan
+// order. A negative cgroupFD means no CLONE_INTO_CGROUP.
+func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources []int, values ...cellValue) (rs *rawStart, err error) {
+	run, err := rp.prog.NewRun()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range values {
+		run.Set(c.ref, c.v)
+	}
+	// Every descriptor the child dups into 0, 1, 2, 3 ... must be above
+	// those numbers, and so must the failure pipe.
+	low := 0
+	if rp.command {
+		low = 3 + len(rp.extra)
+	}
+	minFD := max(low, reaper.MinFD)
+	rel, report := [2]int{-1, -1}, [2]int{-1, -1}
+	if !rp.release.IsNil() {
+		if err := unix.Pipe2(rel[:], unix.O_CLOEXEC); err != nil {
+			run.Release()
+			return nil, err
+		}
+		defer unix.Close(rel[0])
+		run.Set(rp.release, uint64(rel[0]))
+		run.Set(rp.releaseW, uint64(rel[1]))
+	}
+	var dups []int
+	defer func() {
+		for _, fd := range dups {
+			unix.Close(fd)
+		}
+		if report[1] >= 0 {
+			unix.Close(report[1])
+		}
+		if err != nil {
+			if rel[1] >= 0 {
+				unix.Close(rel[1])
+			}
+			if report[0] >= 0 {
+				unix.Close(report[0])
+			}
+			run.Release()
+		}
+	}()
+	if !rp.timens.IsNil() {
+		off, err := linux.TimeNamespaceOffsets()
+		if err != nil {
+			return nil, err
+		}
+		copy(run.Bytes(rp.timens, 64), off)
+		run.Set(rp.timensLen, uint64(len(off)))
+	}
+	if !rp.report.IsNil() {
+		mfd, err := reaper.Open()
+		if err != nil {
+			return nil, &SetupError{Stage: "reaper", Err: err}
+		}
+		run.Set(rp.reaper, uint64(mfd))
+		if err := unix.Pipe2(report[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+			return nil, err
+		}
+		w, err := unix.FcntlInt(uintptr(report[1]), unix.F_DUPFD_CLOEXEC, minFD)
+		if err != nil {
+			return nil, err
+		}
+		unix.Close(report[1])
+		report[1] = w
+		run.Set(rp.report, uint64(w))
+	}
+	if len(files) != low {
+		return nil, fmt.Errorf("rawstart: %d descriptors for %d", len(files), low)
+	}
+	for i, fd := range files {
+		if fd < low {
+			d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, low)
+			if err != nil {
+				return nil, err
+			}
+			dups = append(dups, d)
+			fd = d
+		}
+		if i < 3 {
+			run.Set(rp.stdio[i], uint64(fd))
+		} else {
+			run.Set(rp.extra[i-3], uint64(fd))
+		}
+	}
+	var cells []sysplan.Ref
+	if rp.mounts != nil {
+		cells = rp.mounts.BindFDs
+		if !rp.mounts.RootFD.IsNil() {
+			cells = append([]sysplan.Ref{rp.mounts.RootFD}, cells...)
+		}
+	}
+	k := 0
+	for _, c := range cells {
+		if c.IsNil() {
+			continue
+		}
+		if k >= len(sources) {
+			return nil, errors.New("rawstart: fewer sources than the plan binds")
+		}
+		run.Set(c, uint64(sources[k]))
+		k++
+	}
+	ca := sysplan.CloneArgs{Flags: flags, MinFD: minFD}
+	if cgroupFD >= 0 {
+		ca.Flags |= unix.CLONE_INTO_CGROUP
+		ca.CgroupFD = cgroupFD
+	}
+	sharing.begin()
+	pid, pidfd, err := run.Start(ca)
+	if err != nil {
+		sharing.end()
+		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
+	}
+	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], report: report[0], cmd: -1}, nil
+}
+
+// cellValue is a value launchRaw stores in a cell before the clone.
+type cellValue struct {
+	ref sysplan.Ref
+	v   uint64
+}
+
+// sharing counts the raw children that share the owner's memory, to give
+// the owner back its dumpable flag once none does. A child's change of
+// credentials, and its own PR_SET_DUMPABLE, clear the flag of the memory
+// it shares, the owner's; restored while another child still runs its
+// setup, it would make that child, and through it the owner, open to a
+// ptrace by a process of the same ids.
+var sharing shareCount
+
+type shareCount struct {
+	mu       sync.Mutex
+	n        int
+	dumpable bool // the owner's flag before the first of the n
+}
+
+func (c *shareCount) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		c.dumpable = d == 1
+	}
+	c.n++
+}
+
+// end is called once a child has left the owner's memory (exec'd or
+// died).
+func (c *shareCount) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 && c.dumpable {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+	}
+}
+
+// finish writes the child's id maps, calls before (placement in a cgroup
+// by pid, the network's links) and releases the child, and waits until
+// the command runs. On error the child is killed and reaped.
+func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, before func(pid int) error) error {
+	kill := func(err error) error {
+		if rs.relW >= 0 {
+			unix.Close(rs.relW)
+			rs.relW = -1
+		}
+		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
+		waitPidfd(rs.pidfd)
+		unix.Close(rs.pidfd)
+		if rs.report >= 0 {
+			unix.Close(rs.report)
+		}
+		rs.left()
+		rs.run.Release()
+		return err
+	}
+	if id.viaHelpers {
+		if err := writeMaps(ctx, rs.pid, id); err != nil {
+			return kill(err)
+		}
+	} else if err := writeIDMaps(rs.pid, id); err != nil {
+		return kill(setupErr("id-maps", "", err))
+	}
+	if before != nil {
+		if err := before(rs.pid); err != nil {
+			return kill(err)
+		}
+	}
+	if _, err := unix.Write(rs.relW, []byte{1}); err != nil {
+		return kill(setupErr("handshake", "", err))
+	}
+	werr := rs.run.Wait(ctx)
+	if werr == nil {
+		// The exec happened: the child needs the pipe no more (see the
+		// parent-death step).
+		unix.Close(rs.relW)
+		rs.relW = -1
+	}
+	if werr == nil || !errors.Is(werr, ctx.Err()) {
+		rs.left()
+	}
+	if werr != nil {
+		var se *sysplan.StepError
+		if errors.As(werr, &se) {
+			return kill(&SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno})
+		}
+		return kill(setupErr("start", "", werr))
+	}
+	for i := 0; i < rp.nmarks; i++ {
+		ts := rs.run.Bytes(rp.marks.Field(16*i), 16)
+		t := *(*unix.Timespec)(unsafe.Pointer(&ts[0]))
+		rs.marks = append(rs.marks, t.Nano())
+	}
+	rs.landlocked = run0(rs.run.Get(rp.landlock))
+	if !rp.kept.IsNil() && rp.command {
+		// A command that has ended already took the reaper with it: then
+		// there is nothing left to signal.
+		if fd, err := pidfdGetfd(rs.pidfd, int(int32(rs.run.Get(rp.kept)))); err == nil {
+			rs.cmd = fd
+		}
+	}
+	rs.run.Release()
+	return nil
+}
+
+func run0(v uint64) bool { return v == 0 }
+
+// left records that the child no longer shares the owner's memory.
+func (rs *rawStart) left() {
+	if !rs.gone {
+		rs.gone = true
+		sharing.end()
+	}
+}
+
+// writeIDMaps writes the child's uid and gid maps as the init's clone
+// would have.
+func writeIDMaps(pid int, id identity) error {
+	line := func(m []syscall.SysProcIDMap) []byte {
+		var s strings.Builder
+		for _, e := range m {
+			fmt.Fprintf(&s, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		return []byte(s.String())
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/uid_map", pid), line(id.uidMap), 0); err != nil {
+		return err
+	}
+	if !id.setGroups {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/setgroups", pid), []byte("deny"), 0); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(fmt.Sprintf("/proc/%d/gid_map", pid), line(id.gidMap), 0)
+}
+
+// waitPidfd waits for the child behind pidfd, which stays open.
+func waitPidfd(pidfd int) (unix.WaitStatus, unix.Rusage) {
+	var info unix.Siginfo
+	var ru unix.Rusage
+	for {
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_PIDFD, uintptr(pidfd), uintptr(unsafe.Pointer(&info)), unix.WEXITED, uintptr(unsafe.Pointer(&ru)), 0)
+		if errno != unix.EINTR {
+			break
+		}
+	}
+	runtime.KeepAlive(&info)
+	// si_status follows si_pid and si_uid in the union.
+	status := *(*int32)(unsafe.Add(unsafe.Pointer(&info), 24))
+	if info.Code == 1 { // CLD_EXITED
+		return unix.WaitStatus(status << 8), ru
+	}
+	return unix.WaitStatus(status), ru
+}
+
+// pidfdGetfd copies the descriptor fd of the process behind pidfd,
+// close-on-exec.
+func pidfdGetfd(pidfd, fd int) (int, error) {
+	r, _, errno := unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
+}
+
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	errors.As(err, &e)
+	return e
+}

@@ -631,6 +631,17 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
+		// Not to be supervised, then: kill and reap it. A sandbox that
+		// ended under the start (its pid 1 exiting) is the usual cause.
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		s.mu.Lock()
+		ending := s.raw.exitedLocked()
+		s.mu.Unlock()
+		if ending {
+			return nil, ErrFinished
+		}
 		return nil, setupErr("exec", x.Path, err)
 	}
 	defer unix.Close(pidfd)

@@ -389,6 +389,13 @@ func (l *limiter) end(s *Sandbox) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// No raw child starts in the group from here on.
+	l.tasksMu.Lock()
+	for _, f := range l.tasks {
+		f.Close()
+	}
+	l.tasksClosed = true
+	l.tasksMu.Unlock()
 	// Wait for a thread of ours to leave the group (a frozen group holds
 	// it until thawed) before the kill.
 	for !l.inside.TryLock() {
@@ -403,12 +410,6 @@ func (l *limiter) end(s *Sandbox) {
 		}
 	}
 	defer l.inside.Unlock()
-	l.tasksMu.Lock()
-	for _, f := range l.tasks {
-		f.Close()
-	}
-	l.tasksClosed = true
-	l.tasksMu.Unlock()
 	kerr := l.group.Kill(ctx)
 	l.stats, l.statsErr = l.group.Stats()
 	rerr := l.group.Remove()

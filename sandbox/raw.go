@@ -634,6 +634,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		// Not to be supervised, then: kill and reap it. A sandbox that
 		// ended under the start (its pid 1 exiting) is the usual cause.
 		unix.Kill(pid, unix.SIGKILL)
+		s.lim.thaw(s.cfg.Logger) // a frozen group would hold it
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
 		s.mu.Lock()

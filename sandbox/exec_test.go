@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -269,6 +270,66 @@ func TestStatsRacingTheEnd(t *testing.T) {
 // and the caller survives: on cgroup v1 a thread of the caller is in the
 // sandbox's group while it starts the process, and the kill of the group's
 // processes must wait until it has left.
+// TestExecStartKilledFromOutside kills Exec's start from outside, round
+// after round: the child that joins the sandbox and the process before its
+// exec, both still named as the owner. Exec returns an error or a verdict,
+// the owner lives (a start that died without a report once left Exec with
+// pid 0, and its kill of pid 0 ended the owner's process group), and the
+// sandbox still runs the next Exec.
+func TestExecStartKilledFromOutside(t *testing.T) {
+	testutil.RequireRoot(t)
+	rawPathOnly(t)
+	sb := longLived(t, Config{})
+	self, err := os.ReadFile("/proc/self/comm")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	done := make(chan int, 1)
+	halt := sync.OnceValue(func() int { close(stop); return <-done })
+	defer halt()
+	go func() {
+		kills := 0
+		for {
+			select {
+			case <-stop:
+				done <- kills
+				return
+			default:
+			}
+			for _, pid := range children(os.Getpid()) {
+				if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && string(comm) == string(self) {
+					if unix.Kill(pid, unix.SIGKILL) == nil {
+						kills++
+					}
+				}
+			}
+		}
+	}()
+	failed := 0
+	for i := 0; i < 200; i++ {
+		res, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/true"}})
+		var se *SetupError
+		var ee *ExitError
+		switch {
+		case err == nil:
+			require.Zero(t, res.ExitCode, "round %d", i)
+		case errors.As(err, &ee):
+			require.Equal(t, Signaled, ee.Reason, "round %d: %v", i, err)
+			require.Equal(t, unix.SIGKILL, ee.Signal, "round %d: %v", i, err)
+			failed++
+		case errors.As(err, &se):
+			failed++
+		default:
+			t.Fatalf("round %d: Exec returned %v (%T), not a SetupError or a verdict", i, err, err)
+		}
+	}
+	kills := halt()
+	t.Logf("%d kills, %d Execs failed", kills, failed)
+	require.Positive(t, kills, "the start was never caught before its exec")
+	res, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/true"}})
+	require.NoError(t, err)
+	require.Zero(t, res.ExitCode)
+}
+
 func TestExecRacingTheEndOfPid1(t *testing.T) {
 	testutil.RequireRoot(t)
 	for i := 0; i < 60; i++ {

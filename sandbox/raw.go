@@ -573,25 +573,44 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		s.lim.thaw(s.cfg.Logger)
 	}
 	cancel()
-	waitPidfd(rs.pidfd)
+	hws, _ := waitPidfd(rs.pidfd)
 	unix.Close(rs.pidfd)
+	// The pid is ours to kill and reap until we reap it (CLONE_PARENT
+	// made the process our child); 0 means none was made. A kill with 0
+	// or less would reach our own process group, or every process.
 	pid := int(int64(rs.run.Get(rp.child)))
+	reap := func() {
+		if pid > 0 {
+			unix.Kill(pid, unix.SIGKILL)
+			s.lim.thaw(s.cfg.Logger)
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+		}
+	}
 	if stopped && pid > 0 {
 		unix.Kill(pid, unix.SIGKILL)
 		s.lim.thaw(s.cfg.Logger)
 	}
 	rs.run.Release()
 	rs.left()
+	if werr == nil && (pid <= 0 || !hws.Exited() || hws.ExitStatus() != 0) {
+		// The child died without a report: a kill from outside, or the
+		// kill of the sandbox's group, which it had entered.
+		werr = fmt.Errorf("start of %s died: %s", x.Path, describeWait(hws))
+		s.mu.Lock()
+		ending := s.raw.exitedLocked() || s.killReason != 0
+		s.mu.Unlock()
+		if ending {
+			werr = ErrFinished
+		}
+	}
 	if werr != nil && errors.Is(werr, context.Canceled) && ctx.Err() == nil {
 		// The sandbox ended first.
 		werr = ErrFinished
 	}
 	if werr != nil {
 		if errors.Is(werr, ErrFinished) || errors.Is(werr, context.DeadlineExceeded) || errors.Is(werr, context.Canceled) {
-			if pid > 0 {
-				var ws unix.WaitStatus
-				unix.Wait4(pid, &ws, 0, nil)
-			}
+			reap()
 			if errors.Is(werr, ErrFinished) {
 				return nil, ErrFinished
 			}
@@ -606,10 +625,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 			lim.verdict(res, killed)
 			return res, outputVerdict(res, cause, outErr)
 		}
-		if pid > 0 {
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, 0, nil)
-		}
+		reap()
 		var se *sysplan.StepError
 		if errors.As(werr, &se) {
 			// The sandbox's pid 1 is gone (ESRCH), or its pid namespace
@@ -633,10 +649,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	if err != nil {
 		// Not to be supervised, then: kill and reap it. A sandbox that
 		// ended under the start (its pid 1 exiting) is the usual cause.
-		unix.Kill(pid, unix.SIGKILL)
-		s.lim.thaw(s.cfg.Logger) // a frozen group would hold it
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, 0, nil)
+		reap()
 		s.mu.Lock()
 		ending := s.raw.exitedLocked()
 		s.mu.Unlock()
@@ -709,4 +722,12 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	}
 	lim.verdict(res, killed)
 	return res, outputVerdict(res, cause, outErr)
+}
+
+// describeWait says how a process ended, as a shell would.
+func describeWait(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

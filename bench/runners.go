@@ -63,6 +63,9 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade", "stockade in-process",
 		"the default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp; the raw start path (a CLONE_VM child runs the compiled start, no Go runtime in the sandbox, the reaper as pid 1)",
 		"-root", e.root))
+	add(inprocRunner(e, "stockade-nopool", "stockade in-process, no namespace pool",
+		"as the first row, with no network namespaces kept ready: each clone makes its own (STOCKADE_NETNS_POOL=0)",
+		"-root", e.root, "-nopool"))
 	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits",
 		"as above, plus a cgroup of its own with a 256 MiB memory and 64 task limit",
 		"-root", e.root, "-limits"))

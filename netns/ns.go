@@ -46,7 +46,14 @@ type NS struct {
 // and IPv4 forwarding is off even when the host forwards.
 //
 // New needs CAP_SYS_ADMIN in the caller's user namespace: in practice, root.
-func New() (*NS, error) {
+func New() (*NS, error) { return makeNS(prepare) }
+
+// NewLoopback creates a network namespace with lo up and nothing else
+// changed: what a sandbox would see had it made its own namespace, for a
+// sandbox without a network. Like New, it needs root.
+func NewLoopback() (*NS, error) { return makeNS(loopbackUp) }
+
+func makeNS(prepare func() error) (*NS, error) {
 	type result struct {
 		fd  int
 		err error
@@ -54,7 +61,7 @@ func New() (*NS, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		fd, err, restored := newOnThisThread()
+		fd, err, restored := newOnThisThread(prepare)
 		if restored {
 			runtime.UnlockOSThread()
 		}
@@ -69,9 +76,10 @@ func New() (*NS, error) {
 	return &NS{fd: r.fd}, nil
 }
 
-// newOnThisThread does the work of New on a locked thread. It reports
-// whether the thread is back in the namespace it started in.
-func newOnThisThread() (fd int, err error, restored bool) {
+// newOnThisThread does the work of New on a locked thread, with prepare
+// run inside the new namespace. It reports whether the thread is back in
+// the namespace it started in.
+func newOnThisThread(prepare func() error) (fd int, err error, restored bool) {
 	orig, err := openThreadNS()
 	if err != nil {
 		return -1, err, true
@@ -115,6 +123,19 @@ var nsSysctls = []struct{ path, value string }{
 // prepare brings lo up and sets nsSysctls in the calling thread's network
 // namespace.
 func prepare() error {
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	for _, s := range nsSysctls {
+		if err := writeSysctl(s.path, s.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in the calling thread's network namespace.
+func loopbackUp() error {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netns: open netlink socket: %w", err)
@@ -126,11 +147,6 @@ func prepare() error {
 	}
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("netns: set lo up: %w", err)
-	}
-	for _, s := range nsSysctls {
-		if err := writeSysctl(s.path, s.value); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -31,6 +31,11 @@ func NewPool(size int) *Pool {
 	return newPool(size, New)
 }
 
+// NewLoopbackPool is NewPool for namespaces made by NewLoopback.
+func NewLoopbackPool(size int) *Pool {
+	return newPool(size, NewLoopback)
+}
+
 func newPool(size int, newNS func() (*NS, error)) *Pool {
 	size = max(size, 1)
 	p := &Pool{
@@ -61,6 +66,25 @@ func (p *Pool) Get() (*NS, error) {
 	}
 	p.poke()
 	return p.newNS()
+}
+
+// TryGet returns a ready namespace, or nil when none is ready or the pool
+// is closed; it never makes one on the spot. It asks for a refill.
+func (p *Pool) TryGet() *NS {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil
+	}
+	select {
+	case ns := <-p.ready:
+		p.poke()
+		return ns
+	default:
+		p.poke()
+		return nil
+	}
 }
 
 // Ready reports how many namespaces are ready now.

@@ -284,6 +284,9 @@ type processState struct {
 }
 
 func (c *chaosRun) snapshot() processState {
+	// The namespaces kept ready for sandboxes without a network, and the
+	// pool's goroutine, are the process's: closed before each count.
+	closeIsolatedPool()
 	fds, _ := chaosFDs()
 	return processState{fds: fds, goroutines: chaosGoroutines()}
 }
@@ -298,6 +301,7 @@ func (c *chaosRun) checkProcess(base processState, rounds int) {
 	var problems []string
 	for attempt := 0; attempt < 100; attempt++ {
 		problems = problems[:0]
+		closeIsolatedPool()
 		fds, err := chaosFDs()
 		if err != nil {
 			problems = append(problems, err.Error())

@@ -231,6 +231,11 @@ func (s *Sandbox) networkFiles(cfg *Config, spec *proto.Spec, l *launch) {
 	case len(n.DNS) > 0:
 		resolv = netns.ResolvConf(n.DNS)
 	}
+	if l.netns == nil && !l.shareHost {
+		if ns := takeIsolatedNS(cfg); ns != nil {
+			l.netns, l.pooled = ns, true
+		}
+	}
 	if l.netns != nil || l.shareHost {
 		// lo is up already, and the init may not touch this namespace.
 		spec.Loopback = false

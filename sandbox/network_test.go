@@ -115,7 +115,11 @@ func noNetLeaks(t *testing.T) {
 	checks := append(slices.Clone(testutil.NetworkLeakChecks),
 		testutil.LeakCheck{Name: "network namespace fd", Snapshot: testutil.NetnsFDs},
 		testutil.LeakCheck{Name: "fake host link or address", Snapshot: func() ([]string, error) { return nsLinks(host) }})
+	// The namespaces kept ready for sandboxes without a network are the
+	// process's, not the test's.
+	require.NoError(t, closeIsolatedPool())
 	testutil.CheckAfter(t, 5*time.Second, checks...)
+	t.Cleanup(func() { closeIsolatedPool() })
 }
 
 // nsLinks lists the links of ns with their addresses.

@@ -90,16 +90,18 @@ func SetNetworking(n Networking) error {
 }
 
 // CloseNetworking releases everything the process holds for the networks
-// of sandboxes: the pool of ready namespaces, every private network, and
-// the networks of sandboxes still running, which lose their links; and it
-// waits until the links of ended sandboxes are gone from the host. Call it
-// when the process is done with networked sandboxes; nothing of them is
-// left on the host afterwards. Later sandboxes make the setup anew, with
-// the same Networking. Closing twice is not an error.
+// of sandboxes: the pools of ready namespaces (those kept for sandboxes
+// without a network too), every private network, and the networks of
+// sandboxes still running, which lose their links; and it waits until the
+// links of ended sandboxes are gone from the host. Call it when the
+// process is done with sandboxes; nothing of them is left on the host
+// afterwards. Later sandboxes make the setup anew, with the same
+// Networking. Closing twice is not an error.
 func CloseNetworking() error {
+	perr := closeIsolatedPool()
 	networking.mu.Lock()
 	defer networking.mu.Unlock()
-	return closeManagerLocked()
+	return errors.Join(closeManagerLocked(), perr)
 }
 
 func closeManagerLocked() error {

@@ -137,6 +137,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	spec := cfg.spec(id)
 	l := &launch{parentFD: -1}
+	defer l.release()
 	s.networkFiles(cfg, spec, l)
 	if s.lim != nil {
 		spec.Rlimits = append(spec.Rlimits, s.lim.rlimits...)

@@ -208,7 +208,8 @@ type launch struct {
 	parentFD  int        // the parent's end of the socket, once the init runs
 	spec      []byte     // the encoded spec, when it must wait for the id maps
 	files     []*os.File // the init's socket end, stdin pipe, cloned mounts
-	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it
+	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless pooled
+	pooled    bool       // netns was taken from the pool of isolated namespaces: release closes it
 	shareHost bool       // the init stays in the caller's network namespace
 	conf      Confinement
 }
@@ -223,6 +224,11 @@ func (l *launch) netnsFD() int {
 func (l *launch) release() {
 	closeAll(l.files)
 	l.files = nil
+	if l.pooled {
+		// The sandbox's processes hold the namespace now, if it started.
+		l.netns.Close()
+		l.netns, l.pooled = nil, false
+	}
 }
 
 // startHook, when set (by tests), is called by Start with the init's pid

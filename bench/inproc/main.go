@@ -40,7 +40,11 @@ func main() {
 	limits := flag.Bool("limits", false, "give every sandbox a 256 MiB memory and 64 task limit")
 	init := flag.Bool("init", false, "start sandboxes through the init stage, the fallback (STOCKADE_START=init)")
 	heapMiB := flag.Int("heap", 0, "keep this many MiB of live, touched heap, as a large service would")
+	nopool := flag.Bool("nopool", false, "let every start make its network namespace in its clone: no namespaces kept ready (STOCKADE_NETNS_POOL=0)")
 	flag.Parse()
+	if *nopool {
+		os.Setenv("STOCKADE_NETNS_POOL", "0")
+	}
 	if *init {
 		os.Setenv("STOCKADE_START", "init")
 	}

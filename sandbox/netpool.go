@@ -1,0 +1,98 @@
+package sandbox
+
+import (
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/netns"
+)
+
+// A sandbox without a network needs a network namespace of its own with
+// only lo in it. Made inside the start's clone, it is most of the clone's
+// cost (the kernel sets up the namespace's protocol state); made ahead, on
+// another thread, it costs the start a setns on the spawner's thread.
+//
+// So a process that runs as root keeps a few such namespaces ready (lo up,
+// nothing else changed) and a start takes one when one is ready, else the
+// clone makes one as before. Each namespace serves one sandbox and goes
+// with it: nothing is reused. A pooled namespace belongs to the host's user
+// namespace, not the sandbox's, so root inside holds no capability over
+// it; a sandbox that keeps capabilities (Security.Capabilities) or mounts
+// /sys (which needs them over the namespace) makes its own, as do the
+// sandboxes of an ordinary user, who cannot make namespaces outside one.
+//
+// The pool is made in the background at a process's second start without
+// a network: a program that starts one sandbox and exits (the CLI) pays
+// nothing for it. STOCKADE_NETNS_POOL=0 turns it off; CloseNetworking
+// closes it (later starts make it anew).
+var isolated struct {
+	mu     sync.Mutex
+	starts int // starts that asked, until the pool is made
+	pool   *netns.Pool
+	taken  atomic.Int64 // namespaces taken from the pool, for tests
+}
+
+const (
+	netnsPoolEnv     = "STOCKADE_NETNS_POOL"
+	isolatedPoolSize = 4
+)
+
+// takeIsolatedNS returns a ready namespace for a sandbox of cfg without a
+// network, or nil when the clone must make one.
+func takeIsolatedNS(cfg *Config) *netns.NS {
+	if len(cfg.Security.Capabilities) > 0 || cfg.Security.Sysfs || os.Getenv(netnsPoolEnv) == "0" || unix.Geteuid() != 0 {
+		return nil
+	}
+	isolated.mu.Lock()
+	p := isolated.pool
+	if p == nil {
+		isolated.starts++
+		if isolated.starts == 2 {
+			go makeIsolatedPool()
+		}
+	}
+	isolated.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	ns := p.TryGet()
+	if ns != nil {
+		isolated.taken.Add(1)
+	}
+	return ns
+}
+
+// makeIsolatedPool makes the pool, if the host lets us make namespaces:
+// one made here tells, since the pool would otherwise retry in the
+// background for good.
+func makeIsolatedPool() {
+	ns, err := netns.NewLoopback()
+	if err != nil {
+		return
+	}
+	ns.Close()
+	p := netns.NewLoopbackPool(isolatedPoolSize)
+	isolated.mu.Lock()
+	defer isolated.mu.Unlock()
+	if isolated.starts < 2 {
+		// Closed meanwhile.
+		p.Close()
+		return
+	}
+	isolated.pool = p
+}
+
+// closeIsolatedPool closes the pool and the namespaces still in it.
+func closeIsolatedPool() error {
+	isolated.mu.Lock()
+	p := isolated.pool
+	isolated.pool, isolated.starts = nil, 0
+	isolated.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Close()
+}

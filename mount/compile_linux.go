@@ -3,8 +3,6 @@
 package mount
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path"
 	"strings"
@@ -13,10 +11,6 @@ import (
 
 	"github.com/stockade/stockade/internal/sysplan"
 )
-
-// ErrNotCompiled says that Compile cannot compile a plan yet: the caller
-// builds it with Apply in an init stage instead.
-var ErrNotCompiled = errors.New("not compiled yet")
 
 // Compiled is a Plan compiled into the steps of a sysplan program: the same
 // file system Apply builds, made by raw system calls in the child that
@@ -36,9 +30,7 @@ type Compiled struct {
 // parent clones the root directory and every bind source (CloneRoot,
 // CloneSource) and hands them over through the Compiled cells; otherwise
 // the child clones them with its own rights. The child must have
-// CAP_SYS_ADMIN over its mount namespace. An entry of a kind it cannot
-// compile yet (Cover) makes Compile fail with an error that says so; the
-// caller then uses Apply in an init stage instead.
+// CAP_SYS_ADMIN over its mount namespace. Every kind compiles.
 func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -52,8 +44,6 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 	for i, m := range p.Mounts {
 		c.out.BindFDs[i] = sysplan.Nil
 		switch m.Kind {
-		case Cover:
-			return nil, fmt.Errorf("mount: %s entries: %w", m.Kind, ErrNotCompiled)
 		case Bind:
 			fi, err := os.Stat(m.Source)
 			if err != nil {
@@ -344,6 +334,8 @@ func (c *compiler) place(i int, m Mount) {
 		c.close(c.tfd)
 	case Mask:
 		c.mask(stage, m.Target)
+	case Cover:
+		c.cover(stage, m)
 	case ReadOnly:
 		end := b.NewLabel()
 		c.openat2(stage, m.Target, unix.O_PATH|unix.O_NOFOLLOW, c.tfd).OnErr(uint64(unix.ENOENT), end)
@@ -362,6 +354,45 @@ func (c *compiler) chmodOwn(stage int, m Mount) {
 	if m.UID != 0 || m.GID != 0 {
 		c.b.Syscall(stage, unix.SYS_FCHOWN, sysplan.Load(c.xfd), sysplan.Imm(m.UID), sysplan.Imm(m.GID))
 	}
+}
+
+// cover places a read-only file holding m.Data over the file at m.Target,
+// as Apply does: the file is written on a scratch tmpfs, which is attached
+// over the root while the file is cloned out of it (only a tree that is
+// mounted can be cloned) and detached again. A missing target is left
+// alone; a directory cannot be covered (EISDIR).
+func (c *compiler) cover(stage int, m Mount) {
+	b := c.b
+	file, end := b.NewLabel(), b.NewLabel()
+	c.openat2(stage, m.Target, unix.O_PATH|unix.O_DIRECTORY, c.tfd).
+		OnErr(uint64(unix.ENOENT), end).OnErr(uint64(unix.ENOTDIR), file)
+	// A directory: opening it for writing fails with EISDIR, and so does
+	// the start. (No result can be 1<<62: one that is not EISDIR fails
+	// with EPROTO.)
+	c.openat2(stage, m.Target, unix.O_WRONLY|unix.O_NONBLOCK, c.pfd).Expect(1 << 62)
+	b.Place(file)
+	c.openat2(stage, m.Target, unix.O_PATH, c.tfd)
+	c.newTmpfs(stage, int64(len(m.Data))+4096, 2, 0o755, 0, 0, 0, c.mfd)
+	b.Syscall(stage, unix.SYS_OPENAT, sysplan.Load(c.mfd), c.str("f"),
+		sysplan.Imm(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC), sysplan.Imm(0o600)).Save(c.xfd)
+	if len(m.Data) > 0 {
+		b.Syscall(stage, unix.SYS_WRITE, sysplan.Load(c.xfd), sysplan.Ptr(b.Bytes(m.Data)), sysplan.Imm(len(m.Data))).Expect(uint64(len(m.Data)))
+	}
+	c.chmodOwn(stage, m)
+	c.close(c.xfd)
+	b.Syscall(stage, unix.SYS_MOVE_MOUNT, sysplan.Load(c.mfd), c.str(""), sysplan.Load(c.root), c.str(""),
+		sysplan.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+	c.cloneTree(stage, sysplan.Load(c.mfd), "f", unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, c.xfd)
+	// Detach the tmpfs from the root again, from inside it: it has no
+	// path of its own. The pivot sets the working directory anew.
+	b.Syscall(stage, unix.SYS_FCHDIR, sysplan.Load(c.mfd))
+	b.Syscall(stage, unix.SYS_UMOUNT2, c.str("."), sysplan.Imm(unix.MNT_DETACH))
+	c.move(stage, c.xfd)
+	c.close(c.xfd)
+	c.close(c.mfd)
+	c.close(c.tfd)
+	b.Place(end)
+	b.Syscall(stage, unix.SYS_GETPID)
 }
 
 // mask covers a file with the host's /dev/null and a directory with an

@@ -138,9 +138,7 @@
 //
 // # The init stage
 //
-// A sandbox that the raw path cannot start yet (a Cover mount: a RootDir
-// with a managed network), every sandbox on an architecture other than
-// amd64 and arm64 or where memfds may not be executed (vm.memfd_noexec=2),
+// Every sandbox on an architecture other than amd64 and arm64 or where memfds may not be executed (vm.memfd_noexec=2),
 // and every sandbox when STOCKADE_START=init is set in the environment,
 // starts through the init stage instead: this same program, re-executed from /proc/self/exe in
 // the new namespaces, which builds the root, drops its privileges, starts

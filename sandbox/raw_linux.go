@@ -58,8 +58,7 @@ var rawCache struct {
 
 const rawCacheSize = 64
 
-// rawProgramFor returns spec compiled for the raw path, or an error that
-// wraps errNotCompiled when the init stage must start it.
+// rawProgramFor returns spec compiled for the raw path.
 func rawProgramFor(spec *proto.Spec, id identity, parentClones bool, ntasks int) (*rawProgram, error) {
 	return cachedProgram("start", spec, id, strconv.FormatBool(parentClones)+"/"+strconv.Itoa(ntasks), func() (*rawProgram, error) {
 		return compileSpec(spec, id, parentClones, ntasks)
@@ -128,8 +127,8 @@ func probeRawStart() Support {
 }
 
 // startRaw starts the sandbox on the raw path. It reports false, having
-// done nothing, when cfg needs the init stage. s.mu is held; s.lim and
-// s.net are prepared.
+// done nothing, when sandboxes start through the init stage (see
+// rawWanted). s.mu is held; s.lim and s.net are prepared.
 func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool, error) {
 	if !rawWanted() {
 		return false, nil
@@ -153,9 +152,6 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	tasksDone = sync.OnceFunc(tasksDone)
 	defer tasksDone()
 	rp, err := rawProgramFor(spec, id, root, len(tasks))
-	if errors.Is(err, errNotCompiled) {
-		return false, nil
-	}
 	if err != nil {
 		var me *mount.Error
 		if errors.As(err, &me) {

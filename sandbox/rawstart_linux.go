@@ -3,8 +3,6 @@
 package sandbox
 
 import (
-	"errors"
-	"fmt"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -65,10 +63,6 @@ type rawProgram struct {
 	tasks []sysplan.Ref
 }
 
-// errNotCompiled says that a Spec uses something the raw path cannot do
-// yet; the init stage starts it instead.
-var errNotCompiled = errors.New("not compiled by the raw start path")
-
 // compileSpec compiles spec for a start by a caller whose id maps are id.
 // With parentClones the parent clones the root directory and the bind
 // sources (host root); otherwise the child does.
@@ -97,9 +91,6 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 
 	var err error
 	if rp.mounts, err = mount.Compile(b, &spec.Plan, parentClones); err != nil {
-		if errors.Is(err, mount.ErrNotCompiled) {
-			return nil, fmt.Errorf("%w: %w", errNotCompiled, err)
-		}
 		return nil, err
 	}
 	mark()

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,11 @@ func takeIsolatedNS(cfg *Config) *netns.NS {
 	if len(cfg.Security.Capabilities) > 0 || cfg.Security.Sysfs || os.Getenv(netnsPoolEnv) == "0" || unix.Geteuid() != 0 {
 		return nil
 	}
+	return fromPool()
+}
+
+// fromPool takes a namespace from the pool if one is ready.
+func fromPool() *netns.NS {
 	isolated.mu.Lock()
 	p := isolated.pool
 	if p == nil {
@@ -85,14 +91,77 @@ func makeIsolatedPool() {
 	isolated.pool = p
 }
 
-// closeIsolatedPool closes the pool and the namespaces still in it.
+// reusable holds the namespaces that sandboxes with
+// Network.ReuseNamespace gave back, for the next such sandbox.
+var reusable struct {
+	mu     sync.Mutex
+	nss    []*netns.NS
+	reused atomic.Int64 // namespaces taken a second time or more, for tests
+}
+
+// reusableMax bounds the namespaces kept for reuse: as many as sandboxes
+// with Network.ReuseNamespace ran at once, up to this.
+const reusableMax = 64
+
+// takeReusableNS returns a namespace that an earlier sandbox gave back,
+// else a fresh one (from the pool if one is ready), or nil when the owner
+// cannot make one outside the sandbox (an ordinary user): the clone makes
+// it then.
+func takeReusableNS() *netns.NS {
+	if unix.Geteuid() != 0 {
+		return nil
+	}
+	reusable.mu.Lock()
+	if n := len(reusable.nss); n > 0 {
+		ns := reusable.nss[n-1]
+		reusable.nss = reusable.nss[:n-1]
+		reusable.mu.Unlock()
+		reusable.reused.Add(1)
+		return ns
+	}
+	reusable.mu.Unlock()
+	if ns := fromPool(); ns != nil {
+		return ns
+	}
+	ns, err := netns.NewLoopback()
+	if err != nil {
+		return nil
+	}
+	return ns
+}
+
+// giveBackNS keeps ns, whose sandbox has ended, for the next sandbox that
+// reuses namespaces. Every process that was in it is gone: pid 1 has been
+// reaped, and its pid namespace ended only once every process in it had.
+func giveBackNS(ns *netns.NS) {
+	reusable.mu.Lock()
+	if len(reusable.nss) < reusableMax {
+		reusable.nss = append(reusable.nss, ns)
+		ns = nil
+	}
+	reusable.mu.Unlock()
+	if ns != nil {
+		ns.Close()
+	}
+}
+
+// closeIsolatedPool closes the pool and the namespaces still in it, and
+// those kept for reuse.
 func closeIsolatedPool() error {
 	isolated.mu.Lock()
 	p := isolated.pool
 	isolated.pool, isolated.starts = nil, 0
 	isolated.mu.Unlock()
-	if p == nil {
-		return nil
+	reusable.mu.Lock()
+	nss := reusable.nss
+	reusable.nss = nil
+	reusable.mu.Unlock()
+	var errs []error
+	for _, ns := range nss {
+		errs = append(errs, ns.Close())
 	}
-	return p.Close()
+	if p != nil {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -67,4 +68,63 @@ func TestIsolatedNamespacesFromThePool(t *testing.T) {
 	t.Setenv(netnsPoolEnv, "0")
 	mustRun(t, shell(t, "true"))
 	assert.Equal(t, before, isolated.taken.Load(), "a namespace was taken from the pool")
+}
+
+// TestReuseNamespace: sandboxes with Network.ReuseNamespace run one after
+// the other in the same namespace, which nothing they do can change (lo
+// stays up); sandboxes running at once, and those that do not opt in, get
+// namespaces of their own. The option is refused where it cannot hold.
+func TestReuseNamespace(t *testing.T) {
+	testutil.RequireRoot(t)
+	require.NoError(t, closeIsolatedPool())
+	t.Cleanup(func() { closeIsolatedPool() })
+	run := func(reuse bool, script string) string {
+		cfg := shell(t, "readlink /proc/self/ns/net; "+script)
+		cfg.Network.ReuseNamespace = reuse
+		return mustRun(t, cfg)
+	}
+	first := run(true, "ip link set lo down 2>/dev/null && echo down; ip -o link | cut -d' ' -f2,3")
+	ns, rest, _ := strings.Cut(first, "\n")
+	assert.Equal(t, "lo: <LOOPBACK,UP,LOWER_UP>\n", rest, "a sandbox changed its namespace")
+	reused := reusable.reused.Load()
+	for i := 0; i < 3; i++ {
+		out := run(true, "ip -o link | cut -d' ' -f2,3")
+		assert.Equal(t, ns+"\nlo: <LOOPBACK,UP,LOWER_UP>\n", out, "run %d", i)
+	}
+	assert.Equal(t, reused+3, reusable.reused.Load())
+	assert.NotEqual(t, ns+"\n", run(false, ""), "a sandbox that did not opt in got a used namespace")
+
+	// Two at once: two namespaces, both kept afterwards.
+	a := longLived(t, Config{Network: Network{ReuseNamespace: true}})
+	b := longLived(t, Config{Network: Network{ReuseNamespace: true}})
+	nsA, _, err := execSh(t, a, "readlink /proc/self/ns/net")
+	require.NoError(t, err)
+	nsB, _, err := execSh(t, b, "readlink /proc/self/ns/net")
+	require.NoError(t, err)
+	assert.NotEqual(t, nsA, nsB)
+	require.NoError(t, a.Close())
+	a.Wait()
+	require.NoError(t, b.Close())
+	b.Wait()
+	reusable.mu.Lock()
+	kept := len(reusable.nss)
+	reusable.mu.Unlock()
+	assert.Equal(t, 2, kept)
+
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"ShareHost", Config{Network: Network{ShareHost: true, ReuseNamespace: true}}},
+		{"Link", Config{Network: Network{Link: &Link{}, ReuseNamespace: true}}},
+		{"Capabilities", Config{Network: Network{ReuseNamespace: true}, Security: Security{Capabilities: []string{"CAP_NET_ADMIN"}}}},
+		{"Sysfs", Config{Network: Network{ReuseNamespace: true}, Security: Security{Sysfs: true}}},
+	} {
+		cfg := tc.cfg
+		cfg.Args = []string{"/bin/true"}
+		_, err := New(cfg).Run(context.Background())
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce, tc.name)
+		assert.Equal(t, "Network.ReuseNamespace", ce.Field, tc.name)
+	}
 }

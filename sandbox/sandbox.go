@@ -41,6 +41,7 @@ type Sandbox struct {
 	killCause  error
 	raw        *rawProc                     // the command, when started on the raw path
 	net        *netns.Net                   // the sandbox's managed network, or nil
+	reuseNS    *netns.NS                    // the namespace it gives back at its end (Network.ReuseNamespace), or nil
 	netInfo    NetworkInfo                  // what net turned out to be
 	conf       Confinement                  // the defences in force, once started
 	closing    bool                         // Close was called

@@ -8,8 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -48,9 +46,6 @@ Exit statuses of stockade itself: 2 for a bad flag, 125 when the sandbox
 could not be set up, 126 when COMMAND could not be executed, 127 when it
 was not found.
 `
-
-// forwarded are the signals that stockade passes on to the command.
-var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
 
 // runCommand is "stockade run".
 func runCommand(args []string, io stdio) (int, error) {
@@ -129,7 +124,7 @@ func (o *runOptions) startFailed(err error, io stdio) (int, error) {
 	var se *sandbox.SetupError
 	if errors.As(err, &se) && se.Stage == "exec" {
 		status = exitNoExec
-		if se.Errno == unix.ENOENT {
+		if se.Errno == syscall.ENOENT {
 			status = exitNotFound
 		}
 	}

@@ -39,7 +39,7 @@ var ErrNotDevNull = errors.New("host /dev/null is not the null character device"
 // visible outside that namespace. On error the namespace is left half built
 // and should be thrown away with the process.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func Apply(p *Plan) error {
 	return notSupported("Apply")
 }
@@ -49,14 +49,14 @@ func Apply(p *Plan) error {
 // through Mount.FD. It lets a privileged parent resolve a source with its
 // own rights, where the sandbox's init might not be allowed to.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func CloneSource(m Mount) (*os.File, error) {
 	return nil, notSupported("CloneSource")
 }
 
 // CloneRoot is CloneSource for the root directory of a plan.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func CloneRoot(r Root) (*os.File, error) {
 	return nil, notSupported("CloneRoot")
 }
@@ -87,7 +87,7 @@ type Compiled struct {
 // compile yet (Cover) makes Compile fail with an error that says so; the
 // caller then uses Apply in an init stage instead.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) {
 	return nil, notSupported("Compile")
 }

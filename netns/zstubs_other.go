@@ -31,7 +31,7 @@ const LinkPrefix = "stk"
 // recognised by process id, so Cleanup must run in the owners' pid
 // namespace. It needs CAP_NET_ADMIN over the host namespace.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func Cleanup(host *NS) ([]string, error) {
 	return nil, notSupported("Cleanup")
 }
@@ -48,7 +48,7 @@ type Manager struct {
 // checks that the link subnets are free on the host, and starts the pool.
 // It needs CAP_NET_ADMIN and CAP_SYS_ADMIN over the host namespace.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func NewManager(cfg ManagerConfig) (_ *Manager, err error) {
 	return nil, notSupported("NewManager")
 }
@@ -56,7 +56,7 @@ func NewManager(cfg ManagerConfig) (_ *Manager, err error) {
 // NewNetwork creates a private network. Its subnet must not overlap the
 // link subnets or another network's subnet; errors name the field of cfg.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (m *Manager) NewNetwork(cfg NetworkConfig) (*Network, error) {
 	return nil, notSupported("Manager.NewNetwork")
 }
@@ -114,7 +114,7 @@ func (s *Net) ResolvConf() []byte {
 // second. Manager.Close waits for all of it. Releasing twice is not an
 // error.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (s *Net) Release() error {
 	return notSupported("Net.Release")
 }
@@ -124,7 +124,7 @@ func (s *Net) Release() error {
 // reports what went wrong, deletions in the background included. Closing
 // twice is not an error.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (m *Manager) Close() error {
 	return notSupported("Manager.Close")
 }
@@ -162,7 +162,7 @@ func (n *Network) Hosts() []HostEntry {
 // background and in one batch. Members keep running, with one interface
 // less, and their Release still works. Closing twice is not an error.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (n *Network) Close() error {
 	return notSupported("Network.Close")
 }
@@ -196,7 +196,7 @@ type NS struct {
 //
 // New needs CAP_SYS_ADMIN in the caller's user namespace: in practice, root.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func New() (*NS, error) {
 	return nil, notSupported("New")
 }
@@ -212,7 +212,7 @@ func (n *NS) Fd() int {
 // once no descriptor, process or socket refers to it any more. Closing
 // twice is not an error.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (n *NS) Close() error {
 	return notSupported("NS.Close")
 }
@@ -228,7 +228,7 @@ func (n *NS) Close() error {
 // started with SysProcAttr.Pdeathsig gets the signal when the thread that
 // forked it ends, which only happens here if moving back failed.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (n *NS) Do(fn func() error) error {
 	return notSupported("NS.Do")
 }
@@ -238,7 +238,7 @@ func (n *NS) Do(fn func() error) error {
 // new network namespace of its own (CLONE_NEWNET), or it would get that
 // one instead.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (n *NS) Start(cmd *exec.Cmd) error {
 	return notSupported("NS.Start")
 }
@@ -247,14 +247,14 @@ func (n *NS) Start(cmd *exec.Cmd) error {
 // DialContext does. The socket is created in the namespace and stays there
 // while the connection is used from any goroutine.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (n *NS) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	return *new(net.Conn), notSupported("NS.Dial")
 }
 
 // Listen listens on address inside the namespace, as net.Listen does.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (n *NS) Listen(network, address string) (net.Listener, error) {
 	return *new(net.Listener), notSupported("NS.Listen")
 }
@@ -265,7 +265,7 @@ func (n *NS) Listen(network, address string) (net.Listener, error) {
 // network namespace. The caller closes the NS; the namespace itself lives
 // on as long as something else refers to it.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func Open(path string) (*NS, error) {
 	return nil, notSupported("Open")
 }
@@ -287,7 +287,7 @@ func NewPool(size int) *Pool {
 // Get returns a ready namespace, or makes one on the spot when the pool is
 // empty, and asks for a refill. The caller owns the namespace and closes it.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (p *Pool) Get() (*NS, error) {
 	return nil, notSupported("Pool.Get")
 }
@@ -301,7 +301,7 @@ func (p *Pool) Ready() int {
 // Namespaces already handed out are their takers' to close. Closing twice
 // is not an error.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (p *Pool) Close() error {
 	return notSupported("Pool.Close")
 }
@@ -320,7 +320,7 @@ type Net struct {
 // forks, without CLONE_NEWNET. With ShareHost, NS returns nil and the
 // sandbox stays in the host's namespace.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (m *Manager) Setup(cfg Config) (*Net, error) {
 	return nil, notSupported("Manager.Setup")
 }
@@ -338,7 +338,7 @@ func (m *Manager) Setup(cfg Config) (*Net, error) {
 // kernel's work on its links (most of which is waiting for them to carry
 // traffic); it must not be let go on before Connect has returned.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (m *Manager) Prepare(cfg Config) (_ *Net, err error) {
 	return nil, notSupported("Manager.Prepare")
 }
@@ -348,7 +348,7 @@ func (m *Manager) Prepare(cfg Config) (_ *Net, err error) {
 // It fails on a Net that was released or already connected. After a
 // failure, Release the Net.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (s *Net) Connect() error {
 	return notSupported("Net.Connect")
 }
@@ -356,7 +356,7 @@ func (s *Net) Connect() error {
 // Check checks cfg against the manager's subnets and networks as Prepare
 // does first, and creates nothing.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (m *Manager) Check(cfg Config) error {
 	return notSupported("Manager.Check")
 }
@@ -364,7 +364,7 @@ func (m *Manager) Check(cfg Config) error {
 // Check checks cfg against the subnets of a manager made from c that has no
 // networks yet, and creates nothing.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported.
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (c ManagerConfig) Check(cfg Config) error {
 	return notSupported("ManagerConfig.Check")
 }

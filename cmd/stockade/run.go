@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/stockade/stockade/sandbox"
@@ -128,7 +129,8 @@ func (o *runOptions) startFailed(err error, io stdio) (int, error) {
 			status = exitNotFound
 		}
 	}
-	if l := o.cfg.Limits; errors.Is(err, sandbox.ErrNotSupported) && !l.BestEffort &&
+	// The hint is about cgroups; off Linux nothing is supported.
+	if l := o.cfg.Limits; runtime.GOOS == "linux" && errors.Is(err, sandbox.ErrNotSupported) && !l.BestEffort &&
 		(l.Memory != 0 || l.CPU != 0 || l.Pids != 0 || l.CPUTime != 0) {
 		err = fmt.Errorf("%w\n(stockade run: a delegated cgroup is named with --cgroup-parent; best effort is --best-effort-limits)", err)
 	}

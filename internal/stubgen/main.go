@@ -42,6 +42,16 @@ import (
 // stubs.
 var packages = []string{"cgroup", "mount", "netns", "sandbox"}
 
+// sentinels name, in the stubs' documentation, the error that a package's
+// stubs match: its own ErrNotSupported when it has one (which the stub
+// errors match besides sandbox.ErrNotSupported), else sandbox's.
+var sentinels = map[string]string{
+	"cgroup":  "ErrNotSupported (and sandbox.ErrNotSupported)",
+	"mount":   "sandbox.ErrNotSupported",
+	"netns":   "sandbox.ErrNotSupported",
+	"sandbox": "ErrNotSupported",
+}
+
 // outName is the file stubgen writes in each package.
 const outName = "zstubs_other.go"
 
@@ -141,7 +151,11 @@ func generate(dir string) ([]byte, error) {
 		}
 		linuxOnly = append(linuxOnly, &source{name: base, text: text, file: f})
 	}
-	g := &gen{fset: fset, declared: declared, structs: map[string]bool{}}
+	sentinel, ok := sentinels[pkgName]
+	if !ok {
+		return nil, fmt.Errorf("%s: package %s: no sentinel named for its stubs", dir, pkgName)
+	}
+	g := &gen{fset: fset, declared: declared, structs: map[string]bool{}, sentinel: sentinel}
 	for _, s := range linuxOnly {
 		for _, d := range s.file.Decls {
 			if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
@@ -229,6 +243,7 @@ type gen struct {
 	fset     *token.FileSet
 	declared map[string]bool
 	structs  map[string]bool // struct types the stubs declare
+	sentinel string          // the error the stubs match, for their documentation
 	body     bytes.Buffer
 }
 
@@ -294,7 +309,7 @@ func (g *gen) fn(s *source, d *ast.FuncDecl) {
 		if doc != "" {
 			doc += "//\n"
 		}
-		doc += "// On systems other than Linux it returns an error matching ErrNotSupported.\n"
+		doc += "// On systems other than Linux it returns an error matching " + g.sentinel + ".\n"
 	}
 	g.body.WriteString(doc)
 	g.body.WriteString(s.slice(g.fset, d.Pos(), d.Type.End()))

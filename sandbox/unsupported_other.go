@@ -33,7 +33,7 @@ func New(cfg Config) *Sandbox { return &Sandbox{} }
 // Probe reports what this host offers a sandbox: on systems other than
 // Linux, nothing, and every feature says why.
 func Probe() *HostReport {
-	why := no("stockade needs Linux, and this is %s/%s", runtime.GOOS, runtime.GOARCH)
+	why := no("not supported: stockade needs Linux, and this is %s/%s", runtime.GOOS, runtime.GOARCH)
 	r := &HostReport{UID: os.Geteuid(), CgroupMode: "unavailable"}
 	r.Root = r.UID == 0
 	for _, s := range []*Support{&r.Sandbox, &r.UserNamespaces, &r.SubordinateIDs, &r.Cgroups,

@@ -18,7 +18,7 @@ func TestProbeNotSupported(t *testing.T) {
 	if r.Sandbox.Available {
 		t.Fatal("Probe says a sandbox starts on " + runtime.GOOS)
 	}
-	if !strings.Contains(r.Sandbox.Detail, "needs Linux") || !strings.Contains(r.Sandbox.Detail, runtime.GOOS) {
+	if !strings.HasPrefix(r.Sandbox.Detail, "not supported: stockade needs Linux") || !strings.Contains(r.Sandbox.Detail, runtime.GOOS) {
 		t.Errorf("Sandbox.Detail %q does not say that Linux is needed", r.Sandbox.Detail)
 	}
 	for name, s := range map[string]Support{"UserNamespaces": r.UserNamespaces, "Cgroups": r.Cgroups, "Seccomp": r.Seccomp, "Landlock": r.Landlock} {

@@ -15,8 +15,9 @@
 //
 //	go run ./internal/stubgen
 //
-// Its tests fail when a zstubs_other.go file is out of date, and build and
-// vet the module for darwin and windows.
+// Its tests fail when a zstubs_other.go file is out of date or a package's
+// API on darwin or windows differs from Linux's, and build and vet the
+// module for darwin and windows.
 package main
 
 import (

@@ -70,6 +70,84 @@ func TestStubsDeclareExported(t *testing.T) {
 	}
 }
 
+// TestSameAPI compares the exported declarations of each package, struct
+// fields included, as go doc shows them for Linux, macOS and Windows: the
+// generated stubs and the hand-written ones must declare the same API.
+func TestSameAPI(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command in PATH to run go doc with: %v", err)
+	}
+	root := root(t)
+	for _, p := range packages {
+		linux := apiOf(t, goTool, root, p, "linux")
+		if len(linux) < 10 {
+			t.Fatalf("%s: go doc shows %d declarations on Linux", p, len(linux))
+		}
+		for _, goos := range []string{"darwin", "windows"} {
+			other := apiOf(t, goTool, root, p, goos)
+			if d := diffLines(linux, other); d != "" {
+				t.Errorf("%s: the API on %s differs from Linux's (- Linux, + %s):\n%s", p, goos, goos, d)
+			}
+		}
+	}
+}
+
+// apiOf returns the declaration lines of go doc -all for package p built
+// for goos: top-level declarations and the lines of their bodies, without
+// comments.
+func apiOf(t *testing.T, goTool, root, p, goos string) []string {
+	t.Helper()
+	cmd := exec.Command(goTool, "doc", "-all", "./"+p)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH=amd64", "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("GOOS=%s go doc -all ./%s: %v", goos, p, err)
+	}
+	var decls []string
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "func "), strings.HasPrefix(line, "type "),
+			strings.HasPrefix(line, "var "), strings.HasPrefix(line, "const "), line == ")", line == "}":
+		case strings.HasPrefix(line, "\t") && !strings.HasPrefix(strings.TrimLeft(line, "\t"), "//"):
+		default:
+			continue
+		}
+		if i := strings.Index(line, " //"); i >= 0 {
+			line = line[:i] // a field's line comment
+		}
+		decls = append(decls, line)
+	}
+	return decls
+}
+
+// diffLines lists the lines of a missing from b and of b missing from a.
+func diffLines(a, b []string) string {
+	count := map[string]int{}
+	for _, l := range a {
+		count[l]++
+	}
+	for _, l := range b {
+		count[l]--
+	}
+	var d strings.Builder
+	for _, l := range a {
+		if count[l] > 0 {
+			d.WriteString("- " + l + "\n")
+			count[l]--
+		}
+	}
+	for _, l := range b {
+		if count[l] < 0 {
+			d.WriteString("+ " + l + "\n")
+			count[l]++
+		}
+	}
+	return d.String()
+}
+
 // crossTargets are the systems other than Linux that the module must build
 // for.
 var crossTargets = []struct{ goos, goarch string }{

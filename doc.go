@@ -30,7 +30,10 @@
 //     pure Go and internal/landlock applies Landlock rules;
 //     internal/testutil holds the test guards, internal/int80 the i386
 //     system call the attack tests make, and internal/vmtest the tie to
-//     CI's cgroup v2 VM.
+//     CI's cgroup v2 VM. internal/unsupported is the error every package
+//     returns on systems other than Linux, and internal/stubgen writes the
+//     stubs that keep the public packages' API there (see the sandbox
+//     package documentation, "Other systems").
 //
 // # How a sandbox starts
 //

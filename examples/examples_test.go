@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package examples holds the runnable tutorials; this test builds and runs
 // each of them.
 package examples

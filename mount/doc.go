@@ -19,4 +19,8 @@
 // Apply must run in a process that owns its mount namespace and holds
 // CAP_SYS_ADMIN in it, normally a fresh user namespace. It needs Linux 5.12
 // (mount_setattr) and openat2 (5.6).
+//
+// On systems other than Linux a Plan can be built and validated as on
+// Linux; Apply, CloneRoot and CloneSource return an error matching
+// sandbox.ErrNotSupported.
 package mount

@@ -86,4 +86,6 @@
 // ResolvConf) needs CAP_SYS_ADMIN and CAP_NET_ADMIN in the host's user
 // namespace: in practice, root. Rootless sandboxes make their network
 // namespace in their own user namespace instead and bring lo up themselves.
+// On systems other than Linux the pure functions work as on Linux and
+// everything else returns an error matching sandbox.ErrNotSupported.
 package netns

@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 // The chaos suite: rounds of random interleavings of the Sandbox's and the

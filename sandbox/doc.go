@@ -151,4 +151,20 @@
 // a few threads), and a larger program starts a little slower. When the
 // process that owns a sandbox dies, even by SIGKILL, the sandbox dies with
 // it, on either path.
+//
+// # Other systems
+//
+// Sandboxes need Linux, but the package builds on every system, with the
+// same API, so that a program that embeds it compiles on macOS or Windows
+// and its other tests run there. Off Linux no sandbox starts: Start, Run,
+// Exec, NewPool, Cleanup and the rest return a [*FeatureError] matching
+// [ErrNotSupported] that names the method and the system; [New] still
+// never fails; [Probe] reports every feature unavailable, with the reason;
+// [Config.Validate] checks the fields that need no kernel (Args, Env, Dir,
+// Hostname, ids, paths, mounts) as on Linux and then returns an error
+// matching ErrNotSupported. The packages cgroup, mount and netns do the
+// same. The code that needs Linux is in files built for Linux only; the
+// other systems get stubs (zstubs_other.go) that internal/stubgen
+// generates from those files, and CI builds and vets the module for
+// darwin and windows.
 package sandbox

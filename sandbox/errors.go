@@ -3,8 +3,9 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/stockade/stockade/internal/unsupported"
 )
 
 // ErrInvalidConfig is matched by every error about a Config that was
@@ -27,7 +28,7 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 
 // ErrNotSupported is matched by every error about a kernel or host feature
 // that the sandbox needs and this machine does not offer.
-var ErrNotSupported = errors.New("not supported")
+var ErrNotSupported = unsupported.ErrNotSupported
 
 // FeatureError names a feature this kernel or host lacks.
 type FeatureError struct {
@@ -57,7 +58,7 @@ var ErrSetup = errors.New("sandbox setup failed")
 type SetupError struct {
 	Stage string
 	Path  string
-	Errno unix.Errno
+	Errno syscall.Errno
 	// Err is the cause; for a failure inside the sandbox it carries the
 	// init's message.
 	Err error
@@ -69,7 +70,7 @@ func (e *SetupError) Error() string {
 		msg += " " + e.Path
 	}
 	if e.Errno != 0 {
-		msg += ": " + unix.ErrnoName(e.Errno) + " (" + e.Errno.Error() + ")"
+		msg += ": " + errnoName(e.Errno) + " (" + e.Errno.Error() + ")"
 	} else if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Reason says how a sandbox's run ended.
@@ -125,7 +123,7 @@ func (r *Result) String() string {
 	case Exited:
 		return fmt.Sprintf("exited with status %d", r.ExitCode)
 	case Signaled:
-		return "killed by " + unix.SignalName(r.Signal)
+		return "killed by " + signalName(r.Signal)
 	case Timeout:
 		return fmt.Sprintf("timed out after %v", r.Wall.Round(time.Millisecond))
 	case Cancelled:

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -42,7 +40,7 @@ func (o *runOptions) report(io stdio, res *sandbox.Result, status int) {
 	case o.json:
 		r := jsonResult{Result: res, CPUTime: res.UserTime + res.SystemTime, ExitStatus: status}
 		if res.Signal != 0 {
-			r.SignalName = unix.SignalName(res.Signal)
+			r.SignalName = signalName(res.Signal)
 		}
 		writeJSON(io.err, r)
 	case o.verbose:

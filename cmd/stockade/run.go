@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/sandbox"
 )
@@ -48,9 +47,6 @@ Exit statuses of stockade itself: 2 for a bad flag, 125 when the sandbox
 could not be set up, 126 when COMMAND could not be executed, 127 when it
 was not found.
 `
-
-// forwarded are the signals that stockade passes on to the command.
-var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
 
 // runCommand is "stockade run".
 func runCommand(args []string, io stdio) (int, error) {
@@ -129,11 +125,12 @@ func (o *runOptions) startFailed(err error, io stdio) (int, error) {
 	var se *sandbox.SetupError
 	if errors.As(err, &se) && se.Stage == "exec" {
 		status = exitNoExec
-		if se.Errno == unix.ENOENT {
+		if se.Errno == syscall.ENOENT {
 			status = exitNotFound
 		}
 	}
-	if l := o.cfg.Limits; errors.Is(err, sandbox.ErrNotSupported) && !l.BestEffort &&
+	// The hint is about cgroups; off Linux nothing is supported.
+	if l := o.cfg.Limits; runtime.GOOS == "linux" && errors.Is(err, sandbox.ErrNotSupported) && !l.BestEffort &&
 		(l.Memory != 0 || l.CPU != 0 || l.Pids != 0 || l.CPUTime != 0) {
 		err = fmt.Errorf("%w\n(stockade run: a delegated cgroup is named with --cgroup-parent; best effort is --best-effort-limits)", err)
 	}

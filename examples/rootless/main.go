@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command rootless runs sandboxes as an ordinary user, without root, and
 // shows how the ids inside map onto ids of the host.
 //

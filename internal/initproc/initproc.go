@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package initproc is the init stage of a sandbox: the copy of the host
 // binary that the parent starts in fresh namespaces. It receives a
 // proto.Spec over the inherited socket, builds the sandbox from inside

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package landlock restricts the file system and TCP access of the threads
 // that a sandbox's processes are forked from, with the Landlock LSM
 // (Linux 5.13). It is split the way go-landlock splits it: what to ask of

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package linux holds the small Linux primitives the init stage needs that
 // golang.org/x/sys/unix does not offer as one call: dropping capabilities,
 // bringing up the loopback interface, time namespace offsets and descriptor

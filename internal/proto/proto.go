@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proto is the wire protocol between a sandbox's parent and its init
 // stage. The two ends share a SOCK_SEQPACKET socket pair: the parent's end is
 // its own, the init's end is inherited as file descriptor 3. Each message is

@@ -1,3 +1,5 @@
+//go:build linux
+
 package seccomp
 
 //go:generate go run gen_syscalls.go

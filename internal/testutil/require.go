@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testutil holds the helpers that stockade's tests share: guards
 // that skip a test when the machine lacks a privilege or a kernel feature
 // (and fail it instead under STOCKADE_REQUIRE_PRIVILEGED=1, so that CI can

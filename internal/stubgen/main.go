@@ -1,0 +1,512 @@
+// Command stubgen writes the off-Linux side of the module's public
+// packages: for each package in packages, a zstubs_other.go file, built on
+// every system but Linux, that declares what the package's Linux-only files
+// export and nothing else. Types, constants and variables are copied as
+// they are (a struct loses its unexported fields); every function and
+// method gets a body that returns the zero values and, when its last
+// result is an error, the package's notSupported(op) error, which matches
+// sandbox.ErrNotSupported. A name the package already declares on other
+// systems (in a file shared with Linux, or in a hand-written *_other.go
+// file) is left to that declaration.
+//
+// So a program that embeds the library compiles, and its other tests run,
+// on macOS or Windows; a sandbox starts only on Linux. Run it from the
+// module root after changing an exported name of a Linux-only file:
+//
+//	go run ./internal/stubgen
+//
+// Its tests fail when a zstubs_other.go file is out of date or a package's
+// API on darwin or windows differs from Linux's, and build and vet the
+// module for darwin and windows.
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"go/ast"
+	"go/build"
+	"go/format"
+	"go/parser"
+	"go/token"
+	"log"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// packages are the public packages, relative to the module root, that get
+// stubs.
+var packages = []string{"cgroup", "mount", "netns", "sandbox"}
+
+// sentinels name, in the stubs' documentation, the error that a package's
+// stubs match: its own ErrNotSupported when it has one (which the stub
+// errors match besides sandbox.ErrNotSupported), else sandbox's.
+var sentinels = map[string]string{
+	"cgroup":  "ErrNotSupported (and sandbox.ErrNotSupported)",
+	"mount":   "sandbox.ErrNotSupported",
+	"netns":   "sandbox.ErrNotSupported",
+	"sandbox": "ErrNotSupported",
+}
+
+// outName is the file stubgen writes in each package.
+const outName = "zstubs_other.go"
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("stubgen: ")
+	root, err := moduleRoot()
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range packages {
+		dir := filepath.Join(root, p)
+		src, err := generate(dir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, outName), src, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// moduleRoot finds the directory of go.mod at or above the working
+// directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", fmt.Errorf("no go.mod at or above the working directory")
+		}
+		dir = up
+	}
+}
+
+// source is one parsed file of a package.
+type source struct {
+	name string
+	text []byte
+	file *ast.File
+}
+
+// slice returns the text of the file from pos to end.
+func (s *source) slice(fset *token.FileSet, pos, end token.Pos) string {
+	return string(s.text[fset.Position(pos).Offset:fset.Position(end).Offset])
+}
+
+// generate returns the stub file for the package in dir.
+func generate(dir string) ([]byte, error) {
+	linuxCtx, otherCtx := build.Default, build.Default
+	linuxCtx.GOOS, linuxCtx.GOARCH = "linux", "amd64"
+	otherCtx.GOOS, otherCtx.GOARCH = "darwin", "arm64"
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	fset := token.NewFileSet()
+	var linuxOnly []*source
+	declared := map[string]bool{} // names declared on other systems
+	pkgName := ""
+	for _, name := range names {
+		base := filepath.Base(name)
+		if strings.HasSuffix(base, "_test.go") || base == outName {
+			continue
+		}
+		inLinux, err := linuxCtx.MatchFile(dir, base)
+		if err != nil {
+			return nil, err
+		}
+		inOther, err := otherCtx.MatchFile(dir, base)
+		if err != nil {
+			return nil, err
+		}
+		if !inLinux && !inOther {
+			continue
+		}
+		text, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		f, err := parser.ParseFile(fset, name, text, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		pkgName = f.Name.Name
+		if inOther {
+			for k := range topNames(f) {
+				declared[k] = true
+			}
+			continue
+		}
+		linuxOnly = append(linuxOnly, &source{name: base, text: text, file: f})
+	}
+	sentinel, ok := sentinels[pkgName]
+	if !ok {
+		return nil, fmt.Errorf("%s: package %s: no sentinel named for its stubs", dir, pkgName)
+	}
+	g := &gen{fset: fset, declared: declared, structs: map[string]bool{}, sentinel: sentinel}
+	for _, s := range linuxOnly {
+		for _, d := range s.file.Decls {
+			if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
+				for _, sp := range gd.Specs {
+					ts := sp.(*ast.TypeSpec)
+					if _, ok := ts.Type.(*ast.StructType); ok {
+						g.structs[ts.Name.Name] = true
+					}
+				}
+			}
+		}
+	}
+	for _, s := range linuxOnly {
+		g.file(s)
+	}
+	var out bytes.Buffer
+	out.WriteString("// Code generated by internal/stubgen from the package's Linux-only files; DO NOT EDIT.\n\n")
+	out.WriteString("//go:build !linux\n\n")
+	fmt.Fprintf(&out, "package %s\n\n", pkgName)
+	if imps := g.imports(linuxOnly); len(imps) > 0 {
+		out.WriteString("import (\n")
+		std := true
+		for _, imp := range imps {
+			if std && thirdParty(imp) == 1 {
+				std = false
+				out.WriteString("\n")
+			}
+			out.WriteString("\t" + imp + "\n")
+		}
+		out.WriteString(")\n\n")
+	}
+	out.Write(g.body.Bytes())
+	src, err := format.Source(out.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v\n%s", dir, err, out.Bytes())
+	}
+	return src, nil
+}
+
+// topNames returns the names a file declares at the top level, methods as
+// "Type.Method".
+func topNames(f *ast.File) map[string]bool {
+	names := map[string]bool{}
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			names[funcKey(d)] = true
+		case *ast.GenDecl:
+			for _, sp := range d.Specs {
+				switch sp := sp.(type) {
+				case *ast.TypeSpec:
+					names[sp.Name.Name] = true
+				case *ast.ValueSpec:
+					for _, n := range sp.Names {
+						names[n.Name] = true
+					}
+				}
+			}
+		}
+	}
+	return names
+}
+
+// funcKey is "Name" for a function and "Type.Name" for a method.
+func funcKey(d *ast.FuncDecl) string {
+	if d.Recv == nil || len(d.Recv.List) == 0 {
+		return d.Name.Name
+	}
+	return recvType(d) + "." + d.Name.Name
+}
+
+// recvType is the name of a method's receiver type.
+func recvType(d *ast.FuncDecl) string {
+	t := d.Recv.List[0].Type
+	if st, ok := t.(*ast.StarExpr); ok {
+		t = st.X
+	}
+	if id, ok := t.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}
+
+type gen struct {
+	fset     *token.FileSet
+	declared map[string]bool
+	structs  map[string]bool // struct types the stubs declare
+	sentinel string          // the error the stubs match, for their documentation
+	body     bytes.Buffer
+}
+
+func (g *gen) file(s *source) {
+	for _, d := range s.file.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			g.fn(s, d)
+		case *ast.GenDecl:
+			switch d.Tok {
+			case token.TYPE:
+				g.types(s, d)
+			case token.CONST:
+				g.consts(s, d)
+			case token.VAR:
+				g.vars(s, d)
+			}
+		}
+	}
+}
+
+// doc returns the text of a comment group, ending in a newline, or "".
+func (g *gen) doc(s *source, c *ast.CommentGroup) string {
+	if c == nil {
+		return ""
+	}
+	return s.slice(g.fset, c.Pos(), c.End()) + "\n"
+}
+
+func (g *gen) fn(s *source, d *ast.FuncDecl) {
+	if !d.Name.IsExported() || g.declared[funcKey(d)] {
+		return
+	}
+	op := d.Name.Name
+	if d.Recv != nil {
+		rt := recvType(d)
+		if !ast.IsExported(rt) {
+			return
+		}
+		op = rt + "." + op
+	}
+	if d.Recv != nil && pureMethods[d.Name.Name] {
+		g.body.WriteString(g.doc(s, d.Doc) + s.slice(g.fset, d.Pos(), d.End()) + "\n\n")
+		return
+	}
+	var results []string
+	returnsErr := false
+	if d.Type.Results != nil {
+		for _, f := range d.Type.Results.List {
+			n := max(len(f.Names), 1)
+			for range n {
+				results = append(results, g.zero(s, f.Type))
+			}
+		}
+		last := d.Type.Results.List[len(d.Type.Results.List)-1].Type
+		if id, ok := last.(*ast.Ident); ok && id.Name == "error" {
+			returnsErr = true
+			results[len(results)-1] = "notSupported(" + strconv.Quote(op) + ")"
+		}
+	}
+	doc := g.doc(s, d.Doc)
+	if returnsErr {
+		if doc != "" {
+			doc += "//\n"
+		}
+		doc += "// On systems other than Linux it returns an error matching " + g.sentinel + ".\n"
+	}
+	g.body.WriteString(doc)
+	g.body.WriteString(s.slice(g.fset, d.Pos(), d.Type.End()))
+	if len(results) == 0 {
+		g.body.WriteString(" {}\n\n")
+		return
+	}
+	g.body.WriteString(" {\n\treturn " + strings.Join(results, ", ") + "\n}\n\n")
+}
+
+// pureMethods are the methods that only describe their receiver, so that
+// they are copied with their bodies: an error's text, what it wraps.
+var pureMethods = map[string]bool{"Error": true, "Unwrap": true, "Is": true, "String": true, "MarshalText": true}
+
+// zero returns an expression for the zero value of type t.
+func (g *gen) zero(s *source, t ast.Expr) string {
+	switch t := t.(type) {
+	case *ast.StarExpr, *ast.MapType, *ast.ChanType, *ast.FuncType, *ast.InterfaceType:
+		return "nil"
+	case *ast.ArrayType:
+		if t.Len == nil {
+			return "nil"
+		}
+	case *ast.Ident:
+		switch t.Name {
+		case "error", "any":
+			return "nil"
+		case "string":
+			return `""`
+		case "bool":
+			return "false"
+		case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64",
+			"uintptr", "byte", "rune", "float32", "float64":
+			return "0"
+		}
+		if g.structs[t.Name] {
+			return t.Name + "{}"
+		}
+	}
+	return "*new(" + s.slice(g.fset, t.Pos(), t.End()) + ")"
+}
+
+func (g *gen) types(s *source, d *ast.GenDecl) {
+	for _, sp := range d.Specs {
+		ts := sp.(*ast.TypeSpec)
+		if !ts.Name.IsExported() || g.declared[ts.Name.Name] {
+			continue
+		}
+		doc := ts.Doc
+		if doc == nil && !d.Lparen.IsValid() {
+			doc = d.Doc
+		}
+		g.body.WriteString(g.doc(s, doc))
+		st, ok := ts.Type.(*ast.StructType)
+		if !ok {
+			g.body.WriteString("type " + s.slice(g.fset, ts.Pos(), ts.End()) + "\n\n")
+			continue
+		}
+		g.body.WriteString("type " + s.slice(g.fset, ts.Pos(), st.Pos()) + "struct {\n")
+		for _, f := range st.Fields.List {
+			if !exportedField(f) {
+				continue
+			}
+			g.body.WriteString(g.doc(s, f.Doc))
+			g.body.WriteString(s.slice(g.fset, f.Pos(), f.End()))
+			if f.Comment != nil {
+				g.body.WriteString(" " + s.slice(g.fset, f.Comment.Pos(), f.Comment.End()))
+			}
+			g.body.WriteString("\n")
+		}
+		g.body.WriteString("}\n\n")
+	}
+}
+
+// exportedField reports whether every name of a struct field is exported
+// (for an embedded field, its type's name).
+func exportedField(f *ast.Field) bool {
+	if len(f.Names) == 0 {
+		t := f.Type
+		if st, ok := t.(*ast.StarExpr); ok {
+			t = st.X
+		}
+		switch t := t.(type) {
+		case *ast.Ident:
+			return t.IsExported()
+		case *ast.SelectorExpr:
+			return t.Sel.IsExported()
+		}
+		return false
+	}
+	for _, n := range f.Names {
+		if !n.IsExported() {
+			return false
+		}
+	}
+	return true
+}
+
+// consts copies a const declaration that names an exported constant, whole,
+// so that iota keeps its values.
+func (g *gen) consts(s *source, d *ast.GenDecl) {
+	any := false
+	for _, sp := range d.Specs {
+		for _, n := range sp.(*ast.ValueSpec).Names {
+			if n.IsExported() && !g.declared[n.Name] {
+				any = true
+			}
+		}
+	}
+	if !any {
+		return
+	}
+	start := d.Pos()
+	if d.Doc != nil {
+		start = d.Doc.Pos()
+	}
+	g.body.WriteString(s.slice(g.fset, start, d.End()) + "\n\n")
+}
+
+// vars copies the exported variables of a declaration.
+func (g *gen) vars(s *source, d *ast.GenDecl) {
+	var specs []string
+	for _, sp := range d.Specs {
+		vs := sp.(*ast.ValueSpec)
+		exported := false
+		for _, n := range vs.Names {
+			if n.IsExported() && !g.declared[n.Name] {
+				exported = true
+			}
+		}
+		if !exported {
+			continue
+		}
+		text := g.doc(s, vs.Doc) + s.slice(g.fset, vs.Pos(), vs.End())
+		if vs.Comment != nil {
+			text += " " + s.slice(g.fset, vs.Comment.Pos(), vs.Comment.End())
+		}
+		specs = append(specs, text)
+	}
+	switch {
+	case len(specs) == 0:
+	case !d.Lparen.IsValid():
+		g.body.WriteString(g.doc(s, d.Doc) + "var " + specs[0] + "\n\n")
+	default:
+		g.body.WriteString(g.doc(s, d.Doc) + "var (\n" + strings.Join(specs, "\n") + "\n)\n\n")
+	}
+}
+
+var versionSuffix = regexp.MustCompile(`^v[0-9]+$`)
+
+// imports returns the import lines the generated declarations need, taken
+// from the Linux-only files' imports.
+func (g *gen) imports(files []*source) []string {
+	f, err := parser.ParseFile(token.NewFileSet(), "", "package p\n"+g.body.String(), 0)
+	if err != nil {
+		return nil // format.Source reports it
+	}
+	used := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if se, ok := n.(*ast.SelectorExpr); ok {
+			if id, ok := se.X.(*ast.Ident); ok {
+				used[id.Name] = true
+			}
+		}
+		return true
+	})
+	var lines []string
+	for _, s := range files {
+		for _, imp := range s.file.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			name := path.Base(p)
+			if versionSuffix.MatchString(name) {
+				name = path.Base(path.Dir(p))
+			}
+			line := imp.Path.Value
+			if imp.Name != nil {
+				name = imp.Name.Name
+				line = name + " " + line
+			}
+			if used[name] && !slices.Contains(lines, line) {
+				lines = append(lines, line)
+			}
+		}
+	}
+	// The standard library first, as goimports groups them.
+	slices.SortFunc(lines, func(a, b string) int {
+		return cmp.Or(cmp.Compare(thirdParty(a), thirdParty(b)), cmp.Compare(a, b))
+	})
+	return lines
+}
+
+// thirdParty is 1 for the import line of a package outside the standard
+// library, 0 for one of it.
+func thirdParty(line string) int {
+	if strings.Contains(strings.Split(line, "/")[0], ".") {
+		return 1
+	}
+	return 0
+}

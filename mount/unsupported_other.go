@@ -1,0 +1,13 @@
+//go:build !linux
+
+package mount
+
+import "github.com/stockade/stockade/internal/unsupported"
+
+// On a system other than Linux the package keeps its API, so that a program
+// that embeds it compiles there, but what needs the kernel returns an error
+// matching sandbox.ErrNotSupported. The stubs are generated
+// (zstubs_other.go, by internal/stubgen); this file holds what they call.
+
+// notSupported is the error of every function and method that needs Linux.
+func notSupported(op string) error { return unsupported.New("mount: "+op, nil) }

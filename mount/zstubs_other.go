@@ -61,10 +61,6 @@ func CloneRoot(r Root) (*os.File, error) {
 	return nil, notSupported("CloneRoot")
 }
 
-// ErrNotCompiled says that Compile cannot compile a plan yet: the caller
-// builds it with Apply in an init stage instead.
-var ErrNotCompiled = errors.New("not compiled yet")
-
 // Compiled is a Plan compiled into the steps of a sysplan program: the same
 // file system Apply builds, made by raw system calls in the child that
 // starts the sandbox. The cells are filled in per start.
@@ -83,9 +79,7 @@ type Compiled struct {
 // parent clones the root directory and every bind source (CloneRoot,
 // CloneSource) and hands them over through the Compiled cells; otherwise
 // the child clones them with its own rights. The child must have
-// CAP_SYS_ADMIN over its mount namespace. An entry of a kind it cannot
-// compile yet (Cover) makes Compile fail with an error that says so; the
-// caller then uses Apply in an init stage instead.
+// CAP_SYS_ADMIN over its mount namespace. Every kind compiles.
 //
 // On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) {

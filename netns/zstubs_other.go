@@ -201,6 +201,15 @@ func New() (*NS, error) {
 	return nil, notSupported("New")
 }
 
+// NewLoopback creates a network namespace with lo up and nothing else
+// changed: what a sandbox would see had it made its own namespace, for a
+// sandbox without a network. Like New, it needs root.
+//
+// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+func NewLoopback() (*NS, error) {
+	return nil, notSupported("NewLoopback")
+}
+
 // Fd returns the namespace's file descriptor, for setns(2) or
 // IFLA_NET_NS_FD. It stays valid until Close; it is -1 after.
 func (n *NS) Fd() int {
@@ -284,12 +293,23 @@ func NewPool(size int) *Pool {
 	return nil
 }
 
+// NewLoopbackPool is NewPool for namespaces made by NewLoopback.
+func NewLoopbackPool(size int) *Pool {
+	return nil
+}
+
 // Get returns a ready namespace, or makes one on the spot when the pool is
 // empty, and asks for a refill. The caller owns the namespace and closes it.
 //
 // On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func (p *Pool) Get() (*NS, error) {
 	return nil, notSupported("Pool.Get")
+}
+
+// TryGet returns a ready namespace, or nil when none is ready or the pool
+// is closed; it never makes one on the spot. It asks for a refill.
+func (p *Pool) TryGet() *NS {
+	return nil
 }
 
 // Ready reports how many namespaces are ready now.

@@ -378,6 +378,26 @@ type Network struct {
 	// server outside the sandbox is only reachable through a Link with
 	// DefaultRoute, or on a private network.
 	DNS []netip.Addr
+	// ReuseNamespace lets a sandbox without a network run in a network
+	// namespace that an earlier sandbox of this process ran in, and give
+	// its own back when it ends, instead of one made for it alone. Making
+	// a namespace is much of a start's cost (see the README's Performance
+	// section); reusing them raises the rate of back-to-back starts.
+	//
+	// It is an opt-in because sandboxes that take turns in one namespace
+	// share what the kernel keeps per namespace beyond their lives:
+	// sockets still closing (TIME_WAIT) and the ports they hold, and the
+	// counters under /proc/net. Nothing else carries over: no process, no
+	// open socket, no address, route or rule (the namespace belongs to
+	// the host's user namespace, so a sandbox holds no capability over
+	// it). Use it where every sandbox of the process runs the same
+	// tenant's code.
+	//
+	// Only a sandbox without a network (no ShareHost, Link, Networks or
+	// Ports) that keeps no capability and mounts no /sys can reuse; an
+	// ordinary user's sandboxes, which cannot enter a namespace of the
+	// host's user namespace, make their own as before.
+	ReuseNamespace bool
 }
 
 // Link configures a sandbox's link to the host; see netns.Link.
@@ -465,12 +485,13 @@ func SetNetworking(n Networking) error {
 }
 
 // CloseNetworking releases everything the process holds for the networks
-// of sandboxes: the pool of ready namespaces, every private network, and
-// the networks of sandboxes still running, which lose their links; and it
-// waits until the links of ended sandboxes are gone from the host. Call it
-// when the process is done with networked sandboxes; nothing of them is
-// left on the host afterwards. Later sandboxes make the setup anew, with
-// the same Networking. Closing twice is not an error.
+// of sandboxes: the pools of ready namespaces (those kept for sandboxes
+// without a network too), every private network, and the networks of
+// sandboxes still running, which lose their links; and it waits until the
+// links of ended sandboxes are gone from the host. Call it when the
+// process is done with sandboxes; nothing of them is left on the host
+// afterwards. Later sandboxes make the setup anew, with the same
+// Networking. Closing twice is not an error.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func CloseNetworking() error {

@@ -1,0 +1,187 @@
+package oci
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/mount"
+	"github.com/stockade/stockade/sandbox"
+)
+
+// runnable makes the two edits every generated spec needs before the
+// sandbox runs it, as for any non-interactive run: no terminal, and a
+// working directory other than /.
+func runnable(s *specs.Spec, cwd string) {
+	s.Process.Terminal = false
+	s.Process.Cwd = cwd
+}
+
+// generatedRefusals are what FromSpec refuses in the configs that runc and
+// crun write, as they are.
+var generatedRefusals = []string{"process.cwd", "process.terminal"}
+
+// checkGenerated checks a spec written by "runc spec" or "crun spec" (as
+// host root, or not rootless): refused as written for the terminal and the
+// working directory, and mapped after those two edits, to what the spec
+// says, surviving a round trip.
+func checkGenerated(t *testing.T, s *specs.Spec, rootless bool, idMap sandbox.IDMap) {
+	dir := bundle(t)
+	_, err := FromSpec(s, dir)
+	require.Equal(t, generatedRefusals, refusedFields(t, err))
+
+	runnable(s, "/root")
+	cfg := roundTrip(t, s, dir)
+	require.Equal(t, []string{"sh"}, cfg.Args)
+	require.Equal(t, []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"}, cfg.Env)
+	require.Equal(t, "/root", cfg.Dir)
+	require.True(t, cfg.RunAsRoot)
+	require.Equal(t, filepath.Join(dir, "rootfs"), cfg.RootDir)
+	require.False(t, cfg.WritableRoot)
+	require.Contains(t, []string{"runc", "crun"}, cfg.Hostname)
+	require.Equal(t, int64(1024), cfg.Limits.Rlimits.NoFile)
+	require.ElementsMatch(t, []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}, cfg.Security.Capabilities)
+	require.Equal(t, idMap, cfg.IDMap)
+	// runc's rootless spec binds the host's /sys, as it has no network
+	// namespace of its own; the sandbox mounts a sysfs of its own.
+	require.True(t, cfg.Security.Sysfs)
+	require.Equal(t, rootless && s.Linux.UIDMappings != nil, cfg.Network.ShareHost, "runc --rootless shares the host's network")
+	// The working directory is the root file system's /root, read-only.
+	require.Equal(t, []sandbox.Mount{{Kind: mount.Bind, Source: filepath.Join(dir, "rootfs/root"), Target: "/root"}}, cfg.Mounts)
+	require.Nil(t, cfg.Security.Seccomp)
+	require.False(t, cfg.Security.SeccompUnconfined)
+}
+
+// TestGeneratedSpecFixtures maps the configs that runc 1.1 and crun 1.8
+// wrote, checked in, so that the mapping is tested without the tools.
+func TestGeneratedSpecFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		file     string
+		rootless bool
+		idMap    sandbox.IDMap
+	}{
+		{"runc-spec.json", false, sandbox.IDMap{}},
+		{"crun-spec.json", false, sandbox.IDMap{}},
+		// Written by uid and gid 1000, as an ordinary user writes it.
+		{"runc-spec-rootless.json", true, sandbox.IDMap{HostUID: 1000, HostGID: 1000, Size: 1}},
+		// crun leaves the mappings to the time it runs.
+		{"crun-spec-rootless.json", true, sandbox.IDMap{}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			if tc.idMap != (sandbox.IDMap{}) && os.Geteuid() != 0 {
+				t.Skip("an ordinary user may not map another's ids")
+			}
+			checkGenerated(t, readSpec(t, filepath.Join("testdata", tc.file)), tc.rootless, tc.idMap)
+		})
+	}
+}
+
+// TestGeneratedSpecs maps the configs that the runc and crun installed
+// here write now.
+func TestGeneratedSpecs(t *testing.T) {
+	t.Run("runc", func(t *testing.T) { checkGenerated(t, generate(t, 0, "runc"), false, sandbox.IDMap{}) })
+	t.Run("crun", func(t *testing.T) { checkGenerated(t, generate(t, 0, "crun"), false, sandbox.IDMap{}) })
+	t.Run("crun --rootless", func(t *testing.T) {
+		checkGenerated(t, generate(t, 0, "crun", "--rootless"), true, sandbox.IDMap{})
+	})
+	t.Run("runc --rootless", func(t *testing.T) {
+		testutil.RequireRoot(t)
+		// Written by an ordinary user, it maps that user's ids.
+		checkGenerated(t, generate(t, 65534, "runc", "--rootless"), true, sandbox.IDMap{HostUID: 65534, HostGID: 65534, Size: 1})
+		// Written by host root, it maps host root: refused.
+		s := generate(t, 0, "runc", "--rootless")
+		_, err := FromSpec(s, bundle(t))
+		require.Equal(t, []string{"linux.gidMappings[0].hostID", "linux.uidMappings[0].hostID", "process.cwd", "process.terminal"}, refusedFields(t, err))
+	})
+}
+
+// runtimeSpecExamples returns the directory of the runtime-spec module's
+// example configs, in the module cache.
+func runtimeSpecExamples(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/opencontainers/runtime-spec").Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		testutil.Skip(t, "the runtime-spec module is not in the module cache", "go mod download github.com/opencontainers/runtime-spec")
+	}
+	return filepath.Join(dir, "schema", "test", "config", "good")
+}
+
+// TestRuntimeSpecExamples maps the runtime-spec's own example configs:
+// each is refused for exactly the fields the sandbox cannot honour.
+func TestRuntimeSpecExamples(t *testing.T) {
+	dir := runtimeSpecExamples(t)
+	noNamespaces := []string{"linux.namespaces", "linux.namespaces", "linux.namespaces", "linux.namespaces"}
+	want := map[string][]string{
+		"minimal.json":           append(noNamespaces, "process"),
+		"minimal-for-start.json": append(noNamespaces, "process.cwd"),
+		"linux-netdevice.json":   append(noNamespaces, "linux.netDevices", "process"),
+		"linux-rdma.json":        append(noNamespaces, "linux.resources.rdma", "process"),
+		"freebsd-minimal.json":   append([]string{"freebsd"}, noNamespaces...),
+		"freebsd-example.json":   nil, // checked below
+		"zos-minimal.json":       nil,
+		"zos-example.json":       nil,
+		"spec-example.json": {
+			"domainname",
+			"hooks",
+			"linux.devices[0]",
+			"linux.devices[1]",
+			"linux.resources.blockIO.leafWeight",
+			"linux.resources.blockIO.throttleReadBpsDevice",
+			"linux.resources.blockIO.throttleWriteIOPSDevice",
+			"linux.resources.blockIO.weightDevice",
+			"linux.resources.cpu.burst",
+			"linux.resources.cpu.period",
+			"linux.resources.cpu.realtimePeriod",
+			"linux.resources.cpu.realtimeRuntime",
+			"linux.resources.hugepageLimits",
+			"linux.resources.memory.kernel",
+			"linux.resources.memory.kernelTCP",
+			"linux.resources.memory.reservation",
+			"linux.resources.memory.swappiness",
+			"linux.resources.memory.useHierarchy",
+			"linux.resources.network",
+			"linux.rootfsPropagation",
+			"linux.sysctl.net.core.somaxconn",
+			"linux.timeOffsets",
+			"mounts[5].options",
+			"process.capabilities.ambient",
+			"process.capabilities.effective",
+			"process.cwd",
+			"process.terminal",
+			"process.user.additionalGids",
+		},
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		t.Run(e.Name(), func(t *testing.T) {
+			// The examples are read as the runtime-spec types read them:
+			// spec-example.json holds a field of an older version of the
+			// spec (linux.resources.oomScoreAdj), which ReadSpec refuses.
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			require.NoError(t, err)
+			s := new(specs.Spec)
+			require.NoError(t, jsonUnmarshal(data, s))
+			_, err = FromSpec(s, bundle(t))
+			w, known := want[e.Name()]
+			require.True(t, known, "a new example: add what it should map to")
+			got := refusedFields(t, err)
+			switch {
+			case strings.HasPrefix(e.Name(), "freebsd"):
+				require.Contains(t, got, "freebsd")
+			case strings.HasPrefix(e.Name(), "zos"):
+				require.Contains(t, got, "zos")
+			default:
+				require.Equal(t, w, got)
+			}
+		})
+	}
+}

@@ -53,7 +53,8 @@
 //	ociVersion                    ignored: the fields are checked one by one, whatever version the spec claims
 //	root.path                     RootDir (relative to the bundle directory)
 //	root.readonly                 WritableRoot = !readonly
-//	hostname                      Hostname (empty: "sandbox")
+//	hostname                      Hostname; empty: "sandbox" (an empty hostname keeps the host's in an OCI
+//	                              runtime; the sandbox never shows it)
 //	domainname                    refused if set: the sandbox sets no NIS domain name
 //	mounts                        see Mounts below
 //	hooks.*                       refused if any is set: hooks are run by a runtime command, which this package is not

@@ -185,3 +185,72 @@ func TestRuntimeSpecExamples(t *testing.T) {
 		})
 	}
 }
+
+// readExample reads one of the runtime-spec's examples as the runtime-spec
+// types read it (spec-example.json holds linux.resources.oomScoreAdj, a
+// field of an older version of the spec, which ReadSpec refuses).
+func readExample(t *testing.T, name string) *specs.Spec {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(runtimeSpecExamples(t), name))
+	require.NoError(t, err)
+	s := new(specs.Spec)
+	require.NoError(t, jsonUnmarshal(data, s))
+	return s
+}
+
+// TestRuntimeSpecExamplesRoundTrip takes the runtime-spec's examples,
+// removes what FromSpec refuses in them (TestRuntimeSpecExamples lists
+// it), and checks that the rest maps to what it says and survives a round
+// trip.
+func TestRuntimeSpecExamplesRoundTrip(t *testing.T) {
+	dir := bundle(t)
+	t.Run("minimal-for-start.json", func(t *testing.T) {
+		s := readExample(t, "minimal-for-start.json")
+		s.Process.Cwd = "/root"
+		s.Linux = &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "pid"}, {Type: "ipc"}, {Type: "uts"}, {Type: "mount"}}}
+		cfg := roundTrip(t, s, dir)
+		require.Equal(t, []string{"sh"}, cfg.Args)
+		require.True(t, cfg.RunAsRoot)
+		require.True(t, cfg.Network.ShareHost, "no network namespace")
+		require.True(t, cfg.WritableRoot)
+	})
+	t.Run("spec-example.json", func(t *testing.T) {
+		s := readExample(t, "spec-example.json")
+		p, l, r := s.Process, s.Linux, s.Linux.Resources
+		p.Terminal = false
+		p.Cwd = "/root"
+		p.User.AdditionalGids = nil
+		p.Capabilities.Effective = p.Capabilities.Bounding
+		p.Capabilities.Ambient = p.Capabilities.Bounding
+		s.Domainname = ""
+		s.Hooks = nil
+		s.Mounts[5].Options = append(s.Mounts[5].Options, "ro")
+		l.Devices, l.Sysctl, l.TimeOffsets, l.RootfsPropagation = nil, nil, nil, ""
+		r.BlockIO, r.HugepageLimits, r.Network = nil, nil, nil
+		r.Memory.Reservation, r.Memory.Kernel, r.Memory.KernelTCP, r.Memory.Swappiness, r.Memory.UseHierarchy = nil, nil, nil, nil, nil
+		r.CPU.Burst, r.CPU.RealtimePeriod, r.CPU.RealtimeRuntime = nil, nil, nil
+		// Scaled to the sandbox's period: 2 CPUs. And this machine's
+		// CPUs and memory nodes, which Validate checks.
+		r.CPU.Quota, r.CPU.Period = ptr[int64](200000), ptr[uint64](100000)
+		r.CPU.Cpus, r.CPU.Mems = "0", "0"
+		cfg := roundTrip(t, s, dir)
+		require.Equal(t, 1, cfg.UID)
+		require.Equal(t, 1, cfg.GID)
+		require.Equal(t, "slartibartfast", cfg.Hostname)
+		require.Equal(t, sandbox.IDMap{HostUID: 1000, HostGID: 1000, Size: 32000}, cfg.IDMap)
+		require.Equal(t, int64(1024), cfg.Limits.Rlimits.Core)
+		require.Equal(t, int64(1024), cfg.Limits.Rlimits.NoFile)
+		require.Equal(t, int64(512<<20), cfg.Limits.Memory)
+		require.Zero(t, cfg.Limits.Swap, "swap equal to the limit: none")
+		require.Equal(t, int64(32771), cfg.Limits.Pids)
+		require.Equal(t, 2.0, cfg.Limits.CPU)
+		require.Equal(t, uint64(100), cfg.Limits.CPUWeight)
+		require.True(t, cfg.TimeNamespace)
+		require.True(t, cfg.Security.Sysfs)
+		require.Equal(t, &sandbox.SeccompPolicy{
+			DefaultAction: sandbox.SeccompAllow,
+			Rules:         []sandbox.SeccompRule{{Names: []string{"getcwd", "chmod"}, Action: sandbox.SeccompErrno}},
+		}, cfg.Security.Seccomp)
+		require.ElementsMatch(t, []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}, cfg.Security.Capabilities)
+	})
+}

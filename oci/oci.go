@@ -134,6 +134,10 @@ func (m *mapper) run() {
 		m.refuse("domainname", "the sandbox sets no NIS domain name (it stays \"(none)\" in its UTS namespace)")
 	}
 	m.cfg.Hostname = s.Hostname
+	if m.cfg.Hostname == "" {
+		// The sandbox never shows the host's name.
+		m.cfg.Hostname = sandbox.DefaultHostname
+	}
 	m.from("Hostname", "hostname")
 	m.root()
 	m.process()

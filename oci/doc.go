@@ -29,9 +29,11 @@
 // The configs that `runc spec` and `crun spec` write are refused for two
 // fields, which a user edits as for any non-interactive run: process.terminal
 // is true (set it to false) and process.cwd is "/" (name a directory such as
-// /root or /tmp). `runc spec --rootless` also maps the caller's id onto
-// root, which, as host root, is refused (linux.uidMappings[0].hostID);
-// written by an ordinary user it maps.
+// /root or /tmp). `runc spec --rootless` writes a spec without a network
+// namespace that binds the host's /sys, which the sandbox refuses (it mounts
+// a sysfs of its own network namespace; remove the mount), and maps the
+// caller's id onto root, which, written by host root, is refused too
+// (linux.uidMappings[0].hostID).
 //
 // # Round trips
 //
@@ -102,7 +104,8 @@
 //	/dev/pts devpts,              entry's options do not change (/dev holds null, zero, full, random, urandom,
 //	/dev/shm tmpfs                tty, pts and ptmx; /dev/shm is a tmpfs of 64 MiB)
 //	/sys sysfs, or a bind of /sys Security.Sysfs: a fresh read-only sysfs of the sandbox's own network
-//	                              namespace, firmware and powercap masked; refused without "ro"
+//	                              namespace, firmware and powercap masked; refused without "ro", and without a
+//	                              network namespace (the sandbox cannot mount a sysfs of the host's)
 //	/dev/mqueue mqueue            ignored: the sandbox mounts no mqueue; POSIX message queues of its own IPC
 //	                              namespace still work through mq_open
 //	/sys/fs/cgroup cgroup         ignored: the sandbox mounts no cgroup file system

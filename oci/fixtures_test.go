@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,10 +34,20 @@ var generatedRefusals = []string{"process.cwd", "process.terminal"}
 // says, surviving a round trip.
 func checkGenerated(t *testing.T, s *specs.Spec, rootless bool, idMap sandbox.IDMap) {
 	dir := bundle(t)
+	// runc's rootless spec has no network namespace and binds the host's
+	// /sys, which the sandbox refuses too.
+	shareHost := !slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
+	want := generatedRefusals
+	if shareHost {
+		want = []string{"mounts[5]", "process.cwd", "process.terminal"}
+	}
 	_, err := FromSpec(s, dir)
-	require.Equal(t, generatedRefusals, refusedFields(t, err))
+	require.Equal(t, want, refusedFields(t, err))
 
 	runnable(s, "/root")
+	if shareHost {
+		s.Mounts = removeMount(s.Mounts, "/sys")
+	}
 	cfg := roundTrip(t, s, dir)
 	require.Equal(t, []string{"sh"}, cfg.Args)
 	require.Equal(t, []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"}, cfg.Env)
@@ -48,10 +59,9 @@ func checkGenerated(t *testing.T, s *specs.Spec, rootless bool, idMap sandbox.ID
 	require.Equal(t, int64(1024), cfg.Limits.Rlimits.NoFile)
 	require.ElementsMatch(t, []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}, cfg.Security.Capabilities)
 	require.Equal(t, idMap, cfg.IDMap)
-	// runc's rootless spec binds the host's /sys, as it has no network
-	// namespace of its own; the sandbox mounts a sysfs of its own.
-	require.True(t, cfg.Security.Sysfs)
-	require.Equal(t, rootless && s.Linux.UIDMappings != nil, cfg.Network.ShareHost, "runc --rootless shares the host's network")
+	require.Equal(t, !shareHost, cfg.Security.Sysfs)
+	require.Equal(t, shareHost, cfg.Network.ShareHost)
+	require.Equal(t, rootless && s.Linux.UIDMappings != nil, shareHost, "only runc --rootless shares the host's network")
 	// The working directory is the root file system's /root, read-only.
 	require.Equal(t, []sandbox.Mount{{Kind: mount.Bind, Source: filepath.Join(dir, "rootfs/root"), Target: "/root"}}, cfg.Mounts)
 	require.Nil(t, cfg.Security.Seccomp)
@@ -97,7 +107,7 @@ func TestGeneratedSpecs(t *testing.T) {
 		// Written by host root, it maps host root: refused.
 		s := generate(t, 0, "runc", "--rootless")
 		_, err := FromSpec(s, bundle(t))
-		require.Equal(t, []string{"linux.gidMappings[0].hostID", "linux.uidMappings[0].hostID", "process.cwd", "process.terminal"}, refusedFields(t, err))
+		require.Equal(t, []string{"linux.gidMappings[0].hostID", "linux.uidMappings[0].hostID", "mounts[5]", "process.cwd", "process.terminal"}, refusedFields(t, err))
 	})
 }
 

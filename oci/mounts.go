@@ -98,6 +98,10 @@ func (m *mapper) mounts() {
 // sysfs maps a /sys entry to Security.Sysfs: a fresh, read-only sysfs of
 // the sandbox's network namespace, with firmware and powercap masked.
 func (m *mapper) sysfs(p string, sm specs.Mount) {
+	if m.cfg.Network.ShareHost {
+		m.refuse(p, "the sandbox's /sys is a sysfs of its own network namespace, and the spec has none (linux.namespaces lists no network namespace); remove this mount, or add a network namespace")
+		return
+	}
 	if !slices.Contains(sm.Options, "ro") {
 		m.refuse(p+".options", "the sandbox's /sys is read-only; add \"ro\"")
 		return

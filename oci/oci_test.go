@@ -77,6 +77,7 @@ func TestFromSpecMaps(t *testing.T) {
 		}},
 		{"no network namespace: the host's network", func(s *specs.Spec) {
 			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace)
+			s.Mounts = removeMount(s.Mounts, "/sys")
 		}, func(t *testing.T, c sandbox.Config) {
 			require.True(t, c.Network.ShareHost)
 		}},
@@ -297,6 +298,7 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", UIDMappings: []specs.LinuxIDMapping{{Size: 1}}})
 		}},
 		{"mounts[5].options", func(s *specs.Spec) { s.Mounts[5].Options = []string{"nosuid"} }},
+		{"mounts[5]", func(s *specs.Spec) { s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace) }},
 		{"linux.namespaces", func(s *specs.Spec) { s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.PIDNamespace) }},
 		{"linux.namespaces[1].path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" }},
 		{"linux.namespaces[5].type", func(s *specs.Spec) {

@@ -63,14 +63,32 @@ while read -r k v; do [ "$k" = CapEff: ] && echo "$v"; done < /proc/self/status
 touch /file 2>/dev/null && echo root writable || echo root read-only
 touch /work/file 2>/dev/null && echo work writable || echo work read-only
 ls /sys/class/net
-if [ ! -e /proc/keys ]; then echo no keys; elif [ -c /proc/keys ]; then echo keys masked; else echo keys visible; fi
+for p in ` + strings.Join(maskedPaths, " ") + `; do
+	if [ -c "$p" ] || { [ -d "$p" ] && [ -z "$(ls -A "$p")" ]; }; then echo "masked $p"; elif [ -e "$p" ]; then echo "visible $p"; fi
+done
+for p in ` + strings.Join(readOnlyPaths, " ") + `; do
+	while read -r id parent dev root at opts rest; do
+		[ "$at" = "$p" ] && [ "${opts%%,*}" = ro ] && echo "read-only $p"
+	done < /proc/self/mountinfo
+done
+true
 `
-	keys := "keys masked" // by /dev/null, as linux.maskedPaths asks
-	if _, err := os.Stat("/proc/keys"); err != nil {
-		keys = "no keys"
+	// Every path this package says the sandbox masks is masked (by
+	// /dev/null or an empty tmpfs) where this kernel has it.
+	var masked []string
+	for _, p := range maskedPaths {
+		if _, err := os.Stat(p); err == nil {
+			masked = append(masked, "masked "+p)
+		}
+	}
+	// And every path it says it makes read-only is a read-only mount.
+	for _, p := range readOnlyPaths {
+		if _, err := os.Stat(p); err == nil {
+			masked = append(masked, "read-only "+p)
+		}
 	}
 	lines := runSpec(t, "runc-spec.json", script, nil)
-	require.Equal(t, []string{
+	require.Equal(t, append([]string{
 		"hello",
 		"0", "0", // process.user
 		"runc",  // hostname
@@ -81,8 +99,7 @@ if [ ! -e /proc/keys ]; then echo no keys; elif [ -c /proc/keys ]; then echo key
 		"root read-only", // root.readonly
 		"work read-only", // the root's /work, bound onto itself
 		"lo",             // its own network namespace, in its own /sys
-		keys,
-	}, lines)
+	}, masked...), lines)
 }
 
 // TestRunRuncRootlessSpec runs the config "runc spec --rootless" writes as

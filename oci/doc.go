@@ -153,7 +153,7 @@
 //
 // Resources (linux.resources):
 //
-//	memory.limit                  Limits.Memory (-1: none)
+//	memory.limit                  Limits.Memory (0 or -1: none)
 //	memory.swap                   Limits.Swap = swap - limit (the spec counts memory and swap together);
 //	                              -1 or absent: SwapUnlimited, as runc and crun leave swap alone; refused
 //	                              below limit, or without a limit
@@ -161,8 +161,9 @@
 //	checkBeforeUpdate (true)      refused if set
 //	cpu.shares                    Limits.CPUWeight = shares × 100 / 1024, rounded, at least 1 (the inverse of
 //	                              the sandbox's weight × 1024 / 100 on cgroup v1, so 1024 is the default 100)
-//	cpu.quota, cpu.period         Limits.CPU = quota / 100000; refused with a period other than 100000 µs,
-//	                              the sandbox's (the error gives the scaled quota)
+//	cpu.quota, cpu.period         Limits.CPU = quota / 100000 (0 or -1: none); refused with a period other
+//	                              than 100000 µs, the sandbox's (the error gives the scaled quota); a period
+//	                              without a quota limits nothing and is ignored
 //	cpu.cpus, cpu.mems            Limits.CPUs, Limits.Mems
 //	cpu.burst, realtimeRuntime, realtimePeriod, idle   refused if set
 //	pids.limit                    Limits.Pids (0 or -1: none)

@@ -123,19 +123,24 @@ func survives(t *testing.T, a, b *specs.Spec) {
 		}
 	}
 	if r := al.Resources; r != nil {
-		if r.Memory != nil && r.Memory.Limit != nil {
-			require.Equal(t, *r.Memory.Limit, *bl.Resources.Memory.Limit, "linux.resources.memory.limit")
+		br := bl.Resources
+		if r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0 {
+			require.Equal(t, *r.Memory.Limit, *br.Memory.Limit, "linux.resources.memory.limit")
 			if r.Memory.Swap != nil {
-				require.Equal(t, *r.Memory.Swap, *bl.Resources.Memory.Swap, "linux.resources.memory.swap")
+				require.Equal(t, *r.Memory.Swap, *br.Memory.Swap, "linux.resources.memory.swap")
 			}
 		}
-		if r.CPU != nil {
-			require.Equal(t, r.CPU.Quota, bl.Resources.CPU.Quota, "linux.resources.cpu.quota")
-			require.Equal(t, r.CPU.Cpus, bl.Resources.CPU.Cpus, "linux.resources.cpu.cpus")
-			require.Equal(t, r.CPU.Mems, bl.Resources.CPU.Mems, "linux.resources.cpu.mems")
+		if c := r.CPU; c != nil {
+			if c.Quota != nil && *c.Quota > 0 {
+				require.Equal(t, *c.Quota, *br.CPU.Quota, "linux.resources.cpu.quota")
+			}
+			if c.Cpus != "" || c.Mems != "" {
+				require.Equal(t, c.Cpus, br.CPU.Cpus, "linux.resources.cpu.cpus")
+				require.Equal(t, c.Mems, br.CPU.Mems, "linux.resources.cpu.mems")
+			}
 		}
-		if r.Pids != nil {
-			require.Equal(t, r.Pids.Limit, bl.Resources.Pids.Limit, "linux.resources.pids.limit")
+		if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0 {
+			require.Equal(t, *r.Pids.Limit, *br.Pids.Limit, "linux.resources.pids.limit")
 		}
 	}
 	if al.Seccomp != nil {

@@ -160,8 +160,8 @@ func (m *mapper) resources(r *specs.LinuxResources) {
 			default:
 				lim.Swap = *mem.Swap - *mem.Limit
 			}
-		case mem.Limit != nil && *mem.Limit != -1:
-			m.refuse(p+".limit", "must be positive or -1, not %d", *mem.Limit)
+		case mem.Limit != nil && *mem.Limit < -1:
+			m.refuse(p+".limit", "must be positive, or 0 or -1 for none, not %d", *mem.Limit)
 		case mem.Swap != nil && *mem.Swap != -1:
 			m.refuse(p+".swap", "the sandbox limits swap only together with memory; set limit")
 		}
@@ -185,9 +185,14 @@ func (m *mapper) resources(r *specs.LinuxResources) {
 	if cpu := r.CPU; cpu != nil {
 		m.cpu(base+".cpu", cpu)
 	}
-	if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit > 0 {
-		lim.Pids = *r.Pids.Limit
-		m.from("Limits.Pids", base+".pids.limit")
+	if r.Pids != nil && r.Pids.Limit != nil {
+		switch l := *r.Pids.Limit; {
+		case l > 0:
+			lim.Pids = l
+			m.from("Limits.Pids", base+".pids.limit")
+		case l < -1:
+			m.refuse(base+".pids.limit", "must be positive, or 0 or -1 for none, not %d", l)
+		}
 	}
 	if b := r.BlockIO; b != nil {
 		p := base + ".blockIO"
@@ -238,6 +243,9 @@ func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
 	if c.Shares != nil && *c.Shares != 0 {
 		lim.CPUWeight = cpuWeight(*c.Shares)
 		m.from("Limits.CPUWeight", p+".shares")
+	}
+	if c.Quota != nil && *c.Quota < -1 {
+		m.refuse(p+".quota", "must be positive, or 0 or -1 for none, not %d", *c.Quota)
 	}
 	if c.Quota != nil && *c.Quota > 0 {
 		if c.Period != nil && *c.Period != cpuPeriod {

@@ -191,6 +191,13 @@ func TestFromSpecMaps(t *testing.T) {
 			require.True(t, c.Security.SeccompUnconfined)
 			require.Nil(t, c.Security.Seccomp)
 		}},
+		{"no limits", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](0), Swap: ptr[int64](-1)}
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-1)}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](-1), Period: ptr[uint64](50000), Shares: ptr[uint64](0)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.Limits{Rlimits: sandbox.Rlimits{NoFile: 1024}}, c.Limits)
+		}},
 		{"ignored fields", func(s *specs.Spec) {
 			s.Process.ApparmorProfile = "docker-default"
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
@@ -339,6 +346,11 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"linux.resources.memory.limit", func(s *specs.Spec) { // by Validate: below cgroup.MinMemory
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](4096)}
 		}},
+		{"linux.resources.memory.limit", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](-2)}
+		}},
+		{"linux.resources.pids.limit", func(s *specs.Spec) { s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-5)} }},
+		{"linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](-5)} }},
 		{"linux.resources.memory.reservation", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Reservation: ptr[int64](1)}
 		}},

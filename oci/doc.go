@@ -59,7 +59,9 @@
 //	                              runtime; the sandbox never shows it)
 //	domainname                    refused if set: the sandbox sets no NIS domain name
 //	mounts                        see Mounts below
-//	hooks.*                       refused if any is set: hooks are run by a runtime command, which this package is not
+//	hooks                         refused if any of prestart, createRuntime, createContainer, startContainer,
+//	                              poststart, poststop is set: hooks are run by a runtime command, which this
+//	                              package is not (run them around the sandbox)
 //	annotations                   ignored: they are information for tools, by the spec's own definition
 //	solaris, windows, vm, zos, freebsd   refused if set: the configuration of another platform
 //
@@ -129,9 +131,10 @@
 //	                              namespace a spec means root inside is host root, which the sandbox never
 //	                              allows; a cgroup namespace only hides the host's cgroup paths)
 //	linux.namespaces[i].path      refused if set: the sandbox creates its namespaces and joins none
-//	linux.uidMappings,            IDMap: one range each, from container id 0, of one size; refused otherwise,
-//	linux.gidMappings             and for host id 0. An ordinary user's own ids, one each, are the sandbox's
-//	                              default for that user, so IDMap stays zero
+//	linux.uidMappings,            IDMap{HostUID: hostID, HostGID: hostID, Size: size}: one range each, with
+//	linux.gidMappings             containerID 0, of one size; refused otherwise, and for host id 0. An ordinary
+//	                              user's own ids, one each, are the sandbox's default for that user, so IDMap
+//	                              stays zero
 //	linux.timeOffsets             refused if set: the sandbox's time namespace starts its clocks near zero
 //	linux.sysctl                  refused if set: the sandbox writes no sysctl
 //	linux.devices[i]              ignored for null, zero, full, random, urandom and tty with their usual numbers
@@ -169,7 +172,8 @@
 //	pids.limit                    Limits.Pids (0 or -1: none)
 //	blockIO.weight                Limits.IOWeight = 1 + (weight - 10) × 9999 / 990, rounded, as runc and crun
 //	                              convert it for cgroup v2
-//	blockIO.leafWeight, weightDevice, throttle*Device   refused if set
+//	blockIO.leafWeight, weightDevice, throttleReadBpsDevice, throttleWriteBpsDevice, throttleReadIOPSDevice,
+//	throttleWriteIOPSDevice       refused if set: the sandbox sets one I/O weight for all devices
 //	devices                       ignored: the sandbox has no device cgroup; its processes can open no device
 //	                              but those of its /dev, since its root and mounts are nodev and no node can
 //	                              be made in its user namespace

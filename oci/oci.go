@@ -60,9 +60,12 @@ func ReadSpec(file string) (*specs.Spec, error) {
 // errors.As finds the first and errors.Is(err, sandbox.ErrInvalidConfig)
 // matches. When nothing is refused the Config is validated with
 // Config.Validate, and its error, if any, is reported the same way, under
-// the spec path the bad field came from. FromSpec changes nothing on the
-// system; Validate reads (once per process) what the host's control groups
-// offer when the spec sets limits.
+// the spec path the bad field came from; all but one: that this host
+// cannot apply the spec's cgroup limits for this caller (a
+// *sandbox.FeatureError), which Start reports, since the caller may yet
+// set Limits.CgroupParent or Limits.BestEffort. FromSpec changes nothing
+// on the system; Validate reads (once per process) what the host's control
+// groups offer when the spec sets limits.
 func FromSpec(spec *specs.Spec, bundleDir string) (sandbox.Config, error) {
 	if spec == nil {
 		return sandbox.Config{}, &sandbox.ConfigError{Field: "spec", Err: errors.New("is nil")}
@@ -72,9 +75,13 @@ func FromSpec(spec *specs.Spec, bundleDir string) (sandbox.Config, error) {
 	if len(m.errs) > 0 {
 		return sandbox.Config{}, joinErrs(m.errs)
 	}
-	if err := m.cfg.Validate(); err != nil {
+	if err := m.cfg.Validate(); err != nil && !errors.Is(err, sandbox.ErrNotSupported) {
 		return sandbox.Config{}, m.translate(err)
 	}
+	// A *sandbox.FeatureError says that this host cannot apply the limits
+	// (Validate checks them last, so the rest is valid): that is for
+	// Start to report, once the caller has had a chance to set
+	// Limits.CgroupParent or Limits.BestEffort.
 	return m.cfg, nil
 }
 

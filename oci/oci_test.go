@@ -343,9 +343,6 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"linux.resources.memory.swap", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Swap: ptr[int64](32 << 20)}
 		}},
-		{"linux.resources.memory.limit", func(s *specs.Spec) { // by Validate: below cgroup.MinMemory
-			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](4096)}
-		}},
 		{"linux.resources.memory.limit", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](-2)}
 		}},
@@ -415,6 +412,23 @@ func TestFromSpecRefuses(t *testing.T) {
 			require.Contains(t, err.Error(), ce.Field)
 		})
 	}
+}
+
+// TestFromSpecCgroupLimits checks that Validate's verdict on the limits
+// is reported under the spec's path, and that a host that cannot apply
+// them is left for Start to report.
+func TestFromSpecCgroupLimits(t *testing.T) {
+	s := base(t)
+	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](4096)}
+	_, err := FromSpec(s, bundle(t))
+	if os.Geteuid() != 0 {
+		// An ordinary user without a delegated cgroup: the host's
+		// business, not the spec's.
+		require.NoError(t, err)
+		return
+	}
+	require.Equal(t, []string{"linux.resources.memory.limit"}, refusedFields(t, err)) // below cgroup.MinMemory
+	require.ErrorContains(t, err, "sandbox field Limits.Memory")
 }
 
 // TestFromSpecListsEveryRefusal checks that one error reports every

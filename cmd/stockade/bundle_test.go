@@ -13,20 +13,23 @@ import (
 	"github.com/stockade/stockade/oci"
 )
 
-// ociBundle makes a bundle of the config "runc spec" writes (checked in by
-// package oci) and a busybox root, with edit applied to the config, and
+// runcSpec is the config.json that "runc spec" (runc 1.1.5) writes, as
+// package oci's testdata holds it; inline, since the rootless run of these
+// tests has no source tree.
+const runcSpec = `{"ociVersion":"1.0.2-dev","process":{"terminal":true,"user":{"uid":0,"gid":0},"args":["sh"],"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","TERM=xterm"],"cwd":"/","capabilities":{"bounding":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],"effective":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],"permitted":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"],"ambient":["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"]},"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024}],"noNewPrivileges":true},"root":{"path":"rootfs","readonly":true},"hostname":"runc","mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},{"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]},{"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue","options":["nosuid","noexec","nodev"]},{"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}],"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]},"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],"maskedPaths":["/proc/acpi","/proc/asound","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/timer_list","/proc/timer_stats","/proc/sched_debug","/sys/firmware","/proc/scsi"],"readonlyPaths":["/proc/bus","/proc/fs","/proc/irq","/proc/sys","/proc/sysrq-trigger"]}}`
+
+// ociBundle makes a bundle of the config "runc spec" writes and a busybox
+// root, with edit applied to the config, and
 // returns its directory.
 func ociBundle(t *testing.T, edit func(m map[string]any)) string {
 	dir := t.TempDir()
 	root := busyboxRoot(t)
 	require.NoError(t, os.Mkdir(filepath.Join(root, "sys"), 0o755))
 	require.NoError(t, os.Symlink(root, filepath.Join(dir, "rootfs")))
-	data, err := os.ReadFile(filepath.Join("..", "..", "oci", "testdata", "runc-spec.json"))
-	require.NoError(t, err)
 	var m map[string]any
-	require.NoError(t, json.Unmarshal(data, &m))
+	require.NoError(t, json.Unmarshal([]byte(runcSpec), &m))
 	edit(m)
-	data, err = json.Marshal(m)
+	data, err := json.Marshal(m)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, oci.ConfigFile), data, 0o644))
 	return dir

@@ -72,12 +72,14 @@
 //	process.consoleSize           ignored: only meaningful with a terminal
 //	process.args                  Args (refused if empty)
 //	process.commandLine           refused if set: Windows
-//	process.env                   Env (an empty env is an empty environment, not DefaultEnv)
+//	process.env                   Env, as it is: an empty env is an empty environment, not DefaultEnv, and no
+//	                              HOME is added (runc adds one from the root's /etc/passwd)
 //	process.cwd                   Dir; refused if "/" (the sandbox needs a working directory below its root). In
 //	                              a spec the working directory is a directory of the root file system; the sandbox
 //	                              mounts a fresh tmpfs on Dir unless a mount targets it, so FromSpec adds a bind of
 //	                              the directory onto itself (from the root file system, or from the bind that holds
-//	                              it; read-only with a read-only root), or, below a tmpfs, an explicit tmpfs
+//	                              it; read-only with a read-only root), or, below a tmpfs, an explicit tmpfs.
+//	                              The directory must exist (runc makes it)
 //	process.user.uid, gid         0 and 0: RunAsRoot; otherwise UID and GID (refused: uid 0 with another gid, or
 //	                              gid 0 with another uid)
 //	process.user.umask            refused if set: the sandbox sets no umask

@@ -98,6 +98,10 @@ type runOptions struct {
 	json       bool
 	verbose    bool
 	help       bool
+	// bundle and specFile are --bundle and --config; fs is the flag set,
+	// to tell which flags were given with them.
+	bundle, specFile string
+	fs               *pflag.FlagSet
 }
 
 // The fields of sandbox.Config that the flags set, for naming the flag in a
@@ -188,6 +192,8 @@ func (o *runOptions) define(p *parser) {
 		c.Security.SeccompProfile = b
 		return nil
 	})
+	o.fs = fs
+	o.defineBundle(p)
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stderr")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print a summary of the result on stderr")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
@@ -205,6 +211,9 @@ func (o *runOptions) addBind(flag, src, dst string, writable bool) error {
 
 // config completes the Config from the flags and the command.
 func (o *runOptions) config(args []string) (sandbox.Config, error) {
+	if o.bundle != "" || o.specFile != "" {
+		return o.bundleConfig(o.fs, args)
+	}
 	c := o.cfg
 	if len(args) == 0 {
 		return c, usagef("missing the command to run")

@@ -13,6 +13,7 @@ import (
 )
 
 const runHelp = `Usage: stockade run [flags] [--] COMMAND [ARG...]
+       stockade run --bundle DIR [flags] [[--] COMMAND [ARG...]]
 
 Runs COMMAND in a new sandbox and exits with its status, or 128 plus the
 signal that killed it (137 when the sandbox was killed for its time limit or
@@ -42,6 +43,10 @@ Examples:
   # all, and the verdict as JSON on stderr:
   stockade run --memory 256m --cpu-time 2s --pids 64 --output-limit 1m \
       --time-limit 10s --ro-bind ./solution /work/solution --json -- /work/solution
+
+  # An OCI bundle, as 'runc spec' writes it (with "terminal": false and a
+  # working directory other than /), for 5 s at most:
+  stockade run --bundle ./bundle --time-limit 5s
 
 Exit statuses of stockade itself: 2 for a bad flag, 125 when the sandbox
 could not be set up, 126 when COMMAND could not be executed, 127 when it

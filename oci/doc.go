@@ -1,0 +1,207 @@
+// Package oci reads and writes OCI runtime-spec configurations (a bundle's
+// config.json, github.com/opencontainers/runtime-spec) as sandbox Configs.
+//
+//	cfg, err := oci.Load("bundle")      // bundle/config.json, rootfs relative to it
+//	res, err := sandbox.New(cfg).Run(ctx)
+//
+// [FromSpec] maps a spec to a [sandbox.Config], [Load] reads one from a
+// bundle first, and [ToSpec] describes a Config as a spec. The runtime
+// command line (create, start, state, kill, delete) is not here.
+//
+// # Strict mapping
+//
+// A spec is a request, and the sandbox is stricter than an OCI runtime in
+// ways it never relaxes: it always has its own user, pid, mount, uts, ipc
+// and cgroup namespaces, no_new_privs, nosuid and nodev mounts, private
+// mount propagation, its own /proc, /dev and /tmp, and the paths of /proc
+// that reveal the host masked. So every field of a spec either maps to a
+// Config field, or is ignored for a reason given below (it asks for less
+// than the sandbox does anyway, or it is a label for an LSM the sandbox
+// does not use), or is refused: FromSpec then fails with a
+// *sandbox.ConfigError whose Field is the spec path
+// ("linux.resources.memory.swap", "mounts[2].options[1]",
+// "linux.seccomp.syscalls[3].names[2]"), one per refused field, so that
+// errors.As finds the first and errors.Is(err, sandbox.ErrInvalidConfig)
+// matches. Nothing asked for is dropped silently. A mapped Config is then
+// checked with Config.Validate, whose error is reported under the spec path
+// its field came from.
+//
+// The configs that `runc spec` and `crun spec` write are refused for two
+// fields, which a user edits as for any non-interactive run: process.terminal
+// is true (set it to false) and process.cwd is "/" (name a directory such as
+// /root or /tmp). `runc spec --rootless` writes a spec without a network
+// namespace that binds the host's /sys, which the sandbox refuses (it mounts
+// a sysfs of its own network namespace; remove the mount), and maps the
+// caller's id onto root, which, written by host root, is refused too
+// (linux.uidMappings[0].hostID).
+//
+// # Round trips
+//
+// FromSpec(ToSpec(FromSpec(spec))) is FromSpec(spec): a Config made from a
+// spec survives the trip through a spec, and every field of a spec that
+// maps keeps its meaning. ToSpec fills in the defaults of a zero Config
+// (Dir /work, Hostname sandbox, uid and gid 1000, DefaultEnv) and refuses
+// the Config fields a spec cannot express (Timeout, Limits.CPUTime,
+// Limits.Output, Limits.CgroupParent, Limits.BestEffort, SubordinateIDs,
+// TmpfsSize, TmpfsInodes, Network.Link, Networks, Ports and DNS, Landlock
+// settings, SeccompProfile, Seccomp.ExtendDefault, a Config without
+// RootDir); the parent-only fields and WaitDelay are the runtime caller's
+// and are left out.
+//
+// # Every field, and what happens to it
+//
+// Top level:
+//
+//	ociVersion                    ignored: the fields are checked one by one, whatever version the spec claims
+//	root.path                     RootDir (relative to the bundle directory)
+//	root.readonly                 WritableRoot = !readonly
+//	hostname                      Hostname; empty: "sandbox" (an empty hostname keeps the host's in an OCI
+//	                              runtime; the sandbox never shows it)
+//	domainname                    refused if set: the sandbox sets no NIS domain name
+//	mounts                        see Mounts below
+//	hooks                         refused if any of prestart, createRuntime, createContainer, startContainer,
+//	                              poststart, poststop is set: hooks are run by a runtime command, which this
+//	                              package is not (run them around the sandbox)
+//	annotations                   ignored: they are information for tools, by the spec's own definition
+//	solaris, windows, vm, zos, freebsd   refused if set: the configuration of another platform
+//
+// Process:
+//
+//	process                       refused if absent: the sandbox runs a command
+//	process.terminal              refused if true: no terminal yet; the command's streams are Config.Stdin/Stdout/Stderr
+//	process.consoleSize           ignored: only meaningful with a terminal
+//	process.args                  Args (refused if empty)
+//	process.commandLine           refused if set: Windows
+//	process.env                   Env, as it is: an empty env is an empty environment, not DefaultEnv, and no
+//	                              HOME is added (runc adds one from the root's /etc/passwd)
+//	process.cwd                   Dir; refused if "/" (the sandbox needs a working directory below its root). In
+//	                              a spec the working directory is a directory of the root file system; the sandbox
+//	                              mounts a fresh tmpfs on Dir unless a mount targets it, so FromSpec adds a bind of
+//	                              the directory onto itself (from the root file system, or from the bind that holds
+//	                              it; read-only with a read-only root), or, below a tmpfs, an explicit tmpfs.
+//	                              The directory must exist (runc makes it)
+//	process.user.uid, gid         0 and 0: RunAsRoot; otherwise UID and GID (refused: uid 0 with another gid, or
+//	                              gid 0 with another uid)
+//	process.user.umask            refused if set: the sandbox sets no umask
+//	process.user.additionalGids   refused if set: the command has no supplementary groups
+//	process.user.username         refused if set: Windows
+//	process.capabilities          Security.Capabilities = bounding. Refused unless effective and permitted equal
+//	                              bounding, and inheritable and ambient are empty or equal to it; for a command
+//	                              that is not root, ambient must list them (the sandbox keeps them across execve).
+//	                              Absent: none, as the sandbox keeps none by default
+//	process.rlimits[i]            RLIMIT_NOFILE, FSIZE, STACK, CORE, AS, NPROC, CPU: Limits.Rlimits.NoFile,
+//	                              FileSize, Stack, Core, AddressSpace, Processes, CPU (RLIM_INFINITY: Unlimited);
+//	                              refused: other types, soft != hard, 0 but for RLIMIT_CORE, a repeated type,
+//	                              an unlimited RLIMIT_CPU. No RLIMIT_CORE means none: the sandbox writes no core file
+//	process.noNewPrivileges       ignored: the sandbox always sets no_new_privs
+//	process.apparmorProfile       ignored: the sandbox uses no AppArmor profile; its confinement is its
+//	                              namespaces, seccomp and Landlock
+//	process.selinuxLabel          ignored: likewise for SELinux
+//	process.oomScoreAdj           refused if set: the sandbox sets no OOM score
+//	process.scheduler             refused if set
+//	process.ioPriority            refused if set
+//	process.execCPUAffinity       refused if set: use linux.resources.cpu.cpus
+//
+// Mounts (mounts[i]):
+//
+//	/proc proc, /dev tmpfs,       the sandbox's own mounts, always there with its own options, which the
+//	/dev/pts devpts,              entry's options do not change (/dev holds null, zero, full, random, urandom,
+//	/dev/shm tmpfs                tty, pts and ptmx; /dev/shm is a tmpfs of 64 MiB)
+//	/sys sysfs, or a bind of /sys Security.Sysfs: a fresh read-only sysfs of the sandbox's own network
+//	                              namespace, firmware and powercap masked; refused without "ro", and without a
+//	                              network namespace (the sandbox cannot mount a sysfs of the host's)
+//	/dev/mqueue mqueue            ignored: the sandbox mounts no mqueue; POSIX message queues of its own IPC
+//	                              namespace still work through mq_open
+//	/sys/fs/cgroup cgroup         ignored: the sandbox mounts no cgroup file system
+//	type bind, or option          Mounts entry, mount.Bind: source (relative to the bundle), destination,
+//	bind or rbind                 Writable unless "ro" (a spec's bind is read-write by default); always recursive
+//	type tmpfs                    Mounts entry, mount.Tmpfs: size= (k, m, g; absent: 64 MiB, never unbounded),
+//	                              nr_inodes=, mode=, uid=, gid=, ro
+//	options                       nosuid, nodev, exec, defaults, rw, ro, private, rprivate, bind, rbind and the
+//	                              access time options map or are ignored (the sandbox's mounts are always
+//	                              nosuid, nodev and private); refused: noexec, suid, dev, shared, slave,
+//	                              unbindable and their r- forms, and anything else
+//	other types                   refused: the sandbox's Config mounts binds and tmpfs
+//	uidMappings, gidMappings      refused if set: no id-mapped mounts
+//	(not in a spec)               the sandbox also mounts a tmpfs of 64 MiB on /tmp, below a spec's mounts
+//
+// Linux:
+//
+//	linux.namespaces              pid, ipc, uts and mount must be listed (refused otherwise: the sandbox cannot
+//	                              share the host's); network absent: Network.ShareHost; time: TimeNamespace;
+//	                              user and cgroup: the sandbox always creates them, listed or not (without a user
+//	                              namespace a spec means root inside is host root, which the sandbox never
+//	                              allows; a cgroup namespace only hides the host's cgroup paths)
+//	linux.namespaces[i].path      refused if set: the sandbox creates its namespaces and joins none
+//	linux.uidMappings,            IDMap{HostUID: hostID, HostGID: hostID, Size: size}: one range each, with
+//	linux.gidMappings             containerID 0, of one size; refused otherwise, and for host id 0. An ordinary
+//	                              user's own ids, one each, are the sandbox's default for that user, so IDMap
+//	                              stays zero
+//	linux.timeOffsets             refused if set: the sandbox's time namespace starts its clocks near zero
+//	linux.sysctl                  refused if set: the sandbox writes no sysctl
+//	linux.devices[i]              ignored for null, zero, full, random, urandom and tty with their usual numbers
+//	                              (always in /dev); refused for any other node
+//	linux.netDevices              refused if set
+//	linux.cgroupsPath             ignored: the sandbox creates a group of its own for its limits, below
+//	                              Limits.CgroupParent (set that after FromSpec to place it)
+//	linux.rootfsPropagation       "", private, rprivate: map (the sandbox's mounts are private); refused otherwise
+//	linux.maskedPaths             the sandbox masks /proc/acpi, asound, kcore, kallsyms, keys, latency_stats,
+//	                              timer_list, timer_stats, sched_debug and scsi, and, with Security.Sysfs,
+//	                              /sys/firmware and /sys/devices/virtual/powercap, whatever the spec lists;
+//	                              a listed path outside that set is refused (paths under /sys are fine without
+//	                              a /sys)
+//	linux.readonlyPaths           likewise: /proc/bus, fs, irq, sys, sysrq-trigger, and every masked path
+//	linux.mountLabel              ignored: the sandbox uses no SELinux labels
+//	linux.intelRdt                refused if set
+//	linux.memoryPolicy            refused if set: use linux.resources.cpu.mems
+//	linux.personality             refused if set
+//
+// Resources (linux.resources):
+//
+//	memory.limit                  Limits.Memory (0 or -1: none)
+//	memory.swap                   Limits.Swap = swap - limit (the spec counts memory and swap together);
+//	                              -1 or absent: SwapUnlimited, as runc and crun leave swap alone; refused
+//	                              below limit, or without a limit
+//	memory.reservation, kernel, kernelTCP, swappiness, useHierarchy, disableOOMKiller (true),
+//	checkBeforeUpdate (true)      refused if set
+//	cpu.shares                    Limits.CPUWeight = shares × 100 / 1024, rounded, at least 1 (the inverse of
+//	                              the sandbox's weight × 1024 / 100 on cgroup v1, so 1024 is the default 100)
+//	cpu.quota, cpu.period         Limits.CPU = quota / 100000 (0 or -1: none); refused with a period other
+//	                              than 100000 µs, the sandbox's (the error gives the scaled quota); a period
+//	                              without a quota limits nothing and is ignored
+//	cpu.cpus, cpu.mems            Limits.CPUs, Limits.Mems
+//	cpu.burst, realtimeRuntime, realtimePeriod, idle   refused if set
+//	pids.limit                    Limits.Pids (0 or -1: none)
+//	blockIO.weight                Limits.IOWeight = 1 + (weight - 10) × 9999 / 990, rounded, as runc and crun
+//	                              convert it for cgroup v2
+//	blockIO.leafWeight, weightDevice, throttleReadBpsDevice, throttleWriteBpsDevice, throttleReadIOPSDevice,
+//	throttleWriteIOPSDevice       refused if set: the sandbox sets one I/O weight for all devices
+//	devices                       ignored: the sandbox has no device cgroup; its processes can open no device
+//	                              but those of its /dev, since its root and mounts are nodev and no node can
+//	                              be made in its user namespace
+//	hugepageLimits, network, rdma, unified   refused if set
+//
+// Seccomp (linux.seccomp):
+//
+//	absent                        the sandbox's default policy (Docker's allow-list and stockade's denials):
+//	                              the sandbox never runs without a filter unless asked
+//	defaultAction ALLOW, no syscalls   Security.SeccompUnconfined
+//	otherwise                     Security.Seccomp, a SeccompPolicy with one rule per syscalls entry, in order
+//	defaultAction, action         SCMP_ACT_ALLOW, ERRNO, KILL_PROCESS, LOG: SeccompAllow, Errno, Kill, Log;
+//	                              refused: SCMP_ACT_KILL and KILL_THREAD (the sandbox kills the whole process),
+//	                              TRAP, TRACE, NOTIFY
+//	defaultErrnoRet, errnoRet     DefaultErrno, Errno (absent: EPERM, as in runc)
+//	architectures                 ignored: the sandbox's filter admits the native ABI only and kills a call
+//	                              made through another (i386 or x32 on amd64)
+//	flags                         SECCOMP_FILTER_FLAG_TSYNC ignored (the filter is installed before the
+//	                              command starts a thread); the others refused
+//	listenerPath, listenerMetadata   refused if set
+//	syscalls[i].names             Rules[i].Names; a name the sandbox does not know is refused by Validate
+//	                              under linux.seccomp.syscalls[i].names[j] (libseccomp-based runtimes skip it)
+//	syscalls[i].args[j]           Rules[i].Args[j]: index, op (SCMP_CMP_EQ, NE, LT, LE, GT, GE, MASKED_EQ);
+//	                              for MASKED_EQ, value is the mask and valueTwo the value, as in libseccomp
+//
+// When several rules match a call, the sandbox's filter takes the most
+// restrictive action (kill, then errno, then log, then allow), whatever
+// their order.
+package oci

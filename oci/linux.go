@@ -1,0 +1,299 @@
+package oci
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"slices"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/stockade/stockade/sandbox"
+)
+
+// requiredNamespaces are the namespaces every sandbox has, and which a
+// spec must ask for: without one, the spec means the host's, which the
+// sandbox cannot share.
+var requiredNamespaces = []specs.LinuxNamespaceType{
+	specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace,
+}
+
+func (m *mapper) namespaces(l *specs.Linux) {
+	have := map[specs.LinuxNamespaceType]bool{}
+	for i, ns := range l.Namespaces {
+		p := fmt.Sprintf("linux.namespaces[%d]", i)
+		switch ns.Type {
+		case specs.PIDNamespace, specs.NetworkNamespace, specs.MountNamespace, specs.IPCNamespace,
+			specs.UTSNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace:
+		default:
+			m.refuse(p+".type", "unknown namespace type %q", ns.Type)
+			continue
+		}
+		if have[ns.Type] {
+			m.refuse(p+".type", "the %s namespace is listed twice", ns.Type)
+			continue
+		}
+		have[ns.Type] = true
+		if ns.Path != "" {
+			m.refuse(p+".path", "the sandbox creates its namespaces and joins none")
+		}
+	}
+	for _, t := range requiredNamespaces {
+		if !have[t] {
+			m.refuse("linux.namespaces", "has no %s namespace: the sandbox always has its own and cannot share the host's", t)
+		}
+	}
+	// Without a network namespace the spec shares the host's network.
+	m.cfg.Network.ShareHost = !have[specs.NetworkNamespace]
+	m.from("Network", "linux.namespaces")
+	m.cfg.TimeNamespace = have[specs.TimeNamespace]
+	m.from("TimeNamespace", "linux.namespaces")
+	if len(l.TimeOffsets) > 0 {
+		m.refuse("linux.timeOffsets", "the sandbox's time namespace starts its clocks near zero; it takes no offsets")
+	}
+	m.idMappings(l, have[specs.UserNamespace])
+}
+
+// idMappings maps linux.uidMappings and gidMappings onto IDMap: one range
+// each, from container id 0, of the same size.
+func (m *mapper) idMappings(l *specs.Linux, userns bool) {
+	if len(l.UIDMappings) == 0 && len(l.GIDMappings) == 0 {
+		return // the sandbox picks its range
+	}
+	if !userns {
+		m.refuse("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
+		return
+	}
+	one := func(name string, ms []specs.LinuxIDMapping) (specs.LinuxIDMapping, bool) {
+		p := "linux." + name
+		switch {
+		case len(ms) != 1:
+			m.refuse(p, "the sandbox maps one range of ids, from 0; this has %d", len(ms))
+			return specs.LinuxIDMapping{}, false
+		case ms[0].ContainerID != 0:
+			m.refuse(p+"[0].containerID", "the sandbox's range of ids starts at 0, not %d", ms[0].ContainerID)
+			return specs.LinuxIDMapping{}, false
+		case ms[0].HostID == 0:
+			m.refuse(p+"[0].hostID", "the sandbox never maps host root (id 0); map an unprivileged range")
+			return specs.LinuxIDMapping{}, false
+		}
+		return ms[0], true
+	}
+	u, uok := one("uidMappings", l.UIDMappings)
+	g, gok := one("gidMappings", l.GIDMappings)
+	if !uok || !gok {
+		return
+	}
+	if u.Size != g.Size {
+		m.refuse("linux.gidMappings[0].size", "the sandbox maps as many group ids as user ids (%d), not %d", u.Size, g.Size)
+		return
+	}
+	// An ordinary user's own ids, one each, are what the sandbox maps for
+	// it anyway, onto the command's ids; it may not name them in IDMap.
+	if os.Geteuid() != 0 && u.Size == 1 && int(u.HostID) == os.Geteuid() && int(g.HostID) == os.Getegid() {
+		return
+	}
+	m.cfg.IDMap = sandbox.IDMap{HostUID: u.HostID, HostGID: g.HostID, Size: u.Size}
+	m.from("IDMap", "linux.uidMappings")
+}
+
+// defaultDevices are the device nodes of every sandbox's /dev, by path
+// with their numbers.
+var defaultDevices = map[string][2]int64{
+	"/dev/null": {1, 3}, "/dev/zero": {1, 5}, "/dev/full": {1, 7},
+	"/dev/random": {1, 8}, "/dev/urandom": {1, 9}, "/dev/tty": {5, 0},
+}
+
+func (m *mapper) linux(l *specs.Linux) {
+	for i, d := range l.Devices {
+		n, ok := defaultDevices[d.Path]
+		if !ok || d.Type != "c" || n != [2]int64{d.Major, d.Minor} {
+			m.refuse(fmt.Sprintf("linux.devices[%d]", i), "the sandbox's /dev holds only null, zero, full, random, urandom and tty; it cannot create %s", d.Path)
+		}
+	}
+	if len(l.NetDevices) > 0 {
+		m.refuse("linux.netDevices", "the sandbox moves no host network device into its namespace")
+	}
+	if len(l.Sysctl) > 0 {
+		k := slices.Sorted(maps.Keys(l.Sysctl))[0]
+		m.refuse("linux.sysctl."+k, "the sandbox writes no sysctl (its /proc/sys is read-only)")
+	}
+	switch l.RootfsPropagation {
+	case "", "private", "rprivate":
+	default:
+		m.refuse("linux.rootfsPropagation", "every mount of the sandbox is private, not %s", l.RootfsPropagation)
+	}
+	if l.IntelRdt != nil {
+		m.refuse("linux.intelRdt", "the sandbox does not use Intel RDT")
+	}
+	if l.MemoryPolicy != nil {
+		m.refuse("linux.memoryPolicy", "the sandbox sets no NUMA memory policy; use linux.resources.cpu.mems")
+	}
+	if l.Personality != nil {
+		m.refuse("linux.personality", "the sandbox sets no execution domain")
+	}
+	// CgroupsPath and MountLabel are ignored: see the package
+	// documentation.
+}
+
+func (m *mapper) resources(r *specs.LinuxResources) {
+	if r == nil {
+		return
+	}
+	const base = "linux.resources"
+	lim := &m.cfg.Limits
+	// Devices are ignored: see the package documentation.
+	if mem := r.Memory; mem != nil {
+		p := base + ".memory"
+		switch {
+		case mem.Limit != nil && *mem.Limit > 0:
+			lim.Memory = *mem.Limit
+			m.from("Limits.Memory", p+".limit")
+			m.from("Limits.Swap", p+".swap")
+			switch {
+			case mem.Swap == nil || *mem.Swap == -1:
+				// runc and crun leave swap alone when it is not set.
+				lim.Swap = sandbox.SwapUnlimited
+			case *mem.Swap < *mem.Limit:
+				m.refuse(p+".swap", "counts memory and swap together, so it must be at least the limit (%d) or -1, not %d", *mem.Limit, *mem.Swap)
+			default:
+				lim.Swap = *mem.Swap - *mem.Limit
+			}
+		case mem.Limit != nil && *mem.Limit < -1:
+			m.refuse(p+".limit", "must be positive, or 0 or -1 for none, not %d", *mem.Limit)
+		case mem.Swap != nil && *mem.Swap != -1:
+			m.refuse(p+".swap", "the sandbox limits swap only together with memory; set limit")
+		}
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{
+			{mem.Reservation != nil, "reservation"},
+			{mem.Kernel != nil, "kernel"},
+			{mem.KernelTCP != nil, "kernelTCP"},
+			{mem.Swappiness != nil, "swappiness"},
+			{mem.DisableOOMKiller != nil && *mem.DisableOOMKiller, "disableOOMKiller"},
+			{mem.UseHierarchy != nil, "useHierarchy"},
+			{mem.CheckBeforeUpdate != nil && *mem.CheckBeforeUpdate, "checkBeforeUpdate"},
+		} {
+			if f.set {
+				m.refuse(p+"."+f.name, "the sandbox does not set it")
+			}
+		}
+	}
+	if cpu := r.CPU; cpu != nil {
+		m.cpu(base+".cpu", cpu)
+	}
+	if r.Pids != nil && r.Pids.Limit != nil {
+		switch l := *r.Pids.Limit; {
+		case l > 0:
+			lim.Pids = l
+			m.from("Limits.Pids", base+".pids.limit")
+		case l < -1:
+			m.refuse(base+".pids.limit", "must be positive, or 0 or -1 for none, not %d", l)
+		}
+	}
+	if b := r.BlockIO; b != nil {
+		p := base + ".blockIO"
+		if b.Weight != nil && *b.Weight != 0 {
+			if *b.Weight < 10 || *b.Weight > 1000 {
+				m.refuse(p+".weight", "must be from 10 to 1000, not %d", *b.Weight)
+			} else {
+				lim.IOWeight = ioWeight(*b.Weight)
+				m.from("Limits.IOWeight", p+".weight")
+			}
+		}
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{
+			{b.LeafWeight != nil, "leafWeight"},
+			{len(b.WeightDevice) > 0, "weightDevice"},
+			{len(b.ThrottleReadBpsDevice) > 0, "throttleReadBpsDevice"},
+			{len(b.ThrottleWriteBpsDevice) > 0, "throttleWriteBpsDevice"},
+			{len(b.ThrottleReadIOPSDevice) > 0, "throttleReadIOPSDevice"},
+			{len(b.ThrottleWriteIOPSDevice) > 0, "throttleWriteIOPSDevice"},
+		} {
+			if f.set {
+				m.refuse(p+"."+f.name, "the sandbox sets only an I/O weight for all devices")
+			}
+		}
+	}
+	if len(r.HugepageLimits) > 0 {
+		m.refuse(base+".hugepageLimits", "the sandbox does not limit huge pages")
+	}
+	if r.Network != nil {
+		m.refuse(base+".network", "the sandbox does not set net_cls or net_prio")
+	}
+	if len(r.Rdma) > 0 {
+		m.refuse(base+".rdma", "the sandbox does not limit RDMA")
+	}
+	if len(r.Unified) > 0 {
+		k := slices.Sorted(maps.Keys(r.Unified))[0]
+		m.refuse(base+".unified."+k, "the sandbox writes no cgroup file by name")
+	}
+}
+
+// cpuPeriod is the sandbox's CFS period in microseconds (package cgroup).
+const cpuPeriod = 100000
+
+func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
+	lim := &m.cfg.Limits
+	if c.Shares != nil && *c.Shares != 0 {
+		lim.CPUWeight = cpuWeight(*c.Shares)
+		m.from("Limits.CPUWeight", p+".shares")
+	}
+	if c.Quota != nil && *c.Quota < -1 {
+		m.refuse(p+".quota", "must be positive, or 0 or -1 for none, not %d", *c.Quota)
+	}
+	if c.Quota != nil && *c.Quota > 0 {
+		if c.Period != nil && *c.Period != cpuPeriod {
+			m.refuse(p+".period", "the sandbox's CPU period is %d µs; scale quota to it (quota %d over %d is %d)",
+				cpuPeriod, *c.Quota, *c.Period, int64(math.Round(float64(*c.Quota)*cpuPeriod/float64(*c.Period))))
+		} else {
+			lim.CPU = float64(*c.Quota) / cpuPeriod
+			m.from("Limits.CPU", p+".quota")
+		}
+	}
+	lim.CPUs, lim.Mems = c.Cpus, c.Mems
+	m.from("Limits.CPUs", p+".cpus")
+	m.from("Limits.Mems", p+".mems")
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{
+		{c.Burst != nil && *c.Burst != 0, "burst"},
+		{c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0, "realtimeRuntime"},
+		{c.RealtimePeriod != nil && *c.RealtimePeriod != 0, "realtimePeriod"},
+		{c.Idle != nil && *c.Idle != 0, "idle"},
+	} {
+		if f.set {
+			m.refuse(p+"."+f.name, "the sandbox does not set it")
+		}
+	}
+}
+
+// cpuWeight converts cgroup v1 CPU shares (2 to 262144, 1024 by default)
+// to the sandbox's CPU weight (1 to 10000, 100 by default), the inverse of
+// the sandbox's own conversion on cgroup v1 (weight × 1024 / 100), rounded
+// so that a weight survives the trip to shares and back.
+func cpuWeight(shares uint64) uint64 {
+	return max(1, uint64(math.Round(float64(shares)*100/1024)))
+}
+
+// cpuShares is the sandbox's conversion of a CPU weight to shares.
+func cpuShares(weight uint64) uint64 {
+	return min(max(weight*1024/100, 2), 262144)
+}
+
+// ioWeight converts a cgroup v1 blkio weight (10 to 1000) to the
+// sandbox's I/O weight (1 to 10000), as runc and crun do on cgroup v2,
+// rounded; blkioWeight is its inverse.
+func ioWeight(w uint16) uint64 {
+	return 1 + uint64(math.Round(float64(w-10)*9999/990))
+}
+
+func blkioWeight(w uint64) uint16 {
+	return uint16(10 + math.Round(float64(w-1)*990/9999))
+}

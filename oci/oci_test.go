@@ -1,0 +1,516 @@
+package oci
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stockade/stockade/mount"
+	"github.com/stockade/stockade/sandbox"
+)
+
+// base returns a spec that maps: runc's, made runnable, with the working
+// directory /work.
+func base(t *testing.T) *specs.Spec {
+	s := readSpec(t, filepath.Join("testdata", "runc-spec.json"))
+	runnable(s, "/work")
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestFromSpecMaps checks what each mapped field becomes, and that the
+// Config survives a round trip.
+func TestFromSpecMaps(t *testing.T) {
+	dir := bundle(t)
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, tc := range []struct {
+		name  string
+		edit  func(*specs.Spec)
+		check func(*testing.T, sandbox.Config)
+	}{
+		{"memory and swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](64 << 20), Swap: ptr[int64](96 << 20)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, int64(64<<20), c.Limits.Memory)
+			require.Equal(t, int64(32<<20), c.Limits.Swap)
+		}},
+		{"memory without swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](64 << 20)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, int64(sandbox.SwapUnlimited), c.Limits.Swap)
+		}},
+		{"memory with as much swap as memory: none", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](64 << 20), Swap: ptr[int64](64 << 20)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Zero(t, c.Limits.Swap)
+		}},
+		{"pids, cpu", func(s *specs.Spec) {
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](64)}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Shares: ptr[uint64](512), Quota: ptr[int64](50000), Period: ptr[uint64](100000), Cpus: "0", Mems: "0"}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, int64(64), c.Limits.Pids)
+			require.Equal(t, 0.5, c.Limits.CPU)
+			require.Equal(t, uint64(50), c.Limits.CPUWeight)
+			require.Equal(t, "0", c.Limits.CPUs)
+			require.Equal(t, "0", c.Limits.Mems)
+		}},
+		{"rlimits", func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: 64, Soft: 64},
+				{Type: "RLIMIT_FSIZE", Hard: 1 << 20, Soft: 1 << 20},
+				{Type: "RLIMIT_STACK", Hard: rlimitInf, Soft: rlimitInf},
+				{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
+				{Type: "RLIMIT_AS", Hard: 4 << 30, Soft: 4 << 30},
+				{Type: "RLIMIT_NPROC", Hard: 100, Soft: 100},
+				{Type: "RLIMIT_CPU", Hard: 3, Soft: 3},
+			}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.Rlimits{NoFile: 64, FileSize: 1 << 20, Stack: sandbox.Unlimited, AddressSpace: 4 << 30, Processes: 100, CPU: 3 * time.Second}, c.Limits.Rlimits)
+		}},
+		{"no network namespace: the host's network", func(s *specs.Spec) {
+			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace)
+			s.Mounts = removeMount(s.Mounts, "/sys")
+		}, func(t *testing.T, c sandbox.Config) {
+			require.True(t, c.Network.ShareHost)
+		}},
+		{"time namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		}, func(t *testing.T, c sandbox.Config) {
+			require.True(t, c.TimeNamespace)
+		}},
+		{"id mappings", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 200000, Size: 65536}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 300000, Size: 65536}}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.IDMap{HostUID: 200000, HostGID: 300000, Size: 65536}, c.IDMap)
+		}},
+		{"a user, no capabilities", func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1234, GID: 1234}
+			s.Process.Capabilities = nil
+		}, func(t *testing.T, c sandbox.Config) {
+			require.False(t, c.RunAsRoot)
+			require.Equal(t, 1234, c.UID)
+			require.Equal(t, 1234, c.GID)
+			require.Nil(t, c.Security.Capabilities)
+		}},
+		{"a user with ambient capabilities", func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1234, GID: 1234}
+			caps := []string{"CAP_NET_BIND_SERVICE"}
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps, Ambient: caps}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, []string{"CAP_NET_BIND_SERVICE"}, c.Security.Capabilities)
+		}},
+		{"writable root, mounts", func(s *specs.Spec) {
+			s.Root.Readonly = false
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/data", Type: "bind", Source: "data", Options: []string{"rbind", "ro", "nosuid", "rprivate"}},
+				specs.Mount{Destination: "/out", Source: "/srv/out", Options: []string{"bind"}},
+				specs.Mount{Destination: "/scratch", Type: "tmpfs", Options: []string{"size=1m", "nr_inodes=1k", "mode=1777", "uid=5", "gid=6", "noatime"}},
+				specs.Mount{Destination: "/tmp", Type: "tmpfs", Options: []string{"size=2g", "ro"}},
+			)
+		}, func(t *testing.T, c sandbox.Config) {
+			require.True(t, c.WritableRoot)
+			require.Equal(t, []sandbox.Mount{
+				{Kind: mount.Bind, Source: rootfs + "/work", Target: "/work", Writable: true},
+				{Kind: mount.Bind, Source: dir + "/data", Target: "/data"},
+				{Kind: mount.Bind, Source: "/srv/out", Target: "/out", Writable: true},
+				{Kind: mount.Tmpfs, Target: "/scratch", Size: 1 << 20, Inodes: 1 << 10, Mode: fs.ModeSticky | 0o777, UID: 5, GID: 6},
+				{Kind: mount.Tmpfs, Target: "/tmp", Size: 2 << 30, Mode: 0o755, ReadOnly: true},
+			}, c.Mounts)
+		}},
+		{"the working directory inside a bind", func(s *specs.Spec) {
+			s.Process.Cwd = "/srv/app/src"
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/srv", Type: "bind", Source: "/host/srv", Options: []string{"ro"}},
+				specs.Mount{Destination: "/srv/app/src/cache", Type: "tmpfs"},
+			)
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, []sandbox.Mount{
+				{Kind: mount.Bind, Source: "/host/srv", Target: "/srv"},
+				{Kind: mount.Bind, Source: "/host/srv/app/src", Target: "/srv/app/src"},
+				{Kind: mount.Tmpfs, Target: "/srv/app/src/cache", Size: sandbox.DefaultTmpfsSize, Mode: 0o755},
+			}, c.Mounts)
+		}},
+		{"the working directory inside a tmpfs", func(s *specs.Spec) {
+			s.Process.Cwd = "/tmp/w"
+			s.Process.User = specs.User{UID: 7, GID: 8}
+			s.Process.Capabilities = nil
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/tmp/w", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 7, GID: 8}}, c.Mounts)
+		}},
+		{"a mount at the working directory", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/work", Type: "tmpfs", Options: []string{"size=8m"}})
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/work", Size: 8 << 20, Mode: 0o755}}, c.Mounts)
+		}},
+		{"no /sys", func(s *specs.Spec) {
+			s.Mounts = removeMount(s.Mounts, "/sys")
+		}, func(t *testing.T, c sandbox.Config) {
+			require.False(t, c.Security.Sysfs)
+		}},
+		{"seccomp", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{
+				DefaultAction:   specs.ActErrno,
+				DefaultErrnoRet: ptr[uint](uint(syscall.ENOSYS)),
+				Architectures:   []specs.Arch{specs.ArchX86_64, specs.ArchX86},
+				Syscalls: []specs.LinuxSyscall{
+					{Names: []string{"read", "write", "exit_group"}, Action: specs.ActAllow},
+					{Names: []string{"personality"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpEqualTo}}},
+					{Names: []string{"clone"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0x7e020000, ValueTwo: 0, Op: specs.OpMaskedEqual}}},
+					{Names: []string{"mkdir"}, Action: specs.ActErrno, ErrnoRet: ptr[uint](uint(syscall.EACCES))},
+					{Names: []string{"ptrace"}, Action: specs.ActKillProcess},
+					{Names: []string{"uname"}, Action: specs.ActLog},
+				},
+			}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, &sandbox.SeccompPolicy{
+				DefaultAction: sandbox.SeccompErrno,
+				DefaultErrno:  syscall.ENOSYS,
+				Rules: []sandbox.SeccompRule{
+					{Names: []string{"read", "write", "exit_group"}, Action: sandbox.SeccompAllow},
+					{Names: []string{"personality"}, Action: sandbox.SeccompAllow, Args: []sandbox.SeccompArg{{Index: 0, Op: sandbox.SeccompEq, Value: 8}}},
+					{Names: []string{"clone"}, Action: sandbox.SeccompAllow, Args: []sandbox.SeccompArg{{Index: 0, Op: sandbox.SeccompMaskedEq, Mask: 0x7e020000}}},
+					{Names: []string{"mkdir"}, Action: sandbox.SeccompErrno, Errno: syscall.EACCES},
+					{Names: []string{"ptrace"}, Action: sandbox.SeccompKill},
+					{Names: []string{"uname"}, Action: sandbox.SeccompLog},
+				},
+			}, c.Security.Seccomp)
+		}},
+		{"seccomp that allows everything", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.True(t, c.Security.SeccompUnconfined)
+			require.Nil(t, c.Security.Seccomp)
+		}},
+		{"no limits", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](0), Swap: ptr[int64](-1)}
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-1)}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](-1), Period: ptr[uint64](50000), Shares: ptr[uint64](0)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.Limits{Rlimits: sandbox.Rlimits{NoFile: 1024}}, c.Limits)
+		}},
+		{"ignored fields", func(s *specs.Spec) {
+			s.Process.ApparmorProfile = "docker-default"
+			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
+			s.Process.NoNewPrivileges = false
+			s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
+			s.Linux.MountLabel = "system_u:object_r:container_file_t:s0"
+			s.Linux.CgroupsPath = "/machine/c1"
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}}
+			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](3), Access: "rwm"})
+			s.Linux.RootfsPropagation = "rprivate"
+			s.Annotations = map[string]string{"org.example": "x"}
+			s.Version = "1.2.0"
+		}, func(t *testing.T, c sandbox.Config) {
+			plain, err := FromSpec(base(t), dir)
+			require.NoError(t, err)
+			require.Equal(t, plain, c)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := base(t)
+			tc.edit(s)
+			tc.check(t, roundTrip(t, s, dir))
+		})
+	}
+}
+
+func removeNamespace(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType) []specs.LinuxNamespace {
+	var out []specs.LinuxNamespace
+	for _, ns := range list {
+		if ns.Type != typ {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func removeMount(list []specs.Mount, dest string) []specs.Mount {
+	var out []specs.Mount
+	for _, m := range list {
+		if m.Destination != dest {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestFromSpecRefuses checks that each field the sandbox cannot honour is
+// refused with its spec path, before and after Validate.
+func TestFromSpecRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		edit  func(*specs.Spec)
+	}{
+		{"process.terminal", func(s *specs.Spec) { s.Process.Terminal = true }},
+		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "/" }},
+		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "work" }},
+		{"process.args", func(s *specs.Spec) { s.Process.Args = nil }},
+		{"process.user.gid", func(s *specs.Spec) { s.Process.User.GID = 5 }},
+		{"process.user.umask", func(s *specs.Spec) { s.Process.User.Umask = ptr[uint32](0o22) }},
+		{"process.user.additionalGids", func(s *specs.Spec) { s.Process.User.AdditionalGids = []uint32{5} }},
+		{"process.capabilities.effective", func(s *specs.Spec) { s.Process.Capabilities.Effective = nil }},
+		{"process.capabilities.ambient", func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1000}
+			s.Process.Capabilities.Ambient = nil
+		}},
+		{"process.capabilities.bounding", func(s *specs.Spec) {
+			c := []string{"CAP_NOPE"}
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: c, Effective: c, Permitted: c}
+		}},
+		{"process.rlimits[1].type", func(s *specs.Spec) {
+			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_MEMLOCK", Hard: 1, Soft: 1})
+		}},
+		{"process.rlimits[0].soft", func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 10 }},
+		{"process.rlimits[0].hard", func(s *specs.Spec) { s.Process.Rlimits[0] = specs.POSIXRlimit{Type: "RLIMIT_FSIZE"} }},
+		{"process.rlimits[0]", func(s *specs.Spec) { s.Process.Rlimits[0] = specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: 4, Soft: 4} }},
+		{"process.oomScoreAdj", func(s *specs.Spec) { s.Process.OOMScoreAdj = ptr(100) }},
+		{"process.scheduler", func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther} }},
+		{"process.ioPriority", func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE} }},
+		{"process.execCPUAffinity", func(s *specs.Spec) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0"} }},
+		{"process", func(s *specs.Spec) { s.Process = nil }},
+		{"root.path", func(s *specs.Spec) { s.Root = nil }},
+		{"domainname", func(s *specs.Spec) { s.Domainname = "example.org" }},
+		{"hostname", func(s *specs.Spec) { s.Hostname = "no_underscores" }},
+		{"hooks", func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true"}}} }},
+		{"windows", func(s *specs.Spec) { s.Windows = &specs.Windows{} }},
+		{"mounts[7].type", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "overlay", Source: "overlay"})
+		}},
+		{"mounts[7].options[1]", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", Options: []string{"rbind", "noexec"}})
+		}},
+		{"mounts[7].options[0]", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", Options: []string{"rshared"}})
+		}},
+		{"mounts[7].options[0]", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "tmpfs", Options: []string{"size=50%"}})
+		}},
+		{"mounts[7]", func(s *specs.Spec) { // by Validate: a setuid mode
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "tmpfs", Options: []string{"mode=4755"}})
+		}},
+		{"mounts[7].destination", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt/../etc", Type: "tmpfs"})
+		}},
+		{"mounts[7].uidMappings", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", UIDMappings: []specs.LinuxIDMapping{{Size: 1}}})
+		}},
+		{"mounts[5].options", func(s *specs.Spec) { s.Mounts[5].Options = []string{"nosuid"} }},
+		{"mounts[5]", func(s *specs.Spec) { s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace) }},
+		{"linux.namespaces", func(s *specs.Spec) { s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.PIDNamespace) }},
+		{"linux.namespaces[1].path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" }},
+		{"linux.namespaces[5].type", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
+		}},
+		{"linux.uidMappings", func(s *specs.Spec) { s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}} }},
+		{"linux.uidMappings[0].hostID", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 0, Size: 1}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
+		}},
+		{"linux.gidMappings[0].containerID", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 1, HostID: 1000, Size: 1}}
+		}},
+		{"linux.gidMappings[0].size", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 10}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
+		}},
+		{"linux.timeOffsets", func(s *specs.Spec) {
+			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}}
+		}},
+		{"linux.sysctl.kernel.shmmax", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} }},
+		{"linux.devices[0]", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
+		}},
+		{"linux.rootfsPropagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }},
+		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc/shadow") }},
+		{"linux.readonlyPaths[5]", func(s *specs.Spec) { s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc") }},
+		{"linux.resources.memory.swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](64 << 20), Swap: ptr[int64](32 << 20)}
+		}},
+		{"linux.resources.memory.swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Swap: ptr[int64](32 << 20)}
+		}},
+		{"linux.resources.memory.limit", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](-2)}
+		}},
+		{"linux.resources.pids.limit", func(s *specs.Spec) { s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-5)} }},
+		{"linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](-5)} }},
+		{"linux.resources.memory.reservation", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Reservation: ptr[int64](1)}
+		}},
+		{"linux.resources.cpu.period", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](200000)}
+		}},
+		{"linux.resources.cpu.realtimeRuntime", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: ptr[int64](1)}
+		}},
+		{"linux.resources.pids.limit", func(s *specs.Spec) { // by Validate: below MinPids
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](2)}
+		}},
+		{"linux.resources.blockIO.weight", func(s *specs.Spec) {
+			s.Linux.Resources.BlockIO = &specs.LinuxBlockIO{Weight: ptr[uint16](5)}
+		}},
+		{"linux.resources.unified.memory.high", func(s *specs.Spec) {
+			s.Linux.Resources.Unified = map[string]string{"memory.high": "1"}
+		}},
+		{"linux.resources.hugepageLimits", func(s *specs.Spec) {
+			s.Linux.Resources.HugepageLimits = []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}}
+		}},
+		{"linux.seccomp.syscalls[1].names[1]", func(s *specs.Spec) { // by Validate
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
+				{Names: []string{"read"}, Action: specs.ActAllow},
+				{Names: []string{"write", "no_such_call"}, Action: specs.ActAllow},
+			}}
+		}},
+		{"linux.seccomp.syscalls[0].action", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActKill}}}
+		}},
+		{"linux.seccomp.defaultAction", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActNotify}
+		}},
+		{"linux.seccomp.listenerPath", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/run/l.sock"}
+		}},
+		{"linux.seccomp.flags[0]", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Flags: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog}}
+		}},
+		{"linux.seccomp.syscalls[0].errnoRet", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow, ErrnoRet: ptr[uint](1)}}}
+		}},
+		{"linux.seccomp.syscalls[0].args[0].valueTwo", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow,
+				Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1, ValueTwo: 2, Op: specs.OpEqualTo}}}}}
+		}},
+		{"linux.seccomp.syscalls[0].args[0].index", func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow,
+				Args: []specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}}}}
+		}},
+		{"linux.intelRdt", func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} }},
+		{"linux.personality", func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32} }},
+		{"linux.netDevices", func(s *specs.Spec) { s.Linux.NetDevices = map[string]specs.LinuxNetDevice{"eth0": {}} }},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			s := base(t)
+			tc.edit(s)
+			_, err := FromSpec(s, bundle(t))
+			require.Equal(t, []string{tc.field}, refusedFields(t, err), "%v", err)
+			ce, ok := errorsAsConfig(err)
+			require.True(t, ok)
+			require.Contains(t, err.Error(), ce.Field)
+		})
+	}
+}
+
+// TestFromSpecCgroupLimits checks that Validate's verdict on the limits
+// is reported under the spec's path, and that a host that cannot apply
+// them is left for Start to report.
+func TestFromSpecCgroupLimits(t *testing.T) {
+	s := base(t)
+	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](4096)}
+	_, err := FromSpec(s, bundle(t))
+	if os.Geteuid() != 0 {
+		// An ordinary user without a delegated cgroup: the host's
+		// business, not the spec's.
+		require.NoError(t, err)
+		return
+	}
+	require.Equal(t, []string{"linux.resources.memory.limit"}, refusedFields(t, err)) // below cgroup.MinMemory
+	require.ErrorContains(t, err, "sandbox field Limits.Memory")
+}
+
+// TestFromSpecListsEveryRefusal checks that one error reports every
+// refused field, and that errors.As and errors.Is see through it.
+func TestFromSpecListsEveryRefusal(t *testing.T) {
+	s := base(t)
+	s.Process.Terminal = true
+	s.Domainname = "x"
+	s.Linux.Sysctl = map[string]string{"a": "b"}
+	_, err := FromSpec(s, bundle(t))
+	require.Equal(t, []string{"domainname", "linux.sysctl.a", "process.terminal"}, refusedFields(t, err))
+	require.True(t, errors.Is(err, sandbox.ErrInvalidConfig))
+	require.Contains(t, err.Error(), "3 fields of the spec are refused")
+}
+
+// TestWeightConversions checks that weights survive the trip through
+// shares and blkio weights.
+func TestWeightConversions(t *testing.T) {
+	for w := uint64(1); w <= 10000; w++ {
+		require.Equal(t, w, cpuWeight(cpuShares(w)), "CPU weight %d", w)
+	}
+	require.Equal(t, uint64(100), cpuWeight(1024))
+	require.Equal(t, uint64(1024), cpuShares(100))
+	for b := uint16(10); b <= 1000; b++ {
+		w := ioWeight(b)
+		require.Equal(t, b, blkioWeight(w), "blkio weight %d", b)
+		require.Equal(t, w, ioWeight(blkioWeight(w)))
+	}
+	require.Equal(t, uint64(1), ioWeight(10))
+	require.Equal(t, uint64(10000), ioWeight(1000))
+}
+
+// TestToSpec checks what a zero Config (with a root) looks like as a spec,
+// and that ToSpec refuses what a spec cannot say.
+func TestToSpec(t *testing.T) {
+	s, err := ToSpec(sandbox.Config{Args: []string{"true"}, RootDir: "/srv/root"})
+	require.NoError(t, err)
+	require.Equal(t, "/work", s.Process.Cwd)
+	require.Equal(t, specs.User{UID: 1000, GID: 1000}, s.Process.User)
+	require.Equal(t, sandbox.DefaultEnv("sandbox", "/work"), s.Process.Env)
+	require.Equal(t, "sandbox", s.Hostname)
+	require.True(t, s.Root.Readonly)
+	require.True(t, s.Process.NoNewPrivileges)
+	require.Empty(t, s.Process.Capabilities.Bounding)
+	require.NotNil(t, s.Process.Capabilities, "an absent capabilities object keeps every capability in some runtimes")
+	require.Equal(t, []specs.POSIXRlimit{{Type: "RLIMIT_CORE"}}, s.Process.Rlimits)
+	require.Nil(t, s.Linux.Seccomp)
+	var types []specs.LinuxNamespaceType
+	for _, ns := range s.Linux.Namespaces {
+		types = append(types, ns.Type)
+	}
+	require.ElementsMatch(t, []specs.LinuxNamespaceType{"pid", "network", "ipc", "uts", "mount", "user", "cgroup"}, types)
+	require.Equal(t, specs.Mount{Destination: "/work", Type: "tmpfs", Source: "tmpfs",
+		Options: []string{"nosuid", "nodev", "size=67108864", "nr_inodes=16384", "mode=755", "uid=1000", "gid=1000"}}, s.Mounts[len(s.Mounts)-1])
+
+	// The trip back gives a Config that runs the same sandbox: the
+	// working directory's tmpfs is now explicit.
+	cfg, err := FromSpec(s, "/")
+	require.NoError(t, err)
+	require.Equal(t, []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/work", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 1000, GID: 1000}}, cfg.Mounts)
+	require.Equal(t, 1000, cfg.UID)
+	require.Equal(t, "/srv/root", cfg.RootDir)
+
+	_, err = ToSpec(sandbox.Config{Args: []string{"true"}, Timeout: time.Second, Security: sandbox.Security{SeccompProfile: []byte("{}")}})
+	require.Equal(t, []string{"RootDir", "Security.SeccompProfile", "Timeout"}, refusedFields(t, err))
+}
+
+// TestLoad reads a bundle, and refuses a config.json with a field the
+// runtime-spec does not know.
+func TestLoad(t *testing.T) {
+	dir := bundle(t)
+	data, err := os.ReadFile(filepath.Join("testdata", "runc-spec.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ConfigFile), data, 0o644))
+	_, err = Load(dir)
+	require.Equal(t, generatedRefusals, refusedFields(t, err))
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"ociVersion": "1.0.0", "root": {"path": "rootfs"}, "process": {"cwd": "/work", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "sandboxMagic": true}}`), 0o644))
+	_, err = Load(dir)
+	require.Equal(t, []string{ConfigFile}, refusedFields(t, err))
+	require.ErrorContains(t, err, "sandboxMagic")
+
+	_, err = Load(filepath.Join(dir, "nothing"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+}

@@ -1,0 +1,312 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/stockade/stockade/mount"
+	"github.com/stockade/stockade/sandbox"
+)
+
+// ToSpec describes cfg as a runtime-spec configuration: the command, its
+// user, root file system, mounts, namespaces, capabilities, seccomp policy,
+// rlimits and cgroup limits, with the defaults of a zero Config filled in.
+// FromSpec maps the result back to a Config that runs the same sandbox;
+// for a Config that FromSpec made, to that very Config.
+//
+// A Config field that has no form in the spec (a Timeout, CPUTime or Output
+// limit, a network link, Landlock settings, a Docker seccomp profile, the
+// default view of the host as root, ...) is refused with a
+// *sandbox.ConfigError naming the field; the parent-only fields (the
+// streams, ExtraFiles, Logger) and WaitDelay belong to the caller of the
+// runtime, not to the bundle, and are left out. Three things of the
+// sandbox are implicit in the spec, as FromSpec reads them: the tmpfs at
+// /tmp, the default seccomp policy (no linux.seccomp), and the masking of
+// the sandbox's paths whatever linux.maskedPaths lists.
+func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
+	var errs []error
+	refuse := func(field, format string, args ...any) {
+		errs = append(errs, &sandbox.ConfigError{Field: field, Err: fmt.Errorf(format, args...)})
+	}
+	c := cfg
+	if len(c.Args) == 0 {
+		refuse("Args", "a spec's process needs a command")
+	}
+	if c.Dir == "" {
+		c.Dir = sandbox.DefaultDir
+	}
+	if c.Hostname == "" {
+		c.Hostname = sandbox.DefaultHostname
+	}
+	user := "root"
+	if !c.RunAsRoot {
+		user = "sandbox"
+		if c.UID == 0 {
+			c.UID = sandbox.DefaultUID
+		}
+		if c.GID == 0 {
+			c.GID = sandbox.DefaultUID
+		}
+	}
+	if c.Env == nil {
+		c.Env = sandbox.DefaultEnv(user, c.Dir)
+	}
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{
+		{c.Timeout != 0, "Timeout"},
+		{c.SubordinateIDs, "SubordinateIDs"},
+		{c.TmpfsSize != 0, "TmpfsSize"},
+		{c.TmpfsInodes != 0, "TmpfsInodes"},
+		{c.Limits.CPUTime != 0, "Limits.CPUTime"},
+		{c.Limits.Output != 0, "Limits.Output"},
+		{c.Limits.CgroupParent != "", "Limits.CgroupParent"},
+		{c.Limits.BestEffort, "Limits.BestEffort"},
+		{c.Network.Link != nil, "Network.Link"},
+		{len(c.Network.Networks) > 0, "Network.Networks"},
+		{len(c.Network.Ports) > 0, "Network.Ports"},
+		{len(c.Network.DNS) > 0, "Network.DNS"},
+		{c.Security.SeccompProfile != nil, "Security.SeccompProfile"},
+		{c.Security.Seccomp != nil && c.Security.Seccomp.ExtendDefault, "Security.Seccomp.ExtendDefault"},
+		{c.Security.Landlock.Disabled || c.Security.Landlock.Strict || c.Security.Landlock.AnyTCP ||
+			len(c.Security.Landlock.WritablePaths) > 0 || c.Security.Landlock.BindTCP != nil ||
+			c.Security.Landlock.ConnectTCP != nil, "Security.Landlock"},
+	} {
+		if f.set {
+			refuse(f.name, "has no form in a runtime-spec configuration")
+		}
+	}
+	if c.RootDir == "" {
+		refuse("RootDir", "a spec needs a root file system; the sandbox's default view of the host has no form in one")
+	}
+
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: c.Hostname,
+		Root:     &specs.Root{Path: c.RootDir, Readonly: !c.WritableRoot},
+		Process: &specs.Process{
+			Args:            slices.Clone(c.Args),
+			Env:             slices.Clone(c.Env),
+			Cwd:             c.Dir,
+			User:            specs.User{UID: uint32(c.UID), GID: uint32(c.GID)},
+			NoNewPrivileges: true,
+			Capabilities:    specCaps(c.Security.Capabilities, c.RunAsRoot),
+			Rlimits:         specRlimits(&c.Limits.Rlimits),
+		},
+		Linux: &specs.Linux{
+			MaskedPaths:   slices.Clone(maskedPaths),
+			ReadonlyPaths: slices.Clone(readOnlyPaths),
+			Resources:     specResources(&c.Limits),
+		},
+	}
+	l := s.Linux
+	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace,
+		specs.UTSNamespace, specs.MountNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace} {
+		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace {
+			continue
+		}
+		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})
+	}
+	if c.IDMap != (sandbox.IDMap{}) {
+		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostUID, Size: c.IDMap.Size}}
+		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostGID, Size: c.IDMap.Size}}
+	}
+
+	// The sandbox's own mounts, then the working directory's tmpfs
+	// unless a mount targets it, then Config.Mounts: the order of its
+	// plan.
+	shm := fmt.Sprintf("size=%dk", sandbox.DefaultTmpfsSize>>10)
+	s.Mounts = []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755", "size=64k", "ro"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "mode=1777", shm}},
+	}
+	if c.Security.Sysfs {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
+		l.MaskedPaths = append(l.MaskedPaths, sysMaskedPaths...)
+	}
+	if !slices.ContainsFunc(c.Mounts, func(m sandbox.Mount) bool { return m.Target == c.Dir }) {
+		s.Mounts = append(s.Mounts, specTmpfs(sandbox.Mount{
+			Kind: mount.Tmpfs, Target: c.Dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
+			Mode: 0o755, UID: c.UID, GID: c.GID,
+		}))
+	}
+	for i, m := range c.Mounts {
+		f := fmt.Sprintf("Mounts[%d]", i)
+		switch {
+		case m.FD != 0:
+			refuse(f+".FD", "a descriptor has no form in a spec")
+		case m.Device:
+			refuse(f+".Device", "a bind of a device node has no form in a spec (its binds are nodev)")
+		case m.Kind == mount.Bind:
+			opts := []string{"rbind", "nosuid", "nodev", "ro"}
+			if m.Writable {
+				opts[3] = "rw"
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+		case m.Kind == mount.Tmpfs:
+			s.Mounts = append(s.Mounts, specTmpfs(m))
+		default:
+			refuse(f+".Kind", "only binds and tmpfs are mounts of a Config")
+		}
+	}
+
+	sec := &c.Security
+	switch {
+	case sec.SeccompUnconfined:
+		l.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+	case sec.Seccomp != nil && !sec.Seccomp.ExtendDefault:
+		var err error
+		if l.Seccomp, err = specSeccomp(sec.Seccomp); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, joinErrs(errs)
+	}
+	return s, nil
+}
+
+func specCaps(caps []string, root bool) *specs.LinuxCapabilities {
+	c := &specs.LinuxCapabilities{
+		Bounding:  slices.Clone(caps),
+		Effective: slices.Clone(caps),
+		Permitted: slices.Clone(caps),
+	}
+	if !root {
+		c.Inheritable = slices.Clone(caps)
+		c.Ambient = slices.Clone(caps)
+	}
+	return c
+}
+
+func specRlimits(r *sandbox.Rlimits) []specs.POSIXRlimit {
+	var out []specs.POSIXRlimit
+	add := func(typ string, v int64) {
+		if v == 0 && typ != "RLIMIT_CORE" {
+			return
+		}
+		u := uint64(rlimitInf)
+		if v != sandbox.Unlimited {
+			u = uint64(v)
+		}
+		out = append(out, specs.POSIXRlimit{Type: typ, Hard: u, Soft: u})
+	}
+	add("RLIMIT_NOFILE", r.NoFile)
+	add("RLIMIT_FSIZE", r.FileSize)
+	add("RLIMIT_STACK", r.Stack)
+	add("RLIMIT_CORE", r.Core) // zero means no core file, not the caller's limit
+	add("RLIMIT_AS", r.AddressSpace)
+	add("RLIMIT_NPROC", r.Processes)
+	add("RLIMIT_CPU", int64(math.Ceil(r.CPU.Seconds())))
+	return out
+}
+
+func specResources(l *sandbox.Limits) *specs.LinuxResources {
+	r := &specs.LinuxResources{
+		// The sandbox's processes can open no device but those of its
+		// /dev; said so for runtimes that read the list.
+		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+	}
+	if l.Memory != 0 {
+		swap := l.Memory + l.Swap
+		if l.Swap == sandbox.SwapUnlimited {
+			swap = -1
+		}
+		r.Memory = &specs.LinuxMemory{Limit: &l.Memory, Swap: &swap}
+	}
+	if l.CPU != 0 || l.CPUWeight != 0 || l.CPUs != "" || l.Mems != "" {
+		r.CPU = &specs.LinuxCPU{Cpus: l.CPUs, Mems: l.Mems}
+		if l.CPU != 0 {
+			quota, period := int64(math.Round(l.CPU*cpuPeriod)), uint64(cpuPeriod)
+			r.CPU.Quota, r.CPU.Period = &quota, &period
+		}
+		if l.CPUWeight != 0 {
+			shares := cpuShares(l.CPUWeight)
+			r.CPU.Shares = &shares
+		}
+	}
+	if l.Pids != 0 {
+		r.Pids = &specs.LinuxPids{Limit: &l.Pids}
+	}
+	if l.IOWeight != 0 {
+		w := blkioWeight(l.IOWeight)
+		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+	}
+	return r
+}
+
+func specTmpfs(m sandbox.Mount) specs.Mount {
+	opts := []string{"nosuid", "nodev", "size=" + strconv.FormatInt(m.Size, 10)}
+	if m.Inodes != 0 {
+		opts = append(opts, "nr_inodes="+strconv.FormatInt(m.Inodes, 10))
+	}
+	opts = append(opts, "mode="+strconv.FormatUint(unixMode(m.Mode), 8))
+	if m.UID != 0 {
+		opts = append(opts, "uid="+strconv.Itoa(m.UID))
+	}
+	if m.GID != 0 {
+		opts = append(opts, "gid="+strconv.Itoa(m.GID))
+	}
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts}
+}
+
+func specSeccomp(p *sandbox.SeccompPolicy) (*specs.LinuxSeccomp, error) {
+	const field = "Security.Seccomp"
+	act := func(f string, a sandbox.SeccompAction, errno uint) (specs.LinuxSeccompAction, *uint, error) {
+		for k, v := range seccompActions {
+			if v == a {
+				if errno == 0 {
+					return k, nil, nil
+				}
+				return k, &errno, nil
+			}
+		}
+		return "", nil, &sandbox.ConfigError{Field: f, Err: fmt.Errorf("unknown action %d", a)}
+	}
+	var errs []error
+	out := &specs.LinuxSeccomp{}
+	var err error
+	out.DefaultAction, out.DefaultErrnoRet, err = act(field+".DefaultAction", p.DefaultAction, uint(p.DefaultErrno))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i, r := range p.Rules {
+		rf := fmt.Sprintf("%s.Rules[%d]", field, i)
+		sc := specs.LinuxSyscall{Names: slices.Clone(r.Names)}
+		if sc.Action, sc.ErrnoRet, err = act(rf+".Action", r.Action, uint(r.Errno)); err != nil {
+			errs = append(errs, err)
+		}
+		for j, a := range r.Args {
+			arg := specs.LinuxSeccompArg{Index: uint(a.Index), Value: a.Value}
+			found := false
+			for k, v := range seccompOps {
+				if v == a.Op {
+					arg.Op, found = k, true
+				}
+			}
+			if !found {
+				errs = append(errs, &sandbox.ConfigError{Field: fmt.Sprintf("%s.Args[%d].Op", rf, j), Err: errors.New("must be set to a comparison such as SeccompEq")})
+			}
+			if a.Op == sandbox.SeccompMaskedEq {
+				arg.Value, arg.ValueTwo = a.Mask, a.Value
+			}
+			sc.Args = append(sc.Args, arg)
+		}
+		out.Syscalls = append(out.Syscalls, sc)
+	}
+	if len(errs) > 0 {
+		return nil, joinErrs(errs)
+	}
+	return out, nil
+}

@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"testing"
 	"time"
 
@@ -73,4 +76,21 @@ func terminalState(t *testing.T, mfd, sfd int) string {
 	// made it its controlling terminal.
 	sid, err := unix.IoctlGetInt(sfd, unix.TIOCGSID)
 	return fmt.Sprintf("termios %+v winsize %+v ldisc %d exclusive %d session %d %v", *tio, *ws, ldisc, excl, sid, err)
+}
+
+// TestAttackHostIdentity: /proc shows nothing that names the host's boot
+// or its kernel's build: the kernel command line, its configuration and
+// the boot id read empty.
+func TestAttackHostIdentity(t *testing.T) {
+	files := []string{"/proc/cmdline", "/proc/config.gz", "/proc/sys/kernel/random/boot_id"}
+	host := snapshotHost(t)
+	st := mustAttack(t, attack(t, append([]string{"read"}, files...)...), nil)
+	for _, f := range files {
+		want := [2]string{"ok", "0"}
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			want = [2]string{"ENOENT", "0"} // a kernel built without it
+		}
+		assert.Equal(t, want, st["read-"+f], "%s in the sandbox", f)
+	}
+	host.check(t)
 }

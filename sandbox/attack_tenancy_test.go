@@ -1,16 +1,22 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/mount"
 )
 
 // Attacks of one tenant on the others: on the caller's terminal, on what
@@ -92,5 +98,65 @@ func TestAttackHostIdentity(t *testing.T) {
 		}
 		assert.Equal(t, want, st["read-"+f], "%s in the sandbox", f)
 	}
+	host.check(t)
+}
+
+// TestAttackCopyOutPrivate is the confused deputy of CopyOut: a process
+// of the sandbox links its working directory to where files lie that it
+// cannot read (a host file of a read-only bind, private to host root or
+// to its group, and a file root inside made private), and waits for the
+// caller to copy them out through the links. The caller copies with the command user's rights, so the
+// copies fail, while a file that user may read is copied.
+func TestAttackCopyOutPrivate(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
+	bb := testutil.Busybox(t)
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	for name, mode := range map[string]os.FileMode{"secret": 0o600, "groupsecret": 0o640, "public": 0o644} {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(name+" of the host"), mode))
+		require.NoError(t, os.Chmod(p, mode)) // whatever the umask
+	}
+	// groupsecret belongs to a group of the caller's, not of the sandbox.
+	const callerGroup = 4242
+	require.NoError(t, os.Chown(filepath.Join(dir, "groupsecret"), 0, callerGroup))
+	groups, err := syscall.Getgroups()
+	require.NoError(t, err)
+	require.NoError(t, syscall.Setgroups(append(groups, callerGroup)))
+	defer syscall.Setgroups(groups)
+	host := snapshotHost(t)
+	sb := New(testConfig(Config{Mounts: []Mount{{Kind: mount.Bind, Source: dir, Target: "/data"}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	defer cancel()
+	require.NoError(t, sb.Start(ctx))
+	defer sb.Close()
+	_, err = sb.Exec(ctx, Cmd{Args: []string{bb, "sh", "-c",
+		"echo private > /tmp/rootonly && chmod 600 /tmp/rootonly && chmod 1777 /tmp"}, RunAsRoot: true})
+	require.NoError(t, err)
+	_, err = sb.Exec(ctx, Cmd{Args: []string{bb, "sh", "-c",
+		"ln -s /data /work/d && ln -s ../tmp /work/t"}})
+	require.NoError(t, err)
+	// The control: the command user cannot read them itself.
+	for _, f := range []string{"/data/secret", "/data/groupsecret", "/tmp/rootonly"} {
+		_, err := sb.Exec(ctx, Cmd{Args: []string{bb, "cat", f}})
+		assert.Error(t, err, "the sandbox reads %s itself", f)
+	}
+
+	out := filepath.Join(t.TempDir(), "out")
+	for _, src := range []string{"/work/d/secret", "/work/d/groupsecret", "/work/t/rootonly", "/data/secret", "/tmp/rootonly"} {
+		os.Remove(out)
+		err := sb.CopyOut(src, out)
+		assert.ErrorIs(t, err, fs.ErrPermission, "copy out %s", src)
+		if b, err := os.ReadFile(out); err == nil {
+			assert.NotContains(t, string(b), "secret", "copy out %s", src)
+			assert.NotContains(t, string(b), "private", "copy out %s", src)
+		}
+	}
+	require.NoError(t, sb.CopyOut("/work/d/public", out))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Equal(t, "public of the host", string(b))
+	require.NoError(t, sb.Close())
 	host.check(t)
 }

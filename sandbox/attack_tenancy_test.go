@@ -160,3 +160,50 @@ func TestAttackCopyOutPrivate(t *testing.T) {
 	require.NoError(t, sb.Close())
 	host.check(t)
 }
+
+// TestAttackBindSourceLink is the confused deputy of bind sources: one
+// tenant plants links in its writable bind, to a host directory it cannot
+// reach, where the caller will later bind a source for the next tenant
+// (its output, say). Host root resolves bind sources with its own rights,
+// so it follows only links that root owns: the next sandbox does not
+// start, rather than get the host directory.
+func TestAttackBindSourceLink(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNamespaces(t)
+	bb := testutil.Busybox(t)
+	secret := t.TempDir()
+	require.NoError(t, os.Chmod(secret, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(secret, "file"), []byte("host only"), 0o644))
+	shared := t.TempDir()
+	require.NoError(t, os.Chmod(shared, 0o777))
+	host := snapshotHost(t)
+
+	// The first tenant: its links' text names the host directory, which
+	// means nothing inside its own root.
+	o := run(t, Config{
+		Args:   []string{bb, "sh", "-c", "ln -s " + secret + " /out/result && mkdir /out/dir && ln -s / /out/dir/up"},
+		Mounts: []Mount{{Kind: mount.Bind, Source: shared, Target: "/out", Writable: true}},
+	})
+	require.NoError(t, o.err, o.stderr)
+
+	// The next tenant gets the first one's output: through the link as the
+	// last component, and as an earlier one.
+	for name, src := range map[string]string{
+		"last":    filepath.Join(shared, "result"),
+		"earlier": filepath.Join(shared, "dir", "up") + secret,
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := run(t, Config{
+				Args:   []string{bb, "cat", "/in/file"},
+				Mounts: []Mount{{Kind: mount.Bind, Source: src, Target: "/in"}},
+			})
+			assert.NotContains(t, o.stdout, "host only", "the next tenant read the host directory")
+			t.Log(o.err)
+			require.ErrorIs(t, o.err, mount.ErrUntrustedLink)
+			var se *SetupError
+			require.ErrorAs(t, o.err, &se)
+			assert.Equal(t, "bind", se.Stage)
+		})
+	}
+	host.check(t)
+}

@@ -79,7 +79,8 @@
 //     parent and loaded by the init with TSYNC, allows Docker's default
 //     list, kills any call made through another ABI, and denies the
 //     kernel surface a sandbox has no use for: keyrings, vsock, io_uring,
-//     TIOCSTI, userfaultfd, bpf, perf_event_open, kexec, the mount family,
+//     TIOCSTI and the other ioctls that would change the caller's terminal
+//     for good (line discipline, termios, window size), userfaultfd, bpf, perf_event_open, kexec, the mount family,
 //     unshare, setns and clone with namespace flags. A kill by the filter
 //     is reported as its own Reason.
 //   - Landlock. Where the kernel has it, the command may read and execute

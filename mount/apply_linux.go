@@ -123,9 +123,12 @@ func (a *applier) cloneSources() error {
 // CloneSource returns a detached copy of the host path that the Bind entry
 // m mounts, with m's attributes already set, for a later Apply to attach
 // through Mount.FD. It lets a privileged parent resolve a source with its
-// own rights, where the sandbox's init might not be allowed to.
+// own rights, where the sandbox's init might not be allowed to; so that
+// no one lends themselves those rights by a link, it follows a symbolic
+// link in the path only when root or the caller owns it, and fails with an
+// error wrapping ErrUntrustedLink otherwise.
 func CloneSource(m Mount) (*os.File, error) {
-	fd, err := cloneTree(unix.AT_FDCWD, m.Source, bindAttrs(m))
+	fd, err := cloneSource(m.Source, bindAttrs(m))
 	if err != nil {
 		return nil, &Error{"bind", m.Source, err}
 	}
@@ -134,7 +137,7 @@ func CloneSource(m Mount) (*os.File, error) {
 
 // CloneRoot is CloneSource for the root directory of a plan.
 func CloneRoot(r Root) (*os.File, error) {
-	fd, err := cloneTree(unix.AT_FDCWD, r.Dir, rootAttrs(r))
+	fd, err := cloneSource(r.Dir, rootAttrs(r))
 	if err != nil {
 		return nil, &Error{"bind", r.Dir, err}
 	}

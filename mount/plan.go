@@ -55,6 +55,8 @@ const (
 type Mount struct {
 	Kind Kind `json:"kind"`
 	// Source is the host path of a Bind, or the link text of a Symlink.
+	// A privileged caller's CloneSource follows a symbolic link in a
+	// Bind's Source only when root or the caller owns it.
 	Source string `json:"source,omitempty"`
 	// Target is the absolute path inside the sandbox.
 	Target string `json:"target"`

@@ -106,7 +106,12 @@ type Config struct {
 	// Mounts are extra mounts, placed in order after the standard ones, so
 	// that they may go inside /tmp or the working directory. Only mount.Bind
 	// and mount.Tmpfs entries are accepted. Every target is resolved inside
-	// the sandbox's root without following a link out of it.
+	// the sandbox's root without following a link out of it. When the
+	// caller is root, a symbolic link in a Bind's Source (or in RootDir) is
+	// followed only when root owns it: a link that a sandbox planted in a
+	// writable bind, or another user made, fails Start with an error
+	// wrapping mount.ErrUntrustedLink, rather than bind what it points at
+	// with root's rights. Give the resolved path instead.
 	Mounts []Mount
 	// TmpfsSize is the size limit in bytes of each writable tmpfs the
 	// sandbox gets: /tmp, the working directory and /dev/shm. Zero means

@@ -8,15 +8,16 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
 
 // CopyIn copies the host file src into the running sandbox as dst, an
 // absolute path inside it, creating or replacing dst with src's permission
-// bits. dst is opened with the rights of the sandbox's command user, who
-// owns the file: it must be somewhere that user may write (the working
-// directory, /tmp, a writable bind).
+// bits. dst is opened and its mode set with the rights of the sandbox's
+// command user, who owns the file: it must be somewhere that user may
+// write (the working directory, /tmp, a writable bind).
 //
 // dst is resolved inside the sandbox's root without following a link out
 // of it, so that a process in the sandbox cannot redirect the copy onto a
@@ -39,7 +40,9 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 		return err
 	}
 	defer out.Close()
-	if err := out.Chmod(fi.Mode().Perm()); err != nil {
+	// As the command user too: a file a process of the sandbox made
+	// writable to that user, but does not let it chmod, keeps its mode.
+	if err := s.asSandboxUser(func() error { return out.Chmod(fi.Mode().Perm()) }); err != nil {
 		return fmt.Errorf("stockade: copy in %s: %w", dst, err)
 	}
 	if _, err := io.Copy(out, in); err != nil {
@@ -51,7 +54,10 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 // CopyOut copies src, an absolute path inside the running sandbox, to the
 // host file dst, which it creates (mode 0644, before the umask) or
 // replaces. src is resolved inside the sandbox's root, as for CopyIn, and
-// must be a regular file.
+// opened with the rights of the sandbox's command user: what that user
+// cannot read (a file of the host's in a read-only bind, or one that root
+// inside made private) fails with a permission error, wherever a link a
+// process of the sandbox planted points. It must be a regular file.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	in, err := s.openInside(src, unix.O_RDONLY, 0)
 	if err != nil {
@@ -77,9 +83,10 @@ func (s *Sandbox) CopyOut(src, dst string) error {
 // openInside opens name inside the running sandbox's root: through the
 // init's /proc/PID/root, with every component resolved inside that root
 // and no magic link followed, and a check on the init's pidfd afterwards
-// that the pid was still the init's when the root was opened. A file it
-// creates is created with the rights of the sandbox's command user (see
-// asSandboxUser).
+// that the pid was still the init's when the root was opened. It opens
+// with the rights of the sandbox's command user (see asSandboxUser), never
+// the caller's: host root would otherwise read for the sandbox what a link
+// it planted points at.
 func (s *Sandbox) openInside(name string, flags int, mode uint32) (*os.File, error) {
 	s.mu.Lock()
 	if err := s.runningLocked(); err != nil {
@@ -112,12 +119,7 @@ func (s *Sandbox) openInside(name string, flags int, mode uint32) (*os.File, err
 		})
 		return err
 	}
-	if flags&unix.O_CREAT != 0 {
-		err = s.asSandboxUser(open)
-	} else {
-		err = open()
-	}
-	if err != nil {
+	if err := s.asSandboxUser(open); err != nil {
 		return nil, fmt.Errorf("stockade: open %s in the sandbox: %w", name, err)
 	}
 	return os.NewFile(uintptr(fd), name), nil
@@ -133,11 +135,13 @@ func (s *Sandbox) pid1Locked() (pid, pidfd int) {
 }
 
 // asSandboxUser runs f on a locked thread whose file-system ids are those
-// of the sandbox's command user on the host. A file system mounted in the
-// sandbox's user namespace refuses to create a file for an id that is not
-// mapped there (EOVERFLOW), which host root is not; and acting as the
-// command's user also gives the copy that user's rights and no more. An
-// ordinary caller's own ids are already the command's.
+// of the sandbox's command user on the host, with no supplementary groups.
+// A file system mounted in the sandbox's user namespace refuses to create
+// a file for an id that is not mapped there (EOVERFLOW), which host root
+// is not; and acting as the command's user gives the copy that user's
+// rights and no more (a fsuid other than 0 drops the file capabilities,
+// and host root's groups would open files of those groups). An ordinary
+// caller's own ids are already the command's.
 func (s *Sandbox) asSandboxUser(f func() error) error {
 	if os.Geteuid() != 0 {
 		return f()
@@ -150,15 +154,30 @@ func (s *Sandbox) asSandboxUser(f func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		// The raw system calls change this thread's credentials only.
+		groups, err := unix.Getgroups()
+		if err == nil {
+			err = unix.Setgroups(nil)
+		}
+		if err != nil {
+			// Nothing changed yet.
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("drop the caller's groups: %w", err)
+			return
+		}
 		unix.SetfsgidRetGid(gid)
 		unix.SetfsuidRetUid(uid)
-		err := f()
+		err = f()
 		unix.SetfsuidRetUid(0)
 		unix.SetfsgidRetGid(0)
 		// setfs*id(-1) changes nothing and returns the current id.
 		fsuid, _ := unix.SetfsuidRetUid(-1)
 		fsgid, _ := unix.SetfsgidRetGid(-1)
-		if fsuid == 0 && fsgid == 0 {
+		restored := unix.Setgroups(groups) == nil
+		if now, gerr := unix.Getgroups(); gerr != nil || !slices.Equal(now, groups) {
+			restored = false
+		}
+		if fsuid == 0 && fsgid == 0 && restored {
 			runtime.UnlockOSThread()
 		} // else: the goroutine exits locked, and the runtime ends the thread
 		done <- err

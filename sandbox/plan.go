@@ -12,14 +12,24 @@ import (
 
 // Paths of /proc that are hidden or made read-only in every sandbox: they
 // expose the host kernel's memory, keys, timers and hardware, or let a
-// process change kernel settings.
+// process change kernel settings. The kernel command line, its build
+// configuration and the boot id are hidden too: they name the host and
+// its boot, which lets sandboxes of one host recognise each other, and
+// the command line may hold secrets. A masked file reads empty. What
+// /proc still tells of the host is in the README ("What a sandbox can
+// still learn").
 var (
 	maskedPaths = []string{
 		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/kallsyms", "/proc/keys",
 		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
 		"/proc/sched_debug", "/proc/scsi",
+		"/proc/cmdline", "/proc/config.gz",
 	}
-	readOnlyPaths = []string{
+	// sysctlMaskedPaths are masked once /proc/sys is read-only: that
+	// remount's nodev, applied to the mounts beneath, would make the
+	// /dev/null over them fail to open.
+	sysctlMaskedPaths = []string{"/proc/sys/kernel/random/boot_id"}
+	readOnlyPaths     = []string{
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 	}
 	// sysMaskedPaths are hidden in a /sys asked for with Security.Sysfs.
@@ -49,6 +59,9 @@ func (c *Config) plan() mount.Plan {
 	}
 	for _, m := range readOnlyPaths {
 		add(mount.Mount{Kind: mount.ReadOnly, Target: m})
+	}
+	for _, m := range sysctlMaskedPaths {
+		add(mount.Mount{Kind: mount.Mask, Target: m})
 	}
 
 	if c.Security.Sysfs {

@@ -28,6 +28,10 @@ import (
 //     surface that bypasses this very filter for the operations it queues;
 //   - ioctl(fd, TIOCSTI) and ioctl(fd, TIOCLINUX): typing into a terminal
 //     the sandbox shares with its parent (CVE-2017-5226, CVE-2023-28100);
+//   - the ioctls that change a terminal for whoever else uses it, and
+//     outlive the sandbox (see terminalDenials): its line discipline,
+//     termios, window size, controlling session, exclusive mode, flow,
+//     modem lines and serial settings;
 //   - userfaultfd, bpf, perf_event_open, kexec_load and kexec_file_load:
 //     kernel surface a sandbox has no use for;
 //   - the mount family (mount, umount2, fsopen, fsconfig, fsmount, fspick,
@@ -88,12 +92,53 @@ func stockadeDenials() []Rule {
 		{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, unix.TIOCSTI)}},
 		{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, unix.TIOCLINUX)}},
 	}
+	for _, req := range terminalDenials() {
+		rules = append(rules, Rule{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, req)}})
+	}
 	// clone's flags are the first argument on amd64 and arm64 (not on
 	// s390, which this package does not support).
 	for _, flag := range namespaceFlags {
 		rules = append(rules, Rule{Names: []string{"clone"}, Action: eperm, Args: []Cond{ArgMaskedEq(0, flag, flag)}})
 	}
 	return rules
+}
+
+// terminalDenials returns the ioctl requests that change a terminal beyond
+// the process that makes them. A sandbox's standard streams are often the
+// caller's own terminal, and what a request sets there stays after the
+// sandbox has ended: TIOCSETD to N_NULL, say, leaves the caller's terminal
+// discarding all its input and output. A filter cannot tell an inherited
+// descriptor from one the sandbox opened (any descriptor can be dup2'd to
+// any number), so these are denied on every terminal; a sandbox that gets
+// a pseudo-terminal of its own, whose settings hurt no one else, is the
+// place to allow them again (job control shells and full-screen programs
+// need TCSETS and TIOCSPGRP there).
+//
+// Reading a terminal's state stays open (TCGETS, which isatty uses,
+// TIOCGWINSZ, TIOCGPGRP), as do TCFLSH and TCSBRK (tcflush, tcdrain),
+// whose effect ends with the call. The virtual console ioctls (KDSETMODE,
+// VT_ACTIVATE …) are refused by the kernel to a process whose controlling
+// terminal it is not, which TIOCSCTTY being denied keeps so.
+//
+// The values are those of amd64 and arm64, which share the generic ioctl
+// numbers.
+func terminalDenials() []uint32 {
+	return []uint32{
+		unix.TIOCSETD,                           // the line discipline: N_NULL discards all I/O
+		unix.TCSETS, unix.TCSETSW, unix.TCSETSF, // termios
+		unix.TCSETA, unix.TCSETAW, unix.TCSETAF, // termio, the old form
+		unix.TCSETS2, unix.TCSETSW2, unix.TCSETSF2, // termios2
+		unix.TCSETX, unix.TCSETXF, unix.TCSETXW, // termiox
+		unix.TIOCSSOFTCAR,   // CLOCAL of termios
+		unix.TIOCSLCKTRMIOS, // the locked termios
+		unix.TIOCSWINSZ,     // the window size, and SIGWINCH to its group
+		unix.TIOCSCTTY, unix.TIOCSPGRP, unix.TIOCCONS, unix.TIOCVHANGUP,
+		unix.TIOCEXCL, // refuses every later open of the terminal
+		unix.TCXONC,   // TCOOFF stops its output until a TCOON
+		unix.TIOCSBRK, unix.TIOCCBRK,
+		unix.TIOCMSET, unix.TIOCMBIS, unix.TIOCMBIC,
+		unix.TIOCSSERIAL, unix.TIOCSRS485, unix.TIOCSISO7816,
+	}
 }
 
 // DefaultFilter returns DefaultPolicy(ProfileOptions{}) compiled for the

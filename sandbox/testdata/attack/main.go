@@ -76,6 +76,7 @@ var attacks = map[string]func(args []string){
 	"caps":        caps,
 	"cgroupfs":    cgroupfs,
 	"tiocsti":     tiocsti,
+	"terminal":    terminal,
 	"whoami":      whoami,
 	"userns":      userns,
 	"sidechannel": sideChannel,
@@ -314,6 +315,66 @@ func tiocsti([]string) {
 	report("own-session", nil, sid == os.Getpid())
 	_, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
 	report("controlling-tty", err)
+}
+
+// terminal changes the terminal on standard input, a terminal of the
+// caller's, in every way that would outlast the sandbox: termios, line
+// discipline, window size, controlling session, exclusive mode, flow.
+// Reading its state must keep working.
+func terminal([]string) {
+	ioctl := func(req uint, arg unsafe.Pointer) error {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, uintptr(req), uintptr(arg))
+		return errnoOf(e)
+	}
+	var buf [64]byte // room for termios, termio and termios2
+	err := ioctl(unix.TCGETS, unsafe.Pointer(&buf))
+	report("tcgets", err)
+	var ws unix.Winsize
+	report("tiocgwinsz", ioctl(unix.TIOCGWINSZ, unsafe.Pointer(&ws)))
+	// Echo and canonical mode off, as a program that takes the terminal
+	// over would, and not back on.
+	lflag := (*uint32)(unsafe.Pointer(&buf[12]))
+	*lflag &^= unix.ECHO | unix.ICANON
+	for _, r := range []struct {
+		name string
+		req  uint
+	}{{"tcsets", unix.TCSETS}, {"tcsetsw", unix.TCSETSW}, {"tcsetsf", unix.TCSETSF}} {
+		report(r.name, ioctl(r.req, unsafe.Pointer(&buf)))
+	}
+	var buf2 [64]byte
+	if err := ioctl(unix.TCGETS2, unsafe.Pointer(&buf2)); err == nil {
+		*(*uint32)(unsafe.Pointer(&buf2[12])) &^= unix.ECHO | unix.ICANON
+	}
+	report("tcsets2", ioctl(unix.TCSETS2, unsafe.Pointer(&buf2)))
+	report("tcsetsw2", ioctl(unix.TCSETSW2, unsafe.Pointer(&buf2)))
+	report("tcsetsf2", ioctl(unix.TCSETSF2, unsafe.Pointer(&buf2)))
+	// struct termio: four 16-bit flags, the line, the characters.
+	var old [32]byte
+	if err := ioctl(unix.TCGETA, unsafe.Pointer(&old)); err == nil {
+		*(*uint16)(unsafe.Pointer(&old[6])) &^= unix.ECHO | unix.ICANON
+	}
+	report("tcseta", ioctl(unix.TCSETA, unsafe.Pointer(&old)))
+	one := int32(1)
+	report("tiocssoftcar", ioctl(unix.TIOCSSOFTCAR, unsafe.Pointer(&one)))
+	report("tiocswinsz", ioctl(unix.TIOCSWINSZ, unsafe.Pointer(&unix.Winsize{Row: 3, Col: 7})))
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+	report("tiocsctty", errnoOf(e))
+	pgrp := int32(unix.Getpgrp())
+	report("tiocspgrp", ioctl(unix.TIOCSPGRP, unsafe.Pointer(&pgrp)))
+	report("tiocexcl", ioctl(unix.TIOCEXCL, nil))
+	report("tioccons", ioctl(unix.TIOCCONS, nil))
+	// TCOOFF stops the terminal's output until someone sends TCOON.
+	_, _, e = unix.Syscall(unix.SYS_IOCTL, 0, unix.TCXONC, unix.TCOOFF)
+	report("tcxonc", errnoOf(e))
+	// N_NULL (27): the terminal then discards everything.
+	nnull := int32(27)
+	report("tiocsetd", ioctl(unix.TIOCSETD, unsafe.Pointer(&nnull)))
+	report("tiocsetd-high-bits", errnoOf(func() syscall.Errno {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, 1<<32|unix.TIOCSETD, uintptr(unsafe.Pointer(&nnull)))
+		return e
+	}()))
+	_, _, e = unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCVHANGUP, 0)
+	report("tiocvhangup", errnoOf(e))
 }
 
 // whoami prints the ids the process runs as (run from a setuid copy).

@@ -47,7 +47,10 @@ func Apply(p *Plan) error {
 // CloneSource returns a detached copy of the host path that the Bind entry
 // m mounts, with m's attributes already set, for a later Apply to attach
 // through Mount.FD. It lets a privileged parent resolve a source with its
-// own rights, where the sandbox's init might not be allowed to.
+// own rights, where the sandbox's init might not be allowed to; so that
+// no one lends themselves those rights by a link, it follows a symbolic
+// link in the path only when root or the caller owns it, and fails with an
+// error wrapping ErrUntrustedLink otherwise.
 //
 // On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
 func CloneSource(m Mount) (*os.File, error) {
@@ -85,3 +88,8 @@ type Compiled struct {
 func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) {
 	return nil, notSupported("Compile")
 }
+
+// ErrUntrustedLink is wrapped by the error of CloneSource and CloneRoot
+// for a path that leads through a symbolic link owned by neither root nor
+// the caller.
+var ErrUntrustedLink = errors.New("untrusted symbolic link")

@@ -149,9 +149,9 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 
 // CopyIn copies the host file src into the running sandbox as dst, an
 // absolute path inside it, creating or replacing dst with src's permission
-// bits. dst is opened with the rights of the sandbox's command user, who
-// owns the file: it must be somewhere that user may write (the working
-// directory, /tmp, a writable bind).
+// bits. dst is opened and its mode set with the rights of the sandbox's
+// command user, who owns the file: it must be somewhere that user may
+// write (the working directory, /tmp, a writable bind).
 //
 // dst is resolved inside the sandbox's root without following a link out
 // of it, so that a process in the sandbox cannot redirect the copy onto a
@@ -165,7 +165,10 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 // CopyOut copies src, an absolute path inside the running sandbox, to the
 // host file dst, which it creates (mode 0644, before the umask) or
 // replaces. src is resolved inside the sandbox's root, as for CopyIn, and
-// must be a regular file.
+// opened with the rights of the sandbox's command user: what that user
+// cannot read (a file of the host's in a read-only bind, or one that root
+// inside made private) fails with a permission error, wherever a link a
+// process of the sandbox planted points. It must be a regular file.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {

@@ -70,8 +70,15 @@ func newLimiter(cfg *Config) (*limiter, error) {
 		l.output = &outputCounter{limit: cfg.Limits.Output, trip: func() { l.trip(OutputLimit) }}
 	}
 	need := cfg.Limits.needsCgroup()
-	if len(need) == 0 && len(cfg.Args) == 0 && os.Geteuid() == 0 && cgroup.DetectMode() != cgroup.Unavailable {
-		need = []string{"Limits.CgroupParent"} // for accounting only
+	if len(need) == 0 && os.Geteuid() == 0 && cgroup.DetectMode() != cgroup.Unavailable {
+		switch {
+		case len(cfg.Args) == 0:
+			need = []string{"Limits.CgroupParent"} // for accounting only
+		case pidsBounded(cfg.Limits.CgroupParent):
+			// Outside a group of its own, its tasks would count against
+			// the caller's limit with no share kept for the caller.
+			need = []string{"Limits.CgroupParent"}
+		}
 	}
 	if len(need) == 0 {
 		if l.output == nil {
@@ -105,6 +112,7 @@ func newLimiter(cfg *Config) (*limiter, error) {
 		return nil, setupErr("cgroup", "", err)
 	}
 	l.group = g
+	reserveOnce(cfg.Limits.CgroupParent, cfg.Logger)
 	return l, nil
 }
 
@@ -636,6 +644,62 @@ func cleanupOnce(parent string, logger *slog.Logger) {
 	if _, err := cgroup.Cleanup(ctx, parent); err != nil && logger != nil {
 		logger.Warn("sandbox cgroup: clean up after owners that died", "parent", parent, "err", err)
 	}
+}
+
+// pidsReserve is the share of the nearest pids.max above the sandboxes'
+// groups that they leave to the caller, on top of the threads it has when
+// it first starts one: a Go program that cannot start a thread aborts.
+const pidsReserve = 64
+
+var (
+	bounded  sync.Map // parent -> bool: a pids.max bounds its groups
+	reserved sync.Map // parent -> struct{}: the caller's reserve is in place
+)
+
+// pidsBounded reports whether a pids.max above the groups under parent
+// bounds them (and so, by default, the caller too). It is looked up once
+// per parent and process.
+func pidsBounded(parent string) bool {
+	if v, ok := bounded.Load(parent); ok {
+		return v.(bool)
+	}
+	n, err := cgroup.PidsBound(parent)
+	v := err == nil && n > 0
+	bounded.Store(parent, v)
+	return v
+}
+
+// reserveOnce caps the sandboxes' groups under parent together, once per
+// process, so that the caller keeps tasks of the limit above them (see
+// cgroup.ReservePids).
+func reserveOnce(parent string, logger *slog.Logger) {
+	if _, done := reserved.LoadOrStore(parent, struct{}{}); done {
+		return
+	}
+	limit, err := cgroup.ReservePids(parent, pidsReserve+threadCount())
+	if logger == nil {
+		return
+	}
+	if err != nil {
+		logger.Warn("sandbox cgroup: keep tasks for the caller", "parent", parent, "err", err)
+	} else if limit > 0 {
+		logger.Debug("sandbox cgroup: the sandboxes' tasks together are capped", "parent", parent, "pids.max", limit)
+	}
+}
+
+// threadCount returns the threads of this process now.
+func threadCount() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // startDeadline bounds the wait for the init to start the command by

@@ -10,7 +10,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() {
+	if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() || ownerTasksHelper() {
 		return
 	}
 	testutil.MainThen(m, func() {

@@ -241,7 +241,8 @@ func fillStatus(res *Result, rep *proto.Report) {
 // nil when the command exited with status 0 (or a sandbox without a
 // command was closed), an *ExitError holding the same Result when it ran
 // but ended otherwise (killed, timed out, non-zero status), and another
-// error when the sandbox failed.
+// error when the sandbox failed. Wait closes the pipes made by StdinPipe,
+// StdoutPipe and StderrPipe; it may be called again, and returns the same.
 func (s *Sandbox) Wait() (*Result, error) {
 	s.mu.Lock()
 	started := s.started
@@ -252,6 +253,7 @@ func (s *Sandbox) Wait() (*Result, error) {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pipes.afterWait()
 	return s.result, s.err
 }
 

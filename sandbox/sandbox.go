@@ -48,6 +48,7 @@ type Sandbox struct {
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
 	nextExec   int64
+	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe
 
 	start    time.Time
 	times    startTimes
@@ -111,6 +112,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		if err != nil {
 			s.failStart(err)
 		}
+		s.pipes.afterStart(err)
 	}()
 	cfg := s.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

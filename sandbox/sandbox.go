@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
@@ -26,6 +27,7 @@ import (
 type Sandbox struct {
 	cfg Config
 	id  identity
+	seq uint64 // the sandbox's id in logs and Events
 
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -69,13 +71,18 @@ var (
 // New returns a sandbox for cfg. It never fails: a bad config is reported
 // by Start. New keeps its own copy of cfg's slices.
 func New(cfg Config) *Sandbox {
-	return &Sandbox{
+	s := &Sandbox{
 		cfg:      cfg.clone(),
+		seq:      sandboxIDs.Add(1),
 		pidfd:    -1,
 		execs:    map[int64]chan *proto.Report{},
 		readDone: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	if s.cfg.Logger != nil {
+		s.cfg.Logger = s.cfg.Logger.With(slog.Uint64("sandbox", s.seq))
+	}
+	return s
 }
 
 // Run starts the sandbox and waits for it to end. See Start and Wait. Like
@@ -102,6 +109,12 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 // long-lived sandbox: Start returns once it is ready, Exec runs commands
 // in it, and it lives until Close (or ctx, or its Timeout) ends it.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
+	var ev Event
+	defer func() {
+		if ev.Kind != 0 {
+			s.observe(ev) // without s.mu
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
@@ -113,6 +126,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 			s.failStart(err)
 		}
 		s.pipes.afterStart(err)
+		ev = s.startEvent(err)
 	}()
 	cfg := s.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

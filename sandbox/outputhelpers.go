@@ -23,7 +23,7 @@ func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	var stdout lockedBuffer
 	var stderr *headTail
 	s.mu.Lock()
-	err := s.notStartedLocked()
+	err := s.runnableLocked()
 	if err == nil && s.cfg.Stdout != nil {
 		err = configErr("Stdout", "already set; Output collects it")
 	}
@@ -47,7 +47,7 @@ func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	var out lockedBuffer
 	s.mu.Lock()
-	err := s.notStartedLocked()
+	err := s.runnableLocked()
 	switch {
 	case err != nil:
 	case s.cfg.Stdout != nil:
@@ -119,6 +119,19 @@ func (s *Sandbox) outputPipe(field string, w *io.Writer) (io.ReadCloser, error) 
 func (s *Sandbox) notStartedLocked() error {
 	if s.started {
 		return ErrStarted
+	}
+	return nil
+}
+
+// runnableLocked is notStartedLocked for Output and CombinedOutput, which
+// run the command: a sandbox without one is refused as Run refuses it,
+// before its config is touched.
+func (s *Sandbox) runnableLocked() error {
+	if err := s.notStartedLocked(); err != nil {
+		return err
+	}
+	if len(s.cfg.Args) == 0 {
+		return configErr("Args", "Output and CombinedOutput need a command")
 	}
 	return nil
 }

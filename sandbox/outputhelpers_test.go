@@ -94,6 +94,16 @@ func TestSandboxOutputMisuse(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Stderr", ce.Field)
 
+	// A sandbox without a command is refused, and its config kept.
+	sb = New(Config{})
+	_, err = sb.Output(context.Background())
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Args", ce.Field)
+	assert.Nil(t, sb.cfg.Stdout)
+	_, err = sb.CombinedOutput(context.Background())
+	require.ErrorAs(t, err, &ce)
+	assert.Nil(t, sb.cfg.Stderr)
+
 	// After Start, as in os/exec.
 	sb = newSandbox(t, shell(t, `true`))
 	require.NoError(t, sb.Start(testCtx(t)))

@@ -71,7 +71,7 @@ func (e *SetupError) Error() string {
 		msg += " " + e.Path
 	}
 	if e.notFound() {
-		msg += ": executable file not found in $PATH"
+		msg += ": executable file not found in $PATH (" + unix.ErrnoName(e.Errno) + ")"
 	} else if e.Errno != 0 {
 		msg += ": " + unix.ErrnoName(e.Errno) + " (" + e.Errno.Error() + ")"
 	} else if e.Err != nil {

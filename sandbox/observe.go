@@ -13,7 +13,7 @@ import (
 
 // Observer is told of the starts and ends of sandboxes, for a caller's
 // counters and histograms (see Config.Observer, and the package's
-// Example_observer for expvar). Observe is called synchronously by Start
+// ExampleObserver for expvar). Observe is called synchronously by Start
 // and by the goroutine that ends a sandbox, before Wait returns: it must
 // be safe for concurrent use, return quickly, and not call the Sandbox's
 // methods.

@@ -13,10 +13,10 @@ import (
 
 // Observer is told of the starts and ends of sandboxes, for a caller's
 // counters and histograms (see Config.Observer, and the package's
-// ExampleObserver for expvar). Observe is called synchronously by Start
-// and by the goroutine that ends a sandbox, before Wait returns: it must
-// be safe for concurrent use, return quickly, and not call the Sandbox's
-// methods.
+// ExampleObserver for expvar). Observe is called synchronously, by Start
+// and by the goroutine that ends a sandbox before Wait returns, a
+// sandbox's start always before its end: it must be safe for concurrent
+// use, return quickly, and not call the Sandbox's methods.
 type Observer interface {
 	Observe(Event)
 }
@@ -88,7 +88,8 @@ func failedStage(err error) string {
 	return "other"
 }
 
-// startEvent is the event of a Start that ended with err; s.mu is held.
+// startEvent is the event of a Start that ended with err. The caller
+// holds s.mu.
 func (s *Sandbox) startEvent(err error) Event {
 	if err != nil {
 		return Event{Kind: EventStartFailed, Sandbox: s.seq, Stage: failedStage(err), Err: err}

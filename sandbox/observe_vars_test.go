@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"expvar"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -14,11 +15,15 @@ import (
 	"github.com/stockade/stockade/sandbox"
 )
 
+var runs int
+
 // TestSandboxVars: the example's Observer counts real starts, failed
 // starts and ends in expvar.
 func TestSandboxVars(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
-	vars := newSandboxVars("sandboxes-test")
+	runs++ // expvar names are for the life of the process
+	name := fmt.Sprintf("sandboxes-test-%d", runs)
+	vars := newSandboxVars(name)
 	ctx := context.Background()
 	for _, args := range [][]string{{"true"}, {"false"}, {"no-such-command"}} {
 		sandbox.New(sandbox.Config{Args: args, Observer: vars}).Run(ctx)
@@ -35,6 +40,6 @@ func TestSandboxVars(t *testing.T) {
 	assert.Equal(t, int64(2), inBuckets)
 	assert.Positive(t, vars.latency.Get("sumSeconds").(*expvar.Float).Value())
 	var decoded map[string]any
-	require.NoError(t, json.Unmarshal([]byte(expvar.Get("sandboxes-test").String()), &decoded))
+	require.NoError(t, json.Unmarshal([]byte(expvar.Get(name).String()), &decoded))
 	assert.Contains(t, decoded, "startLatency")
 }

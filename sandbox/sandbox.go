@@ -109,12 +109,6 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 // long-lived sandbox: Start returns once it is ready, Exec runs commands
 // in it, and it lives until Close (or ctx, or its Timeout) ends it.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
-	var ev Event
-	defer func() {
-		if ev.Kind != 0 {
-			s.observe(ev) // without s.mu
-		}
-	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
@@ -126,7 +120,8 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 			s.failStart(err)
 		}
 		s.pipes.afterStart(err)
-		ev = s.startEvent(err)
+		// Under s.mu, so that the end, which takes it first, comes after.
+		s.observe(s.startEvent(err))
 	}()
 	cfg := s.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

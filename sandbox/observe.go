@@ -67,6 +67,11 @@ type Event struct {
 	Err error
 }
 
+// ID returns the sandbox's id, unique in this process and given by New:
+// the "sandbox" attribute of its records in Config.Logger, and
+// Event.Sandbox.
+func (s *Sandbox) ID() uint64 { return s.seq }
+
 // sandboxIDs hands out the ids of sandboxes.
 var sandboxIDs atomic.Uint64
 

@@ -86,7 +86,8 @@ func TestObserveRun(t *testing.T) {
 		var obs recorder
 		cfg := shell(t, `exit 3`)
 		cfg.Logger, cfg.Observer = logger, &obs
-		res, err := newSandbox(t, cfg).Run(testCtx(t))
+		sb := newSandbox(t, cfg)
+		res, err := sb.Run(testCtx(t))
 		var ee *ExitError
 		require.ErrorAs(t, err, &ee)
 
@@ -96,6 +97,7 @@ func TestObserveRun(t *testing.T) {
 		assert.Equal(t, EventEnded, ev[1].Kind)
 		id := ev[0].Sandbox
 		assert.NotZero(t, id)
+		assert.Equal(t, sb.ID(), id)
 		assert.Equal(t, id, ev[1].Sandbox)
 		assert.Positive(t, ev[0].Latency)
 		assert.LessOrEqual(t, ev[0].Latency, res.Wall)

@@ -134,9 +134,9 @@ func (s *Sandbox) end(tb testing.TB) {
 		verdict += ": " + s.err.Error()
 	}
 	if b := s.stderr.Bytes(); len(b) > 0 {
-		tb.Logf("sandbox %s; its standard error:\n%s", verdict, b)
+		tb.Logf("sandbox %d %s; its standard error:\n%s", s.ID(), verdict, b)
 	} else {
-		tb.Logf("sandbox %s", verdict)
+		tb.Logf("sandbox %d %s", s.ID(), verdict)
 	}
 }
 

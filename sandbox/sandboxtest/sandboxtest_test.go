@@ -108,7 +108,7 @@ func TestFailureLog(t *testing.T) {
 		failed       bool
 		want         []string
 	}{
-		{"ended", `echo oops >&2; exit 2`, true, []string{"sandbox ended: exited with status 2", "oops"}},
+		{"ended", `echo oops >&2; exit 2`, true, []string{"ended: exited with status 2", "oops"}},
 		{"running", `echo still >&2; sleep 100`, true, []string{"was still running when the test ended, and was closed: killed by SIGKILL", "still"}},
 		{"passed", `echo oops >&2; exit 2`, false, nil},
 	} {
@@ -133,6 +133,7 @@ func TestFailureLog(t *testing.T) {
 				return
 			}
 			require.Len(t, tb.logs, 1)
+			assert.Contains(t, tb.logs[0], fmt.Sprintf("sandbox %d ", sb.ID()), "its id, as in its log records")
 			for _, w := range tc.want {
 				assert.Contains(t, tb.logs[0], w)
 			}

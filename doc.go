@@ -12,6 +12,8 @@
 //   - [github.com/stockade/stockade/sandbox] is the API: Config, New,
 //     Sandbox (Run, Start, Wait, Kill, Exec, Close), Pool, Result, Probe
 //     and the errors. Start here.
+//   - [github.com/stockade/stockade/sandbox/sandboxtest] starts a sandbox
+//     for a go test, in the test's temporary directory.
 //   - [github.com/stockade/stockade/mount] describes a root file system as a
 //     plan of mounts and builds it inside a mount namespace.
 //   - [github.com/stockade/stockade/cgroup] gives a sandbox its own control

@@ -246,6 +246,29 @@ func MemoryPeak() error {
 	return notSupported("MemoryPeak")
 }
 
+// PidsBound returns the nearest pids.max above the groups that go under
+// parent (a Config.Parent: "" is the default), or 0 when no pids.max
+// bounds them or the host has no pids controller.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+func PidsBound(parent string) (int64, error) {
+	return 0, notSupported("PidsBound")
+}
+
+// ReservePids caps the tasks of all the groups under parent together, so
+// that reserve tasks of the nearest pids.max above them stay for the
+// caller: the parent directory's pids.max becomes that limit less reserve
+// (at least half the limit), unless it is lower already. It returns the
+// cap in force, or 0 when nothing bounds the parent. The parent must exist
+// (Create makes it) and have the pids controller (on cgroup v2, enabled
+// in its parent's cgroup.subtree_control); where it has not, ReservePids
+// returns 0 and does nothing.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+func ReservePids(parent string, reserve int64) (int64, error) {
+	return 0, notSupported("ReservePids")
+}
+
 // EnterThread moves the calling thread, and only it, into the group on
 // cgroup v1, so that a process it forks starts inside the group, and
 // returns a function that moves the thread back where it was. It is v1's

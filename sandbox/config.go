@@ -135,9 +135,16 @@ type Config struct {
 	// safe choice. See Security.
 	Security Security
 
-	// Logger, if set, receives a debug record per setup stage with its
-	// duration. Parent only.
+	// Logger, if set, receives the sandbox's records, each with the
+	// attribute "sandbox", its id (see Event.Sandbox): at debug level one
+	// when it has started, with the duration of every setup stage; at info
+	// level one when it has ended, with its Result's reason, exit code or
+	// signal, wall and CPU times and memory; warnings for degradations.
+	// Parent only.
 	Logger *slog.Logger `json:"-"`
+	// Observer, if set, is told of the sandbox's start (or failed start)
+	// and end, for counters and histograms. Parent only.
+	Observer Observer `json:"-"`
 }
 
 // IDMap maps the sandbox's ids 0 to Size-1 onto the host's HostUID to

@@ -162,7 +162,11 @@ func (s *Sandbox) logStages(cfg Config) {
 	if cfg.Logger == nil {
 		return
 	}
-	var attrs []any
+	path := "init"
+	if s.raw != nil {
+		path = "raw"
+	}
+	attrs := []any{slog.String("path", path)}
 	for _, st := range s.times.stages() {
 		attrs = append(attrs, slog.Duration(st.name, st.d))
 	}

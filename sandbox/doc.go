@@ -18,6 +18,12 @@
 // killed and the Reason is Cancelled. When the command ends, everything
 // else in the sandbox ends with it, and nothing is left on the host.
 //
+// The helpers of os/exec work on the same terms: [Sandbox.Output] and
+// [Sandbox.CombinedOutput] run the command and return what it printed
+// (the [*ExitError] of a failure holds its standard error), and
+// [Sandbox.StdinPipe], [Sandbox.StdoutPipe] and [Sandbox.StderrPipe],
+// asked for before Start, connect its streams; Wait closes them.
+//
 // # Long-lived sandboxes and Exec
 //
 // A Config without Args makes a sandbox with no command of its own: Start
@@ -25,7 +31,9 @@
 // (several at once if need be; they share the sandbox's namespaces, files,
 // limits and defences), [Sandbox.CopyIn] and [Sandbox.CopyOut] move files
 // in and out, and [Sandbox.Close] ends it. Exec works in a running sandbox
-// that has a command too. A [Pool] keeps such sandboxes started and
+// that has a command too. [Sandbox.Command] makes a Cmd with the methods
+// of os/exec's: Start and Wait, Run, Output, CombinedOutput and the pipes.
+// A [Pool] keeps such sandboxes started and
 // waiting: [Pool.Run] runs a Cmd in a fresh one at the cost of an Exec,
 // then throws that sandbox away, so nothing crosses from one run to the
 // next.
@@ -91,6 +99,22 @@
 //   - [ErrStarted], [ErrNotStarted] and [ErrFinished] report a method of
 //     a Sandbox called out of order, [ErrPoolClosed] a Run on a closed
 //     Pool, and [ErrNoCgroup] Stats of a sandbox without a control group.
+//
+// # Logs and metrics
+//
+// [Config.Logger] gets a debug record when a sandbox has started, with the
+// duration of every setup stage, and an info record when it has ended,
+// with its verdict and figures, each with the sandbox's id.
+// [Config.Observer] is told the same as [Event] values, for a service's
+// counters and histograms (expvar, Prometheus): starts and their latency,
+// failed starts by stage, ends by Reason.
+//
+// # Tests
+//
+// Package [github.com/stockade/stockade/sandbox/sandboxtest] starts a
+// sandbox for a go test, with the test's t.TempDir() as its writable
+// working directory, ends it with the test, adds its standard error and
+// verdict to a failure, and skips on a host that lacks a feature.
 //
 // # Probe and rootless use
 //

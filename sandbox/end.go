@@ -154,6 +154,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	s.mu.Lock()
 	s.result, s.err = res, err
 	s.mu.Unlock()
+	s.ended(res, err)
 	close(s.done)
 }
 
@@ -243,7 +244,8 @@ func fillStatus(res *Result, rep *proto.Report) {
 // nil when the command exited with status 0 (or a sandbox without a
 // command was closed), an *ExitError holding the same Result when it ran
 // but ended otherwise (killed, timed out, non-zero status), and another
-// error when the sandbox failed.
+// error when the sandbox failed. Wait closes the pipes made by StdinPipe,
+// StdoutPipe and StderrPipe; it may be called again, and returns the same.
 func (s *Sandbox) Wait() (*Result, error) {
 	s.mu.Lock()
 	started := s.started
@@ -254,6 +256,7 @@ func (s *Sandbox) Wait() (*Result, error) {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pipes.afterWait()
 	return s.result, s.err
 }
 

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"syscall"
 
 	"github.com/stockade/stockade/internal/unsupported"
@@ -69,7 +71,9 @@ func (e *SetupError) Error() string {
 	if e.Path != "" {
 		msg += " " + e.Path
 	}
-	if e.Errno != 0 {
+	if e.notFound() {
+		msg += ": executable file not found in $PATH (" + errnoName(e.Errno) + ")"
+	} else if e.Errno != 0 {
 		msg += ": " + errnoName(e.Errno) + " (" + e.Errno.Error() + ")"
 	} else if e.Err != nil {
 		msg += ": " + e.Err.Error()
@@ -88,13 +92,27 @@ func (e *SetupError) Unwrap() []error {
 	return errs
 }
 
-func (e *SetupError) Is(target error) bool { return target == ErrSetup }
+// Is matches ErrSetup, and exec.ErrNotFound for a command without a slash
+// in its name that no directory of its PATH holds, as in os/exec.
+func (e *SetupError) Is(target error) bool {
+	return target == ErrSetup || target == exec.ErrNotFound && e.notFound()
+}
+
+// notFound reports whether e is a command looked up in PATH that was not
+// found there.
+func (e *SetupError) notFound() bool {
+	return e.Stage == "exec" && e.Errno == syscall.ENOENT && e.Path != "" && !strings.Contains(e.Path, "/")
+}
 
 // ExitError is returned by Wait and Run when the sandbox ran but its
 // command did not exit with status 0. It holds the whole Result.
 type ExitError struct {
 	*Result
-	cause error
+	// Stderr holds the command's standard error when Output collected it
+	// (the Config's or Cmd's Stderr was nil): up to 64 KiB, the middle of
+	// a longer output left out. Otherwise nil.
+	Stderr []byte
+	cause  error
 }
 
 func (e *ExitError) Error() string { return "stockade: " + e.Result.String() }

@@ -19,7 +19,9 @@ import (
 // Exec. It shares everything with the sandbox (namespaces, root file
 // system, limits, privileges, seccomp filter) and has its own arguments,
 // environment, directory, user and standard streams. The zero value of each
-// field falls back to the sandbox's Config.
+// field falls back to the sandbox's Config. A Cmd made by
+// Sandbox.Command also has the methods of os/exec's Cmd: Start, Wait, Run,
+// Output, CombinedOutput and the pipes.
 type Cmd struct {
 	// Args is the program and its arguments, looked up like Config.Args.
 	// Required.
@@ -43,6 +45,10 @@ type Cmd struct {
 	// Timeout, if positive, is how long the process may run; it is then
 	// killed and its Result's Reason is Timeout. The sandbox goes on.
 	Timeout time.Duration
+
+	sb      *Sandbox // the sandbox of a Cmd made by Sandbox.Command
+	run     *cmdRun  // its Start and Wait (see outputhelpers.go)
+	onStart func()   // called once the process runs, when set by Cmd.Start
 }
 
 // Exec runs cmd in the running sandbox and waits for it to end. It returns
@@ -57,8 +63,16 @@ type Cmd struct {
 // Limits bind the process too, with the same verdicts as for a command:
 // Limits.Output counts its output alone and kills the process, not the
 // sandbox; a sandbox killed for a limit (CPUTime, Memory) or its Timeout
-// gives the process that Reason. Exec is safe for concurrent use.
+// gives the process that Reason. Exec is safe for concurrent use. For
+// Start and Wait, Output, CombinedOutput and pipes, as in os/exec, make
+// the Cmd with Command.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
+	cmd.onStart = nil
+	return s.exec(ctx, cmd)
+}
+
+// exec is Exec, which calls cmd.onStart, if set, once the process runs.
+func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	start := time.Now()
 	s.mu.Lock()
 	if err := s.runningLocked(); err != nil {
@@ -139,6 +153,9 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 				return nil, &SetupError{Stage: r.Stage, Path: r.Path, Errno: unix.Errno(r.Errno), Err: errors.New(r.Message)}
 			case r.Kind == proto.Started:
 				started = true
+				if cmd.onStart != nil {
+					cmd.onStart()
+				}
 			case r.Kind == proto.Exited:
 				rep = r
 			}

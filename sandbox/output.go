@@ -73,6 +73,17 @@ func newOutputPipes(stdout, stderr io.Writer, c *outputCounter) (*outputPipes, e
 }
 
 func (o *outputPipes) stream(w io.Writer, c *outputCounter) (*os.File, error) {
+	// The write end of a StdoutPipe or StderrPipe is closed as soon as
+	// nothing more is written to it: once the process has its copy, or
+	// once the copy counting its bytes ends.
+	var closeAfter *os.File
+	if p, ok := w.(*pipeWriter); ok {
+		if c == nil {
+			o.own = append(o.own, p.f)
+			return p.f, nil
+		}
+		closeAfter = p.f
+	}
 	if c == nil {
 		switch f := w.(type) {
 		case nil:
@@ -94,17 +105,20 @@ func (o *outputPipes) stream(w io.Writer, c *outputCounter) (*os.File, error) {
 	}
 	o.own = append(o.own, pw)
 	o.copies.Add(1)
-	go o.copy(w, pr)
+	go o.copy(w, pr, closeAfter)
 	return pw, nil
 }
 
 // copy passes what the process writes on to w until every writer of the
-// pipe closed it. After a write error, or once the caller stopped waiting,
-// it goes on reading and discards, so that the process never blocks on a
-// full pipe.
-func (o *outputPipes) copy(w io.Writer, r *os.File) {
+// pipe closed it, and then closes closeAfter, if not nil. After a write
+// error, or once the caller stopped waiting, it goes on reading and
+// discards, so that the process never blocks on a full pipe.
+func (o *outputPipes) copy(w io.Writer, r, closeAfter *os.File) {
 	defer o.copies.Done()
 	defer r.Close()
+	if closeAfter != nil {
+		defer closeAfter.Close()
+	}
 	buf := make([]byte, 32<<10)
 	failed := false
 	for {

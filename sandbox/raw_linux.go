@@ -328,6 +328,7 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	s.mu.Lock()
 	s.result, s.err = res, err
 	s.mu.Unlock()
+	s.ended(res, err)
 	close(s.done)
 }
 

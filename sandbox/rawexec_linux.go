@@ -194,6 +194,9 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		return nil, setupErr("exec", x.Path, err)
 	}
 	defer unix.Close(pidfd)
+	if cmd.onStart != nil {
+		cmd.onStart()
+	}
 	var ws unix.WaitStatus
 	var ru unix.Rusage
 	exited := make(chan struct{})

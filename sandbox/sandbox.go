@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
@@ -28,6 +29,7 @@ import (
 type Sandbox struct {
 	cfg Config
 	id  identity
+	seq uint64 // the sandbox's id in logs and Events
 
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -51,6 +53,7 @@ type Sandbox struct {
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
 	nextExec   int64
+	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe
 
 	start    time.Time
 	times    startTimes
@@ -71,13 +74,18 @@ var (
 // New returns a sandbox for cfg. It never fails: a bad config is reported
 // by Start. New keeps its own copy of cfg's slices.
 func New(cfg Config) *Sandbox {
-	return &Sandbox{
+	s := &Sandbox{
 		cfg:      cfg.clone(),
+		seq:      sandboxIDs.Add(1),
 		pidfd:    -1,
 		execs:    map[int64]chan *proto.Report{},
 		readDone: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	if s.cfg.Logger != nil {
+		s.cfg.Logger = s.cfg.Logger.With(slog.Uint64("sandbox", s.seq))
+	}
+	return s
 }
 
 // Run starts the sandbox and waits for it to end. See Start and Wait. Like
@@ -114,6 +122,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		if err != nil {
 			s.failStart(err)
 		}
+		s.pipes.afterStart(err)
+		// Under s.mu, so that the end, which takes it first, comes after.
+		s.observe(s.startEvent(err))
 	}()
 	cfg := s.cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

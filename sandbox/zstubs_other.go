@@ -40,7 +40,8 @@ func Cleanup(ctx context.Context, cgroupParents ...string) error {
 // nil when the command exited with status 0 (or a sandbox without a
 // command was closed), an *ExitError holding the same Result when it ran
 // but ended otherwise (killed, timed out, non-zero status), and another
-// error when the sandbox failed.
+// error when the sandbox failed. Wait closes the pipes made by StdinPipe,
+// StdoutPipe and StderrPipe; it may be called again, and returns the same.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Wait() (*Result, error) {
@@ -102,7 +103,9 @@ func (s *Sandbox) Stats() (Stats, error) {
 // Exec. It shares everything with the sandbox (namespaces, root file
 // system, limits, privileges, seccomp filter) and has its own arguments,
 // environment, directory, user and standard streams. The zero value of each
-// field falls back to the sandbox's Config.
+// field falls back to the sandbox's Config. A Cmd made by
+// Sandbox.Command also has the methods of os/exec's Cmd: Start, Wait, Run,
+// Output, CombinedOutput and the pipes.
 type Cmd struct {
 	// Args is the program and its arguments, looked up like Config.Args.
 	// Required.
@@ -140,7 +143,9 @@ type Cmd struct {
 // Limits bind the process too, with the same verdicts as for a command:
 // Limits.Output counts its output alone and kills the process, not the
 // sandbox; a sandbox killed for a limit (CPUTime, Memory) or its Timeout
-// gives the process that Reason. Exec is safe for concurrent use.
+// gives the process that Reason. Exec is safe for concurrent use. For
+// Start and Wait, Output, CombinedOutput and pipes, as in os/exec, make
+// the Cmd with Command.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
@@ -546,6 +551,13 @@ func (p *PrivateNetwork) Close() error {
 	return notSupported("PrivateNetwork.Close")
 }
 
+// ID returns the sandbox's id, unique in this process and given by New:
+// the "sandbox" attribute of its records in Config.Logger, and
+// Event.Sandbox.
+func (s *Sandbox) ID() uint64 {
+	return 0
+}
+
 // DefaultWaitDelay is the WaitDelay of a Config that sets none.
 const DefaultWaitDelay = time.Second
 
@@ -566,6 +578,131 @@ type OutputError struct {
 func (e *OutputError) Error() string { return "stockade: copy output: " + e.Err.Error() }
 
 func (e *OutputError) Unwrap() error { return e.Err }
+
+// Output runs the sandbox's command, as Run does, and returns its
+// standard output. Config.Stdout must be nil. When Config.Stderr is nil
+// too and the command does not exit with status 0, the *ExitError holds
+// its standard error in Stderr. After Output, Wait returns the Result
+// again.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
+	return nil, notSupported("Sandbox.Output")
+}
+
+// CombinedOutput runs the sandbox's command, as Run does, and returns its
+// standard output and standard error together, in the order written
+// (both go to one pipe). Config.Stdout and Config.Stderr must be nil.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
+	return nil, notSupported("Sandbox.CombinedOutput")
+}
+
+// StdinPipe returns a pipe connected to the command's standard input when
+// the sandbox starts. Wait closes it once the sandbox has ended; closing
+// it earlier tells the command that its input ended. Config.Stdin must be
+// nil, and the sandbox not started.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
+	return *new(io.WriteCloser), notSupported("Sandbox.StdinPipe")
+}
+
+// StdoutPipe returns a pipe connected to the command's standard output
+// when the sandbox starts. Wait closes it once the sandbox has ended, so
+// read to the end before calling Wait (and so do not use it with Run or
+// Output). Config.Stdout must be nil, and the sandbox not started.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
+	return *new(io.ReadCloser), notSupported("Sandbox.StdoutPipe")
+}
+
+// StderrPipe is StdoutPipe for the command's standard error.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) StderrPipe() (io.ReadCloser, error) {
+	return *new(io.ReadCloser), notSupported("Sandbox.StderrPipe")
+}
+
+// Command returns a process to run in the sandbox once it runs, as
+// exec.Command does: Args is name and arg, and the other fields of the
+// Cmd may be set before Start, Run, Output or CombinedOutput. A Cmd runs
+// once. Exec(ctx, cmd) and cmd.Run(ctx) do the same; the Cmd's methods add
+// Start and Wait, Output, CombinedOutput and the pipes.
+func (s *Sandbox) Command(name string, arg ...string) *Cmd {
+	return nil
+}
+
+// Start starts the process in the sandbox and returns once it runs, or
+// with the error that kept it from starting (a *SetupError naming the
+// command when it was not found, ErrFinished when the sandbox has ended).
+// Cancelling ctx kills the process, as with Exec. Wait then returns its
+// Result.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Start(ctx context.Context) error {
+	return notSupported("Cmd.Start")
+}
+
+// Wait waits for the process to end and returns its Result and error, as
+// Exec does, and closes the pipes made by StdinPipe, StdoutPipe and
+// StderrPipe. After a Start that failed, it returns Start's error.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Wait() (*Result, error) {
+	return nil, notSupported("Cmd.Wait")
+}
+
+// Run starts the process and waits for it to end: it is Exec for a Cmd
+// made by Command.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Run(ctx context.Context) (*Result, error) {
+	return nil, notSupported("Cmd.Run")
+}
+
+// Output runs the process and returns its standard output, on the terms
+// of Sandbox.Output: Stdout must be nil, and when Stderr is nil too the
+// *ExitError of a process that failed holds its standard error.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
+	return nil, notSupported("Cmd.Output")
+}
+
+// CombinedOutput runs the process and returns its standard output and
+// standard error together; Stdout and Stderr must be nil.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
+	return nil, notSupported("Cmd.CombinedOutput")
+}
+
+// StdinPipe returns a pipe connected to the process's standard input when
+// it starts, on the terms of Sandbox.StdinPipe.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
+	return *new(io.WriteCloser), notSupported("Cmd.StdinPipe")
+}
+
+// StdoutPipe returns a pipe connected to the process's standard output
+// when it starts, on the terms of Sandbox.StdoutPipe: read to the end,
+// then call Wait.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
+	return *new(io.ReadCloser), notSupported("Cmd.StdoutPipe")
+}
+
+// StderrPipe is StdoutPipe for the process's standard error.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
+	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
+}
 
 // Pool keeps sandboxes started and waiting, so that a command runs in a
 // fresh sandbox at the cost of an Exec rather than a whole start. Each

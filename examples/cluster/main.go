@@ -31,7 +31,6 @@ import (
 	"log"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/stockade/stockade/sandbox"
@@ -71,30 +70,27 @@ func main() {
 	info := db.NetworkInfo()
 	fmt.Println("db has address", info.Addrs[0], "and is forwarded from", info.Ports[0])
 
-	// The client, on the same network, finds db by name.
-	var out strings.Builder
-	app := sandbox.New(sandbox.Config{
+	// The client, on the same network, finds db by name. Output runs it
+	// and returns what it printed, as in os/exec.
+	out, err := sandbox.New(sandbox.Config{
 		Args: []string{busybox, "sh", "-c",
 			"grep -w db /etc/hosts; for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 2 db 5432 </dev/null && exit; sleep 0.2; done"},
 		Hostname: "app",
-		Stdout:   &out,
 		Network:  sandbox.Network{Networks: []sandbox.Membership{{Network: "cluster"}}},
-	})
-	if _, err := app.Run(ctx); err != nil {
-		log.Fatalf("app: %v\n%s", err, out.String())
+	}).Output(ctx)
+	if err != nil {
+		log.Fatalf("app: %v\n%s", err, out)
 	}
-	fmt.Print("app sees:\n", out.String())
+	fmt.Printf("app sees:\n%s", out)
 
 	// A sandbox on no network reaches nothing.
-	out.Reset()
-	loner := sandbox.New(sandbox.Config{
-		Args:   []string{busybox, "sh", "-c", "nc -w 1 " + info.Addrs[0].String() + " 5432 </dev/null || echo loner cannot reach db"},
-		Stdout: &out,
-	})
-	if _, err := loner.Run(ctx); err != nil {
+	out, err = sandbox.New(sandbox.Config{
+		Args: []string{busybox, "sh", "-c", "nc -w 1 " + info.Addrs[0].String() + " 5432 </dev/null || echo loner cannot reach db"},
+	}).Output(ctx)
+	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Print(out.String())
+	fmt.Printf("%s", out)
 
 	// The host talks to db through the forwarded port.
 	c, err := net.DialTimeout("tcp", info.Ports[0].String(), 5*time.Second)

@@ -5,12 +5,14 @@
 // builds it (namespaces, root file system, privileges dropped) and its init
 // waits. Exec then starts processes in it, one after another or at once,
 // each with its own arguments, environment, user and standard streams, and
-// each gets its own Result. They share the sandbox: what one writes in the
-// working directory the next one reads, a server one leaves running in the
-// background the next can talk to. CopyIn and CopyOut move files across the
-// sandbox's boundary; they resolve paths inside the sandbox's root, so a
-// link made inside cannot redirect them onto the host. Close kills every
-// process of the sandbox and releases everything it held.
+// each gets its own Result; Command makes such a process with the methods
+// of os/exec's Cmd (Output, CombinedOutput, the pipes). They share the
+// sandbox: what one writes in the working directory the next one reads, a
+// server one leaves running in the background the next can talk to. CopyIn
+// and CopyOut move files across the sandbox's boundary; they resolve paths
+// inside the sandbox's root, so a link made inside cannot redirect them
+// onto the host. Close kills every process of the sandbox and releases
+// everything it held.
 //
 // Run it as root:
 //
@@ -23,7 +25,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/stockade/stockade/sandbox"
 )
@@ -50,14 +51,16 @@ func main() {
 		log.Fatal(err)
 	}
 
-	run := func(script string) string {
-		var out strings.Builder
-		res, err := sb.Exec(ctx, sandbox.Cmd{Args: []string{"sh", "-c", script}, Stdout: &out, Stderr: &out})
+	// Command makes a process to run in the sandbox, with the methods of
+	// os/exec's Cmd; Wait gives its Result again after CombinedOutput.
+	run := func(script string) {
+		cmd := sb.Command("sh", "-c", script)
+		out, err := cmd.CombinedOutput(ctx)
 		if err != nil {
-			log.Fatalf("%s: %v\n%s", script, err, out.String())
+			log.Fatalf("%s: %v\n%s", script, err, out)
 		}
-		fmt.Printf("$ %s\n%s(%s in %v)\n", script, out.String(), res, res.Wall.Round(1000))
-		return out.String()
+		res, _ := cmd.Wait()
+		fmt.Printf("$ %s\n%s(%s in %v)\n", script, out, res, res.Wall.Round(1000))
 	}
 	run("sort -n numbers > sorted; cat sorted")
 	run("echo the state stays: $(cat sorted | tr '\\n' ' '); hostname")

@@ -100,7 +100,7 @@ type goal struct {
 // goalList evaluates the performance goals of the process model against
 // bwrap, in this run, on the default in-process rows.
 func (rep *report) goalList() []goal {
-	in, heap := rep.find("stockade"), rep.find("stockade-heap")
+	in, heap, reuse := rep.find("stockade"), rep.find("stockade-heap"), rep.find("stockade-reuse")
 	cli, bwrap := rep.find("cli"), rep.find("bwrap")
 	var gs []goal
 	if in != nil && bwrap != nil {
@@ -114,6 +114,10 @@ func (rep *report) goalList() []goal {
 			x := in.Rate[2] / bwrap.Rate[2]
 			gs = append(gs, goal{"in-process throughput ≥ 1.8 × bwrap's, 2 launchers", fmt.Sprintf("%.2f ×", x), x >= 1.8})
 		}
+	}
+	if reuse != nil && bwrap != nil && reuse.Rate[2] > 0 && bwrap.Rate[2] > 0 {
+		x := reuse.Rate[2] / bwrap.Rate[2]
+		gs = append(gs, goal{"throughput with namespace reuse ≥ 2.5 × bwrap's, 2 launchers", fmt.Sprintf("%.2f ×", x), x >= 2.5})
 	}
 	if in != nil && heap != nil {
 		x := heap.P50 / in.P50

@@ -66,6 +66,9 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade-nopool", "stockade in-process, no namespace pool",
 		"as the first row, with no network namespaces kept ready: each clone makes its own (STOCKADE_NETNS_POOL=0)",
 		"-root", e.root, "-nopool"))
+	add(inprocRunner(e, "stockade-reuse", "stockade in-process, namespace reuse",
+		"as the first row, with Network.ReuseNamespace: sandboxes take turns in network namespaces (opt-in)",
+		"-root", e.root, "-reuse"))
 	add(inprocRunner(e, "stockade-limits", "stockade in-process, limits",
 		"as above, plus a cgroup of its own with a 256 MiB memory and 64 task limit",
 		"-root", e.root, "-limits"))

@@ -40,6 +40,7 @@ func main() {
 	limits := flag.Bool("limits", false, "give every sandbox a 256 MiB memory and 64 task limit")
 	init := flag.Bool("init", false, "start sandboxes through the init stage, the fallback (STOCKADE_START=init)")
 	heapMiB := flag.Int("heap", 0, "keep this many MiB of live, touched heap, as a large service would")
+	reuse := flag.Bool("reuse", false, "let sandboxes take turns in network namespaces (Network.ReuseNamespace)")
 	nopool := flag.Bool("nopool", false, "let every start make its network namespace in its clone: no namespaces kept ready (STOCKADE_NETNS_POOL=0)")
 	flag.Parse()
 	if *nopool {
@@ -56,6 +57,7 @@ func main() {
 		}
 	}
 	w := &worker{cfg: sandbox.Config{RootDir: *root, Timeout: time.Minute}}
+	w.cfg.Network.ReuseNamespace = *reuse
 	if *limits {
 		w.cfg.Limits = sandbox.Limits{Memory: 256 << 20, Pids: 64}
 	}

@@ -21,7 +21,8 @@ import (
 	"github.com/stockade/stockade/sandbox"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+// The namespaces kept ready for sandboxes are the process's, not a leak.
+func TestMain(m *testing.M) { testutil.MainThen(m, func() { sandbox.CloseNetworking() }) }
 
 // recordingTB is a testing.TB that records what Start says and does with
 // it: its cleanups run when the test calls finish, its failure is set by

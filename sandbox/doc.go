@@ -160,11 +160,21 @@
 // command was, with the caller as its parent; it needs no agent inside.
 // A sandbox without a command runs only the reaper until Close.
 //
+// Making a network namespace is the largest single cost left in a start
+// (the kernel sets up every protocol's state in it, and tears it down
+// again after the sandbox). A program that runs as root therefore keeps a
+// few namespaces ready for sandboxes without a network, made from its
+// second start on by a background thread; the start's clone enters one
+// instead of making its own. Each serves one sandbox: nothing passes from
+// one sandbox to the next unless Network.ReuseNamespace asks for it, an
+// opt-in whose cost in isolation its documentation states.
+//
 // # The init stage
 //
-// Every sandbox on an architecture other than amd64 and arm64 or where memfds may not be executed (vm.memfd_noexec=2),
-// and every sandbox when STOCKADE_START=init is set in the environment,
-// starts through the init stage instead: this same program, re-executed from /proc/self/exe in
+// Every sandbox on an architecture other than amd64 and arm64 or where
+// memfds may not be executed (vm.memfd_noexec=2), and every sandbox when
+// STOCKADE_START=init is set in the environment, starts through the init
+// stage instead: this same program, re-executed from /proc/self/exe in
 // the new namespaces, which builds the root, drops its privileges, starts
 // the command and stays as the sandbox's pid 1. This package recognises
 // that copy during its own package initialisation and runs the init there,

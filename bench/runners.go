@@ -63,9 +63,9 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade", "stockade in-process",
 		"the default Config with RootDir: user, pid, mount, uts, ipc, net, cgroup namespaces; no capabilities; no_new_privs; seccomp; the raw start path (a CLONE_VM child runs the compiled start, no Go runtime in the sandbox, the reaper as pid 1)",
 		"-root", e.root))
-	add(inprocRunner(e, "stockade-nopool", "stockade in-process, no namespace pool",
-		"as the first row, with no network namespaces kept ready: each clone makes its own (STOCKADE_NETNS_POOL=0)",
-		"-root", e.root, "-nopool"))
+	add(inprocRunner(e, "stockade-pool", "stockade in-process, namespace pool",
+		"as the first row, with network namespaces made ahead by an idle-priority thread (STOCKADE_NETNS_POOL=1)",
+		"-root", e.root, "-pool"))
 	add(inprocRunner(e, "stockade-reuse", "stockade in-process, namespace reuse",
 		"as the first row, with Network.ReuseNamespace: sandboxes take turns in network namespaces (opt-in)",
 		"-root", e.root, "-reuse"))

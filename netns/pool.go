@@ -33,9 +33,11 @@ func NewPool(size int) *Pool {
 	return newPool(size, New)
 }
 
-// NewLoopbackPool is NewPool for namespaces made by NewLoopback.
+// NewLoopbackPool is NewPool for namespaces made as NewLoopback makes
+// them, by a thread at the SCHED_IDLE policy: the refill takes no CPU time
+// from anything else.
 func NewLoopbackPool(size int) *Pool {
-	return newPool(size, NewLoopback)
+	return newPool(size, func() (*NS, error) { return makeNS(loopbackUp, true) })
 }
 
 func newPool(size int, newNS func() (*NS, error)) *Pool {

@@ -162,12 +162,12 @@
 //
 // Making a network namespace is the largest single cost left in a start
 // (the kernel sets up every protocol's state in it, and tears it down
-// again after the sandbox). A program that runs as root therefore keeps a
-// few namespaces ready for sandboxes without a network, made from its
-// second start on by a background thread; the start's clone enters one
-// instead of making its own. Each serves one sandbox: nothing passes from
-// one sandbox to the next unless Network.ReuseNamespace asks for it, an
-// opt-in whose cost in isolation its documentation states.
+// again after the sandbox). Network.ReuseNamespace, an opt-in whose cost
+// in isolation its documentation states, lets sandboxes without a network
+// take turns in namespaces instead. STOCKADE_NETNS_POOL=1 makes a program
+// that runs as root keep a few fresh namespaces ready, made by an
+// idle-priority thread, for hosts with CPUs to spare; it is off by
+// default, since on two CPUs it saved no time (see the README).
 //
 // # The init stage
 //

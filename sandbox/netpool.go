@@ -18,19 +18,25 @@ import (
 // cost (the kernel sets up the namespace's protocol state); made ahead, on
 // another thread, it costs the start a setns on the spawner's thread.
 //
-// So a process that runs as root keeps a few such namespaces ready (lo up,
-// nothing else changed) and a start takes one when one is ready, else the
-// clone makes one as before. Each namespace serves one sandbox and goes
-// with it: nothing is reused. A pooled namespace belongs to the host's user
-// namespace, not the sandbox's, so root inside holds no capability over
-// it; a sandbox that keeps capabilities (Security.Capabilities) or mounts
-// /sys (which needs them over the namespace) makes its own, as do the
-// sandboxes of an ordinary user, who cannot make namespaces outside one.
+// So a process that runs as root can keep a few such namespaces ready (lo
+// up, nothing else changed), made by a thread at the SCHED_IDLE policy,
+// and a start takes one when one is ready, else the clone makes one as
+// before. Each namespace serves one sandbox and goes with it: nothing is
+// reused. A pooled namespace belongs to the host's user namespace, not the
+// sandbox's, so root inside holds no capability over it; a sandbox that
+// keeps capabilities (Security.Capabilities) or mounts /sys (which needs
+// them over the namespace) makes its own, as do the sandboxes of an
+// ordinary user, who cannot make namespaces outside one.
 //
-// The pool is made in the background at a process's second start without
-// a network: a program that starts one sandbox and exits (the CLI) pays
-// nothing for it. STOCKADE_NETNS_POOL=0 turns it off; CloseNetworking
-// closes it (later starts make it anew).
+// The pool is off by default: measured side by side on the 2-core machine
+// the project is built on, it took 0.3 ms off the clone but added as much
+// to the rest of the start (the refill contends for the CPUs), so the
+// median start did not change, and it cost 5 to 10 % more CPU per sandbox
+// (see the README's Performance section). STOCKADE_NETNS_POOL=1 turns it
+// on, for hosts with CPUs to spare. It is made in the background at a
+// process's second start without a network; CloseNetworking closes it
+// (later starts make it anew). Namespace reuse (Network.ReuseNamespace)
+// is what saves the namespace's cost.
 var isolated struct {
 	mu     sync.Mutex
 	starts int // starts that asked, until the pool is made
@@ -46,7 +52,7 @@ const (
 // takeIsolatedNS returns a ready namespace for a sandbox of cfg without a
 // network, or nil when the clone must make one.
 func takeIsolatedNS(cfg *Config) *netns.NS {
-	if len(cfg.Security.Capabilities) > 0 || cfg.Security.Sysfs || os.Getenv(netnsPoolEnv) == "0" || unix.Geteuid() != 0 {
+	if len(cfg.Security.Capabilities) > 0 || cfg.Security.Sysfs || os.Getenv(netnsPoolEnv) != "1" || unix.Geteuid() != 0 {
 		return nil
 	}
 	return fromPool()

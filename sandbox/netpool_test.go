@@ -16,12 +16,14 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// TestIsolatedNamespacesFromThePool: sandboxes without a network started
-// by root take ready namespaces from the pool, each its own (six held at
+// TestIsolatedNamespacesFromThePool: with the pool on, sandboxes without
+// a network started by root take ready namespaces from it, each its own (six held at
 // once see six namespaces, none the host's), with lo up and nothing else;
-// with the pool off, or capabilities kept, the clone makes the namespace.
+// with the pool off (the default), or capabilities kept, the clone makes
+// the namespace.
 func TestIsolatedNamespacesFromThePool(t *testing.T) {
 	testutil.RequireRoot(t)
+	t.Setenv(netnsPoolEnv, "1")
 	host, err := os.Readlink("/proc/self/ns/net")
 	require.NoError(t, err)
 	require.NoError(t, closeIsolatedPool())
@@ -67,7 +69,7 @@ func TestIsolatedNamespacesFromThePool(t *testing.T) {
 	out, _, err := execSh(t, sb, "ip link set lo down && ip -o link | cut -d' ' -f2,3")
 	require.NoError(t, err, out)
 	assert.Equal(t, "lo: <LOOPBACK>\n", out)
-	t.Setenv(netnsPoolEnv, "0")
+	t.Setenv(netnsPoolEnv, "")
 	mustRun(t, shell(t, "true"))
 	assert.Equal(t, before, isolated.taken.Load(), "a namespace was taken from the pool")
 }

@@ -41,10 +41,10 @@ func main() {
 	init := flag.Bool("init", false, "start sandboxes through the init stage, the fallback (STOCKADE_START=init)")
 	heapMiB := flag.Int("heap", 0, "keep this many MiB of live, touched heap, as a large service would")
 	reuse := flag.Bool("reuse", false, "let sandboxes take turns in network namespaces (Network.ReuseNamespace)")
-	nopool := flag.Bool("nopool", false, "let every start make its network namespace in its clone: no namespaces kept ready (STOCKADE_NETNS_POOL=0)")
+	pool := flag.Bool("pool", false, "keep network namespaces ready for the starts (STOCKADE_NETNS_POOL=1)")
 	flag.Parse()
-	if *nopool {
-		os.Setenv("STOCKADE_NETNS_POOL", "0")
+	if *pool {
+		os.Setenv("STOCKADE_NETNS_POOL", "1")
 	}
 	if *init {
 		os.Setenv("STOCKADE_START", "init")

@@ -550,3 +550,20 @@ func TestRuntimeFeatures(t *testing.T) {
 	assert.Equal(t, "1.0.0", f["ociVersionMin"])
 	assert.Contains(t, f["hooks"], "poststop")
 }
+
+// TestRuntimeStartFails starts a container whose command is not there:
+// start fails with the reason, and the container stops with 127, as a
+// shell would say.
+func TestRuntimeStartFails(t *testing.T) {
+	h := newRTHarness(t)
+	c := h.create("nf", h.bundle(withArgs("/bin/nonexistent")))
+	status, _, stderr := h.run("start", "nf")
+	assert.Equal(t, 1, status)
+	assert.Contains(t, stderr, "/bin/nonexistent")
+	ws := h.wait(c.pid)
+	assert.True(t, ws.Exited() && ws.ExitStatus() == exitNotFound, "wait status %v", ws)
+	assert.Equal(t, "stopped", h.state("nf")["status"])
+	status, _, stderr = h.run("delete", "nf")
+	require.Equal(t, 0, status, stderr)
+	h.gone(c)
+}

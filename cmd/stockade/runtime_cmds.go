@@ -93,12 +93,22 @@ func (o *rtOptions) create(args []string) error {
 		}
 	}
 	if *pidFile != "" {
-		if err := writeFileAtomic(*pidFile, []byte(strconv.Itoa(st.Pid))); err != nil {
+		if err := writePidFile(*pidFile, st.Pid); err != nil {
 			o.destroy(dir, st)
 			return err
 		}
 	}
 	return nil
+}
+
+// writePidFile writes pid to file for the shim, which signals and waits
+// for that pid: a pid that is not a process's (0 or negative, which kill
+// takes for a process group or every process) is refused.
+func writePidFile(file string, pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("write %s: %d is not a process's pid", file, pid)
+	}
+	return writeFileAtomic(file, []byte(strconv.Itoa(pid)))
 }
 
 // startMonitor starts the monitor of container id and returns its state

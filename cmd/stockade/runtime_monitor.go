@@ -413,9 +413,11 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
+	// Release sets Process.Pid to -1; the shim would signal that pid.
+	pid := cmd.Process.Pid
 	cmd.Process.Release()
 	if *pidFile != "" {
-		if err := writeFileAtomic(*pidFile, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
+		if err := writePidFile(*pidFile, pid); err != nil {
 			return 0, err
 		}
 	}

@@ -52,6 +52,21 @@ func newRTHarness(t *testing.T) *rtHarness {
 // as its orphans. A child still alive is a leak, which the test main
 // reports.
 func (h *rtHarness) close() {
+	// A test that failed half-way leaves containers: they are a failure,
+	// and are deleted all the same.
+	entries, _ := os.ReadDir(h.root)
+	assert.Empty(h.t, entries, "containers left in the state directory")
+	for _, e := range entries {
+		h.run("delete", "--force", e.Name())
+	}
+	for pid := range h.monitors {
+		var ws unix.WaitStatus
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if p, _ := unix.Wait4(pid, &ws, unix.WNOHANG, nil); p != 0 {
+				break
+			}
+		}
+	}
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	for _, pid := range children() {
 		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && procState(st) == "Z" {
@@ -59,8 +74,6 @@ func (h *rtHarness) close() {
 			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
 	}
-	entries, _ := os.ReadDir(h.root)
-	assert.Empty(h.t, entries, "containers left in the state directory")
 }
 
 func procState(stat []byte) string {
@@ -185,6 +198,8 @@ func (h *rtHarness) state(id string) map[string]any {
 // returns its wait status.
 func (h *rtHarness) wait(pid int) unix.WaitStatus {
 	h.t.Helper()
+	require.Positive(h.t, pid, "a pid to wait for")
+	require.Contains(h.t, children(), pid, "pid %d is this subreaper's child", pid)
 	type result struct {
 		ws  unix.WaitStatus
 		err error
@@ -566,4 +581,18 @@ func TestRuntimeStartFails(t *testing.T) {
 	status, _, stderr = h.run("delete", "nf")
 	require.Equal(t, 0, status, stderr)
 	h.gone(c)
+}
+
+// TestWritePidFile: a pid file never names 0 or a negative pid, which the
+// shim's kill would take for a process group or for every process.
+func TestWritePidFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pid")
+	for _, pid := range []int{-1, 0} {
+		assert.ErrorContains(t, writePidFile(file, pid), "is not a process's pid")
+		assert.NoFileExists(t, file)
+	}
+	require.NoError(t, writePidFile(file, 42))
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	assert.Equal(t, "42", string(b))
 }

@@ -96,8 +96,10 @@
 // # Not supported
 //
 // Terminals (--console-socket, --tty, process.terminal), checkpoints,
-// pause and resume, update, and the systemd cgroup driver: these are
-// refused with a message naming them.
+// pause and resume, update, events, --preserve-fds, and the systemd cgroup
+// driver: these are refused with a message naming them. runc's "run ID"
+// (create, start and wait in one) is not here: "stockade run --bundle DIR"
+// runs a bundle in the foreground without a container id.
 package main
 
 import (

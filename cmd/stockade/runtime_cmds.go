@@ -336,6 +336,18 @@ func (o *rtOptions) delete(args []string) error {
 		return err
 	}
 	st, dir, err := o.load(id)
+	if err != nil && dir != "" {
+		if _, serr := os.Stat(filepath.Join(dir, stateFile)); os.IsNotExist(serr) {
+			// A create that was interrupted before the monitor wrote the
+			// state leaves its directory, which only delete can remove.
+			// With --force, a container that is not there is deleted
+			// already, as runc has it.
+			os.RemoveAll(dir)
+			if *force {
+				return nil
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}

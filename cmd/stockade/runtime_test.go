@@ -545,12 +545,20 @@ func TestRuntimeErrors(t *testing.T) {
 			assert.Contains(t, string(log), `"level":"error"`, "the error is in the --log file, as JSON")
 		})
 	}
+	status, _, stderr := h.run("delete", "--force", "nope")
+	assert.Equal(t, 0, status, "delete --force of a container that is not there: %s", stderr)
+	require.NoError(t, os.Mkdir(filepath.Join(h.root, "half"), 0o700))
+	status, _, stderr = h.run("delete", "half")
+	assert.Equal(t, 1, status)
+	assert.Contains(t, stderr, "does not exist")
+	assert.NoDirExists(t, filepath.Join(h.root, "half"), "the directory of an interrupted create is removed")
+
 	assert.Equal(t, "created", h.state("dup")["status"], "the duplicate create left the first alone")
 	entries, err := os.ReadDir(h.root)
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "only the container created")
 	// A created container is deleted without --force, as runc does.
-	status, _, stderr := h.run("delete", "dup")
+	status, _, stderr = h.run("delete", "dup")
 	require.Equal(t, 0, status, stderr)
 	h.wait(c.pid)
 	h.gone(c)

@@ -464,7 +464,11 @@ func (o *rtOptions) features(args []string) error {
 		"ociVersionMin": "1.0.0",
 		"ociVersionMax": specs.Version,
 		"hooks":         []string{"prestart", "createRuntime", "poststart", "poststop"},
-		"mountOptions":  []string{"ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind", "size", "mode", "nr_inodes", "uid", "gid"},
+		// What package oci maps; noexec, suid, dev and the shared
+		// propagations are refused.
+		"mountOptions": []string{"ro", "rdonly", "rw", "nosuid", "nodev", "exec", "defaults", "relatime", "norelatime",
+			"noatime", "atime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime",
+			"private", "rprivate", "bind", "rbind", "size", "nr_inodes", "mode", "uid", "gid"},
 		"linux": map[string]any{
 			"namespaces": []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
 			"cgroup":     map[string]any{"v1": true, "v2": true, "systemd": false},
@@ -472,7 +476,6 @@ func (o *rtOptions) features(args []string) error {
 			"apparmor":   map[string]any{"enabled": false},
 			"selinux":    map[string]any{"enabled": false},
 		},
-		"annotations": map[string]string{"io.github.stockade.terminal": "unsupported"},
 	}
 	b, _ := json.MarshalIndent(f, "", "    ")
 	fmt.Fprintf(o.io.out, "%s\n", b)

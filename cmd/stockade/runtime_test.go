@@ -604,3 +604,32 @@ func TestWritePidFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "42", string(b))
 }
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]unix.Signal{"TERM": unix.SIGTERM, "SIGKILL": unix.SIGKILL, "hup": unix.SIGHUP, "9": unix.SIGKILL, "64": unix.Signal(64), "SIGRTMIN": 0} {
+		got, err := parseSignal(in)
+		if want == 0 {
+			assert.Error(t, err, in)
+			continue
+		}
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"0", "-1", "65", "NOPE", ""} {
+		_, err := parseSignal(in)
+		assert.ErrorContains(t, err, "invalid signal", in)
+	}
+}
+
+func TestContainerID(t *testing.T) {
+	o := &rtOptions{root: "/run/stockade"}
+	for _, id := range []string{"a", "abc-1.2_x+y", "0123456789abcdef"} {
+		dir, err := o.containerDir(id)
+		require.NoError(t, err, id)
+		assert.Equal(t, "/run/stockade/"+id, dir)
+	}
+	for _, id := range []string{"", ".", "..", "a/b", "../x", "a b", "a\x00"} {
+		_, err := o.containerDir(id)
+		assert.ErrorContains(t, err, "invalid container id format", id)
+	}
+}

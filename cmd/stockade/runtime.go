@@ -100,6 +100,7 @@
 // driver: these are refused with a message naming them. runc's "run ID"
 // (create, start and wait in one) is not here: "stockade run --bundle DIR"
 // runs a bundle in the foreground without a container id.
+
 package main
 
 import (

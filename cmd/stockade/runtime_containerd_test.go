@@ -109,6 +109,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	}
 
 	rootfs := busyboxRoot(t)
+	// ctr's own spec mounts a tmpfs on /run and sysfs on /sys.
+	for _, d := range []string{"run", "sys"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(rootfs, d), 0o755))
+	}
 	spec := func(args ...string) string {
 		t.Helper()
 		b := t.TempDir()
@@ -133,6 +137,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		status, out := ctr(append(run, "--rm", "--config", spec("sh", "-c", "echo hello from ctr; id -u; hostname; exit 3"), "c1")...)
 		assert.Equal(t, 3, status, out)
 		assert.Equal(t, "hello from ctr\n1000\nsandbox\n", out)
+	})
+
+	// The spec ctr writes itself, as for an image, with a working
+	// directory the sandbox accepts (process.cwd "/" is refused).
+	t.Run("ctr's spec", func(t *testing.T) {
+		status, out := ctr(append(run, "--rm", "--cwd", "/tmp", "--rootfs", rootfs, "c3", "sh", "-c", "echo from the spec of ctr; pwd")...)
+		assert.Equal(t, 0, status, out)
+		assert.Equal(t, "from the spec of ctr\n/tmp\n", out)
 	})
 
 	t.Run("detached, exec, kill", func(t *testing.T) {

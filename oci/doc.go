@@ -6,7 +6,8 @@
 //
 // [FromSpec] maps a spec to a [sandbox.Config], [Load] reads one from a
 // bundle first, and [ToSpec] describes a Config as a spec. The runtime
-// command line (create, start, state, kill, delete) is not here.
+// command line (create, start, state, kill, delete) is not here: it is
+// cmd/stockade's, which runs the hooks and uses this package for the rest.
 //
 // # Strict mapping
 //
@@ -61,7 +62,7 @@
 //	mounts                        see Mounts below
 //	hooks                         refused if any of prestart, createRuntime, createContainer, startContainer,
 //	                              poststart, poststop is set: hooks are run by a runtime command, which this
-//	                              package is not (run them around the sandbox)
+//	                              package is not (run them around the sandbox, as stockade create does)
 //	annotations                   ignored: they are information for tools, by the spec's own definition
 //	solaris, windows, vm, zos, freebsd   refused if set: the configuration of another platform
 //

@@ -5,6 +5,10 @@
 //	stockade run [flags] [--] COMMAND [ARG...]
 //	stockade probe [--json]
 //	stockade version
+//	stockade [--root DIR] create|start|state|kill|delete|exec|ps|features|spec ...
+//
+// The last line is an OCI runtime with runc's command line, for containerd's
+// runc shim and ctr (see runtime.go).
 //
 // "stockade run" exits with the command's status, or 128 plus the signal
 // that killed it (137 when the sandbox was killed for its time or another
@@ -58,6 +62,8 @@ Usage:
   stockade run [flags] [--] COMMAND [ARG...]   run a command in a sandbox
   stockade probe [--json]                      show what this host supports
   stockade version                             show the version
+  stockade create|start|state|kill|delete|exec|ps|features|spec ...
+                                               an OCI runtime, as runc
 
 Run 'stockade run --help' for the flags and examples.
 `
@@ -67,6 +73,9 @@ func run(args []string, io stdio) int {
 	if len(args) == 0 {
 		fmt.Fprint(io.err, mainUsage)
 		return exitUsage
+	}
+	if isRuntimeCommand(args) {
+		return runtimeCommand(args, io) // the OCI runtime: runtime.go
 	}
 	var err error
 	status := 0

@@ -1,0 +1,449 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/sandbox"
+)
+
+// monitor owns one container: see the package documentation (runtime.go).
+type monitor struct {
+	o    *rtOptions
+	dir  string
+	cfg  sandbox.Config
+	done chan int // the exit status, once the container has stopped
+
+	mu sync.Mutex // guards the fields below
+	st *containerState
+	sb *sandbox.Sandbox // the sandbox, once started
+}
+
+// monitor is "stockade runtime-monitor --bundle DIR ID", started by create
+// with descriptor 3 the pipe on which it says "ok" once ready, or why not.
+// It returns only when it fails before it is ready; else it exits with the
+// container's exit status.
+func (o *rtOptions) monitor(args []string) int {
+	ready := os.NewFile(3, "ready")
+	fail := func(err error) int {
+		fmt.Fprintln(ready, strings.TrimPrefix(err.Error(), "stockade: "))
+		o.logf("error", "monitor: %v", err)
+		return 1
+	}
+	fs := rtFlags("runtime-monitor")
+	bundle := fs.String("bundle", "", "the bundle directory")
+	id, err := oneID("runtime-monitor", fs, args)
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := o.containerDir(id)
+	if err != nil {
+		return fail(err)
+	}
+	spec, _, cfg, err := readSpec(*bundle)
+	if err != nil {
+		return fail(err)
+	}
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = os.Stdin, os.Stdout, os.Stderr
+	m := &monitor{o: o, dir: dir, cfg: cfg, done: make(chan int, 1)}
+	start, err := procStart(os.Getpid())
+	if err != nil {
+		return fail(err)
+	}
+	m.st = &containerState{OCIVersion: specs.Version, ID: id, Status: statusCreated, Pid: os.Getpid(),
+		Bundle: *bundle, Annotations: spec.Annotations, Created: time.Now().UTC(), PidStart: start}
+	sock := filepath.Join(dir, socketFile)
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		return fail(err)
+	}
+	if err := save(dir, m.st); err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	stop := forwardSignals(m.signal)
+	go m.serve(ln)
+	fmt.Fprintln(ready, "ok")
+	ready.Close()
+
+	status := <-m.done
+	stop()
+	ln.Close()
+	os.Remove(sock)
+	exitWith(status)
+	return status
+}
+
+// serve serves each connection to ln in a goroutine of its own.
+func (m *monitor) serve(ln *net.UnixListener) {
+	for {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go m.handle(conn)
+	}
+}
+
+// stopped records that the container has stopped with status and ends the
+// monitor. Only the first call counts.
+func (m *monitor) stopped(status int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st.Status == statusStopped {
+		return
+	}
+	m.st.Status = statusStopped
+	m.st.ExitStatus = &status
+	if err := save(m.dir, m.st); err != nil {
+		m.o.logf("error", "monitor: %v", err)
+	}
+	m.done <- status
+}
+
+// signal passes a signal the monitor received on to the command.
+func (m *monitor) signal(sig syscall.Signal) {
+	if err := m.kill(sig, false); err != nil {
+		m.o.logf("warning", "monitor: pass on %v: %v", sig, err)
+	}
+}
+
+// kill sends sig to the command, and with all to every process of the
+// container. A container not started yet stops as if its command had
+// been killed, unless sig is one whose default is to be ignored.
+func (m *monitor) kill(sig syscall.Signal, all bool) error {
+	m.mu.Lock()
+	status, sb := m.st.Status, m.sb
+	m.mu.Unlock()
+	switch status {
+	case statusCreated:
+		switch sig {
+		case unix.SIGCHLD, unix.SIGCONT, unix.SIGURG, unix.SIGWINCH:
+			return nil
+		}
+		go m.stopped(128 + int(sig))
+		return nil
+	case statusStopped:
+		return errors.New("container not running")
+	}
+	err := sb.Kill(sig)
+	if all {
+		for _, p := range descendants(os.Getpid()) {
+			unix.Kill(p, sig)
+		}
+	}
+	if errors.Is(err, sandbox.ErrFinished) {
+		return errors.New("container not running")
+	}
+	return err
+}
+
+// handle serves one request.
+func (m *monitor) handle(conn *net.UnixConn) {
+	defer conn.Close()
+	buf := make([]byte, 1<<20)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return
+	}
+	var files []*os.File
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, msg := range msgs {
+			fds, _ := unix.ParseUnixRights(&msg)
+			for _, fd := range fds {
+				files = append(files, os.NewFile(uintptr(fd), "stdio"))
+			}
+		}
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	reply := func(rep rtReply) { conn.Write(mustJSON(rep)) }
+	var req rtRequest
+	if err := json.Unmarshal(buf[:n], &req); err != nil {
+		reply(rtReply{Error: "bad request: " + err.Error()})
+		return
+	}
+	switch req.Op {
+	case "start":
+		if err := m.start(); err != nil {
+			reply(rtReply{Error: err.Error()})
+			return
+		}
+		reply(rtReply{})
+	case "kill":
+		if err := m.kill(syscall.Signal(req.Signal), req.All); err != nil {
+			reply(rtReply{Error: err.Error()})
+			return
+		}
+		reply(rtReply{})
+	case "delete":
+		m.mu.Lock()
+		sb := m.sb
+		m.mu.Unlock()
+		if sb != nil {
+			sb.Close()
+		}
+		reply(rtReply{})
+		m.stopped(128 + int(unix.SIGKILL))
+	case "exec":
+		m.exec(conn, &req, files, reply)
+	default:
+		reply(rtReply{Error: fmt.Sprintf("unknown request %q", req.Op)})
+	}
+}
+
+// start starts the sandbox and its command, and records its end.
+func (m *monitor) start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.st.Status {
+	case statusRunning:
+		return errors.New("cannot start an already running container")
+	case statusStopped:
+		return errors.New("cannot start a container that has stopped")
+	}
+	sb := sandbox.New(m.cfg)
+	if err := sb.Start(context.Background()); err != nil {
+		status := startStatus(err)
+		go m.stopped(status)
+		return fmt.Errorf("start: %w", err)
+	}
+	m.sb = sb
+	m.st.Status = statusRunning
+	if err := save(m.dir, m.st); err != nil {
+		m.o.logf("error", "monitor: %v", err)
+	}
+	go func() {
+		res, _ := sb.Wait()
+		m.stopped(statusOf(res))
+	}()
+	return nil
+}
+
+// exec runs a process in the container with the standard streams in
+// files: a first reply once the request is taken, a second with its exit
+// status. Anything the client sends meanwhile, or its going away, kills
+// the process.
+func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, reply func(rtReply)) {
+	m.mu.Lock()
+	status, sb := m.st.Status, m.sb
+	m.mu.Unlock()
+	if status != statusRunning {
+		reply(rtReply{Error: "cannot exec in a container that is not running"})
+		return
+	}
+	cmd, err := execCmd(req.Process)
+	if err != nil {
+		reply(rtReply{Error: err.Error()})
+		return
+	}
+	if len(files) == 3 {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reply(rtReply{})
+	go func() {
+		var b [64]byte
+		conn.Read(b[:])
+		cancel()
+	}()
+	res, err := sb.Exec(ctx, cmd)
+	code := statusOf(res)
+	if res == nil {
+		code = startStatus(err)
+		if errors.Is(err, sandbox.ErrFinished) {
+			code = 128 + int(unix.SIGKILL)
+		}
+		m.o.logf("warning", "monitor: exec %v: %v", cmd.Args, err)
+	}
+	reply(rtReply{Exit: &code})
+}
+
+// execCmd maps the process of an exec to a Cmd.
+func execCmd(p *specs.Process) (sandbox.Cmd, error) {
+	if p == nil || len(p.Args) == 0 {
+		return sandbox.Cmd{}, errors.New("process.args: the process needs a command")
+	}
+	if p.Terminal {
+		return sandbox.Cmd{}, errors.New("process.terminal: terminals are not supported")
+	}
+	cmd := sandbox.Cmd{Args: p.Args, Env: p.Env, Dir: p.Cwd}
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	if cmd.Dir == "/" {
+		cmd.Dir = ""
+	}
+	if p.User.UID == 0 {
+		cmd.RunAsRoot = true
+	} else {
+		cmd.UID, cmd.GID = int(p.User.UID), int(p.User.GID)
+	}
+	return cmd, nil
+}
+
+// exec runs a process in a running container: "exec --process FILE ID", or
+// "exec ID COMMAND..." with --cwd, --env and --user.
+func (o *rtOptions) exec(args []string) (int, error) {
+	fs := rtFlags("exec")
+	processFile := fs.StringP("process", "p", "", "the process, as the process of a config.json, in `FILE`")
+	detach := fs.BoolP("detach", "d", false, "return once the process has started")
+	pidFile := fs.String("pid-file", "", "write the process's pid to `FILE`")
+	console := fs.String("console-socket", "", "refused: no terminals")
+	tty := fs.BoolP("tty", "t", false, "refused: no terminals")
+	cwd := fs.String("cwd", "", "the working directory")
+	env := fs.StringArrayP("env", "e", nil, "add `NAME=VALUE` to the environment")
+	user := fs.StringP("user", "u", "", "run as `UID[:GID]`")
+	fs.Bool("no-new-privs", false, "ignored: always on")
+	waitFD := fs.Int("wait-fd", -1, "")
+	fs.MarkHidden("wait-fd")
+	if err := fs.Parse(args); err != nil {
+		return 0, rtErrorf("exec: %v", err)
+	}
+	if *waitFD >= 0 {
+		// The copy that --detach leaves behind: the connection is open.
+		f := os.NewFile(uintptr(*waitFD), "monitor")
+		conn, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return 0, err
+		}
+		return waitExec(conn.(*net.UnixConn))
+	}
+	if fs.NArg() < 1 {
+		return 0, rtErrorf("exec: a container id is needed")
+	}
+	if *console != "" || *tty {
+		return 0, rtErrorf("exec: terminals are not supported (--console-socket, --tty)")
+	}
+	st, dir, err := o.load(fs.Arg(0))
+	if err != nil {
+		return 0, err
+	}
+	if st.Status != statusRunning {
+		return 0, rtErrorf("cannot exec in a container that is not running")
+	}
+	var p specs.Process
+	if *processFile != "" {
+		b, err := os.ReadFile(*processFile)
+		if err != nil {
+			return 0, err
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			return 0, rtErrorf("exec: %s: %v", *processFile, err)
+		}
+	} else {
+		if fs.NArg() < 2 {
+			return 0, rtErrorf("exec: a command or --process is needed")
+		}
+		p.Args = fs.Args()[1:]
+		if _, _, cfg, err := readSpec(st.Bundle); err == nil {
+			p.Env, p.Cwd = cfg.Env, cfg.Dir
+			p.User.UID, p.User.GID = uint32(cfg.UID), uint32(cfg.GID)
+			if cfg.RunAsRoot {
+				p.User.UID, p.User.GID = 0, 0
+			}
+		}
+		p.Env = append(p.Env, *env...)
+		if *cwd != "" {
+			p.Cwd = *cwd
+		}
+		if *user != "" {
+			uid, gid, _ := strings.Cut(*user, ":")
+			u, err := strconv.ParseUint(uid, 10, 32)
+			if err != nil {
+				return 0, rtErrorf("exec: --user: %q is not a number", uid)
+			}
+			p.User.UID, p.User.GID = uint32(u), 0
+			if gid != "" {
+				g, err := strconv.ParseUint(gid, 10, 32)
+				if err != nil {
+					return 0, rtErrorf("exec: --user: %q is not a number", gid)
+				}
+				p.User.GID = uint32(g)
+			}
+		}
+	}
+	if p.Terminal {
+		return 0, rtErrorf("exec: process.terminal: terminals are not supported")
+	}
+	stdio := []*os.File{fileOr(o.io.in, os.Stdin), fileOr(o.io.out, os.Stdout), fileOr(o.io.err, os.Stderr)}
+	conn, rep, err := call(dir, &rtRequest{Op: "exec", Process: &p}, stdio, true)
+	if err != nil {
+		return 0, err
+	}
+	if rep.Error != "" {
+		return 0, rtErrorf("%s", rep.Error)
+	}
+	if !*detach {
+		return waitExec(conn)
+	}
+	defer conn.Close()
+	f, err := conn.File()
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	cmd := exec.Command("/proc/self/exe", "--root", o.root, "--log", o.log, "--log-format", o.logFormat, "exec", "--wait-fd", "3")
+	cmd.Args[0] = "stockade"
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	// Release sets Process.Pid to -1; the shim would signal that pid.
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	if *pidFile != "" {
+		if err := writePidFile(*pidFile, pid); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+func fileOr(v any, def *os.File) *os.File {
+	if f, ok := v.(*os.File); ok {
+		return f
+	}
+	return def
+}
+
+// waitExec waits for the exit status of an exec'd process on conn, and
+// kills the process when a forwarded signal arrives.
+func waitExec(conn *net.UnixConn) (int, error) {
+	defer conn.Close()
+	stop := forwardSignals(func(syscall.Signal) { conn.Write([]byte("kill")) })
+	defer stop()
+	rep, err := readReply(conn)
+	if err != nil {
+		return 0, err
+	}
+	if rep.Exit == nil {
+		return 0, rtErrorf("exec: %s", rep.Error)
+	}
+	exitWith(*rep.Exit)
+	return *rep.Exit, nil
+}

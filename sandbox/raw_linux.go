@@ -236,6 +236,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	s.times.ready = proto.Monotonic()
 	s.times.init = rawMarks(rs.marks, s.times.ready)
+	s.tty = rs.tty
 	s.raw = &rawProc{pid: rs.pid, pidfd: rs.pidfd, cmd: rs.cmd, report: rs.report, st: st, exited: make(chan struct{}), spec: spec}
 	rep := &proto.Report{Landlocked: rs.landlocked, Message: "landlock_restrict_self failed"}
 	s.confined(conf, rep, cfg)

@@ -70,6 +70,9 @@ func runCommand(args []string, io stdio) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if o.tty {
+		return o.runTTY(cfg, io)
+	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = io.in, io.out, io.err
 
 	// Catch the signals before the command starts, so that none arriving

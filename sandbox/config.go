@@ -47,9 +47,10 @@ type Config struct {
 	ExtraFiles []*os.File `json:"-"`
 	// TTY, when set, gives the command a pseudo-terminal of the sandbox's
 	// own devpts as its standard input, output and error and its
-	// controlling terminal; Stdin, Stdout and Stderr must then be nil, and
-	// the caller talks to the command through Sandbox.Terminal. Nil: no
-	// terminal. See the package documentation's section on terminals.
+	// controlling terminal; Stdin, Stdout, Stderr and Limits.Output must
+	// then be unset, and the caller talks to the command through
+	// Sandbox.Terminal. Nil: no terminal. See the package documentation's
+	// section on terminals.
 	TTY *TTY
 
 	// Hostname is the host name inside the sandbox. Empty means "sandbox".

@@ -21,5 +21,8 @@ func (t *TTY) validate(c *Config) error {
 	if c.Stdin != nil || c.Stdout != nil || c.Stderr != nil {
 		return configErr("TTY", "the terminal is the command's standard input, output and error: Stdin, Stdout and Stderr must be nil")
 	}
+	if c.Limits.Output > 0 {
+		return configErr("TTY", "Limits.Output counts what the command writes to Stdout and Stderr; the caller reads a terminal itself, so nothing would count")
+	}
 	return nil
 }

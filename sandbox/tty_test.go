@@ -216,6 +216,7 @@ func TestTTYConfig(t *testing.T) {
 		{TTY: &TTY{}},
 		{Args: []string{"sh"}, TTY: &TTY{}, Stdout: io.Discard},
 		{Args: []string{"sh"}, TTY: &TTY{}, Stdin: strings.NewReader("")},
+		{Args: []string{"sh"}, TTY: &TTY{}, Limits: Limits{Output: 1 << 20}},
 	} {
 		err := c.Validate()
 		var ce *ConfigError

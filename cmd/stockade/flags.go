@@ -109,6 +109,7 @@ type runOptions struct {
 // *sandbox.ConfigError. Mounts are named by mountFlags.
 var fieldFlags = []struct{ field, flag string }{
 	{"Args", "the command"},
+	{"TTY", "--tty"},
 	{"Env", "--env"},
 	{"Dir", "--chdir"},
 	{"Hostname", "--hostname"},

@@ -62,8 +62,9 @@ type rawProgram struct {
 	// cgroup v1, one per hierarchy: the child moves itself in first.
 	tasks []sysplan.Ref
 	// ttySock, for a command with a terminal, is the cell for the socket
-	// on which the command sends the owner the master (see ttySteps).
-	ttySock sysplan.Ref
+	// on which the command sends the owner the master (see ttySteps), and
+	// ttySize for the terminal's size.
+	ttySock, ttySize sysplan.Ref
 }
 
 // compileSpec compiles spec for a start by a caller whose id maps are id.
@@ -207,7 +208,7 @@ func newRawBuilder() (*sysplan.Builder, *rawProgram, func()) {
 	b := sysplan.NewBuilder()
 	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil,
 		target: sysplan.Nil, child: sysplan.Nil, report: sysplan.Nil, reaper: sysplan.Nil, kept: sysplan.Nil,
-		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil, gate: sysplan.Nil, ttySock: sysplan.Nil}
+		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil, gate: sysplan.Nil, ttySock: sysplan.Nil, ttySize: sysplan.Nil}
 	rp.marks = b.Alloc(16 * 8)
 	mark := func() {
 		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))

@@ -22,6 +22,7 @@ import (
 // never holds it.
 func ttySteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProgram) {
 	imm := sysplan.Imm[int]
+	rp.ttySize = b.Cell()
 	st := b.Stage("tty", "/dev/pts/ptmx")
 	// The message: one byte, and the master as SCM_RIGHTS in a struct
 	// cmsghdr (cmsg_len, level, type, then the descriptor, which the open
@@ -43,9 +44,9 @@ func ttySteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProgram)
 	b.Syscall(st, unix.SYS_OPENAT, imm(unix.AT_FDCWD), sysplan.Ptr(b.String("/dev/pts/ptmx")),
 		imm(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NOFOLLOW)).Save(master)
 	b.Syscall(st, unix.SYS_IOCTL, sysplan.Load(master), imm(unix.TIOCSPTLCK), sysplan.Ptr(b.Cell()))
-	ws := b.Alloc(8) // struct winsize
-	b.PutU32(ws, uint32(spec.TTYRows)|uint32(spec.TTYCols)<<16)
-	b.Syscall(st, unix.SYS_IOCTL, sysplan.Load(master), imm(unix.TIOCSWINSZ), sysplan.Ptr(ws))
+	// struct winsize: the rows and columns, which the owner sets at each
+	// launch (ttySize), so that one program serves every size.
+	b.Syscall(st, unix.SYS_IOCTL, sysplan.Load(master), imm(unix.TIOCSWINSZ), sysplan.Ptr(rp.ttySize))
 	peer := b.Cell()
 	b.Syscall(st, unix.SYS_IOCTL, sysplan.Load(master), imm(unix.TIOCGPTPEER), imm(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)).Save(peer)
 	// The terminal is the command's user's, as login makes it. The process
@@ -112,3 +113,7 @@ func recvFD(sock int) (int, error) {
 	}
 	return fds[0], nil
 }
+
+// ttySize is the value of a raw program's ttySize cell for a terminal of
+// rows by cols: the first half of a struct winsize.
+func ttySize(rows, cols int) uint64 { return uint64(uint16(rows)) | uint64(uint16(cols))<<16 }

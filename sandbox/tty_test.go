@@ -116,6 +116,10 @@ func TestTTYShell(t *testing.T) {
 		tm.expect("24 80")
 		tm.expect("ok")
 
+		// No process of the sandbox holds the master.
+		tm.typ("echo masters=$(ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -c ptmx)\n")
+		tm.expect("masters=0")
+
 		require.NoError(t, s.Resize(40, 100))
 		tm.typ("stty size\n")
 		tm.expect("40 100")

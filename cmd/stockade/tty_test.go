@@ -71,6 +71,13 @@ func (p *callerPty) start(cmd *exec.Cmd) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.peer, p.peer, p.peer
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	require.NoError(p.t, cmd.Start())
+	p.t.Cleanup(func() {
+		// A test that failed half-way leaves no stockade behind.
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -170,7 +177,6 @@ func TestRunTTYShell(t *testing.T) {
 			before := p.termios()
 			cmd := stockadeTTY(bin, start, "--env", "PS1=$ ", "--", "/bin/sh")
 			p.start(cmd)
-			defer cmd.Process.Kill()
 
 			p.typ("tty; stty size; echo o''k\n")
 			p.expect("/dev/pts/0")
@@ -189,9 +195,14 @@ func TestRunTTYShell(t *testing.T) {
 			}
 			assert.True(t, resized, "the resize never reached the sandbox: %q", p.output())
 
-			// The command's changes to its terminal stay in the sandbox.
-			p.typ("stty -opost -onlcr -icrnl; stty sane; echo o''k\n")
+			// The command's changes to its terminal stay in the sandbox's.
+			p.typ("stty -isig -icanon -echo -icrnl cols 33; stty size; stty sane; echo o''k\n")
+			p.expect("50 33")
 			p.expect("ok")
+			assert.Equal(t, during, p.termios(), "the command changed stockade's terminal")
+			ws, err := unix.IoctlGetWinsize(int(p.peer.Fd()), unix.TIOCGWINSZ)
+			require.NoError(t, err)
+			assert.Equal(t, uint16(120), ws.Col, "the command resized stockade's terminal")
 
 			p.typ("sh -c 'echo start''ed; exec sleep 1000'\n")
 			p.expect("started")
@@ -216,7 +227,6 @@ func TestRunTTYRestore(t *testing.T) {
 		before := p.termios()
 		cmd := stockadeTTY(bin, "", "--", "/bin/sh", "-c", "echo start''ed; exec sleep 1000")
 		p.start(cmd)
-		defer cmd.Process.Kill()
 		p.expect("started")
 		require.NoError(t, cmd.Process.Signal(unix.SIGTERM))
 		assert.Equal(t, 128+int(unix.SIGTERM), waitExit(t, cmd), "%q", p.output())
@@ -227,7 +237,6 @@ func TestRunTTYRestore(t *testing.T) {
 		before := p.termios()
 		cmd := stockadeTTY(bin, "", "--", "/no/such/command")
 		p.start(cmd)
-		defer cmd.Process.Kill()
 		assert.Equal(t, exitNotFound, waitExit(t, cmd), "%q", p.output())
 		assert.Equal(t, before, p.termios())
 	})

@@ -231,3 +231,20 @@ func TestTTYConfig(t *testing.T) {
 	assert.ErrorIs(t, s.Resize(1, 1), ErrNotStarted)
 	assert.Nil(t, s.Terminal())
 }
+
+// A command that cannot start fails Start as without a terminal, and the
+// terminal made for it is gone with the sandbox (the test main checks
+// for leaked descriptors).
+func TestTTYStartFails(t *testing.T) {
+	bothStarts(t, func(t *testing.T) {
+		testutil.RequireUserNamespaces(t)
+		cfg := testConfig(Config{Args: []string{"/no/such/command"}, TTY: &TTY{Rows: 24, Cols: 80}})
+		s := New(cfg)
+		err := s.Start(context.Background())
+		var se *SetupError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "exec", se.Stage)
+		assert.Nil(t, s.Terminal())
+		require.NoError(t, s.Close())
+	})
+}

@@ -248,3 +248,24 @@ func TestTTYStartFails(t *testing.T) {
 		require.NoError(t, s.Close())
 	})
 }
+
+// BenchmarkRunTTY is BenchmarkRun with a terminal: what the pty costs a
+// start (open, unlock, size, peer, controlling terminal, and the master's
+// way to the caller).
+func BenchmarkRunTTY(b *testing.B) {
+	testutil.RequireRoot(b)
+	var runs []time.Duration
+	for b.Loop() {
+		t := time.Now()
+		sb := New(Config{Args: []string{"/bin/true"}, TTY: &TTY{Rows: 24, Cols: 80}})
+		if err := sb.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sb.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		sb.Close()
+		runs = append(runs, time.Since(t))
+	}
+	reportPercentiles(b, runs)
+}

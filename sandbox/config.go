@@ -45,6 +45,13 @@ type Config struct {
 	// ExtraFiles are open files the command receives as descriptors 3,
 	// 4, and so on. Nothing else of the caller's is inherited. Parent only.
 	ExtraFiles []*os.File `json:"-"`
+	// TTY, when set, gives the command a pseudo-terminal of the sandbox's
+	// own devpts as its standard input, output and error and its
+	// controlling terminal; Stdin, Stdout, Stderr and Limits.Output must
+	// then be unset, and the caller talks to the command through
+	// Sandbox.Terminal. Nil: no terminal. See the package documentation's
+	// section on terminals.
+	TTY *TTY
 
 	// Hostname is the host name inside the sandbox. Empty means "sandbox".
 	Hostname string
@@ -191,6 +198,10 @@ func (c *Config) clone() Config {
 	d.Mounts = slices.Clone(c.Mounts)
 	d.Network = c.Network.clone()
 	d.Security = c.Security.clone()
+	if c.TTY != nil {
+		t := *c.TTY
+		d.TTY = &t
+	}
 	return d
 }
 
@@ -254,6 +265,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
 		return configErr("Stdin", "a sandbox without Args has no command to give it to")
+	}
+	if err := c.TTY.validate(c); err != nil {
+		return err
 	}
 	if err := checkHostname(c.Hostname); err != nil {
 		return &ConfigError{"Hostname", err}

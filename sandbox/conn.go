@@ -86,14 +86,30 @@ func packed(b []byte, fds []int, write func(pkt, oob []byte) error) error {
 const maxReport = 64 << 10
 
 func (s *Sandbox) readReport() (*proto.Report, error) {
+	rep, fds, err := s.readReportFiles()
+	closeFDs(fds)
+	return rep, err
+}
+
+// readReportFiles reads a report and the descriptors that came with it.
+func (s *Sandbox) readReportFiles() (*proto.Report, []int, error) {
 	buf := make([]byte, maxReport)
-	n, err := s.conn.Read(buf)
+	n, fds, err := readPacket(s.conn, buf)
 	if errors.Is(err, unix.ECONNRESET) {
 		// The init exited with requests of ours unread (a Close or an Exec
 		// racing its end). The kernel says so once, ahead of the reports
 		// it sent before, which are still queued.
-		n, err = s.conn.Read(buf)
+		n, fds, err = readPacket(s.conn, buf)
 	}
+	rep, err := decodeReport(buf, n, err)
+	if err != nil {
+		closeFDs(fds)
+		return nil, nil, err
+	}
+	return rep, fds, nil
+}
+
+func decodeReport(buf []byte, n int, err error) (*proto.Report, error) {
 	if errors.Is(err, io.EOF) || err == nil && n == 0 {
 		return nil, proto.ErrClosed
 	}

@@ -38,6 +38,53 @@
 // then throws that sandbox away, so nothing crosses from one run to the
 // next.
 //
+// # Terminals
+//
+// [Config.TTY] gives the command a pseudo-terminal as its standard input,
+// output and error and as the controlling terminal of its own session, of
+// the size the [TTY] says. The caller holds the other end, the master,
+// from [Sandbox.Terminal]: it reads what the command writes and writes
+// what is typed, and the terminal's line discipline turns Ctrl-C and
+// Ctrl-Z into SIGINT and SIGTSTP for the foreground job, so a shell's job
+// control works as in any terminal. [Sandbox.Resize] sets the size, and
+// the kernel sends SIGWINCH to the foreground job. Wait leaves the master
+// open, so that the command's last output can still be read (a read then
+// ends with EIO); Close closes it, and closing it earlier hangs the
+// terminal up (SIGHUP to the command's session). "stockade run -t" is
+// built on this.
+//
+// The terminal is a pty of the sandbox's own devpts, the new instance the
+// sandbox mounts at /dev/pts, never one of the host's /dev/ptmx: a host
+// pty would put a file of the host's devpts instance in the sandbox,
+// with the host's numbering of terminals, and a name that does not exist
+// inside. In the sandbox's instance the command's terminal is /dev/pts/0,
+// alone, and it ends with the sandbox. The pty is opened inside the new
+// root, unlocked, sized, and its peer (TIOCGPTPEER) handed to the command
+// with setsid and TIOCSCTTY, owned by the command's ids as login makes
+// it. The master never passes through a process the command can control.
+// On the raw path the command's own process, in the plan it runs before
+// its exec, after its setsid and before its confinement, opens the pty
+// and sends the master to the caller over a socket pair (SCM_RIGHTS); the
+// master is close-on-exec and closed before the exec, and until then no
+// code of the command's runs, and no process of the sandbox's but the
+// first, which becomes the reaper. Pid 1, the
+// reaper, never holds it, so its seccomp allow-list is unchanged. On the
+// init stage the init opens the pty after the mounts, before it drops its
+// privileges, gives the peer to the command as it forks it, sends the
+// master with its Started report and closes both. Either way the caller
+// holds the only master.
+//
+// Stdin, Stdout and Stderr must be nil with a terminal, and Limits.Output,
+// which counts them, unset: the caller reads the terminal itself. The
+// default seccomp filter lets the command use its terminal as programs
+// expect: TCGETS and TCSETS* (line editing, stty, vi's raw mode),
+// TIOCGPGRP and TIOCSPGRP (a shell gives the terminal to its jobs),
+// TIOCGWINSZ, and, on the init stage, where the command's fork sets its
+// controlling terminal under the filter, TIOCSCTTY; TIOCSTI, which types
+// into a terminal's input, stays denied. [Cmd] has no terminal yet: Exec
+// returns only once the process has ended, so the master would need
+// another way out to the caller first.
+//
 // # Config: secure when zero
 //
 // [Config] is plain data, and the zero value of every field is the safe

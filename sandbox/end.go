@@ -291,9 +291,11 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 // process in it is killed (those started by Exec too) and everything it
 // held on the host is released. A sandbox without a command of its own
 // ends with the Reason Closed. Close on a sandbox that has ended, or was
-// never started, does nothing and returns nil.
+// never started, does nothing and returns nil. Close also closes the
+// master of the command's terminal (see Terminal), even after the end.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
+	s.closeTTY()
 	if err := s.runningLocked(); err != nil {
 		s.mu.Unlock()
 		return nil

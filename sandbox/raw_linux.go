@@ -151,6 +151,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	tasksDone = sync.OnceFunc(tasksDone)
 	defer tasksDone()
+	// The terminal's size is set at each launch, not compiled in.
+	rows, cols := spec.TTYRows, spec.TTYCols
+	spec.TTYRows, spec.TTYCols = 0, 0
 	rp, err := rawProgramFor(spec, id, root, len(tasks))
 	if err != nil {
 		var me *mount.Error
@@ -199,7 +202,11 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		if st != nil {
 			files = st.childFDs()
 		}
-		rs, err = launchRaw(rp, flags, cgroupFD, files, sources, tasksValues(rp, tasks)...)
+		values := tasksValues(rp, tasks)
+		if !rp.ttySize.IsNil() {
+			values = append(values, cellValue{rp.ttySize, ttySize(rows, cols)})
+		}
+		rs, err = launchRaw(rp, flags, cgroupFD, files, sources, values...)
 		return err
 	}
 	cpus, err := onSpawner(l.netnsFD(), launch)
@@ -236,6 +243,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	s.times.ready = proto.Monotonic()
 	s.times.init = rawMarks(rs.marks, s.times.ready)
+	s.tty = rs.tty
 	s.raw = &rawProc{pid: rs.pid, pidfd: rs.pidfd, cmd: rs.cmd, report: rs.report, st: st, exited: make(chan struct{}), spec: spec}
 	rep := &proto.Report{Landlocked: rs.landlocked, Message: "landlock_restrict_self failed"}
 	s.confined(conf, rep, cfg)

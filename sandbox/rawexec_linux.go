@@ -36,6 +36,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	defer unix.Close(target)
 	spec.Path, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID = x.Path, x.Args, x.Env, x.Dir, x.UID, x.GID
 	spec.ExtraFiles = len(cmd.ExtraFiles)
+	spec.TTY = false // the sandbox's command's, not the process's
 	tasks, tasksDone, err := s.lim.tasksFiles()
 	if errors.Is(err, ErrFinished) {
 		return nil, err

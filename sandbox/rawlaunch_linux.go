@@ -35,6 +35,11 @@ type rawStart struct {
 	// report is the owner's end of the reaper's report pipe, and cmd the
 	// command's pidfd, copied from pid 1 (-1 if none).
 	report, cmd int
+	// ttySock is the owner's end of the socket the command sends its
+	// terminal's master on (-1 if none), and tty that master once
+	// received.
+	ttySock int
+	tty     *os.File
 }
 
 // launchRaw clones the child that runs rp, on the calling goroutine's
@@ -69,9 +74,16 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		run.Set(rp.releaseW, uint64(rel[1]))
 	}
 	var dups []int
+	ttyOwn, ttyChild := -1, -1
 	defer func() {
 		for _, fd := range dups {
 			unix.Close(fd)
+		}
+		if ttyChild >= 0 {
+			unix.Close(ttyChild)
+		}
+		if err != nil && ttyOwn >= 0 {
+			unix.Close(ttyOwn)
 		}
 		if report[1] >= 0 {
 			unix.Close(report[1])
@@ -110,6 +122,12 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		unix.Close(report[1])
 		report[1] = w
 		run.Set(rp.report, uint64(w))
+	}
+	if !rp.ttySock.IsNil() {
+		if ttyOwn, ttyChild, err = ttySocket(minFD); err != nil {
+			return nil, setupErr("tty", "", err)
+		}
+		run.Set(rp.ttySock, uint64(ttyChild))
 	}
 	if len(files) != low {
 		return nil, fmt.Errorf("rawstart: %d descriptors for %d", len(files), low)
@@ -158,7 +176,7 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		sharing.end()
 		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
 	}
-	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], report: report[0], cmd: -1}, nil
+	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], report: report[0], cmd: -1, ttySock: ttyOwn}, nil
 }
 
 // cellValue is a value launchRaw stores in a cell before the clone.
@@ -217,6 +235,10 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		if rs.report >= 0 {
 			unix.Close(rs.report)
 		}
+		if rs.ttySock >= 0 {
+			unix.Close(rs.ttySock)
+			rs.ttySock = -1
+		}
 		rs.left()
 		rs.run.Release()
 		return err
@@ -257,6 +279,16 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		ts := rs.run.Bytes(rp.marks.Field(16*i), 16)
 		t := *(*unix.Timespec)(unsafe.Pointer(&ts[0]))
 		rs.marks = append(rs.marks, t.Nano())
+	}
+	if rs.ttySock >= 0 {
+		// The command sent it before its exec, which has happened.
+		tty, err := recvTTY(rs.ttySock)
+		unix.Close(rs.ttySock)
+		rs.ttySock = -1
+		if err != nil {
+			return kill(err)
+		}
+		rs.tty = tty
 	}
 	rs.landlocked = run0(rs.run.Get(rp.landlock))
 	if !rp.kept.IsNil() && rp.command {

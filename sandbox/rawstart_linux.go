@@ -61,6 +61,10 @@ type rawProgram struct {
 	// tasks are the cells for the tasks files of the sandbox's group on
 	// cgroup v1, one per hierarchy: the child moves itself in first.
 	tasks []sysplan.Ref
+	// ttySock, for a command with a terminal, is the cell for the socket
+	// on which the command sends the owner the master (see ttySteps), and
+	// ttySize for the terminal's size.
+	ttySock, ttySize sysplan.Ref
 }
 
 // compileSpec compiles spec for a start by a caller whose id maps are id.
@@ -204,7 +208,7 @@ func newRawBuilder() (*sysplan.Builder, *rawProgram, func()) {
 	b := sysplan.NewBuilder()
 	rp := &rawProgram{landlock: b.Cell(), release: sysplan.Nil, releaseW: sysplan.Nil,
 		target: sysplan.Nil, child: sysplan.Nil, report: sysplan.Nil, reaper: sysplan.Nil, kept: sysplan.Nil,
-		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil, gate: sysplan.Nil}
+		timens: sysplan.Nil, timensLen: sysplan.Nil, timeNS: sysplan.Nil, gate: sysplan.Nil, ttySock: sysplan.Nil, ttySize: sysplan.Nil}
 	rp.marks = b.Alloc(16 * 8)
 	mark := func() {
 		b.Syscall(b.Stage("clock", ""), unix.SYS_CLOCK_GETTIME, sysplan.Imm(unix.CLOCK_MONOTONIC), sysplan.Ptr(rp.marks.Field(16*rp.nmarks)))
@@ -253,7 +257,13 @@ func commandSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	// numbers they go to.
 	for i := range rp.stdio {
 		rp.stdio[i] = b.Cell()
-		b.Syscall(b.Stage("stdio", ""), unix.SYS_DUP3, sysplan.Load(rp.stdio[i]), imm(i), imm(0))
+		if !spec.TTY {
+			b.Syscall(b.Stage("stdio", ""), unix.SYS_DUP3, sysplan.Load(rp.stdio[i]), imm(i), imm(0))
+		}
+	}
+	if spec.TTY {
+		rp.ttySock = b.Cell()
+		ttySteps(b, spec, id, rp)
 	}
 	for i := 0; i < spec.ExtraFiles; i++ {
 		c := b.Cell()

@@ -44,6 +44,7 @@ type Sandbox struct {
 	killReason Reason
 	killCause  error
 	raw        *rawProc                     // the command, when started on the raw path
+	tty        *os.File                     // the master of the command's terminal (Config.TTY), or nil
 	net        *netns.Net                   // the sandbox's managed network, or nil
 	reuseNS    *netns.NS                    // the namespace it gives back at its end (Network.ReuseNamespace), or nil
 	netInfo    NetworkInfo                  // what net turned out to be
@@ -436,7 +437,7 @@ func (c *Config) spec(id identity) *proto.Spec {
 	if len(c.Args) > 0 {
 		path = c.Args[0]
 	}
-	return &proto.Spec{
+	spec := &proto.Spec{
 		Plan:       c.plan(),
 		Hostname:   c.Hostname,
 		Path:       path,
@@ -451,6 +452,8 @@ func (c *Config) spec(id identity) *proto.Spec {
 		Loopback:   true,
 		Rlimits:    c.Limits.Rlimits.list(),
 	}
+	c.TTY.toSpec(spec)
+	return spec
 }
 
 // awaitStart waits for the init to report that the command runs, or why it
@@ -465,7 +468,8 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		// What it sent before it died is queued: read it, then give up.
 		s.conn.SetReadDeadline(time.Now().Add(drainGrace))
 	})
-	rep, err := s.readReport()
+	rep, fds, err := s.readReportFiles()
+	defer func() { closeFDs(fds) }()
 	unwatch()
 	if !stop() {
 		// ctx ended the wait, or ended as the report came: the deadline it
@@ -486,6 +490,9 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 	}
 	switch rep.Kind {
 	case proto.Started:
+		if err := s.takeTTY(&fds); err != nil {
+			return nil, err
+		}
 		return rep, nil
 	case proto.Failed:
 		if rep.Stage == "time-namespace" && rep.Errno == int(unix.EINVAL) {

@@ -64,7 +64,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 // process in it is killed (those started by Exec too) and everything it
 // held on the host is released. A sandbox without a command of its own
 // ends with the Reason Closed. Close on a sandbox that has ended, or was
-// never started, does nothing and returns nil.
+// never started, does nothing and returns nil. Close also closes the
+// master of the command's terminal (see Terminal), even after the end.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
@@ -1056,4 +1057,29 @@ type Confinement struct {
 // is the zero value before Start has succeeded.
 func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
+}
+
+// Terminal returns the master of the command's terminal (Config.TTY),
+// once Start has returned: what the command writes is read from it, and
+// what is written to it is typed at the command, Ctrl-C and Ctrl-Z
+// included, which the terminal turns into signals for its foreground
+// job. It returns nil for a sandbox without a terminal, or not started.
+//
+// The sandbox owns the file: Close closes it, Wait does not, so that the
+// command's last output can still be read after it has exited (a read
+// then ends with an error, EIO, once everything is read). Closing it
+// earlier hangs the terminal up: the command's session gets SIGHUP. The
+// file is non-blocking underneath and supports deadlines.
+func (s *Sandbox) Terminal() *os.File {
+	return nil
+}
+
+// Resize sets the size of the command's terminal to rows by cols; the
+// kernel sends SIGWINCH to the terminal's foreground job when the size
+// changes. It returns ErrNotStarted before Start, and a *ConfigError
+// naming TTY for a sandbox without a terminal.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) Resize(rows, cols uint16) error {
+	return notSupported("Sandbox.Resize")
 }

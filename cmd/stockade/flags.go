@@ -97,6 +97,7 @@ type runOptions struct {
 	mountFlags []string
 	json       bool
 	verbose    bool
+	tty        bool // -t
 	help       bool
 	// bundle and specFile are --bundle and --config; fs is the flag set,
 	// to tell which flags were given with them.
@@ -108,6 +109,7 @@ type runOptions struct {
 // *sandbox.ConfigError. Mounts are named by mountFlags.
 var fieldFlags = []struct{ field, flag string }{
 	{"Args", "the command"},
+	{"TTY", "--tty"},
 	{"Env", "--env"},
 	{"Dir", "--chdir"},
 	{"Hostname", "--hostname"},
@@ -194,6 +196,7 @@ func (o *runOptions) define(p *parser) {
 	})
 	o.fs = fs
 	o.defineBundle(p)
+	fs.BoolVarP(&o.tty, "tty", "t", false, "give the command a terminal of the sandbox's own, connected to stockade's, which is in raw mode meanwhile (TERM=xterm unless --env sets it); standard input must be a terminal")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stderr")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print a summary of the result on stderr")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")

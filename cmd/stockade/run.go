@@ -31,6 +31,10 @@ Examples:
   # A shell's view of the default sandbox:
   stockade run -- /bin/sh -c 'id; ls /; cat /proc/self/uid_map'
 
+  # An interactive shell on a terminal of the sandbox's own (Ctrl-C and
+  # Ctrl-Z reach the shell's jobs; the terminal is restored at the end):
+  stockade run -t -- /bin/sh
+
   # Run in a busybox root, as 'bwrap --ro-bind ROOT / --proc /proc --dev /dev':
   stockade run --rootfs ./rootfs -- /bin/sh -c 'echo hello'
 
@@ -69,6 +73,9 @@ func runCommand(args []string, io stdio) (int, error) {
 	cfg, err := o.config(rest)
 	if err != nil {
 		return exitUsage, err
+	}
+	if o.tty {
+		return o.runTTY(cfg, io)
 	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = io.in, io.out, io.err
 

@@ -66,12 +66,15 @@ func (a *agent) startMain() (int, error) {
 		return 0, nil
 	}
 	files := []int{0, 1, 2}
+	if a.s.ttyPeer >= 0 {
+		files = []int{a.s.ttyPeer, a.s.ttyPeer, a.s.ttyPeer}
+	}
 	for i := 0; i < spec.ExtraFiles; i++ {
 		files = append(files, proto.InitFD+1+i)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pid, err := a.fork(a.s.argv0, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID, files)
+	pid, err := a.fork(a.s.argv0, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID, files, a.s.ttyPeer >= 0)
 	if errors.Is(err, unix.EINVAL) && spec.TimeNS {
 		// Kernels before 6.x refuse a vfork (CLONE_VM), which Go uses, into
 		// a new time namespace.
@@ -86,8 +89,9 @@ func (a *agent) startMain() (int, error) {
 }
 
 // fork starts a process from the calling thread, which must be the locked
-// one whose privileges were dropped. The caller holds a.mu.
-func (a *agent) fork(argv0 string, args, env []string, dir string, uid, gid int, files []int) (int, error) {
+// one whose privileges were dropped. With ctty, files[0] becomes the
+// process's controlling terminal. The caller holds a.mu.
+func (a *agent) fork(argv0 string, args, env []string, dir string, uid, gid int, files []int, ctty bool) (int, error) {
 	fds := make([]uintptr, len(files))
 	for i, f := range files {
 		fds[i] = uintptr(f)
@@ -101,6 +105,7 @@ func (a *agent) fork(argv0 string, args, env []string, dir string, uid, gid int,
 		Sys: &syscall.SysProcAttr{
 			AmbientCaps: a.s.ambientCaps(uid),
 			Setsid:      true,
+			Setctty:     ctty, // Ctty 0: the child's descriptor 0
 			Credential: &syscall.Credential{
 				Uid:         uint32(uid),
 				Gid:         uint32(gid),
@@ -160,7 +165,7 @@ func (a *agent) exec(x *proto.Exec, files []int) {
 			err = fmt.Errorf("the sandbox is ending: %w", unix.ESHUTDOWN)
 		} else {
 			var pid int
-			if pid, err = a.fork(argv0, x.Args, x.Env, x.Dir, x.UID, x.GID, files); err == nil {
+			if pid, err = a.fork(argv0, x.Args, x.Env, x.Dir, x.UID, x.GID, files, false); err == nil {
 				a.ids[pid], a.pids[x.ID] = x.ID, pid
 				report = proto.Report{Kind: proto.Started, ID: x.ID, Pid: pid}
 			} else {

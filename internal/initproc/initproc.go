@@ -55,7 +55,7 @@ func Main() {
 	if err := proto.Recv(fd, &spec); err != nil {
 		os.Exit(125) // the parent is gone
 	}
-	s := &stage{spec: &spec, fd: fd, marks: []int64{entry, proto.Monotonic()}}
+	s := &stage{spec: &spec, fd: fd, marks: []int64{entry, proto.Monotonic()}, ttyMaster: -1, ttyPeer: -1}
 	if err := s.setup(); err != nil {
 		s.fail(err)
 	}
@@ -66,8 +66,18 @@ func Main() {
 	}
 	s.mark()
 	started := proto.Report{Kind: proto.Started, Pid: pid, Marks: s.marks, Landlocked: s.landlocked, Message: s.landlockNote}
-	if err := proto.Send(fd, &started); err != nil {
+	var files []int
+	if s.ttyMaster >= 0 {
+		// The command has the peer; the parent gets the master, and the
+		// init keeps neither.
+		files = []int{s.ttyMaster}
+		unix.Close(s.ttyPeer)
+	}
+	if err := proto.SendFiles(fd, &started, files); err != nil {
 		os.Exit(125)
+	}
+	if s.ttyMaster >= 0 {
+		unix.Close(s.ttyMaster)
 	}
 	a.run() // never returns
 }
@@ -83,6 +93,9 @@ type stage struct {
 	// is not, landlockNote says why (see harden.go).
 	landlocked   bool
 	landlockNote string
+	// ttyMaster and ttyPeer are the ends of the command's terminal, for a
+	// Spec with TTY, until it runs; -1 otherwise.
+	ttyMaster, ttyPeer int
 }
 
 // stepError is a setup step that failed.
@@ -143,6 +156,11 @@ func (s *stage) setup() error {
 	}
 	if err := mount.Apply(&spec.Plan); err != nil {
 		return err
+	}
+	if spec.TTY {
+		if err := s.openTTY(); err != nil {
+			return err
+		}
 	}
 	s.mark()
 

@@ -223,6 +223,9 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		}
 	}
 	e.bool(s.LandlockStrict)
+	e.bool(s.TTY)
+	e.int(int64(s.TTYRows))
+	e.int(int64(s.TTYCols))
 	return e.b, nil
 }
 
@@ -295,6 +298,9 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 		s.Landlock = l
 	}
 	s.LandlockStrict = d.bool()
+	s.TTY = d.bool()
+	s.TTYRows = int(d.int())
+	s.TTYCols = int(d.int())
 	return d.done()
 }
 

@@ -72,6 +72,11 @@ type Spec struct {
 	// without, the start goes on and the Started report says so.
 	Landlock       *landlock.Ruleset
 	LandlockStrict bool
+	// TTY gives the command a pseudo-terminal of the sandbox's devpts as
+	// its standard streams and controlling terminal, of TTYRows by
+	// TTYCols; the init sends the master with its Started report.
+	TTY              bool
+	TTYRows, TTYCols int
 }
 
 // Rlimit is one resource limit for the command.

@@ -293,7 +293,9 @@ func NewPool(size int) *Pool {
 	return nil
 }
 
-// NewLoopbackPool is NewPool for namespaces made by NewLoopback.
+// NewLoopbackPool is NewPool for namespaces made as NewLoopback makes
+// them, by a thread at the SCHED_IDLE policy: the refill takes no CPU time
+// from anything else.
 func NewLoopbackPool(size int) *Pool {
 	return nil
 }

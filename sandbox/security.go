@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -370,11 +371,16 @@ func (s *Security) seccompMode() string {
 
 // filter returns the encoded seccomp filter of s, compiled on first use
 // and cached per policy and capability set; nil when unconfined.
-func (s *Security) filter() (*compiledFilter, error) {
+func (s *Security) filter() (*compiledFilter, error) { return s.filterFor(false) }
+
+// filterFor is filter for a sandbox whose only terminal is its own
+// (Config.TTY) when ownTerminal is set: the default policy then allows
+// the terminal requests it otherwise denies.
+func (s *Security) filterFor(ownTerminal bool) (*compiledFilter, error) {
 	if s.SeccompUnconfined {
 		return nil, nil
 	}
-	key := s.seccompMode() + "\x00" + strings.Join(s.Capabilities, ",")
+	key := s.seccompMode() + "\x00" + strings.Join(s.Capabilities, ",") + "\x00" + strconv.FormatBool(ownTerminal)
 	switch {
 	case s.SeccompProfile != nil:
 		// The profile itself rather than a digest of it: crypto/sha256
@@ -384,12 +390,12 @@ func (s *Security) filter() (*compiledFilter, error) {
 	case s.Seccomp != nil:
 		key += "\x00" + fmt.Sprintf("%#v", *s.Seccomp)
 	}
-	return filters.get(key, func() (*seccomp.Policy, error) { return s.buildPolicy() })
+	return filters.get(key, func() (*seccomp.Policy, error) { return s.buildPolicy(ownTerminal) })
 }
 
 // buildPolicy builds the seccomp policy of s, not yet compiled.
-func (s *Security) buildPolicy() (*seccomp.Policy, error) {
-	opts := seccomp.ProfileOptions{Caps: s.Capabilities}
+func (s *Security) buildPolicy(ownTerminal bool) (*seccomp.Policy, error) {
+	opts := seccomp.ProfileOptions{Caps: s.Capabilities, OwnTerminal: ownTerminal}
 	if s.SeccompProfile != nil {
 		p, err := seccomp.ParseDockerProfile(s.SeccompProfile, opts)
 		if err != nil {
@@ -501,7 +507,7 @@ func (c *Config) confine(spec *proto.Spec) (Confinement, error) {
 		return conf, err
 	}
 	spec.Caps = caps
-	f, err := s.filter()
+	f, err := s.filterFor(c.TTY != nil)
 	if err != nil {
 		return conf, err
 	}

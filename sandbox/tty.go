@@ -1,5 +1,7 @@
 package sandbox
 
+import xterm "golang.org/x/term"
+
 // TTY is the terminal a sandbox's command gets (Config.TTY): its size at
 // the start, in character cells. Sandbox.Resize changes it later.
 type TTY struct {
@@ -23,6 +25,14 @@ func (t *TTY) validate(c *Config) error {
 	}
 	if c.Limits.Output > 0 {
 		return configErr("TTY", "Limits.Output counts what the command writes to Stdout and Stderr; the caller reads a terminal itself, so nothing would count")
+	}
+	// With a terminal of its own, the seccomp filter lets the sandbox set
+	// terminals (job control, raw mode): any other it held would be
+	// changed for good.
+	for i, f := range c.ExtraFiles {
+		if f != nil && xterm.IsTerminal(int(f.Fd())) {
+			return configErr(fmtIndex("ExtraFiles", i), "is a terminal: a sandbox with TTY may change the settings of the terminals it holds, so it holds none but its own")
+		}
 	}
 	return nil
 }

@@ -227,6 +227,16 @@ func TestTTYConfig(t *testing.T) {
 		require.True(t, errors.As(err, &ce), "%v", err)
 		assert.Equal(t, "TTY", ce.Field)
 	}
+	// A terminal of the caller among ExtraFiles: the filter of a sandbox
+	// with TTY lets it set terminals, so it may hold none but its own.
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer master.Close()
+	withTerminal := Config{Args: []string{"sh"}, TTY: &TTY{}, ExtraFiles: []*os.File{os.Stdin, master}}
+	err = withTerminal.Validate()
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Contains(t, []string{"ExtraFiles[0]", "ExtraFiles[1]"}, ce.Field)
 	s := New(Config{Args: []string{"true"}})
 	assert.ErrorIs(t, s.Resize(1, 1), ErrNotStarted)
 	assert.Nil(t, s.Terminal())

@@ -53,7 +53,7 @@ func DefaultPolicy(opts ProfileOptions) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Rules = append(p.Rules, stockadeDenials()...)
+	p.Rules = append(p.Rules, stockadeDenials(opts.OwnTerminal)...)
 	if !slices.Contains(opts.Caps, "CAP_SYS_PTRACE") {
 		p.Rules = append(p.Rules, Rule{
 			Names:  []string{"ptrace", "process_vm_readv", "process_vm_writev"},
@@ -74,7 +74,7 @@ var namespaceFlags = []uint64{
 // stockadeDenials returns the rules DefaultPolicy adds to Docker's profile.
 // It is a function rather than a variable so that programs that import this
 // package pay nothing for it at start-up.
-func stockadeDenials() []Rule {
+func stockadeDenials(ownTerminal bool) []Rule {
 	eperm := Errno(unix.EPERM)
 	rules := []Rule{
 		{Names: []string{"keyctl", "add_key", "request_key"}, Action: eperm},
@@ -92,8 +92,10 @@ func stockadeDenials() []Rule {
 		{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, unix.TIOCSTI)}},
 		{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, unix.TIOCLINUX)}},
 	}
-	for _, req := range terminalDenials() {
-		rules = append(rules, Rule{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, req)}})
+	if !ownTerminal {
+		for _, req := range terminalDenials() {
+			rules = append(rules, Rule{Names: []string{"ioctl"}, Action: eperm, Args: []Cond{ArgEq32(1, req)}})
+		}
 	}
 	// clone's flags are the first argument on amd64 and arm64 (not on
 	// s390, which this package does not support).

@@ -31,6 +31,11 @@ type ProfileOptions struct {
 	// Kernel is the kernel version "minKernel" conditions are compared
 	// with, as "major.minor" ("6.8"). Empty means the running kernel's.
 	Kernel string
+	// OwnTerminal says that the only terminal the sandbox holds is a
+	// pseudo-terminal of its own devpts: DefaultPolicy then leaves out
+	// the terminal denials (see terminalDenials), whose harm stays in
+	// that terminal, so that job control and full-screen programs work.
+	OwnTerminal bool
 }
 
 // ParseDockerProfile parses a seccomp profile in Docker's JSON format (the

@@ -39,11 +39,19 @@ type Config struct {
 	// Stdin, Stdout and Stderr are the command's standard streams, as in
 	// os/exec: nil means /dev/null, an *os.File is passed as it is, and any
 	// other reader or writer is connected through a pipe. Parent only.
+	// The command may reopen the pipes by name (/dev/stdin, /dev/stdout,
+	// /dev/stderr); an *os.File only if the sandbox's user may open it,
+	// as with ExtraFiles.
 	Stdin  io.Reader `json:"-"`
 	Stdout io.Writer `json:"-"`
 	Stderr io.Writer `json:"-"`
 	// ExtraFiles are open files the command receives as descriptors 3,
 	// 4, and so on. Nothing else of the caller's is inherited. Parent only.
+	// Reading or writing the descriptors needs no permission, but opening
+	// one by name, as /dev/fd/3 (a link to /proc/self/fd/3), checks the
+	// file's owner and mode against the sandbox's user, who is not the
+	// caller: a pipe from os.Pipe is 0600 for the caller until it is
+	// given another mode with Fchmod.
 	ExtraFiles []*os.File `json:"-"`
 	// TTY, when set, gives the command a pseudo-terminal of the sandbox's
 	// own devpts as its standard input, output and error and its

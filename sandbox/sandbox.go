@@ -377,7 +377,7 @@ func closeAll(files []*os.File) {
 // by a goroutine. Wait does not wait for that goroutine: a reader that
 // blocks forever must not keep a finished sandbox from being reported.
 func (s *Sandbox) pipeStdin(r io.Reader) (*os.File, error) {
-	pr, pw, err := os.Pipe()
+	pr, pw, err := newPipe()
 	if err != nil {
 		return nil, err
 	}

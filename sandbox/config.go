@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +34,10 @@ type Config struct {
 	Env []string
 	// Dir is the command's working directory inside the sandbox. A fresh
 	// tmpfs owned by the command's user is mounted there unless one of
-	// Mounts targets it. Empty means "/work".
+	// Mounts targets it or it is "/". Empty means "/work", except with a
+	// RootDir that has no directory /work: then the root itself, "/", with
+	// no tmpfs, since no mount point can be made in a read-only root (and
+	// none is made in a writable one). "/" is accepted only with RootDir.
 	Dir string
 
 	// Stdin, Stdout and Stderr are the command's standard streams, as in
@@ -114,7 +118,8 @@ type Config struct {
 	// instead of the default view (read-only host /usr, /bin, /sbin and
 	// /lib*, and a generated /etc). It is mounted read-only unless
 	// WritableRoot is set, so it must already hold the directories that
-	// /proc, /dev, /tmp and the working directory are mounted on.
+	// /proc, /dev, /tmp and the working directory are mounted on; without
+	// /work, and with Dir unset, the working directory is "/" (see Dir).
 	RootDir string
 	// WritableRoot makes RootDir writable from inside the sandbox.
 	WritableRoot bool
@@ -219,7 +224,7 @@ func (c *Config) clone() Config {
 func (c *Config) withDefaults() Config {
 	d := c.clone()
 	if d.Dir == "" {
-		d.Dir = DefaultDir
+		d.Dir = d.defaultDir()
 	}
 	if d.Hostname == "" {
 		d.Hostname = DefaultHostname
@@ -261,6 +266,19 @@ func (c *Config) Validate() error {
 	return d.validate()
 }
 
+// defaultDir is the working directory of a Config without Dir:
+// DefaultDir, or the root itself when RootDir has no directory DefaultDir
+// to mount the working directory's tmpfs on.
+func (c *Config) defaultDir() string {
+	if c.RootDir != "" {
+		fi, err := os.Lstat(filepath.Join(c.RootDir, DefaultDir))
+		if err != nil || !fi.IsDir() {
+			return "/"
+		}
+	}
+	return DefaultDir
+}
+
 func (c *Config) validate() error {
 	if len(c.Args) > 0 && c.Args[0] == "" {
 		return configErr("Args", "must name a command")
@@ -268,8 +286,8 @@ func (c *Config) validate() error {
 	if err := validateProcess("", c.Args, c.Env, c.Dir); err != nil {
 		return err
 	}
-	if c.Dir == "/" {
-		return configErr("Dir", "must not be the root")
+	if c.Dir == "/" && c.RootDir == "" {
+		return configErr("Dir", "must not be the root without RootDir")
 	}
 	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
 		return configErr("Stdin", "a sandbox without Args has no command to give it to")

@@ -131,6 +131,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	// Exec's default is the working directory chosen now, even if RootDir
+	// changes (see Config.Dir).
+	s.cfg.Dir = cfg.Dir
 	id, err := cfg.identity()
 	if err != nil {
 		return err

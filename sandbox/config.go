@@ -140,6 +140,16 @@ type Config struct {
 	// TmpfsInodes is the inode limit of each of those tmpfs. Zero means
 	// 16384.
 	TmpfsInodes int64
+	// Ptys is the most pseudo-terminals the sandbox's own devpts (its
+	// /dev/pts and /dev/ptmx) holds at once, a terminal given by TTY
+	// included: opening /dev/ptmx beyond it fails with ENOSPC. Zero means
+	// DefaultPtys; the most is mount.MaxPtys. The ptys of every devpts
+	// also count against the host's kernel.pty.max (4096 by default), of
+	// which kernel.pty.reserve (1024) only the host's own /dev/pts may
+	// take: Ptys bounds one sandbox, but enough sandboxes together may
+	// still use up the rest, so a host running many raises
+	// kernel.pty.max.
+	Ptys int64
 
 	// Network is the sandbox's network. The zero value is a network
 	// namespace of its own with only lo up. See Network.
@@ -182,6 +192,7 @@ const (
 	DefaultUID         = 1000
 	DefaultTmpfsSize   = 64 << 20
 	DefaultTmpfsInodes = 16384
+	DefaultPtys        = 64
 	// DefaultHostID is the first host id of the range that host root's
 	// sandboxes map onto when /etc/subuid has no entry for root.
 	DefaultHostID = 1 << 30
@@ -245,6 +256,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.TmpfsInodes == 0 {
 		d.TmpfsInodes = DefaultTmpfsInodes
+	}
+	if d.Ptys == 0 {
+		d.Ptys = DefaultPtys
 	}
 	return d
 }
@@ -326,6 +340,9 @@ func (c *Config) validate() error {
 	}
 	if c.TmpfsSize < 0 {
 		return configErr("TmpfsSize", "must not be negative")
+	}
+	if c.Ptys < 0 || c.Ptys > mount.MaxPtys {
+		return configErr("Ptys", "must be from 0 to %d, not %d", mount.MaxPtys, c.Ptys)
 	}
 	if c.TmpfsInodes < 0 || c.TmpfsInodes > mount.MaxInodes {
 		return configErr("TmpfsInodes", "must be from 0 to %d, not %d", int64(mount.MaxInodes), c.TmpfsInodes)

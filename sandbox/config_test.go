@@ -48,6 +48,8 @@ func TestValidate(t *testing.T) {
 		{"relative dir", ok(Config{Dir: "work"}), "Dir"},
 		{"unclean dir", ok(Config{Dir: "/a/../b"}), "Dir"},
 		{"root dir as workdir", ok(Config{Dir: "/"}), "Dir"},
+		{"negative ptys", ok(Config{Ptys: -1}), "Ptys"},
+		{"too many ptys", ok(Config{Ptys: 1<<20 + 1}), "Ptys"},
 		{"root dir as workdir of a given root", ok(Config{Dir: "/", RootDir: "/srv/root"}), ""},
 		{"hostname chars", ok(Config{Hostname: "a b"}), "Hostname"},
 		{"hostname length", ok(Config{Hostname: string(make([]byte, 65))}), "Hostname"},

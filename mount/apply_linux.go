@@ -288,7 +288,7 @@ func (a *applier) place(i int) error {
 		}
 		return a.attach(a.keep(fd), m.Target, true, "sysfs")
 	case Devpts:
-		opts := [][2]string{{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}
+		opts := devptsOptions(m)
 		fd, err := newMount("devpts", opts, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
 		if err != nil {
 			return &Error{"devpts", m.Target, err}
@@ -540,4 +540,14 @@ func chdirRoot() error {
 		return &Error{"chdir", "/", err}
 	}
 	return nil
+}
+
+// devptsOptions are the mount options of the Devpts m: a new instance with
+// its own ptmx, which anyone may open, and at most m.Inodes ptys.
+func devptsOptions(m Mount) [][2]string {
+	opts := [][2]string{{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}
+	if m.Inodes > 0 {
+		opts = append(opts, [2]string{"max", strconv.FormatInt(m.Inodes, 10)})
+	}
+	return opts
 }

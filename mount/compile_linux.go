@@ -309,7 +309,7 @@ func (c *compiler) place(i int, m Mount) {
 		c.newMount(stage, "sysfs", nil, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, c.mfd)
 		c.attach(stage, c.mfd, m.Target, true)
 	case Devpts:
-		opts := [][2]string{{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}
+		opts := devptsOptions(m)
 		c.newMount(stage, "devpts", opts, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC, c.mfd)
 		c.attach(stage, c.mfd, m.Target, true)
 	case Dir:

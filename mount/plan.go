@@ -68,7 +68,10 @@ type Mount struct {
 	// Size is the size limit of a Tmpfs in bytes. It must be positive.
 	Size int64 `json:"size,omitempty"`
 	// Inodes is the inode limit of a Tmpfs. Zero means the kernel's default
-	// (half the number of physical RAM pages).
+	// (half the number of physical RAM pages). Of a Devpts, it is the most
+	// pseudo-terminals the instance holds at once (its max option), from 0
+	// to MaxPtys: opening its ptmx beyond that fails with ENOSPC. Zero
+	// means the kernel's default, MaxPtys.
 	Inodes int64 `json:"inodes,omitempty"`
 	// Mode holds the permission bits of a Tmpfs root, a Dir, a File or a
 	// Cover.
@@ -189,14 +192,21 @@ func (m *Mount) Validate() error {
 		if m.Inodes < 0 || m.Inodes > MaxInodes {
 			return &FieldError{"Inodes", fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), m.Inodes)}
 		}
-	case Proc, Devpts, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
+	case Devpts:
+		if m.Inodes < 0 || m.Inodes > MaxPtys {
+			return &FieldError{"Inodes", fmt.Errorf("must be from 0 to %d ptys, not %d", MaxPtys, m.Inodes)}
+		}
+	case Proc, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
 		return &FieldError{"Kind", errors.New("must be set")}
 	default:
 		return &FieldError{"Kind", fmt.Errorf("unknown kind %q", m.Kind)}
 	}
-	if m.Kind != Tmpfs && (m.Size != 0 || m.Inodes != 0) {
+	if m.Kind != Tmpfs && m.Size != 0 {
 		return &FieldError{"Size", fmt.Errorf("applies to tmpfs mounts only, not %s", m.Kind)}
+	}
+	if m.Kind != Tmpfs && m.Kind != Devpts && m.Inodes != 0 {
+		return &FieldError{"Inodes", fmt.Errorf("applies to tmpfs and devpts mounts only, not %s", m.Kind)}
 	}
 	if m.Kind != Bind && m.Writable {
 		return &FieldError{"Writable", fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
@@ -217,6 +227,10 @@ func (m *Mount) Validate() error {
 // far more on 64-bit machines, but ids past it need tmpfs's inode64 option
 // and no sandbox needs them.
 const MaxInodes = 1<<32 - 1
+
+// MaxPtys is the most pseudo-terminals a Devpts may be given: the
+// kernel's limit of one instance (NR_UNIX98_PTY_MAX, 1<<20 minor numbers).
+const MaxPtys = 1 << 20
 
 // maxID is the largest user or group id: (uid_t)-1 means "no id".
 const maxID = 1<<32 - 2

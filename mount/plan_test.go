@@ -47,6 +47,9 @@ func TestPlanValidate(t *testing.T) {
 		{"negative uid", Plan{Mounts: []Mount{{Kind: Dir, Target: "/x", UID: -1}}}, "Mounts[0].UID"},
 		{"negative inodes", Plan{Mounts: []Mount{{Kind: Tmpfs, Target: "/x", Size: 1, Inodes: -1}}}, "Mounts[0].Inodes"},
 		{"size on proc", Plan{Mounts: []Mount{{Kind: Proc, Target: "/x", Size: 1}}}, "Mounts[0].Size"},
+		{"inodes on proc", Plan{Mounts: []Mount{{Kind: Proc, Target: "/x", Inodes: 1}}}, "Mounts[0].Inodes"},
+		{"too many ptys", Plan{Mounts: []Mount{{Kind: Devpts, Target: "/x", Inodes: MaxPtys + 1}}}, "Mounts[0].Inodes"},
+		{"ptys of a devpts", Plan{Mounts: []Mount{{Kind: Devpts, Target: "/x", Inodes: 8}}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

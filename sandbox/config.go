@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -33,17 +34,28 @@ type Config struct {
 	Env []string
 	// Dir is the command's working directory inside the sandbox. A fresh
 	// tmpfs owned by the command's user is mounted there unless one of
-	// Mounts targets it. Empty means "/work".
+	// Mounts targets it or it is "/". Empty means "/work", except with a
+	// RootDir that has no directory /work: then the root itself, "/", with
+	// no tmpfs, since no mount point can be made in a read-only root (and
+	// none is made in a writable one). "/" is accepted only with RootDir.
 	Dir string
 
 	// Stdin, Stdout and Stderr are the command's standard streams, as in
 	// os/exec: nil means /dev/null, an *os.File is passed as it is, and any
 	// other reader or writer is connected through a pipe. Parent only.
+	// The command may reopen the pipes by name (/dev/stdin, /dev/stdout,
+	// /dev/stderr); an *os.File only if the sandbox's user may open it,
+	// as with ExtraFiles.
 	Stdin  io.Reader `json:"-"`
 	Stdout io.Writer `json:"-"`
 	Stderr io.Writer `json:"-"`
 	// ExtraFiles are open files the command receives as descriptors 3,
 	// 4, and so on. Nothing else of the caller's is inherited. Parent only.
+	// Reading or writing the descriptors needs no permission, but opening
+	// one by name, as /dev/fd/3 (a link to /proc/self/fd/3), checks the
+	// file's owner and mode against the sandbox's user, who is not the
+	// caller: a pipe from os.Pipe is 0600 for the caller until it is
+	// given another mode with Fchmod.
 	ExtraFiles []*os.File `json:"-"`
 	// TTY, when set, gives the command a pseudo-terminal of the sandbox's
 	// own devpts as its standard input, output and error and its
@@ -106,7 +118,8 @@ type Config struct {
 	// instead of the default view (read-only host /usr, /bin, /sbin and
 	// /lib*, and a generated /etc). It is mounted read-only unless
 	// WritableRoot is set, so it must already hold the directories that
-	// /proc, /dev, /tmp and the working directory are mounted on.
+	// /proc, /dev, /tmp and the working directory are mounted on; without
+	// /work, and with Dir unset, the working directory is "/" (see Dir).
 	RootDir string
 	// WritableRoot makes RootDir writable from inside the sandbox.
 	WritableRoot bool
@@ -127,6 +140,16 @@ type Config struct {
 	// TmpfsInodes is the inode limit of each of those tmpfs. Zero means
 	// 16384.
 	TmpfsInodes int64
+	// Ptys is the most pseudo-terminals the sandbox's own devpts (its
+	// /dev/pts and /dev/ptmx) holds at once, a terminal given by TTY
+	// included: opening /dev/ptmx beyond it fails with ENOSPC. Zero means
+	// DefaultPtys; the most is mount.MaxPtys. The ptys of every devpts
+	// also count against the host's kernel.pty.max (4096 by default), of
+	// which kernel.pty.reserve (1024) only the host's own /dev/pts may
+	// take: Ptys bounds one sandbox, but enough sandboxes together may
+	// still use up the rest, so a host running many raises
+	// kernel.pty.max.
+	Ptys int64
 
 	// Network is the sandbox's network. The zero value is a network
 	// namespace of its own with only lo up. See Network.
@@ -169,6 +192,7 @@ const (
 	DefaultUID         = 1000
 	DefaultTmpfsSize   = 64 << 20
 	DefaultTmpfsInodes = 16384
+	DefaultPtys        = 64
 	// DefaultHostID is the first host id of the range that host root's
 	// sandboxes map onto when /etc/subuid has no entry for root.
 	DefaultHostID = 1 << 30
@@ -211,7 +235,7 @@ func (c *Config) clone() Config {
 func (c *Config) withDefaults() Config {
 	d := c.clone()
 	if d.Dir == "" {
-		d.Dir = DefaultDir
+		d.Dir = d.defaultDir()
 	}
 	if d.Hostname == "" {
 		d.Hostname = DefaultHostname
@@ -233,6 +257,9 @@ func (c *Config) withDefaults() Config {
 	if d.TmpfsInodes == 0 {
 		d.TmpfsInodes = DefaultTmpfsInodes
 	}
+	if d.Ptys == 0 {
+		d.Ptys = DefaultPtys
+	}
 	return d
 }
 
@@ -253,6 +280,19 @@ func (c *Config) Validate() error {
 	return d.validate()
 }
 
+// defaultDir is the working directory of a Config without Dir:
+// DefaultDir, or the root itself when RootDir has no directory DefaultDir
+// to mount the working directory's tmpfs on.
+func (c *Config) defaultDir() string {
+	if c.RootDir != "" {
+		fi, err := os.Lstat(filepath.Join(c.RootDir, DefaultDir))
+		if err != nil || !fi.IsDir() {
+			return "/"
+		}
+	}
+	return DefaultDir
+}
+
 func (c *Config) validate() error {
 	if len(c.Args) > 0 && c.Args[0] == "" {
 		return configErr("Args", "must name a command")
@@ -260,8 +300,8 @@ func (c *Config) validate() error {
 	if err := validateProcess("", c.Args, c.Env, c.Dir); err != nil {
 		return err
 	}
-	if c.Dir == "/" {
-		return configErr("Dir", "must not be the root")
+	if c.Dir == "/" && c.RootDir == "" {
+		return configErr("Dir", "must not be the root without RootDir")
 	}
 	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
 		return configErr("Stdin", "a sandbox without Args has no command to give it to")
@@ -300,6 +340,9 @@ func (c *Config) validate() error {
 	}
 	if c.TmpfsSize < 0 {
 		return configErr("TmpfsSize", "must not be negative")
+	}
+	if c.Ptys < 0 || c.Ptys > mount.MaxPtys {
+		return configErr("Ptys", "must be from 0 to %d, not %d", mount.MaxPtys, c.Ptys)
 	}
 	if c.TmpfsInodes < 0 || c.TmpfsInodes > mount.MaxInodes {
 		return configErr("TmpfsInodes", "must be from 0 to %d, not %d", int64(mount.MaxInodes), c.TmpfsInodes)

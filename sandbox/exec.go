@@ -301,7 +301,7 @@ func (st *stdio) input(r io.Reader) error {
 	case *os.File:
 		st.child = append(st.child, f)
 	default:
-		pr, pw, err := os.Pipe()
+		pr, pw, err := newPipe()
 		if err != nil {
 			return err
 		}

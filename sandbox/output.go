@@ -4,11 +4,14 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultWaitDelay is the WaitDelay of a Config that sets none.
@@ -99,7 +102,7 @@ func (o *outputPipes) stream(w io.Writer, c *outputCounter) (*os.File, error) {
 	} else {
 		w = &limitWriter{c: c, w: w}
 	}
-	pr, pw, err := os.Pipe()
+	pr, pw, err := newPipe()
 	if err != nil {
 		return nil, err
 	}
@@ -194,4 +197,31 @@ func outputVerdict(res *Result, cause, outErr error) error {
 		return &ExitError{Result: res, cause: cause}
 	}
 	return outErr
+}
+
+// newPipe returns a pipe for a process's standard stream whose inode
+// anyone may open (mode 0666): the command may then reopen its end by
+// name, as /dev/stdin, /dev/stdout, /dev/stderr or /dev/fd/N, which go
+// through /proc/self/fd. Such a reopen checks the inode's permissions, and
+// a pipe is made 0600 for its creator, the owner, whose uid the sandbox's
+// user never is. The mode opens nothing else: a pipe has no name, and only
+// a process that may read another's /proc/PID/fd (one that may ptrace it)
+// can reach the ends that process holds.
+func newPipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Through the raw connection, as f.Fd() would turn the pipe blocking.
+	sc, err := r.SyscallConn()
+	if err == nil {
+		cerr := sc.Control(func(fd uintptr) { err = unix.Fchmod(int(fd), 0o666) })
+		err = errors.Join(cerr, err)
+	}
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("chmod pipe: %w", err)
+	}
+	return r, w, nil
 }

@@ -343,7 +343,7 @@ type stdPipes struct {
 }
 
 func (p *stdPipes) stdin() (*os.File, io.WriteCloser, error) {
-	r, w, err := os.Pipe()
+	r, w, err := newPipe()
 	if err != nil {
 		return nil, nil, fmt.Errorf("stockade: stdin pipe: %w", err)
 	}
@@ -354,7 +354,7 @@ func (p *stdPipes) stdin() (*os.File, io.WriteCloser, error) {
 }
 
 func (p *stdPipes) output() (*pipeWriter, *os.File, error) {
-	r, w, err := os.Pipe()
+	r, w, err := newPipe()
 	if err != nil {
 		return nil, nil, fmt.Errorf("stockade: output pipe: %w", err)
 	}

@@ -76,7 +76,7 @@ func (c *Config) plan() mount.Plan {
 		add(mount.Mount{Kind: mount.Bind, Source: "/dev/" + d, Target: "/dev/" + d, Writable: true, Device: true})
 	}
 	add(
-		mount.Mount{Kind: mount.Devpts, Target: "/dev/pts"},
+		mount.Mount{Kind: mount.Devpts, Target: "/dev/pts", Inodes: c.Ptys},
 		mount.Mount{Kind: mount.Symlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
 		c.tmpfs("/dev/shm", fs.ModeSticky|0o777, 0, 0),
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd", Target: "/dev/fd"},
@@ -85,7 +85,7 @@ func (c *Config) plan() mount.Plan {
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
 		c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0),
 	)
-	if !c.mountsTarget(c.Dir) {
+	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}
 	add(c.Mounts...)

@@ -131,6 +131,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	// Exec's default is the working directory chosen now, even if RootDir
+	// changes (see Config.Dir).
+	s.cfg.Dir = cfg.Dir
 	id, err := cfg.identity()
 	if err != nil {
 		return err
@@ -377,7 +380,7 @@ func closeAll(files []*os.File) {
 // by a goroutine. Wait does not wait for that goroutine: a reader that
 // blocks forever must not keep a finished sandbox from being reported.
 func (s *Sandbox) pipeStdin(r io.Reader) (*os.File, error) {
-	pr, pw, err := os.Pipe()
+	pr, pw, err := newPipe()
 	if err != nil {
 		return nil, err
 	}

@@ -92,6 +92,7 @@ var attacks = map[string]func(args []string){
 	"write":       write,
 	"read":        read,
 	"tcp":         tcp,
+	"ptys":        ptys,
 	"sleep":       func([]string) { time.Sleep(time.Hour) },
 }
 
@@ -629,4 +630,29 @@ func tcp(args []string) {
 	if err == nil {
 		c.Close()
 	}
+}
+
+// ptys opens /dev/ptmx until it fails, or ARGS[0] times (default 4096),
+// keeping every pty, to take as many of the host's ptys as it can. The
+// step's detail is how many it got.
+func ptys(args []string) {
+	most := 4096
+	if len(args) > 0 {
+		n, err := strconv.Atoi(args[0])
+		if err != nil {
+			report("args", err)
+			return
+		}
+		most = n
+	}
+	var err error
+	n := 0
+	for ; n < most; n++ {
+		var fd int
+		if fd, err = unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0); err != nil {
+			break
+		}
+		defer unix.Close(fd)
+	}
+	report("ptmx", err, n)
 }

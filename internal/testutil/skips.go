@@ -73,14 +73,16 @@ func skipSummary() string {
 // reportSkips prints the summary of skips on standard output and appends
 // it, named by the package's test binary, to the file SkipsFileEnv names;
 // there a package with no skips gets a line too, so that the file lists
-// every package that ran.
+// every package that ran. A run of the tests that a test of the same
+// binary started (TestSharedHostMounts does) adds no line: its tests are
+// part of that test.
 func reportSkips() {
 	line := skipSummary()
 	if line != "" {
 		fmt.Println(line)
 	}
 	name := os.Getenv(SkipsFileEnv)
-	if name == "" {
+	if name == "" || nestedRun() {
 		return
 	}
 	if line == "" {
@@ -117,4 +119,15 @@ func packageDir() string {
 			return name
 		}
 	}
+}
+
+// nestedRun reports whether the parent process runs this same test
+// binary: the run is one that a test started.
+func nestedRun() bool {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	parent, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", os.Getppid()))
+	return err == nil && parent == self
 }

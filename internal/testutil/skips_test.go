@@ -3,7 +3,9 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,4 +59,21 @@ func TestSkipRecorded(t *testing.T) {
 	after := skips.count["needs an ordinary user; .ci/run runs the rootless tests as one"]
 	skips.Unlock()
 	assert.Equal(t, before+1, after)
+}
+
+// TestNestedRun checks that a run of the test binary started by one of
+// its tests knows it is nested, and the run of go test does not.
+func TestNestedRun(t *testing.T) {
+	if os.Getenv("STOCKADE_TEST_NESTED_PROBE") == "1" {
+		fmt.Printf("nested=%v\n", nestedRun())
+		return
+	}
+	assert.False(t, nestedRun(), "go test runs this binary")
+	self, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(self, "-test.run", "^TestNestedRun$", "-test.v")
+	cmd.Env = append(os.Environ(), "STOCKADE_TEST_NESTED_PROBE=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "nested=true")
 }

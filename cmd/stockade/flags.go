@@ -96,9 +96,16 @@ type runOptions struct {
 	// that made it, to name them in errors.
 	mountFlags []string
 	json       bool
-	verbose    bool
-	tty        bool // -t
-	help       bool
+	// jsonTo is where --json writes: "fd:2" (stderr, the default), "fd:N"
+	// or a file name; jsonW is it opened, set by openJSON.
+	jsonTo  string
+	jsonW   io.Writer
+	verbose bool
+	// cleanups undo what the flags left on the host (the files of --file
+	// and --bind-data); runCommand runs them at the end.
+	cleanups []func()
+	tty      bool // -t
+	help     bool
 	// bundle and specFile are --bundle and --config; fs is the flag set,
 	// to tell which flags were given with them.
 	bundle, specFile string
@@ -131,6 +138,7 @@ var fieldFlags = []struct{ field, flag string }{
 	{"Limits.CgroupParent", "--cgroup-parent"},
 	{"Network", "--net"},
 	{"Security.SeccompProfile", "--seccomp"},
+	{"Security.Capabilities", "--cap-add"},
 }
 
 // defineRun defines the flags of "stockade run" on p. Each flag sets one
@@ -146,6 +154,19 @@ func (o *runOptions) define(p *parser) {
 	})
 	p.pair("ro-bind", "SRC DST", "bind host path SRC read-only at DST", func(src, dst string) error {
 		return o.addBind("--ro-bind", src, dst, false)
+	})
+	p.pair("dev-bind", "SRC DST", "bind host path SRC read-write at DST with its device nodes usable (not nodev), as bwrap's --dev-bind; the sandbox's Landlock rules let it write to device nodes under /dev only", func(src, dst string) error {
+		if err := o.addBind("--dev-bind", src, dst, true); err != nil {
+			return err
+		}
+		c.Mounts[len(c.Mounts)-1].Device = true
+		return nil
+	})
+	p.pair("file", "FD DST", "copy what descriptor FD holds to a writable file at DST, as bwrap's --file (stockade keeps the copy in a private host directory until the end of the run, mode 0666)", func(fd, dst string) error {
+		return o.addData("--file", fd, dst, true)
+	})
+	p.pair("bind-data", "FD DST", "copy what descriptor FD holds to a read-only file at DST, as bwrap's --bind-data", func(fd, dst string) error {
+		return o.addData("--bind-data", fd, dst, false)
 	})
 	fs.Func("tmpfs", "mount an empty tmpfs at `DST`, owned by the command's user, of --tmpfs-size", func(dst string) error {
 		c.Mounts = append(c.Mounts, mount.Mount{Kind: mount.Tmpfs, Target: dst, Mode: 0o755})
@@ -194,10 +215,15 @@ func (o *runOptions) define(p *parser) {
 		c.Security.SeccompProfile = b
 		return nil
 	})
+	fs.Func("cap-add", "keep capability `CAP` (such as CAP_NET_BIND_SERVICE or net_bind_service; repeatable) in the sandbox's user namespace; each one opens more of the kernel to the command", func(name string) error {
+		c.Security.Capabilities = append(c.Security.Capabilities, capName(name))
+		return nil
+	})
 	o.fs = fs
 	o.defineBundle(p)
 	fs.BoolVarP(&o.tty, "tty", "t", false, "give the command a terminal of the sandbox's own, connected to stockade's, which is in raw mode meanwhile (TERM=xterm unless --env sets it); standard input must be a terminal")
-	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object on stderr")
+	fs.Var(jsonValue{o}, "json", "print the result as one JSON object on stderr; --json=FILE writes it to FILE, --json=fd:N to descriptor N, apart from the command's output")
+	fs.Lookup("json").NoOptDefVal = "true"
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print a summary of the result on stderr")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 }

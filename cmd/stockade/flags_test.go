@@ -238,3 +238,33 @@ func TestCommandLine(t *testing.T) {
 	assert.Equal(t, exitUsage, run([]string{"probe", "extra"}, io))
 	assert.Contains(t, errOut.String(), `unexpected argument "extra"`)
 }
+
+func TestParseRunBwrapFlags(t *testing.T) {
+	cfg, o, err := parseRun("--dev-bind", "/dev/fuse", "/dev/fuse", "--cap-add", "net_raw", "--cap-add", "CAP_CHOWN",
+		"--json=out.json", "--", "true")
+	require.NoError(t, err)
+	assert.Equal(t, []mount.Mount{{Kind: mount.Bind, Source: "/dev/fuse", Target: "/dev/fuse", Writable: true, Device: true}}, cfg.Mounts)
+	assert.Equal(t, []string{"CAP_NET_RAW", "CAP_CHOWN"}, cfg.Security.Capabilities)
+	assert.True(t, o.json)
+	assert.Equal(t, "out.json", o.jsonTo)
+	assert.Equal(t, "--cap-add", o.flagFor("Security.Capabilities[1]"))
+
+	_, o, err = parseRun("--json", "--", "true")
+	require.NoError(t, err)
+	assert.True(t, o.json)
+	assert.Equal(t, "fd:2", o.jsonTo, "--json alone is stderr, as before")
+	_, o, err = parseRun("--json=out", "--json=false", "--", "true")
+	require.NoError(t, err)
+	assert.False(t, o.json)
+
+	for _, args := range [][]string{
+		{"--file", "x", "/a", "--", "true"},
+		{"--bind-data", "-1", "/a", "--", "true"},
+		{"--json=fd:-3", "--", "true"},
+		{"--json=", "--", "true"},
+		{"--bundle", ".", "--cap-add", "CAP_CHOWN"},
+	} {
+		_, _, err := parseRun(args...)
+		assert.ErrorIs(t, err, errUsage, "%q", args)
+	}
+}

@@ -22,6 +22,14 @@ type jsonResult struct {
 	Error      string        `json:"error,omitempty"`
 }
 
+// jsonOut is where --json writes: what openJSON opened, else stderr.
+func (o *runOptions) jsonOut(std stdio) io.Writer {
+	if o.jsonW != nil {
+		return o.jsonW
+	}
+	return std.err
+}
+
 func writeJSON(w io.Writer, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -31,10 +39,10 @@ func writeJSON(w io.Writer, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// report tells how the command ended, on stderr: as JSON with --json, as a
-// summary with -v, and otherwise in one line only when the sandbox ended
-// it (a time or resource limit), since the exit status alone would not say
-// why.
+// report tells how the command ended: as JSON with --json (on stderr or
+// where --json=FILE|fd:N says), as a summary on stderr with -v, and
+// otherwise on stderr in one line only when the sandbox ended it (a time or
+// resource limit), since the exit status alone would not say why.
 func (o *runOptions) report(io stdio, res *sandbox.Result, status int) {
 	switch {
 	case o.json:
@@ -42,7 +50,7 @@ func (o *runOptions) report(io stdio, res *sandbox.Result, status int) {
 		if res.Signal != 0 {
 			r.SignalName = signalName(res.Signal)
 		}
-		writeJSON(io.err, r)
+		writeJSON(o.jsonOut(io), r)
 	case o.verbose:
 		fmt.Fprint(io.err, summary(res, status))
 	case res.Reason != sandbox.Exited && res.Reason != sandbox.Signaled:

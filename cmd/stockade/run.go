@@ -48,6 +48,12 @@ Examples:
   stockade run --memory 256m --cpu-time 2s --pids 64 --output-limit 1m \
       --time-limit 10s --ro-bind ./solution /work/solution --json -- /work/solution
 
+  # As bwrap takes files from descriptors: app.conf read-only at
+  # /etc/app.conf; the verdict as JSON on descriptor 4, apart from the
+  # command's stderr:
+  stockade run --bind-data 3 /etc/app.conf --json=fd:4 -- cat /etc/app.conf \
+      3<app.conf 4>result.json
+
   # An OCI bundle, as 'runc spec' writes it (with "terminal": false and a
   # working directory other than /), for 5 s at most:
   stockade run --bundle ./bundle --time-limit 5s
@@ -62,6 +68,7 @@ func runCommand(args []string, io stdio) (int, error) {
 	var o runOptions
 	p := newParser("run")
 	o.define(p)
+	defer o.cleanup()
 	rest, err := p.parse(args)
 	if err != nil {
 		return exitUsage, err
@@ -74,6 +81,11 @@ func runCommand(args []string, io stdio) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	closeJSON, err := o.openJSON(io)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer closeJSON()
 	if o.tty {
 		return o.runTTY(cfg, io)
 	}
@@ -129,7 +141,7 @@ func (o *runOptions) startFailed(err error, io stdio) (int, error) {
 	if errors.As(err, &ce) {
 		err = usagef("%s: %v", o.flagFor(ce.Field), ce.Err)
 		if o.json {
-			writeJSON(io.err, jsonResult{Error: err.Error(), ExitStatus: exitUsage})
+			writeJSON(o.jsonOut(io), jsonResult{Error: err.Error(), ExitStatus: exitUsage})
 		}
 		return exitUsage, err
 	}
@@ -147,7 +159,7 @@ func (o *runOptions) startFailed(err error, io stdio) (int, error) {
 		err = fmt.Errorf("%w\n(stockade run: a delegated cgroup is named with --cgroup-parent; best effort is --best-effort-limits)", err)
 	}
 	if o.json {
-		writeJSON(io.err, jsonResult{Error: err.Error(), ExitStatus: status})
+		writeJSON(o.jsonOut(io), jsonResult{Error: err.Error(), ExitStatus: status})
 		return status, nil
 	}
 	return status, err

@@ -6,10 +6,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -346,4 +348,95 @@ func TestRunSeccompProfile(t *testing.T) {
 	assert.Contains(t, errOut, "--seccomp")
 	status, _, _ = stockadeRun(t, "--seccomp", "/no/such/file", "--", "true")
 	assert.Equal(t, 2, status)
+}
+
+// TestRunDevBind checks that --dev-bind leaves device nodes usable, where
+// --bind mounts them nodev.
+func TestRunDevBind(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	script := `head -c 5 /tmp/zero | wc -c; head -c 5 /tmp/nodev 2>&1 >/dev/null | grep -c 'ermission denied'`
+	status, stdout, stderr := stockadeRun(t, "--rootfs", busyboxRoot(t), "--dev-bind", "/dev/zero", "/tmp/zero", "--bind", "/dev/zero", "/tmp/nodev", "--", "sh", "-c", script)
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	assert.Equal(t, "5\n1\n", stdout, "--dev-bind reads the device; --bind is refused")
+}
+
+// TestRunDataFiles checks --file and --bind-data: the content of a
+// descriptor at a path inside, writable or not, and nothing left behind.
+func TestRunDataFiles(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	open := func(content string) *os.File {
+		name := filepath.Join(t.TempDir(), "in")
+		require.NoError(t, os.WriteFile(name, []byte(content), 0o600))
+		f, err := os.Open(name)
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	rw, ro := open("copied\n"), open("bound\n")
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "stockade-data-*"))
+	script := `cat /tmp/rw /tmp/ro; echo more >>/tmp/rw && cat /tmp/rw; echo x 2>/dev/null >>/tmp/ro || echo ro refused; ls -l /tmp/ro | cut -c1-10`
+	status, stdout, stderr := stockadeRun(t, "--rootfs", busyboxRoot(t), "--file", strconv.Itoa(int(rw.Fd())), "/tmp/rw", "--bind-data", strconv.Itoa(int(ro.Fd())), "/tmp/ro",
+		"--", "sh", "-c", script)
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	assert.Equal(t, "copied\nbound\ncopied\nmore\nro refused\n-rw-r--r--\n", stdout)
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "stockade-data-*"))
+	assert.ElementsMatch(t, before, after, "the copies are removed at the end")
+
+	status, _, stderr = stockadeRun(t, "--rootfs", busyboxRoot(t), "--file", "999", "/tmp/x", "--", "true")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "--file: FD 999: bad file descriptor")
+}
+
+// TestRunCapAdd checks that --cap-add keeps the capability, and names
+// itself in the error for an unknown one.
+func TestRunCapAdd(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	root := busyboxRoot(t)
+	status, stdout, stderr := stockadeRun(t, "--rootfs", root, "--cap-add", "net_bind_service", "--",
+		"sh", "-c", "grep CapEff /proc/self/status")
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	assert.Equal(t, "CapEff:\t0000000000000400\n", stdout, "CAP_NET_BIND_SERVICE is bit 10")
+
+	status, stdout, stderr = stockadeRun(t, "--rootfs", root, "--", "sh", "-c", "grep CapEff /proc/self/status")
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	assert.Equal(t, "CapEff:\t0000000000000000\n", stdout, "none without --cap-add")
+
+	status, _, stderr = stockadeRun(t, "--rootfs", root, "--cap-add", "CAP_NOPE", "--", "true")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "--cap-add")
+	assert.Contains(t, stderr, "CAP_NOPE")
+}
+
+// TestRunJSONTo checks --json=FILE and --json=fd:N: the result goes there
+// and the command's stderr is its own.
+func TestRunJSONTo(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	root := busyboxRoot(t)
+	file := filepath.Join(t.TempDir(), "result.json")
+	status, _, stderr := stockadeRun(t, "--rootfs", root, "--json="+file, "--", "sh", "-c", "echo oops >&2; exit 4")
+	assert.Equal(t, 4, status)
+	assert.Equal(t, "oops\n", stderr)
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	r := lastJSON(t, string(b))
+	assert.EqualValues(t, 4, r["exitStatus"])
+
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	defer pr.Close()
+	status, _, stderr = stockadeRun(t, "--rootfs", root, "--json=fd:"+strconv.Itoa(int(pw.Fd())), "--", "/bin/nonexistent")
+	pw.Close()
+	assert.Equal(t, exitNotFound, status)
+	assert.Empty(t, stderr)
+	b, err = io.ReadAll(pr)
+	require.NoError(t, err)
+	r = lastJSON(t, string(b))
+	assert.Contains(t, r["error"], "ENOENT")
+
+	status, _, stderr = stockadeRun(t, "--rootfs", root, "--json="+filepath.Join(file, "x"), "--", "true")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "--json: open "+file)
+	status, _, stderr = stockadeRun(t, "--rootfs", root, "--json=fd:x", "--", "true")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "not a descriptor number")
 }

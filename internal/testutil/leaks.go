@@ -41,7 +41,8 @@ func Main(m *testing.M, checks ...LeakCheck) { MainThen(m, nil, checks...) }
 
 // MainThen is Main with a function run after the tests and before the
 // checks, to release what a package keeps for the life of the process (a
-// pool, say), which is not a leak.
+// pool, say), which is not a leak. After the tests it prints how many the
+// guards of this package skipped and why (see SkipsFileEnv).
 func MainThen(m *testing.M, after func(), checks ...LeakCheck) {
 	if len(checks) == 0 {
 		checks = DefaultLeakChecks
@@ -62,6 +63,7 @@ func MainThen(m *testing.M, after func(), checks ...LeakCheck) {
 		before[i] = s
 	}
 	code := m.Run()
+	reportSkips()
 	if after != nil {
 		after()
 	}

@@ -37,6 +37,7 @@ func Skip(tb testing.TB, reason, remedy string) {
 	if Strict() {
 		tb.Fatalf("%s; this test must run because %s=1", msg, RequirePrivilegedEnv)
 	}
+	recordSkip(msg)
 	tb.Skip(msg)
 }
 
@@ -55,7 +56,9 @@ func RequireRoot(tb testing.TB) {
 		return
 	}
 	if os.Getenv(RootlessEnv) == "1" {
-		tb.Skip("needs host root; the run of the tests as root covers it")
+		const msg = "needs host root; the run of the tests as root covers it"
+		recordSkip(msg)
+		tb.Skip(msg)
 	}
 	Skip(tb, "needs host root", "run the tests as root, e.g. sudo go test ./...")
 }
@@ -67,7 +70,9 @@ func RequireRoot(tb testing.TB) {
 func RequireNonRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Geteuid() == 0 {
-		tb.Skip("needs an ordinary user; .ci/run runs the rootless tests as one")
+		const msg = "needs an ordinary user; .ci/run runs the rootless tests as one"
+		recordSkip(msg)
+		tb.Skip(msg)
 	}
 }
 

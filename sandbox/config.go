@@ -33,7 +33,8 @@ type Config struct {
 	Env []string
 	// Dir is the command's working directory inside the sandbox. A fresh
 	// tmpfs owned by the command's user is mounted there unless one of
-	// Mounts targets it. Empty means "/work".
+	// Mounts targets it or it is "/", which is allowed with RootDir only
+	// (the command starts in RootDir's top). Empty means "/work".
 	Dir string
 
 	// Stdin, Stdout and Stderr are the command's standard streams, as in
@@ -260,8 +261,8 @@ func (c *Config) validate() error {
 	if err := validateProcess("", c.Args, c.Env, c.Dir); err != nil {
 		return err
 	}
-	if c.Dir == "/" {
-		return configErr("Dir", "must not be the root")
+	if c.Dir == "/" && c.RootDir == "" {
+		return configErr("Dir", "must not be the root unless RootDir is set")
 	}
 	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
 		return configErr("Stdin", "a sandbox without Args has no command to give it to")

@@ -85,7 +85,7 @@ func (c *Config) plan() mount.Plan {
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
 		c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0),
 	)
-	if !c.mountsTarget(c.Dir) {
+	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}
 	add(c.Mounts...)

@@ -48,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{"relative dir", ok(Config{Dir: "work"}), "Dir"},
 		{"unclean dir", ok(Config{Dir: "/a/../b"}), "Dir"},
 		{"root dir as workdir", ok(Config{Dir: "/"}), "Dir"},
+		{"root dir as workdir with RootDir", ok(Config{Dir: "/", RootDir: "/srv/root"}), ""},
 		{"hostname chars", ok(Config{Hostname: "a b"}), "Hostname"},
 		{"hostname length", ok(Config{Hostname: string(make([]byte, 65))}), "Hostname"},
 		{"negative timeout", ok(Config{Timeout: -1}), "Timeout"},

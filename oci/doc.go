@@ -27,10 +27,9 @@
 // checked with Config.Validate, whose error is reported under the spec path
 // its field came from.
 //
-// The configs that `runc spec` and `crun spec` write are refused for two
-// fields, which a user edits as for any non-interactive run: process.terminal
-// is true (set it to false) and process.cwd is "/" (name a directory such as
-// /root or /tmp). `runc spec --rootless` writes a spec without a network
+// The configs that `runc spec` and `crun spec` write are refused for one
+// field, which a user edits as for any non-interactive run: process.terminal
+// is true (set it to false). `runc spec --rootless` writes a spec without a network
 // namespace that binds the host's /sys, which the sandbox refuses (it mounts
 // a sysfs of its own network namespace; remove the mount), and maps the
 // caller's id onto root, which, written by host root, is refused too
@@ -75,9 +74,8 @@
 //	process.commandLine           refused if set: Windows
 //	process.env                   Env, as it is: an empty env is an empty environment, not DefaultEnv, and no
 //	                              HOME is added (runc adds one from the root's /etc/passwd)
-//	process.cwd                   Dir; refused if "/" (the sandbox needs a working directory below its root). In
-//	                              a spec the working directory is a directory of the root file system; the sandbox
-//	                              mounts a fresh tmpfs on Dir unless a mount targets it, so FromSpec adds a bind of
+//	process.cwd                   Dir. In a spec the working directory is a directory of the root file system; the
+//	                              sandbox mounts a fresh tmpfs on Dir (but "/") unless a mount targets it, so FromSpec adds a bind of
 //	                              the directory onto itself (from the root file system, or from the bind that holds
 //	                              it; read-only with a read-only root), or, below a tmpfs, an explicit tmpfs.
 //	                              The directory must exist (runc makes it)

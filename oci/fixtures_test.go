@@ -18,9 +18,10 @@ import (
 	"github.com/stockade/stockade/sandbox"
 )
 
-// runnable makes the two edits every generated spec needs before the
-// sandbox runs it, as for any non-interactive run: no terminal, and a
-// working directory other than /.
+// runnable makes the edits a generated spec needs for the checks below:
+// no terminal, as for any non-interactive run, and a working directory
+// other than / (which the sandbox accepts too), so that the mount made for
+// it can be checked.
 func runnable(s *specs.Spec, cwd string) {
 	s.Process.Terminal = false
 	s.Process.Cwd = cwd
@@ -28,11 +29,11 @@ func runnable(s *specs.Spec, cwd string) {
 
 // generatedRefusals are what FromSpec refuses in the configs that runc and
 // crun write, as they are.
-var generatedRefusals = []string{"process.cwd", "process.terminal"}
+var generatedRefusals = []string{"process.terminal"}
 
 // checkGenerated checks a spec written by "runc spec" or "crun spec" (as
-// host root, or not rootless): refused as written for the terminal and the
-// working directory, and mapped after those two edits, to what the spec
+// host root, or not rootless): refused as written for the terminal, and
+// mapped after the edits of runnable, to what the spec
 // says, surviving a round trip.
 func checkGenerated(t *testing.T, s *specs.Spec, rootless bool, idMap sandbox.IDMap) {
 	dir := bundle(t)
@@ -41,7 +42,7 @@ func checkGenerated(t *testing.T, s *specs.Spec, rootless bool, idMap sandbox.ID
 	shareHost := !slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
 	want := generatedRefusals
 	if shareHost {
-		want = []string{"mounts[5]", "process.cwd", "process.terminal"}
+		want = []string{"mounts[5]", "process.terminal"}
 	}
 	_, err := FromSpec(s, dir)
 	require.Equal(t, want, refusedFields(t, err))
@@ -109,7 +110,7 @@ func TestGeneratedSpecs(t *testing.T) {
 		// Written by host root, it maps host root: refused.
 		s := generate(t, 0, "runc", "--rootless")
 		_, err := FromSpec(s, bundle(t))
-		require.Equal(t, []string{"linux.gidMappings[0].hostID", "linux.uidMappings[0].hostID", "mounts[5]", "process.cwd", "process.terminal"}, refusedFields(t, err))
+		require.Equal(t, []string{"linux.gidMappings[0].hostID", "linux.uidMappings[0].hostID", "mounts[5]", "process.terminal"}, refusedFields(t, err))
 	})
 }
 
@@ -132,7 +133,7 @@ func TestRuntimeSpecExamples(t *testing.T) {
 	noNamespaces := []string{"linux.namespaces", "linux.namespaces", "linux.namespaces", "linux.namespaces"}
 	want := map[string][]string{
 		"minimal.json":           append(noNamespaces, "process"),
-		"minimal-for-start.json": append(noNamespaces, "process.cwd"),
+		"minimal-for-start.json": noNamespaces,
 		"linux-netdevice.json":   append(noNamespaces, "linux.netDevices", "process"),
 		"linux-rdma.json":        append(noNamespaces, "linux.resources.rdma", "process"),
 		"freebsd-minimal.json":   append([]string{"freebsd"}, noNamespaces...),
@@ -165,7 +166,6 @@ func TestRuntimeSpecExamples(t *testing.T) {
 			"mounts[5].options",
 			"process.capabilities.ambient",
 			"process.capabilities.effective",
-			"process.cwd",
 			"process.terminal",
 			"process.user.additionalGids",
 		},

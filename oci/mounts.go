@@ -298,10 +298,11 @@ func (m *mapper) paths(l *specs.Linux) {
 // directory is bound onto itself from where its content comes from: the
 // root file system, or the bind that holds it. Below a tmpfs (the
 // sandbox's /tmp or /dev/shm, or a spec's), the fresh tmpfs the sandbox
-// would mount there anyway is made explicit.
+// would mount there anyway is made explicit. The root needs nothing: the
+// sandbox mounts no tmpfs there.
 func (m *mapper) workDir() {
 	dir := m.cfg.Dir
-	if dir == "" || m.cfg.RootDir == "" {
+	if dir == "" || dir == "/" || m.cfg.RootDir == "" {
 		return
 	}
 	// The last mount at or above dir decides where its content lives.

@@ -200,6 +200,14 @@ func TestFromSpecMaps(t *testing.T) {
 		}, func(t *testing.T, c sandbox.Config) {
 			require.Equal(t, sandbox.Limits{Rlimits: sandbox.Rlimits{NoFile: 1024}}, c.Limits)
 		}},
+		{"cwd at the root: no mount for it", func(s *specs.Spec) {
+			s.Process.Cwd = "/"
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, "/", c.Dir)
+			for _, m := range c.Mounts {
+				require.NotEqual(t, "/", m.Target, "a mount on the root for the working directory")
+			}
+		}},
 		{"ignored fields", func(s *specs.Spec) {
 			s.Process.ApparmorProfile = "docker-default"
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
@@ -254,7 +262,6 @@ func TestFromSpecRefuses(t *testing.T) {
 		edit  func(*specs.Spec)
 	}{
 		{"process.terminal", func(s *specs.Spec) { s.Process.Terminal = true }},
-		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "/" }},
 		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "work" }},
 		{"process.args", func(s *specs.Spec) { s.Process.Args = nil }},
 		{"process.user.gid", func(s *specs.Spec) { s.Process.User.GID = 5 }},

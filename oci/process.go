@@ -50,8 +50,6 @@ func (m *mapper) process() {
 	switch {
 	case !path.IsAbs(p.Cwd) || path.Clean(p.Cwd) != p.Cwd:
 		m.refuse("process.cwd", "must be an absolute, clean path, not %q", p.Cwd)
-	case p.Cwd == "/":
-		m.refuse("process.cwd", "the sandbox cannot start the command in / (it needs a working directory below the root); name a directory such as /root or /tmp")
 	default:
 		m.cfg.Dir = p.Cwd
 	}

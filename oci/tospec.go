@@ -132,7 +132,7 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
 		l.MaskedPaths = append(l.MaskedPaths, sysMaskedPaths...)
 	}
-	if !slices.ContainsFunc(c.Mounts, func(m sandbox.Mount) bool { return m.Target == c.Dir }) {
+	if c.Dir != "/" && !slices.ContainsFunc(c.Mounts, func(m sandbox.Mount) bool { return m.Target == c.Dir }) {
 		s.Mounts = append(s.Mounts, specTmpfs(sandbox.Mount{
 			Kind: mount.Tmpfs, Target: c.Dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
 			Mode: 0o755, UID: c.UID, GID: c.GID,

@@ -89,7 +89,8 @@
 // poststart after start, poststop at delete; each gets the state on its
 // standard input and is killed at its timeout. A createRuntime or prestart
 // hook that fails makes create fail and removes the container; a failing
-// poststart or poststop hook is logged (runc does the same for poststop).
+// poststart or poststop hook is logged, and the hooks after it run, as the
+// spec asks.
 // createContainer and startContainer hooks run inside the container's
 // namespaces, which stockade does not do: create refuses them.
 //
@@ -450,6 +451,18 @@ func runHooks(kind string, hooks []specs.Hook, state []byte) error {
 		}
 	}
 	return nil
+}
+
+// warnHooks runs hooks in order as runHooks does, but past a failure: a
+// poststart or poststop hook that fails is logged as a warning and "the
+// remaining hooks and lifecycle continue as if the hook had succeeded"
+// (runtime-spec, config.md).
+func (o *rtOptions) warnHooks(kind string, hooks []specs.Hook, state []byte) {
+	for i, h := range hooks {
+		if err := runHook(h, state); err != nil {
+			o.logf("warning", "hooks.%s[%d] (%s): %v", kind, i, h.Path, err)
+		}
+	}
 }
 
 func runHook(h specs.Hook, state []byte) error {

@@ -254,9 +254,7 @@ func (o *rtOptions) start(args []string) error {
 	}
 	if spec, err := oci.ReadSpec(filepath.Join(st.Bundle, oci.ConfigFile)); err == nil && spec.Hooks != nil {
 		st.Status = statusRunning
-		if err := runHooks("poststart", spec.Hooks.Poststart, st.specState()); err != nil {
-			o.logf("warning", "%v", err)
-		}
+		o.warnHooks("poststart", spec.Hooks.Poststart, st.specState())
 	}
 	return nil
 }
@@ -380,9 +378,7 @@ func (o *rtOptions) delete(args []string) error {
 	}
 	if specErr == nil && hooks != nil {
 		st.Status = statusStopped
-		if err := runHooks("poststop", hooks.Poststop, st.specState()); err != nil {
-			o.logf("warning", "%v", err)
-		}
+		o.warnHooks("poststop", hooks.Poststop, st.specState())
 	}
 	return nil
 }

@@ -140,7 +140,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	})
 
 	// The spec ctr writes itself, as for an image, with a working
-	// directory the sandbox accepts (process.cwd "/" is refused).
+	// directory of its own.
 	t.Run("ctr's spec", func(t *testing.T) {
 		status, out := ctr(append(run, "--rm", "--cwd", "/tmp", "--rootfs", rootfs, "c3", "sh", "-c", "echo from the spec of ctr; pwd")...)
 		assert.Equal(t, 0, status, out)

@@ -222,6 +222,10 @@ func (m *monitor) start() error {
 	case statusStopped:
 		return errors.New("cannot start a container that has stopped")
 	}
+	if err := makeMountPoints(&m.cfg); err != nil {
+		go m.stopped(exitSetup)
+		return fmt.Errorf("start: mount points: %w", err)
+	}
 	sb := sandbox.New(m.cfg)
 	if err := sb.Start(context.Background()); err != nil {
 		status := startStatus(err)

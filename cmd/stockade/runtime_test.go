@@ -502,6 +502,26 @@ func TestRuntimeHooks(t *testing.T) {
 		assert.Equal(t, 1, status)
 		assert.Contains(t, stderr, "does not exist")
 	})
+	t.Run("a failing poststart or poststop hook", func(t *testing.T) {
+		// The hooks after it run, and start and delete succeed.
+		fail := map[string]any{"path": "/bin/false", "args": []string{"false"}}
+		b := h.bundle(func(s map[string]any) {
+			withArgs("true")(s)
+			s["hooks"] = map[string]any{
+				"poststart": []any{fail, hook("poststart-after")},
+				"poststop":  []any{fail, hook("poststop-after")},
+			}
+		})
+		c := h.create("failing", b)
+		status, _, stderr := h.run("start", "failing")
+		require.Equal(t, 0, status, stderr)
+		h.wait(c.pid)
+		status, _, stderr = h.run("delete", "failing")
+		require.Equal(t, 0, status, stderr)
+		h.gone(c)
+		assert.FileExists(t, filepath.Join(out, "poststart-after"))
+		assert.FileExists(t, filepath.Join(out, "poststop-after"))
+	})
 	t.Run("createContainer", func(t *testing.T) {
 		b := h.bundle(func(s map[string]any) {
 			s["hooks"] = map[string]any{"createContainer": []any{hook("x")}}

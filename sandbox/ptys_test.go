@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// TestPtysLimit checks that the sandbox's devpts holds at most Ptys
+// TestDevptsMax checks that the sandbox's devpts holds at most Ptys
 // pseudo-terminals, DefaultPtys unless set, so that one sandbox cannot
 // take the host's: opening /dev/ptmx once more fails with ENOSPC.
-func TestPtysLimit(t *testing.T) {
+func TestDevptsMax(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
 		for _, n := range []int64{0, 5, DefaultPtys + 36} {
 			t.Run(fmt.Sprint(n), func(t *testing.T) {

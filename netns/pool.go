@@ -56,19 +56,15 @@ func newPool(size int, newNS func() (*NS, error)) *Pool {
 // Get returns a ready namespace, or makes one on the spot when the pool is
 // empty, and asks for a refill. The caller owns the namespace and closes it.
 func (p *Pool) Get() (*NS, error) {
+	if ns := p.TryGet(); ns != nil {
+		return ns, nil
+	}
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
 		return nil, fmt.Errorf("netns: take namespace from pool: %w", ErrClosed)
 	}
-	select {
-	case ns := <-p.ready:
-		p.poke()
-		return ns, nil
-	default:
-	}
-	p.poke()
 	return p.newNS()
 }
 

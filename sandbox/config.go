@@ -37,7 +37,8 @@ type Config struct {
 	// Mounts targets it or it is "/". Empty means "/work", except with a
 	// RootDir that has no directory /work: then the root itself, "/", with
 	// no tmpfs, since no mount point can be made in a read-only root (and
-	// none is made in a writable one). "/" is accepted only with RootDir.
+	// none is made in a writable one). "/" is accepted only with RootDir or
+	// Overlay.
 	Dir string
 
 	// Stdin, Stdout and Stderr are the command's standard streams, as in
@@ -123,6 +124,13 @@ type Config struct {
 	RootDir string
 	// WritableRoot makes RootDir writable from inside the sandbox.
 	WritableRoot bool
+	// Overlay, if set, makes the root an overlay of read-only layers and a
+	// writable upper layer of the sandbox's own, as an image's root is:
+	// the sandbox may write anywhere in it, and the layers never change.
+	// RootDir must then be empty. Like a RootDir, the root must already
+	// hold the directories /proc, /dev and /tmp are mounted on (and /work,
+	// or else the working directory is "/"). Nil: no overlay. See Overlay.
+	Overlay *Overlay
 	// Mounts are extra mounts, placed in order after the standard ones, so
 	// that they may go inside /tmp or the working directory. Only mount.Bind
 	// and mount.Tmpfs entries are accepted. Every target is resolved inside
@@ -193,6 +201,9 @@ const (
 	DefaultTmpfsSize   = 64 << 20
 	DefaultTmpfsInodes = 16384
 	DefaultPtys        = 64
+	// DefaultOverlaySize is the size limit of an Overlay's upper layer on
+	// tmpfs when Overlay.Size is zero.
+	DefaultOverlaySize = 256 << 20
 	// DefaultHostID is the first host id of the range that host root's
 	// sandboxes map onto when /etc/subuid has no entry for root.
 	DefaultHostID = 1 << 30
@@ -225,6 +236,11 @@ func (c *Config) clone() Config {
 	if c.TTY != nil {
 		t := *c.TTY
 		d.TTY = &t
+	}
+	if c.Overlay != nil {
+		o := *c.Overlay
+		o.Layers = slices.Clone(o.Layers)
+		d.Overlay = &o
 	}
 	return d
 }
@@ -260,6 +276,9 @@ func (c *Config) withDefaults() Config {
 	if d.Ptys == 0 {
 		d.Ptys = DefaultPtys
 	}
+	if d.Overlay != nil && d.Overlay.Dir == "" && d.Overlay.Size == 0 {
+		d.Overlay.Size = DefaultOverlaySize
+	}
 	return d
 }
 
@@ -290,6 +309,9 @@ func (c *Config) defaultDir() string {
 			return "/"
 		}
 	}
+	if c.Overlay != nil && !c.Overlay.hasDir(DefaultDir) {
+		return "/"
+	}
 	return DefaultDir
 }
 
@@ -300,8 +322,8 @@ func (c *Config) validate() error {
 	if err := validateProcess("", c.Args, c.Env, c.Dir); err != nil {
 		return err
 	}
-	if c.Dir == "/" && c.RootDir == "" {
-		return configErr("Dir", "must not be the root without RootDir")
+	if c.Dir == "/" && c.RootDir == "" && c.Overlay == nil {
+		return configErr("Dir", "must not be the root without RootDir or Overlay")
 	}
 	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
 		return configErr("Stdin", "a sandbox without Args has no command to give it to")
@@ -334,6 +356,9 @@ func (c *Config) validate() error {
 	}
 	if c.RootDir != "" && (!path.IsAbs(c.RootDir) || path.Clean(c.RootDir) != c.RootDir || strings.IndexByte(c.RootDir, 0) >= 0) {
 		return configErr("RootDir", "must be an absolute, clean path, not %q", c.RootDir)
+	}
+	if err := c.Overlay.validate(c); err != nil {
+		return err
 	}
 	if c.RootDir == "" && c.WritableRoot {
 		return configErr("WritableRoot", "needs RootDir")

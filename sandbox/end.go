@@ -294,6 +294,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 // never started, does nothing and returns nil. Close also closes the
 // master of the command's terminal (see Terminal), even after the end.
 func (s *Sandbox) Close() error {
+	// Once the sandbox has ended: nothing writes the upper layer then.
+	defer s.closeOverlay()
 	s.mu.Lock()
 	s.closeTTY()
 	if err := s.runningLocked(); err != nil {

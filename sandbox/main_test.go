@@ -15,6 +15,7 @@ func TestMain(m *testing.M) {
 	}
 	testutil.MainThen(m, func() {
 		closeTestNetworking()
+		closeUserNSCache()
 		removeAttackDir()
 	}, slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks)...)
 }

@@ -54,7 +54,10 @@ type Sandbox struct {
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
 	nextExec   int64
-	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe
+	pipes      stdPipes      // made by StdinPipe, StdoutPipe and StderrPipe
+	ov         *overlayUpper // the upper layer of Config.Overlay, or nil
+	ovClosed   bool          // Close released ov
+	ovKept     string        // the kept upper layer's path, after Close
 
 	start    time.Time
 	times    startTimes
@@ -141,6 +144,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.ov, err = prepareOverlay(&cfg, id); err != nil {
+		return err
+	}
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
 	if err := s.prepareNetwork(&cfg); err != nil {
@@ -161,6 +167,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	defer l.release()
+	if l.upperSock != nil {
+		defer l.upperSock.Close()
+	}
 	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
 	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
@@ -210,6 +219,13 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		s.abort()
 		return startTimeoutErr(ctx, err, cfg.Timeout)
 	}
+	if l.upperSock != nil {
+		// The init sent it before its report.
+		if s.ov.hold, err = recvUpper(int(l.upperSock.Fd())); err != nil {
+			s.abort()
+			return err
+		}
+	}
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
 	s.confined(l.conf, rep, &cfg)
 	s.logStages(cfg)
@@ -229,6 +245,7 @@ type launch struct {
 	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless pooled
 	pooled    bool       // netns was taken from the pool of isolated namespaces: release closes it
 	shareHost bool       // the init stays in the caller's network namespace
+	upperSock *os.File   // the socket the init sends the overlay's tmpfs on, or nil
 	conf      Confinement
 }
 
@@ -266,6 +283,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		}
 	}()
 	spec := cfg.spec(id)
+	s.ov.patch(&spec.Plan)
 	s.networkFiles(cfg, spec, l)
 	if s.lim != nil {
 		spec.Rlimits = append(spec.Rlimits, s.lim.rlimits...)
@@ -278,10 +296,21 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	// allowed to reach them.
 	var sources []*os.File
 	if os.Geteuid() == 0 {
-		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles)); err != nil {
+		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles), s.ov); err != nil {
 			return l, err
 		}
 		l.files = append(l.files, sources...)
+	}
+	if s.ov.upperTmpfsSend() {
+		// The init makes the upper layer's tmpfs and sends it back.
+		own, child, err := fdSocket()
+		if err != nil {
+			return l, setupErr("overlay-upper", "socketpair", err)
+		}
+		l.upperSock = own
+		l.files = append(l.files, child)
+		sources = append(sources, child)
+		spec.Plan.Root.Overlay.SendFD = proto.InitFD + len(cfg.ExtraFiles) + len(sources)
 	}
 	data, err := spec.MarshalBinary()
 	if err != nil {
@@ -335,7 +364,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 // cloneSources clones the root directory and every Bind source of p into
 // detached mounts, and records in p the descriptor number each will have
 // in the init, counting from fd.
-func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
+func cloneSources(p *mount.Plan, fd int, ov *overlayUpper) ([]*os.File, error) {
 	var files []*os.File
 	fail := func(err error) ([]*os.File, error) {
 		closeAll(files)
@@ -344,6 +373,18 @@ func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
 			return nil, setupErr(me.Op, me.Path, me.Err)
 		}
 		return nil, setupErr("bind", "", err)
+	}
+	if p.Root.Overlay != nil && ov != nil {
+		fs, err := ov.sources()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fs...)
+		p.Root.Overlay.FDs = nil
+		for range fs {
+			p.Root.Overlay.FDs = append(p.Root.Overlay.FDs, fd)
+			fd++
+		}
 	}
 	if p.Root.Dir != "" {
 		f, err := mount.CloneRoot(p.Root)
@@ -575,6 +616,12 @@ func (s *Sandbox) onInitExit(f func()) (stop func()) {
 // waiting for a sandbox that will never run.
 func (s *Sandbox) failStart(err error) {
 	s.releaseNetwork() // the init, if it ran, is reaped
+	if s.ov != nil {
+		// Nothing of a sandbox that did not start is kept.
+		s.ov.cfg.Keep = false
+		s.ov.release()
+		s.ov = nil
+	}
 	s.err = err
 	s.endOnce.Do(func() {
 		close(s.readDone)

@@ -705,6 +705,27 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
+// Upper returns the host path of the sandbox's upper layer: a directory
+// in overlayfs's format (a whiteout is a character device 0:0, an opaque
+// directory carries user.overlay.opaque="y") holding what the sandbox
+// changed in its Overlay root. It is readable by the owner while the
+// sandbox runs (though it changes then), after it has ended, and until
+// Close; a kept one (Overlay.Keep) stays on disk. For an upper layer on
+// tmpfs the path is under /proc/self/fd, valid in the calling process
+// only. Ids on disk: for host root, the ids files have inside the
+// sandbox (a file that root made inside is owned by 0); for an ordinary
+// user, the caller's uid and gid, standing for the ids that own the
+// sandbox's files inside (Config.UID and GID, or root's with RunAsRoot or
+// SubordinateIDs), and the caller's subordinate ids for the others.
+//
+// It fails with a *ConfigError when the Config has no Overlay,
+// ErrNotStarted before Start, and ErrFinished after Close.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) Upper() (string, error) {
+	return "", notSupported("Sandbox.Upper")
+}
+
 // Pool keeps sandboxes started and waiting, so that a command runs in a
 // fresh sandbox at the cost of an Exec rather than a whole start. Each
 // sandbox serves one Run and is then thrown away: nothing crosses from one

@@ -242,3 +242,81 @@ func TestOverlayValidate(t *testing.T) {
 	ok := Config{Args: []string{"x"}, Overlay: &Overlay{Layers: []string{dir}}}
 	assert.NoError(t, ok.Validate())
 }
+
+// TestOverlayFailedStartLeavesNothing checks that a start that fails
+// after the upper layer was made (the command is missing; overlayfs
+// refuses the same layer twice) removes it, and that the error names the
+// step.
+func TestOverlayFailedStartLeavesNothing(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		lower, upper, _ := overlayLayers(t)
+		for _, tc := range []struct {
+			name   string
+			layers []string
+			args   []string
+			stage  string
+		}{
+			{"missing command", []string{lower, upper}, []string{"/missing"}, "exec"},
+			{"the same layer twice", []string{lower, lower}, []string{"/bin/true"}, "overlay"},
+		} {
+			for _, dir := range []string{"", t.TempDir()} {
+				cfg := Config{Args: tc.args, Overlay: &Overlay{Layers: tc.layers, Dir: dir}}
+				sb := newSandbox(t, cfg)
+				err := sb.Start(testCtx(t))
+				var se *SetupError
+				if assert.True(t, errors.As(err, &se), "%s: %v", tc.name, err) {
+					assert.Equal(t, tc.stage, se.Stage, "%s: %v", tc.name, err)
+				}
+				_, err = sb.Upper()
+				assert.Error(t, err, tc.name)
+				if dir != "" {
+					entries, err := os.ReadDir(dir)
+					require.NoError(t, err)
+					assert.Empty(t, entries, "%s: the upper layer is left in %s", tc.name, dir)
+				}
+			}
+		}
+	})
+}
+
+// TestOverlayUpperWhileRunning reads the upper layer of a long-lived
+// sandbox while it runs, after an Exec wrote to it.
+func TestOverlayUpperWhileRunning(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		lower, upper, _ := overlayLayers(t)
+		sb := newSandbox(t, Config{RunAsRoot: true, Overlay: &Overlay{Layers: []string{lower, upper}}})
+		_, err := sb.Upper()
+		assert.ErrorIs(t, err, ErrNotStarted)
+		require.NoError(t, sb.Start(testCtx(t)))
+		_, err = sb.Command("/bin/sh", "-c", "echo live >/live").Output(testCtx(t))
+		require.NoError(t, err)
+		up, err := sb.Upper()
+		require.NoError(t, err)
+		b, err := os.ReadFile(filepath.Join(up, "live"))
+		require.NoError(t, err)
+		assert.Equal(t, "live\n", string(b))
+		require.NoError(t, sb.Close())
+		_, err = os.Stat(up)
+		assert.Error(t, err)
+	})
+}
+
+// TestOverlayProbe checks Probe's overlay root against sandboxes that run
+// a command over a busybox layer.
+func TestOverlayProbe(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	lower, upper, _ := overlayLayers(t)
+	try := func(dir string) error {
+		_, err := New(testConfig(Config{Args: []string{"/bin/true"}, Overlay: &Overlay{Layers: []string{lower, upper}, Dir: dir}})).Run(testCtx(t))
+		return err
+	}
+	dir, err := os.MkdirTemp("", "stockade-test-")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	tmpfsErr, dirErr := try(""), try(dir)
+	s := probeOverlayRoot(true, true)
+	assert.Equal(t, tmpfsErr == nil || dirErr == nil, s.Available, "tmpfs: %v; dir: %v; probe: %s", tmpfsErr, dirErr, s.Detail)
+	if tmpfsErr != nil && dirErr == nil {
+		assert.Contains(t, s.Detail, "Overlay.Dir) only")
+	}
+}

@@ -823,8 +823,17 @@ type HostReport struct {
 	// MemoryPeak is whether cgroups keep memory.peak (cgroup v2, Linux
 	// 5.19).
 	MemoryPeak Support `json:"memoryPeak"`
-	// Overlayfs is whether the kernel has overlayfs, for this caller.
+	// Overlayfs is whether the kernel has overlayfs, for this caller: a
+	// plain overlay in a user namespace. Config.Overlay needs more; see
+	// Overlay.
 	Overlayfs Support `json:"overlayfs"`
+	// Overlay is whether Config.Overlay works for this caller: a sandbox
+	// over a layer of the probe's own is started with its upper layer on
+	// tmpfs and in a directory under os.TempDir. Detail says which of the
+	// two work, and why the other does not (for host root: idmapped
+	// layers, Linux 5.19 and a file system that supports them; an
+	// idmapped tmpfs upper, see Overlay).
+	Overlay Support `json:"overlay"`
 	// RawStart is whether sandboxes start on the raw path (see the
 	// package documentation), or through the init stage.
 	RawStart Support `json:"rawStart"`

@@ -36,7 +36,7 @@ type overlayUpper struct {
 
 // upperTmpfsSend reports whether the sandbox makes the upper layer's
 // tmpfs itself and sends it to the owner.
-func (u *overlayUpper) upperTmpfsSend() bool { return !u.root && u.cfg.Dir == "" }
+func (u *overlayUpper) upperTmpfsSend() bool { return u != nil && !u.root && u.cfg.Dir == "" }
 
 // prepareOverlay makes the upper layer of cfg's Overlay, after checking
 // that the kernel can build the overlay. Nothing is left on error.

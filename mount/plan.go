@@ -145,33 +145,33 @@ type Overlay struct {
 // own limit is 500).
 const MaxLayers = 500
 
-// Validate checks an overlay root. Errors are *FieldError with Field
+// Validate checks an overlay root. Errors are *ConfigError with Field
 // relative to the Overlay ("Lower[2]").
 func (o *Overlay) Validate() error {
 	if len(o.Lower) == 0 {
-		return &FieldError{"Lower", errors.New("must name at least one layer")}
+		return &ConfigError{Field: "Lower", Err: errors.New("must name at least one layer")}
 	}
 	if len(o.Lower) > MaxLayers {
-		return &FieldError{"Lower", fmt.Errorf("holds %d layers; overlayfs takes at most %d", len(o.Lower), MaxLayers)}
+		return &ConfigError{Field: "Lower", Err: fmt.Errorf("holds %d layers; overlayfs takes at most %d", len(o.Lower), MaxLayers)}
 	}
 	for i, l := range o.Lower {
 		if err := checkHostPath(l); err != nil {
-			return &FieldError{fmt.Sprintf("Lower[%d]", i), err}
+			return &ConfigError{Field: fmt.Sprintf("Lower[%d]", i), Err: err}
 		}
 	}
 	if o.Upper != "" {
 		if err := checkHostPath(o.Upper); err != nil {
-			return &FieldError{"Upper", err}
+			return &ConfigError{Field: "Upper", Err: err}
 		}
 		if o.UpperSize != 0 {
-			return &FieldError{"UpperSize", errors.New("applies to a tmpfs upper layer only, not with Upper")}
+			return &ConfigError{Field: "UpperSize", Err: errors.New("applies to a tmpfs upper layer only, not with Upper")}
 		}
 	}
 	if o.UpperSize < 0 {
-		return &FieldError{"UpperSize", errors.New("must not be negative")}
+		return &ConfigError{Field: "UpperSize", Err: errors.New("must not be negative")}
 	}
 	if len(o.FDs) != 0 && len(o.FDs) != len(o.Lower)+1 {
-		return &FieldError{"FDs", fmt.Errorf("must hold %d descriptors (one per layer and the upper), not %d", len(o.Lower)+1, len(o.FDs))}
+		return &ConfigError{Field: "FDs", Err: fmt.Errorf("must hold %d descriptors (one per layer and the upper), not %d", len(o.Lower)+1, len(o.FDs))}
 	}
 	return nil
 }
@@ -232,12 +232,12 @@ func (p *Plan) Validate() error {
 	}
 	if o := p.Root.Overlay; o != nil {
 		if p.Root.Dir != "" {
-			return &FieldError{"Root.Overlay", errors.New("must not be set with Root.Dir")}
+			return &ConfigError{Field: "Root.Overlay", Err: errors.New("must not be set with Root.Dir")}
 		}
 		if err := o.Validate(); err != nil {
-			var fe *FieldError
+			var fe *ConfigError
 			if errors.As(err, &fe) {
-				return &FieldError{"Root.Overlay." + fe.Field, fe.Err}
+				return &ConfigError{Field: "Root.Overlay." + fe.Field, Err: fe.Err}
 			}
 			return err
 		}

@@ -103,7 +103,7 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 // Symbolic links in dir are followed as CloneSource follows them. Linux
 // 5.12, and a file system that supports idmapped mounts.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func CloneLayer(dir string, userns int) (*os.File, error) {
 	return nil, notSupported("CloneLayer")
 }
@@ -112,7 +112,7 @@ func CloneLayer(dir string, userns int) (*os.File, error) {
 // Overlay's "upper" and "work" directories: a file the sandbox makes there
 // is stored with the id it has inside the sandbox.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func CloneUpper(dir string, userns int) (*os.File, error) {
 	return nil, notSupported("CloneUpper")
 }
@@ -122,7 +122,7 @@ func CloneUpper(dir string, userns int) (*os.File, error) {
 // upper layer that the caller holds (so that it can read the layer once
 // the sandbox is gone) and hands to the sandbox through MapUpper.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func NewUpperTmpfs(size int64) (*os.File, error) {
 	return nil, notSupported("NewUpperTmpfs")
 }
@@ -130,7 +130,7 @@ func NewUpperTmpfs(size int64) (*os.File, error) {
 // MapUpper returns a detached clone of the mount f (from NewUpperTmpfs)
 // idmapped as CloneUpper's. Linux 6.3 for a tmpfs.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func MapUpper(f *os.File, userns int) (*os.File, error) {
 	return nil, notSupported("MapUpper")
 }

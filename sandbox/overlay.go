@@ -74,7 +74,7 @@ func (o *Overlay) validate(c *Config) error {
 	}
 	for i, l := range o.Layers {
 		if err := checkDir(l); err != nil {
-			return &ConfigError{fmtIndex("Overlay.Layers", i), err}
+			return &ConfigError{Field: fmtIndex("Overlay.Layers", i), Err: err}
 		}
 	}
 	if o.Size < 0 {
@@ -90,7 +90,7 @@ func (o *Overlay) validate(c *Config) error {
 		return configErr("Overlay.Size", "limits the upper layer's tmpfs, and must be zero with Overlay.Dir")
 	}
 	if err := checkDir(o.Dir); err != nil {
-		return &ConfigError{"Overlay.Dir", err}
+		return &ConfigError{Field: "Overlay.Dir", Err: err}
 	}
 	return nil
 }

@@ -85,15 +85,15 @@ func prepareOverlay(cfg *Config, id identity) (*overlayUpper, error) {
 func (u *overlayUpper) supported() error {
 	switch {
 	case !linux.KernelAtLeast(5, 11):
-		return &FeatureError{Feature: "Overlay", Err: errors.New("overlayfs in a user namespace needs Linux 5.11")}
+		return &FeatureError{Feature: "Overlay", MinKernel: "5.11", Err: errors.New("overlayfs in a user namespace")}
 	case u.root && !linux.KernelAtLeast(5, 19):
-		return &FeatureError{Feature: "Overlay", Err: errors.New("overlayfs over idmapped layers needs Linux 5.19")}
+		return &FeatureError{Feature: "Overlay", MinKernel: "5.19", Err: errors.New("host root's sandboxes need overlayfs over idmapped layers")}
 	case u.root && u.cfg.Dir == "" && !linux.KernelAtLeast(6, 3):
-		return &FeatureError{Feature: "Overlay", Err: errors.New("an idmapped tmpfs for the upper layer needs Linux 6.3; set Overlay.Dir")}
+		return &FeatureError{Feature: "Overlay with its upper layer on tmpfs", MinKernel: "6.3", Err: errors.New("host root's sandboxes need an idmapped tmpfs; set Overlay.Dir")}
 	case u.root && u.cfg.Dir == "" && !linux.KernelAtLeast(6, 15):
 		// The owner holds the tmpfs and gives the sandbox an idmapped
 		// clone of it: cloning a detached mount needs 6.15.
-		return &FeatureError{Feature: "Overlay", Err: errors.New("cloning the upper layer's detached tmpfs needs Linux 6.15; set Overlay.Dir")}
+		return &FeatureError{Feature: "Overlay with its upper layer on tmpfs", MinKernel: "6.15", Err: errors.New("host root's sandboxes need a clone of the owner's detached tmpfs; set Overlay.Dir")}
 	}
 	return nil
 }

@@ -101,6 +101,9 @@
 // named field:
 //
 //   - RootDir (with WritableRoot) and Mounts: what it sees of the host.
+//   - Overlay: a root of read-only layers (an image's) and a writable
+//     upper layer of the sandbox's own, on tmpfs or on disk, which
+//     Sandbox.Upper shows the owner until Close.
 //   - Stdin, Stdout, Stderr and ExtraFiles: what it is handed.
 //   - RunAsRoot, UID and GID, IDMap, SubordinateIDs: whom it runs as. Root
 //     inside is never host root and holds no capability.

@@ -57,6 +57,10 @@ func prepareOverlay(cfg *Config, id identity) (*overlayUpper, error) {
 		u.userns = fd
 	}
 	if o.Dir != "" {
+		// Mode 0700, and for host root owned by root: files are stored
+		// there with the sandbox's own ids, so a setuid file its root made
+		// would be a setuid root file on the host, which no ordinary user
+		// must reach.
 		dir, err := os.MkdirTemp(o.Dir, "stockade-upper-")
 		if err != nil {
 			return nil, setupErr("overlay-upper", o.Dir, err)

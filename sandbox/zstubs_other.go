@@ -65,7 +65,9 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 // held on the host is released. A sandbox without a command of its own
 // ends with the Reason Closed. Close on a sandbox that has ended, or was
 // never started, does nothing and returns nil. Close also closes the
-// master of the command's terminal (see Terminal), even after the end.
+// master of the command's terminal (see Terminal), and releases the upper
+// layer of an Overlay (see Upper), even after the end: a sandbox with an
+// Overlay that Run ended keeps its upper layer until Close.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {

@@ -76,6 +76,7 @@ if [ -e /data/gone ]; then echo "gone: present"; else echo "gone: hidden"; fi
 echo "opq: $($bb ls /opq | $bb tr '\n' ' ')"
 echo "owned: $($bb stat -c %u:%g /etc/owned)"
 echo "root: $($bb stat -c %u:%g /)"
+[ -e /etc/other ] && echo "other: $($bb stat -c %u:%g /etc/other)"
 echo written >>/etc/owned
 echo "after: $($bb tail -n 1 /etc/owned)"
 echo made >/made
@@ -87,6 +88,12 @@ func TestOverlayRootWritable(t *testing.T) {
 	requireOverlay(t, false)
 	bothPaths(t, func(t *testing.T) {
 		lower, upper, whiteout := overlayLayers(t)
+		if os.Geteuid() == 0 {
+			// An image's file of another user keeps its ids inside.
+			other := filepath.Join(lower, "etc", "other")
+			require.NoError(t, os.WriteFile(other, nil, 0o644))
+			require.NoError(t, os.Chown(other, 1234, 2345))
+		}
 		dir := t.TempDir()
 		cfg := Config{
 			Args:      []string{"/bin/sh", "-c", overlayScript},
@@ -106,6 +113,9 @@ func TestOverlayRootWritable(t *testing.T) {
 		assert.Contains(t, out, "opq: new \n", "the opaque directory hides the lower's files")
 		assert.Contains(t, out, "owned: 0:0\n", "the layer's files are root's inside")
 		assert.Contains(t, out, "root: 0:0\n")
+		if os.Geteuid() == 0 {
+			assert.Contains(t, out, "other: 1234:2345\n")
+		}
 		assert.Contains(t, out, "after: written\n", "root inside writes over a lower file")
 		assert.Contains(t, out, "new owner: 0:0\n")
 

@@ -9,7 +9,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -134,24 +133,22 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	}
 	if c.Dir != "/" && !slices.ContainsFunc(c.Mounts, func(m sandbox.Mount) bool { return m.Target == c.Dir }) {
 		s.Mounts = append(s.Mounts, specTmpfs(sandbox.Mount{
-			Kind: mount.Tmpfs, Target: c.Dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
+			Kind: sandbox.Tmpfs, Target: c.Dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
 			Mode: 0o755, UID: c.UID, GID: c.GID,
 		}))
 	}
 	for i, m := range c.Mounts {
 		f := fmt.Sprintf("Mounts[%d]", i)
 		switch {
-		case m.FD != 0:
-			refuse(f+".FD", "a descriptor has no form in a spec")
 		case m.Device:
 			refuse(f+".Device", "a bind of a device node has no form in a spec (its binds are nodev)")
-		case m.Kind == mount.Bind:
+		case m.Kind == sandbox.Bind:
 			opts := []string{"rbind", "nosuid", "nodev", "ro"}
 			if m.Writable {
 				opts[3] = "rw"
 			}
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
-		case m.Kind == mount.Tmpfs:
+		case m.Kind == sandbox.Tmpfs:
 			s.Mounts = append(s.Mounts, specTmpfs(m))
 		default:
 			refuse(f+".Kind", "only binds and tmpfs are mounts of a Config")

@@ -19,7 +19,6 @@ import (
 
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // The attack suite: one test per row of shared/notes/security.md and per
@@ -384,7 +383,7 @@ func TestAttackPlantedLandlockLink(t *testing.T) {
 		t.Run("landlock-disabled="+strconv.FormatBool(disabled), func(t *testing.T) {
 			cfg := attack(t, "leakwrite", "3", "pwned-"+strconv.FormatBool(disabled))
 			cfg.ExtraFiles = []*os.File{d}
-			cfg.Mounts = append(cfg.Mounts, Mount{Kind: mount.Bind, Source: out, Target: "/out", Writable: true})
+			cfg.Mounts = append(cfg.Mounts, Mount{Kind: Bind, Source: out, Target: "/out", Writable: true})
 			if disabled {
 				// The control run: the attack works where Landlock is off.
 				cfg.Security.Landlock.Disabled = true

@@ -15,10 +15,6 @@ import (
 	"github.com/stockade/stockade/mount"
 )
 
-// Mount is one extra mount of a Config: a bind of a host path (read-only
-// unless Writable) or a tmpfs of a given size. See package mount.
-type Mount = mount.Mount
-
 // Config describes a sandbox and the command it runs. It is plain data: the
 // zero value of every field is the safe choice, and a Config holding only
 // Args is ready to run untrusted code. Fields marked "parent only" stay in
@@ -124,8 +120,7 @@ type Config struct {
 	// WritableRoot makes RootDir writable from inside the sandbox.
 	WritableRoot bool
 	// Mounts are extra mounts, placed in order after the standard ones, so
-	// that they may go inside /tmp or the working directory. Only mount.Bind
-	// and mount.Tmpfs entries are accepted. Every target is resolved inside
+	// that they may go inside /tmp or the working directory. Every target is resolved inside
 	// the sandbox's root without following a link out of it. When the
 	// caller is root, a symbolic link in a Bind's Source (or in RootDir) is
 	// followed only when root owns it: a link that a sandbox planted in a
@@ -350,10 +345,11 @@ func (c *Config) validate() error {
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
 		field := fmtIndex("Mounts", i)
-		if m.Kind != mount.Bind && m.Kind != mount.Tmpfs {
-			return configErr(field+".Kind", "must be %q or %q, not %q", mount.Bind, mount.Tmpfs, m.Kind)
+		if m.Kind != Bind && m.Kind != Tmpfs {
+			return configErr(field+".Kind", "must be %q or %q, not %q", Bind, Tmpfs, m.Kind)
 		}
-		if err := m.Validate(); err != nil {
+		pm := c.planMount(*m)
+		if err := pm.Validate(); err != nil {
 			var fe *ConfigError
 			if errors.As(err, &fe) {
 				return &ConfigError{Field: field + "." + fe.Field, Err: fe.Err}

@@ -15,7 +15,6 @@ import (
 	"github.com/stockade/stockade/internal/landlock"
 	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // The tests in this file check Config.Security: its validation, the
@@ -137,8 +136,8 @@ func TestLandlockRulesFromMounts(t *testing.T) {
 	assert.Zero(t, def["/proc"]&(landlock.MakeReg|landlock.RemoveFile))
 
 	bind := rules(Config{Mounts: []Mount{
-		{Kind: mount.Bind, Source: "/srv/in", Target: "/in"},
-		{Kind: mount.Bind, Source: "/srv/out", Target: "/out", Writable: true},
+		{Kind: Bind, Source: "/srv/in", Target: "/in"},
+		{Kind: Bind, Source: "/srv/out", Target: "/out", Writable: true},
 	}})
 	assert.Zero(t, bind["/in"])
 	assert.Equal(t, rw, bind["/out"])

@@ -23,7 +23,7 @@ import (
 // join several private networks and have ports forwarded to it. They need
 // host root (CAP_NET_ADMIN and CAP_SYS_ADMIN over the host's network); for
 // an ordinary user they are a *ConfigError. Their namespaces, links and
-// addresses come from the process's network setup (see SetNetworking); none
+// addresses come from Network.Networking; none
 // of them outlives the sandbox, even when its owner is killed.
 type Network struct {
 	// ShareHost, when true, leaves the sandbox in the caller's network
@@ -82,20 +82,44 @@ type Network struct {
 	// ordinary user's sandboxes, which cannot enter a namespace of the
 	// host's user namespace, make their own as before.
 	ReuseNamespace bool
+
+	// Networking is the setup that the link, networks and ports come
+	// from. Nil means DefaultNetworking(). Parent only.
+	Networking *Networking `json:"-"`
 }
 
-// Link configures a sandbox's link to the host; see netns.Link.
-type Link = netns.Link
+// Link is a sandbox's veth link to the host (Network.Link).
+type Link struct {
+	// Addr is the sandbox's IPv4 address in the link subnet, the second of
+	// a /30; zero picks the first free one.
+	Addr netip.Addr
+	// Addr6 is its IPv6 address, placed like Addr; zero takes the one
+	// matching Addr. It needs Networking.LinkSubnet6.
+	Addr6 netip.Addr
+	// DefaultRoute routes everything through the host side, so that the
+	// sandbox reaches whatever the host routes to (no NAT is set up).
+	// False reaches only the gateway's address.
+	DefaultRoute bool
+}
 
-// Membership is a sandbox's place on a private network: the network's
-// name, the sandbox's name there (Config.Hostname when empty) and,
-// optionally, its address; see netns.Membership.
-type Membership = netns.Membership
+// Membership is a sandbox's place on a private network (Network.Networks).
+type Membership struct {
+	// Network is the name given to NewPrivateNetwork.
+	Network string
+	// Name is the sandbox's name there; empty means Config.Hostname.
+	Name string
+	// Addr is its IPv4 address; zero means the one reserved for Name, or
+	// the first free one.
+	Addr netip.Addr
+}
 
-// Port forwards a host address to a port inside the sandbox: connections
-// to Host arrive at the sandbox's 127.0.0.1:Port, from 127.0.0.1, through
-// a forwarder in the calling process. See netns.Port.
-type Port = netns.Port
+// Port forwards TCP connections from the host address Host (port 0 picks
+// one, see NetworkInfo) to the sandbox's 127.0.0.1:Port, from 127.0.0.1,
+// through a forwarder in the calling process.
+type Port struct {
+	Host netip.AddrPort
+	Port uint16
+}
 
 // NetworkInfo is what a started sandbox's network turned out to be.
 type NetworkInfo struct {
@@ -156,7 +180,17 @@ func (n *Network) managed() bool {
 // netnsConfig is the netns.Config of the sandbox c describes.
 func (c *Config) netnsConfig() netns.Config {
 	n := c.Network
-	nc := netns.Config{ShareHost: n.ShareHost, Link: n.Link, Networks: n.Networks, Ports: n.Ports, DNS: n.DNS}
+	nc := netns.Config{ShareHost: n.ShareHost, DNS: n.DNS}
+	if n.Link != nil {
+		l := netns.Link(*n.Link)
+		nc.Link = &l
+	}
+	for _, m := range n.Networks {
+		nc.Networks = append(nc.Networks, netns.Membership(m))
+	}
+	for _, p := range n.Ports {
+		nc.Ports = append(nc.Ports, netns.Port(p))
+	}
 	if n.managed() {
 		nc.Hostname = c.Hostname
 	}
@@ -195,7 +229,7 @@ func (c *Config) validateNetwork() error {
 		}
 		return configErr(field, "needs host root (CAP_NET_ADMIN over the host's network); an ordinary user's sandbox has loopback only, or the host's network with ShareHost")
 	}
-	return netConfigErr(checkNetwork(nc))
+	return netConfigErr(networkingOf(n).check(nc))
 }
 
 // netConfigErr turns a ConfigError about a sandbox's netns.Config
@@ -226,7 +260,7 @@ func (s *Sandbox) prepareNetwork(cfg *Config) error {
 		return nil
 	}
 	start := time.Now()
-	m, err := manager()
+	m, err := networkingOf(&cfg.Network).manager()
 	if err != nil {
 		return err
 	}
@@ -361,7 +395,7 @@ func (t *startTimes) network() time.Duration {
 
 // releaseNetwork releases the sandbox's network, once its init has been
 // reaped or never ran. Errors are the manager's to report (see
-// CloseNetworking): the namespace is gone with the sandbox whatever
+// Networking.Close): the namespace is gone with the sandbox whatever
 // happens here.
 func (s *Sandbox) releaseNetwork() {
 	if s.net != nil {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 const ownerTasksEnv = "STOCKADE_TEST_OWNER_TASKS"
@@ -46,7 +45,7 @@ func ownerTasksHelper() bool {
 	cfg := Config{
 		Args:    []string{"/box/" + filepath.Base(exe)},
 		Env:     []string{limitHelperEnv + "=forkbomb"},
-		Mounts:  []Mount{mount.BindMount(filepath.Dir(exe), "/box")},
+		Mounts:  []Mount{Mount{Kind: Bind, Source: filepath.Dir(exe), Target: "/box"}},
 		Timeout: 30 * time.Second,
 		Limits:  Limits{CgroupParent: os.Getenv(ownerTasksEnv)},
 	}

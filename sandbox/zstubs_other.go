@@ -353,7 +353,7 @@ const (
 // join several private networks and have ports forwarded to it. They need
 // host root (CAP_NET_ADMIN and CAP_SYS_ADMIN over the host's network); for
 // an ordinary user they are a *ConfigError. Their namespaces, links and
-// addresses come from the process's network setup (see SetNetworking); none
+// addresses come from Network.Networking; none
 // of them outlives the sandbox, even when its owner is killed.
 type Network struct {
 	// ShareHost, when true, leaves the sandbox in the caller's network
@@ -407,20 +407,43 @@ type Network struct {
 	// ordinary user's sandboxes, which cannot enter a namespace of the
 	// host's user namespace, make their own as before.
 	ReuseNamespace bool
+	// Networking is the setup that the link, networks and ports come
+	// from. Nil means DefaultNetworking(). Parent only.
+	Networking *Networking `json:"-"`
 }
 
-// Link configures a sandbox's link to the host; see netns.Link.
-type Link = netns.Link
+// Link is a sandbox's veth link to the host (Network.Link).
+type Link struct {
+	// Addr is the sandbox's IPv4 address in the link subnet, the second of
+	// a /30; zero picks the first free one.
+	Addr netip.Addr
+	// Addr6 is its IPv6 address, placed like Addr; zero takes the one
+	// matching Addr. It needs Networking.LinkSubnet6.
+	Addr6 netip.Addr
+	// DefaultRoute routes everything through the host side, so that the
+	// sandbox reaches whatever the host routes to (no NAT is set up).
+	// False reaches only the gateway's address.
+	DefaultRoute bool
+}
 
-// Membership is a sandbox's place on a private network: the network's
-// name, the sandbox's name there (Config.Hostname when empty) and,
-// optionally, its address; see netns.Membership.
-type Membership = netns.Membership
+// Membership is a sandbox's place on a private network (Network.Networks).
+type Membership struct {
+	// Network is the name given to NewPrivateNetwork.
+	Network string
+	// Name is the sandbox's name there; empty means Config.Hostname.
+	Name string
+	// Addr is its IPv4 address; zero means the one reserved for Name, or
+	// the first free one.
+	Addr netip.Addr
+}
 
-// Port forwards a host address to a port inside the sandbox: connections
-// to Host arrive at the sandbox's 127.0.0.1:Port, from 127.0.0.1, through
-// a forwarder in the calling process. See netns.Port.
-type Port = netns.Port
+// Port forwards TCP connections from the host address Host (port 0 picks
+// one, see NetworkInfo) to the sandbox's 127.0.0.1:Port, from 127.0.0.1,
+// through a forwarder in the calling process.
+type Port struct {
+	Host netip.AddrPort
+	Port uint16
+}
 
 // NetworkInfo is what a started sandbox's network turned out to be.
 type NetworkInfo struct {
@@ -445,93 +468,97 @@ func (s *Sandbox) NetworkInfo() NetworkInfo {
 	return NetworkInfo{}
 }
 
-// Networking is the process's setup for the networks of its sandboxes:
-// where link addresses come from, how many ready network namespaces to
-// keep, and which namespace holds the host sides of links. A process has
-// one, made with the zero Networking's defaults the first time a sandbox
-// needs a link, a private network or a forwarded port, or by
-// SetNetworking.
+// Networking is a network setup for sandboxes with a link, private
+// networks or forwarded ports: where link addresses come from, how many
+// ready network namespaces to keep, which namespace holds the host sides of
+// links, and the private networks. Make one with NewNetworking and name it
+// in Network.Networking, or leave that nil for DefaultNetworking. It is
+// safe for concurrent use.
 type Networking struct {
-	// LinkSubnet is the IPv4 subnet that link addresses come from, a /30
-	// per sandbox. The zero value means 10.213.0.0/16. It must overlap no
-	// address or route of the host, nor another process's link subnet.
+}
+
+// NetworkingConfig configures a Networking. The zero value is usable.
+type NetworkingConfig struct {
+	// LinkSubnet is the IPv4 subnet of link addresses, a /30 per sandbox;
+	// zero means 10.213.0.0/16. It must overlap no address or route of the
+	// host, nor another Networking's link subnet.
 	LinkSubnet netip.Prefix
-	// LinkSubnet6 is the IPv6 subnet that links also take addresses from,
-	// a /126 per sandbox, such as a /64 of fd00::/8. The zero value means
-	// links have IPv4 only.
+	// LinkSubnet6 is an IPv6 subnet links also take addresses from, a /126
+	// per sandbox; zero means IPv4 only.
 	LinkSubnet6 netip.Prefix
-	// PoolSize is how many ready network namespaces (lo up) to keep for
-	// sandboxes with a link, networks or ports, refilled in the
-	// background: with a ready one, a sandbox does not wait the 0.6 to
-	// 0.8 ms the kernel takes to make one. Zero means
-	// DefaultNetworkPoolSize; a negative value means no pool. Sandboxes
-	// without those get their namespace as they are forked instead, which
-	// is cheaper than a pool on a small machine.
+	// PoolSize is how many ready namespaces to keep for sandboxes with a
+	// link, networks or ports; zero means DefaultNetworkPoolSize, negative
+	// means none.
 	PoolSize int
-	// Host is the network namespace that holds the host sides of links
-	// and the host ports' listeners. Nil means the caller's. Tests use a
-	// namespace of their own, so that all their traffic stays in
-	// namespaces they made. The caller keeps it open until
-	// CloseNetworking.
+	// Host is the namespace that holds the host sides of links and the
+	// listeners of ports; nil means the caller's. It must stay open until
+	// Close.
 	Host *netns.NS
 }
 
-// DefaultNetworkPoolSize is the pool of ready network namespaces a
-// process keeps when Networking.PoolSize is zero.
+// DefaultNetworkPoolSize is the PoolSize of a NetworkingConfig that sets
+// none.
 const DefaultNetworkPoolSize = 2
 
-// SetNetworking replaces the process's network setup with n: it closes
-// what the previous one held (as CloseNetworking does, so no sandbox with
-// a link, networks or ports may still run) and makes the new one at once,
-// removing the links that dead owners left on the host. Errors about a
-// field of n are *ConfigError values that name it ("LinkSubnet"); one is
-// a subnet that overlaps the host's addresses or routes. It needs host
-// root.
+// NewNetworking makes a network setup at once, removing the links that
+// dead owners left on the host. Errors about a field of cfg are
+// *ConfigError values that name it ("LinkSubnet"), such as a subnet that
+// overlaps the host's addresses or routes. It needs host root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
-func SetNetworking(n Networking) error {
-	return notSupported("SetNetworking")
+func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
+	return nil, notSupported("NewNetworking")
 }
 
-// CloseNetworking releases everything the process holds for the networks
-// of sandboxes: the pools of ready namespaces (those kept for sandboxes
-// without a network too), every private network, and the networks of
-// sandboxes still running, which lose their links; and it waits until the
-// links of ended sandboxes are gone from the host. Call it when the
-// process is done with sandboxes; nothing of them is left on the host
-// afterwards. Later sandboxes make the setup anew, with the same
-// Networking. Closing twice is not an error.
+// DefaultNetworking returns the process's network setup for sandboxes
+// whose Network.Networking is nil: the zero NetworkingConfig's, made when a
+// sandbox first needs it. Its Close also releases the namespaces kept for
+// sandboxes without a network (Network.ReuseNamespace, and the pool of
+// STOCKADE_NETNS_POOL).
+func DefaultNetworking() *Networking {
+	return nil
+}
+
+// Close releases everything n holds: its pool of ready namespaces, its
+// private networks, and the networks of its sandboxes still running, which
+// lose their links; and it waits until the links of ended sandboxes are
+// gone from the host. Nothing of them is left on the host afterwards.
+// Sandboxes started later make the setup anew. Closing twice is not an
+// error.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
-func CloseNetworking() error {
-	return notSupported("CloseNetworking")
+func (n *Networking) Close() error {
+	return notSupported("Networking.Close")
 }
 
-// PrivateNetworkConfig describes a private network: its Name, which
-// sandboxes give in Membership.Network; its IPv4 Subnet (the zero value
-// picks the first free /24 of 10.214.0.0/16); and the names of Members
-// known ahead of time, which get their addresses at once, so that every
-// member's /etc/hosts lists all of them whatever order they start in (a
-// member that is not named there is in the hosts files of those that
-// join after it). See netns.NetworkConfig.
-type PrivateNetworkConfig = netns.NetworkConfig
+// PrivateNetworkConfig describes a private network.
+type PrivateNetworkConfig struct {
+	// Name is what sandboxes give in Membership.Network.
+	Name string
+	// Subnet is its IPv4 subnet; zero picks the first free /24 of
+	// 10.214.0.0/16.
+	Subnet netip.Prefix
+	// Members names members ahead of time, so that each gets its address
+	// now and every member's /etc/hosts lists all of them, whatever order
+	// they start in.
+	Members []string
+}
 
 // PrivateNetwork is a network that sandboxes join by its name: a bridge in
 // a network namespace of its own, so nothing of it is on the host. Its
-// members reach each other and nothing else. Close it when done; a
-// process's networks are also closed by CloseNetworking, and go with the
-// process when it dies.
+// members reach each other and nothing else. Close it when done; its
+// Networking's Close closes it too.
 type PrivateNetwork struct {
 }
 
-// NewPrivateNetwork creates a private network in the process's network
-// setup. Errors about a field of cfg are *ConfigError values that name it:
-// a name already taken, or a subnet that overlaps the link subnet or
-// another network's. It needs host root.
+// NewPrivateNetwork creates a private network in n. Errors about a field
+// of cfg are *ConfigError values that name it: a name already taken, or a
+// subnet that overlaps the link subnet or another network's. It needs host
+// root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
-func NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
-	return nil, notSupported("NewPrivateNetwork")
+func (n *Networking) NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
+	return nil, notSupported("Networking.NewPrivateNetwork")
 }
 
 // Name returns the network's name.

@@ -722,28 +722,17 @@ func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) erro
 	return err
 }
 
-// Stats are figures of a running sandbox, from its control group.
+// Stats are figures of a running sandbox so far, from its control group,
+// as in Result; Pids is the tasks it holds now.
 type Stats struct {
-	// CPUUser and CPUSystem are the CPU time of every process that ran in
-	// the sandbox so far.
-	CPUUser, CPUSystem time.Duration
-	// MemoryPeak is the most memory the sandbox used at once so far, in
-	// bytes.
-	MemoryPeak int64
-	// Pids is how many tasks the sandbox holds now, and PidsPeak the most
-	// it held at once.
-	Pids, PidsPeak int64
-	// ForksRefused and OOMKills are as in Result.
+	CPUUser, CPUSystem     time.Duration
+	MemoryPeak             int64
+	Pids, PidsPeak         int64
 	ForksRefused, OOMKills int64
 }
 
-// ErrNoCgroup is returned by Stats for a sandbox without a control group:
-// one with no cgroup limit, unless host root started it without a command.
-var ErrNoCgroup = errors.New("stockade: the sandbox has no control group (set a limit in Config.Limits)")
-
-// Stats returns the figures of the running sandbox so far. They come from
-// its control group, which a sandbox has when Config.Limits needs one, and
-// a long-lived sandbox (no Args) started by host root always has.
+// Stats returns the figures of the running sandbox so far, from its control
+// group (see Limits); ErrNoCgroup without one.
 func (s *Sandbox) Stats() (Stats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -30,6 +30,15 @@ type ConfigError = errdefs.ConfigError
 // MinKernel, the Linux release that brings it. It matches ErrNotSupported.
 type FeatureError = errdefs.FeatureError
 
+// Errors of methods called out of order or on what has no such thing.
+var (
+	ErrStarted    = errors.New("stockade: sandbox already started")
+	ErrNotStarted = errors.New("stockade: sandbox not started")
+	ErrFinished   = errors.New("stockade: sandbox has finished")
+	ErrPoolClosed = errors.New("stockade: pool closed")
+	ErrNoCgroup   = errors.New("stockade: the sandbox has no control group (set a limit in Config.Limits)")
+)
+
 // ErrSetup is matched by every error from a setup step that failed after
 // Start began creating the sandbox.
 var ErrSetup = errors.New("sandbox setup failed")

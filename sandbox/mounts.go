@@ -11,37 +11,28 @@ type MountKind string
 
 // The kinds of Mount.
 const (
-	// Bind mounts the host path Source at Target.
-	Bind MountKind = "bind"
-	// Tmpfs mounts a fresh, empty tmpfs at Target.
+	Bind  MountKind = "bind"
 	Tmpfs MountKind = "tmpfs"
 )
 
-// Mount is an extra mount of a Config (Config.Mounts). Fields that do not
-// apply to its Kind must be zero.
+// Mount is an extra mount of a Config: a Bind of the host path Source
+// (read-only unless Writable) or a Tmpfs. Fields that do not apply to its
+// Kind must be zero; a Tmpfs's zero fields take Config.TmpfsSize and
+// TmpfsInodes, mode 0755 and root as owner.
 type Mount struct {
-	Kind MountKind `json:"kind"`
-	// Source is the host path of a Bind.
-	Source string `json:"source,omitempty"`
-	// Target is the absolute path inside the sandbox.
-	Target string `json:"target"`
-	// Writable makes a Bind writable; it is read-only by default.
-	Writable bool `json:"writable,omitempty"`
-	// Device leaves the device nodes under a Bind usable (not nodev), as
-	// bwrap's --dev-bind. Danger: the sandbox reaches those devices.
-	Device bool `json:"device,omitempty"`
-	// ReadOnly makes a Tmpfs read-only.
-	ReadOnly bool `json:"readOnly,omitempty"`
-	// Size and Inodes limit a Tmpfs; zero means Config.TmpfsSize and
-	// Config.TmpfsInodes.
-	Size   int64 `json:"size,omitempty"`
-	Inodes int64 `json:"inodes,omitempty"`
-	// Mode is the permission bits of a Tmpfs's root; zero means 0755.
-	Mode fs.FileMode `json:"mode,omitempty"`
-	// UID and GID own a Tmpfs's root, as ids inside the sandbox; zero
-	// means root.
-	UID int `json:"uid,omitempty"`
-	GID int `json:"gid,omitempty"`
+	Kind     MountKind `json:"kind"`
+	Source   string    `json:"source,omitempty"`
+	Target   string    `json:"target"` // absolute, inside the sandbox
+	Writable bool      `json:"writable,omitempty"`
+	// Device leaves a Bind's device nodes usable, as bwrap's --dev-bind.
+	// Danger: the sandbox reaches those devices.
+	Device   bool        `json:"device,omitempty"`
+	ReadOnly bool        `json:"readOnly,omitempty"` // a read-only Tmpfs
+	Size     int64       `json:"size,omitempty"`
+	Inodes   int64       `json:"inodes,omitempty"`
+	Mode     fs.FileMode `json:"mode,omitempty"`
+	UID      int         `json:"uid,omitempty"`
+	GID      int         `json:"gid,omitempty"`
 }
 
 // planMount returns m as an entry of the sandbox's mount plan; c has its

@@ -12,12 +12,8 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Networking is a network setup for sandboxes with a link, private
-// networks or forwarded ports: where link addresses come from, how many
-// ready network namespaces to keep, which namespace holds the host sides of
-// links, and the private networks. Make one with NewNetworking and name it
-// in Network.Networking, or leave that nil for DefaultNetworking. It is
-// safe for concurrent use.
+// Networking is where the links, private networks and forwarded ports of
+// sandboxes come from (Network.Networking). It is safe for concurrent use.
 type Networking struct {
 	cfg NetworkingConfig
 	mu  sync.Mutex
@@ -26,26 +22,17 @@ type Networking struct {
 
 // NetworkingConfig configures a Networking. The zero value is usable.
 type NetworkingConfig struct {
-	// LinkSubnet is the IPv4 subnet of link addresses, a /30 per sandbox;
-	// zero means 10.213.0.0/16. It must overlap no address or route of the
-	// host, nor another Networking's link subnet.
-	LinkSubnet netip.Prefix
-	// LinkSubnet6 is an IPv6 subnet links also take addresses from, a /126
-	// per sandbox; zero means IPv4 only.
-	LinkSubnet6 netip.Prefix
+	// LinkSubnet gives each link a /30; zero means 10.213.0.0/16. It must
+	// overlap no address or route of the host, nor another's.
+	LinkSubnet  netip.Prefix
+	LinkSubnet6 netip.Prefix // an IPv6 subnet for links too; zero: none
 	// PoolSize is how many ready namespaces to keep for sandboxes with a
-	// link, networks or ports; zero means DefaultNetworkPoolSize, negative
-	// means none.
+	// network; zero means DefaultNetworkPoolSize, negative none.
 	PoolSize int
-	// Host is the namespace that holds the host sides of links and the
-	// listeners of ports; nil means the caller's. It must stay open until
-	// Close.
+	// Host holds the host sides of links and the ports' listeners; nil
+	// means the caller's namespace. Keep it open until Close.
 	Host *netns.NS
 }
-
-// DefaultNetworkPoolSize is the PoolSize of a NetworkingConfig that sets
-// none.
-const DefaultNetworkPoolSize = 2
 
 // managerConfig is the netns.ManagerConfig of c.
 func (c NetworkingConfig) managerConfig() netns.ManagerConfig {
@@ -59,10 +46,8 @@ func (c NetworkingConfig) managerConfig() netns.ManagerConfig {
 	return mc
 }
 
-// NewNetworking makes a network setup at once, removing the links that
-// dead owners left on the host. Errors about a field of cfg are
-// *ConfigError values that name it ("LinkSubnet"), such as a subnet that
-// overlaps the host's addresses or routes. It needs host root.
+// NewNetworking makes a network setup now, removing links that dead owners
+// left. A bad field is a *ConfigError naming it. It needs host root.
 func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 	mc := cfg.managerConfig()
 	if err := mc.Validate(); err != nil {
@@ -78,19 +63,14 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 // defaultNetworking is the process's default Networking.
 var defaultNetworking = &Networking{}
 
-// DefaultNetworking returns the process's network setup for sandboxes
-// whose Network.Networking is nil: the zero NetworkingConfig's, made when a
-// sandbox first needs it. Its Close also releases the namespaces kept for
-// sandboxes without a network (Network.ReuseNamespace, and the pool of
-// STOCKADE_NETNS_POOL).
+// DefaultNetworking returns the setup of sandboxes whose Network.Networking
+// is nil, made on first need. Its Close also releases the namespaces kept
+// for sandboxes without a network.
 func DefaultNetworking() *Networking { return defaultNetworking }
 
-// Close releases everything n holds: its pool of ready namespaces, its
-// private networks, and the networks of its sandboxes still running, which
-// lose their links; and it waits until the links of ended sandboxes are
-// gone from the host. Nothing of them is left on the host afterwards.
-// Sandboxes started later make the setup anew. Closing twice is not an
-// error.
+// Close releases everything n holds on the host: its pool, its private
+// networks and the links of its sandboxes, and waits until they are gone.
+// Later sandboxes make it anew.
 func (n *Networking) Close() error {
 	var perr error
 	if n == defaultNetworking {
@@ -163,29 +143,21 @@ func managerConfigErr(err error) error {
 
 // PrivateNetworkConfig describes a private network.
 type PrivateNetworkConfig struct {
-	// Name is what sandboxes give in Membership.Network.
-	Name string
-	// Subnet is its IPv4 subnet; zero picks the first free /24 of
-	// 10.214.0.0/16.
-	Subnet netip.Prefix
-	// Members names members ahead of time, so that each gets its address
-	// now and every member's /etc/hosts lists all of them, whatever order
-	// they start in.
+	Name   string       // what Membership.Network names
+	Subnet netip.Prefix // zero picks a free /24 of 10.214.0.0/16
+	// Members named ahead get their addresses now, so that every
+	// member's /etc/hosts lists all of them.
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name: a bridge in
-// a network namespace of its own, so nothing of it is on the host. Its
-// members reach each other and nothing else. Close it when done; its
-// Networking's Close closes it too.
+// PrivateNetwork is a network that sandboxes join by its name: a bridge in a
+// namespace of its own, nothing of it on the host.
 type PrivateNetwork struct {
 	n *netns.Network
 }
 
-// NewPrivateNetwork creates a private network in n. Errors about a field
-// of cfg are *ConfigError values that name it: a name already taken, or a
-// subnet that overlaps the link subnet or another network's. It needs host
-// root.
+// NewPrivateNetwork creates a private network in n; a bad field of cfg is a
+// *ConfigError naming it. It needs host root.
 func (n *Networking) NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
 	if os.Geteuid() != 0 {
 		return nil, &FeatureError{Feature: "a private network", Err: errors.New("it needs host root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")}
@@ -211,8 +183,7 @@ func (p *PrivateNetwork) Name() string { return p.n.Name() }
 // Subnet returns the network's IPv4 subnet.
 func (p *PrivateNetwork) Subnet() netip.Prefix { return p.n.Subnet() }
 
-// Close removes the network. Its members keep running without it.
-// Closing twice is not an error.
+// Close removes the network; its members run on without it.
 func (p *PrivateNetwork) Close() error { return p.n.Close() }
 
 // cleanupNetwork removes the host sides of links whose owners died while

@@ -16,11 +16,9 @@ import (
 // StdinPipe, StdoutPipe and StderrPipe, for a sandbox's own command and
 // for a process of a running sandbox (a Cmd made by Sandbox.Command).
 
-// Output runs the sandbox's command, as Run does, and returns its
-// standard output. Config.Stdout must be nil. When Config.Stderr is nil
-// too and the command does not exit with status 0, the *ExitError holds
-// its standard error in Stderr. After Output, Wait returns the Result
-// again.
+// Output runs the command as Run does and returns its standard output;
+// Config.Stdout must be nil. With Config.Stderr nil too, the *ExitError of
+// a failure holds the standard error.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	var stdout lockedBuffer
 	var stderr *headTail
@@ -43,9 +41,8 @@ func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	return stdout.Bytes(), withStderr(err, stderr)
 }
 
-// CombinedOutput runs the sandbox's command, as Run does, and returns its
-// standard output and standard error together, in the order written
-// (both go to one pipe). Config.Stdout and Config.Stderr must be nil.
+// CombinedOutput runs the command as Output does, with standard output and
+// error together in the order written. Config.Stdout and Stderr must be nil.
 func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	var out lockedBuffer
 	s.mu.Lock()
@@ -67,10 +64,8 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// StdinPipe returns a pipe connected to the command's standard input when
-// the sandbox starts. Wait closes it once the sandbox has ended; closing
-// it earlier tells the command that its input ended. Config.Stdin must be
-// nil, and the sandbox not started.
+// StdinPipe returns a pipe to the command's standard input, as in os/exec;
+// Wait closes it. Call it before Start, with Config.Stdin nil.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,10 +83,9 @@ func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// StdoutPipe returns a pipe connected to the command's standard output
-// when the sandbox starts. Wait closes it once the sandbox has ended, so
-// read to the end before calling Wait (and so do not use it with Run or
-// Output). Config.Stdout must be nil, and the sandbox not started.
+// StdoutPipe returns a pipe from the command's standard output, as in
+// os/exec: read to the end, then Wait, which closes it. Call it before
+// Start, with Config.Stdout nil.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
 	return s.outputPipe("Stdout", &s.cfg.Stdout)
 }
@@ -138,11 +132,8 @@ func (s *Sandbox) runnableLocked() error {
 	return nil
 }
 
-// Command returns a process to run in the sandbox once it runs, as
-// exec.Command does: Args is name and arg, and the other fields of the
-// Cmd may be set before Start, Run, Output or CombinedOutput. A Cmd runs
-// once. Exec(ctx, cmd) and cmd.Run(ctx) do the same; the Cmd's methods add
-// Start and Wait, Output, CombinedOutput and the pipes.
+// Command returns a Cmd of name and arg to run in the sandbox once it runs,
+// as exec.Command does, with Start, Wait, Run, Output and the pipes.
 func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return &Cmd{Args: append([]string{name}, arg...), sb: s, run: &cmdRun{}}
 }

@@ -22,53 +22,25 @@ import (
 )
 
 // HostReport is what Probe found: for each feature a sandbox may use,
-// whether this host offers it to this caller, and why not when it does
-// not.
+// whether this host offers it to this caller, and why not.
 type HostReport struct {
-	// Kernel is the kernel's release.
-	Kernel string `json:"kernel"`
-	// UID is the caller's effective uid; Root reports whether it is 0.
-	UID  int  `json:"uid"`
-	Root bool `json:"root"`
-	// InitialUserNS reports whether the caller runs in the host's own user
-	// namespace, as opposed to a container's.
-	InitialUserNS bool `json:"initialUserNS"`
-
-	// Sandbox is whether a default sandbox (Config{Args: {"true"}})
-	// starts and exits here: the sum of everything below that Start
-	// needs.
-	Sandbox Support `json:"sandbox"`
-	// UserNamespaces is whether the caller may create a user namespace;
-	// every sandbox has one.
+	Kernel        string `json:"kernel"` // the kernel's release
+	UID           int    `json:"uid"`    // the caller's effective uid
+	Root          bool   `json:"root"`
+	InitialUserNS bool   `json:"initialUserNS"` // not in a container's user namespace
+	// Sandbox is whether a default sandbox starts and exits here.
+	Sandbox        Support `json:"sandbox"`
 	UserNamespaces Support `json:"userNamespaces"`
-	// SubordinateIDs is whether Config.SubordinateIDs can work: the caller
-	// has ranges in /etc/subuid and /etc/subgid and newuidmap and
-	// newgidmap are installed. Host root needs neither.
-	SubordinateIDs Support `json:"subordinateIDs"`
-	// CgroupMode is how the host mounts cgroups.
-	CgroupMode string `json:"cgroupMode"`
-	// Cgroups is whether the caller may create cgroups for limits under
-	// the default parent, and which controllers they get.
-	Cgroups Support `json:"cgroups"`
-	// Landlock is whether the Landlock LSM is enabled; LandlockABI is its
-	// version, 0 when it is not.
-	Landlock    Support `json:"landlock"`
-	LandlockABI int     `json:"landlockABI"`
-	// Seccomp is whether seccomp filters with the actions the sandbox
-	// uses are available.
-	Seccomp Support `json:"seccomp"`
-	// Pidfd is whether pidfd_open works (Linux 5.3).
-	Pidfd Support `json:"pidfd"`
-	// MemoryPeak is whether cgroups keep memory.peak (cgroup v2, Linux
-	// 5.19).
-	MemoryPeak Support `json:"memoryPeak"`
-	// Overlayfs is whether the kernel has overlayfs, for this caller.
-	Overlayfs Support `json:"overlayfs"`
-	// RawStart is whether sandboxes start on the raw path (see the
-	// package documentation), or through the init stage.
-	RawStart Support `json:"rawStart"`
-	// TimeNamespaces is whether Config.TimeNamespace works: a sandbox
-	// with one is tried.
+	SubordinateIDs Support `json:"subordinateIDs"` // Config.SubordinateIDs
+	CgroupMode     string  `json:"cgroupMode"`
+	Cgroups        Support `json:"cgroups"` // cgroups for limits, and their controllers
+	Landlock       Support `json:"landlock"`
+	LandlockABI    int     `json:"landlockABI"`
+	Seccomp        Support `json:"seccomp"`
+	Pidfd          Support `json:"pidfd"`      // Linux 5.3
+	MemoryPeak     Support `json:"memoryPeak"` // cgroup v2, Linux 5.19
+	Overlayfs      Support `json:"overlayfs"`
+	RawStart       Support `json:"rawStart"` // the raw start path, not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
@@ -94,11 +66,8 @@ func fromErr(err error, ok string) Support {
 	return Support{Available: true, Detail: ok}
 }
 
-// Probe reports what this host offers a sandbox started by this caller,
-// and why a feature is off, for a service's start-up check or a
-// command-line tool. It starts a short-lived process in a user namespace
-// and two sandboxes (a default one, and one with a time namespace), which
-// takes some milliseconds, and caches nothing: every call looks again.
+// Probe reports what this host offers a sandbox started by this caller, and
+// why a feature is off. It starts a few short sandboxes and caches nothing.
 func Probe() *HostReport {
 	r := &HostReport{UID: os.Geteuid()}
 	r.Root = r.UID == 0

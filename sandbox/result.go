@@ -9,37 +9,19 @@ import (
 // Reason says how a sandbox's run ended.
 type Reason int
 
-// The reasons a run ends.
+// The reasons a run ends. OOMKilled is decided from the group's OOM
+// counter, never from a SIGKILL alone; SeccompKilled from the SIGSYS that
+// ended the command (SeccompKill, or a call through another ABI).
 const (
-	// Exited: the command exited on its own; ExitCode holds its status.
-	Exited Reason = iota + 1
-	// Signaled: the command was killed by Signal, which came from inside
-	// the sandbox or from Kill.
-	Signaled
-	// Timeout: the run outlived Config.Timeout and was killed.
-	Timeout
-	// Cancelled: the context passed to Start or Run was done and the
-	// sandbox was killed.
-	Cancelled
-	// OOMKilled: the sandbox reached Limits.Memory and the kernel's OOM
-	// killer killed the command (or the init stage, which ends the
-	// sandbox). It is decided from the control group's OOM counter, never
-	// from the SIGKILL alone.
-	OOMKilled
-	// CPUTimeLimit: the sandbox used up Limits.CPUTime and was killed, or
-	// its command ended after using more.
-	CPUTimeLimit
-	// OutputLimit: the command wrote more than Limits.Output bytes and the
-	// sandbox was killed.
-	OutputLimit
-	// Closed: a sandbox without a command of its own was ended by Close.
-	Closed
-	// SeccompKilled: the seccomp filter killed the command for a system
-	// call its policy kills (SeccompKill, or any call through another ABI,
-	// such as int 0x80 on amd64). It is decided from the SIGSYS that ended
-	// the command; a command that sends itself SIGSYS with kill reads the
-	// same, since nothing in the wait status tells them apart.
-	SeccompKilled
+	Exited        Reason = iota + 1 // the command exited; see ExitCode
+	Signaled                        // a signal killed it; see Signal
+	Timeout                         // Config.Timeout passed
+	Cancelled                       // the context was done
+	OOMKilled                       // Limits.Memory was reached
+	CPUTimeLimit                    // Limits.CPUTime was used up
+	OutputLimit                     // Limits.Output was exceeded
+	Closed                          // Close ended a sandbox without a command
+	SeccompKilled                   // the seccomp filter killed it
 )
 
 var reasonNames = map[Reason]string{
@@ -67,45 +49,23 @@ func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 // Result is how a run ended and what it used.
 type Result struct {
 	Reason Reason `json:"reason"`
-	// ExitCode is the command's exit status when it exited on its own
-	// (Reason Exited, or a limit's Reason for a command that ended just as
-	// it exceeded the limit), and -1 otherwise.
+	// ExitCode is the exit status when the command exited, else -1.
 	ExitCode int `json:"exitCode"`
-	// Signal is the signal that killed the command when Reason is Signaled,
-	// and SIGKILL when the sandbox was killed for a Timeout, a
-	// cancellation or a limit.
+	// Signal killed the command: its own, or SIGKILL for a limit.
 	Signal syscall.Signal `json:"signal,omitempty"`
-	// Wall is the time from Start to the end of the sandbox.
+	// Wall is the time from Start to the end.
 	Wall time.Duration `json:"wall"`
-	// UserTime and SystemTime are the CPU time of the sandbox's processes.
-	// With a control group (see Limits) they come from it and cover every
-	// process, the init stage's start-up included; without one, they cover
-	// the processes that ended before the sandbox did.
+	// UserTime, SystemTime and MaxRSS cover every process with a control
+	// group, else the processes that ended before the sandbox.
 	UserTime   time.Duration `json:"userTime"`
 	SystemTime time.Duration `json:"systemTime"`
-	// MaxRSS is the largest resident set size of any one of those
-	// processes, in bytes.
-	MaxRSS int64 `json:"maxRSS"`
-
-	// The figures below come from the sandbox's control group, and are
-	// zero for a sandbox without one (see Limits).
-
-	// MemoryPeak is the most memory the sandbox used at once, in bytes
-	// (memory.peak on cgroup v2 from Linux 5.19, memory.max_usage_in_bytes
-	// on v1; on older v2 kernels a lower bound).
-	MemoryPeak int64 `json:"memoryPeak,omitempty"`
-	// PidsPeak is the most tasks the sandbox held at once (pids.peak, Linux
-	// 6.1; on older kernels a lower bound).
-	PidsPeak int64 `json:"pidsPeak,omitempty"`
-	// ForksRefused counts the forks and clones in the sandbox that failed
-	// because it held Limits.Pids tasks.
-	ForksRefused int64 `json:"forksRefused,omitempty"`
-	// OOMKills counts the processes of the sandbox that the OOM killer
-	// killed; one that was not the command leaves the Reason alone.
-	OOMKills int64 `json:"oomKills,omitempty"`
-
-	// Notes say what best effort applied instead of limits this host would
-	// not let the caller apply (see Limits.BestEffort).
+	MaxRSS     int64         `json:"maxRSS"`
+	// The peaks and counts come from the control group (zero without one).
+	MemoryPeak   int64 `json:"memoryPeak,omitempty"`
+	PidsPeak     int64 `json:"pidsPeak,omitempty"`
+	ForksRefused int64 `json:"forksRefused,omitempty"` // forks over Limits.Pids
+	OOMKills     int64 `json:"oomKills,omitempty"`
+	// Notes say what Limits.BestEffort applied instead.
 	Notes []string `json:"notes,omitempty"`
 }
 

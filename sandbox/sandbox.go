@@ -22,10 +22,8 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs. Create it with New, then
-// call Run, or Start and later Wait. A Sandbox runs once. A sandbox whose
-// Config has no Args is long-lived: Start prepares it, Exec runs processes
-// in it, and Close ends it.
+// Sandbox is one sandbox and the command it runs; New makes it, Run or
+// Start and Wait run it, once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -65,15 +63,8 @@ type Sandbox struct {
 	err      error
 }
 
-// Errors of the Sandbox's methods used out of order.
-var (
-	ErrStarted    = errors.New("stockade: sandbox already started")
-	ErrNotStarted = errors.New("stockade: sandbox not started")
-	ErrFinished   = errors.New("stockade: sandbox has finished")
-)
-
-// New returns a sandbox for cfg. It never fails: a bad config is reported
-// by Start. New keeps its own copy of cfg's slices.
+// New returns a sandbox for a copy of cfg. It never fails: Start reports a
+// bad config.
 func New(cfg Config) *Sandbox {
 	s := &Sandbox{
 		cfg:      cfg.clone(),
@@ -89,11 +80,8 @@ func New(cfg Config) *Sandbox {
 	return s
 }
 
-// Run starts the sandbox and waits for it to end. See Start and Wait. Like
-// os/exec, Run needs a command: for a Config without Args it returns a
-// *ConfigError naming Args and creates nothing, since such a sandbox ends
-// only when closed (start it with Start, use it with Exec, end it with
-// Close).
+// Run starts the sandbox and waits for it to end; see Start and Wait. A
+// Config without Args is a *ConfigError: such a sandbox ends only by Close.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	if len(s.cfg.Args) == 0 {
 		return nil, configErr("Args", "Run needs a command; a sandbox without one is started with Start and ended with Close")
@@ -104,14 +92,10 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	return s.Wait()
 }
 
-// Start creates the sandbox and starts its command, and returns once the
-// command runs. It returns a *ConfigError (matching ErrInvalidConfig) for a
-// bad config, before anything is created, and a *SetupError (matching
-// ErrSetup) when a setup step fails, after removing everything it created.
-// When ctx is done before the sandbox ends, every process in it is killed
-// and the Result's Reason is Cancelled. A Config without Args makes a
-// long-lived sandbox: Start returns once it is ready, Exec runs commands
-// in it, and it lives until Close (or ctx, or its Timeout) ends it.
+// Start creates the sandbox and returns once the command runs, or the
+// sandbox is ready when it has none. A bad config is a *ConfigError before
+// anything is created; a failed step a *SetupError, after removing what was
+// made. When ctx is done, the sandbox is killed (Reason Cancelled).
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

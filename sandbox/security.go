@@ -18,165 +18,86 @@ import (
 	"github.com/stockade/stockade/internal/seccomp"
 )
 
-// Security holds the defences a sandbox's processes run under on top of
-// its namespaces. The zero value is the safe choice: no capabilities,
-// no_new_privs, the default seccomp filter, Landlock on the sandbox's own
-// mounts (best effort), and no /sys. Every field that weakens a defence
-// says so in its name or its comment.
+// Security holds the defences on top of the namespaces. The zero value is
+// the safe choice: no capabilities, no_new_privs, the default seccomp
+// filter (Docker's allow-list and stockade's denials), Landlock best
+// effort, no /sys. A field that weakens a defence says so.
 type Security struct {
-	// Capabilities names capabilities the sandbox's processes keep, such
-	// as "CAP_NET_BIND_SERVICE". They are kept in the bounding, permitted
-	// and effective sets, and for a command that is not root in the
-	// ambient and inheritable sets, so that it has them after execve; the
-	// default seccomp policy is then built for that set (Docker's profile
-	// allows more system calls to a process holding CAP_SYS_PTRACE, say).
-	// Danger: each capability opens kernel code to the sandbox, over
-	// everything its user namespace owns, and several (CAP_SYS_ADMIN,
-	// CAP_NET_ADMIN, CAP_SYS_PTRACE) are a large part of the kernel. Nil
-	// keeps none. An unknown name is a *ConfigError.
+	// Capabilities are kept ("CAP_NET_BIND_SERVICE"). Danger: each opens
+	// kernel code to the sandbox.
 	Capabilities []string
-
-	// Seccomp, if set, is the system call policy in place of the default
-	// (Docker's allow-list with stockade's denials, see SeccompPolicy).
-	// Danger: a policy that allows what the default denies opens that
-	// kernel surface to the sandbox.
-	Seccomp *SeccompPolicy
-	// SeccompProfile, if set, is a seccomp profile in Docker's JSON format
-	// (`docker run --security-opt seccomp=FILE`) in place of the default.
-	// Its conditional rules are evaluated for this machine and for
-	// Capabilities. Trace and notify actions are refused, kill-thread
-	// becomes kill-process, and the filter admits the native ABI only.
-	SeccompProfile []byte
-	// SeccompUnconfined runs the sandbox without a seccomp filter. Danger:
-	// every system call the kernel has is then open to the sandbox.
-	// Only one of Seccomp, SeccompProfile and SeccompUnconfined may be set.
+	// Seccomp replaces (or, with ExtendDefault, extends) the default
+	// filter, SeccompProfile (Docker's JSON) replaces it, and
+	// SeccompUnconfined drops it; at most one. Danger: what they allow
+	// that the default denies is open.
+	Seccomp           *SeccompPolicy
+	SeccompProfile    []byte
 	SeccompUnconfined bool
-
-	// Landlock limits the file system access of the sandbox's processes to
-	// its own mounts with their modes, and TCP ports on request. See
-	// Landlock.
-	Landlock Landlock
-
-	// Sysfs mounts a read-only /sys, with /sys/firmware and
-	// /sys/devices/virtual/powercap masked. It shows the devices of the
-	// host and the links of the sandbox's own network namespace; mounting
-	// it needs that namespace to belong to the sandbox, so it fails with a
-	// prepared (pooled) network namespace. False leaves /sys absent.
-	Sysfs bool
+	Landlock          Landlock
+	Sysfs             bool // a read-only /sys; not with a reused namespace
 }
 
-// Landlock configures the Landlock LSM (Linux 5.13) for a sandbox. The
-// zero value applies it, best effort: every process of the sandbox may
-// read and execute anything in the sandbox's root file system and write
-// only in its writable mounts (the working directory, /tmp, /dev/shm,
-// writable binds, a WritableRoot), it may use the device nodes of /dev;
-// with Landlock ABI 4 (Linux 6.7) it may neither bind nor connect a TCP
-// socket on any port; and with ABI 6 (Linux 6.12) it can neither connect
-// to an abstract unix socket nor signal a process outside the sandbox. A
-// descriptor of a host directory that reaches the sandbox (an ExtraFiles
-// entry, say) opens nothing beneath it. What was enforced is in
-// Sandbox.Confinement, and what best effort left out in Result.Notes.
+// Landlock configures the Landlock LSM (Linux 5.13). The zero value
+// applies it best effort: the sandbox may read anything in its root, write
+// only in its writable mounts, and, from Linux 6.7, use no TCP port; from
+// 6.12, reach no abstract socket or process outside. Sandbox.Confinement
+// says what was enforced.
 type Landlock struct {
-	// Disabled turns Landlock off. Danger: a leaked descriptor of a host
-	// directory then reaches the host file system.
+	// Disabled turns it off. Danger: a leaked host directory descriptor
+	// then reaches the host's files.
 	Disabled bool
-	// Strict makes Start fail with a *FeatureError (matching
-	// ErrNotSupported) when the kernel cannot enforce every rule asked for:
-	// no Landlock, or an ABI too old for file moves (2), TCP rules (4) or
-	// scopes (6). False applies what the kernel can and notes the rest.
-	Strict bool
-	// WritablePaths, when not empty, are the only paths the command may
-	// write beneath, instead of every writable mount. Each must be an
-	// absolute path inside a writable mount of the sandbox (the working
-	// directory, /tmp, /dev/shm, a writable bind or a writable root);
-	// anything else is a *ConfigError naming it. A path that does not
-	// exist when the sandbox starts, or that a link leads out of the root
-	// or through /proc/self/fd, gets no rule and stays unwritable.
-	WritablePaths []string
-	// BindTCP and ConnectTCP are the only TCP ports the sandbox may bind
-	// and connect to (Landlock ABI 4, Linux 6.7): by default it may bind
-	// and connect to none, on loopback as anywhere. Nil allows none. Two
-	// things of Config.Network count as asking for TCP: the inside ports
-	// of Network.Ports may always be bound, and a sandbox given a network
-	// (ShareHost, Link or Networks) with neither list set has no TCP limit
-	// (set the lists to keep one).
+	// Strict fails Start with a *FeatureError naming the kernel needed,
+	// instead of leaving out what this one cannot enforce.
+	Strict        bool
+	WritablePaths []string // if set, the only writable paths
+	// BindTCP and ConnectTCP are the only TCP ports allowed (the inside
+	// ports of Network.Ports too); with a network and neither set, TCP is
+	// open.
 	BindTCP    []uint16
 	ConnectTCP []uint16
-	// AnyTCP lifts the TCP limits: any port may be bound and connected to.
-	// Danger: a sandbox with a network then reaches every TCP service it
-	// can route to.
-	AnyTCP bool
+	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// SeccompPolicy is a custom system call policy: an allow-list (a
-// DefaultAction that denies, and rules that allow) or a deny-list (the
-// reverse). When several rules match a call, the most restrictive action
-// wins (kill, then errno, then log, then allow), whatever their order. A
-// call made through another ABI (i386 or x32 on amd64) always kills the
-// process.
+// SeccompPolicy is a custom system call policy. When several rules match,
+// the most restrictive action wins (kill, errno, log, allow); a call
+// through another ABI (i386 on amd64) always kills.
 type SeccompPolicy struct {
-	// DefaultAction is what happens to a system call that no rule matches.
-	// It must be set, unless ExtendDefault is.
-	DefaultAction SeccompAction
-	// DefaultErrno is the error a SeccompErrno DefaultAction returns. Zero
-	// means EPERM.
-	DefaultErrno syscall.Errno
-	// Rules are the exceptions.
-	Rules []SeccompRule
-	// ExtendDefault adds Rules to the default policy (Docker's allow-list
-	// and stockade's denials) instead of replacing it; DefaultAction must
-	// then be zero. Rules that deny take effect; rules that allow a call
-	// the default denies explicitly (mount, ptrace …) do not, since the
-	// most restrictive match wins, but they can allow calls that Docker's
-	// list leaves out.
+	DefaultAction SeccompAction // for calls no rule matches; unset with ExtendDefault
+	DefaultErrno  syscall.Errno // of SeccompErrno; zero means EPERM
+	Rules         []SeccompRule
+	// ExtendDefault adds Rules to the default policy instead; they can
+	// deny, and allow what Docker's list leaves out.
 	ExtendDefault bool
 }
 
-// SeccompAction is what a seccomp filter does with a system call.
+// SeccompAction is what a filter does with a call. SeccompKill kills the
+// process (Reason SeccompKilled); SeccompLog audits and allows.
 type SeccompAction int
 
 // The actions of a SeccompPolicy.
 const (
-	// SeccompAllow lets the system call run.
 	SeccompAllow SeccompAction = iota + 1
-	// SeccompErrno makes the call fail with an error (EPERM unless the
-	// rule says otherwise) without running it.
 	SeccompErrno
-	// SeccompKill kills the whole process with SIGSYS; the Result's
-	// Reason is then SeccompKilled.
 	SeccompKill
-	// SeccompLog lets the call run and records it in the kernel's audit
-	// log.
 	SeccompLog
 )
 
-// SeccompRule applies Action to the system calls in Names whose arguments
-// satisfy every condition in Args.
+// SeccompRule applies Action (and Errno, zero meaning EPERM) to the calls
+// in Names ("openat") whose arguments satisfy all of Args.
 type SeccompRule struct {
-	// Names are system call names as the kernel spells them ("openat").
-	Names []string
-	// Action is what the filter does with a matching call. It must be set.
+	Names  []string
 	Action SeccompAction
-	// Errno is the error a SeccompErrno action returns. Zero means EPERM.
-	Errno syscall.Errno
-	// Args are conditions on the call's arguments, all of which must hold.
-	Args []SeccompArg
+	Errno  syscall.Errno
+	Args   []SeccompArg
 }
 
-// SeccompArg is a condition on one argument of a system call. Comparisons
-// are unsigned and 64 bits wide; many calls read only the low 32 bits of
-// an int argument, so a condition that denies a value of one should use
-// SeccompMaskedEq with a Mask of 0xffffffff.
+// SeccompArg compares argument Index (0 to 5), unsigned on 64 bits, with
+// Value; SeccompMaskedEq ANDs it with Mask first (use 0xffffffff for an int).
 type SeccompArg struct {
-	// Index is the argument's position, from 0 to 5.
 	Index uint8
-	// Op is the comparison. It must be set.
-	Op SeccompOp
-	// Value is what the argument is compared with.
+	Op    SeccompOp
 	Value uint64
-	// Mask is ANDed with the argument before SeccompMaskedEq compares it
-	// with Value.
-	Mask uint64
+	Mask  uint64
 }
 
 // SeccompOp is a comparison of a SeccompArg.
@@ -476,24 +397,18 @@ func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*
 // Confinement says which defences a sandbox's processes run under, as
 // enforced: what Security asked for, less what best effort left out.
 type Confinement struct {
-	// Capabilities are the capabilities the processes keep; empty means
-	// none.
 	Capabilities []string `json:"capabilities,omitempty"`
 	// Seccomp names the filter: "default", "default+custom", "custom",
-	// "docker-profile" or "unconfined". SeccompInstructions is its length
-	// in BPF instructions.
+	// "docker-profile" or "unconfined"; SeccompInstructions is its length.
 	Seccomp             string `json:"seccomp"`
 	SeccompInstructions int    `json:"seccompInstructions,omitempty"`
-	// Landlock says whether a Landlock domain is enforced, and
-	// LandlockABI which version of Landlock the kernel offers.
-	Landlock    bool `json:"landlock"`
-	LandlockABI int  `json:"landlockABI"`
-	// LandlockTCP and LandlockScoped say whether the TCP rules and the
-	// scopes (abstract unix sockets, signals) are part of it.
-	LandlockTCP    bool `json:"landlockTCP,omitempty"`
-	LandlockScoped bool `json:"landlockScoped,omitempty"`
-	// Notes say what best effort left out, and why.
-	Notes []string `json:"notes,omitempty"`
+	// Landlock is whether a domain is enforced, with TCP rules and scopes,
+	// and LandlockABI the kernel's version.
+	Landlock       bool     `json:"landlock"`
+	LandlockABI    int      `json:"landlockABI"`
+	LandlockTCP    bool     `json:"landlockTCP,omitempty"`
+	LandlockScoped bool     `json:"landlockScoped,omitempty"`
+	Notes          []string `json:"notes,omitempty"` // what best effort left out, and why
 }
 
 // confine fills in the spec's capabilities, seccomp filter and Landlock
@@ -520,8 +435,7 @@ func (c *Config) confine(spec *proto.Spec) (Confinement, error) {
 	return conf, nil
 }
 
-// Confinement returns the defences the sandbox's processes run under. It
-// is the zero value before Start has succeeded.
+// Confinement returns the defences the sandbox runs under, once started.
 func (s *Sandbox) Confinement() Confinement {
 	s.mu.Lock()
 	defer s.mu.Unlock()

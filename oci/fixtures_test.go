@@ -258,10 +258,10 @@ func TestRuntimeSpecExamplesRoundTrip(t *testing.T) {
 		require.Equal(t, uint64(100), cfg.Limits.CPUWeight)
 		require.True(t, cfg.TimeNamespace)
 		require.True(t, cfg.Security.Sysfs)
-		require.Equal(t, &sandbox.SeccompPolicy{
-			DefaultAction: sandbox.SeccompAllow,
-			Rules:         []sandbox.SeccompRule{{Names: []string{"getcwd", "chmod"}, Action: sandbox.SeccompErrno}},
-		}, cfg.Security.Seccomp)
+		require.Equal(t, specs.ActAllow, cfg.Security.Seccomp.DefaultAction)
+		require.Len(t, cfg.Security.Seccomp.Syscalls, 1)
+		require.Equal(t, []string{"getcwd", "chmod"}, cfg.Security.Seccomp.Syscalls[0].Names)
+		require.Equal(t, specs.ActErrno, cfg.Security.Seccomp.Syscalls[0].Action)
 		require.ElementsMatch(t, []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}, cfg.Security.Capabilities)
 	})
 }

@@ -173,18 +173,14 @@ func TestFromSpecMaps(t *testing.T) {
 				},
 			}
 		}, func(t *testing.T, c sandbox.Config) {
-			require.Equal(t, &sandbox.SeccompPolicy{
-				DefaultAction: sandbox.SeccompErrno,
-				DefaultErrno:  syscall.ENOSYS,
-				Rules: []sandbox.SeccompRule{
-					{Names: []string{"read", "write", "exit_group"}, Action: sandbox.SeccompAllow},
-					{Names: []string{"personality"}, Action: sandbox.SeccompAllow, Args: []sandbox.SeccompArg{{Index: 0, Op: sandbox.SeccompEq, Value: 8}}},
-					{Names: []string{"clone"}, Action: sandbox.SeccompAllow, Args: []sandbox.SeccompArg{{Index: 0, Op: sandbox.SeccompMaskedEq, Mask: 0x7e020000}}},
-					{Names: []string{"mkdir"}, Action: sandbox.SeccompErrno, Errno: syscall.EACCES},
-					{Names: []string{"ptrace"}, Action: sandbox.SeccompKill},
-					{Names: []string{"uname"}, Action: sandbox.SeccompLog},
-				},
-			}, c.Security.Seccomp)
+			// The spec's policy is the Config's, Architectures left out.
+			require.Equal(t, specs.ActErrno, c.Security.Seccomp.DefaultAction)
+			require.Equal(t, uint(syscall.ENOSYS), *c.Security.Seccomp.DefaultErrnoRet)
+			require.Nil(t, c.Security.Seccomp.Architectures)
+			require.Len(t, c.Security.Seccomp.Syscalls, 6)
+			require.Equal(t, specs.LinuxSyscall{Names: []string{"clone"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0x7e020000, Op: specs.OpMaskedEqual}}},
+				c.Security.Seccomp.Syscalls[2])
+			require.NoError(t, c.Validate())
 		}},
 		{"seccomp that allows everything", func(s *specs.Spec) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -335,8 +336,9 @@ func TestAttackGoRuntimePitfalls(t *testing.T) {
 	host := snapshotHost(t)
 	t.Run("kill-process-from-a-thread", func(t *testing.T) {
 		cfg := attack(t, "killthread")
-		cfg.Security.Seccomp = &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{
-			{Names: []string{"getppid"}, Action: SeccompKill},
+		cfg.Security.SeccompExtend = true
+		cfg.Security.Seccomp = &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"getppid"}, Action: specs.ActKillProcess},
 		}}
 		st, o := runAttack(t, cfg)
 		var ee *ExitError

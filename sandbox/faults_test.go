@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -134,7 +135,7 @@ func TestStartSeccompKillsTheInit(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	cfg := testConfig(Config{Args: []string{bb, "true"}})
-	cfg.Security.Seccomp = &SeccompPolicy{DefaultAction: SeccompKill}
+	cfg.Security.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess}
 	sb := New(cfg)
 	err := within(t, "Start", faultSlack(t), func() error { return sb.Start(context.Background()) })
 	var se *SetupError

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/linux"
@@ -26,11 +28,13 @@ type Security struct {
 	// Capabilities are kept ("CAP_NET_BIND_SERVICE"). Danger: each opens
 	// kernel code to the sandbox.
 	Capabilities []string
-	// Seccomp replaces (or, with ExtendDefault, extends) the default
-	// filter, SeccompProfile (Docker's JSON) replaces it, and
-	// SeccompUnconfined drops it; at most one. Danger: what they allow
-	// that the default denies is open.
-	Seccomp           *SeccompPolicy
+	// Seccomp replaces the default filter, or with SeccompExtend adds its
+	// Syscalls to it; SeccompProfile (Docker's JSON) replaces it, and
+	// SeccompUnconfined drops it; one at most. Seccomp's actions are
+	// ALLOW, ERRNO (EPERM), KILL_PROCESS and LOG, for the native ABI only.
+	// Danger: what they allow that the default denies is open.
+	Seccomp           *specs.LinuxSeccomp
+	SeccompExtend     bool
 	SeccompProfile    []byte
 	SeccompUnconfined bool
 	Landlock          Landlock
@@ -58,84 +62,6 @@ type Landlock struct {
 	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// SeccompPolicy is a custom system call policy. When several rules match,
-// the most restrictive action wins (kill, errno, log, allow); a call
-// through another ABI (i386 on amd64) always kills.
-type SeccompPolicy struct {
-	DefaultAction SeccompAction // for calls no rule matches; unset with ExtendDefault
-	DefaultErrno  syscall.Errno // of SeccompErrno; zero means EPERM
-	Rules         []SeccompRule
-	// ExtendDefault adds Rules to the default policy instead; they can
-	// deny, and allow what Docker's list leaves out.
-	ExtendDefault bool
-}
-
-// SeccompAction is what a filter does with a call. SeccompKill kills the
-// process (Reason SeccompKilled); SeccompLog audits and allows.
-type SeccompAction int
-
-// The actions of a SeccompPolicy.
-const (
-	SeccompAllow SeccompAction = iota + 1
-	SeccompErrno
-	SeccompKill
-	SeccompLog
-)
-
-// SeccompRule applies Action (and Errno, zero meaning EPERM) to the calls
-// in Names ("openat") whose arguments satisfy all of Args.
-type SeccompRule struct {
-	Names  []string
-	Action SeccompAction
-	Errno  syscall.Errno
-	Args   []SeccompArg
-}
-
-// SeccompArg compares argument Index (0 to 5), unsigned on 64 bits, with
-// Value; SeccompMaskedEq ANDs it with Mask first (use 0xffffffff for an int).
-type SeccompArg struct {
-	Index uint8
-	Op    SeccompOp
-	Value uint64
-	Mask  uint64
-}
-
-// SeccompOp is a comparison of a SeccompArg.
-type SeccompOp int
-
-// The comparisons of a SeccompArg.
-const (
-	SeccompEq SeccompOp = iota + 1
-	SeccompNe
-	SeccompLt
-	SeccompLe
-	SeccompGt
-	SeccompGe
-	SeccompMaskedEq
-)
-
-// seccompOp converts a comparison; a switch rather than a map, so that the
-// init stage, which re-executes this binary, pays nothing for it at start.
-func seccompOp(op SeccompOp) (seccomp.Op, bool) {
-	switch op {
-	case SeccompEq:
-		return seccomp.OpEq, true
-	case SeccompNe:
-		return seccomp.OpNe, true
-	case SeccompLt:
-		return seccomp.OpLt, true
-	case SeccompLe:
-		return seccomp.OpLe, true
-	case SeccompGt:
-		return seccomp.OpGt, true
-	case SeccompGe:
-		return seccomp.OpGe, true
-	case SeccompMaskedEq:
-		return seccomp.OpMaskedEq, true
-	}
-	return 0, false
-}
-
 func (s *Security) clone() Security {
 	d := *s
 	d.Capabilities = slices.Clone(s.Capabilities)
@@ -143,15 +69,7 @@ func (s *Security) clone() Security {
 	d.Landlock.WritablePaths = slices.Clone(s.Landlock.WritablePaths)
 	d.Landlock.BindTCP = slices.Clone(s.Landlock.BindTCP)
 	d.Landlock.ConnectTCP = slices.Clone(s.Landlock.ConnectTCP)
-	if s.Seccomp != nil {
-		p := *s.Seccomp
-		p.Rules = slices.Clone(p.Rules)
-		for i := range p.Rules {
-			p.Rules[i].Names = slices.Clone(p.Rules[i].Names)
-			p.Rules[i].Args = slices.Clone(p.Rules[i].Args)
-		}
-		d.Seccomp = &p
-	}
+	d.Seccomp = cloneSeccomp(s.Seccomp)
 	return d
 }
 
@@ -172,8 +90,11 @@ func (c *Config) validateSecurity() error {
 	if n > 1 {
 		return configErr("Security.Seccomp", "only one of Seccomp, SeccompProfile and SeccompUnconfined may be set")
 	}
+	if s.SeccompExtend && s.Seccomp == nil {
+		return configErr("Security.SeccompExtend", "needs Security.Seccomp")
+	}
 	if s.Seccomp != nil {
-		if _, err := s.Seccomp.policy(); err != nil {
+		if _, err := seccompPolicy(s.Seccomp, s.SeccompExtend); err != nil {
 			return err
 		}
 	}
@@ -200,25 +121,32 @@ func capNumbers(names []string) ([]int, error) {
 	return caps, nil
 }
 
-// policy converts p into the seccomp package's form, checking every field.
-func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
+// seccompPolicy converts p, the Security.Seccomp of a sandbox, into the
+// seccomp package's form, checking every field; with extend, only its
+// rules, which go on top of the default policy.
+func seccompPolicy(p *specs.LinuxSeccomp, extend bool) (*seccomp.Policy, error) {
 	const field = "Security.Seccomp"
-	var out *seccomp.Policy
+	out := &seccomp.Policy{}
 	switch {
-	case p.ExtendDefault && p.DefaultAction != 0:
-		return nil, configErr(field+".DefaultAction", "must be zero with ExtendDefault")
-	case p.ExtendDefault:
-		// Filled in by filter, which knows the capabilities.
-		out = &seccomp.Policy{}
-	default:
-		a, err := seccompAction(field+".DefaultAction", p.DefaultAction, p.DefaultErrno)
+	case extend && (p.DefaultAction != "" || p.DefaultErrnoRet != nil):
+		return nil, configErr(field+".DefaultAction", "must be empty with SeccompExtend")
+	case !extend:
+		a, err := seccompAction(field+".DefaultAction", p.DefaultAction, p.DefaultErrnoRet)
 		if err != nil {
 			return nil, err
 		}
-		out = &seccomp.Policy{DefaultAction: a}
+		out.DefaultAction = a
 	}
-	for i, r := range p.Rules {
-		rf := fmtIndex(field+".Rules", i)
+	for i, f := range p.Flags {
+		if f != "SECCOMP_FILTER_FLAG_TSYNC" {
+			return nil, configErr(fmtIndex(field+".Flags", i), "the sandbox sets no seccomp flag but TSYNC, not %s", f)
+		}
+	}
+	if p.ListenerPath != "" || p.ListenerMetadata != "" {
+		return nil, configErr(field+".ListenerPath", "the sandbox has no seccomp notify listener")
+	}
+	for i, r := range p.Syscalls {
+		rf := fmtIndex(field+".Syscalls", i)
 		if len(r.Names) == 0 {
 			return nil, configErr(rf+".Names", "must name a system call")
 		}
@@ -227,7 +155,7 @@ func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
 				return nil, &ConfigError{Field: fmtIndex(rf+".Names", j), Err: fmt.Errorf("%q: %w", name, seccomp.ErrUnknownSyscall)}
 			}
 		}
-		a, err := seccompAction(rf+".Action", r.Action, r.Errno)
+		a, err := seccompAction(rf+".Action", r.Action, r.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}
@@ -235,44 +163,119 @@ func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
 		for k, arg := range r.Args {
 			af := fmtIndex(rf+".Args", k)
 			op, ok := seccompOp(arg.Op)
+			c := seccomp.Cond{Index: uint8(arg.Index), Op: op, Value: arg.Value}
+			if op == seccomp.OpMaskedEq {
+				c.Mask, c.Value = arg.Value, arg.ValueTwo
+			}
 			switch {
 			case arg.Index > 5:
 				return nil, configErr(af+".Index", "must be between 0 and 5, not %d", arg.Index)
 			case !ok:
-				return nil, configErr(af+".Op", "must be set to a comparison such as SeccompEq")
-			case arg.Op == SeccompMaskedEq && arg.Value&^arg.Mask != 0:
-				return nil, configErr(af+".Value", "has bits outside Mask and can never match")
+				return nil, configErr(af+".Op", "must be a comparison such as SCMP_CMP_EQ, not %q", arg.Op)
+			case op != seccomp.OpMaskedEq && arg.ValueTwo != 0:
+				return nil, configErr(af+".ValueTwo", "is only meaningful with SCMP_CMP_MASKED_EQ")
+			case op == seccomp.OpMaskedEq && c.Value&^c.Mask != 0:
+				return nil, configErr(af+".ValueTwo", "has bits outside the mask and can never match")
 			}
-			rule.Args = append(rule.Args, seccomp.Cond{Index: arg.Index, Op: op, Value: arg.Value, Mask: arg.Mask})
+			rule.Args = append(rule.Args, c)
 		}
 		out.Rules = append(out.Rules, rule)
 	}
 	return out, nil
 }
 
-func seccompAction(field string, a SeccompAction, errno syscall.Errno) (seccomp.Action, error) {
-	if errno != 0 && a != SeccompErrno {
-		return 0, configErr(field, "an errno is only meaningful with SeccompErrno")
+// seccompOp converts a comparison; a switch rather than a map, so that the
+// init stage, which re-executes this binary, pays nothing for it at start.
+func seccompOp(op specs.LinuxSeccompOperator) (seccomp.Op, bool) {
+	switch op {
+	case specs.OpEqualTo:
+		return seccomp.OpEq, true
+	case specs.OpNotEqual:
+		return seccomp.OpNe, true
+	case specs.OpLessThan:
+		return seccomp.OpLt, true
+	case specs.OpLessEqual:
+		return seccomp.OpLe, true
+	case specs.OpGreaterThan:
+		return seccomp.OpGt, true
+	case specs.OpGreaterEqual:
+		return seccomp.OpGe, true
+	case specs.OpMaskedEqual:
+		return seccomp.OpMaskedEq, true
+	}
+	return 0, false
+}
+
+func seccompAction(field string, a specs.LinuxSeccompAction, errnoRet *uint) (seccomp.Action, error) {
+	if errnoRet != nil && a != specs.ActErrno {
+		return 0, configErr(field, "an errno is only meaningful with SCMP_ACT_ERRNO")
 	}
 	switch a {
-	case SeccompAllow:
+	case specs.ActAllow:
 		return seccomp.Allow, nil
-	case SeccompKill:
+	case specs.ActKillProcess:
 		return seccomp.KillProcess, nil
-	case SeccompLog:
+	case specs.ActLog:
 		return seccomp.Log, nil
-	case SeccompErrno:
-		if errno == 0 {
-			errno = unix.EPERM
+	case specs.ActErrno:
+		errno := uint(unix.EPERM)
+		if errnoRet != nil {
+			errno = *errnoRet
 		}
-		if errno > 4095 {
-			return 0, configErr(field, "errno %d is out of range (1 to 4095)", int(errno))
+		if errno == 0 || errno > 4095 {
+			return 0, configErr(field, "errno %d is out of range (1 to 4095)", errno)
 		}
-		return seccomp.Errno(errno), nil
-	case 0:
+		return seccomp.Errno(syscall.Errno(errno)), nil
+	case specs.ActKill, specs.ActKillThread:
+		return 0, configErr(field, "the filter kills the whole process, never one thread: use SCMP_ACT_KILL_PROCESS")
+	case "":
 		return 0, configErr(field, "must be set")
 	}
-	return 0, configErr(field, "unknown action %d", int(a))
+	return 0, configErr(field, "the filter allows, fails with an errno, kills the process or logs; %q is none of these", a)
+}
+
+// cloneSeccomp returns a deep copy of p.
+func cloneSeccomp(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if p == nil {
+		return nil
+	}
+	d := *p
+	d.DefaultErrnoRet = clonePtr(p.DefaultErrnoRet)
+	d.Architectures = slices.Clone(p.Architectures)
+	d.Flags = slices.Clone(p.Flags)
+	d.Syscalls = slices.Clone(p.Syscalls)
+	for i := range d.Syscalls {
+		sc := &d.Syscalls[i]
+		sc.Names = slices.Clone(sc.Names)
+		sc.Args = slices.Clone(sc.Args)
+		sc.ErrnoRet = clonePtr(sc.ErrnoRet)
+	}
+	return &d
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// seccompKey writes p's policy as a string, for the filter cache: its
+// values, not the addresses its pointers hold.
+func seccompKey(p *specs.LinuxSeccomp) string {
+	var b strings.Builder
+	errno := func(e *uint) string {
+		if e == nil {
+			return "-"
+		}
+		return strconv.FormatUint(uint64(*e), 10)
+	}
+	fmt.Fprintf(&b, "%s/%s/%q", p.DefaultAction, errno(p.DefaultErrnoRet), p.Flags)
+	for _, sc := range p.Syscalls {
+		fmt.Fprintf(&b, "|%q %s %s %v", sc.Names, sc.Action, errno(sc.ErrnoRet), sc.Args)
+	}
+	return b.String()
 }
 
 // seccompMode names the filter a Security gives, for Confinement.
@@ -282,7 +285,7 @@ func (s *Security) seccompMode() string {
 		return "unconfined"
 	case s.SeccompProfile != nil:
 		return "docker-profile"
-	case s.Seccomp != nil && s.Seccomp.ExtendDefault:
+	case s.Seccomp != nil && s.SeccompExtend:
 		return "default+custom"
 	case s.Seccomp != nil:
 		return "custom"
@@ -309,7 +312,7 @@ func (s *Security) filterFor(ownTerminal bool) (*compiledFilter, error) {
 		// the init stage, which re-executes this binary.
 		key += "\x00" + string(s.SeccompProfile)
 	case s.Seccomp != nil:
-		key += "\x00" + fmt.Sprintf("%#v", *s.Seccomp)
+		key += "\x00" + seccompKey(s.Seccomp)
 	}
 	return filters.get(key, func() (*seccomp.Policy, error) { return s.buildPolicy(ownTerminal) })
 }
@@ -324,13 +327,13 @@ func (s *Security) buildPolicy(ownTerminal bool) (*seccomp.Policy, error) {
 		}
 		return p, nil
 	}
-	if s.Seccomp == nil || s.Seccomp.ExtendDefault {
+	if s.Seccomp == nil || s.SeccompExtend {
 		p, err := seccomp.DefaultPolicy(opts)
 		if err != nil {
 			return nil, &ConfigError{Field: "Security.Capabilities", Err: err}
 		}
 		if s.Seccomp != nil {
-			custom, err := s.Seccomp.policy()
+			custom, err := seccompPolicy(s.Seccomp, true)
 			if err != nil {
 				return nil, err
 			}
@@ -338,7 +341,7 @@ func (s *Security) buildPolicy(ownTerminal bool) (*seccomp.Policy, error) {
 		}
 		return p, nil
 	}
-	return s.Seccomp.policy()
+	return seccompPolicy(s.Seccomp, false)
 }
 
 // compiledFilter is a seccomp filter encoded for the init, with its size.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/netns"
 )
@@ -561,11 +562,13 @@ type Security struct {
 	// Capabilities are kept ("CAP_NET_BIND_SERVICE"). Danger: each opens
 	// kernel code to the sandbox.
 	Capabilities []string
-	// Seccomp replaces (or, with ExtendDefault, extends) the default
-	// filter, SeccompProfile (Docker's JSON) replaces it, and
-	// SeccompUnconfined drops it; at most one. Danger: what they allow
-	// that the default denies is open.
-	Seccomp           *SeccompPolicy
+	// Seccomp replaces the default filter, or with SeccompExtend adds its
+	// Syscalls to it; SeccompProfile (Docker's JSON) replaces it, and
+	// SeccompUnconfined drops it; one at most. Seccomp's actions are
+	// ALLOW, ERRNO (EPERM), KILL_PROCESS and LOG, for the native ABI only.
+	// Danger: what they allow that the default denies is open.
+	Seccomp           *specs.LinuxSeccomp
+	SeccompExtend     bool
 	SeccompProfile    []byte
 	SeccompUnconfined bool
 	Landlock          Landlock
@@ -592,62 +595,6 @@ type Landlock struct {
 	ConnectTCP []uint16
 	AnyTCP     bool // Danger: lifts the TCP limits
 }
-
-// SeccompPolicy is a custom system call policy. When several rules match,
-// the most restrictive action wins (kill, errno, log, allow); a call
-// through another ABI (i386 on amd64) always kills.
-type SeccompPolicy struct {
-	DefaultAction SeccompAction // for calls no rule matches; unset with ExtendDefault
-	DefaultErrno  syscall.Errno // of SeccompErrno; zero means EPERM
-	Rules         []SeccompRule
-	// ExtendDefault adds Rules to the default policy instead; they can
-	// deny, and allow what Docker's list leaves out.
-	ExtendDefault bool
-}
-
-// SeccompAction is what a filter does with a call. SeccompKill kills the
-// process (Reason SeccompKilled); SeccompLog audits and allows.
-type SeccompAction int
-
-// The actions of a SeccompPolicy.
-const (
-	SeccompAllow SeccompAction = iota + 1
-	SeccompErrno
-	SeccompKill
-	SeccompLog
-)
-
-// SeccompRule applies Action (and Errno, zero meaning EPERM) to the calls
-// in Names ("openat") whose arguments satisfy all of Args.
-type SeccompRule struct {
-	Names  []string
-	Action SeccompAction
-	Errno  syscall.Errno
-	Args   []SeccompArg
-}
-
-// SeccompArg compares argument Index (0 to 5), unsigned on 64 bits, with
-// Value; SeccompMaskedEq ANDs it with Mask first (use 0xffffffff for an int).
-type SeccompArg struct {
-	Index uint8
-	Op    SeccompOp
-	Value uint64
-	Mask  uint64
-}
-
-// SeccompOp is a comparison of a SeccompArg.
-type SeccompOp int
-
-// The comparisons of a SeccompArg.
-const (
-	SeccompEq SeccompOp = iota + 1
-	SeccompNe
-	SeccompLt
-	SeccompLe
-	SeccompGt
-	SeccompGe
-	SeccompMaskedEq
-)
 
 // Confinement says which defences a sandbox's processes run under, as
 // enforced: what Security asked for, less what best effort left out.

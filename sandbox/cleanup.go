@@ -10,10 +10,8 @@ import (
 	"github.com/stockade/stockade/cgroup"
 )
 
-// Cleanup removes what the sandboxes of processes killed by SIGKILL left on
-// the host: their control groups under the default parent and each of
-// cgroupParents, and their links (see netns.Cleanup). It leaves running
-// owners' sandboxes alone, so a service may call it when it starts.
+// Cleanup removes what sandboxes of processes killed by SIGKILL left on the
+// host, and leaves running ones alone. Call it when a service starts.
 func Cleanup(ctx context.Context, cgroupParents ...string) error {
 	parents := append([]string{""}, cgroupParents...)
 	var errs []error

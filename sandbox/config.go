@@ -15,77 +15,63 @@ import (
 	"github.com/stockade/stockade/mount"
 )
 
-// Config describes a sandbox and the command it runs. It is plain data:
-// the zero value of every field is the safe choice, and a Config holding
-// only Args is ready for untrusted code. Fields marked "parent only" stay
-// in the calling process.
+// Config describes a sandbox and the command it runs: plain data whose zero
+// fields are the safe choice. Only Args is needed for untrusted code.
 type Config struct {
-	// Args is the command, looked up in Env's PATH without a slash. Empty
-	// makes a long-lived sandbox: see Exec and Close.
+	// Args is the command, looked up in Env's PATH; empty makes a
+	// long-lived sandbox.
 	Args []string
 	Env  []string // nil means DefaultEnv, nothing of the caller's
-	// Dir is the working directory, a fresh tmpfs unless Mounts has it;
-	// empty means /work, or "/" for a RootDir without /work.
-	Dir string
+	Dir  string   // a fresh tmpfs; empty means /work, or / for a RootDir without it
 
-	// Stdin, Stdout, Stderr and ExtraFiles (descriptors 3, 4 …) are as in
-	// os/exec: nil means /dev/null. Parent only.
+	// Stdin, Stdout, Stderr and ExtraFiles (fds 3, 4 …) are as in os/exec.
 	Stdin      io.Reader  `json:"-"`
 	Stdout     io.Writer  `json:"-"`
 	Stderr     io.Writer  `json:"-"`
 	ExtraFiles []*os.File `json:"-"`
-	// TTY makes a terminal the command's stdio, for Sandbox.Terminal.
-	TTY *TTY
+	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal
 
-	Hostname string        // empty means "sandbox"
-	Timeout  time.Duration // if positive, kills the whole run (Reason Timeout)
-	// WaitDelay bounds the wait for output once the command ended (then
-	// ErrWaitDelay); zero means DefaultWaitDelay.
-	WaitDelay time.Duration
-	Limits    Limits // zero limits nothing but core files
+	Hostname  string        // empty means "sandbox"
+	Timeout   time.Duration // kills the whole run (Reason Timeout)
+	WaitDelay time.Duration // for output after the end; zero: DefaultWaitDelay
+	Limits    Limits
 
 	UID, GID  int  // inside; zero means 1000, "sandbox"
 	RunAsRoot bool // root inside: never host root, no capabilities
-	// IDMap is the host range the sandbox's ids map onto; zero picks one
-	// (/etc/subuid or DefaultHostID for root, the caller's own ids else).
-	IDMap IDMap
+	IDMap     IDMap
 	// SubordinateIDs maps an ordinary user's sandbox through its
-	// /etc/subuid ranges (newuidmap), so the command owns none of its files.
+	// /etc/subuid ranges (newuidmap), so it owns none of the caller's files.
 	SubordinateIDs bool
 
 	// RootDir is a host directory to use as the root, read-only unless
 	// WritableRoot; it must hold the mount points.
 	RootDir      string
 	WritableRoot bool
-	// Mounts are extra mounts, after the standard ones; no target follows
-	// a link out of the root.
-	Mounts      []Mount
-	TmpfsSize   int64 // of /tmp, Dir and /dev/shm; zero means DefaultTmpfsSize
-	TmpfsInodes int64 // zero means DefaultTmpfsInodes
-	Ptys        int64 // most ptys of its devpts; zero means DefaultPtys
+	Mounts       []Mount // after the standard ones; no link leads out of the root
+	TmpfsSize    int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
+	TmpfsInodes  int64   // zero: DefaultTmpfsInodes
+	Ptys         int64   // most ptys of its devpts; zero: DefaultPtys
 
-	Network       Network  // zero is lo alone
-	TimeNamespace bool     // hides the host's uptime from its clocks; Linux 5.6
-	Security      Security // capabilities, seccomp, Landlock, /sys
+	Network       Network
+	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
+	Security      Security
 
-	// Logger and Observer are told of starts (with each stage's cost) and
-	// ends. Parent only.
+	// Logger and Observer are told of starts and ends. Fields marked `json:"-"`
+	// stay in the calling process.
 	Logger   *slog.Logger `json:"-"`
 	Observer Observer     `json:"-"`
 }
 
-// IDMap maps the sandbox's ids 0 to Size-1 onto the host's HostUID to
-// HostUID+Size-1 (and likewise for groups).
+// IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
+// HostGID; zero picks a range of its own (never host id 0).
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
 	Size    uint32
 }
 
-// The defaults a zero Config gets, the PATH of DefaultEnv, the ready
-// namespaces of a zero NetworkingConfig, and the most sandboxes a Pool
-// keeps. Host root's sandboxes map onto DefaultIDMapSize ids from
-// DefaultHostID without an /etc/subuid entry.
+// The defaults of zero fields, the PATH of DefaultEnv, and the most
+// sandboxes a Pool keeps.
 const (
 	DefaultDir             = "/work"
 	DefaultHostname        = "sandbox"
@@ -168,8 +154,7 @@ func (c *Config) userName() string {
 	return "sandbox"
 }
 
-// Validate checks the config without changing the system and returns a
-// *ConfigError naming the first bad field, or nil. Start calls it.
+// Validate checks the config without changing the system; Start calls it.
 func (c *Config) Validate() error {
 	d := c.withDefaults()
 	return d.validate()

@@ -240,9 +240,8 @@ func fillStatus(res *Result, rep *proto.Report) {
 	res.MaxRSS = rep.MaxRSSKiB << 10
 }
 
-// Wait waits for the sandbox to end and returns its Result, with an
-// *ExitError when the command did not exit with status 0, and closes the
-// pipes. It may be called again.
+// Wait waits for the end and returns the Result, with an *ExitError when
+// the command did not exit with status 0.
 func (s *Sandbox) Wait() (*Result, error) {
 	s.mu.Lock()
 	started := s.started
@@ -257,8 +256,7 @@ func (s *Sandbox) Wait() (*Result, error) {
 	return s.result, s.err
 }
 
-// Kill sends sig to the command; SIGKILL ends the whole sandbox. It returns
-// ErrNotStarted or ErrFinished for a sandbox not running.
+// Kill sends sig to the command; SIGKILL ends the whole sandbox.
 func (s *Sandbox) Kill(sig syscall.Signal) error {
 	if sig < 1 || sig > maxSignal {
 		return fmt.Errorf("stockade: kill: %d is not a signal (1 to %d): %w", int(sig), maxSignal, unix.EINVAL)
@@ -280,9 +278,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 	return nil
 }
 
-// Close ends the sandbox, kills every process in it (Exec's too), releases
-// what it held on the host and closes its terminal; a sandbox without a
-// command ends as Closed. On a sandbox ended or never started it does nothing.
+// Close ends the sandbox, kills every process in it and releases what it
+// held; a sandbox without a command ends as Closed. It may be called again.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
 	s.closeTTY()

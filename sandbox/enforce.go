@@ -722,8 +722,7 @@ func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) erro
 	return err
 }
 
-// Stats are figures of a running sandbox so far, from its control group,
-// as in Result; Pids is the tasks it holds now.
+// Stats are a running sandbox's figures so far, as in Result.
 type Stats struct {
 	CPUUser, CPUSystem     time.Duration
 	MemoryPeak             int64
@@ -732,7 +731,7 @@ type Stats struct {
 }
 
 // Stats returns the figures of the running sandbox so far, from its control
-// group (see Limits); ErrNoCgroup without one.
+// group; ErrNoCgroup without one.
 func (s *Sandbox) Stats() (Stats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -15,10 +15,8 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Cmd is a process to run in a running sandbox with Exec, or from
-// Sandbox.Command with the methods of os/exec's Cmd. It shares the
-// sandbox's namespaces, files, limits and defences; each zero field falls
-// back to the sandbox's Config.
+// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
+// zero fields take the sandbox's Config.
 type Cmd struct {
 	Args       []string // required; looked up like Config.Args
 	Env        []string
@@ -29,22 +27,15 @@ type Cmd struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	ExtraFiles []*os.File
-	// Timeout, if positive, kills the process (Reason Timeout), not the
-	// sandbox.
-	Timeout time.Duration
+	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
 
 	sb      *Sandbox // the sandbox of a Cmd made by Sandbox.Command
 	run     *cmdRun  // its Start and Wait (see outputhelpers.go)
 	onStart func()   // called once the process runs, when set by Cmd.Start
 }
 
-// Exec runs cmd in the running sandbox and waits for it to end, as Run
-// does: the error is an *ExitError when it did not exit with status 0.
-// Cancelling ctx kills the process, not the sandbox; what it leaves behind
-// runs until the sandbox ends. The sandbox's limits bind it with the same
-// verdicts (Limits.Output counts its own output). As in os/exec, Exec
-// waits for its output, at most Config.WaitDelay after it ends. It is safe
-// for concurrent use.
+// Exec runs cmd in the running sandbox and waits for it, as Run does;
+// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	cmd.onStart = nil
 	return s.exec(ctx, cmd)

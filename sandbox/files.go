@@ -13,9 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CopyIn copies the host file src into the running sandbox as dst, with
-// src's mode, written with the rights of the command's user; dst never
-// follows a link out of the sandbox's root.
+// CopyIn copies the host file src into the running sandbox as dst, as the
+// command's user; dst never follows a link out of the sandbox's root.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -45,9 +44,8 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 	return out.Close()
 }
 
-// CopyOut copies the regular file src of the running sandbox to the host
-// file dst, read with the rights of the command's user; src never follows a
-// link out of the sandbox's root.
+// CopyOut copies the regular file src out of the running sandbox to dst, read
+// as the command's user; src never follows a link out of the root.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	in, err := s.openInside(src, unix.O_RDONLY, 0)
 	if err != nil {

@@ -15,12 +15,10 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Limits are the resource limits of a sandbox; the zero value limits
-// nothing but core files. Memory to IOWeight mean what the fields of
-// cgroup.Limits mean and, with CPUTime, need a control group of the
-// sandbox's own: host root, or a delegated cgroup (else a *ConfigError or
-// *FeatureError before anything is created). The group also counts the
-// start-up of the sandbox (a few MiB and threads with the init stage).
+// Limits are the resource limits of a sandbox; zero limits nothing but core
+// files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
+// verdict is CPUTimeLimit, a few ms late), need a control group: host root
+// or a delegated cgroup, else an error before anything is created.
 type Limits struct {
 	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
 	Swap      int64   // on top of Memory, only with it; zero means none
@@ -30,25 +28,19 @@ type Limits struct {
 	CPUs      string  // CPUs it may use, as "0-3,6"
 	Mems      string  // memory nodes it may use
 	IOWeight  uint64  // block I/O share, 1 to 10000
-	// CPUTime is the CPU time of all its processes; used up, they are
-	// killed (CPUTimeLimit), a few ms late.
-	CPUTime time.Duration
-	// Output is the bytes of stdout and stderr together; beyond it the
-	// sandbox, or the Exec'd process, is killed (OutputLimit).
-	Output  int64
-	Rlimits Rlimits
-	// CgroupParent is where the group is made, relative to the caller's
-	// cgroup or absolute; empty means "stockade" below the caller's.
-	CgroupParent string
+	CPUTime   time.Duration
+	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
+	// the Exec'd process, is killed (OutputLimit).
+	Output       int64
+	Rlimits      Rlimits
+	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
 	// BestEffort lets an ordinary user without a delegated cgroup run with
 	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
 }
 
-// Rlimits are the setrlimit limits, soft and hard, of every process of the
-// sandbox. Zero leaves one as the caller has it, except Core (zero means
-// no core files); Unlimited removes it. The start-up runs under them too,
-// hence the Min values. Prefer Limits, which count the whole sandbox.
+// Rlimits are the setrlimit limits of every process; zero leaves one as the
+// caller has it, but Core, and Unlimited removes it. Prefer Limits.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -65,9 +57,7 @@ const Unlimited = -1
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
 
-// The smallest limits the init stage needs to start and supervise the
-// command: its threads, its descriptors, and its Go runtime's address
-// space.
+// The smallest limits with which the init stage can start the command.
 const (
 	MinPids         = 8
 	MinNoFile       = 16

@@ -6,7 +6,7 @@ import (
 	"github.com/stockade/stockade/mount"
 )
 
-// MountKind says what a Mount places at its target.
+// MountKind says what a Mount is.
 type MountKind string
 
 // The kinds of Mount.
@@ -15,19 +15,15 @@ const (
 	Tmpfs MountKind = "tmpfs"
 )
 
-// Mount is an extra mount of a Config: a Bind of the host path Source
-// (read-only unless Writable) or a Tmpfs. Fields that do not apply to its
-// Kind must be zero; a Tmpfs's zero fields take Config.TmpfsSize and
-// TmpfsInodes, mode 0755 and root as owner.
+// Mount is an extra mount: a Bind of Source (read-only unless Writable) or a
+// Tmpfs, whose zero fields take the Config's sizes, 0755 and root.
 type Mount struct {
-	Kind     MountKind `json:"kind"`
-	Source   string    `json:"source,omitempty"`
-	Target   string    `json:"target"` // absolute, inside the sandbox
-	Writable bool      `json:"writable,omitempty"`
-	// Device leaves a Bind's device nodes usable, as bwrap's --dev-bind.
-	// Danger: the sandbox reaches those devices.
-	Device   bool        `json:"device,omitempty"`
-	ReadOnly bool        `json:"readOnly,omitempty"` // a read-only Tmpfs
+	Kind     MountKind   `json:"kind"`
+	Source   string      `json:"source,omitempty"`
+	Target   string      `json:"target"`
+	Writable bool        `json:"writable,omitempty"`
+	Device   bool        `json:"device,omitempty"` // Danger: device nodes usable, as --dev-bind
+	ReadOnly bool        `json:"readOnly,omitempty"`
 	Size     int64       `json:"size,omitempty"`
 	Inodes   int64       `json:"inodes,omitempty"`
 	Mode     fs.FileMode `json:"mode,omitempty"`

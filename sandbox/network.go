@@ -14,47 +14,40 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Network is the network of a sandbox, Config.Network. The zero value is a
-// network namespace of its own with only lo up: nothing outside reaches it
-// or is reached. Link, Networks and Ports combine; they need host root,
-// come from Networking, and none outlives the sandbox.
+// Network is a sandbox's network; zero is lo alone in a namespace of its
+// own. Link, Networks and Ports need host root.
 type Network struct {
 	// ShareHost leaves it in the caller's network namespace. Danger: NOT
-	// ISOLATED from the network. Not with Link, Networks or Ports.
+	// ISOLATED from the network.
 	ShareHost bool
 	Link      *Link        // eth0, a veth link whose host side is its gateway
 	Networks  []Membership // private networks: members reach only each other
 	Ports     []Port       // host addresses forwarded to ports inside
 	DNS       []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
-	// ReuseNamespace lets a sandbox without a network take turns in the
-	// namespaces of earlier ones, which is cheaper; they share TIME_WAIT
-	// sockets and /proc/net counters, so use it for one tenant's code.
+	// ReuseNamespace lets a sandbox without a network take turns in older
+	// namespaces, cheaper; they share TIME_WAIT sockets and /proc/net.
 	ReuseNamespace bool
-	// Networking is where links, networks and ports come from; nil means
-	// DefaultNetworking(). Parent only.
-	Networking *Networking `json:"-"`
+	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a sandbox's veth link to the host (Network.Link). It reaches
-// only its gateway, the host side, unless DefaultRoute (no NAT is set up).
+// Link is a veth link to the host. It reaches only its gateway, the host
+// side, unless DefaultRoute (no NAT is set up).
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a sandbox's place on a private network (Network.Networks):
-// the network's name, its own name there (zero: Config.Hostname) and its
-// address (zero: reserved for Name, or the first free one).
+// Membership is a place on a private network: its name, the sandbox's name
+// there (zero: Config.Hostname) and address (zero: one is picked).
 type Membership struct {
 	Network string
 	Name    string
 	Addr    netip.Addr
 }
 
-// Port forwards TCP connections from the host address Host (port 0 picks
-// one, see NetworkInfo) to the sandbox's 127.0.0.1:Port, from 127.0.0.1,
-// through a forwarder in the calling process.
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
+// inside, through the calling process.
 type Port struct {
 	Host netip.AddrPort
 	Port uint16
@@ -68,8 +61,7 @@ type NetworkInfo struct {
 	Ports             []netip.AddrPort // as Network.Ports, with port 0 picked
 }
 
-// NetworkInfo returns the addresses and forwarded ports of the sandbox's
-// network, once Start has returned.
+// NetworkInfo returns what the sandbox's network turned out to be.
 func (s *Sandbox) NetworkInfo() NetworkInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -12,8 +12,8 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Networking is where the links, private networks and forwarded ports of
-// sandboxes come from (Network.Networking). It is safe for concurrent use.
+// Networking is where the links, private networks and ports of sandboxes
+// come from (Network.Networking).
 type Networking struct {
 	cfg NetworkingConfig
 	mu  sync.Mutex
@@ -23,15 +23,11 @@ type Networking struct {
 // NetworkingConfig configures a Networking. The zero value is usable.
 type NetworkingConfig struct {
 	// LinkSubnet gives each link a /30; zero means 10.213.0.0/16. It must
-	// overlap no address or route of the host, nor another's.
+	// overlap nothing of the host's.
 	LinkSubnet  netip.Prefix
-	LinkSubnet6 netip.Prefix // an IPv6 subnet for links too; zero: none
-	// PoolSize is how many ready namespaces to keep for sandboxes with a
-	// network; zero means DefaultNetworkPoolSize, negative none.
-	PoolSize int
-	// Host holds the host sides of links and the ports' listeners; nil
-	// means the caller's namespace. Keep it open until Close.
-	Host *netns.NS
+	LinkSubnet6 netip.Prefix // for IPv6 links too; zero: none
+	PoolSize    int          // ready namespaces; zero: DefaultNetworkPoolSize, negative: none
+	Host        *netns.NS    // holds the host sides; nil: the caller's namespace
 }
 
 // managerConfig is the netns.ManagerConfig of c.
@@ -46,8 +42,7 @@ func (c NetworkingConfig) managerConfig() netns.ManagerConfig {
 	return mc
 }
 
-// NewNetworking makes a network setup now, removing links that dead owners
-// left. A bad field is a *ConfigError naming it. It needs host root.
+// NewNetworking makes a network setup now; it needs host root.
 func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 	mc := cfg.managerConfig()
 	if err := mc.Validate(); err != nil {
@@ -64,12 +59,10 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 var defaultNetworking = &Networking{}
 
 // DefaultNetworking returns the setup of sandboxes whose Network.Networking
-// is nil, made on first need. Its Close also releases the namespaces kept
-// for sandboxes without a network.
+// is nil. Its Close also releases reused namespaces.
 func DefaultNetworking() *Networking { return defaultNetworking }
 
-// Close releases everything n holds on the host: its pool, its private
-// networks and the links of its sandboxes, and waits until they are gone.
+// Close releases everything n holds on the host and waits until it is gone.
 // Later sandboxes make it anew.
 func (n *Networking) Close() error {
 	var perr error
@@ -150,14 +143,13 @@ type PrivateNetworkConfig struct {
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name: a bridge in a
-// namespace of its own, nothing of it on the host.
+// PrivateNetwork is a network that sandboxes join by its name, in a
+// namespace of its own.
 type PrivateNetwork struct {
 	n *netns.Network
 }
 
-// NewPrivateNetwork creates a private network in n; a bad field of cfg is a
-// *ConfigError naming it. It needs host root.
+// NewPrivateNetwork creates a private network in n. It needs host root.
 func (n *Networking) NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
 	if os.Geteuid() != 0 {
 		return nil, &FeatureError{Feature: "a private network", Err: errors.New("it needs host root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")}

@@ -5,9 +5,8 @@ import (
 	"time"
 )
 
-// Observer is told of the starts and ends of sandboxes, for metrics (see
-// ExampleObserver). Observe is called synchronously: it must be safe for
-// concurrent use, quick, and not call the Sandbox.
+// Observer is told of starts and ends, for metrics: synchronously, so it
+// must be safe for concurrent use and quick.
 type Observer interface {
 	Observe(Event)
 }
@@ -40,9 +39,7 @@ type Event struct {
 	Kind    EventKind
 	Sandbox uint64        // Sandbox.ID
 	Latency time.Duration // EventStarted: from Start to running
-	// Stage, for EventStartFailed, is the failed step: a SetupError's
-	// Stage, "config", "feature", "context" or "other".
-	Stage  string
-	Result *Result // EventEnded: the Result, nil when none was made
-	Err    error   // what Start or Wait returns
+	Stage   string        // EventStartFailed: a SetupError's Stage, "config", "feature", "context" or "other"
+	Result  *Result       // EventEnded; nil when none was made
+	Err     error         // what Start or Wait returns
 }

@@ -14,12 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrWaitDelay comes with the Result of a command that ended well when its
-// output was not all copied within Config.WaitDelay.
+// ErrWaitDelay comes with the Result when output outlived Config.WaitDelay.
 var ErrWaitDelay = errors.New("stockade: output not copied within WaitDelay")
 
-// OutputError comes with the Result of a command that ended well when
-// writing its output to Stdout or Stderr failed.
+// OutputError comes with the Result when writing the output failed.
 type OutputError struct {
 	Err error
 }

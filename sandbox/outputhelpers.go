@@ -16,9 +16,8 @@ import (
 // StdinPipe, StdoutPipe and StderrPipe, for a sandbox's own command and
 // for a process of a running sandbox (a Cmd made by Sandbox.Command).
 
-// Output runs the command as Run does and returns its standard output;
-// Config.Stdout must be nil. With Config.Stderr nil too, the *ExitError of
-// a failure holds the standard error.
+// Output runs the command and returns its standard output; the *ExitError
+// of a failure holds the standard error when Config.Stderr is nil.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	var stdout lockedBuffer
 	var stderr *headTail
@@ -41,8 +40,7 @@ func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	return stdout.Bytes(), withStderr(err, stderr)
 }
 
-// CombinedOutput runs the command as Output does, with standard output and
-// error together in the order written. Config.Stdout and Stderr must be nil.
+// CombinedOutput is Output with standard error in the same stream.
 func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	var out lockedBuffer
 	s.mu.Lock()
@@ -64,8 +62,8 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// StdinPipe returns a pipe to the command's standard input, as in os/exec;
-// Wait closes it. Call it before Start, with Config.Stdin nil.
+// StdinPipe returns a pipe to the command's standard input, as in os/exec.
+// Call it before Start.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,8 +82,7 @@ func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 }
 
 // StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait, which closes it. Call it before
-// Start, with Config.Stdout nil.
+// os/exec: read to the end, then Wait. Call it before Start.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
 	return s.outputPipe("Stdout", &s.cfg.Stdout)
 }
@@ -132,8 +129,7 @@ func (s *Sandbox) runnableLocked() error {
 	return nil
 }
 
-// Command returns a Cmd of name and arg to run in the sandbox once it runs,
-// as exec.Command does, with Start, Wait, Run, Output and the pipes.
+// Command returns a Cmd to run in the sandbox, as exec.Command does.
 func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return &Cmd{Args: append([]string{name}, arg...), sb: s, run: &cmdRun{}}
 }
@@ -152,11 +148,8 @@ type cmdRun struct {
 // did not make.
 var errNoSandbox = errors.New("stockade: Cmd not made by Sandbox.Command: use Sandbox.Exec")
 
-// Start starts the process in the sandbox and returns once it runs, or
-// with the error that kept it from starting (a *SetupError naming the
-// command when it was not found, ErrFinished when the sandbox has ended).
-// Cancelling ctx kills the process, as with Exec. Wait then returns its
-// Result.
+// Start starts the process and returns once it runs; Wait then returns its
+// Result. Cancelling ctx kills it.
 func (c *Cmd) Start(ctx context.Context) error {
 	if c.sb == nil || c.run == nil {
 		return errNoSandbox
@@ -195,9 +188,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	return nil
 }
 
-// Wait waits for the process to end and returns its Result and error, as
-// Exec does, and closes the pipes made by StdinPipe, StdoutPipe and
-// StderrPipe. After a Start that failed, it returns Start's error.
+// Wait waits for the process, as Exec does, and closes its pipes.
 func (c *Cmd) Wait() (*Result, error) {
 	if c.sb == nil || c.run == nil {
 		return nil, errNoSandbox
@@ -216,8 +207,7 @@ func (c *Cmd) Wait() (*Result, error) {
 	return r.res, r.err
 }
 
-// Run starts the process and waits for it to end: it is Exec for a Cmd
-// made by Command.
+// Run starts the process and waits for it: Exec.
 func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
@@ -225,9 +215,7 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	return c.Wait()
 }
 
-// Output runs the process and returns its standard output, on the terms
-// of Sandbox.Output: Stdout must be nil, and when Stderr is nil too the
-// *ExitError of a process that failed holds its standard error.
+// Output is Sandbox.Output for the process.
 func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	if err := c.notStarted(); err != nil {
 		return nil, err
@@ -246,8 +234,7 @@ func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	return stdout.Bytes(), withStderr(err, stderr)
 }
 
-// CombinedOutput runs the process and returns its standard output and
-// standard error together; Stdout and Stderr must be nil.
+// CombinedOutput is Sandbox.CombinedOutput for the process.
 func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	if err := c.notStarted(); err != nil {
 		return nil, err
@@ -264,8 +251,7 @@ func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// StdinPipe returns a pipe connected to the process's standard input when
-// it starts, on the terms of Sandbox.StdinPipe.
+// StdinPipe is Sandbox.StdinPipe for the process.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	if err := c.notStarted(); err != nil {
 		return nil, err
@@ -283,9 +269,7 @@ func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// StdoutPipe returns a pipe connected to the process's standard output
-// when it starts, on the terms of Sandbox.StdoutPipe: read to the end,
-// then call Wait.
+// StdoutPipe is Sandbox.StdoutPipe for the process.
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) { return c.outputPipe("Stdout", &c.Stdout) }
 
 // StderrPipe is StdoutPipe for the process's standard error.

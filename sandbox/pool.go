@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Pool keeps sandboxes started, so that each Run gets a fresh one at the
-// cost of an Exec. It is safe for concurrent use.
+// Pool keeps sandboxes ready, so each Run costs an Exec. It is
+// concurrency-safe.
 type Pool struct {
 	cfg     Config
 	timeout time.Duration // the Config's Timeout, for each Run
@@ -26,8 +26,7 @@ type Pool struct {
 	err    error // why the last start failed, if it did
 }
 
-// NewPool returns a pool that keeps n (1 to MaxPoolSize) sandboxes of cfg,
-// which has no Args, ready, filled in the background. Close releases them.
+// NewPool returns a pool keeping n sandboxes of cfg, without Args, ready.
 func NewPool(cfg Config, n int) (*Pool, error) {
 	if len(cfg.Args) > 0 {
 		return nil, configErr("Args", "must be empty for a pool: each Run brings its command")
@@ -121,9 +120,8 @@ func (p *Pool) discard(sb *Sandbox) {
 	}()
 }
 
-// Run runs cmd in a fresh sandbox from the pool (or one started at once),
-// as Exec does, then throws that sandbox away. Cmd.Timeout defaults to the
-// Config's.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
+// the sandbox away.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	p.mu.Lock()
 	if p.closed {

@@ -21,31 +21,28 @@ import (
 	"github.com/stockade/stockade/internal/seccomp"
 )
 
-// HostReport is what Probe found: for each feature a sandbox may use,
-// whether this host offers it to this caller, and why not.
+// HostReport is what Probe found, feature by feature.
 type HostReport struct {
-	Kernel        string `json:"kernel"` // the kernel's release
-	UID           int    `json:"uid"`    // the caller's effective uid
-	Root          bool   `json:"root"`
-	InitialUserNS bool   `json:"initialUserNS"` // not in a container's user namespace
-	// Sandbox is whether a default sandbox starts and exits here.
-	Sandbox        Support `json:"sandbox"`
+	Kernel         string  `json:"kernel"`
+	UID            int     `json:"uid"`
+	Root           bool    `json:"root"`
+	InitialUserNS  bool    `json:"initialUserNS"` // not in a container
+	Sandbox        Support `json:"sandbox"`       // a default sandbox runs
 	UserNamespaces Support `json:"userNamespaces"`
-	SubordinateIDs Support `json:"subordinateIDs"` // Config.SubordinateIDs
+	SubordinateIDs Support `json:"subordinateIDs"`
 	CgroupMode     string  `json:"cgroupMode"`
-	Cgroups        Support `json:"cgroups"` // cgroups for limits, and their controllers
+	Cgroups        Support `json:"cgroups"`
 	Landlock       Support `json:"landlock"`
 	LandlockABI    int     `json:"landlockABI"`
 	Seccomp        Support `json:"seccomp"`
-	Pidfd          Support `json:"pidfd"`      // Linux 5.3
-	MemoryPeak     Support `json:"memoryPeak"` // cgroup v2, Linux 5.19
+	Pidfd          Support `json:"pidfd"`
+	MemoryPeak     Support `json:"memoryPeak"`
 	Overlayfs      Support `json:"overlayfs"`
-	RawStart       Support `json:"rawStart"` // the raw start path, not the init stage
+	RawStart       Support `json:"rawStart"` // not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
-// Support says whether a feature is available and, in Detail, what there
-// is (a version, a range) or why it is off and what would turn it on.
+// Support says whether a feature is there and, in Detail, what or why not.
 type Support struct {
 	Available bool   `json:"available"`
 	Detail    string `json:"detail,omitempty"`
@@ -66,8 +63,7 @@ func fromErr(err error, ok string) Support {
 	return Support{Available: true, Detail: ok}
 }
 
-// Probe reports what this host offers a sandbox started by this caller, and
-// why a feature is off. It starts a few short sandboxes and caches nothing.
+// Probe reports what this host offers this caller, and why a feature is off.
 func Probe() *HostReport {
 	r := &HostReport{UID: os.Geteuid()}
 	r.Root = r.UID == 0

@@ -9,9 +9,8 @@ import (
 // Reason says how a sandbox's run ended.
 type Reason int
 
-// The reasons a run ends. OOMKilled is decided from the group's OOM
-// counter, never from a SIGKILL alone; SeccompKilled from the SIGSYS that
-// ended the command (SeccompKill, or a call through another ABI).
+// The reasons a run ends. OOMKilled comes from the group's OOM counter,
+// SeccompKilled from the SIGSYS that ended the command.
 const (
 	Exited        Reason = iota + 1 // the command exited; see ExitCode
 	Signaled                        // a signal killed it; see Signal
@@ -48,25 +47,20 @@ func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // Result is how a run ended and what it used.
 type Result struct {
-	Reason Reason `json:"reason"`
-	// ExitCode is the exit status when the command exited, else -1.
-	ExitCode int `json:"exitCode"`
-	// Signal killed the command: its own, or SIGKILL for a limit.
-	Signal syscall.Signal `json:"signal,omitempty"`
-	// Wall is the time from Start to the end.
-	Wall time.Duration `json:"wall"`
-	// UserTime, SystemTime and MaxRSS cover every process with a control
-	// group, else the processes that ended before the sandbox.
-	UserTime   time.Duration `json:"userTime"`
-	SystemTime time.Duration `json:"systemTime"`
-	MaxRSS     int64         `json:"maxRSS"`
-	// The peaks and counts come from the control group (zero without one).
-	MemoryPeak   int64 `json:"memoryPeak,omitempty"`
-	PidsPeak     int64 `json:"pidsPeak,omitempty"`
-	ForksRefused int64 `json:"forksRefused,omitempty"` // forks over Limits.Pids
-	OOMKills     int64 `json:"oomKills,omitempty"`
-	// Notes say what Limits.BestEffort applied instead.
-	Notes []string `json:"notes,omitempty"`
+	Reason   Reason         `json:"reason"`
+	ExitCode int            `json:"exitCode"`         // -1 unless it exited
+	Signal   syscall.Signal `json:"signal,omitempty"` // SIGKILL for a limit
+	Wall     time.Duration  `json:"wall"`             // from Start
+	// The times and MaxRSS cover every process with a control group, else
+	// those that ended first; the peaks and counts need the group.
+	UserTime     time.Duration `json:"userTime"`
+	SystemTime   time.Duration `json:"systemTime"`
+	MaxRSS       int64         `json:"maxRSS"`
+	MemoryPeak   int64         `json:"memoryPeak,omitempty"`
+	PidsPeak     int64         `json:"pidsPeak,omitempty"`
+	ForksRefused int64         `json:"forksRefused,omitempty"` // forks over Limits.Pids
+	OOMKills     int64         `json:"oomKills,omitempty"`
+	Notes        []string      `json:"notes,omitempty"` // what Limits.BestEffort did
 }
 
 // Success reports whether the command exited with status 0, or a sandbox
@@ -75,9 +69,7 @@ func (r *Result) Success() bool {
 	return r.Reason == Exited && r.ExitCode == 0 || r.Reason == Closed
 }
 
-// String describes the result in a few words: "exited with status 1",
-// "killed by SIGSEGV", "timed out after 2s", "killed: out of memory (peak
-// 64.0 MiB)".
+// String describes the result in a few words: "exited with status 1".
 func (r *Result) String() string {
 	switch r.Reason {
 	case Exited:

@@ -22,8 +22,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs; New makes it, Run or
-// Start and Wait run it, once.
+// Sandbox is one sandbox and the command it runs, run once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -80,8 +79,8 @@ func New(cfg Config) *Sandbox {
 	return s
 }
 
-// Run starts the sandbox and waits for it to end; see Start and Wait. A
-// Config without Args is a *ConfigError: such a sandbox ends only by Close.
+// Run starts the sandbox and waits for it to end; a Config without Args is
+// a *ConfigError.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	if len(s.cfg.Args) == 0 {
 		return nil, configErr("Args", "Run needs a command; a sandbox without one is started with Start and ended with Close")
@@ -92,10 +91,8 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	return s.Wait()
 }
 
-// Start creates the sandbox and returns once the command runs, or the
-// sandbox is ready when it has none. A bad config is a *ConfigError before
-// anything is created; a failed step a *SetupError, after removing what was
-// made. When ctx is done, the sandbox is killed (Reason Cancelled).
+// Start creates the sandbox and returns once the command runs: a bad config
+// is a *ConfigError before anything exists, a failed step a *SetupError.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,43 +20,29 @@ import (
 	"github.com/stockade/stockade/internal/seccomp"
 )
 
-// Security holds the defences on top of the namespaces. The zero value is
-// the safe choice: no capabilities, no_new_privs, the default seccomp
-// filter (Docker's allow-list and stockade's denials), Landlock best
-// effort, no /sys. A field that weakens a defence says so.
+// Security holds the defences on top of the namespaces; zero is the safe
+// choice. A field that weakens one says so.
 type Security struct {
-	// Capabilities are kept ("CAP_NET_BIND_SERVICE"). Danger: each opens
-	// kernel code to the sandbox.
-	Capabilities []string
-	// Seccomp replaces the default filter, or with SeccompExtend adds its
-	// Syscalls to it; SeccompProfile (Docker's JSON) replaces it, and
-	// SeccompUnconfined drops it; one at most. Seccomp's actions are
-	// ALLOW, ERRNO (EPERM), KILL_PROCESS and LOG, for the native ABI only.
-	// Danger: what they allow that the default denies is open.
+	Capabilities []string // kept; Danger: each opens kernel code
+	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
+	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
 	Seccomp           *specs.LinuxSeccomp
 	SeccompExtend     bool
-	SeccompProfile    []byte
+	SeccompProfile    []byte // Docker's JSON, in place of the default
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
 }
 
-// Landlock configures the Landlock LSM (Linux 5.13). The zero value
-// applies it best effort: the sandbox may read anything in its root, write
-// only in its writable mounts, and, from Linux 6.7, use no TCP port; from
-// 6.12, reach no abstract socket or process outside. Sandbox.Confinement
-// says what was enforced.
+// Landlock configures the Landlock LSM. The zero value applies it best
+// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
-	// Disabled turns it off. Danger: a leaked host directory descriptor
-	// then reaches the host's files.
-	Disabled bool
-	// Strict fails Start with a *FeatureError naming the kernel needed,
-	// instead of leaving out what this one cannot enforce.
-	Strict        bool
+	Disabled      bool     // Danger: a leaked host directory reaches the host
+	Strict        bool     // a *FeatureError rather than a rule left out
 	WritablePaths []string // if set, the only writable paths
-	// BindTCP and ConnectTCP are the only TCP ports allowed (the inside
-	// ports of Network.Ports too); with a network and neither set, TCP is
-	// open.
+	// BindTCP and ConnectTCP are the only TCP ports allowed beside
+	// Network.Ports; with a network and neither set, TCP is open.
 	BindTCP    []uint16
 	ConnectTCP []uint16
 	AnyTCP     bool // Danger: lifts the TCP limits
@@ -397,21 +383,17 @@ func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*
 	return f, nil
 }
 
-// Confinement says which defences a sandbox's processes run under, as
-// enforced: what Security asked for, less what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced, and
+// what best effort left out.
 type Confinement struct {
-	Capabilities []string `json:"capabilities,omitempty"`
-	// Seccomp names the filter: "default", "default+custom", "custom",
-	// "docker-profile" or "unconfined"; SeccompInstructions is its length.
-	Seccomp             string `json:"seccomp"`
-	SeccompInstructions int    `json:"seccompInstructions,omitempty"`
-	// Landlock is whether a domain is enforced, with TCP rules and scopes,
-	// and LandlockABI the kernel's version.
-	Landlock       bool     `json:"landlock"`
-	LandlockABI    int      `json:"landlockABI"`
-	LandlockTCP    bool     `json:"landlockTCP,omitempty"`
-	LandlockScoped bool     `json:"landlockScoped,omitempty"`
-	Notes          []string `json:"notes,omitempty"` // what best effort left out, and why
+	Capabilities        []string `json:"capabilities,omitempty"`
+	Seccomp             string   `json:"seccomp"`
+	SeccompInstructions int      `json:"seccompInstructions,omitempty"`
+	Landlock            bool     `json:"landlock"`
+	LandlockABI         int      `json:"landlockABI"`
+	LandlockTCP         bool     `json:"landlockTCP,omitempty"`
+	LandlockScoped      bool     `json:"landlockScoped,omitempty"`
+	Notes               []string `json:"notes,omitempty"`
 }
 
 // confine fills in the spec's capabilities, seccomp filter and Landlock

@@ -19,18 +19,15 @@ func (t *TTY) toSpec(spec *proto.Spec) {
 	spec.TTY, spec.TTYRows, spec.TTYCols = true, int(t.Rows), int(t.Cols)
 }
 
-// Terminal returns the master of the command's terminal (Config.TTY) once
-// started, or nil. Reading it reads what the command writes; writing types
-// at it, Ctrl-C included. Close closes it, Wait does not, so the last output
-// stays readable; closing it earlier sends the command SIGHUP.
+// Terminal returns the master of the command's terminal (Config.TTY), or
+// nil; Close closes it, Wait does not.
 func (s *Sandbox) Terminal() *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tty
 }
 
-// Resize sets the size of the command's terminal; its foreground job gets
-// SIGWINCH.
+// Resize sets the size of the command's terminal.
 func (s *Sandbox) Resize(rows, cols uint16) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

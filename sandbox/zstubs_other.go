@@ -18,44 +18,38 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Cleanup removes what the sandboxes of processes killed by SIGKILL left on
-// the host: their control groups under the default parent and each of
-// cgroupParents, and their links (see netns.Cleanup). It leaves running
-// owners' sandboxes alone, so a service may call it when it starts.
+// Cleanup removes what sandboxes of processes killed by SIGKILL left on the
+// host, and leaves running ones alone. Call it when a service starts.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func Cleanup(ctx context.Context, cgroupParents ...string) error {
 	return notSupported("Cleanup")
 }
 
-// Wait waits for the sandbox to end and returns its Result, with an
-// *ExitError when the command did not exit with status 0, and closes the
-// pipes. It may be called again.
+// Wait waits for the end and returns the Result, with an *ExitError when
+// the command did not exit with status 0.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Wait() (*Result, error) {
 	return nil, notSupported("Sandbox.Wait")
 }
 
-// Kill sends sig to the command; SIGKILL ends the whole sandbox. It returns
-// ErrNotStarted or ErrFinished for a sandbox not running.
+// Kill sends sig to the command; SIGKILL ends the whole sandbox.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Kill(sig syscall.Signal) error {
 	return notSupported("Sandbox.Kill")
 }
 
-// Close ends the sandbox, kills every process in it (Exec's too), releases
-// what it held on the host and closes its terminal; a sandbox without a
-// command ends as Closed. On a sandbox ended or never started it does nothing.
+// Close ends the sandbox, kills every process in it and releases what it
+// held; a sandbox without a command ends as Closed. It may be called again.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
 	return notSupported("Sandbox.Close")
 }
 
-// Stats are figures of a running sandbox so far, from its control group,
-// as in Result; Pids is the tasks it holds now.
+// Stats are a running sandbox's figures so far, as in Result.
 type Stats struct {
 	CPUUser, CPUSystem     time.Duration
 	MemoryPeak             int64
@@ -64,17 +58,15 @@ type Stats struct {
 }
 
 // Stats returns the figures of the running sandbox so far, from its control
-// group (see Limits); ErrNoCgroup without one.
+// group; ErrNoCgroup without one.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Stats() (Stats, error) {
 	return Stats{}, notSupported("Sandbox.Stats")
 }
 
-// Cmd is a process to run in a running sandbox with Exec, or from
-// Sandbox.Command with the methods of os/exec's Cmd. It shares the
-// sandbox's namespaces, files, limits and defences; each zero field falls
-// back to the sandbox's Config.
+// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
+// zero fields take the sandbox's Config.
 type Cmd struct {
 	Args       []string // required; looked up like Config.Args
 	Env        []string
@@ -85,48 +77,37 @@ type Cmd struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	ExtraFiles []*os.File
-	// Timeout, if positive, kills the process (Reason Timeout), not the
-	// sandbox.
-	Timeout time.Duration
+	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
 }
 
-// Exec runs cmd in the running sandbox and waits for it to end, as Run
-// does: the error is an *ExitError when it did not exit with status 0.
-// Cancelling ctx kills the process, not the sandbox; what it leaves behind
-// runs until the sandbox ends. The sandbox's limits bind it with the same
-// verdicts (Limits.Output counts its own output). As in os/exec, Exec
-// waits for its output, at most Config.WaitDelay after it ends. It is safe
-// for concurrent use.
+// Exec runs cmd in the running sandbox and waits for it, as Run does;
+// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Sandbox.Exec")
 }
 
-// CopyIn copies the host file src into the running sandbox as dst, with
-// src's mode, written with the rights of the command's user; dst never
-// follows a link out of the sandbox's root.
+// CopyIn copies the host file src into the running sandbox as dst, as the
+// command's user; dst never follows a link out of the sandbox's root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	return notSupported("Sandbox.CopyIn")
 }
 
-// CopyOut copies the regular file src of the running sandbox to the host
-// file dst, read with the rights of the command's user; src never follows a
-// link out of the sandbox's root.
+// CopyOut copies the regular file src out of the running sandbox to dst, read
+// as the command's user; src never follows a link out of the root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// Limits are the resource limits of a sandbox; the zero value limits
-// nothing but core files. Memory to IOWeight mean what the fields of
-// cgroup.Limits mean and, with CPUTime, need a control group of the
-// sandbox's own: host root, or a delegated cgroup (else a *ConfigError or
-// *FeatureError before anything is created). The group also counts the
-// start-up of the sandbox (a few MiB and threads with the init stage).
+// Limits are the resource limits of a sandbox; zero limits nothing but core
+// files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
+// verdict is CPUTimeLimit, a few ms late), need a control group: host root
+// or a delegated cgroup, else an error before anything is created.
 type Limits struct {
 	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
 	Swap      int64   // on top of Memory, only with it; zero means none
@@ -136,25 +117,19 @@ type Limits struct {
 	CPUs      string  // CPUs it may use, as "0-3,6"
 	Mems      string  // memory nodes it may use
 	IOWeight  uint64  // block I/O share, 1 to 10000
-	// CPUTime is the CPU time of all its processes; used up, they are
-	// killed (CPUTimeLimit), a few ms late.
-	CPUTime time.Duration
-	// Output is the bytes of stdout and stderr together; beyond it the
-	// sandbox, or the Exec'd process, is killed (OutputLimit).
-	Output  int64
-	Rlimits Rlimits
-	// CgroupParent is where the group is made, relative to the caller's
-	// cgroup or absolute; empty means "stockade" below the caller's.
-	CgroupParent string
+	CPUTime   time.Duration
+	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
+	// the Exec'd process, is killed (OutputLimit).
+	Output       int64
+	Rlimits      Rlimits
+	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
 	// BestEffort lets an ordinary user without a delegated cgroup run with
 	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
 }
 
-// Rlimits are the setrlimit limits, soft and hard, of every process of the
-// sandbox. Zero leaves one as the caller has it, except Core (zero means
-// no core files); Unlimited removes it. The start-up runs under them too,
-// hence the Min values. Prefer Limits, which count the whole sandbox.
+// Rlimits are the setrlimit limits of every process; zero leaves one as the
+// caller has it, but Core, and Unlimited removes it. Prefer Limits.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -171,9 +146,7 @@ const Unlimited = -1
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
 
-// The smallest limits the init stage needs to start and supervise the
-// command: its threads, its descriptors, and its Go runtime's address
-// space.
+// The smallest limits with which the init stage can start the command.
 const (
 	MinPids         = 8
 	MinNoFile       = 16
@@ -181,47 +154,40 @@ const (
 	MinProcesses    = 8
 )
 
-// Network is the network of a sandbox, Config.Network. The zero value is a
-// network namespace of its own with only lo up: nothing outside reaches it
-// or is reached. Link, Networks and Ports combine; they need host root,
-// come from Networking, and none outlives the sandbox.
+// Network is a sandbox's network; zero is lo alone in a namespace of its
+// own. Link, Networks and Ports need host root.
 type Network struct {
 	// ShareHost leaves it in the caller's network namespace. Danger: NOT
-	// ISOLATED from the network. Not with Link, Networks or Ports.
+	// ISOLATED from the network.
 	ShareHost bool
 	Link      *Link        // eth0, a veth link whose host side is its gateway
 	Networks  []Membership // private networks: members reach only each other
 	Ports     []Port       // host addresses forwarded to ports inside
 	DNS       []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
-	// ReuseNamespace lets a sandbox without a network take turns in the
-	// namespaces of earlier ones, which is cheaper; they share TIME_WAIT
-	// sockets and /proc/net counters, so use it for one tenant's code.
+	// ReuseNamespace lets a sandbox without a network take turns in older
+	// namespaces, cheaper; they share TIME_WAIT sockets and /proc/net.
 	ReuseNamespace bool
-	// Networking is where links, networks and ports come from; nil means
-	// DefaultNetworking(). Parent only.
-	Networking *Networking `json:"-"`
+	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a sandbox's veth link to the host (Network.Link). It reaches
-// only its gateway, the host side, unless DefaultRoute (no NAT is set up).
+// Link is a veth link to the host. It reaches only its gateway, the host
+// side, unless DefaultRoute (no NAT is set up).
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a sandbox's place on a private network (Network.Networks):
-// the network's name, its own name there (zero: Config.Hostname) and its
-// address (zero: reserved for Name, or the first free one).
+// Membership is a place on a private network: its name, the sandbox's name
+// there (zero: Config.Hostname) and address (zero: one is picked).
 type Membership struct {
 	Network string
 	Name    string
 	Addr    netip.Addr
 }
 
-// Port forwards TCP connections from the host address Host (port 0 picks
-// one, see NetworkInfo) to the sandbox's 127.0.0.1:Port, from 127.0.0.1,
-// through a forwarder in the calling process.
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
+// inside, through the calling process.
 type Port struct {
 	Host netip.AddrPort
 	Port uint16
@@ -235,33 +201,27 @@ type NetworkInfo struct {
 	Ports             []netip.AddrPort // as Network.Ports, with port 0 picked
 }
 
-// NetworkInfo returns the addresses and forwarded ports of the sandbox's
-// network, once Start has returned.
+// NetworkInfo returns what the sandbox's network turned out to be.
 func (s *Sandbox) NetworkInfo() NetworkInfo {
 	return NetworkInfo{}
 }
 
-// Networking is where the links, private networks and forwarded ports of
-// sandboxes come from (Network.Networking). It is safe for concurrent use.
+// Networking is where the links, private networks and ports of sandboxes
+// come from (Network.Networking).
 type Networking struct {
 }
 
 // NetworkingConfig configures a Networking. The zero value is usable.
 type NetworkingConfig struct {
 	// LinkSubnet gives each link a /30; zero means 10.213.0.0/16. It must
-	// overlap no address or route of the host, nor another's.
+	// overlap nothing of the host's.
 	LinkSubnet  netip.Prefix
-	LinkSubnet6 netip.Prefix // an IPv6 subnet for links too; zero: none
-	// PoolSize is how many ready namespaces to keep for sandboxes with a
-	// network; zero means DefaultNetworkPoolSize, negative none.
-	PoolSize int
-	// Host holds the host sides of links and the ports' listeners; nil
-	// means the caller's namespace. Keep it open until Close.
-	Host *netns.NS
+	LinkSubnet6 netip.Prefix // for IPv6 links too; zero: none
+	PoolSize    int          // ready namespaces; zero: DefaultNetworkPoolSize, negative: none
+	Host        *netns.NS    // holds the host sides; nil: the caller's namespace
 }
 
-// NewNetworking makes a network setup now, removing links that dead owners
-// left. A bad field is a *ConfigError naming it. It needs host root.
+// NewNetworking makes a network setup now; it needs host root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
@@ -269,14 +229,12 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 }
 
 // DefaultNetworking returns the setup of sandboxes whose Network.Networking
-// is nil, made on first need. Its Close also releases the namespaces kept
-// for sandboxes without a network.
+// is nil. Its Close also releases reused namespaces.
 func DefaultNetworking() *Networking {
 	return nil
 }
 
-// Close releases everything n holds on the host: its pool, its private
-// networks and the links of its sandboxes, and waits until they are gone.
+// Close releases everything n holds on the host and waits until it is gone.
 // Later sandboxes make it anew.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
@@ -293,13 +251,12 @@ type PrivateNetworkConfig struct {
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name: a bridge in a
-// namespace of its own, nothing of it on the host.
+// PrivateNetwork is a network that sandboxes join by its name, in a
+// namespace of its own.
 type PrivateNetwork struct {
 }
 
-// NewPrivateNetwork creates a private network in n; a bad field of cfg is a
-// *ConfigError naming it. It needs host root.
+// NewPrivateNetwork creates a private network in n. It needs host root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *Networking) NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
@@ -329,12 +286,10 @@ func (s *Sandbox) ID() uint64 {
 	return 0
 }
 
-// ErrWaitDelay comes with the Result of a command that ended well when its
-// output was not all copied within Config.WaitDelay.
+// ErrWaitDelay comes with the Result when output outlived Config.WaitDelay.
 var ErrWaitDelay = errors.New("stockade: output not copied within WaitDelay")
 
-// OutputError comes with the Result of a command that ended well when
-// writing its output to Stdout or Stderr failed.
+// OutputError comes with the Result when writing the output failed.
 type OutputError struct {
 	Err error
 }
@@ -343,25 +298,23 @@ func (e *OutputError) Error() string { return "stockade: copy output: " + e.Err.
 
 func (e *OutputError) Unwrap() error { return e.Err }
 
-// Output runs the command as Run does and returns its standard output;
-// Config.Stdout must be nil. With Config.Stderr nil too, the *ExitError of
-// a failure holds the standard error.
+// Output runs the command and returns its standard output; the *ExitError
+// of a failure holds the standard error when Config.Stderr is nil.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Sandbox.Output")
 }
 
-// CombinedOutput runs the command as Output does, with standard output and
-// error together in the order written. Config.Stdout and Stderr must be nil.
+// CombinedOutput is Output with standard error in the same stream.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Sandbox.CombinedOutput")
 }
 
-// StdinPipe returns a pipe to the command's standard input, as in os/exec;
-// Wait closes it. Call it before Start, with Config.Stdin nil.
+// StdinPipe returns a pipe to the command's standard input, as in os/exec.
+// Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
@@ -369,8 +322,7 @@ func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 }
 
 // StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait, which closes it. Call it before
-// Start, with Config.Stdout nil.
+// os/exec: read to the end, then Wait. Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
@@ -384,68 +336,55 @@ func (s *Sandbox) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Sandbox.StderrPipe")
 }
 
-// Command returns a Cmd of name and arg to run in the sandbox once it runs,
-// as exec.Command does, with Start, Wait, Run, Output and the pipes.
+// Command returns a Cmd to run in the sandbox, as exec.Command does.
 func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return nil
 }
 
-// Start starts the process in the sandbox and returns once it runs, or
-// with the error that kept it from starting (a *SetupError naming the
-// command when it was not found, ErrFinished when the sandbox has ended).
-// Cancelling ctx kills the process, as with Exec. Wait then returns its
-// Result.
+// Start starts the process and returns once it runs; Wait then returns its
+// Result. Cancelling ctx kills it.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Start(ctx context.Context) error {
 	return notSupported("Cmd.Start")
 }
 
-// Wait waits for the process to end and returns its Result and error, as
-// Exec does, and closes the pipes made by StdinPipe, StdoutPipe and
-// StderrPipe. After a Start that failed, it returns Start's error.
+// Wait waits for the process, as Exec does, and closes its pipes.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Wait() (*Result, error) {
 	return nil, notSupported("Cmd.Wait")
 }
 
-// Run starts the process and waits for it to end: it is Exec for a Cmd
-// made by Command.
+// Run starts the process and waits for it: Exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	return nil, notSupported("Cmd.Run")
 }
 
-// Output runs the process and returns its standard output, on the terms
-// of Sandbox.Output: Stdout must be nil, and when Stderr is nil too the
-// *ExitError of a process that failed holds its standard error.
+// Output is Sandbox.Output for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Cmd.Output")
 }
 
-// CombinedOutput runs the process and returns its standard output and
-// standard error together; Stdout and Stderr must be nil.
+// CombinedOutput is Sandbox.CombinedOutput for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Cmd.CombinedOutput")
 }
 
-// StdinPipe returns a pipe connected to the process's standard input when
-// it starts, on the terms of Sandbox.StdinPipe.
+// StdinPipe is Sandbox.StdinPipe for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	return *new(io.WriteCloser), notSupported("Cmd.StdinPipe")
 }
 
-// StdoutPipe returns a pipe connected to the process's standard output
-// when it starts, on the terms of Sandbox.StdoutPipe: read to the end,
-// then call Wait.
+// StdoutPipe is Sandbox.StdoutPipe for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
@@ -459,22 +398,20 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
-// Pool keeps sandboxes started, so that each Run gets a fresh one at the
-// cost of an Exec. It is safe for concurrent use.
+// Pool keeps sandboxes ready, so each Run costs an Exec. It is
+// concurrency-safe.
 type Pool struct {
 }
 
-// NewPool returns a pool that keeps n (1 to MaxPoolSize) sandboxes of cfg,
-// which has no Args, ready, filled in the background. Close releases them.
+// NewPool returns a pool keeping n sandboxes of cfg, without Args, ready.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func NewPool(cfg Config, n int) (*Pool, error) {
 	return nil, notSupported("NewPool")
 }
 
-// Run runs cmd in a fresh sandbox from the pool (or one started at once),
-// as Exec does, then throws that sandbox away. Cmd.Timeout defaults to the
-// Config's.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
+// the sandbox away.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
@@ -501,116 +438,92 @@ func (p *Pool) Close() error {
 	return notSupported("Pool.Close")
 }
 
-// HostReport is what Probe found: for each feature a sandbox may use,
-// whether this host offers it to this caller, and why not.
+// HostReport is what Probe found, feature by feature.
 type HostReport struct {
-	Kernel        string `json:"kernel"` // the kernel's release
-	UID           int    `json:"uid"`    // the caller's effective uid
-	Root          bool   `json:"root"`
-	InitialUserNS bool   `json:"initialUserNS"` // not in a container's user namespace
-	// Sandbox is whether a default sandbox starts and exits here.
-	Sandbox        Support `json:"sandbox"`
+	Kernel         string  `json:"kernel"`
+	UID            int     `json:"uid"`
+	Root           bool    `json:"root"`
+	InitialUserNS  bool    `json:"initialUserNS"` // not in a container
+	Sandbox        Support `json:"sandbox"`       // a default sandbox runs
 	UserNamespaces Support `json:"userNamespaces"`
-	SubordinateIDs Support `json:"subordinateIDs"` // Config.SubordinateIDs
+	SubordinateIDs Support `json:"subordinateIDs"`
 	CgroupMode     string  `json:"cgroupMode"`
-	Cgroups        Support `json:"cgroups"` // cgroups for limits, and their controllers
+	Cgroups        Support `json:"cgroups"`
 	Landlock       Support `json:"landlock"`
 	LandlockABI    int     `json:"landlockABI"`
 	Seccomp        Support `json:"seccomp"`
-	Pidfd          Support `json:"pidfd"`      // Linux 5.3
-	MemoryPeak     Support `json:"memoryPeak"` // cgroup v2, Linux 5.19
+	Pidfd          Support `json:"pidfd"`
+	MemoryPeak     Support `json:"memoryPeak"`
 	Overlayfs      Support `json:"overlayfs"`
-	RawStart       Support `json:"rawStart"` // the raw start path, not the init stage
+	RawStart       Support `json:"rawStart"` // not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
-// Support says whether a feature is available and, in Detail, what there
-// is (a version, a range) or why it is off and what would turn it on.
+// Support says whether a feature is there and, in Detail, what or why not.
 type Support struct {
 	Available bool   `json:"available"`
 	Detail    string `json:"detail,omitempty"`
 }
 
-// Sandbox is one sandbox and the command it runs; New makes it, Run or
-// Start and Wait run it, once.
+// Sandbox is one sandbox and the command it runs, run once.
 type Sandbox struct {
 }
 
-// Run starts the sandbox and waits for it to end; see Start and Wait. A
-// Config without Args is a *ConfigError: such a sandbox ends only by Close.
+// Run starts the sandbox and waits for it to end; a Config without Args is
+// a *ConfigError.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	return nil, notSupported("Sandbox.Run")
 }
 
-// Start creates the sandbox and returns once the command runs, or the
-// sandbox is ready when it has none. A bad config is a *ConfigError before
-// anything is created; a failed step a *SetupError, after removing what was
-// made. When ctx is done, the sandbox is killed (Reason Cancelled).
+// Start creates the sandbox and returns once the command runs: a bad config
+// is a *ConfigError before anything exists, a failed step a *SetupError.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	return notSupported("Sandbox.Start")
 }
 
-// Security holds the defences on top of the namespaces. The zero value is
-// the safe choice: no capabilities, no_new_privs, the default seccomp
-// filter (Docker's allow-list and stockade's denials), Landlock best
-// effort, no /sys. A field that weakens a defence says so.
+// Security holds the defences on top of the namespaces; zero is the safe
+// choice. A field that weakens one says so.
 type Security struct {
-	// Capabilities are kept ("CAP_NET_BIND_SERVICE"). Danger: each opens
-	// kernel code to the sandbox.
-	Capabilities []string
-	// Seccomp replaces the default filter, or with SeccompExtend adds its
-	// Syscalls to it; SeccompProfile (Docker's JSON) replaces it, and
-	// SeccompUnconfined drops it; one at most. Seccomp's actions are
-	// ALLOW, ERRNO (EPERM), KILL_PROCESS and LOG, for the native ABI only.
-	// Danger: what they allow that the default denies is open.
+	Capabilities []string // kept; Danger: each opens kernel code
+	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
+	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
 	Seccomp           *specs.LinuxSeccomp
 	SeccompExtend     bool
-	SeccompProfile    []byte
+	SeccompProfile    []byte // Docker's JSON, in place of the default
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
 }
 
-// Landlock configures the Landlock LSM (Linux 5.13). The zero value
-// applies it best effort: the sandbox may read anything in its root, write
-// only in its writable mounts, and, from Linux 6.7, use no TCP port; from
-// 6.12, reach no abstract socket or process outside. Sandbox.Confinement
-// says what was enforced.
+// Landlock configures the Landlock LSM. The zero value applies it best
+// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
-	// Disabled turns it off. Danger: a leaked host directory descriptor
-	// then reaches the host's files.
-	Disabled bool
-	// Strict fails Start with a *FeatureError naming the kernel needed,
-	// instead of leaving out what this one cannot enforce.
-	Strict        bool
+	Disabled      bool     // Danger: a leaked host directory reaches the host
+	Strict        bool     // a *FeatureError rather than a rule left out
 	WritablePaths []string // if set, the only writable paths
-	// BindTCP and ConnectTCP are the only TCP ports allowed (the inside
-	// ports of Network.Ports too); with a network and neither set, TCP is
-	// open.
+	// BindTCP and ConnectTCP are the only TCP ports allowed beside
+	// Network.Ports; with a network and neither set, TCP is open.
 	BindTCP    []uint16
 	ConnectTCP []uint16
 	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// Confinement says which defences a sandbox's processes run under, as
-// enforced: what Security asked for, less what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced, and
+// what best effort left out.
 type Confinement struct {
-	Capabilities []string `json:"capabilities,omitempty"`
-	// Seccomp names the filter: "default", "default+custom", "custom",
-	// "docker-profile" or "unconfined"; SeccompInstructions is its length.
-	Seccomp             string `json:"seccomp"`
-	SeccompInstructions int    `json:"seccompInstructions,omitempty"`
-	// Landlock is whether a domain is enforced, with TCP rules and scopes,
-	// and LandlockABI the kernel's version.
-	Landlock       bool     `json:"landlock"`
-	LandlockABI    int      `json:"landlockABI"`
-	LandlockTCP    bool     `json:"landlockTCP,omitempty"`
-	LandlockScoped bool     `json:"landlockScoped,omitempty"`
-	Notes          []string `json:"notes,omitempty"` // what best effort left out, and why
+	Capabilities        []string `json:"capabilities,omitempty"`
+	Seccomp             string   `json:"seccomp"`
+	SeccompInstructions int      `json:"seccompInstructions,omitempty"`
+	Landlock            bool     `json:"landlock"`
+	LandlockABI         int      `json:"landlockABI"`
+	LandlockTCP         bool     `json:"landlockTCP,omitempty"`
+	LandlockScoped      bool     `json:"landlockScoped,omitempty"`
+	Notes               []string `json:"notes,omitempty"`
 }
 
 // Confinement returns the defences the sandbox runs under, once started.
@@ -618,16 +531,13 @@ func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
 }
 
-// Terminal returns the master of the command's terminal (Config.TTY) once
-// started, or nil. Reading it reads what the command writes; writing types
-// at it, Ctrl-C included. Close closes it, Wait does not, so the last output
-// stays readable; closing it earlier sends the command SIGHUP.
+// Terminal returns the master of the command's terminal (Config.TTY), or
+// nil; Close closes it, Wait does not.
 func (s *Sandbox) Terminal() *os.File {
 	return nil
 }
 
-// Resize sets the size of the command's terminal; its foreground job gets
-// SIGWINCH.
+// Resize sets the size of the command's terminal.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Resize(rows, cols uint16) error {

@@ -21,7 +21,7 @@ import (
 // The tests in this file check Config.Security: its validation, the
 // Landlock rules and seccomp filters it derives, and, for real, that each
 // of its fields does what it says. The attacks that the defaults stop are
-// in attack_test.go.
+// in the attack_*_test.go and attacks_test.go files.
 
 func TestValidateSecurity(t *testing.T) {
 	kill := specs.LinuxSyscall{Names: []string{"mkdir"}, Action: specs.ActKillProcess}

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -561,4 +562,24 @@ func (s *Sandbox) failStart(err error) {
 		close(s.readDone)
 		close(s.done)
 	})
+}
+
+// startDeadline bounds the wait for the init to start the command by
+// Config.Timeout, counted from Start like the run itself: an init that
+// cannot start (one that thrashes under a memory limit too small for it,
+// say) must not hold Start forever.
+func startDeadline(ctx context.Context, start time.Time, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, start.Add(timeout))
+}
+
+// startTimeoutErr says that the init was not ready within timeout when
+// that, and not ctx, ended the wait.
+func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return setupErr("init", "", fmt.Errorf("the command did not start within Config.Timeout (%v): %w", timeout, err))
+	}
+	return err
 }

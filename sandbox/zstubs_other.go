@@ -49,22 +49,6 @@ func (s *Sandbox) Close() error {
 	return notSupported("Sandbox.Close")
 }
 
-// Stats are a running sandbox's figures so far, as in Result.
-type Stats struct {
-	CPUUser, CPUSystem     time.Duration
-	MemoryPeak             int64
-	Pids, PidsPeak         int64
-	ForksRefused, OOMKills int64
-}
-
-// Stats returns the figures of the running sandbox so far, from its control
-// group; ErrNoCgroup without one.
-//
-// On systems other than Linux it returns an error matching ErrNotSupported.
-func (s *Sandbox) Stats() (Stats, error) {
-	return Stats{}, notSupported("Sandbox.Stats")
-}
-
 // Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
 // zero fields take the sandbox's Config.
 type Cmd struct {
@@ -529,6 +513,22 @@ type Confinement struct {
 // Confinement returns the defences the sandbox runs under, once started.
 func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
+}
+
+// Stats are a running sandbox's figures so far, as in Result.
+type Stats struct {
+	CPUUser, CPUSystem     time.Duration
+	MemoryPeak             int64
+	Pids, PidsPeak         int64
+	ForksRefused, OOMKills int64
+}
+
+// Stats returns the figures of the running sandbox so far, from its control
+// group; ErrNoCgroup without one.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) Stats() (Stats, error) {
+	return Stats{}, notSupported("Sandbox.Stats")
 }
 
 // Terminal returns the master of the command's terminal (Config.TTY), or

@@ -222,41 +222,23 @@ func (c *shareCount) end() {
 
 // finish writes the child's id maps, calls before (placement in a cgroup
 // by pid, the network's links) and releases the child, and waits until
-// the command runs. On error the child is killed and reaped.
+// the command runs. On error the caller kills and reaps the child with
+// abort.
 func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, before func(pid int) error) error {
-	kill := func(err error) error {
-		if rs.relW >= 0 {
-			unix.Close(rs.relW)
-			rs.relW = -1
-		}
-		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
-		waitPidfd(rs.pidfd)
-		unix.Close(rs.pidfd)
-		if rs.report >= 0 {
-			unix.Close(rs.report)
-		}
-		if rs.ttySock >= 0 {
-			unix.Close(rs.ttySock)
-			rs.ttySock = -1
-		}
-		rs.left()
-		rs.run.Release()
-		return err
-	}
 	if id.viaHelpers {
 		if err := writeMaps(ctx, rs.pid, id); err != nil {
-			return kill(err)
+			return err
 		}
 	} else if err := writeIDMaps(rs.pid, id); err != nil {
-		return kill(setupErr("id-maps", "", err))
+		return setupErr("id-maps", "", err)
 	}
 	if before != nil {
 		if err := before(rs.pid); err != nil {
-			return kill(err)
+			return err
 		}
 	}
 	if _, err := unix.Write(rs.relW, []byte{1}); err != nil {
-		return kill(setupErr("handshake", "", err))
+		return setupErr("handshake", "", err)
 	}
 	werr := rs.run.Wait(ctx)
 	if werr == nil {
@@ -271,9 +253,9 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 	if werr != nil {
 		var se *sysplan.StepError
 		if errors.As(werr, &se) {
-			return kill(&SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno})
+			return &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}
 		}
-		return kill(setupErr("start", "", werr))
+		return setupErr("start", "", werr)
 	}
 	for i := 0; i < rp.nmarks; i++ {
 		ts := rs.run.Bytes(rp.marks.Field(16*i), 16)
@@ -286,7 +268,7 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		unix.Close(rs.ttySock)
 		rs.ttySock = -1
 		if err != nil {
-			return kill(err)
+			return err
 		}
 		rs.tty = tty
 	}
@@ -303,6 +285,32 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 }
 
 func run0(v uint64) bool { return v == 0 }
+
+// abort kills the child, and with it the sandbox it built, reaps it and
+// closes what the owner holds of it: the undo of launchRaw, for a start
+// that fails after the clone, finished or not.
+func (rs *rawStart) abort() {
+	if rs.relW >= 0 {
+		unix.Close(rs.relW)
+		rs.relW = -1
+	}
+	unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
+	waitPidfd(rs.pidfd)
+	unix.Close(rs.pidfd)
+	rs.pidfd = -1
+	for _, fd := range []*int{&rs.report, &rs.cmd, &rs.ttySock} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	if rs.tty != nil {
+		rs.tty.Close()
+		rs.tty = nil
+	}
+	rs.left()
+	rs.run.Release()
+}
 
 // left records that the child no longer shares the owner's memory.
 func (rs *rawStart) left() {

@@ -224,7 +224,7 @@ func TestMainNeverRunsInside(t *testing.T) {
 // sandbox, prints the host pids of its init and command, and blocks
 // forever. It reports whether this process is such a helper.
 func ownerHelper() bool {
-	if os.Getenv("STOCKADE_TEST_OWNER") != "1" {
+	if os.Getenv(testutil.HelperEnv) != "owner" {
 		return false
 	}
 	bb := os.Getenv("STOCKADE_TEST_BUSYBOX")
@@ -263,7 +263,7 @@ func startOwner(t *testing.T, env ...string) (*exec.Cmd, []string) {
 	t.Helper()
 	bb := testutil.Busybox(t)
 	owner := exec.Command("/proc/self/exe")
-	owner.Env = append(os.Environ(), append(env, "STOCKADE_TEST_OWNER=1", "STOCKADE_TEST_BUSYBOX="+bb)...)
+	owner.Env = append(os.Environ(), append(env, testutil.HelperEnv+"=owner", "STOCKADE_TEST_BUSYBOX="+bb)...)
 	stdout, err := owner.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, owner.Start())

@@ -24,6 +24,8 @@ import (
 	"github.com/stockade/stockade/mount"
 )
 
+// ownerTasksEnv names the cgroup parent ownerTasksHelper starts its
+// sandbox under ("default" for none).
 const ownerTasksEnv = "STOCKADE_TEST_OWNER_TASKS"
 
 // ownerTasksHelper is the owner of TestOwnerKeepsTasks: in a cgroup with a
@@ -31,7 +33,7 @@ const ownerTasksEnv = "STOCKADE_TEST_OWNER_TASKS"
 // it can, then starts threads of its own while the sandbox holds its
 // tasks. It prints "threads N" and exits 0 if it could.
 func ownerTasksHelper() bool {
-	if os.Getenv(ownerTasksEnv) == "" {
+	if os.Getenv(testutil.HelperEnv) != "owner-tasks" {
 		return false
 	}
 	if os.Getenv(ownerTasksEnv+"_WAIT") != "" {
@@ -134,7 +136,7 @@ func TestOwnerKeepsTasks(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), ownerTasksEnv+"="+parent)
+	cmd.Env = append(os.Environ(), testutil.HelperEnv+"=owner-tasks", ownerTasksEnv+"="+parent)
 	// Into the owner's cgroup before it runs: through a descriptor.
 	dirFD, err := unix.Open(ownerDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	require.NoError(t, err)

@@ -63,9 +63,10 @@ func TestCancel(t *testing.T) {
 	bb := testutil.Busybox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	// A process that ignores SIGTERM and a background child: both must go.
-	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", `trap '' TERM; sleep 100 & sleep 100`}, Stdin: blockingReader{}}))
+	var out syncBuffer
+	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", `trap '' TERM; sleep 100 & echo ready; sleep 100`}, Stdin: blockingReader{}, Stdout: &out}))
 	require.NoError(t, sb.Start(ctx))
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
 	start := time.Now()
 	cancel()
 	res, err := sb.Wait()
@@ -239,9 +240,12 @@ func ownerHelper() bool {
 	}
 	init := pid1(sb)
 	var children []string
-	for len(children) == 0 {
+	for deadline := time.Now().Add(10 * time.Second); len(children) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fmt.Println("error: the sandbox's command did not start within 10s")
+			os.Exit(1)
+		}
 		children = strings.Fields(readChildren(init))
-		time.Sleep(5 * time.Millisecond)
 	}
 	fmt.Println("pids", init, strings.Join(children, " "))
 	select {}

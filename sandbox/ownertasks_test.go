@@ -87,7 +87,11 @@ func ownerTasksHelper() bool {
 			done <- struct{}{}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Until the runtime has a thread for each blocked read (or has
+	// aborted, which fails the test).
+	for deadline := time.Now().Add(10 * time.Second); threadCount() < threads && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	fmt.Printf("threads %d; the sandbox held %d tasks\n", threadCount(), peak)
 	unix.Write(p[1], make([]byte, threads))
 	for range threads {

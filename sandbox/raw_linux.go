@@ -3,7 +3,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -238,6 +237,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		return true, startError(cfg.Args[0], err)
 	}
 	undo.push(rs.abort)
+	if startHook != nil {
+		startHook("forked", rs.pid)
+	}
 	if err := fault("cloned"); err != nil {
 		return true, err
 	}
@@ -253,6 +255,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		}
 		if err := connected(); err != nil {
 			return err
+		}
+		if startHook != nil {
+			startHook("go", pid)
 		}
 		return fault("handshake")
 	}
@@ -450,19 +455,8 @@ func (p *rawProc) exitedLocked() bool {
 			}
 		}
 	}
-	// Acted on: PF_EXITING in the flags of /proc/PID/stat, the ninth field.
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 7 {
-		return false
-	}
-	flags, _ := strconv.ParseUint(string(f[6]), 10, 64)
-	const pfExiting = 0x4
-	return flags&pfExiting != 0
+	// Acted on.
+	return procExiting(p.pid)
 }
 
 // signalLocked sends sig to pid 1 through its pidfd. The caller holds the

@@ -270,7 +270,8 @@ func (l *launch) release() {
 }
 
 // startHook, when set (by tests), is called by Start with the init's pid
-// once the init is forked ("forked") and once it has the go-ahead ("go").
+// (on the raw path, pid 1's) once it is forked ("forked") and once it has
+// the go-ahead ("go"; on the raw path, just before).
 var startHook func(stage string, pid int)
 
 // prepare builds the spec, clones the mount sources, takes a network

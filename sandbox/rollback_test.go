@@ -63,7 +63,7 @@ func TestStartFailsAtEveryStep(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			if path == "init" {
 				onInitPath(t)
-			} else if !rawWanted() {
+			} else if rawPathOnly(t); !rawWanted() {
 				testutil.RequireFeature(t, "raw start", errors.New("sandboxes start through the init stage here"), "see Probe")
 			}
 			// stdin blocks until the test ends: its feed must be closed by

@@ -305,6 +305,16 @@ func (st *stdio) childFDs() []int {
 	return fds
 }
 
+// abandon closes what st holds for a process that never started: the
+// child ends and the feed of its standard input. The output's copies then
+// reach their end.
+func (st *stdio) abandon() {
+	st.closeChildEnds()
+	if st.stdinW != nil {
+		st.stdinW.Close()
+	}
+}
+
 func (st *stdio) closeChildEnds() {
 	for _, f := range st.closeIn {
 		f.Close()

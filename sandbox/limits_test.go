@@ -73,7 +73,7 @@ func runLimited(t *testing.T, cfg Config) (*Sandbox, *Result, error) {
 
 // limitHelperEnv makes this test binary act as a helper instead of
 // running tests; its value names the helper.
-const limitHelperEnv = "STOCKADE_TEST_LIMIT_HELPER"
+const limitHelperEnv = testutil.HelperEnv
 
 // limitHelper runs the fork bomb when this process is one, inside a
 // sandbox: it ignores SIGTERM and forks as fast as it can, every parent

@@ -106,10 +106,10 @@ func TestNetworkOrdinaryUser(t *testing.T) {
 // netOwnerEnv makes the test binary a process that owns a sandbox with a
 // link whose host side is in the fake host it inherits as descriptor 3,
 // prints the host side's name, and waits to be killed.
-const netOwnerEnv = "STOCKADE_TEST_NET_OWNER"
+const netOwnerEnv = testutil.HelperEnv
 
 func netOwnerHelper() bool {
-	if os.Getenv(netOwnerEnv) != "1" {
+	if os.Getenv(netOwnerEnv) != "net-owner" {
 		return false
 	}
 	host, err := netns.Open("/proc/self/fd/3")
@@ -177,7 +177,7 @@ func TestNetworkPool(t *testing.T) {
 func startNetOwner(t *testing.T, host *os.File) (*exec.Cmd, []string) {
 	t.Helper()
 	owner := exec.Command("/proc/self/exe")
-	owner.Env = append(os.Environ(), netOwnerEnv+"=1", "STOCKADE_TEST_BUSYBOX="+testutil.Busybox(t))
+	owner.Env = append(os.Environ(), netOwnerEnv+"=net-owner", "STOCKADE_TEST_BUSYBOX="+testutil.Busybox(t))
 	owner.ExtraFiles = []*os.File{host}
 	owner.Stderr = os.Stderr
 	stdout, err := owner.StdoutPipe()

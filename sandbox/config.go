@@ -93,11 +93,26 @@ type Config struct {
 	// root is never host root, and it holds no capabilities.
 	RunAsRoot bool
 	// IDMap is the range of host ids onto which the sandbox's ids 0 to
-	// Size-1 map. The zero value picks one: for host root, the caller's
-	// entry in /etc/subuid and /etc/subgid when there is one, else 65536 ids
-	// from DefaultHostID; for an ordinary user, just the caller's own uid
-	// and gid, seen inside as the command's ids. The range can never include
-	// host id 0.
+	// Size-1 map. The zero value picks one: for host root, a range of the
+	// sandbox's own, DefaultIDMapSize-1 ids of a slot of DefaultIDMapSize
+	// that it leases, as its first step, from root's range (its entry in
+	// /etc/subuid and /etc/subgid when there is one, else DefaultIDPoolSize
+	// ids from DefaultHostID) and gives back once every process of it is
+	// gone, or when its owner dies, however it dies (a lock under
+	// /run/stockade, which the kernel drops); two sandboxes that run at the
+	// same time share no host id, and so no per-user limit or count of the
+	// kernel. Start fails with a *SetupError (stage "id-range") when every
+	// slot is taken. A slot is used again by later sandboxes: a file that
+	// a sandbox leaves with its ids (in a writable RootDir, say) belongs to
+	// whichever sandbox has the slot next, so give each tenant a fresh
+	// writable root, or none. For an ordinary user, the zero value maps
+	// just the caller's own uid and gid, seen inside as the command's ids.
+	//
+	// A range given here (host root only) is used as it is, by every
+	// sandbox given it, at the same time too: they share its ids, and the
+	// kernel's per-user counts of its first id, HostUID, which owns their
+	// user namespaces. Keep it apart from root's range, whose slots are
+	// leased without regard to it. The range can never include host id 0.
 	IDMap IDMap
 	// SubordinateIDs, for a caller that is not host root, maps the
 	// sandbox's ids through the caller's ranges in /etc/subuid and
@@ -193,10 +208,14 @@ const (
 	DefaultTmpfsSize   = 64 << 20
 	DefaultTmpfsInodes = 16384
 	DefaultPtys        = 64
-	// DefaultHostID is the first host id of the range that host root's
-	// sandboxes map onto when /etc/subuid has no entry for root.
+	// DefaultHostID is the first host id of the range whose slots host
+	// root's sandboxes lease when /etc/subuid has no entry for root.
 	DefaultHostID = 1 << 30
-	// DefaultIDMapSize is the number of ids mapped by default.
+	// DefaultIDPoolSize is the size of that range: 16384 slots.
+	DefaultIDPoolSize = 1 << 30
+	// DefaultIDMapSize is the size of one slot of host root's range: a
+	// sandbox maps all but its last id, which owns the sandbox's user
+	// namespace and so is charged for what it holds.
 	DefaultIDMapSize = 65536
 )
 

@@ -102,6 +102,11 @@ type Limits struct {
 	// Rlimits are the resource limits (setrlimit) of each process of the
 	// sandbox.
 	Rlimits Rlimits
+	// Kernel bounds what the sandbox holds of the objects the kernel
+	// counts per user: inotify instances and watches, namespaces, queued
+	// signals. The zero value sets the documented defaults. See
+	// KernelLimits.
+	Kernel KernelLimits
 
 	// CgroupParent is the control group under which the sandbox's group is
 	// created, the same path in every hierarchy: relative to the caller's
@@ -229,6 +234,9 @@ func (l *Limits) validate() error {
 		return configErr("Limits.Pids", "%d is below the minimum of %d: the init stage's threads count too", l.Pids, MinPids)
 	}
 	if err := l.Rlimits.validate(); err != nil {
+		return err
+	}
+	if err := l.Kernel.validate(); err != nil {
 		return err
 	}
 	need := l.needsCgroup()

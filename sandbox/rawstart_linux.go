@@ -89,6 +89,7 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 	// No PR_SET_DUMPABLE here: the flag belongs to the memory the child
 	// shares with the owner, and nothing else runs in the child's fresh
 	// pid namespace before the exec, which sets the reaper's own.
+	userLimitSteps(b, spec.Sysctls)
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	initIDSteps(b, id)
 	mark()
@@ -157,6 +158,26 @@ func timeNamespaceSteps(b *sysplan.Builder, rp *rawProgram) {
 	b.Syscall(st, unix.SYS_OPENAT, sysplan.Imm(unix.AT_FDCWD), sysplan.Ptr(b.String("/proc/self/timens_offsets")), sysplan.Imm(unix.O_WRONLY|unix.O_CLOEXEC)).Save(fd)
 	b.Syscall(st, unix.SYS_WRITE, sysplan.Load(fd), sysplan.Ptr(rp.timens), sysplan.Load(rp.timensLen))
 	b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(fd))
+}
+
+// userLimitSteps write the values of the sandbox's /proc/sys/user files
+// (see KernelLimits): the child, with every capability in the sandbox's
+// user namespace, still sees the host's /proc, whose /proc/sys/user shows
+// the files of the opener's namespace. A file this kernel lacks is left
+// out.
+func userLimitSteps(b *sysplan.Builder, sysctls []proto.Sysctl) {
+	imm := sysplan.Imm[int]
+	for _, sc := range sysctls {
+		path := "/proc/sys/user/" + sc.Name
+		st := b.Stage("user-limits", path)
+		fd := b.Cell()
+		skip := b.NewLabel()
+		b.Syscall(st, unix.SYS_OPENAT, imm(unix.AT_FDCWD), sysplan.Ptr(b.String(path)), imm(unix.O_WRONLY|unix.O_CLOEXEC)).
+			Save(fd).OnErr(uint64(unix.ENOENT), skip)
+		b.Syscall(st, unix.SYS_WRITE, sysplan.Load(fd), sysplan.Ptr(b.String(sc.Value)), imm(len(sc.Value))).Expect(uint64(len(sc.Value)))
+		b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(fd))
+		b.Place(skip)
+	}
 }
 
 // enterGroupSteps move the child into the sandbox's group on cgroup v1,

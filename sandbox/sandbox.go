@@ -141,6 +141,12 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Host root's sandbox leases host ids of its own before anything else
+	// is made (see idlease.go); failStart or the end gives them back.
+	if err := id.lease(); err != nil {
+		return err
+	}
+	s.id = id
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
 	if err := s.prepareNetwork(&cfg); err != nil {
@@ -163,7 +169,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	defer l.release()
 	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
-	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
+	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return asNamespaceOwner(id.owner, s.cmd.Start) }))
 	s.times.forked = proto.Monotonic()
 	// The init has its own copies now. Ours of its end of the socket would
 	// keep the socket from reaching its end should the init die before it
@@ -453,7 +459,8 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    c.Limits.Rlimits.list(),
+		Rlimits:    append(c.Limits.Rlimits.list(), c.Limits.Kernel.rlimits()...),
+		Sysctls:    c.Limits.Kernel.sysctls(),
 	}
 	c.TTY.toSpec(spec)
 	return spec
@@ -575,6 +582,7 @@ func (s *Sandbox) onInitExit(f func()) (stop func()) {
 // waiting for a sandbox that will never run.
 func (s *Sandbox) failStart(err error) {
 	s.releaseNetwork() // the init, if it ran, is reaped
+	s.id.leased.release()
 	s.err = err
 	s.endOnce.Do(func() {
 		close(s.readDone)

@@ -181,6 +181,55 @@ func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
+// KernelLimits bound what the sandbox may hold of the objects the kernel
+// counts per user of a user namespace: inotify instances and watches,
+// namespaces, queued signals. The sandbox's user namespace is its own, so
+// these counts start at zero for every sandbox; they are set, before any
+// process of the sandbox drops its capabilities, in the namespace's
+// /proc/sys/user files and as the rlimits of its processes, which the
+// sandbox cannot raise again. Each applies per user inside (the command's
+// user, and root inside for what Exec runs as root).
+//
+// The kernel also counts all that a sandbox holds, up the chain, against
+// the user that owns its namespace in the host's: for host root's
+// sandboxes a host id of the sandbox's own, never host root (see
+// Config.IDMap), and for an ordinary user that user. The host's per-user
+// limits (fs.inotify.max_user_instances and the others under
+// /proc/sys/user, the caller's RLIMIT_SIGPENDING) thus still bound a
+// sandbox as a whole, and a field here cannot raise a limit above them.
+//
+// Zero fields take the defaults below; Unlimited leaves a count bounded
+// by the host's limits alone.
+type KernelLimits struct {
+	// InotifyInstances is the most inotify instances (inotify_init) a
+	// user of the sandbox may hold, /proc/sys/user/max_inotify_instances
+	// inside. Zero means DefaultInotifyInstances.
+	InotifyInstances int64
+	// InotifyWatches is the most inotify watches a user of the sandbox
+	// may hold, /proc/sys/user/max_inotify_watches inside. Zero means
+	// DefaultInotifyWatches.
+	InotifyWatches int64
+	// Namespaces is the most namespaces of each kind a user of the
+	// sandbox may create (the max_*_namespaces files inside), where the
+	// seccomp policy lets it create any. Zero means DefaultNamespaces.
+	Namespaces int64
+	// SignalsPending is the most signals queued for a user of the
+	// sandbox at once (RLIMIT_SIGPENDING): sigqueue and kill beyond it
+	// fail with EAGAIN, and so does timer_create. Zero means
+	// DefaultSignalsPending.
+	SignalsPending int64
+}
+
+// The defaults of KernelLimits: the kernel's own for a user of the host,
+// where it has fixed ones, and, for what it scales with the host's memory,
+// a few times what a busy interactive user holds.
+const (
+	DefaultInotifyInstances = 128
+	DefaultInotifyWatches   = 8192
+	DefaultNamespaces       = 64
+	DefaultSignalsPending   = 1024
+)
+
 // Limits are the resource limits of a sandbox. The zero value limits
 // nothing but core files: every other zero field leaves its resource alone.
 //
@@ -266,6 +315,11 @@ type Limits struct {
 	// Rlimits are the resource limits (setrlimit) of each process of the
 	// sandbox.
 	Rlimits Rlimits
+	// Kernel bounds what the sandbox holds of the objects the kernel
+	// counts per user: inotify instances and watches, namespaces, queued
+	// signals. The zero value sets the documented defaults. See
+	// KernelLimits.
+	Kernel KernelLimits
 	// CgroupParent is the control group under which the sandbox's group is
 	// created, the same path in every hierarchy: relative to the caller's
 	// own cgroup, or absolute from each hierarchy's root. Empty means

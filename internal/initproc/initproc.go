@@ -17,6 +17,7 @@ package initproc
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -140,6 +141,15 @@ func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }
 // of the sandbox is then forked.
 func (s *stage) setup() error {
 	spec := s.spec
+	for _, sc := range spec.Sysctls {
+		// The init holds every capability in the sandbox's user namespace
+		// and sees the host's /proc, whose /proc/sys/user shows the files
+		// of that namespace.
+		p := "/proc/sys/user/" + sc.Name
+		if err := os.WriteFile(p, []byte(sc.Value), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return step("user-limits", p, err)
+		}
+	}
 	if spec.TimeNS {
 		if err := linux.NewTimeNamespace(); err != nil {
 			return step("time-namespace", "", err)

@@ -342,3 +342,36 @@ func TestIDLeaseHolder(t *testing.T) {
 	fmt.Println("holding")
 	time.Sleep(time.Hour)
 }
+
+// TestKernelLimitsInside: the sandbox's /proc/sys/user files and its
+// RLIMIT_SIGPENDING hold what Limits.Kernel says, or the defaults, for
+// host root and an ordinary user alike; and the command cannot raise
+// them.
+func TestKernelLimitsInside(t *testing.T) {
+	script := `cd /proc/sys/user && echo $(cat max_inotify_instances max_inotify_watches max_user_namespaces max_mnt_namespaces)
+grep 'Max pending signals' /proc/self/limits
+echo 100000 > max_inotify_instances || echo refused`
+	for _, c := range []struct {
+		name string
+		k    KernelLimits
+		want []string
+	}{
+		{"default", KernelLimits{}, []string{
+			fmt.Sprintf("%d %d %d %d", DefaultInotifyInstances, DefaultInotifyWatches, DefaultNamespaces, DefaultNamespaces),
+			fmt.Sprint(min(DefaultSignalsPending, callerSigPending())),
+		}},
+		{"set", KernelLimits{InotifyInstances: 7, InotifyWatches: 99, Namespaces: 3, SignalsPending: 55}, []string{"7 99 3 3", "55"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := shell(t, script)
+			cfg.Limits.Kernel = c.k
+			o := run(t, cfg)
+			require.NoError(t, o.err, o.stderr)
+			l := lines(o.stdout)
+			require.Len(t, l, 3, o.stdout)
+			assert.Equal(t, c.want[0], l[0])
+			assert.Equal(t, []string{"Max", "pending", "signals", c.want[1], c.want[1], "signals"}, strings.Fields(l[1]))
+			assert.Equal(t, "refused", l[2])
+		})
+	}
+}

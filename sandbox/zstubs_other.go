@@ -198,8 +198,8 @@ func (s *Sandbox) CopyOut(src, dst string) error {
 // /proc/sys/user, the caller's RLIMIT_SIGPENDING) thus still bound a
 // sandbox as a whole, and a field here cannot raise a limit above them.
 //
-// Zero fields take the defaults below; Unlimited leaves a count bounded
-// by the host's limits alone.
+// Zero fields take the defaults below (Namespaces has none); Unlimited
+// leaves a count bounded by the host's limits alone.
 type KernelLimits struct {
 	// InotifyInstances is the most inotify instances (inotify_init) a
 	// user of the sandbox may hold, /proc/sys/user/max_inotify_instances
@@ -209,9 +209,12 @@ type KernelLimits struct {
 	// may hold, /proc/sys/user/max_inotify_watches inside. Zero means
 	// DefaultInotifyWatches.
 	InotifyWatches int64
-	// Namespaces is the most namespaces of each kind a user of the
-	// sandbox may create (the max_*_namespaces files inside), where the
-	// seccomp policy lets it create any. Zero means DefaultNamespaces.
+	// Namespaces, if positive, is the most namespaces of each kind a user
+	// of the sandbox may create (the max_*_namespaces files inside), where
+	// the seccomp policy lets it create any (the default policy does not).
+	// Zero leaves the host's per-user limits, which count the sandbox's
+	// namespaces against its own owner id: writing the eight files costs
+	// about 0.3 ms a start.
 	Namespaces int64
 	// SignalsPending is the most signals queued for a user of the
 	// sandbox at once (RLIMIT_SIGPENDING): sigqueue and kill beyond it
@@ -226,7 +229,6 @@ type KernelLimits struct {
 const (
 	DefaultInotifyInstances = 128
 	DefaultInotifyWatches   = 8192
-	DefaultNamespaces       = 64
 	DefaultSignalsPending   = 1024
 )
 

@@ -199,7 +199,10 @@ func (s *Sandbox) CopyOut(src, dst string) error {
 // sandbox as a whole, and a field here cannot raise a limit above them.
 //
 // Zero fields take the defaults below (Namespaces has none); Unlimited
-// leaves a count bounded by the host's limits alone.
+// leaves a count bounded by the host's limits alone. A limit that is not
+// below the host's own for a user is not written (and the sandbox's file
+// reads the kernel's default for a new namespace, 2147483647): the host's
+// binds the sandbox as it is.
 type KernelLimits struct {
 	// InotifyInstances is the most inotify instances (inotify_init) a
 	// user of the sandbox may hold, /proc/sys/user/max_inotify_instances
@@ -213,8 +216,8 @@ type KernelLimits struct {
 	// of the sandbox may create (the max_*_namespaces files inside), where
 	// the seccomp policy lets it create any (the default policy does not).
 	// Zero leaves the host's per-user limits, which count the sandbox's
-	// namespaces against its own owner id: writing the eight files costs
-	// about 0.3 ms a start.
+	// namespaces against its own owner id: writing the eight files would
+	// cost some 0.4 ms a start.
 	Namespaces int64
 	// SignalsPending is the most signals queued for a user of the
 	// sandbox at once (RLIMIT_SIGPENDING): sigqueue and kill beyond it

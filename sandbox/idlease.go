@@ -27,6 +27,14 @@ import (
 // agree on root's range (the same /etc/subuid); a slot's ids are the same
 // in every process.
 //
+// When an owner dies, the kernel closes its files, and so drops its
+// locks, just before it sends the parent-death signal that ends its
+// sandboxes: for a moment a slot is free while its sandbox is being
+// killed. The search goes round the slots (and starts at a place of its
+// own in each process), so a slot just freed is taken again only when
+// nearly all are held; and even then the two sandboxes' processes live
+// in pid namespaces that cannot see each other.
+//
 // A slot's last id is mapped to nothing inside the sandbox: it owns the
 // sandbox's user namespace (see asNamespaceOwner), so that the kernel
 // charges what the sandbox holds to it, and no process or file ever has

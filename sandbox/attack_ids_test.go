@@ -222,8 +222,12 @@ func TestAttackTenantsShareNoIDs(t *testing.T) {
 	for _, a := range slices.Compact(slices.Sorted(slices.Values(uids[0]))) {
 		assert.NotContains(t, uids[1], a, "two sandboxes share host id %d", a)
 	}
+	// Each started nearly procs, less the attack program's own threads,
+	// whose number the Go runtime varies by one or two: the second
+	// sandbox, started while the first holds its processes, is not
+	// refused earlier.
 	assert.Greater(t, forks[0], procs/2)
-	assert.Equal(t, forks[0], forks[1], "the sandboxes' RLIMIT_NPROC counts are shared")
+	assert.InDelta(t, forks[0], forks[1], 3, "the sandboxes' RLIMIT_NPROC counts are shared")
 	for _, release := range releases {
 		release()
 	}

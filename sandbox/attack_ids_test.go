@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -314,8 +313,8 @@ func TestIDLeases(t *testing.T) {
 
 	// Another process holds the last slot, and dies.
 	leases[2].release()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIDLeaseHolder$")
-	cmd.Env = append(os.Environ(), "STOCKADE_TEST_LEASE="+path)
+	cmd := testutil.HelperCommand("id-lease")
+	cmd.Env = append(cmd.Env, "STOCKADE_TEST_LEASE="+path)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -334,13 +333,13 @@ func TestIDLeases(t *testing.T) {
 	}
 }
 
-// TestIDLeaseHolder is the process of TestIDLeases that holds a slot.
-func TestIDLeaseHolder(t *testing.T) {
-	path := os.Getenv("STOCKADE_TEST_LEASE")
-	if path == "" {
-		t.Skip("run by TestIDLeases")
+// idLeaseHelper is the process of TestIDLeases that holds a slot until it
+// is killed, when testutil.HelperEnv says "id-lease".
+func idLeaseHelper() bool {
+	if os.Getenv(testutil.HelperEnv) != "id-lease" {
+		return false
 	}
-	idLeasePath = path
+	idLeasePath = os.Getenv("STOCKADE_TEST_LEASE")
 	l, err := leaseIDs(IDMap{HostUID: 200000, HostGID: 300000, Size: 3 * DefaultIDMapSize})
 	if err != nil {
 		fmt.Println(err)
@@ -349,6 +348,7 @@ func TestIDLeaseHolder(t *testing.T) {
 	defer runtime.KeepAlive(l)
 	fmt.Println("holding")
 	time.Sleep(time.Hour)
+	return true
 }
 
 // TestKernelLimitsInside: the sandbox's /proc/sys/user files and its

@@ -14,54 +14,23 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// KernelLimits bound what the sandbox may hold of the objects the kernel
-// counts per user of a user namespace: inotify instances and watches,
-// namespaces, queued signals. The sandbox's user namespace is its own, so
-// these counts start at zero for every sandbox; they are set, before any
-// process of the sandbox drops its capabilities, in the namespace's
-// /proc/sys/user files and as the rlimits of its processes, which the
-// sandbox cannot raise again. Each applies per user inside (the command's
-// user, and root inside for what Exec runs as root).
-//
-// The kernel also counts all that a sandbox holds, up the chain, against
-// the user that owns its namespace in the host's: for host root's
-// sandboxes a host id of the sandbox's own, never host root (see
-// Config.IDMap), and for an ordinary user that user. The host's per-user
-// limits (fs.inotify.max_user_instances and the others under
-// /proc/sys/user, the caller's RLIMIT_SIGPENDING) thus still bound a
-// sandbox as a whole, and a field here cannot raise a limit above them.
-//
-// Zero fields take the defaults below (Namespaces has none); Unlimited
-// leaves a count bounded by the host's limits alone. A limit that is not
-// below the host's own for a user is not written (and the sandbox's file
-// reads the kernel's default for a new namespace, 2147483647): the host's
-// binds the sandbox as it is.
+// KernelLimits bound, per user inside, what the kernel counts per user:
+// they are set in the sandbox's own user namespace (/proc/sys/user, written
+// before its root drops its capabilities) and as rlimits. The kernel also
+// counts the whole sandbox against its namespace's owner on the host, a
+// host id of its own for host root (see IDMap), never root; the host's
+// per-user limits bound it there, and a value not below them is not written.
+// Zero takes the default; Unlimited leaves the host's limit alone.
 type KernelLimits struct {
-	// InotifyInstances is the most inotify instances (inotify_init) a
-	// user of the sandbox may hold, /proc/sys/user/max_inotify_instances
-	// inside. Zero means DefaultInotifyInstances.
-	InotifyInstances int64
-	// InotifyWatches is the most inotify watches a user of the sandbox
-	// may hold, /proc/sys/user/max_inotify_watches inside. Zero means
-	// DefaultInotifyWatches.
-	InotifyWatches int64
-	// Namespaces, if positive, is the most namespaces of each kind a user
-	// of the sandbox may create (the max_*_namespaces files inside), where
-	// the seccomp policy lets it create any (the default policy does not).
-	// Zero leaves the host's per-user limits, which count the sandbox's
-	// namespaces against its own owner id: writing the eight files would
-	// cost some 0.4 ms a start.
-	Namespaces int64
-	// SignalsPending is the most signals queued for a user of the
-	// sandbox at once (RLIMIT_SIGPENDING): sigqueue and kill beyond it
-	// fail with EAGAIN, and so does timer_create. Zero means
-	// DefaultSignalsPending.
-	SignalsPending int64
+	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
+	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
+	// Namespaces, if positive, bounds each max_*_namespaces (the default
+	// seccomp policy makes none); zero leaves them, saving ~0.4 ms a start.
+	Namespaces     int64
+	SignalsPending int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
 }
 
-// The defaults of KernelLimits: the kernel's own for a user of the host,
-// where it has fixed ones, and, for what it scales with the host's memory,
-// a few times what a busy interactive user holds.
+// The defaults of KernelLimits.
 const (
 	DefaultInotifyInstances = 128
 	DefaultInotifyWatches   = 8192

@@ -24,8 +24,9 @@ type overlayUpper struct {
 	cfg  Overlay
 	root bool // host root: the layers and the upper are idmapped by the owner
 	// userns is a user namespace whose id maps are the sandbox's, for the
-	// idmapped mounts (host root only; cached, not ours to close).
+	// idmapped mounts (host root only); ownNS: ours to close, not cached.
 	userns int
+	ownNS  bool
 	// dir is the sandbox's own directory under cfg.Dir, holding "upper"
 	// and "work" ("" on tmpfs).
 	dir string
@@ -50,11 +51,11 @@ func prepareOverlay(cfg *Config, id identity) (*overlayUpper, error) {
 		return nil, err
 	}
 	if u.root {
-		fd, err := idmapUserNS(id)
+		fd, own, err := idmapUserNS(id)
 		if err != nil {
 			return nil, err
 		}
-		u.userns = fd
+		u.userns, u.ownNS = fd, own
 	}
 	if o.Dir != "" {
 		// Mode 0700, and for host root owned by root: files are stored
@@ -179,6 +180,10 @@ func (u *overlayUpper) release() error {
 		u.hold.Close()
 		u.hold = nil
 	}
+	if u.ownNS {
+		unix.Close(u.userns)
+		u.userns, u.ownNS = -1, false
+	}
 	if u.dir == "" || u.cfg.Keep {
 		return nil
 	}
@@ -189,30 +194,36 @@ func (u *overlayUpper) release() error {
 	return os.RemoveAll(dir)
 }
 
-// userNSCache holds a user namespace per id mapping, for idmapped mounts:
-// made once, kept for the life of the process.
+// userNSCache holds a user namespace per id mapping (host root's sandboxes
+// lease slots of its range: one per slot in use), for idmapped mounts:
+// made once, kept for the life of the process, up to userNSCacheSize.
 var userNSCache struct {
 	sync.Mutex
 	m map[string]int
 }
 
-// idmapUserNS returns a user namespace whose id maps are id's.
-func idmapUserNS(id identity) (int, error) {
+const userNSCacheSize = 64
+
+// idmapUserNS returns a user namespace whose id maps are id's: a cached
+// one, or one the caller owns (own) once the cache is full.
+func idmapUserNS(id identity) (fd int, own bool, err error) {
 	key := string(idMapText(id.uidMap)) + "/" + string(idMapText(id.gidMap))
 	userNSCache.Lock()
 	defer userNSCache.Unlock()
 	if fd, ok := userNSCache.m[key]; ok {
-		return fd, nil
+		return fd, false, nil
 	}
-	fd, err := newUserNS(id)
-	if err != nil {
-		return -1, err
+	if fd, err = newUserNS(id); err != nil {
+		return -1, false, err
+	}
+	if len(userNSCache.m) >= userNSCacheSize {
+		return fd, true, nil
 	}
 	if userNSCache.m == nil {
 		userNSCache.m = map[string]int{}
 	}
 	userNSCache.m[key] = fd
-	return fd, nil
+	return fd, false, nil
 }
 
 // idMapText is m as /proc/PID/uid_map takes it.

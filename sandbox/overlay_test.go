@@ -405,3 +405,35 @@ func BenchmarkOverlayStart(b *testing.B) {
 		b.ReportMetric(v-base, cfgs[i].name+"-extra-ms")
 	}
 }
+
+// TestOverlayUserNSCache checks that the user namespaces made for
+// idmapped mounts are cached per id map up to userNSCacheSize, and made
+// for the caller to close beyond it (one per leased slot would otherwise
+// pile up).
+func TestOverlayUserNSCache(t *testing.T) {
+	testutil.RequireRoot(t)
+	closeUserNSCache()
+	defer closeUserNSCache()
+	idOf := func(i int) identity {
+		host := DefaultHostID + i*DefaultIDMapSize
+		return identity{
+			uidMap: []syscall.SysProcIDMap{{ContainerID: 0, HostID: host, Size: DefaultIDMapSize}},
+			gidMap: []syscall.SysProcIDMap{{ContainerID: 0, HostID: host, Size: DefaultIDMapSize}},
+		}
+	}
+	first, own, err := idmapUserNS(idOf(0))
+	require.NoError(t, err)
+	assert.False(t, own)
+	again, _, err := idmapUserNS(idOf(0))
+	require.NoError(t, err)
+	assert.Equal(t, first, again, "the same map gives the cached namespace")
+	for i := 1; i < userNSCacheSize; i++ {
+		_, own, err := idmapUserNS(idOf(i))
+		require.NoError(t, err)
+		assert.False(t, own)
+	}
+	fd, own, err := idmapUserNS(idOf(userNSCacheSize))
+	require.NoError(t, err)
+	assert.True(t, own, "beyond the cache, the caller owns the namespace")
+	unix.Close(fd)
+}

@@ -144,12 +144,14 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if s.ov, err = prepareOverlay(&cfg, id); err != nil {
 		return err
 	}
-	undo.push(func() {
-		// Nothing of a sandbox that did not start is kept.
-		s.ov.cfg.Keep = false
-		s.ov.release()
-		s.ov = nil
-	})
+	if s.ov != nil {
+		undo.push(func() {
+			// Nothing of a sandbox that did not start is kept.
+			s.ov.cfg.Keep = false
+			s.ov.release()
+			s.ov = nil
+		})
+	}
 	// The network the sandbox takes (a managed one here, or a namespace to
 	// reuse as it launches) goes back once its init is reaped or never ran.
 	undo.push(s.releaseNetwork)

@@ -20,7 +20,6 @@ func TestMain(m *testing.M) {
 		},
 		After: func() {
 			closeTestNetworking()
-			closeUserNSCache()
 			removeAttackDir()
 		},
 		Checks: slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks),

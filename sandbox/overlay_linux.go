@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +23,7 @@ type overlayUpper struct {
 	cfg  Overlay
 	root bool // host root: the layers and the upper are idmapped by the owner
 	// userns is a user namespace whose id maps are the sandbox's, for the
-	// idmapped mounts (host root only); ownNS: ours to close, not cached.
+	// idmapped mounts (host root only), ours to close when ownNS.
 	userns int
 	ownNS  bool
 	// dir is the sandbox's own directory under cfg.Dir, holding "upper"
@@ -51,11 +50,13 @@ func prepareOverlay(cfg *Config, id identity) (*overlayUpper, error) {
 		return nil, err
 	}
 	if u.root {
-		fd, own, err := idmapUserNS(id)
+		// One per sandbox: host root's sandboxes lease slots of its range
+		// in turn (see idlease.go), so a cache by map would seldom hit.
+		fd, err := newUserNS(id)
 		if err != nil {
 			return nil, err
 		}
-		u.userns, u.ownNS = fd, own
+		u.userns, u.ownNS = fd, true
 	}
 	if o.Dir != "" {
 		// Mode 0700, and for host root owned by root: files are stored
@@ -64,6 +65,7 @@ func prepareOverlay(cfg *Config, id identity) (*overlayUpper, error) {
 		// must reach.
 		dir, err := os.MkdirTemp(o.Dir, "stockade-upper-")
 		if err != nil {
+			u.release()
 			return nil, setupErr("overlay-upper", o.Dir, err)
 		}
 		u.dir = dir
@@ -78,6 +80,7 @@ func prepareOverlay(cfg *Config, id identity) (*overlayUpper, error) {
 	if u.root {
 		f, err := mount.NewUpperTmpfs(o.Size)
 		if err != nil {
+			u.release()
 			return nil, mountSetupErr(err)
 		}
 		u.hold = f
@@ -156,6 +159,11 @@ func (u *overlayUpper) sources() ([]*os.File, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// The namespace is needed for these clones only.
+	if u.ownNS {
+		unix.Close(u.userns)
+		u.userns, u.ownNS = -1, false
+	}
 	return append(files, f), nil
 }
 
@@ -192,38 +200,6 @@ func (u *overlayUpper) release() error {
 	// overlayfs leaves work/work with mode 0.
 	os.Chmod(filepath.Join(dir, "work", "work"), 0o700)
 	return os.RemoveAll(dir)
-}
-
-// userNSCache holds a user namespace per id mapping (host root's sandboxes
-// lease slots of its range: one per slot in use), for idmapped mounts:
-// made once, kept for the life of the process, up to userNSCacheSize.
-var userNSCache struct {
-	sync.Mutex
-	m map[string]int
-}
-
-const userNSCacheSize = 64
-
-// idmapUserNS returns a user namespace whose id maps are id's: a cached
-// one, or one the caller owns (own) once the cache is full.
-func idmapUserNS(id identity) (fd int, own bool, err error) {
-	key := string(idMapText(id.uidMap)) + "/" + string(idMapText(id.gidMap))
-	userNSCache.Lock()
-	defer userNSCache.Unlock()
-	if fd, ok := userNSCache.m[key]; ok {
-		return fd, false, nil
-	}
-	if fd, err = newUserNS(id); err != nil {
-		return -1, false, err
-	}
-	if len(userNSCache.m) >= userNSCacheSize {
-		return fd, true, nil
-	}
-	if userNSCache.m == nil {
-		userNSCache.m = map[string]int{}
-	}
-	userNSCache.m[key] = fd
-	return fd, false, nil
 }
 
 // idMapText is m as /proc/PID/uid_map takes it.
@@ -313,15 +289,4 @@ func (s *Sandbox) closeOverlay() {
 	}
 	s.ovClosed = true
 	s.ov.release()
-}
-
-// closeUserNSCache closes the cached user namespaces (for the tests'
-// leak checks).
-func closeUserNSCache() {
-	userNSCache.Lock()
-	defer userNSCache.Unlock()
-	for k, fd := range userNSCache.m {
-		unix.Close(fd)
-		delete(userNSCache.m, k)
-	}
 }

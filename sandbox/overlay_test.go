@@ -194,7 +194,11 @@ func TestOverlayTmpfs(t *testing.T) {
 		assert.Error(t, err, "the tmpfs is gone after Close")
 
 		// A new sandbox starts from the layers again.
-		out := mustRun(t, Config{Args: []string{"/bin/sh", "-c", "cat /made 2>&1; cat /etc/owned"}, Overlay: &Overlay{Layers: []string{lower, upper}}})
+		var stdout bytes.Buffer
+		_, err = newSandbox(t, Config{Args: []string{"/bin/sh", "-c", "cat /made 2>&1; cat /etc/owned"}, Stdout: &stdout,
+			Overlay: &Overlay{Layers: []string{lower, upper}}}).Run(testCtx(t))
+		require.NoError(t, err)
+		out := stdout.String()
 		assert.NotContains(t, out, "tmp")
 		assert.Equal(t, "lower\n", out[strings.LastIndex(out, "lower"):])
 	})
@@ -210,7 +214,11 @@ func TestOverlaySize(t *testing.T) {
 			RunAsRoot: true,
 		}
 		cfg.Dir = "/"
-		out := mustRun(t, cfg)
+		var stdout bytes.Buffer
+		cfg.Stdout = &stdout
+		_, err := newSandbox(t, cfg).Run(testCtx(t))
+		require.NoError(t, err)
+		out := stdout.String()
 		assert.Contains(t, out, "No space left on device")
 		assert.NotContains(t, out, "status 0")
 	})
@@ -404,36 +412,4 @@ func BenchmarkOverlayStart(b *testing.B) {
 		b.ReportMetric(v, cfgs[i].name+"-p50-ms")
 		b.ReportMetric(v-base, cfgs[i].name+"-extra-ms")
 	}
-}
-
-// TestOverlayUserNSCache checks that the user namespaces made for
-// idmapped mounts are cached per id map up to userNSCacheSize, and made
-// for the caller to close beyond it (one per leased slot would otherwise
-// pile up).
-func TestOverlayUserNSCache(t *testing.T) {
-	testutil.RequireRoot(t)
-	closeUserNSCache()
-	defer closeUserNSCache()
-	idOf := func(i int) identity {
-		host := DefaultHostID + i*DefaultIDMapSize
-		return identity{
-			uidMap: []syscall.SysProcIDMap{{ContainerID: 0, HostID: host, Size: DefaultIDMapSize}},
-			gidMap: []syscall.SysProcIDMap{{ContainerID: 0, HostID: host, Size: DefaultIDMapSize}},
-		}
-	}
-	first, own, err := idmapUserNS(idOf(0))
-	require.NoError(t, err)
-	assert.False(t, own)
-	again, _, err := idmapUserNS(idOf(0))
-	require.NoError(t, err)
-	assert.Equal(t, first, again, "the same map gives the cached namespace")
-	for i := 1; i < userNSCacheSize; i++ {
-		_, own, err := idmapUserNS(idOf(i))
-		require.NoError(t, err)
-		assert.False(t, own)
-	}
-	fd, own, err := idmapUserNS(idOf(userNSCacheSize))
-	require.NoError(t, err)
-	assert.True(t, own, "beyond the cache, the caller owns the namespace")
-	unix.Close(fd)
 }

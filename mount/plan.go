@@ -89,6 +89,24 @@ type Mount struct {
 	// more privileged parent. Apply attaches it instead of cloning Source
 	// itself, and closes it.
 	FD int `json:"fd,omitempty"`
+	// Owner, of a writable Bind, names the host user and group whose
+	// rights the sandbox's user gets in it, through an idmapped mount
+	// (see IDMapSource): what it creates there lands on the host as
+	// theirs, and their files are its own. Nil means the owner of Source.
+	// The sandbox package applies it for host root (see
+	// sandbox.Config.Mounts); Apply and Compile leave it to the caller.
+	Owner *Owner `json:"owner,omitempty"`
+	// NoIDMap, of a writable Bind, binds Source without an idmapping:
+	// the sandbox's user writes there as its own host id, as any other
+	// user of the host would, and needs the permission of one.
+	NoIDMap bool `json:"noIDMap,omitempty"`
+}
+
+// Owner is a host user and group, the owner of what a sandbox writes in
+// an idmapped Bind.
+type Owner struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // Root is the root of a Plan: an empty tmpfs when Dir is empty, else the
@@ -210,6 +228,18 @@ func (m *Mount) Validate() error {
 	}
 	if m.Kind != Bind && m.Writable {
 		return &FieldError{"Writable", fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
+	}
+	if m.Owner != nil && !m.Writable {
+		return &FieldError{"Owner", errors.New("applies to writable bind mounts only")}
+	}
+	if m.Owner != nil && m.NoIDMap {
+		return &FieldError{"Owner", errors.New("needs an idmapping, and NoIDMap is set")}
+	}
+	if m.NoIDMap && !m.Writable {
+		return &FieldError{"NoIDMap", errors.New("applies to writable bind mounts only")}
+	}
+	if m.Owner != nil && (m.Owner.UID > maxID || m.Owner.GID > maxID) {
+		return &FieldError{"Owner", fmt.Errorf("ids run from 0 to %d, not %d:%d", int64(maxID), m.Owner.UID, m.Owner.GID)}
 	}
 	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
 		return &FieldError{"Mode", fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}

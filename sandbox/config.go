@@ -132,6 +132,28 @@ type Config struct {
 	// writable bind, or another user made, fails Start with an error
 	// wrapping mount.ErrUntrustedLink, rather than bind what it points at
 	// with root's rights. Give the resolved path instead.
+	//
+	// A writable Bind just works: what the command's user creates in it
+	// lands on the host owned by the owner of Source (or by the bind's
+	// Owner), and that owner's files are the command's own there; except
+	// a Source that host root's user or group owns, which is bound as it
+	// is unless Owner names root: mapped onto root, the command could
+	// leave set-user-ID programs of root's there, and symbolic links that
+	// root trusts (see above). For
+	// host root, whose sandboxes run as ids of their own, the bind is an
+	// idmapped mount that maps the owner onto the command's host ids
+	// (Linux 5.12, and a file system that allows it: ext4, xfs, btrfs;
+	// tmpfs from 6.3); Start fails with a *FeatureError naming the mount
+	// where the file system does not, and the bind's NoIDMap binds it as
+	// it is. Other ids of the file system appear there as nobody (65534),
+	// and only the command's user writes there: an Exec with RunAsRoot,
+	// say, is a stranger. The command can also create set-user-ID files
+	// of the owner there, which the host honours outside the sandbox:
+	// bind writable only what no one else on the host runs from. An
+	// ordinary user's sandbox writes as the caller with its own ids; with
+	// SubordinateIDs it writes as a subordinate id, which may not idmap
+	// the host's file systems: the bind is not idmapped, the command
+	// needs the permission any other user would, and Owner fails Start.
 	Mounts []Mount
 	// TmpfsSize is the size limit in bytes of each writable tmpfs the
 	// sandbox gets: /tmp, the working directory and /dev/shm. Zero means

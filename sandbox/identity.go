@@ -38,6 +38,11 @@ func (c *Config) identity() (identity, error) {
 		if c.IDMap != (IDMap{}) {
 			return identity{}, configErr("IDMap", "needs host root; an ordinary user can map only its own ids")
 		}
+		for i, m := range c.Mounts {
+			if m.Owner != nil {
+				return identity{}, configErr(fmtIndex("Mounts", i)+".Owner", "needs host root: an ordinary user's sandbox writes as the caller, or with SubordinateIDs as a subordinate id, and may not idmap the host's file systems")
+			}
+		}
 		if c.SubordinateIDs {
 			return c.subordinateIdentity()
 		}

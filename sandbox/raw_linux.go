@@ -164,7 +164,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	var sources []int
 	if root {
-		files, err := cloneSources(&spec.Plan, 0)
+		files, err := cloneSources(&spec.Plan, 0, cfg.userBinds(&spec.Plan, id))
 		if err != nil {
 			return true, err
 		}

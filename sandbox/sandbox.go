@@ -278,7 +278,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	// allowed to reach them.
 	var sources []*os.File
 	if os.Geteuid() == 0 {
-		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles)); err != nil {
+		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles), cfg.userBinds(&spec.Plan, id)); err != nil {
 			return l, err
 		}
 		l.files = append(l.files, sources...)
@@ -333,9 +333,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 }
 
 // cloneSources clones the root directory and every Bind source of p into
-// detached mounts, and records in p the descriptor number each will have
-// in the init, counting from fd.
-func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
+// detached mounts, idmaps the writable binds of b, and records in p the
+// descriptor number each will have in the init, counting from fd.
+func cloneSources(p *mount.Plan, fd int, b binds) ([]*os.File, error) {
 	var files []*os.File
 	fail := func(err error) ([]*os.File, error) {
 		closeAll(files)
@@ -364,6 +364,10 @@ func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
 			return fail(err)
 		}
 		files = append(files, f)
+		if err := b.idmap(i, m, f); err != nil {
+			closeAll(files)
+			return nil, err
+		}
 		m.FD = fd
 		fd++
 	}

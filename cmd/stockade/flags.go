@@ -149,7 +149,7 @@ func (o *runOptions) define(p *parser) {
 	c := &o.cfg
 	fs.StringVar(&c.RootDir, "rootfs", "", "use host directory `DIR` as the root, read-only (it must hold /proc, /dev, /tmp, the working directory and every mount point); default: read-only host /usr, /bin, /sbin, /lib* and a generated /etc")
 	fs.BoolVar(&c.WritableRoot, "writable-rootfs", false, "make the --rootfs directory writable")
-	p.pair("bind", "SRC DST", "bind host path SRC read-write at DST", func(src, dst string) error {
+	p.pair("bind", "SRC DST", "bind host path SRC read-write at DST; what the command writes there is SRC's owner's (as root, root's: set-user-ID programs too)", func(src, dst string) error {
 		return o.addBind("--bind", src, dst, true)
 	})
 	p.pair("ro-bind", "SRC DST", "bind host path SRC read-only at DST", func(src, dst string) error {

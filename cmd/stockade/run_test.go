@@ -440,3 +440,21 @@ func TestRunJSONTo(t *testing.T) {
 	assert.Equal(t, exitUsage, status)
 	assert.Contains(t, stderr, "not a descriptor number")
 }
+
+// TestRunBindCaller is the README's writable bind: "stockade run --bind
+// "$PWD" /src --chdir /src -- touch x" leaves x in the caller's directory
+// owned by the caller, as root (through an idmapped mount) and as an
+// ordinary user (whose sandbox writes as that user).
+func TestRunBindCaller(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	pwd, err := os.Getwd()
+	require.NoError(t, err)
+	status, _, stderr := stockadeRun(t, "--bind", pwd, "/src", "--chdir", "/src", "--", "touch", "x")
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	fi, err := os.Stat(filepath.Join(dir, "x"))
+	require.NoError(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	assert.Equal(t, [2]uint32{uint32(os.Geteuid()), uint32(os.Getegid())}, [2]uint32{st.Uid, st.Gid})
+}

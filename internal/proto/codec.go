@@ -182,6 +182,12 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		e.bytes(m.Data)
 		e.bool(m.Device)
 		e.int(int64(m.FD))
+		e.bool(m.Owner != nil)
+		if m.Owner != nil {
+			e.uint(uint64(m.Owner.UID))
+			e.uint(uint64(m.Owner.GID))
+		}
+		e.bool(m.NoIDMap)
 	}
 	e.str(s.Hostname)
 	e.str(s.Path)
@@ -255,6 +261,10 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 			m.Data = d.bytes()
 			m.Device = d.bool()
 			m.FD = int(d.int())
+			if d.bool() {
+				m.Owner = &mount.Owner{UID: uint32(d.uint()), GID: uint32(d.uint())}
+			}
+			m.NoIDMap = d.bool()
 		}
 	}
 	s.Hostname = d.str()

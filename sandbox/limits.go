@@ -15,8 +15,22 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Limits are the resource limits of a sandbox. The zero value limits
-// nothing but core files: every other zero field leaves its resource alone.
+// Limits are the resource limits of a sandbox. The zero value caps what
+// one sandbox could otherwise take from the host and its other tenants:
+// tasks (DefaultPids), memory (DefaultMemory) and the output the calling
+// process copies (DefaultOutput), and no core files. Each cap is raised by
+// its field and lifted by Unlimited there; every other zero field leaves
+// its resource alone.
+//
+// Where the caller may make a control group with the pids and memory
+// controllers (host root, with a cgroup file system mounted) the default
+// caps are a group's, like the fields'; the group costs a start about
+// 0.2 ms on cgroup v1. Elsewhere (an ordinary user, or no cgroups) they
+// fall back to rlimits: RLIMIT_NPROC, which counts the tasks of each user
+// id in the sandbox, and RLIMIT_DATA, which counts the data mappings of
+// each process (not RLIMIT_AS: Go and Java runtimes reserve far more
+// address space than they use). A field set explicitly still needs its
+// group, or BestEffort.
 //
 // Memory, Swap, CPU, CPUWeight, Pids, CPUs, Mems, IOWeight and CPUTime are
 // enforced through a control group of the sandbox's own, created before the
@@ -35,8 +49,9 @@ type Limits struct {
 	// processes' memory, the page cache and tmpfs files they fill, and the
 	// kernel memory charged to them. When it is reached the kernel's OOM
 	// killer kills a process of the sandbox, and the Result's Reason is
-	// OOMKilled. Zero means no limit; the smallest limit is
-	// cgroup.MinMemory (8 MiB), what the init stage of a small Go program
+	// OOMKilled. Zero means DefaultMemory (see Limits for where it
+	// falls back to RLIMIT_DATA); Unlimited means no limit. The smallest
+	// limit is cgroup.MinMemory (8 MiB), what the init stage of a small Go program
 	// needs to start. The init stage is the calling program: a large one
 	// needs more, and below what it needs it does not die but thrashes
 	// (the kernel keeps reclaiming its code pages), so that the sandbox
@@ -56,8 +71,9 @@ type Limits struct {
 	// Pids is the most tasks (processes and threads, the init stage's
 	// included) that the sandbox may hold at once. A fork or clone beyond
 	// it fails with EAGAIN inside the sandbox; the Result counts those in
-	// ForksRefused, and the sandbox is not killed for it. Zero means no
-	// limit; the smallest is MinPids.
+	// ForksRefused, and the sandbox is not killed for it. Zero means
+	// DefaultPids (see Limits for where it falls back to RLIMIT_NPROC);
+	// Unlimited means no limit. The smallest is MinPids.
 	Pids int64
 	// CPUs is the list of host CPUs the sandbox may run on, in the kernel's
 	// list format ("0-3,6"); each must be one the caller may use. Empty
@@ -96,7 +112,12 @@ type Limits struct {
 	// *os.File given as Stdout or Stderr is fed through a pipe, and output
 	// sent nowhere (a nil Stdout or Stderr) counts too. Each process
 	// started by Exec has a limit of its own: it is killed, not the
-	// sandbox, with the same Reason.
+	// sandbox, with the same Reason. Zero means DefaultOutput for output
+	// that the calling process copies (a Stdout or Stderr that is neither
+	// nil nor an *os.File nor a pipe of StdoutPipe or StderrPipe), which
+	// would otherwise grow the caller's memory without bound, and no limit
+	// for the others, which the command writes to directly; Unlimited
+	// means no limit for any. No limit applies with a TTY.
 	Output int64
 
 	// Rlimits are the resource limits (setrlimit) of each process of the
@@ -156,8 +177,21 @@ type Rlimits struct {
 	CPU time.Duration
 }
 
-// Unlimited, as an Rlimits field, removes that limit.
+// Unlimited, as an Rlimits field or as Limits.Memory, Limits.Pids or
+// Limits.Output, removes that limit.
 const Unlimited = -1
+
+// The caps that the zero Limits get (see Limits).
+const (
+	// DefaultPids is the most tasks of a sandbox: a fork bomb stops there,
+	// far below the host's pid_max.
+	DefaultPids = 1024
+	// DefaultMemory is the most memory of a sandbox.
+	DefaultMemory = 1 << 30
+	// DefaultOutput is the most output the calling process copies for one
+	// command.
+	DefaultOutput = 64 << 20
+)
 
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
@@ -190,11 +224,11 @@ func (l *Limits) needsCgroup() []string {
 			f = append(f, "Limits."+name)
 		}
 	}
-	add(l.Memory != 0, "Memory")
+	add(l.Memory > 0, "Memory")
 	add(l.Swap != 0, "Swap")
 	add(l.CPU != 0, "CPU")
 	add(l.CPUWeight != 0, "CPUWeight")
-	add(l.Pids != 0, "Pids")
+	add(l.Pids > 0, "Pids")
 	add(l.CPUs != "", "CPUs")
 	add(l.Mems != "", "Mems")
 	add(l.IOWeight != 0, "IOWeight")
@@ -206,8 +240,8 @@ func (l *Limits) cgroupConfig() cgroup.Config {
 	return cgroup.Config{
 		Parent: l.CgroupParent,
 		Limits: cgroup.Limits{
-			Memory: l.Memory, Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
-			Pids: l.Pids, CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
+			Memory: max(l.Memory, 0), Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
+			Pids: max(l.Pids, 0), CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
 		},
 	}
 }
@@ -219,12 +253,16 @@ func (l *Limits) validate() error {
 	switch {
 	case l.CPUTime < 0:
 		return configErr("Limits.CPUTime", "must not be negative")
-	case l.Output < 0:
-		return configErr("Limits.Output", "must not be negative")
+	case l.Output < Unlimited:
+		return configErr("Limits.Output", "must be positive, zero (DefaultOutput) or Unlimited, not %d", l.Output)
+	case l.Memory < Unlimited:
+		return configErr("Limits.Memory", "must be positive, zero (DefaultMemory) or Unlimited, not %d", l.Memory)
+	case l.Pids < Unlimited:
+		return configErr("Limits.Pids", "must be positive, zero (DefaultPids) or Unlimited, not %d", l.Pids)
 	case strings.IndexByte(l.CgroupParent, 0) >= 0:
 		return configErr("Limits.CgroupParent", "must not contain a NUL byte")
 	case l.Pids > cgroup.MaxPids:
-		return configErr("Limits.Pids", "%d is above the kernel's most tasks, %d; 0 means no limit", l.Pids, cgroup.MaxPids)
+		return configErr("Limits.Pids", "%d is above the kernel's most tasks, %d; Unlimited means no limit", l.Pids, cgroup.MaxPids)
 	case l.Pids > 0 && l.Pids < MinPids:
 		return configErr("Limits.Pids", "%d is below the minimum of %d: the init stage's threads count too", l.Pids, MinPids)
 	}

@@ -181,8 +181,22 @@ func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// Limits are the resource limits of a sandbox. The zero value limits
-// nothing but core files: every other zero field leaves its resource alone.
+// Limits are the resource limits of a sandbox. The zero value caps what
+// one sandbox could otherwise take from the host and its other tenants:
+// tasks (DefaultPids), memory (DefaultMemory) and the output the calling
+// process copies (DefaultOutput), and no core files. Each cap is raised by
+// its field and lifted by Unlimited there; every other zero field leaves
+// its resource alone.
+//
+// Where the caller may make a control group with the pids and memory
+// controllers (host root, with a cgroup file system mounted) the default
+// caps are a group's, like the fields'; the group costs a start about
+// 0.2 ms on cgroup v1. Elsewhere (an ordinary user, or no cgroups) they
+// fall back to rlimits: RLIMIT_NPROC, which counts the tasks of each user
+// id in the sandbox, and RLIMIT_DATA, which counts the data mappings of
+// each process (not RLIMIT_AS: Go and Java runtimes reserve far more
+// address space than they use). A field set explicitly still needs its
+// group, or BestEffort.
 //
 // Memory, Swap, CPU, CPUWeight, Pids, CPUs, Mems, IOWeight and CPUTime are
 // enforced through a control group of the sandbox's own, created before the
@@ -201,8 +215,9 @@ type Limits struct {
 	// processes' memory, the page cache and tmpfs files they fill, and the
 	// kernel memory charged to them. When it is reached the kernel's OOM
 	// killer kills a process of the sandbox, and the Result's Reason is
-	// OOMKilled. Zero means no limit; the smallest limit is
-	// cgroup.MinMemory (8 MiB), what the init stage of a small Go program
+	// OOMKilled. Zero means DefaultMemory (see Limits for where it
+	// falls back to RLIMIT_DATA); Unlimited means no limit. The smallest
+	// limit is cgroup.MinMemory (8 MiB), what the init stage of a small Go program
 	// needs to start. The init stage is the calling program: a large one
 	// needs more, and below what it needs it does not die but thrashes
 	// (the kernel keeps reclaiming its code pages), so that the sandbox
@@ -222,8 +237,9 @@ type Limits struct {
 	// Pids is the most tasks (processes and threads, the init stage's
 	// included) that the sandbox may hold at once. A fork or clone beyond
 	// it fails with EAGAIN inside the sandbox; the Result counts those in
-	// ForksRefused, and the sandbox is not killed for it. Zero means no
-	// limit; the smallest is MinPids.
+	// ForksRefused, and the sandbox is not killed for it. Zero means
+	// DefaultPids (see Limits for where it falls back to RLIMIT_NPROC);
+	// Unlimited means no limit. The smallest is MinPids.
 	Pids int64
 	// CPUs is the list of host CPUs the sandbox may run on, in the kernel's
 	// list format ("0-3,6"); each must be one the caller may use. Empty
@@ -261,7 +277,12 @@ type Limits struct {
 	// *os.File given as Stdout or Stderr is fed through a pipe, and output
 	// sent nowhere (a nil Stdout or Stderr) counts too. Each process
 	// started by Exec has a limit of its own: it is killed, not the
-	// sandbox, with the same Reason.
+	// sandbox, with the same Reason. Zero means DefaultOutput for output
+	// that the calling process copies (a Stdout or Stderr that is neither
+	// nil nor an *os.File nor a pipe of StdoutPipe or StderrPipe), which
+	// would otherwise grow the caller's memory without bound, and no limit
+	// for the others, which the command writes to directly; Unlimited
+	// means no limit for any. No limit applies with a TTY.
 	Output int64
 	// Rlimits are the resource limits (setrlimit) of each process of the
 	// sandbox.
@@ -319,8 +340,21 @@ type Rlimits struct {
 	CPU time.Duration
 }
 
-// Unlimited, as an Rlimits field, removes that limit.
+// Unlimited, as an Rlimits field or as Limits.Memory, Limits.Pids or
+// Limits.Output, removes that limit.
 const Unlimited = -1
+
+// The caps that the zero Limits get (see Limits).
+const (
+	// DefaultPids is the most tasks of a sandbox: a fork bomb stops there,
+	// far below the host's pid_max.
+	DefaultPids = 1024
+	// DefaultMemory is the most memory of a sandbox.
+	DefaultMemory = 1 << 30
+	// DefaultOutput is the most output the calling process copies for one
+	// command.
+	DefaultOutput = 64 << 20
+)
 
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited

@@ -81,8 +81,9 @@ type Config struct {
 	// within Timeout plus WaitDelay. Zero means DefaultWaitDelay (1s).
 	WaitDelay time.Duration
 	// Limits are the sandbox's resource limits: memory, CPU, tasks, CPU
-	// time, output and the per-process rlimits. The zero value limits
-	// nothing but core files. See Limits.
+	// time, output and the per-process rlimits. The zero value caps tasks,
+	// memory and the output the caller copies (DefaultPids, DefaultMemory,
+	// DefaultOutput) and core files, and nothing else. See Limits.
 	Limits Limits
 
 	// UID and GID are the user and group the command runs as, inside the

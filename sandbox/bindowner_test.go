@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // ownerOf returns the host owner of the file at name.
@@ -42,8 +41,7 @@ func TestWritableBindOwner(t *testing.T) {
 		require.NoError(t, os.Chown(dir, 4321, 4322))
 		require.NoError(t, os.Chown(filepath.Join(dir, "theirs"), 4321, 4322))
 	}
-	bind := mount.BindMount(dir, "/src")
-	bind.Writable = true
+	bind := Mount{Kind: Bind, Source: dir, Target: "/src", Writable: true}
 	cfg := shell(t, "touch /src/x && mkdir /src/d && echo ok > /src/d/y && echo more >> /src/theirs && stat -c %u:%g /src/theirs")
 	cfg.Mounts = []Mount{bind}
 	cfg.Dir = "/src"
@@ -71,11 +69,11 @@ func TestWritableBindRootOwner(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir() // root's, 0755
 	cfg := shell(t, "touch /src/x")
-	cfg.Mounts = []Mount{{Kind: mount.Bind, Source: dir, Target: "/src", Writable: true}}
+	cfg.Mounts = []Mount{{Kind: Bind, Source: dir, Target: "/src", Writable: true}}
 	o := run(t, cfg)
 	require.Error(t, o.err)
 	assert.Contains(t, o.stderr, "Permission denied")
-	cfg.Mounts[0].Owner = &mount.Owner{}
+	cfg.Mounts[0].Owner = &Owner{}
 	mustRun(t, cfg)
 	assert.Equal(t, [2]uint32{0, 0}, ownerOf(t, filepath.Join(dir, "x")))
 }
@@ -90,8 +88,8 @@ func TestWritableBindNamedOwner(t *testing.T) {
 	require.NoError(t, os.Chown(named, 4321, 4322))
 	plain := t.TempDir()
 	require.NoError(t, os.Chmod(plain, 0o777))
-	m1 := mount.Mount{Kind: mount.Bind, Source: named, Target: "/named", Writable: true, Owner: &mount.Owner{UID: 4321, GID: 4322}}
-	m2 := mount.Mount{Kind: mount.Bind, Source: plain, Target: "/plain", Writable: true, NoIDMap: true}
+	m1 := Mount{Kind: Bind, Source: named, Target: "/named", Writable: true, Owner: &Owner{UID: 4321, GID: 4322}}
+	m2 := Mount{Kind: Bind, Source: plain, Target: "/plain", Writable: true, NoIDMap: true}
 	cfg := shell(t, "touch /named/x /plain/x && stat -c %u /named")
 	cfg.Mounts = []Mount{m1, m2}
 	out := mustRun(t, cfg)
@@ -109,8 +107,8 @@ func TestWritableBindNoIDMapFS(t *testing.T) {
 	testutil.RequireRoot(t)
 	cfg := shell(t, "true")
 	cfg.Mounts = []Mount{
-		{Kind: mount.Bind, Source: t.TempDir(), Target: "/a", NoIDMap: true, Writable: true},
-		{Kind: mount.Bind, Source: "/sys/kernel", Target: "/k", Writable: true, Owner: &mount.Owner{}},
+		{Kind: Bind, Source: t.TempDir(), Target: "/a", NoIDMap: true, Writable: true},
+		{Kind: Bind, Source: "/sys/kernel", Target: "/k", Writable: true, Owner: &Owner{}},
 	}
 	o := run(t, cfg)
 	require.Error(t, o.err)
@@ -125,14 +123,14 @@ func TestWritableBindNoIDMapFS(t *testing.T) {
 // TestWritableBindOwnerConfig: Owner and NoIDMap apply to writable binds
 // only, and Owner needs host root.
 func TestWritableBindOwnerConfig(t *testing.T) {
-	owner := &mount.Owner{UID: 5, GID: 5}
+	owner := &Owner{UID: 5, GID: 5}
 	for _, tc := range []struct {
 		m     Mount
 		field string
 	}{
-		{Mount{Kind: mount.Bind, Source: "/x", Target: "/x", Owner: owner}, "Mounts[0].Owner"},
-		{Mount{Kind: mount.Bind, Source: "/x", Target: "/x", NoIDMap: true}, "Mounts[0].NoIDMap"},
-		{Mount{Kind: mount.Bind, Source: "/x", Target: "/x", Writable: true, NoIDMap: true, Owner: owner}, "Mounts[0].Owner"},
+		{Mount{Kind: Bind, Source: "/x", Target: "/x", Owner: owner}, "Mounts[0].Owner"},
+		{Mount{Kind: Bind, Source: "/x", Target: "/x", NoIDMap: true}, "Mounts[0].NoIDMap"},
+		{Mount{Kind: Bind, Source: "/x", Target: "/x", Writable: true, NoIDMap: true, Owner: owner}, "Mounts[0].Owner"},
 	} {
 		err := (&Config{Args: []string{"x"}, Mounts: []Mount{tc.m}}).Validate()
 		var ce *ConfigError
@@ -140,7 +138,7 @@ func TestWritableBindOwnerConfig(t *testing.T) {
 		assert.Equal(t, tc.field, ce.Field)
 	}
 	if os.Geteuid() != 0 {
-		d := (&Config{Args: []string{"x"}, Mounts: []Mount{{Kind: mount.Bind, Source: "/x", Target: "/x", Writable: true, Owner: owner}}}).withDefaults()
+		d := (&Config{Args: []string{"x"}, Mounts: []Mount{{Kind: Bind, Source: "/x", Target: "/x", Writable: true, Owner: owner}}}).withDefaults()
 		_, err := d.identity()
 		var ce *ConfigError
 		require.True(t, errors.As(err, &ce), "%v", err)

@@ -4,7 +4,6 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -20,7 +19,7 @@ func ownRootBinds(cfg *sandbox.Config) {
 	}
 	for i := range cfg.Mounts {
 		m := &cfg.Mounts[i]
-		if m.Kind != mount.Bind || !m.Writable || m.NoIDMap || m.Owner != nil {
+		if m.Kind != sandbox.Bind || !m.Writable || m.NoIDMap || m.Owner != nil {
 			continue
 		}
 		fi, err := os.Stat(m.Source)
@@ -28,7 +27,7 @@ func ownRootBinds(cfg *sandbox.Config) {
 			continue // Start reports it
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && (st.Uid == 0 || st.Gid == 0) {
-			m.Owner = &mount.Owner{UID: st.Uid, GID: st.Gid}
+			m.Owner = &sandbox.Owner{UID: st.Uid, GID: st.Gid}
 		}
 	}
 }

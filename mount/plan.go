@@ -236,6 +236,9 @@ func (m *Mount) Validate() error {
 	if m.Kind != Bind && m.Writable {
 		return &ConfigError{Field: "Writable", Err: fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
 	}
+	if (m.Owner != nil || m.NoIDMap) && m.Device {
+		return &ConfigError{Field: "Owner", Err: errors.New("a bind of device nodes is never idmapped")}
+	}
 	if m.Owner != nil && !m.Writable {
 		return &ConfigError{Field: "Owner", Err: errors.New("applies to writable bind mounts only")}
 	}

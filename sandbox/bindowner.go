@@ -34,9 +34,11 @@ func (c *Config) userBinds(p *mount.Plan, id identity) binds {
 
 // idmap makes f, the detached clone of entry i of the plan, an idmapped
 // mount when it is a writable bind of the Config's: the sandbox's user
-// acts there as the bind's Owner, or as the owner of its source.
+// acts there as the bind's Owner, or as the owner of its source. A bind
+// of a device node is never idmapped: its owner's rights over the host's
+// node (chmod, say) are no one's to lend.
 func (b binds) idmap(i int, m *mount.Mount, f *os.File) error {
-	if b.first < 0 || i < b.first || !m.Writable || m.NoIDMap {
+	if b.first < 0 || i < b.first || !m.Writable || m.NoIDMap || m.Device {
 		return nil
 	}
 	field := fmtIndex("Mounts", i-b.first)
@@ -76,7 +78,7 @@ func fsName(fd int) string {
 	}
 	switch st.Type {
 	case unix.TMPFS_MAGIC:
-		return "tmpfs, which Linux idmaps from 6.3"
+		return "tmpfs, which Linux idmaps from 6.3, or devtmpfs, which it never does"
 	case unix.EXT4_SUPER_MAGIC:
 		return "ext4"
 	case unix.XFS_SUPER_MAGIC:

@@ -131,6 +131,7 @@ func TestWritableBindOwnerConfig(t *testing.T) {
 		{Mount{Kind: Bind, Source: "/x", Target: "/x", Owner: owner}, "Mounts[0].Owner"},
 		{Mount{Kind: Bind, Source: "/x", Target: "/x", NoIDMap: true}, "Mounts[0].NoIDMap"},
 		{Mount{Kind: Bind, Source: "/x", Target: "/x", Writable: true, NoIDMap: true, Owner: owner}, "Mounts[0].Owner"},
+		{Mount{Kind: Bind, Source: "/x", Target: "/x", Writable: true, Device: true, Owner: owner}, "Mounts[0].Owner"},
 	} {
 		err := (&Config{Args: []string{"x"}, Mounts: []Mount{tc.m}}).Validate()
 		var ce *ConfigError

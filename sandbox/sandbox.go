@@ -206,6 +206,15 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
+		// The init may have failed before it read the go-ahead (a command
+		// not found, say) and reported why before it exited: that report,
+		// queued on the socket, is the error, not the broken pipe.
+		rctx, cancel := context.WithTimeout(ctx, 2*drainGrace)
+		_, rerr := s.awaitStart(rctx)
+		cancel()
+		if rerr != nil && rctx.Err() == nil {
+			return rerr
+		}
 		return setupErr("handshake", "", err)
 	}
 	if startHook != nil {

@@ -116,8 +116,10 @@ func (m *mapper) linux(l *specs.Linux) {
 		m.refuse("linux.netDevices", "the sandbox moves no host network device into its namespace")
 	}
 	if len(l.Sysctl) > 0 {
-		k := slices.Sorted(maps.Keys(l.Sysctl))[0]
-		m.refuse("linux.sysctl."+k, "the sandbox writes no sysctl (its /proc/sys is read-only)")
+		m.cfg.Sysctl = maps.Clone(l.Sysctl)
+		for k := range l.Sysctl {
+			m.from("Sysctl["+k+"]", "linux.sysctl."+k)
+		}
 	}
 	switch l.RootfsPropagation {
 	case "", "private", "rprivate":

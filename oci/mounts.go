@@ -30,7 +30,6 @@ var ownMounts = map[string]string{
 // may ask for and lose nothing a command depends on; see the package
 // documentation.
 var ignoredMounts = map[string]string{
-	"/dev/mqueue":    "mqueue",
 	"/sys/fs/cgroup": "cgroup",
 }
 
@@ -70,6 +69,13 @@ func (m *mapper) mounts() {
 		}
 		if dest == "/sys" && (typ == "sysfs" || typ == "bind" && path.Clean(sm.Source) == "/sys") {
 			m.sysfs(p, sm)
+			continue
+		}
+		if dest == "/dev/mqueue" && typ == "mqueue" {
+			// Always nosuid, nodev and noexec, as the spec's usually are.
+			m.cfg.Mqueue = true
+			m.from("Mqueue", p)
+			m.mountAt = append(m.mountAt, mountOrigin{dest: dest, config: -1, spec: sm})
 			continue
 		}
 		if want := ownMounts[dest]; want != "" && typ == want {
@@ -171,6 +177,10 @@ func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 	mt := sandbox.Mount{Kind: mount.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
 	writable := true
 	n := len(m.errs)
+	if sm.Source != "tmpfs" {
+		// The name the mount table shows; "tmpfs" is the default.
+		mt.Source = sm.Source
+	}
 	for j, opt := range sm.Options {
 		op := fmt.Sprintf("%s.options[%d]", p, j)
 		if m.commonOption(op, opt, &writable) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -67,6 +68,14 @@ type Config struct {
 
 	// Hostname is the host name inside the sandbox. Empty means "sandbox".
 	Hostname string
+	// Sysctl are kernel settings (sysctl names such as
+	// "net.ipv4.ip_forward", or their paths below /proc/sys) written in
+	// the sandbox's own namespaces before the command starts: only the
+	// settings those namespaces own are accepted, those of the network
+	// (net.*, not with Network.ShareHost), of IPC (kernel.msg*, sem,
+	// shm*, fs.mqueue.*). The host's settings never change. Nil writes
+	// none.
+	Sysctl map[string]string
 	// Timeout, if positive, is how long the sandbox may run, counted from
 	// Start. When it expires every process of the sandbox is killed and the
 	// Result's Reason is Timeout; when it expires before the command has
@@ -89,6 +98,16 @@ type Config struct {
 	// sandbox. Zero means 1000, the unprivileged user "sandbox". To run as
 	// root inside, set RunAsRoot instead.
 	UID, GID int
+	// Groups are the supplementary groups of the command and of the
+	// processes Exec starts, as ids inside the sandbox. Nil means none.
+	// Setting them needs setgroups(2) in the sandbox's user namespace,
+	// which an ordinary user's sandbox without SubordinateIDs is denied:
+	// Start then fails with a *ConfigError naming Groups.
+	Groups []int
+	// Umask, if set, is the file mode creation mask of the command and of
+	// the processes Exec starts (permission bits only). Nil leaves the
+	// caller's.
+	Umask *fs.FileMode
 	// RunAsRoot runs the command as uid and gid 0 inside the sandbox. That
 	// root is never host root, and it holds no capabilities.
 	RunAsRoot bool
@@ -150,6 +169,11 @@ type Config struct {
 	// still use up the rest, so a host running many raises
 	// kernel.pty.max.
 	Ptys int64
+	// Mqueue mounts the POSIX message queue file system of the sandbox's
+	// own IPC namespace at /dev/mqueue, where the command can list and
+	// remove its queues as files. False: no mount; mq_open works all the
+	// same.
+	Mqueue bool
 
 	// Network is the sandbox's network. The zero value is a network
 	// namespace of its own with only lo up. See Network.
@@ -326,6 +350,17 @@ func (c *Config) validate() error {
 	}
 	if uint64(c.UID) > maxID || uint64(c.GID) > maxID {
 		return configErr("UID", "ids run from 0 to %d, not %d:%d", int64(maxID), c.UID, c.GID)
+	}
+	for i, g := range c.Groups {
+		if g < 0 || uint64(g) > maxID {
+			return configErr(fmtIndex("Groups", i), "ids run from 0 to %d, not %d", int64(maxID), g)
+		}
+	}
+	if c.Umask != nil && *c.Umask&^fs.ModePerm != 0 {
+		return configErr("Umask", "must hold permission bits only, not %v", *c.Umask)
+	}
+	if err := c.validateSysctl(); err != nil {
+		return err
 	}
 	if c.IDMap != (IDMap{}) {
 		if err := c.IDMap.validate(c.UID, c.GID); err != nil {

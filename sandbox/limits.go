@@ -102,6 +102,18 @@ type Limits struct {
 	// Rlimits are the resource limits (setrlimit) of each process of the
 	// sandbox.
 	Rlimits Rlimits
+	// SoftRlimits are soft limits below the hard ones of Rlimits: a
+	// process may raise its soft limit up to the hard one. A field set
+	// here needs the same field of Rlimits, and may not exceed it; zero
+	// makes the soft limit the hard one. (CPU sends SIGXCPU at the soft
+	// limit, and SIGKILL at the hard one.)
+	SoftRlimits Rlimits
+	// OOMScoreAdj is the command's OOM score adjustment, from -1000 to
+	// 1000 (/proc/PID/oom_score_adj): the kernel's OOM killer prefers
+	// processes with a higher one. Zero leaves the caller's. Only host
+	// root may set one below the caller's own: for an ordinary user that
+	// fails Start with a *SetupError.
+	OOMScoreAdj int
 
 	// CgroupParent is the control group under which the sandbox's group is
 	// created, the same path in every hierarchy: relative to the caller's
@@ -154,6 +166,10 @@ type Rlimits struct {
 	// whole seconds; the kernel then kills it with SIGKILL. Prefer
 	// Limits.CPUTime, which counts the whole sandbox.
 	CPU time.Duration
+	// Data is the most data segment and heap, in bytes, of one process
+	// (RLIMIT_DATA); at least MinAddressSpace, as the init stage runs
+	// under it too.
+	Data int64
 }
 
 // Unlimited, as an Rlimits field, removes that limit.
@@ -231,6 +247,12 @@ func (l *Limits) validate() error {
 	if err := l.Rlimits.validate(); err != nil {
 		return err
 	}
+	if err := l.validateSoft(); err != nil {
+		return err
+	}
+	if l.OOMScoreAdj < -1000 || l.OOMScoreAdj > 1000 {
+		return configErr("Limits.OOMScoreAdj", "must be from -1000 to 1000, not %d", l.OOMScoreAdj)
+	}
 	need := l.needsCgroup()
 	if len(need) == 0 {
 		return nil
@@ -252,17 +274,29 @@ func (l *Limits) plan() (limitsPlan, error) {
 	return planLimits(l.cgroupConfig().Limits, l.BestEffort, d)
 }
 
-func (r *Rlimits) validate() error {
+func (r *Rlimits) validate() error { return r.validateMin(true) }
+
+// validateMin checks r; with init, the values must leave the init stage
+// what it needs (the soft limits need not: the init runs under the hard
+// ones).
+func (r *Rlimits) validateMin(init bool) error {
+	least := func(v int64) int64 {
+		if init {
+			return v
+		}
+		return 1
+	}
 	for _, f := range []struct {
 		name     string
 		v, least int64
 	}{
-		{"NoFile", r.NoFile, MinNoFile},
+		{"NoFile", r.NoFile, least(MinNoFile)},
 		{"FileSize", r.FileSize, 1},
 		{"Stack", r.Stack, 1},
 		{"Core", r.Core, 0},
-		{"AddressSpace", r.AddressSpace, MinAddressSpace},
-		{"Processes", r.Processes, MinProcesses},
+		{"AddressSpace", r.AddressSpace, least(MinAddressSpace)},
+		{"Processes", r.Processes, least(MinProcesses)},
+		{"Data", r.Data, least(MinAddressSpace)},
 	} {
 		field := "Limits.Rlimits." + f.name
 		switch {
@@ -301,6 +335,74 @@ func (r *Rlimits) list() []proto.Rlimit {
 	add(unix.RLIMIT_NPROC, r.Processes)
 	if r.CPU > 0 {
 		add(unix.RLIMIT_CPU, int64(math.Ceil(r.CPU.Seconds())))
+	}
+	add(unix.RLIMIT_DATA, r.Data)
+	return out
+}
+
+// rlimitFields lists the fields of r by resource, in the order of list,
+// with RLIMIT_CPU in whole seconds.
+func (r *Rlimits) rlimitFields() []struct {
+	name string
+	res  int
+	v    int64
+} {
+	cpu := int64(0)
+	if r.CPU > 0 {
+		cpu = int64(math.Ceil(r.CPU.Seconds()))
+	}
+	return []struct {
+		name string
+		res  int
+		v    int64
+	}{
+		{"NoFile", unix.RLIMIT_NOFILE, r.NoFile}, {"FileSize", unix.RLIMIT_FSIZE, r.FileSize},
+		{"Stack", unix.RLIMIT_STACK, r.Stack}, {"Core", unix.RLIMIT_CORE, r.Core},
+		{"AddressSpace", unix.RLIMIT_AS, r.AddressSpace}, {"Processes", unix.RLIMIT_NPROC, r.Processes},
+		{"CPU", unix.RLIMIT_CPU, cpu}, {"Data", unix.RLIMIT_DATA, r.Data},
+	}
+}
+
+// validateSoft checks SoftRlimits against Rlimits.
+func (l *Limits) validateSoft() error {
+	if err := l.SoftRlimits.validateMin(false); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.Field = strings.Replace(ce.Field, "Limits.Rlimits.", "Limits.SoftRlimits.", 1)
+		}
+		return err
+	}
+	hard := l.Rlimits.rlimitFields()
+	for i, f := range l.SoftRlimits.rlimitFields() {
+		h := hard[i].v
+		switch {
+		case f.v == 0:
+		case h == 0:
+			return configErr("Limits.SoftRlimits."+f.name, "needs a hard limit in Limits.Rlimits.%s", f.name)
+		case h != Unlimited && (f.v == Unlimited || f.v > h):
+			return configErr("Limits.SoftRlimits."+f.name, "%d is above the hard limit %d", f.v, h)
+		}
+	}
+	return nil
+}
+
+// rlimits returns the rlimits the init stage sets: Rlimits, with the soft
+// limits of SoftRlimits.
+func (l *Limits) rlimits() []proto.Rlimit {
+	out := l.Rlimits.list()
+	for _, f := range l.SoftRlimits.rlimitFields() {
+		if f.v == 0 {
+			continue
+		}
+		cur := uint64(f.v)
+		if f.v == Unlimited {
+			cur = unix.RLIM_INFINITY
+		}
+		for i := range out {
+			if out[i].Resource == f.res {
+				out[i].Cur = cur
+			}
+		}
 	}
 	return out
 }

@@ -138,6 +138,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if len(cfg.Groups) > 0 && !id.setGroups {
+		return configErr("Groups", "this sandbox's user namespace denies setgroups (an ordinary user's, without SubordinateIDs): no supplementary groups can be set")
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -183,6 +186,10 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
 	if startHook != nil {
 		startHook("forked", s.cmd.Process.Pid)
+	}
+	if err := setOOMScoreAdj(s.cmd.Process.Pid, cfg.Limits.OOMScoreAdj); err != nil {
+		s.abort()
+		return err
 	}
 	connected := s.connectNetwork()
 	if id.viaHelpers {
@@ -453,7 +460,13 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    c.Limits.Rlimits.list(),
+		Rlimits:    c.Limits.rlimits(),
+		NewPrivs:   c.Security.AllowNewPrivileges,
+		Umask:      -1,
+		Groups:     c.Groups,
+	}
+	if c.Umask != nil {
+		spec.Umask = int(c.Umask.Perm())
 	}
 	c.TTY.toSpec(spec)
 	return spec

@@ -63,6 +63,17 @@ type Security struct {
 	// it needs that namespace to belong to the sandbox, so it fails with a
 	// prepared (pooled) network namespace. False leaves /sys absent.
 	Sysfs bool
+
+	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
+	// process.noNewPrivileges is false asks. Every mount of the sandbox is
+	// nosuid, so a setuid or file-capability program gains nothing by its
+	// exec all the same; what changes is that the Landlock domain and the
+	// seccomp filter are put in place before the command's ids change and
+	// its capabilities are dropped (CAP_SYS_ADMIN in the sandbox's user
+	// namespace allows them then), so a Seccomp policy must allow the
+	// calls that follow (setgroups, setresgid, setresuid, capset, prctl,
+	// ppoll, fcntl, close, umask, execve), as Docker's profile does.
+	AllowNewPrivileges bool
 }
 
 // Landlock configures the Landlock LSM (Linux 5.13) for a sandbox. The

@@ -266,6 +266,18 @@ type Limits struct {
 	// Rlimits are the resource limits (setrlimit) of each process of the
 	// sandbox.
 	Rlimits Rlimits
+	// SoftRlimits are soft limits below the hard ones of Rlimits: a
+	// process may raise its soft limit up to the hard one. A field set
+	// here needs the same field of Rlimits, and may not exceed it; zero
+	// makes the soft limit the hard one. (CPU sends SIGXCPU at the soft
+	// limit, and SIGKILL at the hard one.)
+	SoftRlimits Rlimits
+	// OOMScoreAdj is the command's OOM score adjustment, from -1000 to
+	// 1000 (/proc/PID/oom_score_adj): the kernel's OOM killer prefers
+	// processes with a higher one. Zero leaves the caller's. Only host
+	// root may set one below the caller's own: for an ordinary user that
+	// fails Start with a *SetupError.
+	OOMScoreAdj int
 	// CgroupParent is the control group under which the sandbox's group is
 	// created, the same path in every hierarchy: relative to the caller's
 	// own cgroup, or absolute from each hierarchy's root. Empty means
@@ -317,6 +329,10 @@ type Rlimits struct {
 	// whole seconds; the kernel then kills it with SIGKILL. Prefer
 	// Limits.CPUTime, which counts the whole sandbox.
 	CPU time.Duration
+	// Data is the most data segment and heap, in bytes, of one process
+	// (RLIMIT_DATA); at least MinAddressSpace, as the init stage runs
+	// under it too.
+	Data int64
 }
 
 // Unlimited, as an Rlimits field, removes that limit.
@@ -900,6 +916,16 @@ type Security struct {
 	// it needs that namespace to belong to the sandbox, so it fails with a
 	// prepared (pooled) network namespace. False leaves /sys absent.
 	Sysfs bool
+	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
+	// process.noNewPrivileges is false asks. Every mount of the sandbox is
+	// nosuid, so a setuid or file-capability program gains nothing by its
+	// exec all the same; what changes is that the Landlock domain and the
+	// seccomp filter are put in place before the command's ids change and
+	// its capabilities are dropped (CAP_SYS_ADMIN in the sandbox's user
+	// namespace allows them then), so a Seccomp policy must allow the
+	// calls that follow (setgroups, setresgid, setresuid, capset, prctl,
+	// ppoll, fcntl, close, umask, execve), as Docker's profile does.
+	AllowNewPrivileges bool
 }
 
 // Landlock configures the Landlock LSM (Linux 5.13) for a sandbox. The

@@ -288,15 +288,25 @@ func (m *mapper) paths(l *specs.Linux) {
 		}
 		return false
 	}
+	// Any other path becomes a Mask or ReadOnly entry of Config.Mounts,
+	// placed after the spec's mounts, as runc places them.
+	add := func(p, sp string, kind mount.Kind) {
+		if !path.IsAbs(p) || path.Clean(p) != p {
+			m.refuse(sp, "must be an absolute, clean path, not %q", p)
+			return
+		}
+		m.from(fmt.Sprintf("Mounts[%d]", len(m.cfg.Mounts)), sp)
+		m.cfg.Mounts = append(m.cfg.Mounts, sandbox.Mount{Kind: kind, Target: p})
+	}
 	for i, p := range l.MaskedPaths {
 		if !masked(p) {
-			m.refuse(fmt.Sprintf("linux.maskedPaths[%d]", i), "the sandbox masks a fixed set of paths (%s), and not %q", strings.Join(slices.Concat(maskedPaths, sysMaskedPaths), " "), p)
+			add(p, fmt.Sprintf("linux.maskedPaths[%d]", i), mount.Mask)
 		}
 	}
 	for i, p := range l.ReadonlyPaths {
 		// A masked path cannot be written either; /sys is read-only.
 		if !slices.Contains(readOnlyPaths, p) && !masked(p) && p != "/sys" && !strings.HasPrefix(p, "/sys/") {
-			m.refuse(fmt.Sprintf("linux.readonlyPaths[%d]", i), "the sandbox makes a fixed set of paths read-only (%s), and not %q", strings.Join(readOnlyPaths, " "), p)
+			add(p, fmt.Sprintf("linux.readonlyPaths[%d]", i), mount.ReadOnly)
 		}
 	}
 }

@@ -229,6 +229,14 @@ func TestFromSpecMaps(t *testing.T) {
 			require.Equal(t, sandbox.Rlimits{NoFile: 4000, Data: 6 << 30, CPU: 120 * time.Second}, c.Limits.Rlimits)
 			require.Equal(t, sandbox.Rlimits{NoFile: 3000, Data: 5 << 30, CPU: 60 * time.Second}, c.Limits.SoftRlimits)
 		}},
+		{"masked and read-only paths of the spec's own", func(s *specs.Spec) {
+			s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc/shadow")
+			s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc")
+		}, func(t *testing.T, c sandbox.Config) {
+			n := len(c.Mounts)
+			require.GreaterOrEqual(t, n, 2)
+			require.Equal(t, []sandbox.Mount{{Kind: mount.Mask, Target: "/etc/shadow"}, {Kind: mount.ReadOnly, Target: "/etc"}}, c.Mounts[n-2:])
+		}},
 		{"a tmpfs's source", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/cache", Type: "tmpfs", Source: "cache", Options: []string{"size=1m"}})
 		}, func(t *testing.T, c sandbox.Config) {
@@ -303,7 +311,6 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_MEMLOCK", Hard: 1, Soft: 1})
 		}},
 		{"process.rlimits[0].soft", func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 1 << 20 }},
-		{"process.rlimits[0].soft", func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 10 }},
 		{"process.user.umask", func(s *specs.Spec) { s.Process.User.Umask = ptr[uint32](0o1022) }},
 		{"process.oomScoreAdj", func(s *specs.Spec) { s.Process.OOMScoreAdj = ptr(1001) }},
 		{"linux.sysctl.net.ipv4.ip_forward", func(s *specs.Spec) {
@@ -374,8 +381,8 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
 		}},
 		{"linux.rootfsPropagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }},
-		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc/shadow") }},
-		{"linux.readonlyPaths[5]", func(s *specs.Spec) { s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc") }},
+		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "etc/shadow") }},
+		{"linux.readonlyPaths[5]", func(s *specs.Spec) { s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc/../x") }},
 		{"linux.resources.memory.swap", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](64 << 20), Swap: ptr[int64](32 << 20)}
 		}},

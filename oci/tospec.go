@@ -171,8 +171,12 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
 		case m.Kind == mount.Tmpfs:
 			s.Mounts = append(s.Mounts, specTmpfs(m))
+		case m.Kind == mount.Mask:
+			l.MaskedPaths = append(l.MaskedPaths, m.Target)
+		case m.Kind == mount.ReadOnly:
+			l.ReadonlyPaths = append(l.ReadonlyPaths, m.Target)
 		default:
-			refuse(f+".Kind", "only binds and tmpfs are mounts of a Config")
+			refuse(f+".Kind", "only binds, tmpfs, masked and read-only paths are mounts of a Config")
 		}
 	}
 

@@ -144,7 +144,9 @@ type Config struct {
 	WritableRoot bool
 	// Mounts are extra mounts, placed in order after the standard ones, so
 	// that they may go inside /tmp or the working directory. Only mount.Bind
-	// and mount.Tmpfs entries are accepted. Every target is resolved inside
+	// and mount.Tmpfs entries are accepted, and mount.Mask and
+	// mount.ReadOnly, which hide a path or make it read-only (a missing
+	// path is left alone). Every target is resolved inside
 	// the sandbox's root without following a link out of it. When the
 	// caller is root, a symbolic link in a Bind's Source (or in RootDir) is
 	// followed only when root owns it: a link that a sandbox planted in a
@@ -385,8 +387,10 @@ func (c *Config) validate() error {
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
 		field := fmtIndex("Mounts", i)
-		if m.Kind != mount.Bind && m.Kind != mount.Tmpfs {
-			return configErr(field+".Kind", "must be %q or %q, not %q", mount.Bind, mount.Tmpfs, m.Kind)
+		switch m.Kind {
+		case mount.Bind, mount.Tmpfs, mount.Mask, mount.ReadOnly:
+		default:
+			return configErr(field+".Kind", "must be %q, %q, %q or %q, not %q", mount.Bind, mount.Tmpfs, mount.Mask, mount.ReadOnly, m.Kind)
 		}
 		if err := m.Validate(); err != nil {
 			var fe *mount.FieldError

@@ -5,7 +5,9 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -135,8 +137,40 @@ func (m *mapper) linux(l *specs.Linux) {
 	if l.Personality != nil {
 		m.refuse("linux.personality", "the sandbox sets no execution domain")
 	}
-	// CgroupsPath and MountLabel are ignored: see the package
-	// documentation.
+	m.cgroupsPath(l.CgroupsPath)
+	// MountLabel is ignored: see the package documentation.
+}
+
+// cgroupsPath maps linux.cgroupsPath, the sandbox's own group, to
+// Limits.CgroupParent and Limits.CgroupName: absolute, from the root of
+// every hierarchy; relative, below the runtime's own group, as runc's
+// cgroupfs driver places it.
+func (m *mapper) cgroupsPath(p string) {
+	const field = "linux.cgroupsPath"
+	if p == "" {
+		return
+	}
+	switch {
+	case strings.Contains(p, ":"):
+		m.refuse(field, "%q is in the systemd driver's slice:prefix:name form; stockade uses cgroupfs paths", p)
+		return
+	case path.Clean(p) != p || p == "/" || p == ".." || strings.HasPrefix(p, "../"):
+		m.refuse(field, "%q must be a clean path that names a group", p)
+		return
+	}
+	dir, name := path.Split(p)
+	parent := strings.TrimSuffix(dir, "/")
+	if parent == "" && dir == "/" {
+		parent = "/"
+	}
+	if parent == "" {
+		// A bare name: below the runtime's own group, not below
+		// sandbox's default parent.
+		parent = "."
+	}
+	m.cfg.Limits.CgroupParent, m.cfg.Limits.CgroupName = parent, name
+	m.from("Limits.CgroupParent", field)
+	m.from("Limits.CgroupName", field)
 }
 
 func (m *mapper) resources(r *specs.LinuxResources) {

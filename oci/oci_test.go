@@ -237,6 +237,18 @@ func TestFromSpecMaps(t *testing.T) {
 			require.GreaterOrEqual(t, n, 2)
 			require.Equal(t, []sandbox.Mount{{Kind: mount.Mask, Target: "/etc/shadow"}, {Kind: mount.ReadOnly, Target: "/etc"}}, c.Mounts[n-2:])
 		}},
+		{"an absolute cgroupsPath", func(s *specs.Spec) {
+			s.Linux.CgroupsPath = "/machine/c1"
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, "/machine", c.Limits.CgroupParent)
+			require.Equal(t, "c1", c.Limits.CgroupName)
+		}},
+		{"a relative cgroupsPath", func(s *specs.Spec) {
+			s.Linux.CgroupsPath = "c1"
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, ".", c.Limits.CgroupParent, "below the runtime's own group")
+			require.Equal(t, "c1", c.Limits.CgroupName)
+		}},
 		{"a tmpfs's source", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/cache", Type: "tmpfs", Source: "cache", Options: []string{"size=1m"}})
 		}, func(t *testing.T, c sandbox.Config) {
@@ -247,7 +259,6 @@ func TestFromSpecMaps(t *testing.T) {
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
 			s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
 			s.Linux.MountLabel = "system_u:object_r:container_file_t:s0"
-			s.Linux.CgroupsPath = "/machine/c1"
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}}
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](3), Access: "rwm"})
 			s.Linux.RootfsPropagation = "rprivate"
@@ -373,6 +384,8 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 10}}
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
 		}},
+		{"linux.cgroupsPath", func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:cri:c1" }},
+		{"linux.cgroupsPath", func(s *specs.Spec) { s.Linux.CgroupsPath = "../c1" }},
 		{"linux.timeOffsets", func(s *specs.Spec) {
 			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}}
 		}},

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"path"
 	"slices"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
@@ -67,7 +69,7 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		{c.TmpfsInodes != 0, "TmpfsInodes"},
 		{c.Limits.CPUTime != 0, "Limits.CPUTime"},
 		{c.Limits.Output != 0, "Limits.Output"},
-		{c.Limits.CgroupParent != "", "Limits.CgroupParent"},
+		{c.Limits.CgroupParent != "" && c.Limits.CgroupName == "", "Limits.CgroupParent"},
 		{c.Limits.BestEffort, "Limits.BestEffort"},
 		{c.Network.Link != nil, "Network.Link"},
 		{len(c.Network.Networks) > 0, "Network.Networks"},
@@ -127,6 +129,16 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	}
 	if len(c.Sysctl) > 0 {
 		l.Sysctl = maps.Clone(c.Sysctl)
+	}
+	if name := c.Limits.CgroupName; name != "" {
+		switch parent := c.Limits.CgroupParent; parent {
+		case ".":
+			l.CgroupsPath = name
+		case "":
+			l.CgroupsPath = path.Join(cgroup.DefaultParent, name)
+		default:
+			l.CgroupsPath = path.Join(parent, name)
+		}
 	}
 	if c.IDMap != (sandbox.IDMap{}) {
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostUID, Size: c.IDMap.Size}}

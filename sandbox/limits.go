@@ -122,6 +122,14 @@ type Limits struct {
 	// against the caller's limits. On cgroup v2 it must be a cgroup
 	// without processes of its own (see package cgroup).
 	CgroupParent string
+	// CgroupName, if set, names the sandbox's control group below
+	// CgroupParent instead of a generated name, as an OCI spec's
+	// linux.cgroupsPath does; the sandbox then has a group even when no
+	// limit needs one. The group must not exist yet. Cleanup does not
+	// recognise it: a group left by an owner that was killed is removed
+	// by whoever knows its name (stockade delete). Empty: a generated
+	// name.
+	CgroupName string
 	// BestEffort, for an ordinary user on a host that delegated no
 	// cgroup (or not every controller) to it, applies what it can instead
 	// of failing: Memory becomes RLIMIT_DATA and Pids RLIMIT_NPROC (per
@@ -206,6 +214,7 @@ func (l *Limits) needsCgroup() []string {
 			f = append(f, "Limits."+name)
 		}
 	}
+	add(l.CgroupName != "", "CgroupName")
 	add(l.Memory != 0, "Memory")
 	add(l.Swap != 0, "Swap")
 	add(l.CPU != 0, "CPU")
@@ -221,6 +230,7 @@ func (l *Limits) needsCgroup() []string {
 func (l *Limits) cgroupConfig() cgroup.Config {
 	return cgroup.Config{
 		Parent: l.CgroupParent,
+		Name:   l.CgroupName,
 		Limits: cgroup.Limits{
 			Memory: l.Memory, Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
 			Pids: l.Pids, CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
@@ -425,6 +435,8 @@ func cgroupConfigErr(err error, first string) error {
 	switch field {
 	case "Parent":
 		field = "Limits.CgroupParent"
+	case "Name":
+		field = "Limits.CgroupName"
 	case "Limits":
 		field = first
 	}

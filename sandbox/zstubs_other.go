@@ -285,6 +285,14 @@ type Limits struct {
 	// against the caller's limits. On cgroup v2 it must be a cgroup
 	// without processes of its own (see package cgroup).
 	CgroupParent string
+	// CgroupName, if set, names the sandbox's control group below
+	// CgroupParent instead of a generated name, as an OCI spec's
+	// linux.cgroupsPath does; the sandbox then has a group even when no
+	// limit needs one. The group must not exist yet. Cleanup does not
+	// recognise it: a group left by an owner that was killed is removed
+	// by whoever knows its name (stockade delete). Empty: a generated
+	// name.
+	CgroupName string
 	// BestEffort, for an ordinary user on a host that delegated no
 	// cgroup (or not every controller) to it, applies what it can instead
 	// of failing: Memory becomes RLIMIT_DATA and Pids RLIMIT_NPROC (per

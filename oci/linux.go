@@ -87,16 +87,17 @@ func (m *mapper) idMappings(l *specs.Linux, userns bool) {
 	if !uok || !gok {
 		return
 	}
-	if u.Size != g.Size {
-		m.refuse("linux.gidMappings[0].size", "the sandbox maps as many group ids as user ids (%d), not %d", u.Size, g.Size)
-		return
-	}
 	// An ordinary user's own ids, one each, are what the sandbox maps for
 	// it anyway, onto the command's ids; it may not name them in IDMap.
 	if os.Geteuid() != 0 && u.Size == 1 && int(u.HostID) == os.Geteuid() && int(g.HostID) == os.Getegid() {
 		return
 	}
 	m.cfg.IDMap = sandbox.IDMap{HostUID: u.HostID, HostGID: g.HostID, Size: u.Size}
+	if g.Size != u.Size {
+		m.cfg.IDMap.GIDSize = g.Size
+	}
+	m.from("IDMap.GIDSize", "linux.gidMappings[0].size")
+	m.from("IDMap.HostGID", "linux.gidMappings[0].hostID")
 	m.from("IDMap", "linux.uidMappings")
 }
 

@@ -237,6 +237,13 @@ func TestFromSpecMaps(t *testing.T) {
 			require.GreaterOrEqual(t, n, 2)
 			require.Equal(t, []sandbox.Mount{{Kind: mount.Mask, Target: "/etc/shadow"}, {Kind: mount.ReadOnly, Target: "/etc"}}, c.Mounts[n-2:])
 		}},
+		{"more group ids than user ids", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 2000}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 3000}}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.IDMap{HostUID: 1000, HostGID: 1000, Size: 2000, GIDSize: 3000}, c.IDMap)
+		}},
 		{"an absolute cgroupsPath", func(s *specs.Spec) {
 			s.Linux.CgroupsPath = "/machine/c1"
 		}, func(t *testing.T, c sandbox.Config) {
@@ -380,6 +387,8 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 1, HostID: 1000, Size: 1}}
 		}},
 		{"linux.gidMappings[0].size", func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 5, GID: 5}
+			s.Process.Capabilities = nil
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 10}}
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}

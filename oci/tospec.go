@@ -142,7 +142,11 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	}
 	if c.IDMap != (sandbox.IDMap{}) {
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostUID, Size: c.IDMap.Size}}
-		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostGID, Size: c.IDMap.Size}}
+		gsize := c.IDMap.Size
+		if c.IDMap.GIDSize != 0 {
+			gsize = c.IDMap.GIDSize
+		}
+		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostGID, Size: gsize}}
 	}
 
 	// The sandbox's own mounts, then the working directory's tmpfs

@@ -209,6 +209,17 @@ type IDMap struct {
 	HostUID uint32
 	HostGID uint32
 	Size    uint32
+	// GIDSize, if set, is how many group ids map (from HostGID), when
+	// that differs from Size, as an OCI spec's gidMappings may ask.
+	GIDSize uint32
+}
+
+// gidSize is the number of group ids m maps.
+func (m IDMap) gidSize() uint32 {
+	if m.GIDSize != 0 {
+		return m.GIDSize
+	}
+	return m.Size
 }
 
 // The defaults a zero Config gets.
@@ -476,10 +487,12 @@ func (m IDMap) validate(uid, gid int) error {
 		return configErr("IDMap.HostGID", "must not map host root (0)")
 	case uint64(m.HostUID)+uint64(m.Size) > 1<<32-1:
 		return configErr("IDMap.Size", "runs past the last host uid")
-	case uint64(m.HostGID)+uint64(m.Size) > 1<<32-1:
-		return configErr("IDMap.Size", "runs past the last host gid")
-	case uint64(uid) >= uint64(m.Size) || uint64(gid) >= uint64(m.Size):
-		return configErr("IDMap.Size", "must cover the command's uid %d and gid %d", uid, gid)
+	case uint64(m.HostGID)+uint64(m.gidSize()) > 1<<32-1:
+		return configErr("IDMap.GIDSize", "runs past the last host gid")
+	case uint64(uid) >= uint64(m.Size):
+		return configErr("IDMap.Size", "must cover the command's uid %d", uid)
+	case uint64(gid) >= uint64(m.gidSize()):
+		return configErr("IDMap.GIDSize", "must cover the command's gid %d", gid)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (c *Config) identity() (identity, error) {
 	}
 	return identity{
 		uidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostUID), Size: int(m.Size)}},
-		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.Size)}},
+		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.gidSize())}},
 		setGroups: true,
 	}, nil
 }

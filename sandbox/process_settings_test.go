@@ -133,3 +133,22 @@ func TestMountSources(t *testing.T) {
 	assert.Contains(t, out, "masked-empty")
 	assert.Contains(t, out, "ro")
 }
+
+// TestIDMapGIDSize checks a group range of another size than the user
+// range.
+func TestIDMapGIDSize(t *testing.T) {
+	testutil.RequireRoot(t)
+	cfg := shell(t, `cat /proc/self/uid_map /proc/self/gid_map`)
+	cfg.IDMap = IDMap{HostUID: 1 << 29, HostGID: 1 << 29, Size: 2000, GIDSize: 3000}
+	var got [][]string
+	for _, l := range lines(mustRun(t, cfg)) {
+		got = append(got, strings.Fields(l))
+	}
+	assert.Equal(t, [][]string{{"0", "536870912", "2000"}, {"0", "536870912", "3000"}}, got)
+
+	cfg.GID = 2500
+	cfg.UID = 2500
+	var ce *ConfigError
+	require.ErrorAs(t, cfg.Validate(), &ce)
+	assert.Equal(t, "IDMap.Size", ce.Field)
+}

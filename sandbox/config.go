@@ -347,7 +347,7 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := checkHostname(c.Hostname); err != nil {
-		return &ConfigError{"Hostname", err}
+		return &ConfigError{Field: "Hostname", Err: err}
 	}
 	if c.Timeout < 0 {
 		return configErr("Timeout", "must not be negative")
@@ -404,11 +404,11 @@ func (c *Config) validate() error {
 			return configErr(field+".Kind", "must be %q, %q, %q or %q, not %q", mount.Bind, mount.Tmpfs, mount.Mask, mount.ReadOnly, m.Kind)
 		}
 		if err := m.Validate(); err != nil {
-			var fe *mount.FieldError
+			var fe *ConfigError
 			if errors.As(err, &fe) {
-				return &ConfigError{field + "." + fe.Field, fe.Err}
+				return &ConfigError{Field: field + "." + fe.Field, Err: fe.Err}
 			}
-			return &ConfigError{field, err}
+			return &ConfigError{Field: field, Err: err}
 		}
 	}
 	for i, f := range c.ExtraFiles {
@@ -437,7 +437,7 @@ func validateProcess(prefix string, args, env []string, dir string) error {
 	}
 	for i, a := range args {
 		if err := checkExecString(a); err != nil {
-			return &ConfigError{prefix + fmtIndex("Args", i), err}
+			return &ConfigError{Field: prefix + fmtIndex("Args", i), Err: err}
 		}
 	}
 	for i, kv := range env {
@@ -446,7 +446,7 @@ func validateProcess(prefix string, args, env []string, dir string) error {
 			return configErr(prefix+fmtIndex("Env", i), "must have the form KEY=value, not %q", truncate(kv))
 		}
 		if err := checkExecString(kv); err != nil {
-			return &ConfigError{prefix + fmtIndex("Env", i), err}
+			return &ConfigError{Field: prefix + fmtIndex("Env", i), Err: err}
 		}
 	}
 	return nil

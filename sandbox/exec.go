@@ -45,6 +45,13 @@ type Cmd struct {
 	// Timeout, if positive, is how long the process may run; it is then
 	// killed and its Result's Reason is Timeout. The sandbox goes on.
 	Timeout time.Duration
+	// Signals, if set, passes each signal received on it to the process
+	// (the process alone, not its children), as kill(2) would: a
+	// signal sent before the process has started is delivered once it
+	// runs. The Result says how the process ended, by the signal or by its
+	// own handler. Nil: the process gets no signal but the SIGKILL of its
+	// Timeout, the context or the sandbox's end. Parent only.
+	Signals <-chan syscall.Signal
 
 	sb      *Sandbox // the sandbox of a Cmd made by Sandbox.Command
 	run     *cmdRun  // its Start and Wait (see outputhelpers.go)
@@ -138,8 +145,11 @@ func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	started := false
 	ended := false // the sandbox ended first, and the process with it
 	hit := lim.hit
+	sigs := cmd.Signals
 	for rep == nil {
 		select {
+		case sig := <-sigs:
+			s.signal(x.ID, sig)
 		case r, ok := <-reports:
 			switch {
 			case !ok && !started:

@@ -11,7 +11,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -170,11 +169,11 @@ func (m *mapper) bindMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 			m.refuse(op, "the sandbox does not know the bind option %q", opt)
 		}
 	}
-	return sandbox.Mount{Kind: mount.Bind, Source: src, Target: sm.Destination, Writable: writable}, len(m.errs) == n
+	return sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: sm.Destination, Writable: writable}, len(m.errs) == n
 }
 
 func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
-	mt := sandbox.Mount{Kind: mount.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
+	mt := sandbox.Mount{Kind: sandbox.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
 	writable := true
 	n := len(m.errs)
 	if sm.Source != "tmpfs" {
@@ -290,7 +289,7 @@ func (m *mapper) paths(l *specs.Linux) {
 	}
 	// Any other path becomes a Mask or ReadOnly entry of Config.Mounts,
 	// placed after the spec's mounts, as runc places them.
-	add := func(p, sp string, kind mount.Kind) {
+	add := func(p, sp string, kind sandbox.MountKind) {
 		if !path.IsAbs(p) || path.Clean(p) != p {
 			m.refuse(sp, "must be an absolute, clean path, not %q", p)
 			return
@@ -300,13 +299,13 @@ func (m *mapper) paths(l *specs.Linux) {
 	}
 	for i, p := range l.MaskedPaths {
 		if !masked(p) {
-			add(p, fmt.Sprintf("linux.maskedPaths[%d]", i), mount.Mask)
+			add(p, fmt.Sprintf("linux.maskedPaths[%d]", i), sandbox.Mask)
 		}
 	}
 	for i, p := range l.ReadonlyPaths {
 		// A masked path cannot be written either; /sys is read-only.
 		if !slices.Contains(readOnlyPaths, p) && !masked(p) && p != "/sys" && !strings.HasPrefix(p, "/sys/") {
-			add(p, fmt.Sprintf("linux.readonlyPaths[%d]", i), mount.ReadOnly)
+			add(p, fmt.Sprintf("linux.readonlyPaths[%d]", i), sandbox.ReadOnlyPath)
 		}
 	}
 }
@@ -344,9 +343,9 @@ func (m *mapper) workDir() {
 	at := 0 // before every spec mount, which all lie below dir or beside it
 	if parent != nil {
 		at = parent.config + 1
-		if parent.config < 0 || m.cfg.Mounts[parent.config].Kind != mount.Bind {
+		if parent.config < 0 || m.cfg.Mounts[parent.config].Kind != sandbox.Bind {
 			m.addMount(at, sandbox.Mount{
-				Kind: mount.Tmpfs, Target: dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
+				Kind: sandbox.Tmpfs, Target: dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
 				Mode: 0o755, UID: m.cfg.UID, GID: m.cfg.GID,
 			})
 			return
@@ -355,7 +354,7 @@ func (m *mapper) workDir() {
 		src = filepath.Join(pm.Source, strings.TrimPrefix(dir, strings.TrimSuffix(parent.dest, "/")))
 		writable = pm.Writable
 	}
-	m.addMount(at, sandbox.Mount{Kind: mount.Bind, Source: src, Target: dir, Writable: writable})
+	m.addMount(at, sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: dir, Writable: writable})
 }
 
 // addMount inserts mt into Config.Mounts at index at, on behalf of

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // TestProcessSettings checks the settings an OCI spec's process and linux
@@ -99,9 +98,9 @@ func TestMountSources(t *testing.T) {
 	cfg.Mqueue = true
 	cfg.Security.Sysfs = true
 	cfg.Mounts = []Mount{
-		{Kind: mount.Tmpfs, Source: "cache", Target: "/tmp/ro", Size: 1 << 20, Mode: 0o777},
-		{Kind: mount.Mask, Target: "/etc/hostname"},
-		{Kind: mount.ReadOnly, Target: "/tmp/ro"},
+		{Kind: Tmpfs, Source: "cache", Target: "/tmp/ro", Size: 1 << 20, Mode: 0o777},
+		{Kind: Mask, Target: "/etc/hostname"},
+		{Kind: ReadOnlyPath, Target: "/tmp/ro"},
 	}
 	out := lines(mustRun(t, cfg))
 	var order []string

@@ -82,13 +82,14 @@ func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus,
 	var rs *rawStart
 	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = launchRaw(r.rp, flags, -1, []int{int(null.Fd()), out, out}, sources)
+		rs, err = launchRaw(r.rp, flags, 0, -1, []int{int(null.Fd()), out, out}, sources)
 		return err
 	})
 	if err != nil {
 		return 0, nil, err
 	}
 	if err := rs.finish(ctx, r.rp, r.id, nil); err != nil {
+		rs.abort()
 		return 0, nil, err
 	}
 	ws, _ := waitPidfd(rs.pidfd)

@@ -17,6 +17,7 @@ package initproc
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -116,6 +117,14 @@ func step(stage, path string, err error) error {
 
 // fail reports err to the parent and exits.
 func (s *stage) fail(err error) {
+	r := failure(err)
+	proto.Send(s.fd, &r)
+	os.Exit(125)
+}
+
+// failure is the Failed report of err: the stage and path of a failed
+// step or mount, and the errno when err carries one.
+func failure(err error) proto.Report {
 	r := proto.Report{Kind: proto.Failed, Message: err.Error()}
 	var se *stepError
 	var me *mount.Error
@@ -129,8 +138,7 @@ func (s *stage) fail(err error) {
 	if errors.As(err, &errno) {
 		r.Errno = int(errno)
 	}
-	proto.Send(s.fd, &r)
-	os.Exit(125)
+	return r
 }
 
 func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }
@@ -140,6 +148,26 @@ func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }
 // of the sandbox is then forked.
 func (s *stage) setup() error {
 	spec := s.spec
+	// The files of the sandbox's per-user limits, opened while the host's
+	// /proc is in sight (its /proc/sys/user shows the opener's user
+	// namespace's) and written once the sandbox is built, so that its own
+	// setup does not count against them.
+	limits := make([]*os.File, len(spec.Sysctls))
+	defer func() {
+		for _, f := range limits {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for i, sc := range spec.Sysctls {
+		p := "/proc/sys/user/" + sc.Name
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return step("user-limits", p, err)
+		}
+		limits[i] = f
+	}
 	if spec.TimeNS {
 		if err := linux.NewTimeNamespace(); err != nil {
 			return step("time-namespace", "", err)
@@ -171,6 +199,16 @@ func (s *stage) setup() error {
 		if err := linux.LoopbackUp(); err != nil {
 			return step("loopback", "lo", err)
 		}
+	}
+	for i, f := range limits {
+		if f == nil {
+			continue
+		}
+		if _, err := f.WriteString(spec.Sysctls[i].Value); err != nil {
+			return step("user-limits", f.Name(), err)
+		}
+		f.Close()
+		limits[i] = nil
 	}
 	for _, rl := range spec.Rlimits {
 		// The init runs under the hard limits; the soft ones below them

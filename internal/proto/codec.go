@@ -233,6 +233,11 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		groups[i] = int64(g)
 	}
 	e.ints(groups)
+	e.uint(uint64(len(s.Sysctls)))
+	for _, sc := range s.Sysctls {
+		e.str(sc.Name)
+		e.str(sc.Value)
+	}
 	return e.b, nil
 }
 
@@ -314,6 +319,12 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 		s.Groups = make([]int, len(groups))
 		for i, g := range groups {
 			s.Groups[i] = int(g)
+		}
+	}
+	if n := d.count(); n > 0 {
+		s.Sysctls = make([]Sysctl, n)
+		for i := range s.Sysctls {
+			s.Sysctls[i] = Sysctl{Name: d.str(), Value: d.str()}
 		}
 	}
 	return d.done()

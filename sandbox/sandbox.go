@@ -523,6 +523,10 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		// there is to say.
 		s.killInit()
 		werr := s.cmd.Wait()
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			// Said as the raw path says it of its pid 1.
+			werr = errors.New("pid 1 died as the sandbox started: " + describeWait(unix.WaitStatus(ws)))
+		}
 		s.cmd = nil
 		if werr == nil {
 			werr = err

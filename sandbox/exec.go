@@ -28,6 +28,10 @@ type Cmd struct {
 	Stderr     io.Writer
 	ExtraFiles []*os.File
 	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
+	// Signals, if set, passes each signal received on it to the process
+	// alone, as kill(2) would; one sent before it starts is delivered
+	// once it runs. Parent only.
+	Signals <-chan syscall.Signal
 
 	sb      *Sandbox // the sandbox of a Cmd made by Sandbox.Command
 	run     *cmdRun  // its Start and Wait (see outputhelpers.go)
@@ -108,8 +112,11 @@ func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	started := false
 	ended := false // the sandbox ended first, and the process with it
 	hit := lim.hit
+	sigs := cmd.Signals
 	for rep == nil {
 		select {
+		case sig := <-sigs:
+			s.signal(x.ID, sig)
 		case r, ok := <-reports:
 			switch {
 			case !ok && !started:

@@ -76,7 +76,7 @@ func (c *Config) identity() (identity, error) {
 func rootIdentity(m IDMap, owner int) identity {
 	return identity{
 		uidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostUID), Size: int(m.Size)}},
-		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.Size)}},
+		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.gidSize())}},
 		setGroups: true,
 		owner:     owner,
 	}

@@ -13,6 +13,12 @@ type MountKind string
 const (
 	Bind  MountKind = "bind"
 	Tmpfs MountKind = "tmpfs"
+	// Mask hides Target (a file behind /dev/null, a directory behind an
+	// empty read-only tmpfs); ReadOnlyPath makes the mount at or holding
+	// Target read-only from there down. A missing Target is left alone.
+	// Only Target is set, as an OCI spec's maskedPaths and readonlyPaths.
+	Mask         MountKind = "mask"
+	ReadOnlyPath MountKind = "readonly"
 )
 
 // Mount is an extra mount: a Bind of Source (read-only unless Writable) or a

@@ -54,6 +54,11 @@ func (c *Config) plan() mount.Plan {
 	}
 
 	add(mount.Mount{Kind: mount.Proc, Target: "/proc"})
+	// Settings first, while /proc/sys is still writable.
+	paths, values := c.sysctlPaths()
+	for i, p := range paths {
+		add(mount.Mount{Kind: mount.Write, Target: p, Data: []byte(values[i])})
+	}
 	for _, m := range maskedPaths {
 		add(mount.Mount{Kind: mount.Mask, Target: m})
 	}
@@ -64,13 +69,10 @@ func (c *Config) plan() mount.Plan {
 		add(mount.Mount{Kind: mount.Mask, Target: m})
 	}
 
-	if c.Security.Sysfs {
-		add(mount.Mount{Kind: mount.Sysfs, Target: "/sys"})
-		for _, m := range sysMaskedPaths {
-			add(mount.Mount{Kind: mount.Mask, Target: m})
-		}
-	}
-
+	// /dev/shm shows the source "shm" in the mount table, as in runc and
+	// Docker.
+	shm := c.tmpfs("/dev/shm", fs.ModeSticky|0o777, 0, 0)
+	shm.Source = "shm"
 	add(mount.Mount{Kind: mount.Tmpfs, Target: "/dev", Size: 64 << 10, Inodes: 64, Mode: 0o755, ReadOnly: true})
 	for _, d := range devices {
 		add(mount.Mount{Kind: mount.Bind, Source: "/dev/" + d, Target: "/dev/" + d, Writable: true, Device: true})
@@ -78,13 +80,26 @@ func (c *Config) plan() mount.Plan {
 	add(
 		mount.Mount{Kind: mount.Devpts, Target: "/dev/pts", Inodes: c.Ptys},
 		mount.Mount{Kind: mount.Symlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
-		c.tmpfs("/dev/shm", fs.ModeSticky|0o777, 0, 0),
+		shm,
+	)
+	if c.Mqueue {
+		add(mount.Mount{Kind: mount.Mqueue, Target: "/dev/mqueue"})
+	}
+	add(
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd", Target: "/dev/fd"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
-		c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0),
 	)
+	// /sys after /dev, in the order of the mounts of runc's and crun's
+	// default spec (a spec's mounts are placed in the order listed).
+	if c.Security.Sysfs {
+		add(mount.Mount{Kind: mount.Sysfs, Target: "/sys"})
+		for _, m := range sysMaskedPaths {
+			add(mount.Mount{Kind: mount.Mask, Target: m})
+		}
+	}
+	add(c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0))
 	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}

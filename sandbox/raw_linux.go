@@ -248,6 +248,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 	connected := sync.OnceValue(s.connectNetwork())
 	undo.push(func() { connected() })
 	before := func(pid int) error {
+		if err := setOOMScoreAdj(pid, cfg.Limits.OOMScoreAdj); err != nil {
+			return err
+		}
 		if cgroupFD < 0 && len(tasks) == 0 && s.lim != nil && s.lim.group != nil {
 			if err := s.lim.group.AddProc(pid); err != nil {
 				return setupErr("cgroup", s.lim.group.Name(), err)

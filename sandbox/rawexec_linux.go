@@ -222,10 +222,16 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		s.lim.thaw(s.cfg.Logger)
 	}
+	sigs := cmd.Signals
 	for waiting := true; waiting; {
 		select {
 		case <-exited:
 			waiting = false
+		case sig := <-sigs:
+			unix.PidfdSendSignal(pidfd, sig, nil, 0)
+			if sig == unix.SIGKILL {
+				s.lim.thaw(s.cfg.Logger)
+			}
 		case r := <-hit:
 			hit = nil
 			kill(r, nil)

@@ -120,6 +120,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if len(cfg.Groups) > 0 && !id.setGroups {
+		return configErr("Groups", "this sandbox's user namespace denies setgroups (an ordinary user's, without SubordinateIDs): no supplementary groups can be set")
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -185,6 +188,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	}
 	if startHook != nil {
 		startHook("forked", s.cmd.Process.Pid)
+	}
+	if err := setOOMScoreAdj(s.cmd.Process.Pid, cfg.Limits.OOMScoreAdj); err != nil {
+		return err
 	}
 	if err := fault("forked"); err != nil {
 		return err
@@ -487,8 +493,14 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    append(c.Limits.Rlimits.list(), c.Limits.Kernel.rlimits()...),
+		Rlimits:    append(c.Limits.rlimits(), c.Limits.Kernel.rlimits()...),
 		Sysctls:    c.Limits.Kernel.sysctls(),
+		NewPrivs:   c.Security.AllowNewPrivileges,
+		Umask:      -1,
+		Groups:     c.Groups,
+	}
+	if c.Umask != nil {
+		spec.Umask = int(c.Umask.Perm())
 	}
 	c.TTY.toSpec(spec)
 	return spec

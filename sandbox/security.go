@@ -32,6 +32,12 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
+	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
+	// noNewPrivileges is false asks (every mount is nosuid all the same);
+	// the Landlock domain and the seccomp filter then go in before the ids
+	// change, so a Seccomp policy must allow setgroups, setresgid,
+	// setresuid, capset, prctl, ppoll, fcntl, close, umask and execve.
+	AllowNewPrivileges bool
 }
 
 // Landlock configures Landlock. Zero applies it best effort: write only in

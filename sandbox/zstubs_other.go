@@ -62,6 +62,10 @@ type Cmd struct {
 	Stderr     io.Writer
 	ExtraFiles []*os.File
 	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
+	// Signals, if set, passes each signal received on it to the process
+	// alone, as kill(2) would; one sent before it starts is delivered
+	// once it runs. Parent only.
+	Signals <-chan syscall.Signal
 }
 
 // Exec runs cmd in the running sandbox and waits for it, as Run does;
@@ -114,10 +118,21 @@ type Limits struct {
 	CPUTime   time.Duration
 	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
 	// the Exec'd process, is killed (OutputLimit).
-	Output       int64
-	Rlimits      Rlimits
+	Output  int64
+	Rlimits Rlimits
+	// SoftRlimits are soft limits below Rlimits' hard ones (a field needs
+	// the same field of Rlimits; zero: soft is hard).
+	SoftRlimits Rlimits
+	// OOMScoreAdj is the command's, -1000 to 1000; zero leaves the
+	// caller's. Below the caller's needs host root.
+	OOMScoreAdj  int
 	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
 	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
+	// CgroupName names the sandbox's group below CgroupParent instead of
+	// a generated name (an OCI linux.cgroupsPath); it must not exist, and
+	// Cleanup does not recognise it. Set, a group is made even without
+	// limits.
+	CgroupName string
 	// BestEffort lets an ordinary user without a delegated cgroup run with
 	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
@@ -133,6 +148,7 @@ type Rlimits struct {
 	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
 	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
 	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
+	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
 // Unlimited, as an Rlimits field, removes that limit.
@@ -481,6 +497,12 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
+	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
+	// noNewPrivileges is false asks (every mount is nosuid all the same);
+	// the Landlock domain and the seccomp filter then go in before the ids
+	// change, so a Seccomp policy must allow setgroups, setresgid,
+	// setresuid, capset, prctl, ppoll, fcntl, close, umask and execve.
+	AllowNewPrivileges bool
 }
 
 // Landlock configures Landlock. Zero applies it best effort: write only in

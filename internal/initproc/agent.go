@@ -110,10 +110,19 @@ func (a *agent) fork(argv0 string, args, env []string, dir string, uid, gid int,
 				Uid:         uint32(uid),
 				Gid:         uint32(gid),
 				NoSetGroups: !a.s.spec.SetGroups,
+				Groups:      a.s.groups(),
 			},
 		},
 	})
 	if err == nil {
+		// A soft limit is no bound a process cannot lift itself (up to
+		// the hard one), so setting it once the process runs leaves
+		// nothing open.
+		for _, rl := range a.s.spec.Rlimits {
+			if rl.Cur != rl.Max {
+				unix.Prlimit(pid, rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}, nil)
+			}
+		}
 		a.poke()
 	}
 	return pid, err
@@ -262,4 +271,13 @@ func closeFDs(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
+}
+
+// groups returns the Spec's supplementary groups as ForkExec takes them.
+func (s *stage) groups() []uint32 {
+	var g []uint32
+	for _, id := range s.spec.Groups {
+		g = append(g, uint32(id))
+	}
+	return g
 }

@@ -211,7 +211,10 @@ func (s *stage) setup() error {
 		limits[i] = nil
 	}
 	for _, rl := range spec.Rlimits {
-		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}); err != nil {
+		// The init runs under the hard limits; the soft ones below them
+		// go to each process it forks (see agent.fork), so that the
+		// init's own needs do not bound them.
+		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Max, Max: rl.Max}); err != nil {
 			return step("rlimit", "", err)
 		}
 	}

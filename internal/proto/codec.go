@@ -226,6 +226,13 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.bool(s.TTY)
 	e.int(int64(s.TTYRows))
 	e.int(int64(s.TTYCols))
+	e.bool(s.NewPrivs)
+	e.int(int64(s.Umask))
+	groups := make([]int64, len(s.Groups))
+	for i, g := range s.Groups {
+		groups[i] = int64(g)
+	}
+	e.ints(groups)
 	e.uint(uint64(len(s.Sysctls)))
 	for _, sc := range s.Sysctls {
 		e.str(sc.Name)
@@ -306,6 +313,14 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.TTY = d.bool()
 	s.TTYRows = int(d.int())
 	s.TTYCols = int(d.int())
+	s.NewPrivs = d.bool()
+	s.Umask = int(d.int())
+	if groups := d.ints(); len(groups) > 0 {
+		s.Groups = make([]int, len(groups))
+		for i, g := range groups {
+			s.Groups[i] = int(g)
+		}
+	}
 	if n := d.count(); n > 0 {
 		s.Sysctls = make([]Sysctl, n)
 		for i := range s.Sysctls {

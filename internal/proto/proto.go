@@ -77,6 +77,15 @@ type Spec struct {
 	// TTYCols; the init sends the master with its Started report.
 	TTY              bool
 	TTYRows, TTYCols int
+	// NewPrivs leaves no_new_privs unset. The Landlock domain and the
+	// seccomp filter are then put in place before the ids change and the
+	// capabilities are dropped, while CAP_SYS_ADMIN in the sandbox's user
+	// namespace allows them without it.
+	NewPrivs bool
+	// Umask, unless negative, is the command's file mode creation mask.
+	Umask int
+	// Groups are the command's supplementary groups; nil means none.
+	Groups []int
 	// Sysctls are values for the files of /proc/sys/user in the sandbox's
 	// user namespace, which the init writes while it holds its
 	// capabilities; a file this kernel lacks is left out.

@@ -29,6 +29,10 @@ type monitor struct {
 	dir  string
 	cfg  sandbox.Config
 	done chan int // the exit status, once the container has stopped
+	// busy counts the requests being served: the monitor exits only once
+	// they have replied, or a request that ended the container (a start of
+	// a command that ends at once, a delete) would lose its reply.
+	busy sync.WaitGroup
 
 	mu sync.Mutex // guards the fields below
 	st *containerState
@@ -86,6 +90,13 @@ func (o *rtOptions) monitor(args []string) int {
 	stop()
 	ln.Close()
 	os.Remove(sock)
+	replied := make(chan struct{})
+	go func() { m.busy.Wait(); close(replied) }()
+	select {
+	case <-replied:
+	case <-time.After(replyGrace):
+		m.o.logf("warning", "monitor: requests still unanswered after %v", replyGrace)
+	}
 	exitWith(status)
 	return status
 }
@@ -97,9 +108,18 @@ func (m *monitor) serve(ln *net.UnixListener) {
 		if err != nil {
 			return
 		}
-		go m.handle(conn)
+		m.busy.Add(1)
+		go func() {
+			defer m.busy.Done()
+			m.handle(conn)
+		}()
 	}
 }
+
+// replyGrace bounds how long a stopped container's monitor waits for the
+// requests it is serving to reply (an exec's may wait on its process, which
+// the container's end kills).
+const replyGrace = 5 * time.Second
 
 // stopped records that the container has stopped with status and ends the
 // monitor. Only the first call counts.

@@ -37,6 +37,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	spec.Path, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID = x.Path, x.Args, x.Env, x.Dir, x.UID, x.GID
 	spec.ExtraFiles = len(cmd.ExtraFiles)
 	spec.TTY = false // the sandbox's command's, not the process's
+	spec.DefaultSignals = ignoredSignals()
 	tasks, tasksDone, err := s.lim.tasksFiles()
 	if errors.Is(err, ErrFinished) {
 		return nil, err

@@ -454,6 +454,8 @@ func (c *Config) spec(id identity) *proto.Spec {
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
 		Rlimits:    c.Limits.Rlimits.list(),
+		// See signals_linux.go.
+		DefaultSignals: ignoredSignals(),
 	}
 	c.TTY.toSpec(spec)
 	return spec

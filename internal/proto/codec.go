@@ -226,6 +226,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.bool(s.TTY)
 	e.int(int64(s.TTYRows))
 	e.int(int64(s.TTYCols))
+	e.uint(s.DefaultSignals)
 	return e.b, nil
 }
 
@@ -301,6 +302,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.TTY = d.bool()
 	s.TTYRows = int(d.int())
 	s.TTYCols = int(d.int())
+	s.DefaultSignals = d.uint()
 	return d.done()
 }
 

@@ -77,6 +77,11 @@ type Spec struct {
 	// TTYCols; the init sends the master with its Started report.
 	TTY              bool
 	TTYRows, TTYCols int
+	// DefaultSignals are the signals, bit n-1 for signal n, that the
+	// command's process sets back to their default action before its
+	// exec: those the owner ignores, which a process inherits ignored
+	// across fork and exec (a typed Ctrl-C would then stop nothing).
+	DefaultSignals uint64
 }
 
 // Rlimit is one resource limit for the command.

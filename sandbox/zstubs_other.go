@@ -740,6 +740,25 @@ func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Pool.Run")
 }
 
+// Output runs cmd as Run does and returns its standard output, on the
+// terms of Sandbox.Output: cmd.Stdout must be nil, and when cmd.Stderr is
+// nil too and the process does not exit with status 0, the *ExitError
+// holds its standard error in Stderr.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.Output")
+}
+
+// CombinedOutput runs cmd as Run does and returns its standard output and
+// standard error together, in the order written; cmd.Stdout and
+// cmd.Stderr must be nil.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.CombinedOutput")
+}
+
 // Ready reports how many sandboxes are waiting in the pool.
 func (p *Pool) Ready() int {
 	return 0

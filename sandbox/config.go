@@ -124,8 +124,12 @@ type Config struct {
 	// WritableRoot makes RootDir writable from inside the sandbox.
 	WritableRoot bool
 	// Mounts are extra mounts, placed in order after the standard ones, so
-	// that they may go inside /tmp or the working directory. Only mount.Bind
-	// and mount.Tmpfs entries are accepted. Every target is resolved inside
+	// that they may go inside /tmp or the working directory. Only mount.Bind,
+	// mount.Tmpfs and mount.Symlink entries are accepted. A Symlink makes a
+	// symbolic link at Target whose text is Source, as bwrap's --symlink
+	// does, in a tmpfs of the sandbox (its generated root, /tmp, the
+	// working directory, a Tmpfs entry), never in a host directory; it
+	// replaces no other entry, and no later one goes beneath it. Every target is resolved inside
 	// the sandbox's root without following a link out of it. When the
 	// caller is root, a symbolic link in a Bind's Source (or in RootDir) is
 	// followed only when root owns it: a link that a sandbox planted in a
@@ -350,8 +354,8 @@ func (c *Config) validate() error {
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
 		field := fmtIndex("Mounts", i)
-		if m.Kind != mount.Bind && m.Kind != mount.Tmpfs {
-			return configErr(field+".Kind", "must be %q or %q, not %q", mount.Bind, mount.Tmpfs, m.Kind)
+		if m.Kind != mount.Bind && m.Kind != mount.Tmpfs && m.Kind != mount.Symlink {
+			return configErr(field+".Kind", "must be %q, %q or %q, not %q", mount.Bind, mount.Tmpfs, mount.Symlink, m.Kind)
 		}
 		if err := m.Validate(); err != nil {
 			var fe *mount.FieldError
@@ -360,6 +364,9 @@ func (c *Config) validate() error {
 			}
 			return &ConfigError{field, err}
 		}
+	}
+	if err := c.validateSymlinks(); err != nil {
+		return err
 	}
 	for i, f := range c.ExtraFiles {
 		if f == nil {

@@ -61,8 +61,10 @@ type Config struct {
 	// own devpts as its standard input, output and error and its
 	// controlling terminal; Stdin, Stdout, Stderr and Limits.Output must
 	// then be unset, and the caller talks to the command through
-	// Sandbox.Terminal. Nil: no terminal. See the package documentation's
-	// section on terminals.
+	// Sandbox.Terminal. It also lets processes started by Sandbox.Command
+	// have terminals of their own (Cmd.TTY), in a sandbox without Args
+	// too. Nil: no terminal. See the package documentation's section on
+	// terminals.
 	TTY *TTY
 
 	// Hostname is the host name inside the sandbox. Empty means "sandbox".

@@ -52,6 +52,7 @@ type Sandbox struct {
 	closing    bool                         // Close was called
 	exited     bool                         // the init has exited; the sandbox is being torn down
 	execs      map[int64]chan *proto.Report // open Exec requests
+	execTTYs   map[int64]int                // masters of Exec'd terminals, until their Exec takes them
 	final      *proto.Report                // the init's last report
 	nextExec   int64
 	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe

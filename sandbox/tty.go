@@ -2,8 +2,11 @@ package sandbox
 
 import xterm "golang.org/x/term"
 
-// TTY is the terminal a sandbox's command gets (Config.TTY): its size at
-// the start, in character cells. Sandbox.Resize changes it later.
+// TTY is the terminal a sandbox's command gets (Config.TTY), or a process
+// of Sandbox.Command (Cmd.TTY): its size at the start, in character
+// cells. Sandbox.Resize and Cmd.Resize change it later. A sandbox with
+// Config.TTY and no Args has no command to give one to; its processes may
+// then have terminals of their own (Cmd.TTY).
 type TTY struct {
 	// Rows and Cols are the terminal's height and width. Zero leaves the
 	// kernel's zero, which full-screen programs take as unknown.
@@ -16,9 +19,6 @@ type TTY struct {
 func (t *TTY) validate(c *Config) error {
 	if t == nil {
 		return nil
-	}
-	if len(c.Args) == 0 {
-		return configErr("TTY", "a sandbox without Args has no command to give a terminal to")
 	}
 	if c.Stdin != nil || c.Stdout != nil || c.Stderr != nil {
 		return configErr("TTY", "the terminal is the command's standard input, output and error: Stdin, Stdout and Stderr must be nil")

@@ -141,8 +141,20 @@ func TestTTYShell(t *testing.T) {
 // shell; Ctrl-Z stops it, and jobs and fg work.
 func TestTTYJobControl(t *testing.T) {
 	bothStarts(t, func(t *testing.T) {
-		bb := testutil.Busybox(t)
 		s, tm := startTTY(t, interactiveShell(t), 24, 80)
+		jobControl(t, tm)
+		tm.typ("exit 0\n")
+		_, err := s.Wait()
+		require.NoError(t, err)
+	})
+}
+
+// jobControl checks, on the terminal of an interactive busybox shell,
+// that Ctrl-C interrupts the foreground job, not the shell, and that
+// Ctrl-Z, jobs and fg work.
+func jobControl(t *testing.T, tm *term) {
+	bb := testutil.Busybox(t)
+	{
 		tm.typ("echo o''k\n")
 		tm.expect("ok")
 		shell := tm.foreground()
@@ -175,11 +187,7 @@ func TestTTYJobControl(t *testing.T) {
 		tm.typ("echo rc=$?\n")
 		tm.expect("rc=130")
 		tm.expectNoJobs()
-
-		tm.typ("exit 0\n")
-		_, err := s.Wait()
-		require.NoError(t, err)
-	})
+	}
 }
 
 // foreground returns the terminal's foreground process group, a pid of
@@ -266,7 +274,6 @@ func TestTTYHangup(t *testing.T) {
 
 func TestTTYConfig(t *testing.T) {
 	for _, c := range []Config{
-		{TTY: &TTY{}},
 		{Args: []string{"sh"}, TTY: &TTY{}, Stdout: io.Discard},
 		{Args: []string{"sh"}, TTY: &TTY{}, Stdin: strings.NewReader("")},
 		{Args: []string{"sh"}, TTY: &TTY{}, Limits: Limits{Output: 1 << 20}},

@@ -326,6 +326,9 @@ func (q *Request) MarshalBinary() ([]byte, error) {
 		e.str(x.Dir)
 		e.int(int64(x.UID))
 		e.int(int64(x.GID))
+		e.bool(x.TTY)
+		e.int(int64(x.TTYRows))
+		e.int(int64(x.TTYCols))
 	}
 	e.bool(q.Close)
 	return e.b, nil
@@ -353,6 +356,10 @@ func (q *Request) UnmarshalBinary(b []byte) error {
 			UID:  int(d.int()),
 			GID:  int(d.int()),
 		}
+		x := q.Exec
+		x.TTY = d.bool()
+		x.TTYRows = int(d.int())
+		x.TTYCols = int(d.int())
 	}
 	q.Close = d.bool()
 	return d.done()

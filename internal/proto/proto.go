@@ -124,6 +124,12 @@ type Exec struct {
 	Dir  string
 	UID  int
 	GID  int
+	// TTY gives the process a pseudo-terminal of the sandbox's devpts, of
+	// TTYRows by TTYCols, as its standard streams and controlling
+	// terminal (the request then carries no streams); the init sends the
+	// master with the Started report.
+	TTY              bool
+	TTYRows, TTYCols int
 }
 
 // Kind tells what a Report is about.

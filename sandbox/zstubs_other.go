@@ -130,6 +130,15 @@ type Cmd struct {
 	// Timeout, if positive, is how long the process may run; it is then
 	// killed and its Result's Reason is Timeout. The sandbox goes on.
 	Timeout time.Duration
+	// TTY, when set, gives the process a pseudo-terminal of the sandbox's
+	// own devpts as its standard streams and controlling terminal, as
+	// Config.TTY does for the command: after Start, Cmd.Terminal returns
+	// its master and Cmd.Resize sets its size. Only a Cmd made by
+	// Sandbox.Command and run with Start has one (Exec could not hand the
+	// master out), in a sandbox with Config.TTY (whose seccomp filter lets
+	// its processes set their terminals); Stdin, Stdout and Stderr must be
+	// nil. Nil means none.
+	TTY *TTY
 }
 
 // Exec runs cmd in the running sandbox and waits for it to end. It returns
@@ -1101,4 +1110,23 @@ func (s *Sandbox) Terminal() *os.File {
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Resize(rows, cols uint16) error {
 	return notSupported("Sandbox.Resize")
+}
+
+// Terminal returns the master of the process's terminal (Cmd.TTY) once
+// Start has returned, as Sandbox.Terminal does for the command's; nil
+// for a Cmd without a terminal, or not started. The caller owns the file
+// and closes it once done: reading it after the process (and whatever it
+// left holding the terminal) has ended returns what is left, then EIO;
+// closing it earlier hangs the terminal up.
+func (c *Cmd) Terminal() *os.File {
+	return nil
+}
+
+// Resize sets the size of the process's terminal (Cmd.TTY), as
+// Sandbox.Resize does. It returns ErrNotStarted before Start, and a
+// *ConfigError naming Cmd.TTY for a Cmd without a terminal.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Resize(rows, cols uint16) error {
+	return notSupported("Cmd.Resize")
 }

@@ -7,63 +7,42 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/stockade/stockade/internal/unsupported"
+	"github.com/stockade/stockade/internal/errdefs"
 )
 
-// ErrInvalidConfig is matched by every error about a Config that was
-// rejected before anything was created.
-var ErrInvalidConfig = errors.New("invalid config")
+// ErrInvalidConfig is matched by every *ConfigError, in every package.
+var ErrInvalidConfig = errdefs.ErrInvalidConfig
 
-// ConfigError is a Config field with a bad value. Field is the path of the
-// field, such as "Mounts[2].Target".
-type ConfigError struct {
-	Field string
-	Err   error
-}
+// ErrNotSupported is matched by every error about what this host lacks.
+var ErrNotSupported = errdefs.ErrNotSupported
 
-func (e *ConfigError) Error() string {
-	return "stockade: invalid config: " + e.Field + ": " + e.Err.Error()
-}
+// ConfigError is a field with a bad value, such as "Mounts[2].Target"; it
+// matches ErrInvalidConfig, and ErrNotSupported when the host cannot serve it.
+type ConfigError = errdefs.ConfigError
 
-func (e *ConfigError) Unwrap() error        { return e.Err }
-func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+// FeatureError names what this host lacks, and the Linux release that has
+// it; it matches ErrNotSupported.
+type FeatureError = errdefs.FeatureError
 
-// ErrNotSupported is matched by every error about a kernel or host feature
-// that the sandbox needs and this machine does not offer.
-var ErrNotSupported = unsupported.ErrNotSupported
+// Errors of methods called out of order or on what has no such thing.
+var (
+	ErrStarted    = errors.New("stockade: sandbox already started")
+	ErrNotStarted = errors.New("stockade: sandbox not started")
+	ErrFinished   = errors.New("stockade: sandbox has finished")
+	ErrPoolClosed = errors.New("stockade: pool closed")
+	ErrNoCgroup   = errors.New("stockade: the sandbox has no control group (set a limit in Config.Limits)")
+)
 
-// FeatureError names a feature this kernel or host lacks.
-type FeatureError struct {
-	Feature string
-	Err     error
-}
-
-func (e *FeatureError) Error() string {
-	msg := "stockade: " + e.Feature + " is not supported on this host"
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-func (e *FeatureError) Unwrap() error        { return e.Err }
-func (e *FeatureError) Is(target error) bool { return target == ErrNotSupported }
-
-// ErrSetup is matched by every error from a setup step that failed after
-// Start began creating the sandbox.
+// ErrSetup is matched by every *SetupError.
 var ErrSetup = errors.New("sandbox setup failed")
 
-// SetupError is a setup step that failed, in the parent or inside the
-// sandbox. Stage names the step ("bind", "tmpfs", "pivot_root", "exec" …),
-// Path the file it worked on, and Errno the kernel's answer when there was
-// one; errors.Is(err, unix.ENOENT) and the like match it.
+// SetupError is a setup step that failed: its Stage, file, errno (which
+// errors.Is matches) and cause.
 type SetupError struct {
 	Stage string
 	Path  string
 	Errno syscall.Errno
-	// Err is the cause; for a failure inside the sandbox it carries the
-	// init's message.
-	Err error
+	Err   error
 }
 
 func (e *SetupError) Error() string {
@@ -104,13 +83,10 @@ func (e *SetupError) notFound() bool {
 	return e.Stage == "exec" && e.Errno == syscall.ENOENT && e.Path != "" && !strings.Contains(e.Path, "/")
 }
 
-// ExitError is returned by Wait and Run when the sandbox ran but its
-// command did not exit with status 0. It holds the whole Result.
+// ExitError holds the Result of a command that ran but did not exit with
+// status 0, and its Stderr (up to 64 KiB) when Output collected it.
 type ExitError struct {
 	*Result
-	// Stderr holds the command's standard error when Output collected it
-	// (the Config's or Cmd's Stderr was nil): up to 64 KiB, the middle of
-	// a longer output left out. Otherwise nil.
 	Stderr []byte
 	cause  error
 }

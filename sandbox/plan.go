@@ -90,7 +90,9 @@ func (c *Config) plan() mount.Plan {
 	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}
-	add(c.Mounts...)
+	for _, m := range c.Mounts {
+		add(c.planMount(m))
+	}
 	return p
 }
 
@@ -102,7 +104,7 @@ func (c *Config) plan() mount.Plan {
 func (c *Config) validateSymlinks() error {
 	first := -1
 	for i := range c.Mounts {
-		if c.Mounts[i].Kind == mount.Symlink {
+		if c.Mounts[i].Kind == Symlink {
 			first = i
 			break
 		}
@@ -115,7 +117,7 @@ func (c *Config) validateSymlinks() error {
 	base := len(p.Mounts) - len(c.Mounts) // where c.Mounts start in p
 	for i := first; i < len(c.Mounts); i++ {
 		m := &c.Mounts[i]
-		if m.Kind != mount.Symlink {
+		if m.Kind != Symlink {
 			continue
 		}
 		field := fmtIndex("Mounts", i)

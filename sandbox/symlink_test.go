@@ -11,11 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 func symlinkEntry(src, dst string) Mount {
-	return mount.Mount{Kind: mount.Symlink, Source: src, Target: dst}
+	return Mount{Kind: Symlink, Source: src, Target: dst}
 }
 
 // Config.Mounts takes Symlink entries, made in a tmpfs of the sandbox:
@@ -31,7 +30,7 @@ func TestConfigSymlink(t *testing.T) {
 				symlinkEntry("/etc/hostname", "/hn"),
 				symlinkEntry("../etc/hostname", "/tmp/l"),
 				symlinkEntry("relative/text", "/work/rel"),
-				{Kind: mount.Tmpfs, Target: "/scratch", Size: 1 << 20, Mode: 0o755},
+				{Kind: Tmpfs, Target: "/scratch", Size: 1 << 20, Mode: 0o755},
 				symlinkEntry("/x", "/scratch/deep/l"),
 			},
 		})
@@ -59,11 +58,11 @@ func TestConfigSymlinkInvalid(t *testing.T) {
 		{"over the working directory", Config{Mounts: []Mount{symlinkEntry("x", "/work")}}, "Mounts[0].Target"},
 		{"above /dev/pts", Config{Mounts: []Mount{symlinkEntry("x", "/dev")}}, "Mounts[0].Target"},
 		{"over a generated file", Config{Mounts: []Mount{symlinkEntry("x", "/etc/passwd")}}, "Mounts[0].Target"},
-		{"over a bind", Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/etc", Target: "/host"}, symlinkEntry("x", "/host")}}, "Mounts[1].Target"},
-		{"over a later bind", Config{Mounts: []Mount{symlinkEntry("x", "/host"), {Kind: mount.Bind, Source: "/etc", Target: "/host"}}}, "Mounts[0].Target"},
-		{"above a later bind", Config{Mounts: []Mount{symlinkEntry("/etc", "/a"), {Kind: mount.Bind, Source: "/etc", Target: "/a/b"}}}, "Mounts[0].Target"},
-		{"hidden by a later tmpfs", Config{Mounts: []Mount{symlinkEntry("x", "/s/l"), {Kind: mount.Tmpfs, Target: "/s", Size: 1 << 20}}}, "Mounts[0].Target"},
-		{"in a host directory", Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/etc", Target: "/host", Writable: true}, symlinkEntry("x", "/host/l")}}, "Mounts[1].Target"},
+		{"over a bind", Config{Mounts: []Mount{{Kind: Bind, Source: "/etc", Target: "/host"}, symlinkEntry("x", "/host")}}, "Mounts[1].Target"},
+		{"over a later bind", Config{Mounts: []Mount{symlinkEntry("x", "/host"), {Kind: Bind, Source: "/etc", Target: "/host"}}}, "Mounts[0].Target"},
+		{"above a later bind", Config{Mounts: []Mount{symlinkEntry("/etc", "/a"), {Kind: Bind, Source: "/etc", Target: "/a/b"}}}, "Mounts[0].Target"},
+		{"hidden by a later tmpfs", Config{Mounts: []Mount{symlinkEntry("x", "/s/l"), {Kind: Tmpfs, Target: "/s", Size: 1 << 20}}}, "Mounts[0].Target"},
+		{"in a host directory", Config{Mounts: []Mount{{Kind: Bind, Source: "/etc", Target: "/host", Writable: true}, symlinkEntry("x", "/host/l")}}, "Mounts[1].Target"},
 		{"in read-only /usr", Config{Mounts: []Mount{symlinkEntry("x", "/usr/l")}}, "Mounts[0].Target"},
 		{"in /proc", Config{Mounts: []Mount{symlinkEntry("x", "/proc/l")}}, "Mounts[0].Target"},
 		{"in RootDir", Config{RootDir: "/", Mounts: []Mount{symlinkEntry("x", "/l")}}, "Mounts[0].Target"},
@@ -84,7 +83,7 @@ func TestConfigSymlinkInvalid(t *testing.T) {
 		{Mounts: []Mount{symlinkEntry("x", "/l")}},
 		{Mounts: []Mount{symlinkEntry("x", "/tmp/a/b")}},
 		{Dir: "/src", Mounts: []Mount{symlinkEntry("x", "/src/l")}},
-		{Mounts: []Mount{{Kind: mount.Tmpfs, Target: "/s", Size: 1 << 20}, symlinkEntry("x", "/s/l")}},
+		{Mounts: []Mount{{Kind: Tmpfs, Target: "/s", Size: 1 << 20}, symlinkEntry("x", "/s/l")}},
 		{RootDir: "/", Mounts: []Mount{symlinkEntry("x", "/tmp/l")}},
 	} {
 		cfg.Args = []string{"true"}

@@ -2,14 +2,11 @@ package sandbox
 
 import xterm "golang.org/x/term"
 
-// TTY is the terminal a sandbox's command gets (Config.TTY), or a process
-// of Sandbox.Command (Cmd.TTY): its size at the start, in character
-// cells. Sandbox.Resize and Cmd.Resize change it later. A sandbox with
-// Config.TTY and no Args has no command to give one to; its processes may
-// then have terminals of their own (Cmd.TTY).
+// TTY is the terminal of Config.TTY or Cmd.TTY, and its size in cells
+// (zero: unknown), which Sandbox.Resize or Cmd.Resize changes later.
+// Config.TTY without Args gives no command a terminal, but lets the
+// sandbox's processes have theirs (Cmd.TTY).
 type TTY struct {
-	// Rows and Cols are the terminal's height and width. Zero leaves the
-	// kernel's zero, which full-screen programs take as unknown.
 	Rows, Cols uint16
 }
 

@@ -63,7 +63,8 @@ type Config struct {
 }
 
 // IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
-// HostGID; zero picks a range of its own (never host id 0).
+// HostGID. Zero gives root's sandbox ids no running one shares, and an
+// ordinary user's its own (see docs/sandbox-internals.md).
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
@@ -80,11 +81,16 @@ const (
 	DefaultTmpfsInodes     = 16384
 	DefaultPtys            = 64
 	DefaultHostID          = 1 << 30
+	DefaultIDPoolSize      = 1 << 30 // 16384 slots
 	DefaultIDMapSize       = 65536
 	DefaultWaitDelay       = time.Second
 	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	DefaultNetworkPoolSize = 2
 	MaxPoolSize            = 1 << 16
+
+	DefaultInotifyInstances = 128
+	DefaultInotifyWatches   = 8192
+	DefaultSignalsPending   = 1024
 )
 
 // DefaultEnv returns the environment a command gets when Config.Env is nil.

@@ -152,6 +152,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	}
 	s.lim.end(s)
 	s.releaseNetwork()
+	s.id.leased.release() // every process of the sandbox is gone
 	s.mu.Lock()
 	unix.Close(s.pidfd)
 	s.pidfd = -1
@@ -291,7 +292,7 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 }
 
 // Close ends the sandbox, kills every process in it and releases what it
-// held; a sandbox without a command ends as Closed. It may be called again.
+// held; a sandbox without a command ends as Closed.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
 	s.closeTTY()

@@ -84,7 +84,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	var rs *rawStart
 	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, values...)
+		rs, err = launchRaw(rp, 0, 0, cgroupFD, st.childFDs(), nil, values...)
 		return err
 	})
 	tasksDone()
@@ -284,12 +284,4 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	}
 	lim.verdict(res, killed)
 	return res, outputVerdict(res, cause, outErr)
-}
-
-// describeWait says how a process ended, as a shell would.
-func describeWait(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -130,6 +130,14 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	// unwinds them, a started sandbox owns what they acquired.
 	var undo rollback
 	defer undo.unwind()
+	// Host root's sandbox leases host ids of its own before anything else
+	// is made (see idlease.go), and gives them back last, once its
+	// processes are gone.
+	if err := id.lease(); err != nil {
+		return err
+	}
+	s.id = id
+	undo.push(id.leased.release)
 	// The network the sandbox takes (a managed one here, or a namespace to
 	// reuse as it launches) goes back once its init is reaped or never ran.
 	undo.push(s.releaseNetwork)
@@ -162,7 +170,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := fault("fork"); err != nil {
 		return err
 	}
-	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
+	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return asNamespaceOwner(id.owner, s.cmd.Start) }))
 	s.times.forked = proto.Monotonic()
 	// The init has its own copies now. Ours of its end of the socket would
 	// keep the socket from reaching its end should the init die before it
@@ -471,7 +479,8 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    c.Limits.Rlimits.list(),
+		Rlimits:    append(c.Limits.Rlimits.list(), c.Limits.Kernel.rlimits()...),
+		Sysctls:    c.Limits.Kernel.sysctls(),
 		// See signals_linux.go.
 		DefaultSignals: ignoredSignals(),
 	}
@@ -505,6 +514,10 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		// there is to say.
 		s.killInit()
 		werr := s.cmd.Wait()
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			// Said as the raw path says it of its pid 1.
+			werr = errors.New("pid 1 died as the sandbox started: " + describeWait(unix.WaitStatus(ws)))
+		}
 		s.cmd = nil
 		if werr == nil {
 			werr = err

@@ -30,7 +30,7 @@ type Config struct {
 	Stdout     io.Writer  `json:"-"`
 	Stderr     io.Writer  `json:"-"`
 	ExtraFiles []*os.File `json:"-"`
-	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal
+	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal; allows Cmd.TTY
 
 	Hostname  string            // empty means "sandbox"
 	Sysctl    map[string]string // settings of its own net and IPC namespaces; see sysctl.go
@@ -54,7 +54,7 @@ type Config struct {
 	// WritableRoot; it must hold the mount points.
 	RootDir      string
 	WritableRoot bool
-	Mounts       []Mount // after the standard ones; no link leads out of the root
+	Mounts       []Mount // after the standard ones; no link leads out of the root (Symlink: see there)
 	TmpfsSize    int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
 	TmpfsInodes  int64   // zero: DefaultTmpfsInodes
 	Ptys         int64   // most ptys of its devpts; zero: DefaultPtys
@@ -267,9 +267,9 @@ func (c *Config) validate() error {
 		m := &c.Mounts[i]
 		field := fmtIndex("Mounts", i)
 		switch m.Kind {
-		case Bind, Tmpfs, Mask, ReadOnlyPath:
+		case Bind, Tmpfs, Mask, ReadOnlyPath, Symlink:
 		default:
-			return configErr(field+".Kind", "must be %q, %q, %q or %q, not %q", Bind, Tmpfs, Mask, ReadOnlyPath, m.Kind)
+			return configErr(field+".Kind", "must be %q, %q, %q, %q or %q, not %q", Bind, Tmpfs, Mask, ReadOnlyPath, Symlink, m.Kind)
 		}
 		pm := c.planMount(*m)
 		if err := pm.Validate(); err != nil {
@@ -279,6 +279,9 @@ func (c *Config) validate() error {
 			}
 			return &ConfigError{Field: field, Err: err}
 		}
+	}
+	if err := c.validateSymlinks(); err != nil {
+		return err
 	}
 	for i, f := range c.ExtraFiles {
 		if f == nil {

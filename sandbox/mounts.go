@@ -19,10 +19,15 @@ const (
 	// Only Target is set, as an OCI spec's maskedPaths and readonlyPaths.
 	Mask         MountKind = "mask"
 	ReadOnlyPath MountKind = "readonly"
+	// Symlink makes a link at Target whose text is Source (bwrap's
+	// --symlink), in a tmpfs of the sandbox, never in a host directory; it
+	// replaces no other entry, and none goes beneath it.
+	Symlink MountKind = "symlink"
 )
 
-// Mount is an extra mount: a Bind of Source (read-only unless Writable) or a
-// Tmpfs, whose zero fields take the Config's sizes, 0755 and root.
+// Mount is an extra mount: a Bind of Source (read-only unless Writable), a
+// Tmpfs, whose zero fields take the Config's sizes, 0755 and root, or a
+// Symlink.
 type Mount struct {
 	Kind     MountKind   `json:"kind"`
 	Source   string      `json:"source,omitempty"`

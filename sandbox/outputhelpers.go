@@ -133,9 +133,10 @@ func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 
 // cmdRun is the state of a Cmd made by Command.
 type cmdRun struct {
-	mu      sync.Mutex // guards started and pipes
+	mu      sync.Mutex // guards started, pipes and tty
 	started bool
 	pipes   stdPipes
+	tty     *os.File      // the master of the process's terminal (Cmd.TTY)
 	done    chan struct{} // closed once res and err are final
 	res     *Result
 	err     error
@@ -162,7 +163,15 @@ func (c *Cmd) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	x := *c
 	started := make(chan struct{})
-	x.onStart = sync.OnceFunc(func() { close(started) })
+	var once sync.Once
+	x.onStart = func(tty *os.File) {
+		once.Do(func() {
+			r.mu.Lock()
+			r.tty = tty
+			r.mu.Unlock()
+			close(started)
+		})
+	}
 	go func() {
 		r.res, r.err = c.sb.exec(ctx, x)
 		close(r.done)

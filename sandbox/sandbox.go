@@ -50,6 +50,7 @@ type Sandbox struct {
 	closing    bool                         // Close was called
 	exited     bool                         // the init has exited; the sandbox is being torn down
 	execs      map[int64]chan *proto.Report // open Exec requests
+	execTTYs   map[int64]int                // masters of Exec'd terminals, until their Exec takes them
 	final      *proto.Report                // the init's last report
 	nextExec   int64
 	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe
@@ -498,6 +499,8 @@ func (c *Config) spec(id identity) *proto.Spec {
 		NewPrivs:   c.Security.AllowNewPrivileges,
 		Umask:      -1,
 		Groups:     c.Groups,
+		// See signals_linux.go.
+		DefaultSignals: ignoredSignals(),
 	}
 	if c.Umask != nil {
 		spec.Umask = int(c.Umask.Perm())

@@ -66,6 +66,10 @@ type Cmd struct {
 	// alone, as kill(2) would; one sent before it starts is delivered
 	// once it runs. Parent only.
 	Signals <-chan syscall.Signal
+	// TTY gives the process a terminal of its own, as Config.TTY does the
+	// command: Cmd.Terminal after Start. It needs a Cmd of Sandbox.Command,
+	// a sandbox with Config.TTY, and nil Stdin, Stdout and Stderr.
+	TTY *TTY
 }
 
 // Exec runs cmd in the running sandbox and waits for it, as Run does;
@@ -418,6 +422,25 @@ func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Pool.Run")
 }
 
+// Output runs cmd as Run does and returns its standard output, on the
+// terms of Sandbox.Output: cmd.Stdout must be nil, and when cmd.Stderr is
+// nil too and the process does not exit with status 0, the *ExitError
+// holds its standard error in Stderr.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.Output")
+}
+
+// CombinedOutput runs cmd as Run does and returns its standard output and
+// standard error together, in the order written; cmd.Stdout and
+// cmd.Stderr must be nil.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.CombinedOutput")
+}
+
 // Ready reports how many sandboxes are waiting in the pool.
 func (p *Pool) Ready() int {
 	return 0
@@ -561,4 +584,23 @@ func (s *Sandbox) Terminal() *os.File {
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Resize(rows, cols uint16) error {
 	return notSupported("Sandbox.Resize")
+}
+
+// Terminal returns the master of the process's terminal (Cmd.TTY) once
+// Start has returned, as Sandbox.Terminal does for the command's; nil
+// for a Cmd without a terminal, or not started. The caller owns the file
+// and closes it once done: reading it after the process (and whatever it
+// left holding the terminal) has ended returns what is left, then EIO;
+// closing it earlier hangs the terminal up.
+func (c *Cmd) Terminal() *os.File {
+	return nil
+}
+
+// Resize sets the size of the process's terminal (Cmd.TTY), as
+// Sandbox.Resize does. It returns ErrNotStarted before Start, and a
+// *ConfigError naming Cmd.TTY for a Cmd without a terminal.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Resize(rows, cols uint16) error {
+	return notSupported("Cmd.Resize")
 }

@@ -432,6 +432,10 @@ func TestRuntimeSignalToPid(t *testing.T) {
 // TestRuntimeMonitorKilled kills the monitor from outside: the sandbox
 // dies with it, state says stopped, and delete removes the rest.
 func TestRuntimeMonitorKilled(t *testing.T) {
+	// The pids limit gives the sandbox a control group, which an ordinary
+	// user makes only in a delegated subtree; the runtime takes none
+	// (cgroupsPath is ignored).
+	testutil.RequireRoot(t)
 	h := newRTHarness(t)
 	b := h.bundle(func(s map[string]any) {
 		withArgs("sleep", "1000")(s)

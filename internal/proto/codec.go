@@ -233,6 +233,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		groups[i] = int64(g)
 	}
 	e.ints(groups)
+	e.uint(s.DefaultSignals)
 	e.uint(uint64(len(s.Sysctls)))
 	for _, sc := range s.Sysctls {
 		e.str(sc.Name)
@@ -321,6 +322,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 			s.Groups[i] = int(g)
 		}
 	}
+	s.DefaultSignals = d.uint()
 	if n := d.count(); n > 0 {
 		s.Sysctls = make([]Sysctl, n)
 		for i := range s.Sysctls {
@@ -350,6 +352,9 @@ func (q *Request) MarshalBinary() ([]byte, error) {
 		e.str(x.Dir)
 		e.int(int64(x.UID))
 		e.int(int64(x.GID))
+		e.bool(x.TTY)
+		e.int(int64(x.TTYRows))
+		e.int(int64(x.TTYCols))
 	}
 	e.bool(q.Close)
 	return e.b, nil
@@ -377,6 +382,10 @@ func (q *Request) UnmarshalBinary(b []byte) error {
 			UID:  int(d.int()),
 			GID:  int(d.int()),
 		}
+		x := q.Exec
+		x.TTY = d.bool()
+		x.TTYRows = int(d.int())
+		x.TTYCols = int(d.int())
 	}
 	q.Close = d.bool()
 	return d.done()

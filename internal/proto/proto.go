@@ -86,6 +86,11 @@ type Spec struct {
 	Umask int
 	// Groups are the command's supplementary groups; nil means none.
 	Groups []int
+	// DefaultSignals are the signals, bit n-1 for signal n, that the
+	// command's process sets back to their default action before its
+	// exec: those the owner ignores, which a process inherits ignored
+	// across fork and exec (a typed Ctrl-C would then stop nothing).
+	DefaultSignals uint64
 	// Sysctls are values for the files of /proc/sys/user in the sandbox's
 	// user namespace, which the init writes while it holds its
 	// capabilities; a file this kernel lacks is left out.
@@ -138,6 +143,12 @@ type Exec struct {
 	Dir  string
 	UID  int
 	GID  int
+	// TTY gives the process a pseudo-terminal of the sandbox's devpts, of
+	// TTYRows by TTYCols, as its standard streams and controlling
+	// terminal (the request then carries no streams); the init sends the
+	// master with the Started report.
+	TTY              bool
+	TTYRows, TTYCols int
 }
 
 // Kind tells what a Report is about.

@@ -25,7 +25,12 @@ import (
 	"github.com/stockade/stockade/internal/testutil"
 )
 
-func TestMain(m *testing.M) { testutil.Main(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		os.Exit(unpackHelper(dir, os.Getenv(helperRefEnv)))
+	}
+	testutil.Main(m)
+}
 
 // entry is one tar entry of a test layer.
 type entry struct {
@@ -37,8 +42,10 @@ type entry struct {
 	major      int64
 }
 
-func file(name, body string) entry { return entry{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
-func dir(name string) entry        { return entry{name: name, typ: tar.TypeDir, mode: 0o755} }
+func file(name, body string) entry {
+	return entry{name: name, typ: tar.TypeReg, mode: 0o644, body: body}
+}
+func dir(name string) entry { return entry{name: name, typ: tar.TypeDir, mode: 0o755} }
 func symlink(name, target string) entry {
 	return entry{name: name, typ: tar.TypeSymlink, mode: 0o777, link: target}
 }
@@ -176,5 +183,8 @@ func openStore(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(filepath.Join(t.TempDir(), "store"))
 	require.NoError(t, err)
+	// A rootless unpack's read-only directories would stop TempDir's
+	// removal.
+	t.Cleanup(func() { removeAll(s.Dir()) })
 	return s
 }

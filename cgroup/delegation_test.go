@@ -144,7 +144,7 @@ func TestCheckDelegationAsRoot(t *testing.T) {
 	assert.True(t, d.Writable, d.Reason)
 	assert.Contains(t, d.Controllers, "pids")
 	_, err = CheckDelegation("../up")
-	assert.ErrorIs(t, err, ErrInvalid)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
 }
 
 // delegatedParentEnv names a cgroup parent that root delegated to the

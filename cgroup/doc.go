@@ -80,11 +80,12 @@
 //
 // This package never logs; errors name the operation, the group and the
 // file, and wrap the system call's error. Configuration errors are
-// *ConfigError values that match ErrInvalid or ErrNotSupported.
+// *ConfigError values (sandbox's type) that match ErrInvalidConfig, and
+// ErrNotSupported too when the host lacks what a field needs.
 //
 // On systems other than Linux the package builds with the same API, but
 // creates nothing: Create, Cleanup, CheckDelegation and the Group methods
-// return an error matching ErrNotSupported (and sandbox.ErrNotSupported),
+// return an error matching ErrNotSupported (sandbox.ErrNotSupported),
 // DetectMode returns Unavailable, and Config.Validate checks what needs no
 // host before it returns such an error.
 package cgroup

@@ -114,7 +114,7 @@ func TestCreateRefusesBeforeCreatingAnything(t *testing.T) {
 		t.Log(err)
 	}
 	_, err := Create(Config{Parent: "../escape"})
-	require.ErrorIs(t, err, ErrInvalid)
+	require.ErrorIs(t, err, ErrInvalidConfig)
 	for p, before := range parents {
 		after, _ := os.ReadDir(p)
 		assert.Equal(t, len(before), len(after), "entries of %s", p)

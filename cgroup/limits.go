@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/stockade/stockade/internal/errdefs"
 )
 
 // MinMemory is the smallest memory limit that Validate accepts: 8 MiB. A Go
@@ -95,30 +97,34 @@ type Config struct {
 const DefaultParent = "stockade"
 
 var (
-	// ErrInvalid is matched (with errors.Is) by a *ConfigError for a value
-	// that no host would accept.
-	ErrInvalid = errors.New("invalid cgroup config")
+	// ErrInvalidConfig is matched (with errors.Is) by every *ConfigError.
+	// It is sandbox.ErrInvalidConfig.
+	ErrInvalidConfig = errdefs.ErrInvalidConfig
 	// ErrNotSupported is matched (with errors.Is) by errors about a kernel
-	// or host feature that this machine lacks.
-	ErrNotSupported = errors.New("not supported by this host")
+	// or host feature that this machine lacks, a missing controller
+	// included. It is sandbox.ErrNotSupported.
+	ErrNotSupported = errdefs.ErrNotSupported
 )
 
-// ConfigError reports a Config field that cannot be applied. Err is
-// ErrInvalid or ErrNotSupported.
-type ConfigError struct {
-	// Field names the field, e.g. "Limits.Memory".
-	Field string
-	// Reason says what is wrong, in words.
-	Reason string
-	// Err is ErrInvalid or ErrNotSupported.
-	Err error
+// ConfigError reports a Config field that cannot be applied: Field names
+// it ("Limits.Memory"). It matches ErrInvalidConfig, and ErrNotSupported
+// when the host lacks what the field needs. It is sandbox.ConfigError.
+type ConfigError = errdefs.ConfigError
+
+// FeatureError is what a *ConfigError holds for a field the host cannot
+// serve, such as a missing controller. It is sandbox.FeatureError.
+type FeatureError = errdefs.FeatureError
+
+// invalid returns a *ConfigError for a value that no host would accept.
+func invalid(field, format string, args ...any) *ConfigError {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-// Error returns "cgroup: <field>: <reason>".
-func (e *ConfigError) Error() string { return "cgroup: " + e.Field + ": " + e.Reason }
-
-// Unwrap returns ErrInvalid or ErrNotSupported.
-func (e *ConfigError) Unwrap() error { return e.Err }
+// lacks returns a *ConfigError for a field this host cannot serve because
+// it lacks feature.
+func lacks(field, feature, format string, args ...any) *ConfigError {
+	return &ConfigError{Field: field, Err: &FeatureError{Feature: feature, Err: fmt.Errorf(format, args...)}}
+}
 
 // facts is what validation needs to know about the host; tests make them up.
 type facts struct {
@@ -157,7 +163,7 @@ func validateSyntax(c Config) error { return errors.Join(syntaxErrors(c)...) }
 func syntaxErrors(c Config) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrInvalid})
+		errs = append(errs, invalid(field, format, args...))
 	}
 	if p := c.Parent; p != "" {
 		switch {
@@ -224,31 +230,31 @@ func syntaxErrors(c Config) []error {
 func validate(c Config, f facts) error {
 	errs := syntaxErrors(c)
 	if f.mode == Unavailable {
-		errs = append(errs, &ConfigError{Field: "Limits", Reason: "no cgroup file system is mounted at /sys/fs/cgroup", Err: ErrNotSupported})
+		errs = append(errs, lacks("Limits", "cgroups", "no cgroup file system is mounted at /sys/fs/cgroup"))
 		return errors.Join(errs...)
 	}
 	malformed := map[string]bool{}
 	for _, e := range errs {
 		malformed[e.(*ConfigError).Field] = true
 	}
-	unsupported := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...), Err: ErrNotSupported})
+	unsupported := func(field, feature, format string, args ...any) {
+		errs = append(errs, lacks(field, feature, format, args...))
 	}
 	need := func(field, ctrl string) bool {
 		if f.controllers[ctrl] {
 			return true
 		}
-		reason := fmt.Sprintf("needs the %s controller, which is not available to groups under the parent in %s mode", ctrl, f.mode)
+		reason := fmt.Sprintf("groups under the parent in %s mode cannot use it", f.mode)
 		if f.controllersNote != "" {
 			reason += ": " + f.controllersNote
 		}
-		unsupported(field, "%s", reason)
+		unsupported(field, "the "+ctrl+" controller", "%s", reason)
 		return false
 	}
 	l := c.Limits
 	if l.Memory > 0 && need("Limits.Memory", "memory") {
 		if l.Swap != SwapUnlimited && !f.swapLimit && f.swapOn {
-			unsupported("Limits.Swap", "the kernel cannot limit swap (no swap accounting; boot with swapaccount=1) and the host has swap on; set Limits.Swap to SwapUnlimited to accept that")
+			unsupported("Limits.Swap", "swap accounting", "the kernel cannot limit swap (no swap accounting; boot with swapaccount=1) and the host has swap on; set Limits.Swap to SwapUnlimited to accept that")
 		}
 	}
 	if l.CPU > 0 || l.CPUWeight > 0 {
@@ -263,16 +269,16 @@ func validate(c Config, f facts) error {
 	}
 	if l.CPUs != "" && !malformed["Limits.CPUs"] && need("Limits.CPUs", "cpuset") {
 		if err := subset(l.CPUs, f.cpus, "cpu"); err != nil {
-			errs = append(errs, &ConfigError{Field: "Limits.CPUs", Reason: err.Error(), Err: ErrInvalid})
+			errs = append(errs, &ConfigError{Field: "Limits.CPUs", Err: err})
 		}
 	}
 	if l.Mems != "" && !malformed["Limits.Mems"] && need("Limits.Mems", "cpuset") {
 		if err := subset(l.Mems, f.mems, "memory node"); err != nil {
-			errs = append(errs, &ConfigError{Field: "Limits.Mems", Reason: err.Error(), Err: ErrInvalid})
+			errs = append(errs, &ConfigError{Field: "Limits.Mems", Err: err})
 		}
 	}
 	if l.IOWeight > 0 && need("Limits.IOWeight", ioController(f.mode)) && f.ioWeight == "" {
-		unsupported("Limits.IOWeight", "no I/O weight file: the block layer has neither io cost control (io.weight) nor the BFQ scheduler")
+		unsupported("Limits.IOWeight", "I/O weights", "no I/O weight file: the block layer has neither io cost control (io.weight) nor the BFQ scheduler")
 	}
 	return errors.Join(errs...)
 }

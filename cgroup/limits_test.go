@@ -68,34 +68,34 @@ func TestValidate(t *testing.T) {
 		{"everything set on v2", Config{Parent: "/system/jobs", Limits: Limits{Memory: 64 << 20, Swap: SwapUnlimited, CPU: 0.01, CPUWeight: 1, Pids: 1, CPUs: "4", Mems: "1", IOWeight: 10000}}, v2Host, "", nil},
 		{"memory at the minimum", Config{Limits: Limits{Memory: MinMemory}}, v1Host, "", nil},
 
-		{"memory below the minimum", Config{Limits: Limits{Memory: MinMemory - 1}}, v1Host, "Limits.Memory", ErrInvalid},
-		{"negative memory", Config{Limits: Limits{Memory: -1}}, v1Host, "Limits.Memory", ErrInvalid},
-		{"swap without memory", Config{Limits: Limits{Swap: 1 << 20}}, v1Host, "Limits.Swap", ErrInvalid},
-		{"swap below unlimited", Config{Limits: Limits{Memory: 64 << 20, Swap: -2}}, v1Host, "Limits.Swap", ErrInvalid},
-		{"memory plus swap overflows", Config{Limits: Limits{Memory: math.MaxInt64 - 10, Swap: 11}}, v1Host, "Limits.Swap", ErrInvalid},
-		{"NaN CPU", Config{Limits: Limits{CPU: math.NaN()}}, v1Host, "Limits.CPU", ErrInvalid},
-		{"infinite CPU", Config{Limits: Limits{CPU: math.Inf(1)}}, v1Host, "Limits.CPU", ErrInvalid},
-		{"negative CPU", Config{Limits: Limits{CPU: -1}}, v1Host, "Limits.CPU", ErrInvalid},
-		{"CPU below the kernel minimum", Config{Limits: Limits{CPU: 0.005}}, v1Host, "Limits.CPU", ErrInvalid},
-		{"CPU weight too large", Config{Limits: Limits{CPUWeight: 10001}}, v1Host, "Limits.CPUWeight", ErrInvalid},
-		{"negative pids", Config{Limits: Limits{Pids: -1}}, v1Host, "Limits.Pids", ErrInvalid},
-		{"pids above the kernel's", Config{Limits: Limits{Pids: MaxPids + 1}}, v1Host, "Limits.Pids", ErrInvalid},
-		{"pids far above the kernel's", Config{Limits: Limits{Pids: 1<<62 + 1}}, v1Host, "Limits.Pids", ErrInvalid},
-		{"IO weight too large", Config{Limits: Limits{IOWeight: 10001}}, v1Host, "Limits.IOWeight", ErrInvalid},
-		{"cpus garbage", Config{Limits: Limits{CPUs: "zero"}}, v1Host, "Limits.CPUs", ErrInvalid},
-		{"cpus backwards range", Config{Limits: Limits{CPUs: "3-1"}}, v1Host, "Limits.CPUs", ErrInvalid},
-		{"cpus empty element", Config{Limits: Limits{CPUs: "0,,1"}}, v1Host, "Limits.CPUs", ErrInvalid},
-		{"cpus huge number", Config{Limits: Limits{CPUs: "0-99999999"}}, v1Host, "Limits.CPUs", ErrInvalid},
-		{"cpus with spaces", Config{Limits: Limits{CPUs: "0, 1"}}, v1Host, "Limits.CPUs", ErrInvalid},
-		{"cpu outside the host", Config{Limits: Limits{CPUs: "0-4"}}, v1Host, "Limits.CPUs", ErrInvalid},
-		{"cpu in a gap of the host's list", Config{Limits: Limits{CPUs: "2"}}, v2Host, "Limits.CPUs", ErrInvalid},
-		{"mem node outside the host", Config{Limits: Limits{Mems: "1"}}, v1Host, "Limits.Mems", ErrInvalid},
-		{"parent with dot-dot", Config{Parent: "a/../../b"}, v1Host, "Parent", ErrInvalid},
-		{"parent leaving the own cgroup", Config{Parent: "../b"}, v1Host, "Parent", ErrInvalid},
-		{"parent not clean", Config{Parent: "a//b"}, v1Host, "Parent", ErrInvalid},
-		{"parent with trailing slash", Config{Parent: "a/"}, v1Host, "Parent", ErrInvalid},
-		{"parent with newline", Config{Parent: "a\nb"}, v1Host, "Parent", ErrInvalid},
-		{"parent named like a group", Config{Parent: "x/sb-1-2-3-4"}, v1Host, "Parent", ErrInvalid},
+		{"memory below the minimum", Config{Limits: Limits{Memory: MinMemory - 1}}, v1Host, "Limits.Memory", ErrInvalidConfig},
+		{"negative memory", Config{Limits: Limits{Memory: -1}}, v1Host, "Limits.Memory", ErrInvalidConfig},
+		{"swap without memory", Config{Limits: Limits{Swap: 1 << 20}}, v1Host, "Limits.Swap", ErrInvalidConfig},
+		{"swap below unlimited", Config{Limits: Limits{Memory: 64 << 20, Swap: -2}}, v1Host, "Limits.Swap", ErrInvalidConfig},
+		{"memory plus swap overflows", Config{Limits: Limits{Memory: math.MaxInt64 - 10, Swap: 11}}, v1Host, "Limits.Swap", ErrInvalidConfig},
+		{"NaN CPU", Config{Limits: Limits{CPU: math.NaN()}}, v1Host, "Limits.CPU", ErrInvalidConfig},
+		{"infinite CPU", Config{Limits: Limits{CPU: math.Inf(1)}}, v1Host, "Limits.CPU", ErrInvalidConfig},
+		{"negative CPU", Config{Limits: Limits{CPU: -1}}, v1Host, "Limits.CPU", ErrInvalidConfig},
+		{"CPU below the kernel minimum", Config{Limits: Limits{CPU: 0.005}}, v1Host, "Limits.CPU", ErrInvalidConfig},
+		{"CPU weight too large", Config{Limits: Limits{CPUWeight: 10001}}, v1Host, "Limits.CPUWeight", ErrInvalidConfig},
+		{"negative pids", Config{Limits: Limits{Pids: -1}}, v1Host, "Limits.Pids", ErrInvalidConfig},
+		{"pids above the kernel's", Config{Limits: Limits{Pids: MaxPids + 1}}, v1Host, "Limits.Pids", ErrInvalidConfig},
+		{"pids far above the kernel's", Config{Limits: Limits{Pids: 1<<62 + 1}}, v1Host, "Limits.Pids", ErrInvalidConfig},
+		{"IO weight too large", Config{Limits: Limits{IOWeight: 10001}}, v1Host, "Limits.IOWeight", ErrInvalidConfig},
+		{"cpus garbage", Config{Limits: Limits{CPUs: "zero"}}, v1Host, "Limits.CPUs", ErrInvalidConfig},
+		{"cpus backwards range", Config{Limits: Limits{CPUs: "3-1"}}, v1Host, "Limits.CPUs", ErrInvalidConfig},
+		{"cpus empty element", Config{Limits: Limits{CPUs: "0,,1"}}, v1Host, "Limits.CPUs", ErrInvalidConfig},
+		{"cpus huge number", Config{Limits: Limits{CPUs: "0-99999999"}}, v1Host, "Limits.CPUs", ErrInvalidConfig},
+		{"cpus with spaces", Config{Limits: Limits{CPUs: "0, 1"}}, v1Host, "Limits.CPUs", ErrInvalidConfig},
+		{"cpu outside the host", Config{Limits: Limits{CPUs: "0-4"}}, v1Host, "Limits.CPUs", ErrInvalidConfig},
+		{"cpu in a gap of the host's list", Config{Limits: Limits{CPUs: "2"}}, v2Host, "Limits.CPUs", ErrInvalidConfig},
+		{"mem node outside the host", Config{Limits: Limits{Mems: "1"}}, v1Host, "Limits.Mems", ErrInvalidConfig},
+		{"parent with dot-dot", Config{Parent: "a/../../b"}, v1Host, "Parent", ErrInvalidConfig},
+		{"parent leaving the own cgroup", Config{Parent: "../b"}, v1Host, "Parent", ErrInvalidConfig},
+		{"parent not clean", Config{Parent: "a//b"}, v1Host, "Parent", ErrInvalidConfig},
+		{"parent with trailing slash", Config{Parent: "a/"}, v1Host, "Parent", ErrInvalidConfig},
+		{"parent with newline", Config{Parent: "a\nb"}, v1Host, "Parent", ErrInvalidConfig},
+		{"parent named like a group", Config{Parent: "x/sb-1-2-3-4"}, v1Host, "Parent", ErrInvalidConfig},
 
 		{"no cgroups at all", Config{}, facts{mode: Unavailable}, "Limits", ErrNotSupported},
 		{"memory controller missing", Config{Limits: Limits{Memory: 64 << 20}}, noMemory, "Limits.Memory", ErrNotSupported},
@@ -122,6 +122,13 @@ func TestValidate(t *testing.T) {
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, tt.field, ce.Field, "error: %v", err)
 			assert.ErrorIs(t, err, tt.err)
+			assert.ErrorIs(t, err, ErrInvalidConfig)
+			if tt.err == ErrNotSupported {
+				// What the host lacks is named by a *FeatureError.
+				var fe *FeatureError
+				require.ErrorAs(t, err, &fe)
+				assert.NotEmpty(t, fe.Feature)
+			}
 			assert.Contains(t, err.Error(), tt.field+": ")
 			if tt.host.controllersNote != "" {
 				assert.Contains(t, err.Error(), tt.host.controllersNote)

@@ -17,8 +17,8 @@ func TestNotSupported(t *testing.T) {
 	if m := DetectMode(); m != Unavailable {
 		t.Errorf("DetectMode() = %v, want Unavailable", m)
 	}
-	if err := (Config{Parent: "../x"}).Validate(); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Validate with a bad Parent: %v, want an error matching ErrInvalid", err)
+	if err := (Config{Parent: "../x"}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Validate with a bad Parent: %v, want an error matching ErrInvalidConfig", err)
 	}
 	if err := (Config{}).Validate(); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("Validate: %v, want an error matching ErrNotSupported", err)

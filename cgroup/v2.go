@@ -140,7 +140,7 @@ func limitV2(dir string, f facts, l Limits) error {
 		if l.Swap != SwapUnlimited {
 			err := writeFile(dir+"/memory.swap.max", strconv.FormatInt(l.Swap, 10))
 			if errors.Is(err, unix.ENOENT) && f.swapOn {
-				return &ConfigError{Field: "Limits.Swap", Reason: "the kernel cannot limit swap (no memory.swap.max) and the host has swap on; set Limits.Swap to SwapUnlimited to accept that", Err: ErrNotSupported}
+				return lacks("Limits.Swap", "swap limits", "the kernel cannot limit swap (no memory.swap.max) and the host has swap on; set Limits.Swap to SwapUnlimited to accept that")
 			}
 			if err != nil && !errors.Is(err, unix.ENOENT) {
 				return err

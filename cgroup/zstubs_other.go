@@ -33,7 +33,7 @@ import (
 // v1 a group is removed from every hierarchy it was found in, under
 // whichever parent. An explicit parent is cleaned alone, with no search.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func Cleanup(ctx context.Context, parent string) ([]string, error) {
 	return nil, notSupported("Cleanup")
 }
@@ -65,7 +65,7 @@ type Delegation struct {
 // Config.Parent; "" is the default, below the caller's own cgroup). It
 // creates nothing. An invalid parent is a *ConfigError.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func CheckDelegation(parent string) (Delegation, error) {
 	return Delegation{}, notSupported("CheckDelegation")
 }
@@ -121,7 +121,7 @@ type Stats struct {
 // what was created. The parent directories are created when missing and
 // left in place.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func Create(cfg Config) (*Group, error) {
 	return nil, notSupported("Create")
 }
@@ -145,14 +145,14 @@ func (g *Group) FD() (fd int, ok bool) {
 // threads or children before it is moved leaves them behind, so move it
 // while it waits.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) AddProc(pid int) error {
 	return notSupported("Group.AddProc")
 }
 
 // Stats reads the group's usage counters.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) Stats() (Stats, error) {
 	return Stats{}, notSupported("Group.Stats")
 }
@@ -167,7 +167,7 @@ func (g *Group) Stats() (Stats, error) {
 // Processes that are children of the caller stay zombies until the caller
 // reaps them; they no longer count as members of the group.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) Kill(ctx context.Context) error {
 	return notSupported("Group.Kill")
 }
@@ -178,7 +178,7 @@ func (g *Group) Kill(ctx context.Context) error {
 // is thawed. A group without a freezer, or one already removed, needs
 // nothing.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) Thaw() error {
 	return notSupported("Group.Thaw")
 }
@@ -189,7 +189,7 @@ func (g *Group) Thaw() error {
 // reports the group busy, which happens just after its last process died.
 // Removing a removed group does nothing.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) Remove() error {
 	return notSupported("Group.Remove")
 }
@@ -241,7 +241,7 @@ var ErrOwnCgroupNotFound = errors.New("the caller's cgroup is not in the hierarc
 // Linux 5.19), and otherwise an error that says what Stats.MemoryPeak is
 // instead.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func MemoryPeak() error {
 	return notSupported("MemoryPeak")
 }
@@ -250,7 +250,7 @@ func MemoryPeak() error {
 // parent (a Config.Parent: "" is the default), or 0 when no pids.max
 // bounds them or the host has no pids controller.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func PidsBound(parent string) (int64, error) {
 	return 0, notSupported("PidsBound")
 }
@@ -264,7 +264,7 @@ func PidsBound(parent string) (int64, error) {
 // in its parent's cgroup.subtree_control); where it has not, ReservePids
 // returns 0 and does nothing.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func ReservePids(parent string, reserve int64) (int64, error) {
 	return 0, notSupported("ReservePids")
 }
@@ -287,7 +287,7 @@ func ReservePids(parent string, reserve int64) (int64, error) {
 // but 7 ms at the 90th percentile and up to 18 ms. A thread moving itself
 // (pid 0 written to the tasks file) skips that lock: no such tail.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) EnterThread() (leave func() error, err error) {
 	return nil, notSupported("Group.EnterThread")
 }
@@ -300,7 +300,7 @@ func (g *Group) EnterThread() (leave func() error, err error) {
 // processes would take the caller with it). On v2 it returns an error
 // matching ErrNotSupported: use FD.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) OpenTasks() ([]*os.File, error) {
 	return nil, notSupported("Group.OpenTasks")
 }
@@ -311,7 +311,7 @@ func (g *Group) OpenTasks() ([]*os.File, error) {
 // watchdog that polls it; Stats reads everything. Without a cpuacct
 // hierarchy on v1 it returns zero.
 //
-// On systems other than Linux it returns an error matching ErrNotSupported (and sandbox.ErrNotSupported).
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (g *Group) CPUTime() (time.Duration, error) {
 	return *new(time.Duration), notSupported("Group.CPUTime")
 }

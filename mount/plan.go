@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/stockade/stockade/internal/errdefs"
 )
 
 // Kind says what a Mount entry places at its target.
@@ -126,37 +128,39 @@ func TmpfsMount(target string, size int64) Mount {
 	return Mount{Kind: Tmpfs, Target: target, Size: size, Mode: 0o755}
 }
 
-// FieldError is an invalid entry of a Plan. Field is the path of the
-// offending field, such as "Mounts[2].Target".
-type FieldError struct {
-	Field string
-	Err   error
-}
+// ErrInvalidConfig is matched by every *ConfigError. It is
+// sandbox.ErrInvalidConfig.
+var ErrInvalidConfig = errdefs.ErrInvalidConfig
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
-func (e *FieldError) Unwrap() error { return e.Err }
+// ErrNotSupported is matched by every error about a feature this host
+// lacks. It is sandbox.ErrNotSupported.
+var ErrNotSupported = errdefs.ErrNotSupported
+
+// ConfigError is an invalid entry of a Plan. Field is the path of the
+// offending field, such as "Mounts[2].Target". It is sandbox.ConfigError.
+type ConfigError = errdefs.ConfigError
 
 // Validate checks the plan without touching the system. It returns a
-// *FieldError naming the first offending field, with fields named as in
+// *ConfigError naming the first offending field, with fields named as in
 // Plan ("Mounts[3].Source").
 func (p *Plan) Validate() error {
 	if p.Root.Dir != "" && !path.IsAbs(p.Root.Dir) {
-		return &FieldError{"Root.Dir", errors.New("must be an absolute path")}
+		return &ConfigError{Field: "Root.Dir", Err: errors.New("must be an absolute path")}
 	}
 	if strings.IndexByte(p.Root.Dir, 0) >= 0 {
-		return &FieldError{"Root.Dir", errors.New("must not contain a NUL byte")}
+		return &ConfigError{Field: "Root.Dir", Err: errors.New("must not contain a NUL byte")}
 	}
 	if p.Root.Dir == "" && p.Root.Size < 0 {
-		return &FieldError{"Root.Size", errors.New("must not be negative")}
+		return &ConfigError{Field: "Root.Size", Err: errors.New("must not be negative")}
 	}
 	if p.Root.Inodes < 0 || p.Root.Inodes > MaxInodes {
-		return &FieldError{"Root.Inodes", fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), p.Root.Inodes)}
+		return &ConfigError{Field: "Root.Inodes", Err: fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), p.Root.Inodes)}
 	}
 	for i := range p.Mounts {
 		if err := p.Mounts[i].Validate(); err != nil {
-			var fe *FieldError
+			var fe *ConfigError
 			if errors.As(err, &fe) {
-				return &FieldError{fmt.Sprintf("Mounts[%d].%s", i, fe.Field), fe.Err}
+				return &ConfigError{Field: fmt.Sprintf("Mounts[%d].%s", i, fe.Field), Err: fe.Err}
 			}
 			return err
 		}
@@ -164,61 +168,61 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
-// Validate checks one entry. Errors are *FieldError with Field relative to
+// Validate checks one entry. Errors are *ConfigError with Field relative to
 // the entry ("Target").
 func (m *Mount) Validate() error {
 	if err := checkTarget(m.Target); err != nil {
-		return &FieldError{"Target", err}
+		return &ConfigError{Field: "Target", Err: err}
 	}
 	needSource := m.Kind == Bind || m.Kind == Symlink
 	if needSource && m.Source == "" {
-		return &FieldError{"Source", errors.New("must be set")}
+		return &ConfigError{Field: "Source", Err: errors.New("must be set")}
 	}
 	if !needSource && m.Source != "" {
-		return &FieldError{"Source", fmt.Errorf("must be empty for a %s mount", m.Kind)}
+		return &ConfigError{Field: "Source", Err: fmt.Errorf("must be empty for a %s mount", m.Kind)}
 	}
 	if strings.IndexByte(m.Source, 0) >= 0 {
-		return &FieldError{"Source", errors.New("must not contain a NUL byte")}
+		return &ConfigError{Field: "Source", Err: errors.New("must not contain a NUL byte")}
 	}
 	switch m.Kind {
 	case Bind:
 		if !path.IsAbs(m.Source) {
-			return &FieldError{"Source", errors.New("must be an absolute path")}
+			return &ConfigError{Field: "Source", Err: errors.New("must be an absolute path")}
 		}
 	case Tmpfs:
 		if m.Size <= 0 {
-			return &FieldError{"Size", errors.New("must be positive")}
+			return &ConfigError{Field: "Size", Err: errors.New("must be positive")}
 		}
 		if m.Inodes < 0 || m.Inodes > MaxInodes {
-			return &FieldError{"Inodes", fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), m.Inodes)}
+			return &ConfigError{Field: "Inodes", Err: fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), m.Inodes)}
 		}
 	case Devpts:
 		if m.Inodes < 0 || m.Inodes > MaxPtys {
-			return &FieldError{"Inodes", fmt.Errorf("must be from 0 to %d ptys, not %d", MaxPtys, m.Inodes)}
+			return &ConfigError{Field: "Inodes", Err: fmt.Errorf("must be from 0 to %d ptys, not %d", MaxPtys, m.Inodes)}
 		}
 	case Proc, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
-		return &FieldError{"Kind", errors.New("must be set")}
+		return &ConfigError{Field: "Kind", Err: errors.New("must be set")}
 	default:
-		return &FieldError{"Kind", fmt.Errorf("unknown kind %q", m.Kind)}
+		return &ConfigError{Field: "Kind", Err: fmt.Errorf("unknown kind %q", m.Kind)}
 	}
 	if m.Kind != Tmpfs && m.Size != 0 {
-		return &FieldError{"Size", fmt.Errorf("applies to tmpfs mounts only, not %s", m.Kind)}
+		return &ConfigError{Field: "Size", Err: fmt.Errorf("applies to tmpfs mounts only, not %s", m.Kind)}
 	}
 	if m.Kind != Tmpfs && m.Kind != Devpts && m.Inodes != 0 {
-		return &FieldError{"Inodes", fmt.Errorf("applies to tmpfs and devpts mounts only, not %s", m.Kind)}
+		return &ConfigError{Field: "Inodes", Err: fmt.Errorf("applies to tmpfs and devpts mounts only, not %s", m.Kind)}
 	}
 	if m.Kind != Bind && m.Writable {
-		return &FieldError{"Writable", fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
+		return &ConfigError{Field: "Writable", Err: fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
 	}
 	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
-		return &FieldError{"Mode", fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}
+		return &ConfigError{Field: "Mode", Err: fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}
 	}
 	if m.UID < 0 || int64(m.UID) > maxID {
-		return &FieldError{"UID", fmt.Errorf("must be from 0 to %d, not %d", int64(maxID), m.UID)}
+		return &ConfigError{Field: "UID", Err: fmt.Errorf("must be from 0 to %d, not %d", int64(maxID), m.UID)}
 	}
 	if m.GID < 0 || int64(m.GID) > maxID {
-		return &FieldError{"GID", fmt.Errorf("must be from 0 to %d, not %d", int64(maxID), m.GID)}
+		return &ConfigError{Field: "GID", Err: fmt.Errorf("must be from 0 to %d, not %d", int64(maxID), m.GID)}
 	}
 	return nil
 }

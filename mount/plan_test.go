@@ -58,7 +58,7 @@ func TestPlanValidate(t *testing.T) {
 				assert.NoError(t, err)
 				return
 			}
-			var fe *FieldError
+			var fe *ConfigError
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, tt.field, fe.Field, err.Error())
 		})

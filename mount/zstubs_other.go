@@ -39,7 +39,7 @@ var ErrNotDevNull = errors.New("host /dev/null is not the null character device"
 // visible outside that namespace. On error the namespace is left half built
 // and should be thrown away with the process.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func Apply(p *Plan) error {
 	return notSupported("Apply")
 }
@@ -52,14 +52,14 @@ func Apply(p *Plan) error {
 // link in the path only when root or the caller owns it, and fails with an
 // error wrapping ErrUntrustedLink otherwise.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func CloneSource(m Mount) (*os.File, error) {
 	return nil, notSupported("CloneSource")
 }
 
 // CloneRoot is CloneSource for the root directory of a plan.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func CloneRoot(r Root) (*os.File, error) {
 	return nil, notSupported("CloneRoot")
 }
@@ -84,7 +84,7 @@ type Compiled struct {
 // the child clones them with its own rights. The child must have
 // CAP_SYS_ADMIN over its mount namespace. Every kind compiles.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) {
 	return nil, notSupported("Compile")
 }

@@ -1,10 +1,11 @@
 package netns
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/stockade/stockade/internal/errdefs"
 )
 
 // Config is the network of one sandbox. It is plain data; the zero value is
@@ -143,33 +144,23 @@ var defaultLinkSubnet = netip.MustParsePrefix("10.213.0.0/16")
 // defaultNetworkSpace is where private networks without a Subnet get one.
 var defaultNetworkSpace = netip.MustParsePrefix("10.214.0.0/16")
 
-// ErrInvalidConfig matches every error about a configuration that breaks a
-// rule, whatever field it names.
-var ErrInvalidConfig = errors.New("netns: invalid configuration")
+// ErrInvalidConfig is matched by every *ConfigError. It is
+// sandbox.ErrInvalidConfig.
+var ErrInvalidConfig = errdefs.ErrInvalidConfig
 
-// FieldError is an error about one field of a configuration: a rule it
-// breaks (errors.Is(err, ErrInvalidConfig)), or what the system said when
-// the field was applied, such as a port already taken.
-type FieldError struct {
-	// Field is the path of the field, such as "Networks[1].Addr".
-	Field string
-	// Err is what is wrong with it.
-	Err error
-}
+// ErrNotSupported is matched by every error about a feature this host
+// lacks. It is sandbox.ErrNotSupported.
+var ErrNotSupported = errdefs.ErrNotSupported
 
-func (e *FieldError) Error() string { return "netns: " + e.Field + ": " + e.Err.Error() }
-
-// Unwrap returns Err.
-func (e *FieldError) Unwrap() error { return e.Err }
-
-// ruleError is the cause of a FieldError for a broken rule.
-type ruleError string
-
-func (e ruleError) Error() string        { return string(e) }
-func (e ruleError) Is(target error) bool { return target == ErrInvalidConfig }
+// ConfigError is an error about one field of a configuration: Field is its
+// path, such as "Networks[1].Addr", and Err a rule the value breaks or what
+// the system said when it was applied, such as a port already taken
+// (errors.Is(err, syscall.EADDRINUSE)). It matches ErrInvalidConfig. It is
+// sandbox.ConfigError.
+type ConfigError = errdefs.ConfigError
 
 func invalid(field, format string, args ...any) error {
-	return &FieldError{Field: field, Err: ruleError(fmt.Sprintf(format, args...))}
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
 // Validate checks what can be checked in c alone. Manager.Setup checks the

@@ -54,7 +54,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // checkFieldErr checks that err is nil when field is empty, and otherwise
-// an invalid-configuration *FieldError naming field whose text holds msg.
+// an invalid-configuration *ConfigError naming field whose text holds msg.
 func checkFieldErr(t *testing.T, err error, field, msg string) {
 	t.Helper()
 	if field == "" {
@@ -63,9 +63,9 @@ func checkFieldErr(t *testing.T, err error, field, msg string) {
 		}
 		return
 	}
-	var fe *FieldError
+	var fe *ConfigError
 	if !errors.As(err, &fe) {
-		t.Fatalf("error %v is not a *FieldError naming %s", err, field)
+		t.Fatalf("error %v is not a *ConfigError naming %s", err, field)
 	}
 	if fe.Field != field {
 		t.Errorf("error names %s, want %s: %v", fe.Field, field, err)
@@ -73,7 +73,7 @@ func checkFieldErr(t *testing.T, err error, field, msg string) {
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("error does not match ErrInvalidConfig: %v", err)
 	}
-	if !strings.Contains(err.Error(), msg) || !strings.HasPrefix(err.Error(), "netns: "+field+": ") {
+	if !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "invalid config: "+field+": ") {
 		t.Errorf("error %q does not start with the field or lacks %q", err, msg)
 	}
 }
@@ -266,9 +266,9 @@ func FuzzConfigValidate(f *testing.F) {
 			if err == nil {
 				continue
 			}
-			var fe *FieldError
+			var fe *ConfigError
 			if !errors.As(err, &fe) || fe.Field == "" || !errors.Is(err, ErrInvalidConfig) {
-				t.Fatalf("error %v is not an invalid-configuration *FieldError", err)
+				t.Fatalf("error %v is not an invalid-configuration *ConfigError", err)
 			}
 		}
 	})

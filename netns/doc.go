@@ -28,7 +28,7 @@
 // Check a Config early with Config.Validate, or against a manager with
 // Manager.Check; Prepare checks it again (network names, addresses in
 // subnets) and binds the host ports before it creates anything, and
-// reports a *FieldError naming the field that is wrong.
+// reports a *ConfigError naming the field that is wrong.
 //
 // # How it is built
 //

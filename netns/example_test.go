@@ -60,10 +60,10 @@ func ExampleConfig_Validate() {
 	}
 	err := cfg.Validate()
 	fmt.Println(err)
-	var fe *netns.FieldError
+	var fe *netns.ConfigError
 	fmt.Println(errors.As(err, &fe), fe.Field, errors.Is(err, netns.ErrInvalidConfig))
 	// Output:
-	// netns: Ports[0].Port: must be between 1 and 65535
+	// stockade: invalid config: Ports[0].Port: must be between 1 and 65535
 	// true Ports[0].Port true
 }
 

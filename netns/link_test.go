@@ -248,7 +248,7 @@ func TestLinkOnHost(t *testing.T) {
 	}
 	// The same block cannot be handed out twice.
 	_, err = m.Setup(Config{Link: &Link{Addr: netip.MustParseAddr("10.216.0.10")}})
-	var fe *FieldError
+	var fe *ConfigError
 	if !errors.As(err, &fe) || fe.Field != "Link.Addr" {
 		t.Errorf("second link on the same address: %v, want an error naming Link.Addr", err)
 	}

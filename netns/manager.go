@@ -103,7 +103,7 @@ func (m *Manager) checkHostSubnets() error {
 				if where == "" {
 					where = fmt.Sprintf("link %d", a.LinkIndex)
 				}
-				return &FieldError{Field: c.field, Err: fmt.Errorf("%s is in use on the host: %s has address %s", c.subnet, where, a.IPNet)}
+				return &ConfigError{Field: c.field, Err: fmt.Errorf("%s is in use on the host: %s has address %s", c.subnet, where, a.IPNet)}
 			}
 		}
 		routes, err := dump(func() ([]netlink.Route, error) { return m.hostH.RouteList(nil, c.family) })
@@ -117,7 +117,7 @@ func (m *Manager) checkHostSubnets() error {
 			ones, _ := r.Dst.Mask.Size()
 			dst := netip.PrefixFrom(addrFromIP(r.Dst.IP), ones)
 			if ones > 0 && dst.Overlaps(c.subnet) {
-				return &FieldError{Field: c.field, Err: fmt.Errorf("%s overlaps the host route to %s", c.subnet, dst)}
+				return &ConfigError{Field: c.field, Err: fmt.Errorf("%s overlaps the host route to %s", c.subnet, dst)}
 			}
 		}
 	}

@@ -117,7 +117,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fe *FieldError
+	var fe *ConfigError
 	if _, err := m.NewNetwork(NetworkConfig{Name: "a2", Subnet: netip.MustParsePrefix("10.99.0.0/24")}); !errors.As(err, &fe) || fe.Field != "Subnet" {
 		t.Errorf("overlapping network: %v, want an error naming Subnet", err)
 	}

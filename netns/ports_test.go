@@ -98,12 +98,9 @@ func TestExposedPortTaken(t *testing.T) {
 			{Host: l.Addr().(*net.TCPAddr).AddrPort(), Port: 80},
 		},
 	})
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "Ports[1].Host" || !errors.Is(err, syscall.EADDRINUSE) {
-		t.Fatalf("Setup with a taken port: %v, want EADDRINUSE naming Ports[1].Host", err)
-	}
-	if errors.Is(err, ErrInvalidConfig) {
-		t.Error("a taken port is reported as an invalid configuration")
+	var fe *ConfigError
+	if !errors.As(err, &fe) || fe.Field != "Ports[1].Host" || !errors.Is(err, syscall.EADDRINUSE) || !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Setup with a taken port: %v, want an invalid config matching EADDRINUSE naming Ports[1].Host", err)
 	}
 	if after, _ := testutil.NetnsFDs(); len(after) != len(before) {
 		t.Errorf("Setup made a namespace before failing: %v", after)
@@ -134,7 +131,7 @@ func TestSetupRefusesBadInput(t *testing.T) {
 		{Config{Ports: []Port{{Host: netip.MustParseAddrPort("127.0.0.1:1"), Port: 0}}}, "Ports[0].Port"},
 	} {
 		_, err := m.Setup(c.cfg)
-		var fe *FieldError
+		var fe *ConfigError
 		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("Setup(%+v): %v, want an invalid configuration naming %s", c.cfg, err, c.field)
 		}

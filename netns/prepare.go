@@ -39,7 +39,7 @@ type Net struct {
 
 // Setup makes the network of one sandbox from cfg: Prepare, then Connect.
 // It checks cfg and binds the host ports first, and creates nothing when
-// either fails: errors about a field are *FieldError values that name it.
+// either fails: errors about a field are *ConfigError values that name it.
 //
 // The sandbox's init joins Net.NS by setns(2) from a locked thread, then
 // forks, without CLONE_NEWNET. With ShareHost, NS returns nil and the
@@ -62,7 +62,7 @@ func (m *Manager) Setup(cfg Config) (*Net, error) {
 // the pool when there is one) and reserves the link's and the memberships'
 // addresses, so that NS, Addrs, Gateway, Ports, HostsFile and ResolvConf
 // are final. It creates nothing when cfg is wrong or a port is taken:
-// errors about a field are *FieldError values that name it.
+// errors about a field are *ConfigError values that name it.
 //
 // Connect then creates the links and starts the port forwarders. A sandbox
 // can be started in NS in between, so that its own start-up overlaps the
@@ -105,7 +105,7 @@ func (m *Manager) Prepare(cfg Config) (_ *Net, err error) {
 			return err
 		})
 		if err != nil {
-			return nil, &FieldError{Field: fmt.Sprintf("Ports[%d].Host", i), Err: err}
+			return nil, &ConfigError{Field: fmt.Sprintf("Ports[%d].Host", i), Err: err}
 		}
 		s.listeners = append(s.listeners, l)
 		s.ports = append(s.ports, p.Port)

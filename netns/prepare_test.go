@@ -147,7 +147,7 @@ func TestManagerConfigCheck(t *testing.T) {
 		{ManagerConfig{LinkSubnet: netip.MustParsePrefix("10.1.0.1/24")}, Config{}, "LinkSubnet"},
 	} {
 		err := tc.mc.Check(tc.cfg)
-		var fe *FieldError
+		var fe *ConfigError
 		switch {
 		case tc.field == "" && err != nil:
 			t.Errorf("%+v: %v", tc.cfg, err)

@@ -31,7 +31,7 @@ const LinkPrefix = "stk"
 // recognised by process id, so Cleanup must run in the owners' pid
 // namespace. It needs CAP_NET_ADMIN over the host namespace.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func Cleanup(host *NS) ([]string, error) {
 	return nil, notSupported("Cleanup")
 }
@@ -48,7 +48,7 @@ type Manager struct {
 // checks that the link subnets are free on the host, and starts the pool.
 // It needs CAP_NET_ADMIN and CAP_SYS_ADMIN over the host namespace.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func NewManager(cfg ManagerConfig) (_ *Manager, err error) {
 	return nil, notSupported("NewManager")
 }
@@ -56,7 +56,7 @@ func NewManager(cfg ManagerConfig) (_ *Manager, err error) {
 // NewNetwork creates a private network. Its subnet must not overlap the
 // link subnets or another network's subnet; errors name the field of cfg.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (m *Manager) NewNetwork(cfg NetworkConfig) (*Network, error) {
 	return nil, notSupported("Manager.NewNetwork")
 }
@@ -114,7 +114,7 @@ func (s *Net) ResolvConf() []byte {
 // second. Manager.Close waits for all of it. Releasing twice is not an
 // error.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Net) Release() error {
 	return notSupported("Net.Release")
 }
@@ -124,7 +124,7 @@ func (s *Net) Release() error {
 // reports what went wrong, deletions in the background included. Closing
 // twice is not an error.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (m *Manager) Close() error {
 	return notSupported("Manager.Close")
 }
@@ -162,7 +162,7 @@ func (n *Network) Hosts() []HostEntry {
 // background and in one batch. Members keep running, with one interface
 // less, and their Release still works. Closing twice is not an error.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *Network) Close() error {
 	return notSupported("Network.Close")
 }
@@ -196,7 +196,7 @@ type NS struct {
 //
 // New needs CAP_SYS_ADMIN in the caller's user namespace: in practice, root.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func New() (*NS, error) {
 	return nil, notSupported("New")
 }
@@ -205,7 +205,7 @@ func New() (*NS, error) {
 // changed: what a sandbox would see had it made its own namespace, for a
 // sandbox without a network. Like New, it needs root.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func NewLoopback() (*NS, error) {
 	return nil, notSupported("NewLoopback")
 }
@@ -221,7 +221,7 @@ func (n *NS) Fd() int {
 // once no descriptor, process or socket refers to it any more. Closing
 // twice is not an error.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *NS) Close() error {
 	return notSupported("NS.Close")
 }
@@ -237,7 +237,7 @@ func (n *NS) Close() error {
 // started with SysProcAttr.Pdeathsig gets the signal when the thread that
 // forked it ends, which only happens here if moving back failed.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *NS) Do(fn func() error) error {
 	return notSupported("NS.Do")
 }
@@ -247,7 +247,7 @@ func (n *NS) Do(fn func() error) error {
 // new network namespace of its own (CLONE_NEWNET), or it would get that
 // one instead.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *NS) Start(cmd *exec.Cmd) error {
 	return notSupported("NS.Start")
 }
@@ -256,14 +256,14 @@ func (n *NS) Start(cmd *exec.Cmd) error {
 // DialContext does. The socket is created in the namespace and stays there
 // while the connection is used from any goroutine.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *NS) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	return *new(net.Conn), notSupported("NS.Dial")
 }
 
 // Listen listens on address inside the namespace, as net.Listen does.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *NS) Listen(network, address string) (net.Listener, error) {
 	return *new(net.Listener), notSupported("NS.Listen")
 }
@@ -274,7 +274,7 @@ func (n *NS) Listen(network, address string) (net.Listener, error) {
 // network namespace. The caller closes the NS; the namespace itself lives
 // on as long as something else refers to it.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func Open(path string) (*NS, error) {
 	return nil, notSupported("Open")
 }
@@ -303,7 +303,7 @@ func NewLoopbackPool(size int) *Pool {
 // Get returns a ready namespace, or makes one on the spot when the pool is
 // empty, and asks for a refill. The caller owns the namespace and closes it.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Get() (*NS, error) {
 	return nil, notSupported("Pool.Get")
 }
@@ -323,7 +323,7 @@ func (p *Pool) Ready() int {
 // Namespaces already handed out are their takers' to close. Closing twice
 // is not an error.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Close() error {
 	return notSupported("Pool.Close")
 }
@@ -336,13 +336,13 @@ type Net struct {
 
 // Setup makes the network of one sandbox from cfg: Prepare, then Connect.
 // It checks cfg and binds the host ports first, and creates nothing when
-// either fails: errors about a field are *FieldError values that name it.
+// either fails: errors about a field are *ConfigError values that name it.
 //
 // The sandbox's init joins Net.NS by setns(2) from a locked thread, then
 // forks, without CLONE_NEWNET. With ShareHost, NS returns nil and the
 // sandbox stays in the host's namespace.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (m *Manager) Setup(cfg Config) (*Net, error) {
 	return nil, notSupported("Manager.Setup")
 }
@@ -353,14 +353,14 @@ func (m *Manager) Setup(cfg Config) (*Net, error) {
 // the pool when there is one) and reserves the link's and the memberships'
 // addresses, so that NS, Addrs, Gateway, Ports, HostsFile and ResolvConf
 // are final. It creates nothing when cfg is wrong or a port is taken:
-// errors about a field are *FieldError values that name it.
+// errors about a field are *ConfigError values that name it.
 //
 // Connect then creates the links and starts the port forwarders. A sandbox
 // can be started in NS in between, so that its own start-up overlaps the
 // kernel's work on its links (most of which is waiting for them to carry
 // traffic); it must not be let go on before Connect has returned.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (m *Manager) Prepare(cfg Config) (_ *Net, err error) {
 	return nil, notSupported("Manager.Prepare")
 }
@@ -370,7 +370,7 @@ func (m *Manager) Prepare(cfg Config) (_ *Net, err error) {
 // It fails on a Net that was released or already connected. After a
 // failure, Release the Net.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Net) Connect() error {
 	return notSupported("Net.Connect")
 }
@@ -378,7 +378,7 @@ func (s *Net) Connect() error {
 // Check checks cfg against the manager's subnets and networks as Prepare
 // does first, and creates nothing.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (m *Manager) Check(cfg Config) error {
 	return notSupported("Manager.Check")
 }
@@ -386,7 +386,7 @@ func (m *Manager) Check(cfg Config) error {
 // Check checks cfg against the subnets of a manager made from c that has no
 // networks yet, and creates nothing.
 //
-// On systems other than Linux it returns an error matching sandbox.ErrNotSupported.
+// On systems other than Linux it returns an error matching ErrNotSupported.
 func (c ManagerConfig) Check(cfg Config) error {
 	return notSupported("ManagerConfig.Check")
 }

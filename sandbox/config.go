@@ -310,7 +310,7 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := checkHostname(c.Hostname); err != nil {
-		return &ConfigError{"Hostname", err}
+		return &ConfigError{Field: "Hostname", Err: err}
 	}
 	if c.Timeout < 0 {
 		return configErr("Timeout", "must not be negative")
@@ -354,11 +354,11 @@ func (c *Config) validate() error {
 			return configErr(field+".Kind", "must be %q or %q, not %q", mount.Bind, mount.Tmpfs, m.Kind)
 		}
 		if err := m.Validate(); err != nil {
-			var fe *mount.FieldError
+			var fe *ConfigError
 			if errors.As(err, &fe) {
-				return &ConfigError{field + "." + fe.Field, fe.Err}
+				return &ConfigError{Field: field + "." + fe.Field, Err: fe.Err}
 			}
-			return &ConfigError{field, err}
+			return &ConfigError{Field: field, Err: err}
 		}
 	}
 	for i, f := range c.ExtraFiles {
@@ -387,7 +387,7 @@ func validateProcess(prefix string, args, env []string, dir string) error {
 	}
 	for i, a := range args {
 		if err := checkExecString(a); err != nil {
-			return &ConfigError{prefix + fmtIndex("Args", i), err}
+			return &ConfigError{Field: prefix + fmtIndex("Args", i), Err: err}
 		}
 	}
 	for i, kv := range env {
@@ -396,7 +396,7 @@ func validateProcess(prefix string, args, env []string, dir string) error {
 			return configErr(prefix+fmtIndex("Env", i), "must have the form KEY=value, not %q", truncate(kv))
 		}
 		if err := checkExecString(kv); err != nil {
-			return &ConfigError{prefix + fmtIndex("Env", i), err}
+			return &ConfigError{Field: prefix + fmtIndex("Env", i), Err: err}
 		}
 	}
 	return nil

@@ -131,12 +131,15 @@
 // # Errors
 //
 // Errors are values to test with errors.Is and errors.As, never by their
-// text:
+// text. The packages cgroup, mount and netns return the same family: their
+// ErrNotSupported, ErrInvalidConfig, ConfigError and FeatureError are
+// these.
 //
 //   - a [*ConfigError] names the bad field ("Mounts[2].Target") and matches
 //     [ErrInvalidConfig]; it comes before anything is created;
-//   - a [*FeatureError] names what this kernel or host lacks and matches
-//     [ErrNotSupported];
+//   - a [*FeatureError] names what this kernel or host lacks, and the Linux
+//     release that brings it, and matches [ErrNotSupported]; a limit whose
+//     cgroup controller is missing is a *ConfigError holding one;
 //   - a [*SetupError] names the setup step that failed, in the parent or
 //     inside the sandbox, and its errno (errors.Is(err, unix.ENOENT)), and
 //     matches [ErrSetup], once Start has removed what it created;

@@ -105,7 +105,7 @@ func newLimiter(cfg *Config) (*limiter, error) {
 	if err != nil {
 		// Validate has seen the limits, but the host can still refuse
 		// them (a parent that gained processes, say).
-		var ce *cgroup.ConfigError
+		var ce *ConfigError
 		if errors.As(err, &ce) {
 			return nil, cgroupConfigErr(err, need[0])
 		}

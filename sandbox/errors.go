@@ -7,47 +7,28 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/stockade/stockade/internal/unsupported"
+	"github.com/stockade/stockade/internal/errdefs"
 )
 
 // ErrInvalidConfig is matched by every error about a Config that was
-// rejected before anything was created.
-var ErrInvalidConfig = errors.New("invalid config")
-
-// ConfigError is a Config field with a bad value. Field is the path of the
-// field, such as "Mounts[2].Target".
-type ConfigError struct {
-	Field string
-	Err   error
-}
-
-func (e *ConfigError) Error() string {
-	return "stockade: invalid config: " + e.Field + ": " + e.Err.Error()
-}
-
-func (e *ConfigError) Unwrap() error        { return e.Err }
-func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+// rejected before anything was created. It is the same value in every
+// package of the module.
+var ErrInvalidConfig = errdefs.ErrInvalidConfig
 
 // ErrNotSupported is matched by every error about a kernel or host feature
-// that the sandbox needs and this machine does not offer.
-var ErrNotSupported = unsupported.ErrNotSupported
+// that the sandbox needs and this machine does not offer. It is the same
+// value in every package of the module.
+var ErrNotSupported = errdefs.ErrNotSupported
 
-// FeatureError names a feature this kernel or host lacks.
-type FeatureError struct {
-	Feature string
-	Err     error
-}
+// ConfigError is a Config field with a bad value: Field is its path, such
+// as "Mounts[2].Target". It matches ErrInvalidConfig, and ErrNotSupported
+// when this host cannot serve the value. Packages cgroup, mount and netns
+// return the same type.
+type ConfigError = errdefs.ConfigError
 
-func (e *FeatureError) Error() string {
-	msg := "stockade: " + e.Feature + " is not supported on this host"
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-func (e *FeatureError) Unwrap() error        { return e.Err }
-func (e *FeatureError) Is(target error) bool { return target == ErrNotSupported }
+// FeatureError names a feature this kernel or host lacks and, in
+// MinKernel, the Linux release that brings it. It matches ErrNotSupported.
+type FeatureError = errdefs.FeatureError
 
 // ErrSetup is matched by every error from a setup step that failed after
 // Start began creating the sandbox.

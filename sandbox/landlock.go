@@ -138,7 +138,7 @@ func (c *Config) landlock(spec *proto.Spec, conf *Confinement) error {
 	want := c.landlockRuleset(&spec.Plan)
 	fitted, notes, ok := want.ForABI(conf.LandlockABI)
 	if l.Strict && len(notes) > 0 {
-		return &FeatureError{Feature: "Landlock", Err: errors.New(strings.Join(notes, "; "))}
+		return &FeatureError{Feature: "Landlock", MinKernel: landlockKernel(*want), Err: errors.New(strings.Join(notes, "; "))}
 	}
 	conf.Notes = append(conf.Notes, notes...)
 	if !ok {
@@ -162,4 +162,18 @@ func (c *Config) tcpUnlimited() bool {
 	n := &c.Network
 	hasNet := n.ShareHost || n.Link != nil || len(n.Networks) > 0
 	return hasNet && len(l.BindTCP) == 0 && len(l.ConnectTCP) == 0
+}
+
+// landlockKernels are the Linux releases that brought each Landlock ABI.
+var landlockKernels = [...]string{1: "5.13", 2: "5.19", 3: "6.2", 4: "6.7", 5: "6.10", 6: "6.12"}
+
+// landlockKernel returns the first Linux release that enforces every rule
+// of r, or "" when none known does.
+func landlockKernel(r landlock.Ruleset) string {
+	for abi := 1; abi < len(landlockKernels); abi++ {
+		if _, notes, _ := r.ForABI(abi); len(notes) == 0 {
+			return landlockKernels[abi]
+		}
+	}
+	return ""
 }

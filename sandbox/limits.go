@@ -315,7 +315,7 @@ func cgroupConfigErr(err error, first string) error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
 		err = j.Unwrap()[0]
 	}
-	var ce *cgroup.ConfigError
+	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		return &ConfigError{Field: first, Err: err}
 	}
@@ -326,15 +326,5 @@ func cgroupConfigErr(err error, first string) error {
 	case "Limits":
 		field = first
 	}
-	return &ConfigError{Field: field, Err: &limitError{reason: ce.Reason, err: ce.Err}}
+	return &ConfigError{Field: field, Err: ce.Err}
 }
-
-// limitError is a reason from package cgroup that still matches
-// cgroup.ErrInvalid or cgroup.ErrNotSupported.
-type limitError struct {
-	reason string
-	err    error
-}
-
-func (e *limitError) Error() string { return e.reason }
-func (e *limitError) Unwrap() error { return e.err }

@@ -198,13 +198,13 @@ func (c *Config) validateNetwork() error {
 	return netConfigErr(checkNetwork(nc))
 }
 
-// netConfigErr turns a netns.FieldError about a sandbox's netns.Config
+// netConfigErr turns a ConfigError about a sandbox's netns.Config
 // into a *ConfigError naming the field of Config.
 func netConfigErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	var fe *netns.FieldError
+	var fe *ConfigError
 	if !errors.As(err, &fe) {
 		return err
 	}

@@ -127,7 +127,7 @@ func manager() (*netns.Manager, error) {
 	}
 	m, err := netns.NewManager(networking.cfg.managerConfig())
 	if err != nil {
-		var fe *netns.FieldError
+		var fe *ConfigError
 		if errors.As(err, &fe) {
 			return nil, &ConfigError{Field: "Network", Err: fmt.Errorf("the process's Networking.%s: %w (choose another with SetNetworking)", fe.Field, fe.Err)}
 		}
@@ -151,7 +151,7 @@ func checkNetwork(nc netns.Config) error {
 // managerConfigErr names the field of Networking in an error of
 // netns.NewManager.
 func managerConfigErr(err error) error {
-	var fe *netns.FieldError
+	var fe *ConfigError
 	if errors.As(err, &fe) {
 		return &ConfigError{Field: fe.Field, Err: fe.Err}
 	}
@@ -190,7 +190,7 @@ func NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
 	}
 	n, err := m.NewNetwork(cfg)
 	if err != nil {
-		var fe *netns.FieldError
+		var fe *ConfigError
 		if errors.As(err, &fe) {
 			return nil, &ConfigError{Field: fe.Field, Err: fe.Err}
 		}

@@ -499,7 +499,7 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		return rep, nil
 	case proto.Failed:
 		if rep.Stage == "time-namespace" && rep.Errno == int(unix.EINVAL) {
-			return nil, &FeatureError{Feature: "time namespace", Err: errors.New("this kernel cannot start a process in a new time namespace with vfork")}
+			return nil, &FeatureError{Feature: "time namespaces", MinKernel: "5.6", Err: errors.New("this kernel cannot start a process in a new time namespace with vfork")}
 		}
 		if err := deniedInside(rep.Stage, unix.Errno(rep.Errno), readUserNSSettings(), os.Geteuid() == 0); err != nil {
 			return nil, err

@@ -303,7 +303,7 @@ func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
 		}
 		for j, name := range r.Names {
 			if !seccomp.KnownSyscall(name) {
-				return nil, &ConfigError{fmtIndex(rf+".Names", j), fmt.Errorf("%q: %w", name, seccomp.ErrUnknownSyscall)}
+				return nil, &ConfigError{Field: fmtIndex(rf+".Names", j), Err: fmt.Errorf("%q: %w", name, seccomp.ErrUnknownSyscall)}
 			}
 		}
 		a, err := seccompAction(rf+".Action", r.Action, r.Errno)
@@ -399,14 +399,14 @@ func (s *Security) buildPolicy(ownTerminal bool) (*seccomp.Policy, error) {
 	if s.SeccompProfile != nil {
 		p, err := seccomp.ParseDockerProfile(s.SeccompProfile, opts)
 		if err != nil {
-			return nil, &ConfigError{"Security.SeccompProfile", err}
+			return nil, &ConfigError{Field: "Security.SeccompProfile", Err: err}
 		}
 		return p, nil
 	}
 	if s.Seccomp == nil || s.Seccomp.ExtendDefault {
 		p, err := seccomp.DefaultPolicy(opts)
 		if err != nil {
-			return nil, &ConfigError{"Security.Capabilities", err}
+			return nil, &ConfigError{Field: "Security.Capabilities", Err: err}
 		}
 		if s.Seccomp != nil {
 			custom, err := s.Seccomp.policy()
@@ -455,11 +455,11 @@ func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*
 		if errors.As(err, &ce) {
 			return nil, err
 		}
-		return nil, &ConfigError{"Security.Seccomp", err}
+		return nil, &ConfigError{Field: "Security.Seccomp", Err: err}
 	}
 	data, err := compiled.MarshalBinary()
 	if err != nil {
-		return nil, &ConfigError{"Security.Seccomp", err}
+		return nil, &ConfigError{Field: "Security.Seccomp", Err: err}
 	}
 	f = &compiledFilter{data: data, len: compiled.Len()}
 	fc.mu.Lock()

@@ -44,12 +44,11 @@ import (
 var packages = []string{"cgroup", "mount", "netns", "sandbox"}
 
 // sentinels name, in the stubs' documentation, the error that a package's
-// stubs match: its own ErrNotSupported when it has one (which the stub
-// errors match besides sandbox.ErrNotSupported), else sandbox's.
+// stubs match: ErrNotSupported, one value that every package re-exports.
 var sentinels = map[string]string{
-	"cgroup":  "ErrNotSupported (and sandbox.ErrNotSupported)",
-	"mount":   "sandbox.ErrNotSupported",
-	"netns":   "sandbox.ErrNotSupported",
+	"cgroup":  "ErrNotSupported",
+	"mount":   "ErrNotSupported",
+	"netns":   "ErrNotSupported",
 	"sandbox": "ErrNotSupported",
 }
 

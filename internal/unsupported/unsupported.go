@@ -6,20 +6,21 @@
 package unsupported
 
 import (
-	"errors"
 	"runtime"
+
+	"github.com/stockade/stockade/internal/errdefs"
 )
 
-// ErrNotSupported is sandbox.ErrNotSupported: matched by every error about
-// a feature that this host does not offer, including Linux itself.
-var ErrNotSupported = errors.New("not supported")
+// ErrNotSupported is errdefs.ErrNotSupported, which sandbox, cgroup, mount
+// and netns re-export.
+var ErrNotSupported = errdefs.ErrNotSupported
 
 // Error reports that Op needs Linux and this system is another one.
 type Error struct {
 	// Op names the function or method called, e.g. "Sandbox.Run".
 	Op string
-	// Also is a package's own sentinel the error matches besides
-	// ErrNotSupported, such as cgroup.ErrNotSupported; nil when none.
+	// Also is another sentinel the error matches besides ErrNotSupported;
+	// nil when none.
 	Also error
 }
 

@@ -150,7 +150,9 @@ func (s *Store) writeLayer(ctx context.Context, upper string, opt SaveOptions) (
 	}
 	tw := tar.NewWriter(io.MultiWriter(zw, diffSum))
 	w := &layerWriter{ctx: ctx, tw: tw, links: map[[2]uint64]string{}, rootless: os.Geteuid() != 0, opt: opt, caller: [2]uint32{uint32(os.Getuid()), uint32(os.Getgid())}}
-	root, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// The path itself is followed: Sandbox.Upper of an upper layer on
+	// tmpfs is a /proc/self/fd link. Nothing under it is.
+	root, err := unix.Open(upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Layer{}, &os.PathError{Op: "open", Path: upper, Err: err}
 	}

@@ -5,6 +5,7 @@ package image
 import (
 	"archive/tar"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -58,7 +59,12 @@ func TestSaveRoundTrip(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(upper, "etc", "motd"), []byte("new\n"), 0o644))
 	require.NoError(t, os.Symlink("/srv/out/result", filepath.Join(upper, "latest")))
 
-	saved, err := s.Save(ctx, base, upper, SaveOptions{Name: "bb:saved", UID: 1000, GID: 1000})
+	// Saved through a /proc/self/fd link, as Sandbox.Upper names a tmpfs
+	// upper layer.
+	fd, err := os.Open(upper)
+	require.NoError(t, err)
+	defer fd.Close()
+	saved, err := s.Save(ctx, base, fmt.Sprintf("/proc/self/fd/%d", fd.Fd()), SaveOptions{Name: "bb:saved", UID: 1000, GID: 1000})
 	require.NoError(t, err)
 	require.Len(t, saved.Layers, len(base.Layers)+1)
 	assert.Equal(t, base.Layers, saved.Layers[:len(base.Layers)], "the base's layers are shared")

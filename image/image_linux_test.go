@@ -238,7 +238,18 @@ func TestDevicesAndSetID(t *testing.T) {
 	chr := entry{name: "dev/mem", typ: tar.TypeChar, mode: 0o666, major: 1}
 	suid := entry{name: "bin/su", typ: tar.TypeReg, mode: 0o4755, body: "#!", uid: 0}
 	owned := entry{name: "home/app/f", typ: tar.TypeReg, mode: 0o2640, body: "x", uid: 1234, gid: 2345}
-	dirs, err := importOne(t, s, tarOf(t, dev, chr, suid, owned, entry{name: "fifo", typ: tar.TypeFifo, mode: 0o600}))
+	src := t.TempDir()
+	writeLayout(t, src, map[string]v1.Image{"x": imageOf(t, v1.Config{}, tarOf(t, dev, chr, suid, owned, entry{name: "fifo", typ: tar.TypeFifo, mode: 0o600}))})
+	var stats *UnpackStats
+	img, err := s.Import(ctx, src, ImportOptions{Progress: func(p Progress) {
+		if p.Stats != nil {
+			stats = p.Stats
+		}
+	}})
+	require.NoError(t, err)
+	require.NotNil(t, stats, "the last report of a fresh unpack carries its stats")
+	assert.Equal(t, []string{"dev/sda", "dev/mem"}, stats.Devices, "the skipped devices are recorded")
+	dirs, err := s.Unpack(ctx, img, nil)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"bin", "fifo", "home"}, names(t, dirs[0]), "device nodes are never made")
 	var st unix.Stat_t

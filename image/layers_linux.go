@@ -29,6 +29,9 @@ type Progress struct {
 	// Cached says the layer was unpacked already, by this or another
 	// process, and nothing was read.
 	Cached bool
+	// Stats, in the last report of a layer this call unpacked, says what
+	// the unpack left out (device nodes, set-id bits, attributes).
+	Stats *UnpackStats
 }
 
 // Unpack makes sure every layer of img is unpacked in the store and returns
@@ -52,9 +55,12 @@ func (s *Store) Unpack(ctx context.Context, img *Image, progress func(Progress))
 				progress(p)
 			}
 		}
-		d, _, err := s.unpackLayer(ctx, l, report)
+		d, stats, err := s.unpackLayer(ctx, l, report)
 		if err != nil {
 			return nil, err
+		}
+		if stats != nil {
+			report(Progress{Done: l.Size, Total: l.Size, Stats: stats})
 		}
 		dirs[i] = d
 	}

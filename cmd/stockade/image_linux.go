@@ -199,6 +199,9 @@ func progressTo(w io.Writer, force bool) func(image.Progress) {
 			state = "unpacked already"
 		}
 		fmt.Fprintf(w, "\rlayer %d/%d %s %s %s/%s ", p.Layer+1, p.Layers, p.DiffID.String()[:19], state, mib(p.Done), mib(p.Total))
+		if p.Stats != nil && len(p.Stats.Devices) > 0 {
+			fmt.Fprintf(w, "\nlayer %d/%d: %d device nodes left out (a sandbox has its own /dev)", p.Layer+1, p.Layers, len(p.Stats.Devices))
+		}
 		if done {
 			fmt.Fprintln(w)
 		}

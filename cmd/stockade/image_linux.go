@@ -208,7 +208,6 @@ func progressTo(w io.Writer, force bool) func(image.Progress) {
 	}
 }
 
-
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "-"

@@ -8,11 +8,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -381,4 +385,37 @@ func TestRemoveCollects(t *testing.T) {
 	assert.ErrorIs(t, s.Remove(ctx, "a"), ErrNotFound)
 	blobs := names(t, filepath.Join(s.Dir(), "blobs", "sha256"))
 	assert.Len(t, blobs, 3, "b's manifest, config and layer: %s", strings.Join(blobs, " "))
+}
+
+// TestImportPicksThePlatform: an index for several platforms gives the
+// image of this host's.
+func TestImportPicksThePlatform(t *testing.T) {
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	mine := imageOf(t, v1.Config{}, tarOf(t, file("which", "mine\n")))
+	theirs := imageOf(t, v1.Config{}, tarOf(t, file("which", "theirs\n")))
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: theirs, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: other}}},
+		mutate.IndexAddendum{Add: mine, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}}},
+	)
+	src := t.TempDir()
+	lp, err := layout.Write(src, empty.Index)
+	require.NoError(t, err)
+	require.NoError(t, lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{RefNameAnnotation: "multi"})))
+	s := openStore(t)
+	img, err := s.Import(ctx, src, ImportOptions{Ref: "multi"})
+	require.NoError(t, err)
+	assert.Equal(t, "mine\n", readLayerFile(t, s, img, "which"))
+
+	// An index without this host's platform is refused by name.
+	only := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: theirs, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: other}}})
+	src2 := t.TempDir()
+	lp, err = layout.Write(src2, empty.Index)
+	require.NoError(t, err)
+	require.NoError(t, lp.AppendIndex(only))
+	_, err = s.Import(ctx, src2, ImportOptions{})
+	assert.ErrorContains(t, err, "no image for linux/"+runtime.GOARCH)
 }

@@ -247,11 +247,7 @@ func (s *Store) importLayout(dir, ref string) (v1.Descriptor, string, error) {
 	if err != nil {
 		return v1.Descriptor{}, "", err
 	}
-	img, err := lp.Image(desc.Digest)
-	if err != nil {
-		return v1.Descriptor{}, "", err
-	}
-	rawManifest, err := img.RawManifest()
+	rawManifest, err := readSourceBlob(lp, desc.Digest)
 	if err != nil {
 		return v1.Descriptor{}, "", err
 	}
@@ -329,17 +325,13 @@ func platformImage(lp layout.Path, d v1.Descriptor) (v1.Descriptor, error) {
 		if depth > 4 {
 			return d, errors.New("indexes nested too deep")
 		}
-		ii, err := lp.ImageIndex()
+		raw, err := readSourceBlob(lp, d.Digest)
 		if err != nil {
 			return d, err
 		}
-		child, err := ii.ImageIndex(d.Digest)
+		m, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
-			return d, err
-		}
-		m, err := child.IndexManifest()
-		if err != nil {
-			return d, err
+			return d, fmt.Errorf("index %s: %w", d.Digest, err)
 		}
 		var found *v1.Descriptor
 		var seen []string
@@ -485,4 +477,28 @@ func (c *countReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
 	return n, err
+}
+
+// readSourceBlob reads a manifest or index of a source layout (at most
+// 4 MiB) and checks its digest.
+func readSourceBlob(lp layout.Path, h v1.Hash) ([]byte, error) {
+	if err := checkHash(h); err != nil {
+		return nil, err
+	}
+	rc, err := lp.Blob(h)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 4<<20+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 4<<20 {
+		return nil, fmt.Errorf("blob %s: larger than 4 MiB", h)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != h.Hex {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrDigest)
+	}
+	return b, nil
 }

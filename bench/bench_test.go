@@ -20,8 +20,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	runtime.LockOSThread() // as main does: see onThread
-	testutil.Main(m)
+	testutil.Run(m, testutil.Options{Setup: func() error {
+		runtime.LockOSThread() // as main does: see onThread
+		return nil
+	}})
 }
 
 func TestPercentile(t *testing.T) {

@@ -5,6 +5,7 @@ package cgroup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,9 +195,12 @@ func TestKillForkBombIgnoringSIGTERM(t *testing.T) {
 		pids, err := g.impl.procs()
 		require.NoError(t, err)
 		for _, pid := range pids {
+			// An ignored signal is discarded as it is sent: once kill
+			// returns, nothing of it is left to act on.
+			ignored, ok := ignores(pid, unix.SIGTERM)
+			require.True(t, !ok || ignored, "process %d does not ignore SIGTERM", pid)
 			unix.Kill(pid, unix.SIGTERM)
 		}
-		time.Sleep(20 * time.Millisecond)
 		st, err = g.Stats()
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, st.Pids, uint64(len(pids)), "SIGTERM is ignored")
@@ -500,4 +504,20 @@ func TestV2ParentWithProcesses(t *testing.T) {
 	g, err := Create(Config{Parent: parent})
 	require.NoError(t, err)
 	require.NoError(t, g.Remove())
+}
+
+// ignores reports whether the process pid ignores sig, from the SigIgn
+// mask of its status; ok is false when the process is gone.
+func ignores(pid int, sig unix.Signal) (ignored, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(l, "SigIgn:"); found {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && mask&(1<<(sig-1)) != 0, err == nil
+		}
+	}
+	return false, false
 }

@@ -24,21 +24,22 @@ import (
 
 // helperEnv makes the test binary act as a helper process instead of
 // running tests; its value names what the helper does.
-const helperEnv = "STOCKADE_CGROUP_TEST_HELPER"
+const helperEnv = testutil.HelperEnv
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		runHelper(mode)
-		os.Exit(0)
-	}
-	// Processes that the tests orphan (a fork bomb's children, the children
-	// of a killed owner) are re-parented to this process instead of to pid 1,
-	// so that the tests can reap them and the leak check sees any they miss.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "become a child subreaper:", err)
-		os.Exit(1)
-	}
-	testutil.Main(m)
+	testutil.Run(m, testutil.Options{
+		Helper: func(mode string) int { runHelper(mode); return 0 },
+		Setup: func() error {
+			// Processes that the tests orphan (a fork bomb's children, the
+			// children of a killed owner) are re-parented to this process
+			// instead of to pid 1, so that the tests can reap them and the
+			// leak check sees any they miss.
+			if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+				return fmt.Errorf("become a child subreaper: %w", err)
+			}
+			return nil
+		},
+	})
 }
 
 // runHelper runs one of the helper programs. Every helper first waits for

@@ -20,14 +20,12 @@ import (
 	"github.com/stockade/stockade/internal/testutil"
 )
 
-const helperEnv = "STOCKADE_MOUNT_TEST_PLAN"
+// helperEnv makes the test binary applyHelper; its value is the plan, in
+// JSON.
+const helperEnv = testutil.HelperEnv
 
 func TestMain(m *testing.M) {
-	if plan := os.Getenv(helperEnv); plan != "" {
-		applyHelper(plan)
-		return
-	}
-	testutil.Main(m)
+	testutil.Run(m, testutil.Options{Helper: func(plan string) int { applyHelper(plan); return 0 }})
 }
 
 // applyHelper runs in a child in new user and mount namespaces: it applies

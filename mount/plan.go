@@ -212,6 +212,9 @@ func (m *Mount) Validate() error {
 	if m.Kind != Tmpfs && m.Kind != Devpts && m.Inodes != 0 {
 		return &ConfigError{Field: "Inodes", Err: fmt.Errorf("applies to tmpfs and devpts mounts only, not %s", m.Kind)}
 	}
+	if m.Kind != Bind && m.Device {
+		return &ConfigError{Field: "Device", Err: fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
+	}
 	if m.Kind != Bind && m.Writable {
 		return &ConfigError{Field: "Writable", Err: fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
 	}

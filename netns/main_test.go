@@ -25,22 +25,26 @@ import (
 
 // helperEnv switches the test binary into a helper process; its value is
 // the helper's mode.
-const helperEnv = "STOCKADE_NETNS_HELPER"
+const helperEnv = testutil.HelperEnv
 
 // etcEnv names a directory whose hosts and resolv.conf the helper
 // bind-mounts on those of /etc first.
 const etcEnv = "STOCKADE_NETNS_ETC"
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode, os.Args[len(os.Args)-helperArgs(os.Args):]))
-	}
-	// The runtime opens its network poller (an epoll and an eventfd) on
-	// first use and keeps it: open it before the leak check's first look.
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		l.Close()
-	}
-	testutil.Main(m, slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks)...)
+	testutil.Run(m, testutil.Options{
+		Helper: func(mode string) int { return runHelper(mode, os.Args[len(os.Args)-helperArgs(os.Args):]) },
+		Setup: func() error {
+			// The runtime opens its network poller (an epoll and an
+			// eventfd) on first use and keeps it: open it before the leak
+			// check's first look.
+			if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+				l.Close()
+			}
+			return nil
+		},
+		Checks: slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks),
+	})
 }
 
 // helperArgs counts the helper's arguments: everything after "--".

@@ -68,13 +68,19 @@ func TestPoolBacksOffAndRecovers(t *testing.T) {
 		}
 		return &NS{fd: -1}, nil
 	}
+	start := time.Now()
 	p := newPool(2, fake)
 	defer p.Close()
-	time.Sleep(100 * time.Millisecond)
-	// With a wait doubling from 10 ms, 100 ms allow about four tries, not
-	// hundreds.
-	if n := calls.Load(); n < 2 || n > 8 {
-		t.Errorf("%d tries in 100 ms of failures", n)
+	// The waits between tries double from 10 ms: the fifth try comes after
+	// 10+20+40+80 ms at the earliest, however busy the machine, where
+	// tries without a wait would have made hundreds.
+	for deadline := time.Now().Add(10 * time.Second); calls.Load() < 5; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tries in 10 s of failures", calls.Load())
+		}
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("5 tries in %v of failures: no backoff", d)
 	}
 	if _, err := p.Get(); err == nil {
 		t.Error("Get on an empty pool that cannot make namespaces succeeded")

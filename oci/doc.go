@@ -44,7 +44,7 @@
 // the Config fields a spec cannot express (Timeout, Limits.CPUTime,
 // Limits.Output, Limits.CgroupParent, Limits.BestEffort, SubordinateIDs,
 // TmpfsSize, TmpfsInodes, Network.Link, Networks, Ports and DNS, Landlock
-// settings, SeccompProfile, Seccomp.ExtendDefault, a Config without
+// settings, SeccompProfile, SeccompExtend, a Config without
 // RootDir); the parent-only fields and WaitDelay are the runtime caller's
 // and are left out.
 //
@@ -185,19 +185,19 @@
 //	absent                        the sandbox's default policy (Docker's allow-list and stockade's denials):
 //	                              the sandbox never runs without a filter unless asked
 //	defaultAction ALLOW, no syscalls   Security.SeccompUnconfined
-//	otherwise                     Security.Seccomp, a SeccompPolicy with one rule per syscalls entry, in order
-//	defaultAction, action         SCMP_ACT_ALLOW, ERRNO, KILL_PROCESS, LOG: SeccompAllow, Errno, Kill, Log;
+//	otherwise                     Security.Seccomp, the spec's policy itself (runtime-spec's type)
+//	defaultAction, action         SCMP_ACT_ALLOW, ERRNO, KILL_PROCESS, LOG;
 //	                              refused: SCMP_ACT_KILL and KILL_THREAD (the sandbox kills the whole process),
 //	                              TRAP, TRACE, NOTIFY
-//	defaultErrnoRet, errnoRet     DefaultErrno, Errno (absent: EPERM, as in runc)
+//	defaultErrnoRet, errnoRet     absent: EPERM, as in runc
 //	architectures                 ignored: the sandbox's filter admits the native ABI only and kills a call
 //	                              made through another (i386 or x32 on amd64)
 //	flags                         SECCOMP_FILTER_FLAG_TSYNC ignored (the filter is installed before the
 //	                              command starts a thread); the others refused
 //	listenerPath, listenerMetadata   refused if set
-//	syscalls[i].names             Rules[i].Names; a name the sandbox does not know is refused by Validate
+//	syscalls[i].names             a name the sandbox does not know is refused by Validate
 //	                              under linux.seccomp.syscalls[i].names[j] (libseccomp-based runtimes skip it)
-//	syscalls[i].args[j]           Rules[i].Args[j]: index, op (SCMP_CMP_EQ, NE, LT, LE, GT, GE, MASKED_EQ);
+//	syscalls[i].args[j]           index, op (SCMP_CMP_EQ, NE, LT, LE, GT, GE, MASKED_EQ);
 //	                              for MASKED_EQ, value is the mask and valueTwo the value, as in libseccomp
 //
 // When several rules match a call, the sandbox's filter takes the most

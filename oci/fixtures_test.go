@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -66,7 +65,7 @@ func checkGenerated(t *testing.T, s *specs.Spec, rootless bool, idMap sandbox.ID
 	require.Equal(t, shareHost, cfg.Network.ShareHost)
 	require.Equal(t, rootless && s.Linux.UIDMappings != nil, shareHost, "only runc --rootless shares the host's network")
 	// The working directory is the root file system's /root, read-only.
-	require.Equal(t, []sandbox.Mount{{Kind: mount.Bind, Source: filepath.Join(dir, "rootfs/root"), Target: "/root"}}, cfg.Mounts)
+	require.Equal(t, []sandbox.Mount{{Kind: sandbox.Bind, Source: filepath.Join(dir, "rootfs/root"), Target: "/root"}}, cfg.Mounts)
 	require.Nil(t, cfg.Security.Seccomp)
 	require.False(t, cfg.Security.SeccompUnconfined)
 }
@@ -259,10 +258,10 @@ func TestRuntimeSpecExamplesRoundTrip(t *testing.T) {
 		require.Equal(t, uint64(100), cfg.Limits.CPUWeight)
 		require.True(t, cfg.TimeNamespace)
 		require.True(t, cfg.Security.Sysfs)
-		require.Equal(t, &sandbox.SeccompPolicy{
-			DefaultAction: sandbox.SeccompAllow,
-			Rules:         []sandbox.SeccompRule{{Names: []string{"getcwd", "chmod"}, Action: sandbox.SeccompErrno}},
-		}, cfg.Security.Seccomp)
+		require.Equal(t, specs.ActAllow, cfg.Security.Seccomp.DefaultAction)
+		require.Len(t, cfg.Security.Seccomp.Syscalls, 1)
+		require.Equal(t, []string{"getcwd", "chmod"}, cfg.Security.Seccomp.Syscalls[0].Names)
+		require.Equal(t, specs.ActErrno, cfg.Security.Seccomp.Syscalls[0].Action)
 		require.ElementsMatch(t, []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}, cfg.Security.Capabilities)
 	})
 }

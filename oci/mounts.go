@@ -11,7 +11,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -164,11 +163,11 @@ func (m *mapper) bindMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 			m.refuse(op, "the sandbox does not know the bind option %q", opt)
 		}
 	}
-	return sandbox.Mount{Kind: mount.Bind, Source: src, Target: sm.Destination, Writable: writable}, len(m.errs) == n
+	return sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: sm.Destination, Writable: writable}, len(m.errs) == n
 }
 
 func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
-	mt := sandbox.Mount{Kind: mount.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
+	mt := sandbox.Mount{Kind: sandbox.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
 	writable := true
 	n := len(m.errs)
 	for j, opt := range sm.Options {
@@ -324,9 +323,9 @@ func (m *mapper) workDir() {
 	at := 0 // before every spec mount, which all lie below dir or beside it
 	if parent != nil {
 		at = parent.config + 1
-		if parent.config < 0 || m.cfg.Mounts[parent.config].Kind != mount.Bind {
+		if parent.config < 0 || m.cfg.Mounts[parent.config].Kind != sandbox.Bind {
 			m.addMount(at, sandbox.Mount{
-				Kind: mount.Tmpfs, Target: dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
+				Kind: sandbox.Tmpfs, Target: dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
 				Mode: 0o755, UID: m.cfg.UID, GID: m.cfg.GID,
 			})
 			return
@@ -335,7 +334,7 @@ func (m *mapper) workDir() {
 		src = filepath.Join(pm.Source, strings.TrimPrefix(dir, strings.TrimSuffix(parent.dest, "/")))
 		writable = pm.Writable
 	}
-	m.addMount(at, sandbox.Mount{Kind: mount.Bind, Source: src, Target: dir, Writable: writable})
+	m.addMount(at, sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: dir, Writable: writable})
 }
 
 // addMount inserts mt into Config.Mounts at index at, on behalf of

@@ -221,14 +221,16 @@ func hasFieldPrefix(field, prefix string) bool {
 	return rest == "" || rest[0] == '.' || rest[0] == '['
 }
 
-// seccompFieldPath turns the rest of a SeccompPolicy field path
-// (".Rules[3].Names[2]") into the spec's (".syscalls[3].names[2]").
+// seccompFieldPath turns the rest of a Security.Seccomp field path, in Go's
+// names of runtime-spec's fields (".Syscalls[3].Names[2]"), into the
+// spec's JSON names (".syscalls[3].names[2]").
 func seccompFieldPath(rest string) string {
 	r := strings.NewReplacer(
-		".Rules", ".syscalls", ".Names", ".names", ".Action", ".action",
-		".Errno", ".errnoRet", ".Args", ".args", ".Index", ".index",
-		".Op", ".op", ".Value", ".value", ".Mask", ".value",
-		".DefaultAction", ".defaultAction", ".DefaultErrno", ".defaultErrnoRet",
+		".Syscalls", ".syscalls", ".Names", ".names", ".Action", ".action",
+		".ErrnoRet", ".errnoRet", ".Args", ".args", ".Index", ".index",
+		".Op", ".op", ".ValueTwo", ".valueTwo", ".Value", ".value",
+		".DefaultAction", ".defaultAction", ".DefaultErrnoRet", ".defaultErrnoRet",
+		".Flags", ".flags", ".ListenerPath", ".listenerPath",
 	)
 	return r.Replace(rest)
 }

@@ -14,7 +14,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -122,11 +121,11 @@ func TestFromSpecMaps(t *testing.T) {
 		}, func(t *testing.T, c sandbox.Config) {
 			require.True(t, c.WritableRoot)
 			require.Equal(t, []sandbox.Mount{
-				{Kind: mount.Bind, Source: rootfs + "/work", Target: "/work", Writable: true},
-				{Kind: mount.Bind, Source: dir + "/data", Target: "/data"},
-				{Kind: mount.Bind, Source: "/srv/out", Target: "/out", Writable: true},
-				{Kind: mount.Tmpfs, Target: "/scratch", Size: 1 << 20, Inodes: 1 << 10, Mode: fs.ModeSticky | 0o777, UID: 5, GID: 6},
-				{Kind: mount.Tmpfs, Target: "/tmp", Size: 2 << 30, Mode: 0o755, ReadOnly: true},
+				{Kind: sandbox.Bind, Source: rootfs + "/work", Target: "/work", Writable: true},
+				{Kind: sandbox.Bind, Source: dir + "/data", Target: "/data"},
+				{Kind: sandbox.Bind, Source: "/srv/out", Target: "/out", Writable: true},
+				{Kind: sandbox.Tmpfs, Target: "/scratch", Size: 1 << 20, Inodes: 1 << 10, Mode: fs.ModeSticky | 0o777, UID: 5, GID: 6},
+				{Kind: sandbox.Tmpfs, Target: "/tmp", Size: 2 << 30, Mode: 0o755, ReadOnly: true},
 			}, c.Mounts)
 		}},
 		{"the working directory inside a bind", func(s *specs.Spec) {
@@ -137,9 +136,9 @@ func TestFromSpecMaps(t *testing.T) {
 			)
 		}, func(t *testing.T, c sandbox.Config) {
 			require.Equal(t, []sandbox.Mount{
-				{Kind: mount.Bind, Source: "/host/srv", Target: "/srv"},
-				{Kind: mount.Bind, Source: "/host/srv/app/src", Target: "/srv/app/src"},
-				{Kind: mount.Tmpfs, Target: "/srv/app/src/cache", Size: sandbox.DefaultTmpfsSize, Mode: 0o755},
+				{Kind: sandbox.Bind, Source: "/host/srv", Target: "/srv"},
+				{Kind: sandbox.Bind, Source: "/host/srv/app/src", Target: "/srv/app/src"},
+				{Kind: sandbox.Tmpfs, Target: "/srv/app/src/cache", Size: sandbox.DefaultTmpfsSize, Mode: 0o755},
 			}, c.Mounts)
 		}},
 		{"the working directory inside a tmpfs", func(s *specs.Spec) {
@@ -147,12 +146,12 @@ func TestFromSpecMaps(t *testing.T) {
 			s.Process.User = specs.User{UID: 7, GID: 8}
 			s.Process.Capabilities = nil
 		}, func(t *testing.T, c sandbox.Config) {
-			require.Equal(t, []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/tmp/w", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 7, GID: 8}}, c.Mounts)
+			require.Equal(t, []sandbox.Mount{{Kind: sandbox.Tmpfs, Target: "/tmp/w", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 7, GID: 8}}, c.Mounts)
 		}},
 		{"a mount at the working directory", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/work", Type: "tmpfs", Options: []string{"size=8m"}})
 		}, func(t *testing.T, c sandbox.Config) {
-			require.Equal(t, []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/work", Size: 8 << 20, Mode: 0o755}}, c.Mounts)
+			require.Equal(t, []sandbox.Mount{{Kind: sandbox.Tmpfs, Target: "/work", Size: 8 << 20, Mode: 0o755}}, c.Mounts)
 		}},
 		{"no /sys", func(s *specs.Spec) {
 			s.Mounts = removeMount(s.Mounts, "/sys")
@@ -174,18 +173,14 @@ func TestFromSpecMaps(t *testing.T) {
 				},
 			}
 		}, func(t *testing.T, c sandbox.Config) {
-			require.Equal(t, &sandbox.SeccompPolicy{
-				DefaultAction: sandbox.SeccompErrno,
-				DefaultErrno:  syscall.ENOSYS,
-				Rules: []sandbox.SeccompRule{
-					{Names: []string{"read", "write", "exit_group"}, Action: sandbox.SeccompAllow},
-					{Names: []string{"personality"}, Action: sandbox.SeccompAllow, Args: []sandbox.SeccompArg{{Index: 0, Op: sandbox.SeccompEq, Value: 8}}},
-					{Names: []string{"clone"}, Action: sandbox.SeccompAllow, Args: []sandbox.SeccompArg{{Index: 0, Op: sandbox.SeccompMaskedEq, Mask: 0x7e020000}}},
-					{Names: []string{"mkdir"}, Action: sandbox.SeccompErrno, Errno: syscall.EACCES},
-					{Names: []string{"ptrace"}, Action: sandbox.SeccompKill},
-					{Names: []string{"uname"}, Action: sandbox.SeccompLog},
-				},
-			}, c.Security.Seccomp)
+			// The spec's policy is the Config's, Architectures left out.
+			require.Equal(t, specs.ActErrno, c.Security.Seccomp.DefaultAction)
+			require.Equal(t, uint(syscall.ENOSYS), *c.Security.Seccomp.DefaultErrnoRet)
+			require.Nil(t, c.Security.Seccomp.Architectures)
+			require.Len(t, c.Security.Seccomp.Syscalls, 6)
+			require.Equal(t, specs.LinuxSyscall{Names: []string{"clone"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0x7e020000, Op: specs.OpMaskedEqual}}},
+				c.Security.Seccomp.Syscalls[2])
+			require.NoError(t, c.Validate())
 		}},
 		{"seccomp that allows everything", func(s *specs.Spec) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
@@ -497,7 +492,7 @@ func TestToSpec(t *testing.T) {
 	// working directory's tmpfs is now explicit.
 	cfg, err := FromSpec(s, "/")
 	require.NoError(t, err)
-	require.Equal(t, []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/work", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 1000, GID: 1000}}, cfg.Mounts)
+	require.Equal(t, []sandbox.Mount{{Kind: sandbox.Tmpfs, Target: "/work", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 1000, GID: 1000}}, cfg.Mounts)
 	require.Equal(t, 1000, cfg.UID)
 	require.Equal(t, "/srv/root", cfg.RootDir)
 

@@ -2,32 +2,24 @@ package oci
 
 import (
 	"fmt"
-	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-
-	"github.com/stockade/stockade/sandbox"
 )
 
-var seccompActions = map[specs.LinuxSeccompAction]sandbox.SeccompAction{
-	specs.ActAllow:       sandbox.SeccompAllow,
-	specs.ActErrno:       sandbox.SeccompErrno,
-	specs.ActKillProcess: sandbox.SeccompKill,
-	specs.ActLog:         sandbox.SeccompLog,
+// seccompActions are the actions the sandbox's filter has.
+var seccompActions = map[specs.LinuxSeccompAction]bool{
+	specs.ActAllow: true, specs.ActErrno: true, specs.ActKillProcess: true, specs.ActLog: true,
 }
 
-var seccompOps = map[specs.LinuxSeccompOperator]sandbox.SeccompOp{
-	specs.OpEqualTo:      sandbox.SeccompEq,
-	specs.OpNotEqual:     sandbox.SeccompNe,
-	specs.OpLessThan:     sandbox.SeccompLt,
-	specs.OpLessEqual:    sandbox.SeccompLe,
-	specs.OpGreaterThan:  sandbox.SeccompGt,
-	specs.OpGreaterEqual: sandbox.SeccompGe,
-	specs.OpMaskedEqual:  sandbox.SeccompMaskedEq,
+// seccompOps are the comparisons it has.
+var seccompOps = map[specs.LinuxSeccompOperator]bool{
+	specs.OpEqualTo: true, specs.OpNotEqual: true, specs.OpLessThan: true, specs.OpLessEqual: true,
+	specs.OpGreaterThan: true, specs.OpGreaterEqual: true, specs.OpMaskedEqual: true,
 }
 
-// seccomp maps linux.seccomp onto Security.Seccomp, one rule per entry of
-// syscalls, in order. Without linux.seccomp the sandbox's default policy
+// seccomp checks linux.seccomp against what the sandbox's filter can do,
+// naming the spec's fields, and sets it as Security.Seccomp, whose form it
+// has. Without linux.seccomp the sandbox's default policy
 // applies; a policy that allows every call with no rule is
 // SeccompUnconfined.
 func (m *mapper) seccomp(s *specs.LinuxSeccomp) {
@@ -41,8 +33,7 @@ func (m *mapper) seccomp(s *specs.LinuxSeccomp) {
 		m.cfg.Security.SeccompUnconfined = true
 		return
 	}
-	pol := &sandbox.SeccompPolicy{}
-	pol.DefaultAction, pol.DefaultErrno = m.seccompAction(base+".defaultAction", base+".defaultErrnoRet", s.DefaultAction, s.DefaultErrnoRet)
+	m.seccompAction(base+".defaultAction", base+".defaultErrnoRet", s.DefaultAction, s.DefaultErrnoRet)
 	// Architectures are ignored: see the package documentation.
 	for i, f := range s.Flags {
 		if f != "SECCOMP_FILTER_FLAG_TSYNC" {
@@ -57,12 +48,10 @@ func (m *mapper) seccomp(s *specs.LinuxSeccomp) {
 	}
 	for i, sc := range s.Syscalls {
 		p := fmt.Sprintf("%s.syscalls[%d]", base, i)
-		rule := sandbox.SeccompRule{Names: append([]string(nil), sc.Names...)}
-		rule.Action, rule.Errno = m.seccompAction(p+".action", p+".errnoRet", sc.Action, sc.ErrnoRet)
+		m.seccompAction(p+".action", p+".errnoRet", sc.Action, sc.ErrnoRet)
 		for j, a := range sc.Args {
 			ap := fmt.Sprintf("%s.args[%d]", p, j)
-			op, ok := seccompOps[a.Op]
-			if !ok {
+			if !seccompOps[a.Op] {
 				m.refuse(ap+".op", "unknown comparison %q", a.Op)
 				continue
 			}
@@ -70,45 +59,35 @@ func (m *mapper) seccomp(s *specs.LinuxSeccomp) {
 				m.refuse(ap+".index", "must be from 0 to 5, not %d", a.Index)
 				continue
 			}
-			arg := sandbox.SeccompArg{Index: uint8(a.Index), Op: op, Value: a.Value}
-			if op == sandbox.SeccompMaskedEq {
-				// libseccomp's masked comparison takes the mask first.
-				arg.Mask, arg.Value = a.Value, a.ValueTwo
-			} else if a.ValueTwo != 0 {
+			if a.Op != specs.OpMaskedEqual && a.ValueTwo != 0 {
 				m.refuse(ap+".valueTwo", "is only meaningful with SCMP_CMP_MASKED_EQ")
-				continue
 			}
-			rule.Args = append(rule.Args, arg)
 		}
-		pol.Rules = append(pol.Rules, rule)
 	}
 	if len(m.errs) == n {
-		m.cfg.Security.Seccomp = pol
+		pol := *s
+		// Architectures are ignored: see the package documentation.
+		pol.Architectures = nil
+		m.cfg.Security.Seccomp = &pol
 		m.from("Security.Seccomp", base)
 	}
 }
 
-func (m *mapper) seccompAction(p, errnoPath string, a specs.LinuxSeccompAction, errnoRet *uint) (sandbox.SeccompAction, syscall.Errno) {
-	act, ok := seccompActions[a]
+func (m *mapper) seccompAction(p, errnoPath string, a specs.LinuxSeccompAction, errnoRet *uint) {
 	switch {
-	case ok:
+	case seccompActions[a]:
 	case a == specs.ActKill || a == specs.ActKillThread:
 		m.refuse(p, "the sandbox's filter kills the whole process, never one thread; use SCMP_ACT_KILL_PROCESS")
-		return 0, 0
+		return
 	default:
 		m.refuse(p, "the sandbox's filter allows, fails with an errno, kills the process or logs; %q is none of these", a)
-		return 0, 0
+		return
 	}
-	if errnoRet == nil {
-		return act, 0
-	}
-	if act != sandbox.SeccompErrno {
+	switch {
+	case errnoRet == nil:
+	case a != specs.ActErrno:
 		m.refuse(errnoPath, "is only meaningful with SCMP_ACT_ERRNO")
-		return act, 0
-	}
-	if *errnoRet == 0 || *errnoRet > 4095 {
+	case *errnoRet == 0 || *errnoRet > 4095:
 		m.refuse(errnoPath, "must be from 1 to 4095, not %d", *errnoRet)
-		return act, 0
 	}
-	return act, syscall.Errno(*errnoRet)
 }

@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -9,7 +8,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -73,7 +71,7 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		{len(c.Network.Ports) > 0, "Network.Ports"},
 		{len(c.Network.DNS) > 0, "Network.DNS"},
 		{c.Security.SeccompProfile != nil, "Security.SeccompProfile"},
-		{c.Security.Seccomp != nil && c.Security.Seccomp.ExtendDefault, "Security.Seccomp.ExtendDefault"},
+		{c.Security.SeccompExtend, "Security.SeccompExtend"},
 		{c.Security.Landlock.Disabled || c.Security.Landlock.Strict || c.Security.Landlock.AnyTCP ||
 			len(c.Security.Landlock.WritablePaths) > 0 || c.Security.Landlock.BindTCP != nil ||
 			c.Security.Landlock.ConnectTCP != nil, "Security.Landlock"},
@@ -134,24 +132,22 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	}
 	if c.Dir != "/" && !slices.ContainsFunc(c.Mounts, func(m sandbox.Mount) bool { return m.Target == c.Dir }) {
 		s.Mounts = append(s.Mounts, specTmpfs(sandbox.Mount{
-			Kind: mount.Tmpfs, Target: c.Dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
+			Kind: sandbox.Tmpfs, Target: c.Dir, Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes,
 			Mode: 0o755, UID: c.UID, GID: c.GID,
 		}))
 	}
 	for i, m := range c.Mounts {
 		f := fmt.Sprintf("Mounts[%d]", i)
 		switch {
-		case m.FD != 0:
-			refuse(f+".FD", "a descriptor has no form in a spec")
 		case m.Device:
 			refuse(f+".Device", "a bind of a device node has no form in a spec (its binds are nodev)")
-		case m.Kind == mount.Bind:
+		case m.Kind == sandbox.Bind:
 			opts := []string{"rbind", "nosuid", "nodev", "ro"}
 			if m.Writable {
 				opts[3] = "rw"
 			}
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
-		case m.Kind == mount.Tmpfs:
+		case m.Kind == sandbox.Tmpfs:
 			s.Mounts = append(s.Mounts, specTmpfs(m))
 		default:
 			refuse(f+".Kind", "only binds and tmpfs are mounts of a Config")
@@ -162,11 +158,9 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	switch {
 	case sec.SeccompUnconfined:
 		l.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
-	case sec.Seccomp != nil && !sec.Seccomp.ExtendDefault:
-		var err error
-		if l.Seccomp, err = specSeccomp(sec.Seccomp); err != nil {
-			errs = append(errs, err)
-		}
+	case sec.Seccomp != nil && !sec.SeccompExtend:
+		// The Config's policy is in runtime-spec's form already.
+		l.Seccomp = sec.Seccomp
 	}
 	if len(errs) > 0 {
 		return nil, joinErrs(errs)
@@ -259,54 +253,4 @@ func specTmpfs(m sandbox.Mount) specs.Mount {
 		opts = append(opts, "ro")
 	}
 	return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts}
-}
-
-func specSeccomp(p *sandbox.SeccompPolicy) (*specs.LinuxSeccomp, error) {
-	const field = "Security.Seccomp"
-	act := func(f string, a sandbox.SeccompAction, errno uint) (specs.LinuxSeccompAction, *uint, error) {
-		for k, v := range seccompActions {
-			if v == a {
-				if errno == 0 {
-					return k, nil, nil
-				}
-				return k, &errno, nil
-			}
-		}
-		return "", nil, &sandbox.ConfigError{Field: f, Err: fmt.Errorf("unknown action %d", a)}
-	}
-	var errs []error
-	out := &specs.LinuxSeccomp{}
-	var err error
-	out.DefaultAction, out.DefaultErrnoRet, err = act(field+".DefaultAction", p.DefaultAction, uint(p.DefaultErrno))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for i, r := range p.Rules {
-		rf := fmt.Sprintf("%s.Rules[%d]", field, i)
-		sc := specs.LinuxSyscall{Names: slices.Clone(r.Names)}
-		if sc.Action, sc.ErrnoRet, err = act(rf+".Action", r.Action, uint(r.Errno)); err != nil {
-			errs = append(errs, err)
-		}
-		for j, a := range r.Args {
-			arg := specs.LinuxSeccompArg{Index: uint(a.Index), Value: a.Value}
-			found := false
-			for k, v := range seccompOps {
-				if v == a.Op {
-					arg.Op, found = k, true
-				}
-			}
-			if !found {
-				errs = append(errs, &sandbox.ConfigError{Field: fmt.Sprintf("%s.Args[%d].Op", rf, j), Err: errors.New("must be set to a comparison such as SeccompEq")})
-			}
-			if a.Op == sandbox.SeccompMaskedEq {
-				arg.Value, arg.ValueTwo = a.Mask, a.Value
-			}
-			sc.Args = append(sc.Args, arg)
-		}
-		out.Syscalls = append(out.Syscalls, sc)
-	}
-	if len(errs) > 0 {
-		return nil, joinErrs(errs)
-	}
-	return out, nil
 }

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // Attacks that come with a root directory the caller gives the sandbox
@@ -104,7 +103,7 @@ func TestAttackSymlinkedMountTarget(t *testing.T) {
 			host := snapshotHost(t)
 			cfg := Config{
 				Args: []string{"/attack", "write", "/data/pwned"}, RootDir: root, WritableRoot: true,
-				Mounts: []Mount{{Kind: mount.Bind, Source: src, Target: "/data", Writable: true}},
+				Mounts: []Mount{{Kind: Bind, Source: src, Target: "/data", Writable: true}},
 			}
 			st, o := runAttack(t, cfg)
 			if inside {

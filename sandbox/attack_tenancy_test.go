@@ -128,7 +128,7 @@ func TestAttackCopyOutPrivate(t *testing.T) {
 	require.NoError(t, syscall.Setgroups(append(groups, callerGroup)))
 	defer syscall.Setgroups(groups)
 	host := snapshotHost(t)
-	sb := New(testConfig(Config{Mounts: []Mount{{Kind: mount.Bind, Source: dir, Target: "/data"}}}))
+	sb := New(testConfig(Config{Mounts: []Mount{{Kind: Bind, Source: dir, Target: "/data"}}}))
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	defer cancel()
 	require.NoError(t, sb.Start(ctx))
@@ -184,7 +184,7 @@ func TestAttackBindSourceLink(t *testing.T) {
 	// means nothing inside its own root.
 	o := run(t, Config{
 		Args:   []string{bb, "sh", "-c", "ln -s " + secret + " /out/result && mkdir /out/dir && ln -s / /out/dir/up"},
-		Mounts: []Mount{{Kind: mount.Bind, Source: shared, Target: "/out", Writable: true}},
+		Mounts: []Mount{{Kind: Bind, Source: shared, Target: "/out", Writable: true}},
 	})
 	require.NoError(t, o.err, o.stderr)
 
@@ -197,7 +197,7 @@ func TestAttackBindSourceLink(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			o := run(t, Config{
 				Args:   []string{bb, "cat", "/in/file"},
-				Mounts: []Mount{{Kind: mount.Bind, Source: src, Target: "/in"}},
+				Mounts: []Mount{{Kind: Bind, Source: src, Target: "/in"}},
 			})
 			assert.NotContains(t, o.stdout, "host only", "the next tenant read the host directory")
 			t.Log(o.err)

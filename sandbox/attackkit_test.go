@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // attackEnv names a prebuilt attack program (testdata/attack), for runs
@@ -89,7 +88,7 @@ func attack(t testing.TB, args ...string) Config {
 	return Config{
 		Args:      append([]string{attackTarget}, args...),
 		RunAsRoot: true,
-		Mounts:    []Mount{{Kind: mount.Bind, Source: prog, Target: attackTarget}},
+		Mounts:    []Mount{{Kind: Bind, Source: prog, Target: attackTarget}},
 	}
 }
 

@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/linux"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // The attack suite: one test per row of shared/notes/security.md and per
@@ -336,8 +336,9 @@ func TestAttackGoRuntimePitfalls(t *testing.T) {
 	host := snapshotHost(t)
 	t.Run("kill-process-from-a-thread", func(t *testing.T) {
 		cfg := attack(t, "killthread")
-		cfg.Security.Seccomp = &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{
-			{Names: []string{"getppid"}, Action: SeccompKill},
+		cfg.Security.SeccompExtend = true
+		cfg.Security.Seccomp = &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"getppid"}, Action: specs.ActKillProcess},
 		}}
 		st, o := runAttack(t, cfg)
 		var ee *ExitError
@@ -384,7 +385,7 @@ func TestAttackPlantedLandlockLink(t *testing.T) {
 		t.Run("landlock-disabled="+strconv.FormatBool(disabled), func(t *testing.T) {
 			cfg := attack(t, "leakwrite", "3", "pwned-"+strconv.FormatBool(disabled))
 			cfg.ExtraFiles = []*os.File{d}
-			cfg.Mounts = append(cfg.Mounts, Mount{Kind: mount.Bind, Source: out, Target: "/out", Writable: true})
+			cfg.Mounts = append(cfg.Mounts, Mount{Kind: Bind, Source: out, Target: "/out", Writable: true})
 			if disabled {
 				// The control run: the attack works where Landlock is off.
 				cfg.Security.Landlock.Disabled = true

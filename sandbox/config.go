@@ -15,193 +15,77 @@ import (
 	"github.com/stockade/stockade/mount"
 )
 
-// Mount is one extra mount of a Config: a bind of a host path (read-only
-// unless Writable) or a tmpfs of a given size. See package mount.
-type Mount = mount.Mount
-
-// Config describes a sandbox and the command it runs. It is plain data: the
-// zero value of every field is the safe choice, and a Config holding only
-// Args is ready to run untrusted code. Fields marked "parent only" stay in
-// the calling process and are not sent to the sandbox.
+// Config describes a sandbox and the command it runs: plain data whose zero
+// fields are the safe choice. Only Args is needed for untrusted code.
 type Config struct {
-	// Args is the command and its arguments. Args[0] is looked up in the
-	// PATH of Env inside the sandbox unless it holds a slash. Empty makes a
-	// long-lived sandbox with no command of its own: Start prepares it,
-	// Exec runs processes in it, and Close ends it.
+	// Args is the command, looked up in Env's PATH; empty makes a
+	// long-lived sandbox.
 	Args []string
-	// Env is the command's environment. Nil means DefaultEnv: a PATH,
-	// HOME, USER and LOGNAME, and nothing from the caller's environment.
-	Env []string
-	// Dir is the command's working directory inside the sandbox. A fresh
-	// tmpfs owned by the command's user is mounted there unless one of
-	// Mounts targets it or it is "/". Empty means "/work", except with a
-	// RootDir that has no directory /work: then the root itself, "/", with
-	// no tmpfs, since no mount point can be made in a read-only root (and
-	// none is made in a writable one). "/" is accepted only with RootDir.
-	Dir string
+	Env  []string // nil means DefaultEnv, nothing of the caller's
+	Dir  string   // a fresh tmpfs; empty means /work, or / for a RootDir without it
 
-	// Stdin, Stdout and Stderr are the command's standard streams, as in
-	// os/exec: nil means /dev/null, an *os.File is passed as it is, and any
-	// other reader or writer is connected through a pipe. Parent only.
-	// The command may reopen the pipes by name (/dev/stdin, /dev/stdout,
-	// /dev/stderr); an *os.File only if the sandbox's user may open it,
-	// as with ExtraFiles.
-	Stdin  io.Reader `json:"-"`
-	Stdout io.Writer `json:"-"`
-	Stderr io.Writer `json:"-"`
-	// ExtraFiles are open files the command receives as descriptors 3,
-	// 4, and so on. Nothing else of the caller's is inherited. Parent only.
-	// Reading or writing the descriptors needs no permission, but opening
-	// one by name, as /dev/fd/3 (a link to /proc/self/fd/3), checks the
-	// file's owner and mode against the sandbox's user, who is not the
-	// caller: a pipe from os.Pipe is 0600 for the caller until it is
-	// given another mode with Fchmod.
+	// Stdin, Stdout, Stderr and ExtraFiles (fds 3, 4 …) are as in os/exec.
+	Stdin      io.Reader  `json:"-"`
+	Stdout     io.Writer  `json:"-"`
+	Stderr     io.Writer  `json:"-"`
 	ExtraFiles []*os.File `json:"-"`
-	// TTY, when set, gives the command a pseudo-terminal of the sandbox's
-	// own devpts as its standard input, output and error and its
-	// controlling terminal; Stdin, Stdout, Stderr and Limits.Output must
-	// then be unset, and the caller talks to the command through
-	// Sandbox.Terminal. Nil: no terminal. See the package documentation's
-	// section on terminals.
-	TTY *TTY
+	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal
 
-	// Hostname is the host name inside the sandbox. Empty means "sandbox".
-	Hostname string
-	// Timeout, if positive, is how long the sandbox may run, counted from
-	// Start. When it expires every process of the sandbox is killed and the
-	// Result's Reason is Timeout; when it expires before the command has
-	// started, Start fails with a *SetupError.
-	Timeout time.Duration
-	// WaitDelay bounds how long Run, Wait and Exec wait for output to be
-	// copied to Stdout and Stderr once the command (or the Exec'd process)
-	// has ended, as in os/exec: a writer that blocks, or a process left
-	// behind that keeps the output open, holds them no longer. What was
-	// not copied by then is discarded, and a command that ended well
-	// returns its Result with ErrWaitDelay. So with a Timeout, Run returns
-	// within Timeout plus WaitDelay. Zero means DefaultWaitDelay (1s).
-	WaitDelay time.Duration
-	// Limits are the sandbox's resource limits: memory, CPU, tasks, CPU
-	// time, output and the per-process rlimits. The zero value limits
-	// nothing but core files. See Limits.
-	Limits Limits
+	Hostname  string        // empty means "sandbox"
+	Timeout   time.Duration // kills the whole run (Reason Timeout)
+	WaitDelay time.Duration // for output after the end; zero: DefaultWaitDelay
+	Limits    Limits
 
-	// UID and GID are the user and group the command runs as, inside the
-	// sandbox. Zero means 1000, the unprivileged user "sandbox". To run as
-	// root inside, set RunAsRoot instead.
-	UID, GID int
-	// RunAsRoot runs the command as uid and gid 0 inside the sandbox. That
-	// root is never host root, and it holds no capabilities.
-	RunAsRoot bool
-	// IDMap is the range of host ids onto which the sandbox's ids 0 to
-	// Size-1 map. The zero value picks one: for host root, the caller's
-	// entry in /etc/subuid and /etc/subgid when there is one, else 65536 ids
-	// from DefaultHostID; for an ordinary user, just the caller's own uid
-	// and gid, seen inside as the command's ids. The range can never include
-	// host id 0.
-	IDMap IDMap
-	// SubordinateIDs, for a caller that is not host root, maps the
-	// sandbox's ids through the caller's ranges in /etc/subuid and
-	// /etc/subgid, with the setuid helpers newuidmap and newgidmap (Debian
-	// package uidmap): id 0 inside is the caller, and ids 1 and up are the
-	// caller's subordinate ids, so the command (uid 1000 by default)
-	// runs as a host id of its own (100999 for a range that starts at
-	// 100000), owns no file of the caller, and loses the caller's
-	// supplementary groups. The helpers cost 1 to 2 ms per start. False
-	// maps only the caller's own uid and gid, seen inside as the command's.
-	// Start fails with a *FeatureError when the caller has no range or the
-	// helpers are missing; both are looked up once per process. Host root
-	// always maps onto a range of its own (see IDMap); the field changes
-	// nothing for it.
+	UID, GID  int  // inside; zero means 1000, "sandbox"
+	RunAsRoot bool // root inside: never host root, no capabilities
+	IDMap     IDMap
+	// SubordinateIDs maps an ordinary user's sandbox through its
+	// /etc/subuid ranges (newuidmap), so it owns none of the caller's files.
 	SubordinateIDs bool
 
-	// RootDir, if set, is a host directory to use as the sandbox's root
-	// instead of the default view (read-only host /usr, /bin, /sbin and
-	// /lib*, and a generated /etc). It is mounted read-only unless
-	// WritableRoot is set, so it must already hold the directories that
-	// /proc, /dev, /tmp and the working directory are mounted on; without
-	// /work, and with Dir unset, the working directory is "/" (see Dir).
-	RootDir string
-	// WritableRoot makes RootDir writable from inside the sandbox.
+	// RootDir is a host directory to use as the root, read-only unless
+	// WritableRoot; it must hold the mount points.
+	RootDir      string
 	WritableRoot bool
-	// Mounts are extra mounts, placed in order after the standard ones, so
-	// that they may go inside /tmp or the working directory. Only mount.Bind
-	// and mount.Tmpfs entries are accepted. Every target is resolved inside
-	// the sandbox's root without following a link out of it. When the
-	// caller is root, a symbolic link in a Bind's Source (or in RootDir) is
-	// followed only when root owns it: a link that a sandbox planted in a
-	// writable bind, or another user made, fails Start with an error
-	// wrapping mount.ErrUntrustedLink, rather than bind what it points at
-	// with root's rights. Give the resolved path instead.
-	Mounts []Mount
-	// TmpfsSize is the size limit in bytes of each writable tmpfs the
-	// sandbox gets: /tmp, the working directory and /dev/shm. Zero means
-	// 64 MiB.
-	TmpfsSize int64
-	// TmpfsInodes is the inode limit of each of those tmpfs. Zero means
-	// 16384.
-	TmpfsInodes int64
-	// Ptys is the most pseudo-terminals the sandbox's own devpts (its
-	// /dev/pts and /dev/ptmx) holds at once, a terminal given by TTY
-	// included: opening /dev/ptmx beyond it fails with ENOSPC. Zero means
-	// DefaultPtys; the most is mount.MaxPtys. The ptys of every devpts
-	// also count against the host's kernel.pty.max (4096 by default), of
-	// which kernel.pty.reserve (1024) only the host's own /dev/pts may
-	// take: Ptys bounds one sandbox, but enough sandboxes together may
-	// still use up the rest, so a host running many raises
-	// kernel.pty.max.
-	Ptys int64
+	Mounts       []Mount // after the standard ones; no link leads out of the root
+	TmpfsSize    int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
+	TmpfsInodes  int64   // zero: DefaultTmpfsInodes
+	Ptys         int64   // most ptys of its devpts; zero: DefaultPtys
 
-	// Network is the sandbox's network. The zero value is a network
-	// namespace of its own with only lo up. See Network.
-	Network Network
+	Network       Network
+	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
+	Security      Security
 
-	// TimeNamespace gives the sandbox a time namespace whose monotonic and
-	// boot-time clocks start near zero, so that it cannot read how long the
-	// host has been up. Linux 5.6.
-	TimeNamespace bool
-
-	// Security holds the defences beyond the namespaces: capabilities
-	// kept, the seccomp policy, Landlock and /sys. The zero value is the
-	// safe choice. See Security.
-	Security Security
-
-	// Logger, if set, receives the sandbox's records, each with the
-	// attribute "sandbox", its id (see Event.Sandbox): at debug level one
-	// when it has started, with the duration of every setup stage; at info
-	// level one when it has ended, with its Result's reason, exit code or
-	// signal, wall and CPU times and memory; warnings for degradations.
-	// Parent only.
-	Logger *slog.Logger `json:"-"`
-	// Observer, if set, is told of the sandbox's start (or failed start)
-	// and end, for counters and histograms. Parent only.
-	Observer Observer `json:"-"`
+	// Logger and Observer are told of starts and ends. Fields marked `json:"-"`
+	// stay in the calling process.
+	Logger   *slog.Logger `json:"-"`
+	Observer Observer     `json:"-"`
 }
 
-// IDMap maps the sandbox's ids 0 to Size-1 onto the host's HostUID to
-// HostUID+Size-1 (and likewise for groups).
+// IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
+// HostGID; zero picks a range of its own (never host id 0).
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
 	Size    uint32
 }
 
-// The defaults a zero Config gets.
+// The defaults of zero fields, the PATH of DefaultEnv, and the most
+// sandboxes a Pool keeps.
 const (
-	DefaultDir         = "/work"
-	DefaultHostname    = "sandbox"
-	DefaultUID         = 1000
-	DefaultTmpfsSize   = 64 << 20
-	DefaultTmpfsInodes = 16384
-	DefaultPtys        = 64
-	// DefaultHostID is the first host id of the range that host root's
-	// sandboxes map onto when /etc/subuid has no entry for root.
-	DefaultHostID = 1 << 30
-	// DefaultIDMapSize is the number of ids mapped by default.
-	DefaultIDMapSize = 65536
+	DefaultDir             = "/work"
+	DefaultHostname        = "sandbox"
+	DefaultUID             = 1000
+	DefaultTmpfsSize       = 64 << 20
+	DefaultTmpfsInodes     = 16384
+	DefaultPtys            = 64
+	DefaultHostID          = 1 << 30
+	DefaultIDMapSize       = 65536
+	DefaultWaitDelay       = time.Second
+	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	DefaultNetworkPoolSize = 2
+	MaxPoolSize            = 1 << 16
 )
-
-// DefaultPath is the PATH of DefaultEnv.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // DefaultEnv returns the environment a command gets when Config.Env is nil.
 func DefaultEnv(user, home string) []string {
@@ -270,11 +154,7 @@ func (c *Config) userName() string {
 	return "sandbox"
 }
 
-// Validate checks the config without changing the system and returns a
-// *ConfigError naming the first bad field, or nil. Limits that need a
-// control group are also checked against this host's cgroups, which are
-// probed once per process. Start calls it; a config that fails it never
-// creates anything.
+// Validate checks the config without changing the system; Start calls it.
 func (c *Config) Validate() error {
 	d := c.withDefaults()
 	return d.validate()
@@ -350,10 +230,11 @@ func (c *Config) validate() error {
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
 		field := fmtIndex("Mounts", i)
-		if m.Kind != mount.Bind && m.Kind != mount.Tmpfs {
-			return configErr(field+".Kind", "must be %q or %q, not %q", mount.Bind, mount.Tmpfs, m.Kind)
+		if m.Kind != Bind && m.Kind != Tmpfs {
+			return configErr(field+".Kind", "must be %q or %q, not %q", Bind, Tmpfs, m.Kind)
 		}
-		if err := m.Validate(); err != nil {
+		pm := c.planMount(*m)
+		if err := pm.Validate(); err != nil {
 			var fe *ConfigError
 			if errors.As(err, &fe) {
 				return &ConfigError{Field: field + "." + fe.Field, Err: fe.Err}

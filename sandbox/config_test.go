@@ -10,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/stockade/stockade/mount"
 )
 
 func TestValidate(t *testing.T) {
@@ -33,9 +31,9 @@ func TestValidate(t *testing.T) {
 			RootDir: "/srv/root", WritableRoot: true, TmpfsSize: 1 << 20, TmpfsInodes: 10,
 			TimeNamespace: true,
 			Mounts: []Mount{
-				{Kind: mount.Bind, Source: "/data", Target: "/data"},
-				{Kind: mount.Bind, Source: "/out", Target: "/out", Writable: true},
-				{Kind: mount.Tmpfs, Target: "/scratch", Size: 1 << 20},
+				{Kind: Bind, Source: "/data", Target: "/data"},
+				{Kind: Bind, Source: "/out", Target: "/out", Writable: true},
+				{Kind: Tmpfs, Target: "/scratch", Size: 1 << 20},
 			},
 		}), ""},
 		{"root", ok(Config{RunAsRoot: true}), ""},
@@ -65,20 +63,21 @@ func TestValidate(t *testing.T) {
 		{"writable without root", ok(Config{WritableRoot: true}), "WritableRoot"},
 		{"negative tmpfs", ok(Config{TmpfsSize: -1}), "TmpfsSize"},
 		{"negative inodes", ok(Config{TmpfsInodes: -1}), "TmpfsInodes"},
-		{"mount kind", ok(Config{Mounts: []Mount{{Kind: mount.Proc, Target: "/p"}}}), "Mounts[0].Kind"},
+		{"mount kind", ok(Config{Mounts: []Mount{{Kind: "proc", Target: "/p"}}}), "Mounts[0].Kind"},
 		{"mount no kind", ok(Config{Mounts: []Mount{{Target: "/p"}}}), "Mounts[0].Kind"},
-		{"mount relative source", ok(Config{Mounts: []Mount{{Kind: mount.Bind, Source: "x", Target: "/x"}}}), "Mounts[0].Source"},
-		{"mount no source", ok(Config{Mounts: []Mount{{Kind: mount.Bind, Target: "/x"}}}), "Mounts[0].Source"},
-		{"mount relative target", ok(Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/x", Target: "x"}}}), "Mounts[0].Target"},
-		{"mount root target", ok(Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/x", Target: "/"}}}), "Mounts[0].Target"},
-		{"mount unclean target", ok(Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/x", Target: "/a/"}}}), "Mounts[0].Target"},
-		{"tmpfs no size", ok(Config{Mounts: []Mount{
-			{Kind: mount.Tmpfs, Target: "/a", Size: 1},
-			{Kind: mount.Tmpfs, Target: "/b"},
+		{"mount relative source", ok(Config{Mounts: []Mount{{Kind: Bind, Source: "x", Target: "/x"}}}), "Mounts[0].Source"},
+		{"mount no source", ok(Config{Mounts: []Mount{{Kind: Bind, Target: "/x"}}}), "Mounts[0].Source"},
+		{"mount relative target", ok(Config{Mounts: []Mount{{Kind: Bind, Source: "/x", Target: "x"}}}), "Mounts[0].Target"},
+		{"mount root target", ok(Config{Mounts: []Mount{{Kind: Bind, Source: "/x", Target: "/"}}}), "Mounts[0].Target"},
+		{"mount unclean target", ok(Config{Mounts: []Mount{{Kind: Bind, Source: "/x", Target: "/a/"}}}), "Mounts[0].Target"},
+		{"tmpfs negative size", ok(Config{Mounts: []Mount{
+			{Kind: Tmpfs, Target: "/a", Size: 1},
+			{Kind: Tmpfs, Target: "/b", Size: -1},
 		}}), "Mounts[1].Size"},
-		{"tmpfs with source", ok(Config{Mounts: []Mount{{Kind: mount.Tmpfs, Source: "/s", Target: "/a", Size: 1}}}), "Mounts[0].Source"},
-		{"writable tmpfs flag", ok(Config{Mounts: []Mount{{Kind: mount.Tmpfs, Target: "/a", Size: 1, Writable: true}}}), "Mounts[0].Writable"},
-		{"bind with size", ok(Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/s", Target: "/a", Size: 1}}}), "Mounts[0].Size"},
+		{"device on a tmpfs", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Device: true}}}), "Mounts[0].Device"},
+		{"tmpfs with source", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Source: "/s", Target: "/a", Size: 1}}}), "Mounts[0].Source"},
+		{"writable tmpfs flag", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Size: 1, Writable: true}}}), "Mounts[0].Writable"},
+		{"bind with size", ok(Config{Mounts: []Mount{{Kind: Bind, Source: "/s", Target: "/a", Size: 1}}}), "Mounts[0].Size"},
 		{"nil extra file", ok(Config{ExtraFiles: []*os.File{nil}}), "ExtraFiles[0]"},
 	}
 	for _, tt := range tests {
@@ -144,7 +143,7 @@ func FuzzValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, arg, dir, host, src, dst, kind string, size int64, root bool) {
 		cfg := Config{
 			Args: []string{arg}, Dir: dir, Hostname: host, RunAsRoot: root,
-			Mounts: []Mount{{Kind: mount.Kind(kind), Source: src, Target: dst, Size: size}},
+			Mounts: []Mount{{Kind: MountKind(kind), Source: src, Target: dst, Size: size}},
 		}
 		if cfg.Validate() != nil {
 			return

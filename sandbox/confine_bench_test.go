@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stockade/stockade/internal/testutil"
 )
 
@@ -32,9 +33,10 @@ func BenchmarkConfine(b *testing.B) {
 		{"landlock", Security{SeccompUnconfined: true}},
 		{"default", Security{}},
 		{"caps+policy", Security{
-			Capabilities: []string{"CAP_NET_BIND_SERVICE"},
-			Seccomp:      &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{{Names: []string{"acct"}, Action: SeccompKill}}},
-			Landlock:     Landlock{BindTCP: []uint16{8080}, ConnectTCP: []uint16{443}},
+			Capabilities:  []string{"CAP_NET_BIND_SERVICE"},
+			SeccompExtend: true,
+			Seccomp:       &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{{Names: []string{"acct"}, Action: specs.ActKillProcess}}},
+			Landlock:      Landlock{BindTCP: []uint16{8080}, ConnectTCP: []uint16{443}},
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -15,16 +16,15 @@ import (
 	"github.com/stockade/stockade/internal/landlock"
 	"github.com/stockade/stockade/internal/seccomp"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // The tests in this file check Config.Security: its validation, the
 // Landlock rules and seccomp filters it derives, and, for real, that each
 // of its fields does what it says. The attacks that the defaults stop are
-// in attack_test.go.
+// in the attack_*_test.go and attacks_test.go files.
 
 func TestValidateSecurity(t *testing.T) {
-	kill := SeccompRule{Names: []string{"mkdir"}, Action: SeccompKill}
+	kill := specs.LinuxSyscall{Names: []string{"mkdir"}, Action: specs.ActKillProcess}
 	tests := []struct {
 		name  string
 		sec   Security
@@ -36,28 +36,28 @@ func TestValidateSecurity(t *testing.T) {
 		{"unknown capability", Security{Capabilities: []string{"CAP_NET_BIND_SERVICE", "CAP_FLY"}}, "Security.Capabilities[1]", nil},
 		{"lower-case capability", Security{Capabilities: []string{"cap_chown"}}, "Security.Capabilities[0]", nil},
 		{"capability twice", Security{Capabilities: []string{"CAP_CHOWN", "CAP_CHOWN"}}, "Security.Capabilities[1]", nil},
-		{"deny-list", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow, Rules: []SeccompRule{kill}}}, "", nil},
-		{"allow-list", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompErrno, DefaultErrno: unix.ENOSYS,
-			Rules: []SeccompRule{{Names: []string{"read", "write", "exit_group"}, Action: SeccompAllow}}}}, "", nil},
-		{"extend the default", Security{Seccomp: &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{kill}}}, "", nil},
-		{"unknown syscall", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow,
-			Rules: []SeccompRule{kill, {Names: []string{"openat", "fly"}, Action: SeccompKill}}}},
-			"Security.Seccomp.Rules[1].Names[1]", seccomp.ErrUnknownSyscall},
-		{"no default action", Security{Seccomp: &SeccompPolicy{Rules: []SeccompRule{kill}}}, "Security.Seccomp.DefaultAction", nil},
-		{"default action with extend", Security{Seccomp: &SeccompPolicy{ExtendDefault: true, DefaultAction: SeccompAllow}}, "Security.Seccomp.DefaultAction", nil},
-		{"rule without action", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow,
-			Rules: []SeccompRule{{Names: []string{"mkdir"}}}}}, "Security.Seccomp.Rules[0].Action", nil},
-		{"rule without names", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow,
-			Rules: []SeccompRule{{Action: SeccompKill}}}}, "Security.Seccomp.Rules[0].Names", nil},
-		{"errno on allow", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow,
-			Rules: []SeccompRule{{Names: []string{"mkdir"}, Action: SeccompAllow, Errno: unix.EIO}}}}, "Security.Seccomp.Rules[0].Action", nil},
-		{"argument index", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow,
-			Rules: []SeccompRule{{Names: []string{"ioctl"}, Action: SeccompKill, Args: []SeccompArg{{Index: 6, Op: SeccompEq}}}}}},
-			"Security.Seccomp.Rules[0].Args[0].Index", nil},
-		{"argument without op", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow,
-			Rules: []SeccompRule{{Names: []string{"ioctl"}, Action: SeccompKill, Args: []SeccompArg{{Index: 1}}}}}},
-			"Security.Seccomp.Rules[0].Args[0].Op", nil},
-		{"two filters", Security{SeccompUnconfined: true, Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow}}, "Security.Seccomp", nil},
+		{"deny-list", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{kill}}}, "", nil},
+		{"allow-list", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: errnoRet(unix.ENOSYS),
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write", "exit_group"}, Action: specs.ActAllow}}}}, "", nil},
+		{"extend the default", Security{SeccompExtend: true, Seccomp: &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{kill}}}, "", nil},
+		{"unknown syscall", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{kill, {Names: []string{"openat", "fly"}, Action: specs.ActKillProcess}}}},
+			"Security.Seccomp.Syscalls[1].Names[1]", seccomp.ErrUnknownSyscall},
+		{"no default action", Security{Seccomp: &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{kill}}}, "Security.Seccomp.DefaultAction", nil},
+		{"default action with extend", Security{SeccompExtend: true, Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}}, "Security.Seccomp.DefaultAction", nil},
+		{"rule without action", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}}}}}, "Security.Seccomp.Syscalls[0].Action", nil},
+		{"rule without names", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Action: specs.ActKillProcess}}}}, "Security.Seccomp.Syscalls[0].Names", nil},
+		{"errno on allow", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActAllow, ErrnoRet: errnoRet(unix.EIO)}}}}, "Security.Seccomp.Syscalls[0].Action", nil},
+		{"argument index", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"ioctl"}, Action: specs.ActKillProcess, Args: []specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}}}}},
+			"Security.Seccomp.Syscalls[0].Args[0].Index", nil},
+		{"argument without op", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"ioctl"}, Action: specs.ActKillProcess, Args: []specs.LinuxSeccompArg{{Index: 1}}}}}},
+			"Security.Seccomp.Syscalls[0].Args[0].Op", nil},
+		{"two filters", Security{SeccompUnconfined: true, Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}}, "Security.Seccomp", nil},
 		{"unconfined", Security{SeccompUnconfined: true}, "", nil},
 		{"docker profile", Security{SeccompProfile: []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}`)}, "", nil},
 		{"docker profile, unknown syscall", Security{SeccompProfile: []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["fly"],"action":"SCMP_ACT_ERRNO"}]}`)},
@@ -100,7 +100,7 @@ func TestValidateSecurity(t *testing.T) {
 func TestBadSecurityStartsNothing(t *testing.T) {
 	for _, sec := range []Security{
 		{Capabilities: []string{"CAP_FLY"}},
-		{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow, Rules: []SeccompRule{{Names: []string{"fly"}, Action: SeccompKill}}}},
+		{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"fly"}, Action: specs.ActKillProcess}}}},
 		{Landlock: Landlock{WritablePaths: []string{"/etc/passwd"}}},
 	} {
 		sb := New(Config{Args: []string{"/bin/true"}, Limits: Limits{Pids: 8}, Security: sec})
@@ -137,8 +137,8 @@ func TestLandlockRulesFromMounts(t *testing.T) {
 	assert.Zero(t, def["/proc"]&(landlock.MakeReg|landlock.RemoveFile))
 
 	bind := rules(Config{Mounts: []Mount{
-		{Kind: mount.Bind, Source: "/srv/in", Target: "/in"},
-		{Kind: mount.Bind, Source: "/srv/out", Target: "/out", Writable: true},
+		{Kind: Bind, Source: "/srv/in", Target: "/in"},
+		{Kind: Bind, Source: "/srv/out", Target: "/out", Writable: true},
 	}})
 	assert.Zero(t, bind["/in"])
 	assert.Equal(t, rw, bind["/out"])
@@ -153,7 +153,10 @@ func TestLandlockRulesFromMounts(t *testing.T) {
 }
 
 func TestSeccompFilterCache(t *testing.T) {
-	a := &Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow, Rules: []SeccompRule{{Names: []string{"mkdir"}, Action: SeccompKill}}}}
+	// Errnos are pointers in runtime-spec's form: the cache compares their
+	// values.
+	a := &Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: errnoRet(unix.ENOSYS),
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir"}, Action: specs.ActErrno, ErrnoRet: errnoRet(unix.EIO)}, {Names: []string{"read", "write", "exit_group"}, Action: specs.ActAllow}}}}
 	f1, err := a.filter()
 	require.NoError(t, err)
 	b := a.clone() // equal, but another policy value
@@ -161,10 +164,15 @@ func TestSeccompFilterCache(t *testing.T) {
 	require.NoError(t, err)
 	assert.Same(t, f1, f2, "an equal policy must reuse the compiled filter")
 
-	b.Seccomp.Rules[0].Names[0] = "rmdir"
+	*b.Seccomp.Syscalls[0].ErrnoRet = uint(unix.EROFS)
 	f3, err := b.filter()
 	require.NoError(t, err)
-	assert.NotSame(t, f1, f3)
+	assert.NotSame(t, f1, f3, "another errno is another filter")
+	b.Seccomp.Syscalls[0].Names[0] = "rmdir"
+	f4, err := b.filter()
+	require.NoError(t, err)
+	assert.NotSame(t, f1, f4)
+	assert.NotSame(t, f3, f4)
 
 	d1, err := (&Security{}).filter()
 	require.NoError(t, err)
@@ -244,13 +252,18 @@ func TestKeptCapabilityWorks(t *testing.T) {
 }
 
 func TestSeccompPolicies(t *testing.T) {
-	mkdirRule := func(a SeccompAction, errno unix.Errno) SeccompRule {
-		return SeccompRule{Names: []string{"mkdir", "mkdirat"}, Action: a, Errno: errno}
+	mkdirRule := func(a specs.LinuxSeccompAction, errno unix.Errno) specs.LinuxSyscall {
+		r := specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: a}
+		if errno != 0 {
+			r.ErrnoRet = errnoRet(errno)
+		}
+		return r
 	}
 	const script = `exec mkdir /tmp/d`
 	t.Run("kill", func(t *testing.T) {
 		cfg := shell(t, script)
-		cfg.Security.Seccomp = &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{mkdirRule(SeccompKill, 0)}}
+		cfg.Security.SeccompExtend = true
+		cfg.Security.Seccomp = &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{mkdirRule(specs.ActKillProcess, 0)}}
 		o := run(t, cfg)
 		var ee *ExitError
 		require.ErrorAs(t, o.err, &ee, "%s", o.stderr)
@@ -260,7 +273,7 @@ func TestSeccompPolicies(t *testing.T) {
 	})
 	t.Run("errno in a deny-list", func(t *testing.T) {
 		cfg := shell(t, script)
-		cfg.Security.Seccomp = &SeccompPolicy{DefaultAction: SeccompAllow, Rules: []SeccompRule{mkdirRule(SeccompErrno, unix.EROFS)}}
+		cfg.Security.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{mkdirRule(specs.ActErrno, unix.EROFS)}}
 		o := run(t, cfg)
 		require.Error(t, o.err)
 		assert.Equal(t, Exited, o.res.Reason)
@@ -425,4 +438,10 @@ func TestLandlockBestEffort(t *testing.T) {
 	require.ErrorAs(t, o.err, &fe)
 	assert.ErrorIs(t, o.err, ErrNotSupported)
 	assert.Contains(t, fe.Error(), "Landlock")
+}
+
+// errnoRet returns e as a runtime-spec errno.
+func errnoRet(e unix.Errno) *uint {
+	u := uint(e)
+	return &u
 }

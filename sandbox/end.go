@@ -240,12 +240,8 @@ func fillStatus(res *Result, rep *proto.Report) {
 	res.MaxRSS = rep.MaxRSSKiB << 10
 }
 
-// Wait waits for the sandbox to end and returns its Result. The error is
-// nil when the command exited with status 0 (or a sandbox without a
-// command was closed), an *ExitError holding the same Result when it ran
-// but ended otherwise (killed, timed out, non-zero status), and another
-// error when the sandbox failed. Wait closes the pipes made by StdinPipe,
-// StdoutPipe and StderrPipe; it may be called again, and returns the same.
+// Wait waits for the end and returns the Result, with an *ExitError when
+// the command did not exit with status 0.
 func (s *Sandbox) Wait() (*Result, error) {
 	s.mu.Lock()
 	started := s.started
@@ -260,12 +256,7 @@ func (s *Sandbox) Wait() (*Result, error) {
 	return s.result, s.err
 }
 
-// Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
-// once: every process in it dies with the command. Other signals go to the
-// command's process only, through the sandbox's init. A sig that is not a
-// signal (1 to 64) returns an error matching unix.EINVAL; a sandbox that
-// was never started returns ErrNotStarted, and one that has ended, even
-// while Kill ran, ErrFinished.
+// Kill sends sig to the command; SIGKILL ends the whole sandbox.
 func (s *Sandbox) Kill(sig syscall.Signal) error {
 	if sig < 1 || sig > maxSignal {
 		return fmt.Errorf("stockade: kill: %d is not a signal (1 to %d): %w", int(sig), maxSignal, unix.EINVAL)
@@ -287,12 +278,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 	return nil
 }
 
-// Close ends the sandbox and waits until nothing of it is left: every
-// process in it is killed (those started by Exec too) and everything it
-// held on the host is released. A sandbox without a command of its own
-// ends with the Reason Closed. Close on a sandbox that has ended, or was
-// never started, does nothing and returns nil. Close also closes the
-// master of the command's terminal (see Terminal), even after the end.
+// Close ends the sandbox, kills every process in it and releases what it
+// held; a sandbox without a command ends as Closed. It may be called again.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
 	s.closeTTY()

@@ -10,41 +10,39 @@ import (
 	"github.com/stockade/stockade/internal/errdefs"
 )
 
-// ErrInvalidConfig is matched by every error about a Config that was
-// rejected before anything was created. It is the same value in every
-// package of the module.
+// ErrInvalidConfig is matched by every *ConfigError, in every package.
 var ErrInvalidConfig = errdefs.ErrInvalidConfig
 
-// ErrNotSupported is matched by every error about a kernel or host feature
-// that the sandbox needs and this machine does not offer. It is the same
-// value in every package of the module.
+// ErrNotSupported is matched by every error about what this host lacks.
 var ErrNotSupported = errdefs.ErrNotSupported
 
-// ConfigError is a Config field with a bad value: Field is its path, such
-// as "Mounts[2].Target". It matches ErrInvalidConfig, and ErrNotSupported
-// when this host cannot serve the value. Packages cgroup, mount and netns
-// return the same type.
+// ConfigError is a field with a bad value, such as "Mounts[2].Target"; it
+// matches ErrInvalidConfig, and ErrNotSupported when the host cannot serve it.
 type ConfigError = errdefs.ConfigError
 
-// FeatureError names a feature this kernel or host lacks and, in
-// MinKernel, the Linux release that brings it. It matches ErrNotSupported.
+// FeatureError names what this host lacks, and the Linux release that has
+// it; it matches ErrNotSupported.
 type FeatureError = errdefs.FeatureError
 
-// ErrSetup is matched by every error from a setup step that failed after
-// Start began creating the sandbox.
+// Errors of methods called out of order or on what has no such thing.
+var (
+	ErrStarted    = errors.New("stockade: sandbox already started")
+	ErrNotStarted = errors.New("stockade: sandbox not started")
+	ErrFinished   = errors.New("stockade: sandbox has finished")
+	ErrPoolClosed = errors.New("stockade: pool closed")
+	ErrNoCgroup   = errors.New("stockade: the sandbox has no control group (set a limit in Config.Limits)")
+)
+
+// ErrSetup is matched by every *SetupError.
 var ErrSetup = errors.New("sandbox setup failed")
 
-// SetupError is a setup step that failed, in the parent or inside the
-// sandbox. Stage names the step ("bind", "tmpfs", "pivot_root", "exec" …),
-// Path the file it worked on, and Errno the kernel's answer when there was
-// one; errors.Is(err, unix.ENOENT) and the like match it.
+// SetupError is a setup step that failed: its Stage, file, errno (which
+// errors.Is matches) and cause.
 type SetupError struct {
 	Stage string
 	Path  string
 	Errno syscall.Errno
-	// Err is the cause; for a failure inside the sandbox it carries the
-	// init's message.
-	Err error
+	Err   error
 }
 
 func (e *SetupError) Error() string {
@@ -85,13 +83,10 @@ func (e *SetupError) notFound() bool {
 	return e.Stage == "exec" && e.Errno == syscall.ENOENT && e.Path != "" && !strings.Contains(e.Path, "/")
 }
 
-// ExitError is returned by Wait and Run when the sandbox ran but its
-// command did not exit with status 0. It holds the whole Result.
+// ExitError holds the Result of a command that ran but did not exit with
+// status 0, and its Stderr (up to 64 KiB) when Output collected it.
 type ExitError struct {
 	*Result
-	// Stderr holds the command's standard error when Output collected it
-	// (the Config's or Cmd's Stderr was nil): up to 64 KiB, the middle of
-	// a longer output left out. Otherwise nil.
 	Stderr []byte
 	cause  error
 }

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -39,7 +38,7 @@ func ExampleSandbox_Run() {
 		Stdin:   bytes.NewBufferString("1 2\n"),
 		Stdout:  &out,
 		Timeout: 2 * time.Second,
-		Mounts:  []sandbox.Mount{mount.BindMount("/srv/submissions/42", "/box")},
+		Mounts:  []sandbox.Mount{{Kind: sandbox.Bind, Source: "/srv/submissions/42", Target: "/box"}},
 	}).Run(context.Background())
 	var exit *sandbox.ExitError
 	switch {
@@ -68,7 +67,7 @@ func ExampleSandbox_Start() {
 func ExampleConfig_Validate() {
 	cfg := sandbox.Config{
 		Args:   []string{"true"},
-		Mounts: []sandbox.Mount{{Kind: mount.Bind, Source: "data", Target: "/data"}},
+		Mounts: []sandbox.Mount{{Kind: sandbox.Bind, Source: "data", Target: "/data"}},
 	}
 	err := cfg.Validate()
 	var ce *sandbox.ConfigError

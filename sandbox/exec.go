@@ -15,57 +15,27 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Cmd is a process to run in a sandbox that is already running, with
-// Exec. It shares everything with the sandbox (namespaces, root file
-// system, limits, privileges, seccomp filter) and has its own arguments,
-// environment, directory, user and standard streams. The zero value of each
-// field falls back to the sandbox's Config. A Cmd made by
-// Sandbox.Command also has the methods of os/exec's Cmd: Start, Wait, Run,
-// Output, CombinedOutput and the pipes.
+// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
+// zero fields take the sandbox's Config.
 type Cmd struct {
-	// Args is the program and its arguments, looked up like Config.Args.
-	// Required.
-	Args []string
-	// Env is the environment. Nil means the sandbox's (Config.Env, or
-	// DefaultEnv).
-	Env []string
-	// Dir is the working directory. Empty means the sandbox's Config.Dir.
-	Dir string
-	// UID and GID are the ids the process runs as. Zero means those of the
-	// sandbox's command; RunAsRoot runs it as root inside instead.
-	UID, GID  int
-	RunAsRoot bool
-	// Stdin, Stdout and Stderr are as in Config and os/exec: nil means
-	// /dev/null.
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	// ExtraFiles are given to the process as descriptors 3, 4, and so on.
+	Args       []string // required; looked up like Config.Args
+	Env        []string
+	Dir        string
+	UID, GID   int
+	RunAsRoot  bool
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
 	ExtraFiles []*os.File
-	// Timeout, if positive, is how long the process may run; it is then
-	// killed and its Result's Reason is Timeout. The sandbox goes on.
-	Timeout time.Duration
+	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
 
 	sb      *Sandbox // the sandbox of a Cmd made by Sandbox.Command
 	run     *cmdRun  // its Start and Wait (see outputhelpers.go)
 	onStart func()   // called once the process runs, when set by Cmd.Start
 }
 
-// Exec runs cmd in the running sandbox and waits for it to end. It returns
-// the process's Result: its CPU times are its own and those of the
-// children it waited for. Like Run, the error is an *ExitError when the
-// process did not exit with status 0. Cancelling ctx kills the process;
-// the sandbox goes on. Processes the command leaves behind keep running
-// until the sandbox ends. As with os/exec, Exec returns once the process
-// has exited and its output has been copied: a background process that
-// inherited its standard output keeps Exec waiting until it closes it, the
-// sandbox ends, or Config.WaitDelay has passed (see there). The sandbox's
-// Limits bind the process too, with the same verdicts as for a command:
-// Limits.Output counts its output alone and kills the process, not the
-// sandbox; a sandbox killed for a limit (CPUTime, Memory) or its Timeout
-// gives the process that Reason. Exec is safe for concurrent use. For
-// Start and Wait, Output, CombinedOutput and pipes, as in os/exec, make
-// the Cmd with Command.
+// Exec runs cmd in the running sandbox and waits for it, as Run does;
+// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	cmd.onStart = nil
 	return s.exec(ctx, cmd)
@@ -333,6 +303,16 @@ func (st *stdio) childFDs() []int {
 		fds[i] = int(f.Fd())
 	}
 	return fds
+}
+
+// abandon closes what st holds for a process that never started: the
+// child ends and the feed of its standard input. The output's copies then
+// reach their end.
+func (st *stdio) abandon() {
+	st.closeChildEnds()
+	if st.stdinW != nil {
+		st.stdinW.Close()
+	}
 }
 
 func (st *stdio) closeChildEnds() {

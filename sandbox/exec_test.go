@@ -120,13 +120,15 @@ func TestExecTimeoutAndCancel(t *testing.T) {
 func TestCloseKillsExecs(t *testing.T) {
 	sb := longLived(t, Config{})
 	done := make(chan *Result, 1)
+	var out syncBuffer
 	go func() {
-		res, _ := sb.Exec(context.Background(), Cmd{Args: []string{"sleep", "100"}})
+		res, _ := sb.Exec(context.Background(), Cmd{Args: []string{"sh", "-c", "echo ready; exec sleep 100"}, Stdout: &out})
 		done <- res
 	}()
 	_, _, err := execSh(t, sb, "sleep 100 >/dev/null 2>&1 & sleep 100 >/dev/null 2>&1 & true")
 	require.NoError(t, err)
-	time.Sleep(100 * time.Millisecond)
+	// The first Exec runs.
+	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
 	require.NoError(t, sb.Close())
 	select {
 	case res := <-done:

@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -134,7 +136,7 @@ func TestStartSeccompKillsTheInit(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	cfg := testConfig(Config{Args: []string{bb, "true"}})
-	cfg.Security.Seccomp = &SeccompPolicy{DefaultAction: SeccompKill}
+	cfg.Security.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess}
 	sb := New(cfg)
 	err := within(t, "Start", faultSlack(t), func() error { return sb.Start(context.Background()) })
 	var se *SetupError
@@ -294,4 +296,44 @@ func TestReportOfAnInitThatLeftRequestsUnread(t *testing.T) {
 	sb.readLoop()
 	require.NotNil(t, sb.final, "the final report was lost")
 	assert.Equal(t, proto.Exited, sb.final.Kind)
+}
+
+// TestRawStartPid1Killed kills the sandbox's pid 1 from outside before
+// its exec, on the raw path, as it waits for the release and as it is
+// released: Start says that it was killed by SIGKILL, rather than naming
+// a step it happened to be at or reporting a start, and leaves nothing
+// behind.
+func TestRawStartPid1Killed(t *testing.T) {
+	rawPathOnly(t)
+	if !rawWanted() {
+		testutil.RequireFeature(t, "raw start", errors.New("sandboxes start through the init stage here"), "see Probe")
+	}
+	testutil.RequireUserNamespaces(t)
+	bb := testutil.Busybox(t)
+	bound := faultSlack(t)
+	for _, stage := range []string{"forked", "go"} {
+		t.Run(stage, func(t *testing.T) {
+			testutil.CheckAfter(t, 5*time.Second, testutil.DefaultLeakChecks...)
+			for range 10 {
+				var pid1 int
+				setStartHook(t, func(s string, pid int) {
+					if s == stage && pid > 0 {
+						pid1 = pid
+						unix.Kill(pid, unix.SIGKILL)
+					}
+				})
+				sb := New(testConfig(Config{Args: []string{bb, "true"}, Limits: testLimits(Limits{Pids: 64})}))
+				err := within(t, "Start", bound, func() error { return sb.Start(context.Background()) })
+				require.Error(t, err, "a sandbox whose pid 1 was killed before its exec started")
+				var se *SetupError
+				require.ErrorAs(t, err, &se)
+				assert.ErrorIs(t, err, ErrSetup)
+				assert.Contains(t, err.Error(), "killed by SIGKILL")
+				require.NotZero(t, pid1)
+				assertPidGone(t, pid1)
+				_, werr := sb.Wait()
+				assert.Equal(t, err, werr)
+			}
+		})
+	}
 }

@@ -13,15 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CopyIn copies the host file src into the running sandbox as dst, an
-// absolute path inside it, creating or replacing dst with src's permission
-// bits. dst is opened and its mode set with the rights of the sandbox's
-// command user, who owns the file: it must be somewhere that user may
-// write (the working directory, /tmp, a writable bind).
-//
-// dst is resolved inside the sandbox's root without following a link out
-// of it, so that a process in the sandbox cannot redirect the copy onto a
-// host file.
+// CopyIn copies the host file src into the running sandbox as dst, as the
+// command's user; dst never follows a link out of the sandbox's root.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -51,13 +44,8 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 	return out.Close()
 }
 
-// CopyOut copies src, an absolute path inside the running sandbox, to the
-// host file dst, which it creates (mode 0644, before the umask) or
-// replaces. src is resolved inside the sandbox's root, as for CopyIn, and
-// opened with the rights of the sandbox's command user: what that user
-// cannot read (a file of the host's in a read-only bind, or one that root
-// inside made private) fails with a permission error, wherever a link a
-// process of the sandbox planted points. It must be a regular file.
+// CopyOut copies the regular file src out of the running sandbox to dst, read
+// as the command's user; src never follows a link out of the root.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	in, err := s.openInside(src, unix.O_RDONLY, 0)
 	if err != nil {

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/stockade/stockade/mount"
 )
 
 // The fuzz targets check validation only: they start no sandbox and so
@@ -32,7 +30,7 @@ func FuzzConfig(f *testing.F) {
 			UID:         int(uid),
 			GID:         int(uid),
 			TmpfsInodes: tmpfsInodes,
-			Mounts:      []Mount{{Kind: mount.Kind(kind), Source: source, Target: target, Size: size, Inodes: inodes}},
+			Mounts:      []Mount{{Kind: MountKind(kind), Source: source, Target: target, Size: size, Inodes: inodes}},
 			Limits:      Limits{Pids: pids, CgroupParent: cgroupParent},
 		}
 		if arg0 != "" || arg1 != "" {

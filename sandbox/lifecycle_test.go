@@ -63,9 +63,10 @@ func TestCancel(t *testing.T) {
 	bb := testutil.Busybox(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	// A process that ignores SIGTERM and a background child: both must go.
-	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", `trap '' TERM; sleep 100 & sleep 100`}, Stdin: blockingReader{}}))
+	var out syncBuffer
+	sb := New(testConfig(Config{Args: []string{bb, "sh", "-c", `trap '' TERM; sleep 100 & echo ready; sleep 100`}, Stdin: blockingReader{}, Stdout: &out}))
 	require.NoError(t, sb.Start(ctx))
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
 	start := time.Now()
 	cancel()
 	res, err := sb.Wait()
@@ -224,7 +225,7 @@ func TestMainNeverRunsInside(t *testing.T) {
 // sandbox, prints the host pids of its init and command, and blocks
 // forever. It reports whether this process is such a helper.
 func ownerHelper() bool {
-	if os.Getenv("STOCKADE_TEST_OWNER") != "1" {
+	if os.Getenv(testutil.HelperEnv) != "owner" {
 		return false
 	}
 	bb := os.Getenv("STOCKADE_TEST_BUSYBOX")
@@ -239,9 +240,12 @@ func ownerHelper() bool {
 	}
 	init := pid1(sb)
 	var children []string
-	for len(children) == 0 {
+	for deadline := time.Now().Add(10 * time.Second); len(children) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fmt.Println("error: the sandbox's command did not start within 10s")
+			os.Exit(1)
+		}
 		children = strings.Fields(readChildren(init))
-		time.Sleep(5 * time.Millisecond)
 	}
 	fmt.Println("pids", init, strings.Join(children, " "))
 	select {}
@@ -263,7 +267,7 @@ func startOwner(t *testing.T, env ...string) (*exec.Cmd, []string) {
 	t.Helper()
 	bb := testutil.Busybox(t)
 	owner := exec.Command("/proc/self/exe")
-	owner.Env = append(os.Environ(), append(env, "STOCKADE_TEST_OWNER=1", "STOCKADE_TEST_BUSYBOX="+bb)...)
+	owner.Env = append(os.Environ(), append(env, testutil.HelperEnv+"=owner", "STOCKADE_TEST_BUSYBOX="+bb)...)
 	stdout, err := owner.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, owner.Start())

@@ -15,145 +15,40 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Limits are the resource limits of a sandbox. The zero value limits
-// nothing but core files: every other zero field leaves its resource alone.
-//
-// Memory, Swap, CPU, CPUWeight, Pids, CPUs, Mems, IOWeight and CPUTime are
-// enforced through a control group of the sandbox's own, created before the
-// sandbox starts and removed when it ends. Setting any of them needs host
-// root and a mounted cgroup file system (v1, hybrid or v2); without them,
-// or when the controller a field needs is missing, Start returns a
-// *ConfigError naming the field before anything is created. A sandbox
-// without those limits runs without a group.
-//
-// The group holds the sandbox's init stage as well as the command: the
-// init (a copy of the calling Go program, see package sandbox) counts
-// against Memory (about 3 MiB), Pids (its 4 to 6 threads) and CPUTime
-// (a millisecond or two of start-up).
+// Limits are the resource limits of a sandbox; zero limits nothing but core
+// files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
+// verdict is CPUTimeLimit, a few ms late), need a control group: host root
+// or a delegated cgroup, else an error before anything is created.
 type Limits struct {
-	// Memory is the most memory, in bytes, that the sandbox may use: its
-	// processes' memory, the page cache and tmpfs files they fill, and the
-	// kernel memory charged to them. When it is reached the kernel's OOM
-	// killer kills a process of the sandbox, and the Result's Reason is
-	// OOMKilled. Zero means no limit; the smallest limit is
-	// cgroup.MinMemory (8 MiB), what the init stage of a small Go program
-	// needs to start. The init stage is the calling program: a large one
-	// needs more, and below what it needs it does not die but thrashes
-	// (the kernel keeps reclaiming its code pages), so that the sandbox
-	// never starts; Timeout bounds that wait too.
-	Memory int64
-	// Swap is how much swap, in bytes, the sandbox may use on top of
-	// Memory. Zero means none whenever Memory is set; SwapUnlimited means
-	// any amount. It may only be set together with Memory.
-	Swap int64
-	// CPU is the CPU bandwidth of the sandbox, in CPUs: 0.5 is half of one
-	// CPU, 2 is two whole CPUs, over a 100 ms period. Zero means no quota;
-	// the smallest is 0.01.
-	CPU float64
-	// CPUWeight is the sandbox's share of CPU time when CPUs are contended,
-	// from 1 to 10000; the kernel's default is 100. Zero leaves the default.
-	CPUWeight uint64
-	// Pids is the most tasks (processes and threads, the init stage's
-	// included) that the sandbox may hold at once. A fork or clone beyond
-	// it fails with EAGAIN inside the sandbox; the Result counts those in
-	// ForksRefused, and the sandbox is not killed for it. Zero means no
-	// limit; the smallest is MinPids.
-	Pids int64
-	// CPUs is the list of host CPUs the sandbox may run on, in the kernel's
-	// list format ("0-3,6"); each must be one the caller may use. Empty
-	// leaves the caller's set.
-	CPUs string
-	// Mems is the list of memory nodes the sandbox may allocate from, in
-	// the same format. Empty leaves the caller's set.
-	Mems string
-	// IOWeight is the sandbox's share of block I/O under contention, from
-	// 1 to 10000 with 100 as the default. It needs the io (v2) or blkio
-	// (v1) controller and an I/O scheduler that honours weights. Zero
-	// leaves the default.
-	IOWeight uint64
-
-	// CPUTime, if positive, is how much CPU time (user and system, of every
-	// process in the sandbox, read from its control group) the sandbox may
-	// use. When it is used up every process of the sandbox is killed and the
-	// Result's Reason is CPUTimeLimit. The group is polled, less often the
-	// further the sandbox is from the limit (never so late that it could
-	// have passed it) and every 2 ms near it. Tolerance: the CPU time in
-	// the Result exceeds the limit by up to 2 ms per CPU the sandbox can
-	// use, plus the poller's lateness and what the sandbox uses while it is
-	// killed (about 2 ms here): a single spinning process ended 4 to 20 ms
-	// past a 300 ms limit on a busy 2-CPU host, 10 to 18 ms in a TCG VM.
-	// A command that ends on its own after using more than CPUTime gets
-	// the same verdict. Should the group vanish while the sandbox runs
-	// (removed from outside), the limit is still enforced, from the CPU
-	// time /proc shows for the init and every process below it, in clock
-	// ticks of 10 ms; the Logger is told.
-	CPUTime time.Duration
-	// Output, if positive, is how many bytes the command may write to its
-	// standard output and standard error together. The bytes up to the
-	// limit are passed on to Stdout and Stderr; then the sandbox is killed,
-	// the rest is discarded, and the Result's Reason is OutputLimit. The
-	// bytes are counted in the calling process, so with a limit an
-	// *os.File given as Stdout or Stderr is fed through a pipe, and output
-	// sent nowhere (a nil Stdout or Stderr) counts too. Each process
-	// started by Exec has a limit of its own: it is killed, not the
-	// sandbox, with the same Reason.
-	Output int64
-
-	// Rlimits are the resource limits (setrlimit) of each process of the
-	// sandbox.
-	Rlimits Rlimits
-
-	// CgroupParent is the control group under which the sandbox's group is
-	// created, the same path in every hierarchy: relative to the caller's
-	// own cgroup, or absolute from each hierarchy's root. Empty means
-	// "stockade" below the caller's own cgroup, so that sandboxes count
-	// against the caller's limits. On cgroup v2 it must be a cgroup
-	// without processes of its own (see package cgroup).
-	CgroupParent string
-	// BestEffort, for an ordinary user on a host that delegated no
-	// cgroup (or not every controller) to it, applies what it can instead
-	// of failing: Memory becomes RLIMIT_DATA and Pids RLIMIT_NPROC (per
-	// process and per user id, not per sandbox), and the other limits are
-	// left out. Result.Notes says what was done instead. Host root always
-	// gets every limit or an error.
+	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap      int64   // on top of Memory, only with it; zero means none
+	CPU       float64 // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight uint64  // share under contention, 1 to 10000
+	Pids      int64   // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs      string  // CPUs it may use, as "0-3,6"
+	Mems      string  // memory nodes it may use
+	IOWeight  uint64  // block I/O share, 1 to 10000
+	CPUTime   time.Duration
+	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
+	// the Exec'd process, is killed (OutputLimit).
+	Output       int64
+	Rlimits      Rlimits
+	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
+	// BestEffort lets an ordinary user without a delegated cgroup run with
+	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
 }
 
-// Rlimits are per-process resource limits, set as both the soft and the
-// hard limit of the sandbox's init stage before it starts the command, so
-// that every process of the sandbox inherits them and none can raise them.
-// Zero leaves a limit as the caller has it, except Core; Unlimited removes
-// a limit (it cannot go above the caller's own hard limit). The init stage
-// itself runs under them as well, which sets the smallest values that the
-// fields accept.
+// Rlimits are the setrlimit limits of every process; zero leaves one as the
+// caller has it, but Core, and Unlimited removes it. Prefer Limits.
 type Rlimits struct {
-	// NoFile is the most open file descriptors per process (RLIMIT_NOFILE);
-	// at least MinNoFile.
-	NoFile int64
-	// FileSize is the largest file, in bytes, a process may write
-	// (RLIMIT_FSIZE); a write beyond it fails with EFBIG after a SIGXFSZ,
-	// whose default action kills the process.
-	FileSize int64
-	// Stack is the size, in bytes, of a process's main stack
-	// (RLIMIT_STACK).
-	Stack int64
-	// Core is the largest core file, in bytes, a crashing process may
-	// write (RLIMIT_CORE). Zero means none, the default.
-	Core int64
-	// AddressSpace is the most virtual memory, in bytes, of one process
-	// (RLIMIT_AS); at least MinAddressSpace, as the init stage runs under
-	// it too. Prefer Limits.Memory, which counts what is used rather than
-	// what is reserved, and works for any size.
-	AddressSpace int64
-	// Processes is the most processes and threads that the command's user
-	// may have in the sandbox at once (RLIMIT_NPROC); at least
-	// MinProcesses. When the command runs as root inside, the init stage's
-	// threads count as well. Prefer Limits.Pids.
-	Processes int64
-	// CPU is the CPU time one process may use (RLIMIT_CPU), rounded up to
-	// whole seconds; the kernel then kills it with SIGKILL. Prefer
-	// Limits.CPUTime, which counts the whole sandbox.
-	CPU time.Duration
+	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
+	FileSize     int64         // RLIMIT_FSIZE, bytes
+	Stack        int64         // RLIMIT_STACK, bytes
+	Core         int64         // RLIMIT_CORE, bytes
+	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
+	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
+	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
 }
 
 // Unlimited, as an Rlimits field, removes that limit.
@@ -162,23 +57,12 @@ const Unlimited = -1
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
 
-// The smallest values of the limits that the init stage needs to start the
-// command and supervise it.
+// The smallest limits with which the init stage can start the command.
 const (
-	// MinPids: the init stage's threads (5 here) and the command. A Go
-	// program that cannot start a thread it needs dies.
-	MinPids = 8
-	// MinNoFile: the init stage's descriptors (its socket, the files passed
-	// to the command, a pipe to start it) and the command's three. The init
-	// needs 6 without ExtraFiles, and one more for each.
-	MinNoFile = 16
-	// MinAddressSpace: the Go runtime of the init stage reserves about
-	// 1.5 GiB of address space for its heap when it starts, and needs more
-	// for every thread it adds; below its own size it dies.
+	MinPids         = 8
+	MinNoFile       = 16
 	MinAddressSpace = 2 << 30
-	// MinProcesses: the command is forked by the init stage, whose threads
-	// (5 here) count against the init's own user when it forks.
-	MinProcesses = 8
+	MinProcesses    = 8
 )
 
 // needsCgroup reports which fields need a control group, in declaration

@@ -26,7 +26,6 @@ import (
 	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/internal/proto"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // The tests named TestLimit* run on this cgroup v1 host and, through
@@ -74,7 +73,7 @@ func runLimited(t *testing.T, cfg Config) (*Sandbox, *Result, error) {
 
 // limitHelperEnv makes this test binary act as a helper instead of
 // running tests; its value names the helper.
-const limitHelperEnv = "STOCKADE_TEST_LIMIT_HELPER"
+const limitHelperEnv = testutil.HelperEnv
 
 // limitHelper runs the fork bomb when this process is one, inside a
 // sandbox: it ignores SIGTERM and forks as fast as it can, every parent
@@ -100,7 +99,7 @@ func selfInSandbox(t *testing.T, mode string) Config {
 	return Config{
 		Args:   []string{"/box/" + filepath.Base(exe)},
 		Env:    []string{limitHelperEnv + "=" + mode},
-		Mounts: []Mount{mount.BindMount(filepath.Dir(exe), "/box")},
+		Mounts: []Mount{Mount{Kind: Bind, Source: filepath.Dir(exe), Target: "/box"}},
 	}
 }
 

@@ -10,11 +10,18 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() || ownerTasksHelper() {
-		return
-	}
-	testutil.MainThen(m, func() {
-		closeTestNetworking()
-		removeAttackDir()
-	}, slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks)...)
+	testutil.Run(m, testutil.Options{
+		// Each helper reports whether testutil.HelperEnv names it.
+		Helper: func(string) int {
+			if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() || ownerTasksHelper() {
+				return 0
+			}
+			return 2
+		},
+		After: func() {
+			closeTestNetworking()
+			removeAttackDir()
+		},
+		Checks: slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks),
+	})
 }

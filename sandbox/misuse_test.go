@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // Misuse and bad input: each case used to panic, hang, pass validation and
@@ -178,11 +177,11 @@ func TestValidateBadStrings(t *testing.T) {
 		field string
 	}{
 		{"NUL in mount source", Config{Mounts: []Mount{
-			{Kind: mount.Tmpfs, Target: "/a", Size: 1 << 20},
-			{Kind: mount.Bind, Source: "/srv/a", Target: "/b"},
-			{Kind: mount.Bind, Source: "/srv\x00/a", Target: "/c"},
+			{Kind: Tmpfs, Target: "/a", Size: 1 << 20},
+			{Kind: Bind, Source: "/srv/a", Target: "/b"},
+			{Kind: Bind, Source: "/srv\x00/a", Target: "/c"},
 		}}, "Mounts[2].Source"},
-		{"NUL in mount target", Config{Mounts: []Mount{{Kind: mount.Bind, Source: "/srv", Target: "/x\x00y"}}}, "Mounts[0].Target"},
+		{"NUL in mount target", Config{Mounts: []Mount{{Kind: Bind, Source: "/srv", Target: "/x\x00y"}}}, "Mounts[0].Target"},
 		{"NUL in Args", Config{Args: []string{"/bin/true", "a\x00b"}}, "Args[1]"},
 		{"NUL in Args[0]", Config{Args: []string{"/bin/\x00true"}}, "Args[0]"},
 		{"NUL in Env", Config{Env: []string{"A=b\x00c"}}, "Env[0]"},
@@ -196,9 +195,9 @@ func TestValidateBadStrings(t *testing.T) {
 		{"pids above the kernel's", Config{Limits: Limits{Pids: 1<<62 + 1}}, "Limits.Pids"},
 		{"pids just above the kernel's", Config{Limits: Limits{Pids: 1<<22 + 1}}, "Limits.Pids"},
 		{"tmpfs inodes", Config{TmpfsInodes: math.MaxInt64}, "TmpfsInodes"},
-		{"mount inodes", Config{Mounts: []Mount{{Kind: mount.Tmpfs, Target: "/a", Size: 1 << 20, Inodes: math.MaxInt64}}}, "Mounts[0].Inodes"},
-		{"mount uid", Config{Mounts: []Mount{{Kind: mount.Tmpfs, Target: "/a", Size: 1 << 20, UID: 1 << 40}}}, "Mounts[0].UID"},
-		{"mount gid", Config{Mounts: []Mount{{Kind: mount.Tmpfs, Target: "/a", Size: 1 << 20, GID: 1<<32 - 1}}}, "Mounts[0].GID"},
+		{"mount inodes", Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Size: 1 << 20, Inodes: math.MaxInt64}}}, "Mounts[0].Inodes"},
+		{"mount uid", Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Size: 1 << 20, UID: 1 << 40}}}, "Mounts[0].UID"},
+		{"mount gid", Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Size: 1 << 20, GID: 1<<32 - 1}}}, "Mounts[0].GID"},
 		{"uid", Config{UID: 1 << 40}, "UID"},
 	}
 	for _, tt := range tests {

@@ -34,7 +34,8 @@ import (
 // median start did not change, and it cost 5 to 10 % more CPU per sandbox
 // (see the README's Performance section). STOCKADE_NETNS_POOL=1 turns it
 // on, for hosts with CPUs to spare. It is made in the background at a
-// process's second start without a network; CloseNetworking closes it
+// process's second start without a network; DefaultNetworking().Close()
+// closes it
 // (later starts make it anew). Namespace reuse (Network.ReuseNamespace)
 // is what saves the namespace's cost.
 var isolated struct {

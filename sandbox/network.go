@@ -14,108 +14,54 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Network is the network of a sandbox, Config.Network. The zero value is
-// the safe choice: a network namespace of the sandbox's own with only lo
-// up, from which nothing outside can be reached and in which nothing can be
-// reached from outside.
-//
-// Link, Networks and Ports combine: a sandbox may have a link to the host,
-// join several private networks and have ports forwarded to it. They need
-// host root (CAP_NET_ADMIN and CAP_SYS_ADMIN over the host's network); for
-// an ordinary user they are a *ConfigError. Their namespaces, links and
-// addresses come from the process's network setup (see SetNetworking); none
-// of them outlives the sandbox, even when its owner is killed.
+// Network is a sandbox's network; zero is lo alone in a namespace of its
+// own. Link, Networks and Ports need host root.
 type Network struct {
-	// ShareHost, when true, leaves the sandbox in the caller's network
-	// namespace. The sandbox is then NOT ISOLATED FROM THE NETWORK: it sees
-	// every interface of the host, reaches every address the host reaches
-	// (the host's own services on 127.0.0.1 included), and can listen on
-	// any port the command's user may bind. Use it only for trusted code
-	// that needs the host's network as it is. It cannot be combined with
-	// Link, Networks or Ports; ordinary users may set it.
+	// ShareHost leaves it in the caller's network namespace. Danger: NOT
+	// ISOLATED from the network.
 	ShareHost bool
-
-	// Link, when not nil, connects the sandbox to the host through a veth
-	// pair: the sandbox gets the interface eth0 with an IPv4 address (and
-	// an IPv6 one when Networking.LinkSubnet6 is set) from the process's
-	// link subnet, and the host side is its gateway. By default the
-	// sandbox reaches only its gateway's address, so a test can serve it
-	// from the host; with Link.DefaultRoute it reaches whatever the host
-	// routes to (no NAT is set up). Nil means no link.
-	Link *Link
-
-	// Networks lists the private networks the sandbox joins, by the names
-	// given to NewPrivateNetwork. Members of a network reach each other,
-	// by the names in their /etc/hosts, and nothing else: neither the host
-	// nor members of other networks. Empty means none.
-	Networks []Membership
-
-	// Ports forwards TCP connections from host addresses to ports inside
-	// the sandbox; see Port. Sandbox.NetworkInfo tells which host port was
-	// picked for port 0. Empty means none.
-	Ports []Port
-
-	// DNS lists the name servers written to the sandbox's /etc/resolv.conf.
-	// Empty means none, so that only the names in /etc/hosts resolve;
-	// with ShareHost, the host's own /etc/resolv.conf is used instead. A
-	// server outside the sandbox is only reachable through a Link with
-	// DefaultRoute, or on a private network.
-	DNS []netip.Addr
-
-	// ReuseNamespace lets a sandbox without a network run in a network
-	// namespace that an earlier sandbox of this process ran in, and give
-	// its own back when it ends, instead of one made for it alone. Making
-	// a namespace is much of a start's cost (see the README's Performance
-	// section); reusing them raises the rate of back-to-back starts.
-	//
-	// It is an opt-in because sandboxes that take turns in one namespace
-	// share what the kernel keeps per namespace beyond their lives:
-	// sockets still closing (TIME_WAIT) and the ports they hold, and the
-	// counters under /proc/net. Nothing else carries over: no process, no
-	// open socket, no address, route or rule (the namespace belongs to
-	// the host's user namespace, so a sandbox holds no capability over
-	// it). Use it where every sandbox of the process runs the same
-	// tenant's code.
-	//
-	// Only a sandbox without a network (no ShareHost, Link, Networks or
-	// Ports) that keeps no capability and mounts no /sys can reuse; an
-	// ordinary user's sandboxes, which cannot enter a namespace of the
-	// host's user namespace, make their own as before.
+	Link      *Link        // eth0, a veth link whose host side is its gateway
+	Networks  []Membership // private networks: members reach only each other
+	Ports     []Port       // host addresses forwarded to ports inside
+	DNS       []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
+	// ReuseNamespace lets a sandbox without a network take turns in older
+	// namespaces, cheaper; they share TIME_WAIT sockets and /proc/net.
 	ReuseNamespace bool
+	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link configures a sandbox's link to the host; see netns.Link.
-type Link = netns.Link
+// Link is a veth link to the host. It reaches only its gateway, the host
+// side, unless DefaultRoute (no NAT is set up).
+type Link struct {
+	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
+	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
+	DefaultRoute bool
+}
 
-// Membership is a sandbox's place on a private network: the network's
-// name, the sandbox's name there (Config.Hostname when empty) and,
-// optionally, its address; see netns.Membership.
-type Membership = netns.Membership
+// Membership is a place on a private network: its name, the sandbox's name
+// there (zero: Config.Hostname) and address (zero: one is picked).
+type Membership struct {
+	Network string
+	Name    string
+	Addr    netip.Addr
+}
 
-// Port forwards a host address to a port inside the sandbox: connections
-// to Host arrive at the sandbox's 127.0.0.1:Port, from 127.0.0.1, through
-// a forwarder in the calling process. See netns.Port.
-type Port = netns.Port
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
+// inside, through the calling process.
+type Port struct {
+	Host netip.AddrPort
+	Port uint16
+}
 
 // NetworkInfo is what a started sandbox's network turned out to be.
 type NetworkInfo struct {
-	// Addrs are the sandbox's addresses: its link's (IPv4, then IPv6),
-	// then one per entry of Network.Networks, in order.
-	Addrs []netip.Addr
-	// Gateway and Gateway6 are the addresses of the host side of the
-	// link, zero without a link (Gateway6 also without IPv6).
-	Gateway, Gateway6 netip.Addr
-	// HostLink is the name of the host side of the link, "" without one.
-	HostLink string
-	// Ports are the host addresses that forward to the sandbox, in the
-	// order of Network.Ports, with the port picked for port 0.
-	Ports []netip.AddrPort
+	Addrs             []netip.Addr     // the link's (IPv4, IPv6), then one per network
+	Gateway, Gateway6 netip.Addr       // the link's host side
+	HostLink          string           // its name on the host
+	Ports             []netip.AddrPort // as Network.Ports, with port 0 picked
 }
 
-// NetworkInfo returns the addresses of the sandbox's link and networks and
-// its forwarded host ports once Start has returned, and keeps returning
-// them after the sandbox has ended. It is zero for a sandbox without a
-// link, networks or ports.
+// NetworkInfo returns what the sandbox's network turned out to be.
 func (s *Sandbox) NetworkInfo() NetworkInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,7 +102,17 @@ func (n *Network) managed() bool {
 // netnsConfig is the netns.Config of the sandbox c describes.
 func (c *Config) netnsConfig() netns.Config {
 	n := c.Network
-	nc := netns.Config{ShareHost: n.ShareHost, Link: n.Link, Networks: n.Networks, Ports: n.Ports, DNS: n.DNS}
+	nc := netns.Config{ShareHost: n.ShareHost, DNS: n.DNS}
+	if n.Link != nil {
+		l := netns.Link(*n.Link)
+		nc.Link = &l
+	}
+	for _, m := range n.Networks {
+		nc.Networks = append(nc.Networks, netns.Membership(m))
+	}
+	for _, p := range n.Ports {
+		nc.Ports = append(nc.Ports, netns.Port(p))
+	}
 	if n.managed() {
 		nc.Hostname = c.Hostname
 	}
@@ -195,7 +151,7 @@ func (c *Config) validateNetwork() error {
 		}
 		return configErr(field, "needs host root (CAP_NET_ADMIN over the host's network); an ordinary user's sandbox has loopback only, or the host's network with ShareHost")
 	}
-	return netConfigErr(checkNetwork(nc))
+	return netConfigErr(networkingOf(n).check(nc))
 }
 
 // netConfigErr turns a ConfigError about a sandbox's netns.Config
@@ -226,7 +182,7 @@ func (s *Sandbox) prepareNetwork(cfg *Config) error {
 		return nil
 	}
 	start := time.Now()
-	m, err := manager()
+	m, err := networkingOf(&cfg.Network).manager()
 	if err != nil {
 		return err
 	}
@@ -361,7 +317,7 @@ func (t *startTimes) network() time.Duration {
 
 // releaseNetwork releases the sandbox's network, once its init has been
 // reaped or never ran. Errors are the manager's to report (see
-// CloseNetworking): the namespace is gone with the sandbox whatever
+// Networking.Close): the namespace is gone with the sandbox whatever
 // happens here.
 func (s *Sandbox) releaseNetwork() {
 	if s.net != nil {

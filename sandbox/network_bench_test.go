@@ -25,7 +25,7 @@ import (
 func BenchmarkNetwork(b *testing.B) {
 	host := requireNet(b)
 	defer func() {
-		if err := SetNetworking(testNetworking()); err != nil {
+		if err := setDefaultNetworking(testNetworking()); err != nil {
 			b.Error(err)
 		}
 	}()
@@ -46,17 +46,17 @@ func BenchmarkNetwork(b *testing.B) {
 		{"ports/pool=2", Network{Ports: ports}, 2},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			n := Networking{Host: host, PoolSize: bc.pool}
+			n := NetworkingConfig{Host: host, PoolSize: bc.pool}
 			if !bc.net.managed() || (bc.net.Link == nil && len(bc.net.Networks) == 0) {
 				// Ports alone listen on the host's loopback, where the
 				// fake host's cost of entering a namespace would be
 				// measured too; they make no link.
 				n.Host = nil
 			}
-			if err := SetNetworking(n); err != nil {
+			if err := setDefaultNetworking(n); err != nil {
 				b.Fatal(err)
 			}
-			nw, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "bench"})
+			nw, err := DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "bench"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -106,11 +106,11 @@ func reportNamed(b *testing.B, prefix string, ds []time.Duration) {
 func BenchmarkNetworkSideBySide(b *testing.B) {
 	host := requireNet(b)
 	defer func() {
-		if err := SetNetworking(testNetworking()); err != nil {
+		if err := setDefaultNetworking(testNetworking()); err != nil {
 			b.Error(err)
 		}
 	}()
-	if err := SetNetworking(Networking{Host: host, PoolSize: 2}); err != nil {
+	if err := setDefaultNetworking(NetworkingConfig{Host: host, PoolSize: 2}); err != nil {
 		b.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)

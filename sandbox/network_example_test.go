@@ -13,16 +13,22 @@ import (
 	"github.com/stockade/stockade/sandbox"
 )
 
-// Two sandboxes on a private network: "app" reaches "db" by name, and
-// nothing else reaches either of them.
-func ExampleNewPrivateNetwork() {
+// Two sandboxes on a private network of a Networking of the caller's own:
+// "app" reaches "db" by name, and nothing else reaches either of them.
+// Closing the Networking removes everything it made from the host.
+func ExampleNetworking_NewPrivateNetwork() {
 	ctx := context.Background()
-	cluster, err := sandbox.NewPrivateNetwork(sandbox.PrivateNetworkConfig{Name: "cluster", Members: []string{"db", "app"}})
+	nets, err := sandbox.NewNetworking(sandbox.NetworkingConfig{LinkSubnet: netip.MustParsePrefix("10.220.0.0/16")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nets.Close()
+	cluster, err := nets.NewPrivateNetwork(sandbox.PrivateNetworkConfig{Name: "cluster", Members: []string{"db", "app"}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer cluster.Close()
-	join := sandbox.Network{Networks: []sandbox.Membership{{Network: "cluster"}}}
+	join := sandbox.Network{Networks: []sandbox.Membership{{Network: "cluster"}}, Networking: nets}
 	db := sandbox.New(sandbox.Config{Args: []string{"./db-server", "--port=5432"}, Hostname: "db", Network: join})
 	if err := db.Start(ctx); err != nil {
 		log.Fatal(err)

@@ -32,7 +32,7 @@ func TestNetworkBadInput(t *testing.T) {
 	require.NoError(t, err)
 	defer taken.Close()
 	takenAddr := taken.Addr().(*net.TCPAddr).AddrPort()
-	nw, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "bad-input", Subnet: netip.MustParsePrefix("10.214.7.0/24")})
+	nw, err := DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "bad-input", Subnet: netip.MustParsePrefix("10.214.7.0/24")})
 	require.NoError(t, err)
 	defer nw.Close()
 	ap := netip.MustParseAddrPort
@@ -69,22 +69,20 @@ func TestNetworkBadInput(t *testing.T) {
 	}
 
 	// Overlapping subnets.
-	_, err = NewPrivateNetwork(PrivateNetworkConfig{Name: "overlap", Subnet: netip.MustParsePrefix("10.214.7.128/25")})
+	_, err = DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "overlap", Subnet: netip.MustParsePrefix("10.214.7.128/25")})
 	var ce *ConfigError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Subnet", ce.Field, "%v", err)
-	_, err = NewPrivateNetwork(PrivateNetworkConfig{Name: "on-links", Subnet: netip.MustParsePrefix("10.213.4.0/24")})
+	_, err = DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "on-links", Subnet: netip.MustParsePrefix("10.213.4.0/24")})
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Subnet", ce.Field, "%v", err)
-	_, err = NewPrivateNetwork(PrivateNetworkConfig{Name: "bad-input"})
+	_, err = DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "bad-input"})
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Name", ce.Field, "%v", err)
-	// A link subnet that the host uses is refused, and the previous setup
-	// is made again on the next use.
-	err = SetNetworking(Networking{Host: host, PoolSize: -1, LinkSubnet: netip.MustParsePrefix("198.18.0.0/24")})
+	// A link subnet that the host uses is refused.
+	_, err = NewNetworking(NetworkingConfig{Host: host, PoolSize: -1, LinkSubnet: netip.MustParsePrefix("198.18.0.0/24")})
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "LinkSubnet", ce.Field, "%v", err)
-	require.NoError(t, SetNetworking(testNetworking()))
 }
 
 // TestNetworkOrdinaryUser: an ordinary user's sandbox may share the
@@ -98,7 +96,7 @@ func TestNetworkOrdinaryUser(t *testing.T) {
 		assert.True(t, strings.HasPrefix(ce.Field, "Network."), ce.Field)
 		assert.Contains(t, ce.Error(), "host root")
 	}
-	_, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "x"})
+	_, err := DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "x"})
 	assert.ErrorIs(t, err, ErrNotSupported)
 	cfg := shell(t, "ip -o link | grep -c ': lo:'")
 	cfg.Network.ShareHost = true
@@ -108,17 +106,18 @@ func TestNetworkOrdinaryUser(t *testing.T) {
 // netOwnerEnv makes the test binary a process that owns a sandbox with a
 // link whose host side is in the fake host it inherits as descriptor 3,
 // prints the host side's name, and waits to be killed.
-const netOwnerEnv = "STOCKADE_TEST_NET_OWNER"
+const netOwnerEnv = testutil.HelperEnv
 
 func netOwnerHelper() bool {
-	if os.Getenv(netOwnerEnv) != "1" {
+	if os.Getenv(netOwnerEnv) != "net-owner" {
 		return false
 	}
 	host, err := netns.Open("/proc/self/fd/3")
+	var n *Networking
 	if err == nil {
-		err = SetNetworking(Networking{Host: host, PoolSize: -1, LinkSubnet: netip.MustParsePrefix("10.215.0.0/24")})
+		n, err = NewNetworking(NetworkingConfig{Host: host, PoolSize: -1, LinkSubnet: netip.MustParsePrefix("10.215.0.0/24")})
 	}
-	sb := New(Config{Args: []string{os.Getenv("STOCKADE_TEST_BUSYBOX"), "sleep", "1000"}, Network: Network{Link: &Link{}}})
+	sb := New(Config{Args: []string{os.Getenv("STOCKADE_TEST_BUSYBOX"), "sleep", "1000"}, Network: Network{Link: &Link{}, Networking: n}})
 	if err == nil {
 		err = sb.Start(context.Background())
 	}
@@ -151,24 +150,26 @@ func TestNetworkOwnerKilled(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "the host side %s outlived its owner", fields[1])
 }
 
-// TestNetworkPool: with a pool of ready namespaces, sandboxes with a link
-// start from it, and CloseNetworking leaves no namespace behind.
+// TestNetworkPool: a Networking of the caller's own, with a pool of ready
+// namespaces, gives the sandboxes that name it their links from its own
+// subnet, and its Close leaves no namespace behind.
 func TestNetworkPool(t *testing.T) {
 	noNetLeaks(t)
 	host := requireNet(t)
-	defer func() { require.NoError(t, SetNetworking(testNetworking())) }()
 	before, err := testutil.NetnsFDs()
 	require.NoError(t, err)
-	require.NoError(t, SetNetworking(Networking{Host: host, PoolSize: 2}))
+	n, err := NewNetworking(NetworkingConfig{Host: host, PoolSize: 2, LinkSubnet: netip.MustParsePrefix("10.216.0.0/24")})
+	require.NoError(t, err)
 	for range 3 {
-		cfg := shell(t, "ip -4 -o addr show eth0 | grep -c 'inet 10.213.'")
+		cfg := shell(t, "ip -4 -o addr show eth0 | grep -c 'inet 10.216.0.'")
 		cfg.Network.Link = &Link{}
+		cfg.Network.Networking = n
 		assert.Equal(t, "1\n", mustRun(t, cfg))
 	}
-	require.NoError(t, CloseNetworking())
+	require.NoError(t, n.Close())
 	after, err := testutil.NetnsFDs()
 	require.NoError(t, err)
-	assert.Equal(t, before, after, "namespaces held after CloseNetworking")
+	assert.Equal(t, before, after, "namespaces held after Networking.Close")
 }
 
 // startNetOwner starts netOwnerHelper with the fake host as its descriptor
@@ -176,7 +177,7 @@ func TestNetworkPool(t *testing.T) {
 func startNetOwner(t *testing.T, host *os.File) (*exec.Cmd, []string) {
 	t.Helper()
 	owner := exec.Command("/proc/self/exe")
-	owner.Env = append(os.Environ(), netOwnerEnv+"=1", "STOCKADE_TEST_BUSYBOX="+testutil.Busybox(t))
+	owner.Env = append(os.Environ(), netOwnerEnv+"=net-owner", "STOCKADE_TEST_BUSYBOX="+testutil.Busybox(t))
 	owner.ExtraFiles = []*os.File{host}
 	owner.Stderr = os.Stderr
 	stdout, err := owner.StdoutPipe()
@@ -223,7 +224,7 @@ func TestPoolNetwork(t *testing.T) {
 func TestNetworkStartFails(t *testing.T) {
 	noNetLeaks(t)
 	host := requireNet(t)
-	nw, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "fails", Members: []string{"m"}})
+	nw, err := DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "fails", Members: []string{"m"}})
 	require.NoError(t, err)
 	defer nw.Close()
 	port, err := host.Listen("tcp", "127.0.0.1:0")

@@ -39,8 +39,29 @@ var testNet struct {
 // testNetworking is the process's network setup in the tests: host sides
 // in the fake host, and no pool, whose refills would show up in the leak
 // checks as namespaces coming and going.
-func testNetworking() Networking {
-	return Networking{Host: testNet.host, PoolSize: -1}
+func testNetworking() NetworkingConfig {
+	return NetworkingConfig{Host: testNet.host, PoolSize: -1}
+}
+
+// setDefaultNetworking replaces the setup of DefaultNetworking with one of
+// cfg, made at once, after closing what the previous one held.
+func setDefaultNetworking(cfg NetworkingConfig) error {
+	d := DefaultNetworking()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mc := cfg.managerConfig()
+	if err := mc.Validate(); err != nil {
+		return managerConfigErr(err)
+	}
+	if err := d.closeLocked(); err != nil {
+		return err
+	}
+	m, err := netns.NewManager(mc)
+	if err != nil {
+		return managerConfigErr(err)
+	}
+	d.cfg, d.m = cfg, m
+	return nil
 }
 
 // requireNet skips unless the test may make networks, and sets up the
@@ -64,7 +85,7 @@ func requireNet(t testing.TB) *netns.NS {
 		})
 		if testNet.err == nil {
 			testNet.host = h
-			testNet.err = SetNetworking(testNetworking())
+			testNet.err = setDefaultNetworking(testNetworking())
 		} else {
 			h.Close()
 		}
@@ -76,7 +97,7 @@ func requireNet(t testing.TB) *netns.NS {
 // closeTestNetworking releases the process's network setup and the fake
 // host before the leak checks of TestMain.
 func closeTestNetworking() {
-	if err := CloseNetworking(); err != nil {
+	if err := DefaultNetworking().Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "close networking:", err)
 	}
 	if testNet.host != nil {
@@ -233,10 +254,10 @@ func TestPrivateNetwork(t *testing.T) {
 	noNetLeaks(t)
 	host := requireNet(t)
 	hostPort := greeter(t, host)
-	cluster, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "cluster", Members: []string{"db", "app"}})
+	cluster, err := DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "cluster", Members: []string{"db", "app"}})
 	require.NoError(t, err)
 	defer cluster.Close()
-	other, err := NewPrivateNetwork(PrivateNetworkConfig{Name: "other"})
+	other, err := DefaultNetworking().NewPrivateNetwork(PrivateNetworkConfig{Name: "other"})
 	require.NoError(t, err)
 	defer other.Close()
 	assert.False(t, cluster.Subnet().Overlaps(other.Subnet()))
@@ -365,10 +386,10 @@ func TestNetworkDNS(t *testing.T) {
 func TestNetworkLinkIPv6(t *testing.T) {
 	noNetLeaks(t)
 	host := requireNet(t)
-	defer func() { require.NoError(t, SetNetworking(testNetworking())) }()
+	defer func() { require.NoError(t, setDefaultNetworking(testNetworking())) }()
 	n := testNetworking()
 	n.LinkSubnet6 = netip.MustParsePrefix("fd53:7a6b:1::/64")
-	require.NoError(t, SetNetworking(n))
+	require.NoError(t, setDefaultNetworking(n))
 	port := greeter(t, host)
 	// Block 2 of both subnets: the gateways are 10.213.0.9 and
 	// fd53:7a6b:1::9.

@@ -12,9 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ID returns the sandbox's id, unique in this process and given by New:
-// the "sandbox" attribute of its records in Config.Logger, and
-// Event.Sandbox.
+// ID returns the sandbox's id, unique in the process: the "sandbox"
+// attribute of its log records, and Event.Sandbox.
 func (s *Sandbox) ID() uint64 { return s.seq }
 
 // sandboxIDs hands out the ids of sandboxes.

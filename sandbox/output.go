@@ -14,19 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultWaitDelay is the WaitDelay of a Config that sets none.
-const DefaultWaitDelay = time.Second
-
-// ErrWaitDelay is returned by Run, Wait and Exec, with the Result, when the
-// command ended well but its output was not all copied to Stdout and
-// Stderr within Config.WaitDelay: a writer blocked, or a process the
-// command left behind kept the output open.
+// ErrWaitDelay comes with the Result when output outlived Config.WaitDelay.
 var ErrWaitDelay = errors.New("stockade: output not copied within WaitDelay")
 
-// OutputError is returned by Run, Wait and Exec, with the Result, when the
-// command ended well but writing its output to Stdout or Stderr failed.
-// The output after the failure was read and discarded, so that the command
-// never blocked on it.
+// OutputError comes with the Result when writing the output failed.
 type OutputError struct {
 	Err error
 }

@@ -16,11 +16,8 @@ import (
 // StdinPipe, StdoutPipe and StderrPipe, for a sandbox's own command and
 // for a process of a running sandbox (a Cmd made by Sandbox.Command).
 
-// Output runs the sandbox's command, as Run does, and returns its
-// standard output. Config.Stdout must be nil. When Config.Stderr is nil
-// too and the command does not exit with status 0, the *ExitError holds
-// its standard error in Stderr. After Output, Wait returns the Result
-// again.
+// Output runs the command and returns its standard output; the *ExitError
+// of a failure holds the standard error when Config.Stderr is nil.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	var stdout lockedBuffer
 	var stderr *headTail
@@ -43,9 +40,7 @@ func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	return stdout.Bytes(), withStderr(err, stderr)
 }
 
-// CombinedOutput runs the sandbox's command, as Run does, and returns its
-// standard output and standard error together, in the order written
-// (both go to one pipe). Config.Stdout and Config.Stderr must be nil.
+// CombinedOutput is Output with standard error in the same stream.
 func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	var out lockedBuffer
 	s.mu.Lock()
@@ -67,10 +62,8 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// StdinPipe returns a pipe connected to the command's standard input when
-// the sandbox starts. Wait closes it once the sandbox has ended; closing
-// it earlier tells the command that its input ended. Config.Stdin must be
-// nil, and the sandbox not started.
+// StdinPipe returns a pipe to the command's standard input, as in os/exec.
+// Call it before Start.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,10 +81,8 @@ func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// StdoutPipe returns a pipe connected to the command's standard output
-// when the sandbox starts. Wait closes it once the sandbox has ended, so
-// read to the end before calling Wait (and so do not use it with Run or
-// Output). Config.Stdout must be nil, and the sandbox not started.
+// StdoutPipe returns a pipe from the command's standard output, as in
+// os/exec: read to the end, then Wait. Call it before Start.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
 	return s.outputPipe("Stdout", &s.cfg.Stdout)
 }
@@ -138,11 +129,7 @@ func (s *Sandbox) runnableLocked() error {
 	return nil
 }
 
-// Command returns a process to run in the sandbox once it runs, as
-// exec.Command does: Args is name and arg, and the other fields of the
-// Cmd may be set before Start, Run, Output or CombinedOutput. A Cmd runs
-// once. Exec(ctx, cmd) and cmd.Run(ctx) do the same; the Cmd's methods add
-// Start and Wait, Output, CombinedOutput and the pipes.
+// Command returns a Cmd to run in the sandbox, as exec.Command does.
 func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return &Cmd{Args: append([]string{name}, arg...), sb: s, run: &cmdRun{}}
 }
@@ -161,11 +148,8 @@ type cmdRun struct {
 // did not make.
 var errNoSandbox = errors.New("stockade: Cmd not made by Sandbox.Command: use Sandbox.Exec")
 
-// Start starts the process in the sandbox and returns once it runs, or
-// with the error that kept it from starting (a *SetupError naming the
-// command when it was not found, ErrFinished when the sandbox has ended).
-// Cancelling ctx kills the process, as with Exec. Wait then returns its
-// Result.
+// Start starts the process and returns once it runs; Wait then returns its
+// Result. Cancelling ctx kills it.
 func (c *Cmd) Start(ctx context.Context) error {
 	if c.sb == nil || c.run == nil {
 		return errNoSandbox
@@ -204,9 +188,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	return nil
 }
 
-// Wait waits for the process to end and returns its Result and error, as
-// Exec does, and closes the pipes made by StdinPipe, StdoutPipe and
-// StderrPipe. After a Start that failed, it returns Start's error.
+// Wait waits for the process, as Exec does, and closes its pipes.
 func (c *Cmd) Wait() (*Result, error) {
 	if c.sb == nil || c.run == nil {
 		return nil, errNoSandbox
@@ -225,8 +207,7 @@ func (c *Cmd) Wait() (*Result, error) {
 	return r.res, r.err
 }
 
-// Run starts the process and waits for it to end: it is Exec for a Cmd
-// made by Command.
+// Run starts the process and waits for it: Exec.
 func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
@@ -234,9 +215,7 @@ func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	return c.Wait()
 }
 
-// Output runs the process and returns its standard output, on the terms
-// of Sandbox.Output: Stdout must be nil, and when Stderr is nil too the
-// *ExitError of a process that failed holds its standard error.
+// Output is Sandbox.Output for the process.
 func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	if err := c.notStarted(); err != nil {
 		return nil, err
@@ -255,8 +234,7 @@ func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	return stdout.Bytes(), withStderr(err, stderr)
 }
 
-// CombinedOutput runs the process and returns its standard output and
-// standard error together; Stdout and Stderr must be nil.
+// CombinedOutput is Sandbox.CombinedOutput for the process.
 func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	if err := c.notStarted(); err != nil {
 		return nil, err
@@ -273,8 +251,7 @@ func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// StdinPipe returns a pipe connected to the process's standard input when
-// it starts, on the terms of Sandbox.StdinPipe.
+// StdinPipe is Sandbox.StdinPipe for the process.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	if err := c.notStarted(); err != nil {
 		return nil, err
@@ -292,9 +269,7 @@ func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// StdoutPipe returns a pipe connected to the process's standard output
-// when it starts, on the terms of Sandbox.StdoutPipe: read to the end,
-// then call Wait.
+// StdoutPipe is Sandbox.StdoutPipe for the process.
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) { return c.outputPipe("Stdout", &c.Stdout) }
 
 // StderrPipe is StdoutPipe for the process's standard error.

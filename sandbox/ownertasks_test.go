@@ -21,9 +21,10 @@ import (
 
 	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
+// ownerTasksEnv names the cgroup parent ownerTasksHelper starts its
+// sandbox under ("default" for none).
 const ownerTasksEnv = "STOCKADE_TEST_OWNER_TASKS"
 
 // ownerTasksHelper is the owner of TestOwnerKeepsTasks: in a cgroup with a
@@ -31,7 +32,7 @@ const ownerTasksEnv = "STOCKADE_TEST_OWNER_TASKS"
 // it can, then starts threads of its own while the sandbox holds its
 // tasks. It prints "threads N" and exits 0 if it could.
 func ownerTasksHelper() bool {
-	if os.Getenv(ownerTasksEnv) == "" {
+	if os.Getenv(testutil.HelperEnv) != "owner-tasks" {
 		return false
 	}
 	if os.Getenv(ownerTasksEnv+"_WAIT") != "" {
@@ -46,7 +47,7 @@ func ownerTasksHelper() bool {
 	cfg := Config{
 		Args:    []string{"/box/" + filepath.Base(exe)},
 		Env:     []string{limitHelperEnv + "=forkbomb"},
-		Mounts:  []Mount{mount.BindMount(filepath.Dir(exe), "/box")},
+		Mounts:  []Mount{Mount{Kind: Bind, Source: filepath.Dir(exe), Target: "/box"}},
 		Timeout: 30 * time.Second,
 		Limits:  Limits{CgroupParent: os.Getenv(ownerTasksEnv)},
 	}
@@ -85,7 +86,11 @@ func ownerTasksHelper() bool {
 			done <- struct{}{}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Until the runtime has a thread for each blocked read (or has
+	// aborted, which fails the test).
+	for deadline := time.Now().Add(10 * time.Second); threadCount() < threads && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	fmt.Printf("threads %d; the sandbox held %d tasks\n", threadCount(), peak)
 	unix.Write(p[1], make([]byte, threads))
 	for range threads {
@@ -134,7 +139,7 @@ func TestOwnerKeepsTasks(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), ownerTasksEnv+"="+parent)
+	cmd.Env = append(os.Environ(), testutil.HelperEnv+"=owner-tasks", ownerTasksEnv+"="+parent)
 	// Into the owner's cgroup before it runs: through a descriptor.
 	dirFD, err := unix.Open(ownerDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	require.NoError(t, err)

@@ -88,7 +88,9 @@ func (c *Config) plan() mount.Plan {
 	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}
-	add(c.Mounts...)
+	for _, m := range c.Mounts {
+		add(c.planMount(m))
+	}
 	return p
 }
 

@@ -4,16 +4,13 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"sync"
 	"time"
 )
 
-// Pool keeps sandboxes started and waiting, so that a command runs in a
-// fresh sandbox at the cost of an Exec rather than a whole start. Each
-// sandbox serves one Run and is then thrown away: nothing crosses from one
-// run to the next. A Pool is safe for concurrent use.
+// Pool keeps sandboxes ready, so each Run costs an Exec. It is
+// concurrency-safe.
 type Pool struct {
 	cfg     Config
 	timeout time.Duration // the Config's Timeout, for each Run
@@ -29,18 +26,7 @@ type Pool struct {
 	err    error // why the last start failed, if it did
 }
 
-// ErrPoolClosed is returned by Run on a closed Pool.
-var ErrPoolClosed = errors.New("stockade: pool closed")
-
-// MaxPoolSize is the most sandboxes a Pool keeps ready. Each is a process
-// tree, a control group and a few descriptors; far fewer exhaust a host.
-const MaxPoolSize = 1 << 16
-
-// NewPool returns a pool that keeps n sandboxes of cfg ready, and starts
-// filling it in the background. n is from 1 to MaxPoolSize; a *ConfigError
-// naming "n" says so otherwise. cfg must have no Args: each Run brings its
-// command. cfg.Timeout applies to each Run rather than to the time a
-// sandbox waits in the pool. Close the pool to release them all.
+// NewPool returns a pool keeping n sandboxes of cfg, without Args, ready.
 func NewPool(cfg Config, n int) (*Pool, error) {
 	if len(cfg.Args) > 0 {
 		return nil, configErr("Args", "must be empty for a pool: each Run brings its command")
@@ -134,10 +120,8 @@ func (p *Pool) discard(sb *Sandbox) {
 	}()
 }
 
-// Run runs cmd in a fresh sandbox from the pool (or in one started on the
-// spot when none is ready), as Sandbox.Exec does, then throws that sandbox
-// away. The Result is the process's. Cmd.Timeout defaults to the pool
-// Config's Timeout.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
+// the sandbox away.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -186,10 +170,8 @@ func (p *Pool) Err() error {
 	return p.err
 }
 
-// Close stops refilling the pool, closes every sandbox in it and waits
-// until they, and the sandboxes of earlier runs, are gone. Runs under way
-// finish first (cancel their contexts to hurry them); Run afterwards
-// returns ErrPoolClosed.
+// Close stops refilling the pool, closes its sandboxes and waits for them and
+// the runs under way; Run then returns ErrPoolClosed.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {

@@ -21,59 +21,28 @@ import (
 	"github.com/stockade/stockade/internal/seccomp"
 )
 
-// HostReport is what Probe found: for each feature a sandbox may use,
-// whether this host offers it to this caller, and why not when it does
-// not.
+// HostReport is what Probe found, feature by feature.
 type HostReport struct {
-	// Kernel is the kernel's release.
-	Kernel string `json:"kernel"`
-	// UID is the caller's effective uid; Root reports whether it is 0.
-	UID  int  `json:"uid"`
-	Root bool `json:"root"`
-	// InitialUserNS reports whether the caller runs in the host's own user
-	// namespace, as opposed to a container's.
-	InitialUserNS bool `json:"initialUserNS"`
-
-	// Sandbox is whether a default sandbox (Config{Args: {"true"}})
-	// starts and exits here: the sum of everything below that Start
-	// needs.
-	Sandbox Support `json:"sandbox"`
-	// UserNamespaces is whether the caller may create a user namespace;
-	// every sandbox has one.
+	Kernel         string  `json:"kernel"`
+	UID            int     `json:"uid"`
+	Root           bool    `json:"root"`
+	InitialUserNS  bool    `json:"initialUserNS"` // not in a container
+	Sandbox        Support `json:"sandbox"`       // a default sandbox runs
 	UserNamespaces Support `json:"userNamespaces"`
-	// SubordinateIDs is whether Config.SubordinateIDs can work: the caller
-	// has ranges in /etc/subuid and /etc/subgid and newuidmap and
-	// newgidmap are installed. Host root needs neither.
 	SubordinateIDs Support `json:"subordinateIDs"`
-	// CgroupMode is how the host mounts cgroups.
-	CgroupMode string `json:"cgroupMode"`
-	// Cgroups is whether the caller may create cgroups for limits under
-	// the default parent, and which controllers they get.
-	Cgroups Support `json:"cgroups"`
-	// Landlock is whether the Landlock LSM is enabled; LandlockABI is its
-	// version, 0 when it is not.
-	Landlock    Support `json:"landlock"`
-	LandlockABI int     `json:"landlockABI"`
-	// Seccomp is whether seccomp filters with the actions the sandbox
-	// uses are available.
-	Seccomp Support `json:"seccomp"`
-	// Pidfd is whether pidfd_open works (Linux 5.3).
-	Pidfd Support `json:"pidfd"`
-	// MemoryPeak is whether cgroups keep memory.peak (cgroup v2, Linux
-	// 5.19).
-	MemoryPeak Support `json:"memoryPeak"`
-	// Overlayfs is whether the kernel has overlayfs, for this caller.
-	Overlayfs Support `json:"overlayfs"`
-	// RawStart is whether sandboxes start on the raw path (see the
-	// package documentation), or through the init stage.
-	RawStart Support `json:"rawStart"`
-	// TimeNamespaces is whether Config.TimeNamespace works: a sandbox
-	// with one is tried.
+	CgroupMode     string  `json:"cgroupMode"`
+	Cgroups        Support `json:"cgroups"`
+	Landlock       Support `json:"landlock"`
+	LandlockABI    int     `json:"landlockABI"`
+	Seccomp        Support `json:"seccomp"`
+	Pidfd          Support `json:"pidfd"`
+	MemoryPeak     Support `json:"memoryPeak"`
+	Overlayfs      Support `json:"overlayfs"`
+	RawStart       Support `json:"rawStart"` // not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
-// Support says whether a feature is available and, in Detail, what there
-// is (a version, a range) or why it is off and what would turn it on.
+// Support says whether a feature is there and, in Detail, what or why not.
 type Support struct {
 	Available bool   `json:"available"`
 	Detail    string `json:"detail,omitempty"`
@@ -94,11 +63,7 @@ func fromErr(err error, ok string) Support {
 	return Support{Available: true, Detail: ok}
 }
 
-// Probe reports what this host offers a sandbox started by this caller,
-// and why a feature is off, for a service's start-up check or a
-// command-line tool. It starts a short-lived process in a user namespace
-// and two sandboxes (a default one, and one with a time namespace), which
-// takes some milliseconds, and caches nothing: every call looks again.
+// Probe reports what this host offers this caller, and why a feature is off.
 func Probe() *HostReport {
 	r := &HostReport{UID: os.Geteuid()}
 	r.Root = r.UID == 0

@@ -3,7 +3,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -129,12 +128,15 @@ func probeRawStart() Support {
 // startRaw starts the sandbox on the raw path. It reports false, having
 // done nothing, when sandboxes start through the init stage (see
 // rawWanted). s.mu is held; s.lim and s.net are prepared.
-func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool, error) {
+func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *rollback) (bool, error) {
 	if !rawWanted() {
 		return false, nil
 	}
+	if err := fault("spec"); err != nil {
+		return true, err
+	}
 	spec := cfg.spec(id)
-	l := &launch{parentFD: -1}
+	l := &launch{}
 	defer l.release()
 	s.networkFiles(cfg, spec, l)
 	if s.lim != nil {
@@ -154,6 +156,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	// The terminal's size is set at each launch, not compiled in.
 	rows, cols := spec.TTYRows, spec.TTYCols
 	spec.TTYRows, spec.TTYCols = 0, 0
+	if err := fault("compile"); err != nil {
+		return true, err
+	}
 	rp, err := rawProgramFor(spec, id, root, len(tasks))
 	if err != nil {
 		var me *mount.Error
@@ -164,17 +169,23 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 	}
 	var sources []int
 	if root {
+		if err := fault("sources"); err != nil {
+			return true, err
+		}
 		files, err := cloneSources(&spec.Plan, 0)
 		if err != nil {
 			return true, err
 		}
-		defer closeAll(files)
+		defer closeAll(files) // the child has its own copies, if it runs
 		for _, f := range files {
 			sources = append(sources, int(f.Fd()))
 		}
 	}
 	var st *stdio
 	if rp.command {
+		if err := fault("stdio"); err != nil {
+			return true, err
+		}
 		cmd := Cmd{Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, ExtraFiles: cfg.ExtraFiles}
 		var counter *outputCounter
 		if s.lim != nil {
@@ -183,6 +194,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		if st, err = newStdio(&cmd, counter); err != nil {
 			return true, setupErr("stdio", "", err)
 		}
+		undo.push(st.abandon)
 	}
 	flags := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
 	if l.netns != nil || l.shareHost {
@@ -195,6 +207,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		}
 	}
 	s.times.prepared = proto.Monotonic()
+	if err := fault("clone"); err != nil {
+		return true, err
+	}
 	var rs *rawStart
 	launch := func() error {
 		var err error
@@ -216,29 +231,46 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity) (bool,
 		st.closeChildEnds()
 	}
 	if err != nil {
-		s.lim.end(s)
 		if len(cfg.Args) == 0 {
 			return true, err
 		}
 		return true, startError(cfg.Args[0], err)
 	}
-	connected := s.connectNetwork()
+	undo.push(rs.abort)
+	if startHook != nil {
+		startHook("forked", rs.pid)
+	}
+	if err := fault("cloned"); err != nil {
+		return true, err
+	}
+	// Whatever ends the start, the links are made (or failed) before the
+	// network is released.
+	connected := sync.OnceValue(s.connectNetwork())
+	undo.push(func() { connected() })
 	before := func(pid int) error {
 		if cgroupFD < 0 && len(tasks) == 0 && s.lim != nil && s.lim.group != nil {
 			if err := s.lim.group.AddProc(pid); err != nil {
 				return setupErr("cgroup", s.lim.group.Name(), err)
 			}
 		}
-		return connected()
+		if err := connected(); err != nil {
+			return err
+		}
+		if startHook != nil {
+			startHook("go", pid)
+		}
+		return fault("handshake")
 	}
 	actx, cancel := startDeadline(ctx, s.start, cfg.Timeout)
 	err = rs.finish(actx, rp, id, before)
 	cancel()
 	if err != nil {
-		s.lim.end(s)
 		if ctxErr := actx.Err(); ctxErr != nil {
 			return true, startTimeoutErr(ctx, ctxErr, cfg.Timeout)
 		}
+		return true, err
+	}
+	if err := fault("started"); err != nil {
 		return true, err
 	}
 	s.times.ready = proto.Monotonic()
@@ -423,19 +455,8 @@ func (p *rawProc) exitedLocked() bool {
 			}
 		}
 	}
-	// Acted on: PF_EXITING in the flags of /proc/PID/stat, the ninth field.
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 7 {
-		return false
-	}
-	flags, _ := strconv.ParseUint(string(f[6]), 10, 64)
-	const pfExiting = 0x4
-	return flags&pfExiting != 0
+	// Acted on.
+	return procExiting(p.pid)
 }
 
 // signalLocked sends sig to pid 1 through its pidfd. The caller holds the

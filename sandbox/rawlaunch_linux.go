@@ -3,14 +3,17 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -222,58 +225,47 @@ func (c *shareCount) end() {
 
 // finish writes the child's id maps, calls before (placement in a cgroup
 // by pid, the network's links) and releases the child, and waits until
-// the command runs. On error the child is killed and reaped.
+// the command runs. On error the caller kills and reaps the child with
+// abort.
 func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, before func(pid int) error) error {
-	kill := func(err error) error {
-		if rs.relW >= 0 {
-			unix.Close(rs.relW)
-			rs.relW = -1
-		}
-		unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
-		waitPidfd(rs.pidfd)
-		unix.Close(rs.pidfd)
-		if rs.report >= 0 {
-			unix.Close(rs.report)
-		}
-		if rs.ttySock >= 0 {
-			unix.Close(rs.ttySock)
-			rs.ttySock = -1
-		}
-		rs.left()
-		rs.run.Release()
-		return err
-	}
 	if id.viaHelpers {
 		if err := writeMaps(ctx, rs.pid, id); err != nil {
-			return kill(err)
+			return rs.diedOr(err)
 		}
 	} else if err := writeIDMaps(rs.pid, id); err != nil {
-		return kill(setupErr("id-maps", "", err))
+		return rs.diedOr(setupErr("id-maps", "", err))
 	}
 	if before != nil {
 		if err := before(rs.pid); err != nil {
-			return kill(err)
+			return rs.diedOr(err)
 		}
 	}
 	if _, err := unix.Write(rs.relW, []byte{1}); err != nil {
-		return kill(setupErr("handshake", "", err))
+		return rs.diedOr(setupErr("handshake", "", err))
 	}
 	werr := rs.run.Wait(ctx)
 	if werr == nil {
-		// The exec happened: the child needs the pipe no more (see the
-		// parent-death step).
+		// The exec happened, or the child died: the child needs the pipe
+		// no more (see the parent-death step).
 		unix.Close(rs.relW)
 		rs.relW = -1
 	}
 	if werr == nil || !errors.Is(werr, ctx.Err()) {
 		rs.left()
 	}
+	if werr == nil {
+		// The failure pipe also ends when the child dies before its exec,
+		// killed from outside.
+		if err := rs.died(); err != nil {
+			return err
+		}
+	}
 	if werr != nil {
 		var se *sysplan.StepError
 		if errors.As(werr, &se) {
-			return kill(&SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno})
+			return &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}
 		}
-		return kill(setupErr("start", "", werr))
+		return setupErr("start", "", werr)
 	}
 	for i := 0; i < rp.nmarks; i++ {
 		ts := rs.run.Bytes(rp.marks.Field(16*i), 16)
@@ -286,7 +278,7 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 		unix.Close(rs.ttySock)
 		rs.ttySock = -1
 		if err != nil {
-			return kill(err)
+			return err
 		}
 		rs.tty = tty
 	}
@@ -303,6 +295,132 @@ func (rs *rawStart) finish(ctx context.Context, rp *rawProgram, id identity, bef
 }
 
 func run0(v uint64) bool { return v == 0 }
+
+// abort kills the child, and with it the sandbox it built, reaps it and
+// closes what the owner holds of it: the undo of launchRaw, for a start
+// that fails after the clone, finished or not.
+func (rs *rawStart) abort() {
+	if rs.relW >= 0 {
+		unix.Close(rs.relW)
+		rs.relW = -1
+	}
+	unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
+	waitPidfd(rs.pidfd)
+	unix.Close(rs.pidfd)
+	rs.pidfd = -1
+	for _, fd := range []*int{&rs.report, &rs.cmd, &rs.ttySock} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	if rs.tty != nil {
+		rs.tty.Close()
+		rs.tty = nil
+	}
+	rs.left()
+	rs.run.Release()
+}
+
+// diedOr returns the error of a child that died before its exec (see
+// died) when it did, else err: a step that failed because the child had
+// been killed names the kill, not the step.
+func (rs *rawStart) diedOr(err error) error {
+	if derr := rs.died(); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// died returns a *SetupError saying how the child ended when it has died
+// without running the reaper to its report (killed from outside, or with
+// its group, before its exec), as Exec says of its processes; nil while
+// it runs, and once the reaper it exec'd has reported. It waits, within
+// a bound, for a child that is exiting to end, and leaves it unreaped.
+func (rs *rawStart) died() error {
+	if !pidfdExited(rs.pidfd, 0) && !procExiting(rs.pid) {
+		return nil
+	}
+	what := "died"
+	if pidfdExited(rs.pidfd, 10*time.Second) {
+		if ws, ok := peekPidfd(rs.pidfd); ok {
+			what = describeWait(ws)
+		}
+	}
+	if rs.report >= 0 {
+		fds := []unix.PollFd{{Fd: int32(rs.report), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(fds, 0); n > 0 && fds[0].Revents&unix.POLLIN != 0 {
+			return nil // the reaper ran, and reported the command's end
+		}
+	}
+	return &SetupError{Stage: "start", Err: errors.New("pid 1 died as the sandbox started: " + what)}
+}
+
+// pidfdExited reports whether the process behind pidfd has exited,
+// waiting up to d for it.
+func pidfdExited(pidfd int, d time.Duration) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(d); ; {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0
+	}
+}
+
+// peekPidfd returns how the exited child behind pidfd ended, leaving it
+// to be reaped.
+func peekPidfd(pidfd int) (unix.WaitStatus, bool) {
+	var info unix.Siginfo
+	for {
+		_, _, errno := unix.Syscall6(unix.SYS_WAITID, unix.P_PIDFD, uintptr(pidfd), uintptr(unsafe.Pointer(&info)), unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, false
+		}
+		break
+	}
+	runtime.KeepAlive(&info)
+	return siginfoStatus(&info)
+}
+
+// siginfoStatus is the wait status of the child a waitid's info is of;
+// false when it names none.
+func siginfoStatus(info *unix.Siginfo) (unix.WaitStatus, bool) {
+	// si_status follows si_pid and si_uid in the union.
+	status := *(*int32)(unsafe.Add(unsafe.Pointer(info), 24))
+	switch info.Code {
+	case 1: // CLD_EXITED
+		return unix.WaitStatus(status << 8), true
+	case 2, 3: // CLD_KILLED, CLD_DUMPED
+		return unix.WaitStatus(status), true
+	}
+	return 0, false
+}
+
+// procExiting reports whether the process pid is a zombie or exiting,
+// from its /proc/PID/stat: its state, and PF_EXITING in its flags, the
+// ninth field. A process that is gone counts as exiting.
+func procExiting(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 7 {
+		return false
+	}
+	if f[0][0] == 'Z' || f[0][0] == 'X' {
+		return true
+	}
+	flags, _ := strconv.ParseUint(string(f[6]), 10, 64)
+	const pfExiting = 0x4
+	return flags&pfExiting != 0
+}
 
 // left records that the child no longer shares the owner's memory.
 func (rs *rawStart) left() {

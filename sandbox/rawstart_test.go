@@ -89,6 +89,7 @@ func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus,
 		return 0, nil, err
 	}
 	if err := rs.finish(ctx, r.rp, r.id, nil); err != nil {
+		rs.abort()
 		return 0, nil, err
 	}
 	ws, _ := waitPidfd(rs.pidfd)

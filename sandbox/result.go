@@ -9,37 +9,18 @@ import (
 // Reason says how a sandbox's run ended.
 type Reason int
 
-// The reasons a run ends.
+// The reasons a run ends. OOMKilled comes from the group's OOM counter,
+// SeccompKilled from the SIGSYS that ended the command.
 const (
-	// Exited: the command exited on its own; ExitCode holds its status.
-	Exited Reason = iota + 1
-	// Signaled: the command was killed by Signal, which came from inside
-	// the sandbox or from Kill.
-	Signaled
-	// Timeout: the run outlived Config.Timeout and was killed.
-	Timeout
-	// Cancelled: the context passed to Start or Run was done and the
-	// sandbox was killed.
-	Cancelled
-	// OOMKilled: the sandbox reached Limits.Memory and the kernel's OOM
-	// killer killed the command (or the init stage, which ends the
-	// sandbox). It is decided from the control group's OOM counter, never
-	// from the SIGKILL alone.
-	OOMKilled
-	// CPUTimeLimit: the sandbox used up Limits.CPUTime and was killed, or
-	// its command ended after using more.
-	CPUTimeLimit
-	// OutputLimit: the command wrote more than Limits.Output bytes and the
-	// sandbox was killed.
-	OutputLimit
-	// Closed: a sandbox without a command of its own was ended by Close.
-	Closed
-	// SeccompKilled: the seccomp filter killed the command for a system
-	// call its policy kills (SeccompKill, or any call through another ABI,
-	// such as int 0x80 on amd64). It is decided from the SIGSYS that ended
-	// the command; a command that sends itself SIGSYS with kill reads the
-	// same, since nothing in the wait status tells them apart.
-	SeccompKilled
+	Exited        Reason = iota + 1 // the command exited; see ExitCode
+	Signaled                        // a signal killed it; see Signal
+	Timeout                         // Config.Timeout passed
+	Cancelled                       // the context was done
+	OOMKilled                       // Limits.Memory was reached
+	CPUTimeLimit                    // Limits.CPUTime was used up
+	OutputLimit                     // Limits.Output was exceeded
+	Closed                          // Close ended a sandbox without a command
+	SeccompKilled                   // the seccomp filter killed it
 )
 
 var reasonNames = map[Reason]string{
@@ -66,47 +47,20 @@ func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // Result is how a run ended and what it used.
 type Result struct {
-	Reason Reason `json:"reason"`
-	// ExitCode is the command's exit status when it exited on its own
-	// (Reason Exited, or a limit's Reason for a command that ended just as
-	// it exceeded the limit), and -1 otherwise.
-	ExitCode int `json:"exitCode"`
-	// Signal is the signal that killed the command when Reason is Signaled,
-	// and SIGKILL when the sandbox was killed for a Timeout, a
-	// cancellation or a limit.
-	Signal syscall.Signal `json:"signal,omitempty"`
-	// Wall is the time from Start to the end of the sandbox.
-	Wall time.Duration `json:"wall"`
-	// UserTime and SystemTime are the CPU time of the sandbox's processes.
-	// With a control group (see Limits) they come from it and cover every
-	// process, the init stage's start-up included; without one, they cover
-	// the processes that ended before the sandbox did.
-	UserTime   time.Duration `json:"userTime"`
-	SystemTime time.Duration `json:"systemTime"`
-	// MaxRSS is the largest resident set size of any one of those
-	// processes, in bytes.
-	MaxRSS int64 `json:"maxRSS"`
-
-	// The figures below come from the sandbox's control group, and are
-	// zero for a sandbox without one (see Limits).
-
-	// MemoryPeak is the most memory the sandbox used at once, in bytes
-	// (memory.peak on cgroup v2 from Linux 5.19, memory.max_usage_in_bytes
-	// on v1; on older v2 kernels a lower bound).
-	MemoryPeak int64 `json:"memoryPeak,omitempty"`
-	// PidsPeak is the most tasks the sandbox held at once (pids.peak, Linux
-	// 6.1; on older kernels a lower bound).
-	PidsPeak int64 `json:"pidsPeak,omitempty"`
-	// ForksRefused counts the forks and clones in the sandbox that failed
-	// because it held Limits.Pids tasks.
-	ForksRefused int64 `json:"forksRefused,omitempty"`
-	// OOMKills counts the processes of the sandbox that the OOM killer
-	// killed; one that was not the command leaves the Reason alone.
-	OOMKills int64 `json:"oomKills,omitempty"`
-
-	// Notes say what best effort applied instead of limits this host would
-	// not let the caller apply (see Limits.BestEffort).
-	Notes []string `json:"notes,omitempty"`
+	Reason   Reason         `json:"reason"`
+	ExitCode int            `json:"exitCode"`         // -1 unless it exited
+	Signal   syscall.Signal `json:"signal,omitempty"` // SIGKILL for a limit
+	Wall     time.Duration  `json:"wall"`             // from Start
+	// The times and MaxRSS cover every process with a control group, else
+	// those that ended first; the peaks and counts need the group.
+	UserTime     time.Duration `json:"userTime"`
+	SystemTime   time.Duration `json:"systemTime"`
+	MaxRSS       int64         `json:"maxRSS"`
+	MemoryPeak   int64         `json:"memoryPeak,omitempty"`
+	PidsPeak     int64         `json:"pidsPeak,omitempty"`
+	ForksRefused int64         `json:"forksRefused,omitempty"` // forks over Limits.Pids
+	OOMKills     int64         `json:"oomKills,omitempty"`
+	Notes        []string      `json:"notes,omitempty"` // what Limits.BestEffort did
 }
 
 // Success reports whether the command exited with status 0, or a sandbox
@@ -115,9 +69,7 @@ func (r *Result) Success() bool {
 	return r.Reason == Exited && r.ExitCode == 0 || r.Reason == Closed
 }
 
-// String describes the result in a few words: "exited with status 1",
-// "killed by SIGSEGV", "timed out after 2s", "killed: out of memory (peak
-// 64.0 MiB)".
+// String describes the result in a few words: "exited with status 1".
 func (r *Result) String() string {
 	switch r.Reason {
 	case Exited:

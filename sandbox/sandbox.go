@@ -5,6 +5,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -22,10 +23,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs. Create it with New, then
-// call Run, or Start and later Wait. A Sandbox runs once. A sandbox whose
-// Config has no Args is long-lived: Start prepares it, Exec runs processes
-// in it, and Close ends it.
+// Sandbox is one sandbox and the command it runs, run once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -65,15 +63,8 @@ type Sandbox struct {
 	err      error
 }
 
-// Errors of the Sandbox's methods used out of order.
-var (
-	ErrStarted    = errors.New("stockade: sandbox already started")
-	ErrNotStarted = errors.New("stockade: sandbox not started")
-	ErrFinished   = errors.New("stockade: sandbox has finished")
-)
-
-// New returns a sandbox for cfg. It never fails: a bad config is reported
-// by Start. New keeps its own copy of cfg's slices.
+// New returns a sandbox for a copy of cfg. It never fails: Start reports a
+// bad config.
 func New(cfg Config) *Sandbox {
 	s := &Sandbox{
 		cfg:      cfg.clone(),
@@ -89,11 +80,8 @@ func New(cfg Config) *Sandbox {
 	return s
 }
 
-// Run starts the sandbox and waits for it to end. See Start and Wait. Like
-// os/exec, Run needs a command: for a Config without Args it returns a
-// *ConfigError naming Args and creates nothing, since such a sandbox ends
-// only when closed (start it with Start, use it with Exec, end it with
-// Close).
+// Run starts the sandbox and waits for it to end; a Config without Args is
+// a *ConfigError.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	if len(s.cfg.Args) == 0 {
 		return nil, configErr("Args", "Run needs a command; a sandbox without one is started with Start and ended with Close")
@@ -104,14 +92,8 @@ func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	return s.Wait()
 }
 
-// Start creates the sandbox and starts its command, and returns once the
-// command runs. It returns a *ConfigError (matching ErrInvalidConfig) for a
-// bad config, before anything is created, and a *SetupError (matching
-// ErrSetup) when a setup step fails, after removing everything it created.
-// When ctx is done before the sandbox ends, every process in it is killed
-// and the Result's Reason is Cancelled. A Config without Args makes a
-// long-lived sandbox: Start returns once it is ready, Exec runs commands
-// in it, and it lives until Close (or ctx, or its Timeout) ends it.
+// Start creates the sandbox and returns once the command runs: a bad config
+// is a *ConfigError before anything exists, a failed step a *SetupError.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,61 +125,79 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	}
 	s.start = time.Now()
 	s.times.begin = proto.Monotonic()
+	// Every step that acquires something pushes its undo; a failed start
+	// unwinds them, a started sandbox owns what they acquired.
+	var undo rollback
+	defer undo.unwind()
+	// The network the sandbox takes (a managed one here, or a namespace to
+	// reuse as it launches) goes back once its init is reaped or never ran.
+	undo.push(s.releaseNetwork)
+	if err := fault("network"); err != nil {
+		return err
+	}
 	if err := s.prepareNetwork(&cfg); err != nil {
+		return err
+	}
+	if err := fault("cgroup"); err != nil {
 		return err
 	}
 	if s.lim, err = newLimiter(&cfg); err != nil {
 		return err
 	}
-	if ok, err := s.startRaw(ctx, &cfg, id); ok {
-		if err != nil {
-			s.lim.end(s)
+	undo.push(func() { s.lim.end(s) })
+	if ok, err := s.startRaw(ctx, &cfg, id, &undo); ok {
+		if err == nil {
+			undo.release()
 		}
 		return err
 	}
-	l, err := s.prepare(&cfg, id)
+	l, err := s.prepare(&cfg, id, &undo)
 	if err != nil {
-		s.lim.end(s)
 		return err
 	}
 	defer l.release()
 	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
+	if err := fault("fork"); err != nil {
+		return err
+	}
 	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
 	s.times.forked = proto.Monotonic()
 	// The init has its own copies now. Ours of its end of the socket would
 	// keep the socket from reaching its end should the init die before it
 	// reports, and Start would wait for a report that never comes.
 	l.release()
+	if s.cmd.Process != nil {
+		// Forked, placed or not: a failure from here on kills it and waits
+		// for it.
+		undo.push(s.reapInit)
+	}
 	if err != nil {
-		if s.cmd.Process != nil {
-			// Forked, but not placed: kill it and wait for it.
-			s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
-			s.abort()
-		} else {
-			unix.Close(l.parentFD)
-			s.lim.end(s)
-		}
 		return startError(s.cmd.Path, err)
 	}
-	s.conn = os.NewFile(uintptr(l.parentFD), "stockade-control")
 	if startHook != nil {
 		startHook("forked", s.cmd.Process.Pid)
 	}
-	connected := s.connectNetwork()
+	if err := fault("forked"); err != nil {
+		return err
+	}
+	// Whatever ends the start, the links are made (or failed) before the
+	// network is released.
+	connected := sync.OnceValue(s.connectNetwork())
+	undo.push(func() { connected() })
 	if id.viaHelpers {
 		if err := sendAfterMaps(ctx, s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
-			s.abort()
 			return err
 		}
 	}
 	if err := connected(); err != nil {
-		s.abort()
 		return err
 	}
 	// The init is in its cgroup and network: let it go on.
+	if err := fault("handshake"); err != nil {
+		return err
+	}
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
-		s.abort()
 		return setupErr("handshake", "", err)
 	}
 	if startHook != nil {
@@ -207,9 +207,12 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	rep, err := s.awaitStart(actx)
 	cancel()
 	if err != nil {
-		s.abort()
 		return startTimeoutErr(ctx, err, cfg.Timeout)
 	}
+	if err := fault("started"); err != nil {
+		return err
+	}
+	undo.release()
 	s.times.ready, s.times.init = proto.Monotonic(), rep.Marks
 	s.confined(l.conf, rep, &cfg)
 	s.logStages(cfg)
@@ -223,7 +226,6 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 // launch holds what a start prepares before the fork; the parent's copies
 // of it are released once the init has its own.
 type launch struct {
-	parentFD  int        // the parent's end of the socket, once the init runs
 	spec      []byte     // the encoded spec, when it must wait for the id maps
 	files     []*os.File // the init's socket end, stdin pipe, cloned mounts
 	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless pooled
@@ -250,21 +252,22 @@ func (l *launch) release() {
 }
 
 // startHook, when set (by tests), is called by Start with the init's pid
-// once the init is forked ("forked") and once it has the go-ahead ("go").
+// (on the raw path, pid 1's) once it is forked ("forked") and once it has
+// the go-ahead ("go"; on the raw path, just before).
 var startHook func(stage string, pid int)
 
 // prepare builds the spec, clones the mount sources, takes a network
 // namespace, queues the spec on a new socket pair and sets up s.cmd.
-func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
-	l = &launch{parentFD: -1}
+func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, err error) {
+	l = &launch{}
 	defer func() {
 		if err != nil {
 			l.release()
-			if l.parentFD >= 0 {
-				unix.Close(l.parentFD)
-			}
 		}
 	}()
+	if err := fault("spec"); err != nil {
+		return l, err
+	}
 	spec := cfg.spec(id)
 	s.networkFiles(cfg, spec, l)
 	if s.lim != nil {
@@ -287,11 +290,18 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 	if err != nil {
 		return l, setupErr("encode-spec", "", err)
 	}
+	if err := fault("socketpair"); err != nil {
+		return l, err
+	}
 	parentFD, childFD, err := socketPair()
 	if err != nil {
 		return l, setupErr("socketpair", "", err)
 	}
-	l.parentFD = parentFD
+	s.conn = os.NewFile(uintptr(parentFD), "stockade-control")
+	undo.push(func() {
+		s.conn.Close()
+		s.conn = nil // not started: see runningLocked
+	})
 	child := os.NewFile(uintptr(childFD), "stockade-init")
 	l.files = append(l.files, child)
 	// Queue the spec before the init exists, so that it finds it waiting;
@@ -304,6 +314,9 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		return l, setupErr("send-spec", "", err)
 	}
 	s.cmd = cfg.initCommand(child, id)
+	if err := fault("output"); err != nil {
+		return l, err
+	}
 	if s.out, err = newOutputPipes(cfg.Stdout, cfg.Stderr, s.lim.counter()); err != nil {
 		return l, setupErr("output", "", err)
 	}
@@ -322,10 +335,14 @@ func (s *Sandbox) prepare(cfg *Config, id identity) (l *launch, err error) {
 		if f, ok := cfg.Stdin.(*os.File); ok {
 			s.cmd.Stdin = f
 		} else {
+			if err := fault("stdin"); err != nil {
+				return l, err
+			}
 			stdin, err := s.pipeStdin(cfg.Stdin)
 			if err != nil {
 				return l, setupErr("stdin", "", err)
 			}
+			undo.push(func() { s.stdinW.Close() })
 			l.files = append(l.files, stdin) // the init holds its own copy
 		}
 	}
@@ -512,9 +529,9 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 	return nil, setupErr("init", "", errors.New("unexpected report "+string(rep.Kind)))
 }
 
-// abort kills a sandbox whose start failed and waits for it, so that
-// nothing is left behind.
-func (s *Sandbox) abort() {
+// reapInit kills the init of a sandbox whose start failed and waits for
+// it, so that nothing is left behind; it is the undo of the fork.
+func (s *Sandbox) reapInit() {
 	if s.cmd != nil {
 		s.killInit()
 		s.cmd.Wait()
@@ -523,12 +540,9 @@ func (s *Sandbox) abort() {
 		unix.Close(s.pidfd)
 		s.pidfd = -1
 	}
-	s.lim.end(s)
-	if s.conn != nil {
-		s.conn.Close()
-	}
-	if s.stdinW != nil {
-		s.stdinW.Close()
+	if s.tty != nil {
+		s.tty.Close()
+		s.tty = nil
 	}
 }
 
@@ -574,10 +588,29 @@ func (s *Sandbox) onInitExit(f func()) (stop func()) {
 // failStart makes a failed Start final: Wait then returns err rather than
 // waiting for a sandbox that will never run.
 func (s *Sandbox) failStart(err error) {
-	s.releaseNetwork() // the init, if it ran, is reaped
 	s.err = err
 	s.endOnce.Do(func() {
 		close(s.readDone)
 		close(s.done)
 	})
+}
+
+// startDeadline bounds the wait for the init to start the command by
+// Config.Timeout, counted from Start like the run itself: an init that
+// cannot start (one that thrashes under a memory limit too small for it,
+// say) must not hold Start forever.
+func startDeadline(ctx context.Context, start time.Time, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, start.Add(timeout))
+}
+
+// startTimeoutErr says that the init was not ready within timeout when
+// that, and not ctx, ended the wait.
+func startTimeoutErr(ctx context.Context, err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return setupErr("init", "", fmt.Errorf("the command did not start within Config.Timeout (%v): %w", timeout, err))
+	}
+	return err
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/linux"
@@ -18,201 +20,32 @@ import (
 	"github.com/stockade/stockade/internal/seccomp"
 )
 
-// Security holds the defences a sandbox's processes run under on top of
-// its namespaces. The zero value is the safe choice: no capabilities,
-// no_new_privs, the default seccomp filter, Landlock on the sandbox's own
-// mounts (best effort), and no /sys. Every field that weakens a defence
-// says so in its name or its comment.
+// Security holds the defences on top of the namespaces; zero is the safe
+// choice. A field that weakens one says so.
 type Security struct {
-	// Capabilities names capabilities the sandbox's processes keep, such
-	// as "CAP_NET_BIND_SERVICE". They are kept in the bounding, permitted
-	// and effective sets, and for a command that is not root in the
-	// ambient and inheritable sets, so that it has them after execve; the
-	// default seccomp policy is then built for that set (Docker's profile
-	// allows more system calls to a process holding CAP_SYS_PTRACE, say).
-	// Danger: each capability opens kernel code to the sandbox, over
-	// everything its user namespace owns, and several (CAP_SYS_ADMIN,
-	// CAP_NET_ADMIN, CAP_SYS_PTRACE) are a large part of the kernel. Nil
-	// keeps none. An unknown name is a *ConfigError.
-	Capabilities []string
-
-	// Seccomp, if set, is the system call policy in place of the default
-	// (Docker's allow-list with stockade's denials, see SeccompPolicy).
-	// Danger: a policy that allows what the default denies opens that
-	// kernel surface to the sandbox.
-	Seccomp *SeccompPolicy
-	// SeccompProfile, if set, is a seccomp profile in Docker's JSON format
-	// (`docker run --security-opt seccomp=FILE`) in place of the default.
-	// Its conditional rules are evaluated for this machine and for
-	// Capabilities. Trace and notify actions are refused, kill-thread
-	// becomes kill-process, and the filter admits the native ABI only.
-	SeccompProfile []byte
-	// SeccompUnconfined runs the sandbox without a seccomp filter. Danger:
-	// every system call the kernel has is then open to the sandbox.
-	// Only one of Seccomp, SeccompProfile and SeccompUnconfined may be set.
+	Capabilities []string // kept; Danger: each opens kernel code
+	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
+	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
+	Seccomp           *specs.LinuxSeccomp
+	SeccompExtend     bool
+	SeccompProfile    []byte // Docker's JSON, in place of the default
 	SeccompUnconfined bool
-
-	// Landlock limits the file system access of the sandbox's processes to
-	// its own mounts with their modes, and TCP ports on request. See
-	// Landlock.
-	Landlock Landlock
-
-	// Sysfs mounts a read-only /sys, with /sys/firmware and
-	// /sys/devices/virtual/powercap masked. It shows the devices of the
-	// host and the links of the sandbox's own network namespace; mounting
-	// it needs that namespace to belong to the sandbox, so it fails with a
-	// prepared (pooled) network namespace. False leaves /sys absent.
-	Sysfs bool
+	Landlock          Landlock
+	Sysfs             bool // a read-only /sys; not with a reused namespace
 }
 
-// Landlock configures the Landlock LSM (Linux 5.13) for a sandbox. The
-// zero value applies it, best effort: every process of the sandbox may
-// read and execute anything in the sandbox's root file system and write
-// only in its writable mounts (the working directory, /tmp, /dev/shm,
-// writable binds, a WritableRoot), it may use the device nodes of /dev;
-// with Landlock ABI 4 (Linux 6.7) it may neither bind nor connect a TCP
-// socket on any port; and with ABI 6 (Linux 6.12) it can neither connect
-// to an abstract unix socket nor signal a process outside the sandbox. A
-// descriptor of a host directory that reaches the sandbox (an ExtraFiles
-// entry, say) opens nothing beneath it. What was enforced is in
-// Sandbox.Confinement, and what best effort left out in Result.Notes.
+// Landlock configures the Landlock LSM. The zero value applies it best
+// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
-	// Disabled turns Landlock off. Danger: a leaked descriptor of a host
-	// directory then reaches the host file system.
-	Disabled bool
-	// Strict makes Start fail with a *FeatureError (matching
-	// ErrNotSupported) when the kernel cannot enforce every rule asked for:
-	// no Landlock, or an ABI too old for file moves (2), TCP rules (4) or
-	// scopes (6). False applies what the kernel can and notes the rest.
-	Strict bool
-	// WritablePaths, when not empty, are the only paths the command may
-	// write beneath, instead of every writable mount. Each must be an
-	// absolute path inside a writable mount of the sandbox (the working
-	// directory, /tmp, /dev/shm, a writable bind or a writable root);
-	// anything else is a *ConfigError naming it. A path that does not
-	// exist when the sandbox starts, or that a link leads out of the root
-	// or through /proc/self/fd, gets no rule and stays unwritable.
-	WritablePaths []string
-	// BindTCP and ConnectTCP are the only TCP ports the sandbox may bind
-	// and connect to (Landlock ABI 4, Linux 6.7): by default it may bind
-	// and connect to none, on loopback as anywhere. Nil allows none. Two
-	// things of Config.Network count as asking for TCP: the inside ports
-	// of Network.Ports may always be bound, and a sandbox given a network
-	// (ShareHost, Link or Networks) with neither list set has no TCP limit
-	// (set the lists to keep one).
+	Disabled      bool     // Danger: a leaked host directory reaches the host
+	Strict        bool     // a *FeatureError rather than a rule left out
+	WritablePaths []string // if set, the only writable paths
+	// BindTCP and ConnectTCP are the only TCP ports allowed beside
+	// Network.Ports; with a network and neither set, TCP is open.
 	BindTCP    []uint16
 	ConnectTCP []uint16
-	// AnyTCP lifts the TCP limits: any port may be bound and connected to.
-	// Danger: a sandbox with a network then reaches every TCP service it
-	// can route to.
-	AnyTCP bool
-}
-
-// SeccompPolicy is a custom system call policy: an allow-list (a
-// DefaultAction that denies, and rules that allow) or a deny-list (the
-// reverse). When several rules match a call, the most restrictive action
-// wins (kill, then errno, then log, then allow), whatever their order. A
-// call made through another ABI (i386 or x32 on amd64) always kills the
-// process.
-type SeccompPolicy struct {
-	// DefaultAction is what happens to a system call that no rule matches.
-	// It must be set, unless ExtendDefault is.
-	DefaultAction SeccompAction
-	// DefaultErrno is the error a SeccompErrno DefaultAction returns. Zero
-	// means EPERM.
-	DefaultErrno syscall.Errno
-	// Rules are the exceptions.
-	Rules []SeccompRule
-	// ExtendDefault adds Rules to the default policy (Docker's allow-list
-	// and stockade's denials) instead of replacing it; DefaultAction must
-	// then be zero. Rules that deny take effect; rules that allow a call
-	// the default denies explicitly (mount, ptrace …) do not, since the
-	// most restrictive match wins, but they can allow calls that Docker's
-	// list leaves out.
-	ExtendDefault bool
-}
-
-// SeccompAction is what a seccomp filter does with a system call.
-type SeccompAction int
-
-// The actions of a SeccompPolicy.
-const (
-	// SeccompAllow lets the system call run.
-	SeccompAllow SeccompAction = iota + 1
-	// SeccompErrno makes the call fail with an error (EPERM unless the
-	// rule says otherwise) without running it.
-	SeccompErrno
-	// SeccompKill kills the whole process with SIGSYS; the Result's
-	// Reason is then SeccompKilled.
-	SeccompKill
-	// SeccompLog lets the call run and records it in the kernel's audit
-	// log.
-	SeccompLog
-)
-
-// SeccompRule applies Action to the system calls in Names whose arguments
-// satisfy every condition in Args.
-type SeccompRule struct {
-	// Names are system call names as the kernel spells them ("openat").
-	Names []string
-	// Action is what the filter does with a matching call. It must be set.
-	Action SeccompAction
-	// Errno is the error a SeccompErrno action returns. Zero means EPERM.
-	Errno syscall.Errno
-	// Args are conditions on the call's arguments, all of which must hold.
-	Args []SeccompArg
-}
-
-// SeccompArg is a condition on one argument of a system call. Comparisons
-// are unsigned and 64 bits wide; many calls read only the low 32 bits of
-// an int argument, so a condition that denies a value of one should use
-// SeccompMaskedEq with a Mask of 0xffffffff.
-type SeccompArg struct {
-	// Index is the argument's position, from 0 to 5.
-	Index uint8
-	// Op is the comparison. It must be set.
-	Op SeccompOp
-	// Value is what the argument is compared with.
-	Value uint64
-	// Mask is ANDed with the argument before SeccompMaskedEq compares it
-	// with Value.
-	Mask uint64
-}
-
-// SeccompOp is a comparison of a SeccompArg.
-type SeccompOp int
-
-// The comparisons of a SeccompArg.
-const (
-	SeccompEq SeccompOp = iota + 1
-	SeccompNe
-	SeccompLt
-	SeccompLe
-	SeccompGt
-	SeccompGe
-	SeccompMaskedEq
-)
-
-// seccompOp converts a comparison; a switch rather than a map, so that the
-// init stage, which re-executes this binary, pays nothing for it at start.
-func seccompOp(op SeccompOp) (seccomp.Op, bool) {
-	switch op {
-	case SeccompEq:
-		return seccomp.OpEq, true
-	case SeccompNe:
-		return seccomp.OpNe, true
-	case SeccompLt:
-		return seccomp.OpLt, true
-	case SeccompLe:
-		return seccomp.OpLe, true
-	case SeccompGt:
-		return seccomp.OpGt, true
-	case SeccompGe:
-		return seccomp.OpGe, true
-	case SeccompMaskedEq:
-		return seccomp.OpMaskedEq, true
-	}
-	return 0, false
+	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
 func (s *Security) clone() Security {
@@ -222,15 +55,7 @@ func (s *Security) clone() Security {
 	d.Landlock.WritablePaths = slices.Clone(s.Landlock.WritablePaths)
 	d.Landlock.BindTCP = slices.Clone(s.Landlock.BindTCP)
 	d.Landlock.ConnectTCP = slices.Clone(s.Landlock.ConnectTCP)
-	if s.Seccomp != nil {
-		p := *s.Seccomp
-		p.Rules = slices.Clone(p.Rules)
-		for i := range p.Rules {
-			p.Rules[i].Names = slices.Clone(p.Rules[i].Names)
-			p.Rules[i].Args = slices.Clone(p.Rules[i].Args)
-		}
-		d.Seccomp = &p
-	}
+	d.Seccomp = cloneSeccomp(s.Seccomp)
 	return d
 }
 
@@ -251,8 +76,11 @@ func (c *Config) validateSecurity() error {
 	if n > 1 {
 		return configErr("Security.Seccomp", "only one of Seccomp, SeccompProfile and SeccompUnconfined may be set")
 	}
+	if s.SeccompExtend && s.Seccomp == nil {
+		return configErr("Security.SeccompExtend", "needs Security.Seccomp")
+	}
 	if s.Seccomp != nil {
-		if _, err := s.Seccomp.policy(); err != nil {
+		if _, err := seccompPolicy(s.Seccomp, s.SeccompExtend); err != nil {
 			return err
 		}
 	}
@@ -279,25 +107,32 @@ func capNumbers(names []string) ([]int, error) {
 	return caps, nil
 }
 
-// policy converts p into the seccomp package's form, checking every field.
-func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
+// seccompPolicy converts p, the Security.Seccomp of a sandbox, into the
+// seccomp package's form, checking every field; with extend, only its
+// rules, which go on top of the default policy.
+func seccompPolicy(p *specs.LinuxSeccomp, extend bool) (*seccomp.Policy, error) {
 	const field = "Security.Seccomp"
-	var out *seccomp.Policy
+	out := &seccomp.Policy{}
 	switch {
-	case p.ExtendDefault && p.DefaultAction != 0:
-		return nil, configErr(field+".DefaultAction", "must be zero with ExtendDefault")
-	case p.ExtendDefault:
-		// Filled in by filter, which knows the capabilities.
-		out = &seccomp.Policy{}
-	default:
-		a, err := seccompAction(field+".DefaultAction", p.DefaultAction, p.DefaultErrno)
+	case extend && (p.DefaultAction != "" || p.DefaultErrnoRet != nil):
+		return nil, configErr(field+".DefaultAction", "must be empty with SeccompExtend")
+	case !extend:
+		a, err := seccompAction(field+".DefaultAction", p.DefaultAction, p.DefaultErrnoRet)
 		if err != nil {
 			return nil, err
 		}
-		out = &seccomp.Policy{DefaultAction: a}
+		out.DefaultAction = a
 	}
-	for i, r := range p.Rules {
-		rf := fmtIndex(field+".Rules", i)
+	for i, f := range p.Flags {
+		if f != "SECCOMP_FILTER_FLAG_TSYNC" {
+			return nil, configErr(fmtIndex(field+".Flags", i), "the sandbox sets no seccomp flag but TSYNC, not %s", f)
+		}
+	}
+	if p.ListenerPath != "" || p.ListenerMetadata != "" {
+		return nil, configErr(field+".ListenerPath", "the sandbox has no seccomp notify listener")
+	}
+	for i, r := range p.Syscalls {
+		rf := fmtIndex(field+".Syscalls", i)
 		if len(r.Names) == 0 {
 			return nil, configErr(rf+".Names", "must name a system call")
 		}
@@ -306,7 +141,7 @@ func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
 				return nil, &ConfigError{Field: fmtIndex(rf+".Names", j), Err: fmt.Errorf("%q: %w", name, seccomp.ErrUnknownSyscall)}
 			}
 		}
-		a, err := seccompAction(rf+".Action", r.Action, r.Errno)
+		a, err := seccompAction(rf+".Action", r.Action, r.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}
@@ -314,44 +149,119 @@ func (p *SeccompPolicy) policy() (*seccomp.Policy, error) {
 		for k, arg := range r.Args {
 			af := fmtIndex(rf+".Args", k)
 			op, ok := seccompOp(arg.Op)
+			c := seccomp.Cond{Index: uint8(arg.Index), Op: op, Value: arg.Value}
+			if op == seccomp.OpMaskedEq {
+				c.Mask, c.Value = arg.Value, arg.ValueTwo
+			}
 			switch {
 			case arg.Index > 5:
 				return nil, configErr(af+".Index", "must be between 0 and 5, not %d", arg.Index)
 			case !ok:
-				return nil, configErr(af+".Op", "must be set to a comparison such as SeccompEq")
-			case arg.Op == SeccompMaskedEq && arg.Value&^arg.Mask != 0:
-				return nil, configErr(af+".Value", "has bits outside Mask and can never match")
+				return nil, configErr(af+".Op", "must be a comparison such as SCMP_CMP_EQ, not %q", arg.Op)
+			case op != seccomp.OpMaskedEq && arg.ValueTwo != 0:
+				return nil, configErr(af+".ValueTwo", "is only meaningful with SCMP_CMP_MASKED_EQ")
+			case op == seccomp.OpMaskedEq && c.Value&^c.Mask != 0:
+				return nil, configErr(af+".ValueTwo", "has bits outside the mask and can never match")
 			}
-			rule.Args = append(rule.Args, seccomp.Cond{Index: arg.Index, Op: op, Value: arg.Value, Mask: arg.Mask})
+			rule.Args = append(rule.Args, c)
 		}
 		out.Rules = append(out.Rules, rule)
 	}
 	return out, nil
 }
 
-func seccompAction(field string, a SeccompAction, errno syscall.Errno) (seccomp.Action, error) {
-	if errno != 0 && a != SeccompErrno {
-		return 0, configErr(field, "an errno is only meaningful with SeccompErrno")
+// seccompOp converts a comparison; a switch rather than a map, so that the
+// init stage, which re-executes this binary, pays nothing for it at start.
+func seccompOp(op specs.LinuxSeccompOperator) (seccomp.Op, bool) {
+	switch op {
+	case specs.OpEqualTo:
+		return seccomp.OpEq, true
+	case specs.OpNotEqual:
+		return seccomp.OpNe, true
+	case specs.OpLessThan:
+		return seccomp.OpLt, true
+	case specs.OpLessEqual:
+		return seccomp.OpLe, true
+	case specs.OpGreaterThan:
+		return seccomp.OpGt, true
+	case specs.OpGreaterEqual:
+		return seccomp.OpGe, true
+	case specs.OpMaskedEqual:
+		return seccomp.OpMaskedEq, true
+	}
+	return 0, false
+}
+
+func seccompAction(field string, a specs.LinuxSeccompAction, errnoRet *uint) (seccomp.Action, error) {
+	if errnoRet != nil && a != specs.ActErrno {
+		return 0, configErr(field, "an errno is only meaningful with SCMP_ACT_ERRNO")
 	}
 	switch a {
-	case SeccompAllow:
+	case specs.ActAllow:
 		return seccomp.Allow, nil
-	case SeccompKill:
+	case specs.ActKillProcess:
 		return seccomp.KillProcess, nil
-	case SeccompLog:
+	case specs.ActLog:
 		return seccomp.Log, nil
-	case SeccompErrno:
-		if errno == 0 {
-			errno = unix.EPERM
+	case specs.ActErrno:
+		errno := uint(unix.EPERM)
+		if errnoRet != nil {
+			errno = *errnoRet
 		}
-		if errno > 4095 {
-			return 0, configErr(field, "errno %d is out of range (1 to 4095)", int(errno))
+		if errno == 0 || errno > 4095 {
+			return 0, configErr(field, "errno %d is out of range (1 to 4095)", errno)
 		}
-		return seccomp.Errno(errno), nil
-	case 0:
+		return seccomp.Errno(syscall.Errno(errno)), nil
+	case specs.ActKill, specs.ActKillThread:
+		return 0, configErr(field, "the filter kills the whole process, never one thread: use SCMP_ACT_KILL_PROCESS")
+	case "":
 		return 0, configErr(field, "must be set")
 	}
-	return 0, configErr(field, "unknown action %d", int(a))
+	return 0, configErr(field, "the filter allows, fails with an errno, kills the process or logs; %q is none of these", a)
+}
+
+// cloneSeccomp returns a deep copy of p.
+func cloneSeccomp(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if p == nil {
+		return nil
+	}
+	d := *p
+	d.DefaultErrnoRet = clonePtr(p.DefaultErrnoRet)
+	d.Architectures = slices.Clone(p.Architectures)
+	d.Flags = slices.Clone(p.Flags)
+	d.Syscalls = slices.Clone(p.Syscalls)
+	for i := range d.Syscalls {
+		sc := &d.Syscalls[i]
+		sc.Names = slices.Clone(sc.Names)
+		sc.Args = slices.Clone(sc.Args)
+		sc.ErrnoRet = clonePtr(sc.ErrnoRet)
+	}
+	return &d
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// seccompKey writes p's policy as a string, for the filter cache: its
+// values, not the addresses its pointers hold.
+func seccompKey(p *specs.LinuxSeccomp) string {
+	var b strings.Builder
+	errno := func(e *uint) string {
+		if e == nil {
+			return "-"
+		}
+		return strconv.FormatUint(uint64(*e), 10)
+	}
+	fmt.Fprintf(&b, "%s/%s/%q", p.DefaultAction, errno(p.DefaultErrnoRet), p.Flags)
+	for _, sc := range p.Syscalls {
+		fmt.Fprintf(&b, "|%q %s %s %v", sc.Names, sc.Action, errno(sc.ErrnoRet), sc.Args)
+	}
+	return b.String()
 }
 
 // seccompMode names the filter a Security gives, for Confinement.
@@ -361,7 +271,7 @@ func (s *Security) seccompMode() string {
 		return "unconfined"
 	case s.SeccompProfile != nil:
 		return "docker-profile"
-	case s.Seccomp != nil && s.Seccomp.ExtendDefault:
+	case s.Seccomp != nil && s.SeccompExtend:
 		return "default+custom"
 	case s.Seccomp != nil:
 		return "custom"
@@ -388,7 +298,7 @@ func (s *Security) filterFor(ownTerminal bool) (*compiledFilter, error) {
 		// the init stage, which re-executes this binary.
 		key += "\x00" + string(s.SeccompProfile)
 	case s.Seccomp != nil:
-		key += "\x00" + fmt.Sprintf("%#v", *s.Seccomp)
+		key += "\x00" + seccompKey(s.Seccomp)
 	}
 	return filters.get(key, func() (*seccomp.Policy, error) { return s.buildPolicy(ownTerminal) })
 }
@@ -403,13 +313,13 @@ func (s *Security) buildPolicy(ownTerminal bool) (*seccomp.Policy, error) {
 		}
 		return p, nil
 	}
-	if s.Seccomp == nil || s.Seccomp.ExtendDefault {
+	if s.Seccomp == nil || s.SeccompExtend {
 		p, err := seccomp.DefaultPolicy(opts)
 		if err != nil {
 			return nil, &ConfigError{Field: "Security.Capabilities", Err: err}
 		}
 		if s.Seccomp != nil {
-			custom, err := s.Seccomp.policy()
+			custom, err := seccompPolicy(s.Seccomp, true)
 			if err != nil {
 				return nil, err
 			}
@@ -417,7 +327,7 @@ func (s *Security) buildPolicy(ownTerminal bool) (*seccomp.Policy, error) {
 		}
 		return p, nil
 	}
-	return s.Seccomp.policy()
+	return seccompPolicy(s.Seccomp, false)
 }
 
 // compiledFilter is a seccomp filter encoded for the init, with its size.
@@ -473,27 +383,17 @@ func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*
 	return f, nil
 }
 
-// Confinement says which defences a sandbox's processes run under, as
-// enforced: what Security asked for, less what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced, and
+// what best effort left out.
 type Confinement struct {
-	// Capabilities are the capabilities the processes keep; empty means
-	// none.
-	Capabilities []string `json:"capabilities,omitempty"`
-	// Seccomp names the filter: "default", "default+custom", "custom",
-	// "docker-profile" or "unconfined". SeccompInstructions is its length
-	// in BPF instructions.
-	Seccomp             string `json:"seccomp"`
-	SeccompInstructions int    `json:"seccompInstructions,omitempty"`
-	// Landlock says whether a Landlock domain is enforced, and
-	// LandlockABI which version of Landlock the kernel offers.
-	Landlock    bool `json:"landlock"`
-	LandlockABI int  `json:"landlockABI"`
-	// LandlockTCP and LandlockScoped say whether the TCP rules and the
-	// scopes (abstract unix sockets, signals) are part of it.
-	LandlockTCP    bool `json:"landlockTCP,omitempty"`
-	LandlockScoped bool `json:"landlockScoped,omitempty"`
-	// Notes say what best effort left out, and why.
-	Notes []string `json:"notes,omitempty"`
+	Capabilities        []string `json:"capabilities,omitempty"`
+	Seccomp             string   `json:"seccomp"`
+	SeccompInstructions int      `json:"seccompInstructions,omitempty"`
+	Landlock            bool     `json:"landlock"`
+	LandlockABI         int      `json:"landlockABI"`
+	LandlockTCP         bool     `json:"landlockTCP,omitempty"`
+	LandlockScoped      bool     `json:"landlockScoped,omitempty"`
+	Notes               []string `json:"notes,omitempty"`
 }
 
 // confine fills in the spec's capabilities, seccomp filter and Landlock
@@ -520,8 +420,7 @@ func (c *Config) confine(spec *proto.Spec) (Confinement, error) {
 	return conf, nil
 }
 
-// Confinement returns the defences the sandbox's processes run under. It
-// is the zero value before Start has succeeded.
+// Confinement returns the defences the sandbox runs under, once started.
 func (s *Sandbox) Confinement() Confinement {
 	s.mu.Lock()
 	defer s.mu.Unlock()

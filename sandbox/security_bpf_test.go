@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/bpf"
@@ -35,9 +36,9 @@ func TestSeccompPoliciesInInterpreter(t *testing.T) {
 		sec   Security
 		calls []call
 	}{
-		{"deny-list", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompAllow, Rules: []SeccompRule{
-			{Names: []string{"mkdirat"}, Action: SeccompErrno, Errno: unix.EXDEV},
-			{Names: []string{"socket"}, Action: SeccompKill, Args: []SeccompArg{{Index: 0, Op: SeccompMaskedEq, Mask: 0xffffffff, Value: unix.AF_INET}}},
+		{"deny-list", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"mkdirat"}, Action: specs.ActErrno, ErrnoRet: errnoRet(unix.EXDEV)},
+			{Names: []string{"socket"}, Action: specs.ActKillProcess, Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpMaskedEqual, Value: 0xffffffff, ValueTwo: unix.AF_INET}}},
 		}}}, []call{
 			{"mkdirat", unix.SYS_MKDIRAT, [6]uint64{}, errno(unix.EXDEV)},
 			{"getpid", unix.SYS_GETPID, [6]uint64{}, allow},
@@ -45,15 +46,15 @@ func TestSeccompPoliciesInInterpreter(t *testing.T) {
 			{"socket(AF_INET) with high bits", unix.SYS_SOCKET, [6]uint64{1<<32 | unix.AF_INET}, kill},
 			{"socket(AF_UNIX)", unix.SYS_SOCKET, [6]uint64{unix.AF_UNIX}, allow},
 		}},
-		{"allow-list", Security{Seccomp: &SeccompPolicy{DefaultAction: SeccompErrno, DefaultErrno: unix.ENOSYS, Rules: []SeccompRule{
-			{Names: []string{"read", "write", "exit_group"}, Action: SeccompAllow},
+		{"allow-list", Security{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: errnoRet(unix.ENOSYS), Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"read", "write", "exit_group"}, Action: specs.ActAllow},
 		}}}, []call{
 			{"read", unix.SYS_READ, [6]uint64{}, allow},
 			{"openat", unix.SYS_OPENAT, [6]uint64{}, errno(unix.ENOSYS)},
 		}},
-		{"extend the default", Security{Seccomp: &SeccompPolicy{ExtendDefault: true, Rules: []SeccompRule{
-			{Names: []string{"getppid"}, Action: SeccompKill},
-			{Names: []string{"mount"}, Action: SeccompAllow}, // the default's denial wins
+		{"extend the default", Security{SeccompExtend: true, Seccomp: &specs.LinuxSeccomp{Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"getppid"}, Action: specs.ActKillProcess},
+			{Names: []string{"mount"}, Action: specs.ActAllow}, // the default's denial wins
 		}}}, []call{
 			{"getppid", unix.SYS_GETPPID, [6]uint64{}, kill},
 			{"mount", unix.SYS_MOUNT, [6]uint64{}, errno(unix.EPERM)},

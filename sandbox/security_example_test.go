@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -22,11 +23,11 @@ func ExampleSecurity() {
 		Stdout: os.Stdout,
 		Security: sandbox.Security{
 			// Danger: every capability kept opens kernel code to the plugin.
-			Capabilities: []string{"CAP_NET_BIND_SERVICE"},
-			Seccomp: &sandbox.SeccompPolicy{
-				ExtendDefault: true,
-				Rules: []sandbox.SeccompRule{
-					{Names: []string{"ptrace"}, Action: sandbox.SeccompKill},
+			Capabilities:  []string{"CAP_NET_BIND_SERVICE"},
+			SeccompExtend: true,
+			Seccomp: &specs.LinuxSeccomp{
+				Syscalls: []specs.LinuxSyscall{
+					{Names: []string{"ptrace"}, Action: specs.ActKillProcess},
 				},
 			},
 			Landlock: sandbox.Landlock{

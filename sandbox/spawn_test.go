@@ -63,7 +63,9 @@ func TestThreadsAfterBurst(t *testing.T) {
 		require.NoError(t, sb.Kill(unix.SIGKILL))
 		sb.Wait()
 	}
-	time.Sleep(2 * sweepInterval) // the warm-up's spawners retire
+	// The warm-up's spawners retire.
+	require.Eventually(t, func() bool { return idleSpawners() <= maxIdleSpawners() },
+		20*sweepInterval, sweepInterval/10, "%d idle spawners after the warm-up", idleSpawners())
 	before := threads(t)
 	// One sandbox outlives the burst.
 	keep := New(testConfig(shell(t, "sleep 100")))
@@ -128,8 +130,14 @@ func TestAwaitExitOfAnExitedChild(t *testing.T) {
 		cmd := exec.Command("/bin/true")
 		require.NoError(t, cmd.Start())
 		pid := cmd.Process.Pid
-		for procState(pid) != "Z" {
-			time.Sleep(100 * time.Microsecond)
+		// Until it is a zombie: waited for, but not reaped.
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				require.NoError(t, err)
+				break
+			}
 		}
 		done := make(chan struct{})
 		go func() {

@@ -2,11 +2,9 @@ package sandbox
 
 import xterm "golang.org/x/term"
 
-// TTY is the terminal a sandbox's command gets (Config.TTY): its size at
-// the start, in character cells. Sandbox.Resize changes it later.
+// TTY is the terminal of Config.TTY, and its size in cells (zero: unknown),
+// which Sandbox.Resize changes later.
 type TTY struct {
-	// Rows and Cols are the terminal's height and width. Zero leaves the
-	// kernel's zero, which full-screen programs take as unknown.
 	Rows, Cols uint16
 }
 

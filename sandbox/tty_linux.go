@@ -19,27 +19,15 @@ func (t *TTY) toSpec(spec *proto.Spec) {
 	spec.TTY, spec.TTYRows, spec.TTYCols = true, int(t.Rows), int(t.Cols)
 }
 
-// Terminal returns the master of the command's terminal (Config.TTY),
-// once Start has returned: what the command writes is read from it, and
-// what is written to it is typed at the command, Ctrl-C and Ctrl-Z
-// included, which the terminal turns into signals for its foreground
-// job. It returns nil for a sandbox without a terminal, or not started.
-//
-// The sandbox owns the file: Close closes it, Wait does not, so that the
-// command's last output can still be read after it has exited (a read
-// then ends with an error, EIO, once everything is read). Closing it
-// earlier hangs the terminal up: the command's session gets SIGHUP. The
-// file is non-blocking underneath and supports deadlines.
+// Terminal returns the master of the command's terminal (Config.TTY), or
+// nil; Close closes it, Wait does not.
 func (s *Sandbox) Terminal() *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.tty
 }
 
-// Resize sets the size of the command's terminal to rows by cols; the
-// kernel sends SIGWINCH to the terminal's foreground job when the size
-// changes. It returns ErrNotStarted before Start, and a *ConfigError
-// naming TTY for a sandbox without a terminal.
+// Resize sets the size of the command's terminal.
 func (s *Sandbox) Resize(rows, cols uint16) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -82,10 +82,10 @@ func (s *Security) clone() Security {
 	d.Landlock.ConnectTCP = slices.Clone(s.Landlock.ConnectTCP)
 	if s.Seccomp != nil {
 		p := *s.Seccomp
-		p.Rules = slices.Clone(p.Rules)
-		for i := range p.Rules {
-			p.Rules[i].Names = slices.Clone(p.Rules[i].Names)
-			p.Rules[i].Args = slices.Clone(p.Rules[i].Args)
+		p.Syscalls = slices.Clone(p.Syscalls)
+		for i := range p.Syscalls {
+			p.Syscalls[i].Names = slices.Clone(p.Syscalls[i].Names)
+			p.Syscalls[i].Args = slices.Clone(p.Syscalls[i].Args)
 		}
 		d.Seccomp = &p
 	}

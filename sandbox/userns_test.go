@@ -85,7 +85,7 @@ func TestDeniedInside(t *testing.T) {
 }
 
 // usernsHelperEnv starts the test binary as usernsHelper.
-const usernsHelperEnv = "STOCKADE_TEST_USERNS_HELPER"
+const usernsHelperEnv = testutil.HelperEnv
 
 // TestBlockedUserNamespaces lowers user.max_user_namespaces to 0 for real,
 // in a user namespace of the test's own (the limit is per namespace and
@@ -97,7 +97,7 @@ func TestBlockedUserNamespaces(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	bb := testutil.Busybox(t)
 	helper := exec.Command("/proc/self/exe")
-	helper.Env = append(os.Environ(), usernsHelperEnv+"=1", "STOCKADE_TEST_BUSYBOX="+bb)
+	helper.Env = append(os.Environ(), usernsHelperEnv+"=userns", "STOCKADE_TEST_BUSYBOX="+bb)
 	helper.Stderr = os.Stderr
 	// uid 1000 in its own user namespace, with CAP_SYS_RESOURCE there to
 	// write the namespace's limit: an ordinary user as far as the sandbox
@@ -133,7 +133,7 @@ func TestBlockedUserNamespaces(t *testing.T) {
 // sandbox, lowers its namespace's limit to 0, runs another and prints what
 // happened. It reports whether this process is such a helper.
 func usernsHelper() bool {
-	if os.Getenv(usernsHelperEnv) != "1" {
+	if os.Getenv(usernsHelperEnv) != "userns" {
 		return false
 	}
 	bb := os.Getenv("STOCKADE_TEST_BUSYBOX")

@@ -13,310 +13,115 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/netns"
 )
 
-// Cleanup removes what sandboxes left on the host because the process that
-// owned them died before it could remove it, killed by SIGKILL, say: the
-// control groups under the default parent and under each of cgroupParents
-// (values of Limits.CgroupParent), after killing any process still in them,
-// and the host sides of links whose sandbox's namespace outlived its owner
-// (see netns.Cleanup). It leaves alone the sandboxes of owners that still
-// run, so it is safe to call at any time and from several processes at
-// once; a service calls it when it starts. Besides, the first sandbox with
-// a control group that a process starts cleans up its parent this way.
-//
-// The processes of a sandbox never outlive its owner (they are killed with
-// it, see the package documentation), and their links go with their
-// network namespace; the groups are what can be left.
+// Cleanup removes what sandboxes of processes killed by SIGKILL left on the
+// host, and leaves running ones alone. Call it when a service starts.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func Cleanup(ctx context.Context, cgroupParents ...string) error {
 	return notSupported("Cleanup")
 }
 
-// Wait waits for the sandbox to end and returns its Result. The error is
-// nil when the command exited with status 0 (or a sandbox without a
-// command was closed), an *ExitError holding the same Result when it ran
-// but ended otherwise (killed, timed out, non-zero status), and another
-// error when the sandbox failed. Wait closes the pipes made by StdinPipe,
-// StdoutPipe and StderrPipe; it may be called again, and returns the same.
+// Wait waits for the end and returns the Result, with an *ExitError when
+// the command did not exit with status 0.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Wait() (*Result, error) {
 	return nil, notSupported("Sandbox.Wait")
 }
 
-// Kill sends sig to the sandbox's command. SIGKILL ends the whole sandbox at
-// once: every process in it dies with the command. Other signals go to the
-// command's process only, through the sandbox's init. A sig that is not a
-// signal (1 to 64) returns an error matching unix.EINVAL; a sandbox that
-// was never started returns ErrNotStarted, and one that has ended, even
-// while Kill ran, ErrFinished.
+// Kill sends sig to the command; SIGKILL ends the whole sandbox.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Kill(sig syscall.Signal) error {
 	return notSupported("Sandbox.Kill")
 }
 
-// Close ends the sandbox and waits until nothing of it is left: every
-// process in it is killed (those started by Exec too) and everything it
-// held on the host is released. A sandbox without a command of its own
-// ends with the Reason Closed. Close on a sandbox that has ended, or was
-// never started, does nothing and returns nil. Close also closes the
-// master of the command's terminal (see Terminal), even after the end.
+// Close ends the sandbox, kills every process in it and releases what it
+// held; a sandbox without a command ends as Closed. It may be called again.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
 	return notSupported("Sandbox.Close")
 }
 
-// Stats are figures of a running sandbox, from its control group.
-type Stats struct {
-	// CPUUser and CPUSystem are the CPU time of every process that ran in
-	// the sandbox so far.
-	CPUUser, CPUSystem time.Duration
-	// MemoryPeak is the most memory the sandbox used at once so far, in
-	// bytes.
-	MemoryPeak int64
-	// Pids is how many tasks the sandbox holds now, and PidsPeak the most
-	// it held at once.
-	Pids, PidsPeak int64
-	// ForksRefused and OOMKills are as in Result.
-	ForksRefused, OOMKills int64
-}
-
-// ErrNoCgroup is returned by Stats for a sandbox without a control group:
-// one with no cgroup limit, unless host root started it without a command.
-var ErrNoCgroup = errors.New("stockade: the sandbox has no control group (set a limit in Config.Limits)")
-
-// Stats returns the figures of the running sandbox so far. They come from
-// its control group, which a sandbox has when Config.Limits needs one, and
-// a long-lived sandbox (no Args) started by host root always has.
-//
-// On systems other than Linux it returns an error matching ErrNotSupported.
-func (s *Sandbox) Stats() (Stats, error) {
-	return Stats{}, notSupported("Sandbox.Stats")
-}
-
-// Cmd is a process to run in a sandbox that is already running, with
-// Exec. It shares everything with the sandbox (namespaces, root file
-// system, limits, privileges, seccomp filter) and has its own arguments,
-// environment, directory, user and standard streams. The zero value of each
-// field falls back to the sandbox's Config. A Cmd made by
-// Sandbox.Command also has the methods of os/exec's Cmd: Start, Wait, Run,
-// Output, CombinedOutput and the pipes.
+// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
+// zero fields take the sandbox's Config.
 type Cmd struct {
-	// Args is the program and its arguments, looked up like Config.Args.
-	// Required.
-	Args []string
-	// Env is the environment. Nil means the sandbox's (Config.Env, or
-	// DefaultEnv).
-	Env []string
-	// Dir is the working directory. Empty means the sandbox's Config.Dir.
-	Dir string
-	// UID and GID are the ids the process runs as. Zero means those of the
-	// sandbox's command; RunAsRoot runs it as root inside instead.
-	UID, GID  int
-	RunAsRoot bool
-	// Stdin, Stdout and Stderr are as in Config and os/exec: nil means
-	// /dev/null.
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	// ExtraFiles are given to the process as descriptors 3, 4, and so on.
+	Args       []string // required; looked up like Config.Args
+	Env        []string
+	Dir        string
+	UID, GID   int
+	RunAsRoot  bool
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
 	ExtraFiles []*os.File
-	// Timeout, if positive, is how long the process may run; it is then
-	// killed and its Result's Reason is Timeout. The sandbox goes on.
-	Timeout time.Duration
+	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
 }
 
-// Exec runs cmd in the running sandbox and waits for it to end. It returns
-// the process's Result: its CPU times are its own and those of the
-// children it waited for. Like Run, the error is an *ExitError when the
-// process did not exit with status 0. Cancelling ctx kills the process;
-// the sandbox goes on. Processes the command leaves behind keep running
-// until the sandbox ends. As with os/exec, Exec returns once the process
-// has exited and its output has been copied: a background process that
-// inherited its standard output keeps Exec waiting until it closes it, the
-// sandbox ends, or Config.WaitDelay has passed (see there). The sandbox's
-// Limits bind the process too, with the same verdicts as for a command:
-// Limits.Output counts its output alone and kills the process, not the
-// sandbox; a sandbox killed for a limit (CPUTime, Memory) or its Timeout
-// gives the process that Reason. Exec is safe for concurrent use. For
-// Start and Wait, Output, CombinedOutput and pipes, as in os/exec, make
-// the Cmd with Command.
+// Exec runs cmd in the running sandbox and waits for it, as Run does;
+// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Sandbox.Exec")
 }
 
-// CopyIn copies the host file src into the running sandbox as dst, an
-// absolute path inside it, creating or replacing dst with src's permission
-// bits. dst is opened and its mode set with the rights of the sandbox's
-// command user, who owns the file: it must be somewhere that user may
-// write (the working directory, /tmp, a writable bind).
-//
-// dst is resolved inside the sandbox's root without following a link out
-// of it, so that a process in the sandbox cannot redirect the copy onto a
-// host file.
+// CopyIn copies the host file src into the running sandbox as dst, as the
+// command's user; dst never follows a link out of the sandbox's root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	return notSupported("Sandbox.CopyIn")
 }
 
-// CopyOut copies src, an absolute path inside the running sandbox, to the
-// host file dst, which it creates (mode 0644, before the umask) or
-// replaces. src is resolved inside the sandbox's root, as for CopyIn, and
-// opened with the rights of the sandbox's command user: what that user
-// cannot read (a file of the host's in a read-only bind, or one that root
-// inside made private) fails with a permission error, wherever a link a
-// process of the sandbox planted points. It must be a regular file.
+// CopyOut copies the regular file src out of the running sandbox to dst, read
+// as the command's user; src never follows a link out of the root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// Limits are the resource limits of a sandbox. The zero value limits
-// nothing but core files: every other zero field leaves its resource alone.
-//
-// Memory, Swap, CPU, CPUWeight, Pids, CPUs, Mems, IOWeight and CPUTime are
-// enforced through a control group of the sandbox's own, created before the
-// sandbox starts and removed when it ends. Setting any of them needs host
-// root and a mounted cgroup file system (v1, hybrid or v2); without them,
-// or when the controller a field needs is missing, Start returns a
-// *ConfigError naming the field before anything is created. A sandbox
-// without those limits runs without a group.
-//
-// The group holds the sandbox's init stage as well as the command: the
-// init (a copy of the calling Go program, see package sandbox) counts
-// against Memory (about 3 MiB), Pids (its 4 to 6 threads) and CPUTime
-// (a millisecond or two of start-up).
+// Limits are the resource limits of a sandbox; zero limits nothing but core
+// files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
+// verdict is CPUTimeLimit, a few ms late), need a control group: host root
+// or a delegated cgroup, else an error before anything is created.
 type Limits struct {
-	// Memory is the most memory, in bytes, that the sandbox may use: its
-	// processes' memory, the page cache and tmpfs files they fill, and the
-	// kernel memory charged to them. When it is reached the kernel's OOM
-	// killer kills a process of the sandbox, and the Result's Reason is
-	// OOMKilled. Zero means no limit; the smallest limit is
-	// cgroup.MinMemory (8 MiB), what the init stage of a small Go program
-	// needs to start. The init stage is the calling program: a large one
-	// needs more, and below what it needs it does not die but thrashes
-	// (the kernel keeps reclaiming its code pages), so that the sandbox
-	// never starts; Timeout bounds that wait too.
-	Memory int64
-	// Swap is how much swap, in bytes, the sandbox may use on top of
-	// Memory. Zero means none whenever Memory is set; SwapUnlimited means
-	// any amount. It may only be set together with Memory.
-	Swap int64
-	// CPU is the CPU bandwidth of the sandbox, in CPUs: 0.5 is half of one
-	// CPU, 2 is two whole CPUs, over a 100 ms period. Zero means no quota;
-	// the smallest is 0.01.
-	CPU float64
-	// CPUWeight is the sandbox's share of CPU time when CPUs are contended,
-	// from 1 to 10000; the kernel's default is 100. Zero leaves the default.
-	CPUWeight uint64
-	// Pids is the most tasks (processes and threads, the init stage's
-	// included) that the sandbox may hold at once. A fork or clone beyond
-	// it fails with EAGAIN inside the sandbox; the Result counts those in
-	// ForksRefused, and the sandbox is not killed for it. Zero means no
-	// limit; the smallest is MinPids.
-	Pids int64
-	// CPUs is the list of host CPUs the sandbox may run on, in the kernel's
-	// list format ("0-3,6"); each must be one the caller may use. Empty
-	// leaves the caller's set.
-	CPUs string
-	// Mems is the list of memory nodes the sandbox may allocate from, in
-	// the same format. Empty leaves the caller's set.
-	Mems string
-	// IOWeight is the sandbox's share of block I/O under contention, from
-	// 1 to 10000 with 100 as the default. It needs the io (v2) or blkio
-	// (v1) controller and an I/O scheduler that honours weights. Zero
-	// leaves the default.
-	IOWeight uint64
-	// CPUTime, if positive, is how much CPU time (user and system, of every
-	// process in the sandbox, read from its control group) the sandbox may
-	// use. When it is used up every process of the sandbox is killed and the
-	// Result's Reason is CPUTimeLimit. The group is polled, less often the
-	// further the sandbox is from the limit (never so late that it could
-	// have passed it) and every 2 ms near it. Tolerance: the CPU time in
-	// the Result exceeds the limit by up to 2 ms per CPU the sandbox can
-	// use, plus the poller's lateness and what the sandbox uses while it is
-	// killed (about 2 ms here): a single spinning process ended 4 to 20 ms
-	// past a 300 ms limit on a busy 2-CPU host, 10 to 18 ms in a TCG VM.
-	// A command that ends on its own after using more than CPUTime gets
-	// the same verdict. Should the group vanish while the sandbox runs
-	// (removed from outside), the limit is still enforced, from the CPU
-	// time /proc shows for the init and every process below it, in clock
-	// ticks of 10 ms; the Logger is told.
-	CPUTime time.Duration
-	// Output, if positive, is how many bytes the command may write to its
-	// standard output and standard error together. The bytes up to the
-	// limit are passed on to Stdout and Stderr; then the sandbox is killed,
-	// the rest is discarded, and the Result's Reason is OutputLimit. The
-	// bytes are counted in the calling process, so with a limit an
-	// *os.File given as Stdout or Stderr is fed through a pipe, and output
-	// sent nowhere (a nil Stdout or Stderr) counts too. Each process
-	// started by Exec has a limit of its own: it is killed, not the
-	// sandbox, with the same Reason.
-	Output int64
-	// Rlimits are the resource limits (setrlimit) of each process of the
-	// sandbox.
-	Rlimits Rlimits
-	// CgroupParent is the control group under which the sandbox's group is
-	// created, the same path in every hierarchy: relative to the caller's
-	// own cgroup, or absolute from each hierarchy's root. Empty means
-	// "stockade" below the caller's own cgroup, so that sandboxes count
-	// against the caller's limits. On cgroup v2 it must be a cgroup
-	// without processes of its own (see package cgroup).
-	CgroupParent string
-	// BestEffort, for an ordinary user on a host that delegated no
-	// cgroup (or not every controller) to it, applies what it can instead
-	// of failing: Memory becomes RLIMIT_DATA and Pids RLIMIT_NPROC (per
-	// process and per user id, not per sandbox), and the other limits are
-	// left out. Result.Notes says what was done instead. Host root always
-	// gets every limit or an error.
+	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap      int64   // on top of Memory, only with it; zero means none
+	CPU       float64 // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight uint64  // share under contention, 1 to 10000
+	Pids      int64   // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs      string  // CPUs it may use, as "0-3,6"
+	Mems      string  // memory nodes it may use
+	IOWeight  uint64  // block I/O share, 1 to 10000
+	CPUTime   time.Duration
+	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
+	// the Exec'd process, is killed (OutputLimit).
+	Output       int64
+	Rlimits      Rlimits
+	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
+	// BestEffort lets an ordinary user without a delegated cgroup run with
+	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
 }
 
-// Rlimits are per-process resource limits, set as both the soft and the
-// hard limit of the sandbox's init stage before it starts the command, so
-// that every process of the sandbox inherits them and none can raise them.
-// Zero leaves a limit as the caller has it, except Core; Unlimited removes
-// a limit (it cannot go above the caller's own hard limit). The init stage
-// itself runs under them as well, which sets the smallest values that the
-// fields accept.
+// Rlimits are the setrlimit limits of every process; zero leaves one as the
+// caller has it, but Core, and Unlimited removes it. Prefer Limits.
 type Rlimits struct {
-	// NoFile is the most open file descriptors per process (RLIMIT_NOFILE);
-	// at least MinNoFile.
-	NoFile int64
-	// FileSize is the largest file, in bytes, a process may write
-	// (RLIMIT_FSIZE); a write beyond it fails with EFBIG after a SIGXFSZ,
-	// whose default action kills the process.
-	FileSize int64
-	// Stack is the size, in bytes, of a process's main stack
-	// (RLIMIT_STACK).
-	Stack int64
-	// Core is the largest core file, in bytes, a crashing process may
-	// write (RLIMIT_CORE). Zero means none, the default.
-	Core int64
-	// AddressSpace is the most virtual memory, in bytes, of one process
-	// (RLIMIT_AS); at least MinAddressSpace, as the init stage runs under
-	// it too. Prefer Limits.Memory, which counts what is used rather than
-	// what is reserved, and works for any size.
-	AddressSpace int64
-	// Processes is the most processes and threads that the command's user
-	// may have in the sandbox at once (RLIMIT_NPROC); at least
-	// MinProcesses. When the command runs as root inside, the init stage's
-	// threads count as well. Prefer Limits.Pids.
-	Processes int64
-	// CPU is the CPU time one process may use (RLIMIT_CPU), rounded up to
-	// whole seconds; the kernel then kills it with SIGKILL. Prefer
-	// Limits.CPUTime, which counts the whole sandbox.
-	CPU time.Duration
+	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
+	FileSize     int64         // RLIMIT_FSIZE, bytes
+	Stack        int64         // RLIMIT_STACK, bytes
+	Core         int64         // RLIMIT_CORE, bytes
+	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
+	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
+	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
 }
 
 // Unlimited, as an Rlimits field, removes that limit.
@@ -325,213 +130,121 @@ const Unlimited = -1
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
 
-// The smallest values of the limits that the init stage needs to start the
-// command and supervise it.
+// The smallest limits with which the init stage can start the command.
 const (
-	// MinPids: the init stage's threads (5 here) and the command. A Go
-	// program that cannot start a thread it needs dies.
-	MinPids = 8
-	// MinNoFile: the init stage's descriptors (its socket, the files passed
-	// to the command, a pipe to start it) and the command's three. The init
-	// needs 6 without ExtraFiles, and one more for each.
-	MinNoFile = 16
-	// MinAddressSpace: the Go runtime of the init stage reserves about
-	// 1.5 GiB of address space for its heap when it starts, and needs more
-	// for every thread it adds; below its own size it dies.
+	MinPids         = 8
+	MinNoFile       = 16
 	MinAddressSpace = 2 << 30
-	// MinProcesses: the command is forked by the init stage, whose threads
-	// (5 here) count against the init's own user when it forks.
-	MinProcesses = 8
+	MinProcesses    = 8
 )
 
-// Network is the network of a sandbox, Config.Network. The zero value is
-// the safe choice: a network namespace of the sandbox's own with only lo
-// up, from which nothing outside can be reached and in which nothing can be
-// reached from outside.
-//
-// Link, Networks and Ports combine: a sandbox may have a link to the host,
-// join several private networks and have ports forwarded to it. They need
-// host root (CAP_NET_ADMIN and CAP_SYS_ADMIN over the host's network); for
-// an ordinary user they are a *ConfigError. Their namespaces, links and
-// addresses come from the process's network setup (see SetNetworking); none
-// of them outlives the sandbox, even when its owner is killed.
+// Network is a sandbox's network; zero is lo alone in a namespace of its
+// own. Link, Networks and Ports need host root.
 type Network struct {
-	// ShareHost, when true, leaves the sandbox in the caller's network
-	// namespace. The sandbox is then NOT ISOLATED FROM THE NETWORK: it sees
-	// every interface of the host, reaches every address the host reaches
-	// (the host's own services on 127.0.0.1 included), and can listen on
-	// any port the command's user may bind. Use it only for trusted code
-	// that needs the host's network as it is. It cannot be combined with
-	// Link, Networks or Ports; ordinary users may set it.
+	// ShareHost leaves it in the caller's network namespace. Danger: NOT
+	// ISOLATED from the network.
 	ShareHost bool
-	// Link, when not nil, connects the sandbox to the host through a veth
-	// pair: the sandbox gets the interface eth0 with an IPv4 address (and
-	// an IPv6 one when Networking.LinkSubnet6 is set) from the process's
-	// link subnet, and the host side is its gateway. By default the
-	// sandbox reaches only its gateway's address, so a test can serve it
-	// from the host; with Link.DefaultRoute it reaches whatever the host
-	// routes to (no NAT is set up). Nil means no link.
-	Link *Link
-	// Networks lists the private networks the sandbox joins, by the names
-	// given to NewPrivateNetwork. Members of a network reach each other,
-	// by the names in their /etc/hosts, and nothing else: neither the host
-	// nor members of other networks. Empty means none.
-	Networks []Membership
-	// Ports forwards TCP connections from host addresses to ports inside
-	// the sandbox; see Port. Sandbox.NetworkInfo tells which host port was
-	// picked for port 0. Empty means none.
-	Ports []Port
-	// DNS lists the name servers written to the sandbox's /etc/resolv.conf.
-	// Empty means none, so that only the names in /etc/hosts resolve;
-	// with ShareHost, the host's own /etc/resolv.conf is used instead. A
-	// server outside the sandbox is only reachable through a Link with
-	// DefaultRoute, or on a private network.
-	DNS []netip.Addr
-	// ReuseNamespace lets a sandbox without a network run in a network
-	// namespace that an earlier sandbox of this process ran in, and give
-	// its own back when it ends, instead of one made for it alone. Making
-	// a namespace is much of a start's cost (see the README's Performance
-	// section); reusing them raises the rate of back-to-back starts.
-	//
-	// It is an opt-in because sandboxes that take turns in one namespace
-	// share what the kernel keeps per namespace beyond their lives:
-	// sockets still closing (TIME_WAIT) and the ports they hold, and the
-	// counters under /proc/net. Nothing else carries over: no process, no
-	// open socket, no address, route or rule (the namespace belongs to
-	// the host's user namespace, so a sandbox holds no capability over
-	// it). Use it where every sandbox of the process runs the same
-	// tenant's code.
-	//
-	// Only a sandbox without a network (no ShareHost, Link, Networks or
-	// Ports) that keeps no capability and mounts no /sys can reuse; an
-	// ordinary user's sandboxes, which cannot enter a namespace of the
-	// host's user namespace, make their own as before.
+	Link      *Link        // eth0, a veth link whose host side is its gateway
+	Networks  []Membership // private networks: members reach only each other
+	Ports     []Port       // host addresses forwarded to ports inside
+	DNS       []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
+	// ReuseNamespace lets a sandbox without a network take turns in older
+	// namespaces, cheaper; they share TIME_WAIT sockets and /proc/net.
 	ReuseNamespace bool
+	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link configures a sandbox's link to the host; see netns.Link.
-type Link = netns.Link
+// Link is a veth link to the host. It reaches only its gateway, the host
+// side, unless DefaultRoute (no NAT is set up).
+type Link struct {
+	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
+	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
+	DefaultRoute bool
+}
 
-// Membership is a sandbox's place on a private network: the network's
-// name, the sandbox's name there (Config.Hostname when empty) and,
-// optionally, its address; see netns.Membership.
-type Membership = netns.Membership
+// Membership is a place on a private network: its name, the sandbox's name
+// there (zero: Config.Hostname) and address (zero: one is picked).
+type Membership struct {
+	Network string
+	Name    string
+	Addr    netip.Addr
+}
 
-// Port forwards a host address to a port inside the sandbox: connections
-// to Host arrive at the sandbox's 127.0.0.1:Port, from 127.0.0.1, through
-// a forwarder in the calling process. See netns.Port.
-type Port = netns.Port
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
+// inside, through the calling process.
+type Port struct {
+	Host netip.AddrPort
+	Port uint16
+}
 
 // NetworkInfo is what a started sandbox's network turned out to be.
 type NetworkInfo struct {
-	// Addrs are the sandbox's addresses: its link's (IPv4, then IPv6),
-	// then one per entry of Network.Networks, in order.
-	Addrs []netip.Addr
-	// Gateway and Gateway6 are the addresses of the host side of the
-	// link, zero without a link (Gateway6 also without IPv6).
-	Gateway, Gateway6 netip.Addr
-	// HostLink is the name of the host side of the link, "" without one.
-	HostLink string
-	// Ports are the host addresses that forward to the sandbox, in the
-	// order of Network.Ports, with the port picked for port 0.
-	Ports []netip.AddrPort
+	Addrs             []netip.Addr     // the link's (IPv4, IPv6), then one per network
+	Gateway, Gateway6 netip.Addr       // the link's host side
+	HostLink          string           // its name on the host
+	Ports             []netip.AddrPort // as Network.Ports, with port 0 picked
 }
 
-// NetworkInfo returns the addresses of the sandbox's link and networks and
-// its forwarded host ports once Start has returned, and keeps returning
-// them after the sandbox has ended. It is zero for a sandbox without a
-// link, networks or ports.
+// NetworkInfo returns what the sandbox's network turned out to be.
 func (s *Sandbox) NetworkInfo() NetworkInfo {
 	return NetworkInfo{}
 }
 
-// Networking is the process's setup for the networks of its sandboxes:
-// where link addresses come from, how many ready network namespaces to
-// keep, and which namespace holds the host sides of links. A process has
-// one, made with the zero Networking's defaults the first time a sandbox
-// needs a link, a private network or a forwarded port, or by
-// SetNetworking.
+// Networking is where the links, private networks and ports of sandboxes
+// come from (Network.Networking).
 type Networking struct {
-	// LinkSubnet is the IPv4 subnet that link addresses come from, a /30
-	// per sandbox. The zero value means 10.213.0.0/16. It must overlap no
-	// address or route of the host, nor another process's link subnet.
-	LinkSubnet netip.Prefix
-	// LinkSubnet6 is the IPv6 subnet that links also take addresses from,
-	// a /126 per sandbox, such as a /64 of fd00::/8. The zero value means
-	// links have IPv4 only.
-	LinkSubnet6 netip.Prefix
-	// PoolSize is how many ready network namespaces (lo up) to keep for
-	// sandboxes with a link, networks or ports, refilled in the
-	// background: with a ready one, a sandbox does not wait the 0.6 to
-	// 0.8 ms the kernel takes to make one. Zero means
-	// DefaultNetworkPoolSize; a negative value means no pool. Sandboxes
-	// without those get their namespace as they are forked instead, which
-	// is cheaper than a pool on a small machine.
-	PoolSize int
-	// Host is the network namespace that holds the host sides of links
-	// and the host ports' listeners. Nil means the caller's. Tests use a
-	// namespace of their own, so that all their traffic stays in
-	// namespaces they made. The caller keeps it open until
-	// CloseNetworking.
-	Host *netns.NS
 }
 
-// DefaultNetworkPoolSize is the pool of ready network namespaces a
-// process keeps when Networking.PoolSize is zero.
-const DefaultNetworkPoolSize = 2
+// NetworkingConfig configures a Networking. The zero value is usable.
+type NetworkingConfig struct {
+	// LinkSubnet gives each link a /30; zero means 10.213.0.0/16. It must
+	// overlap nothing of the host's.
+	LinkSubnet  netip.Prefix
+	LinkSubnet6 netip.Prefix // for IPv6 links too; zero: none
+	PoolSize    int          // ready namespaces; zero: DefaultNetworkPoolSize, negative: none
+	Host        *netns.NS    // holds the host sides; nil: the caller's namespace
+}
 
-// SetNetworking replaces the process's network setup with n: it closes
-// what the previous one held (as CloseNetworking does, so no sandbox with
-// a link, networks or ports may still run) and makes the new one at once,
-// removing the links that dead owners left on the host. Errors about a
-// field of n are *ConfigError values that name it ("LinkSubnet"); one is
-// a subnet that overlaps the host's addresses or routes. It needs host
-// root.
+// NewNetworking makes a network setup now; it needs host root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
-func SetNetworking(n Networking) error {
-	return notSupported("SetNetworking")
+func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
+	return nil, notSupported("NewNetworking")
 }
 
-// CloseNetworking releases everything the process holds for the networks
-// of sandboxes: the pools of ready namespaces (those kept for sandboxes
-// without a network too), every private network, and the networks of
-// sandboxes still running, which lose their links; and it waits until the
-// links of ended sandboxes are gone from the host. Call it when the
-// process is done with sandboxes; nothing of them is left on the host
-// afterwards. Later sandboxes make the setup anew, with the same
-// Networking. Closing twice is not an error.
+// DefaultNetworking returns the setup of sandboxes whose Network.Networking
+// is nil. Its Close also releases reused namespaces.
+func DefaultNetworking() *Networking {
+	return nil
+}
+
+// Close releases everything n holds on the host and waits until it is gone.
+// Later sandboxes make it anew.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
-func CloseNetworking() error {
-	return notSupported("CloseNetworking")
+func (n *Networking) Close() error {
+	return notSupported("Networking.Close")
 }
 
-// PrivateNetworkConfig describes a private network: its Name, which
-// sandboxes give in Membership.Network; its IPv4 Subnet (the zero value
-// picks the first free /24 of 10.214.0.0/16); and the names of Members
-// known ahead of time, which get their addresses at once, so that every
-// member's /etc/hosts lists all of them whatever order they start in (a
-// member that is not named there is in the hosts files of those that
-// join after it). See netns.NetworkConfig.
-type PrivateNetworkConfig = netns.NetworkConfig
+// PrivateNetworkConfig describes a private network.
+type PrivateNetworkConfig struct {
+	Name   string       // what Membership.Network names
+	Subnet netip.Prefix // zero picks a free /24 of 10.214.0.0/16
+	// Members named ahead get their addresses now, so that every
+	// member's /etc/hosts lists all of them.
+	Members []string
+}
 
-// PrivateNetwork is a network that sandboxes join by its name: a bridge in
-// a network namespace of its own, so nothing of it is on the host. Its
-// members reach each other and nothing else. Close it when done; a
-// process's networks are also closed by CloseNetworking, and go with the
-// process when it dies.
+// PrivateNetwork is a network that sandboxes join by its name, in a
+// namespace of its own.
 type PrivateNetwork struct {
 }
 
-// NewPrivateNetwork creates a private network in the process's network
-// setup. Errors about a field of cfg are *ConfigError values that name it:
-// a name already taken, or a subnet that overlaps the link subnet or
-// another network's. It needs host root.
+// NewPrivateNetwork creates a private network in n. It needs host root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
-func NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
-	return nil, notSupported("NewPrivateNetwork")
+func (n *Networking) NewPrivateNetwork(cfg PrivateNetworkConfig) (*PrivateNetwork, error) {
+	return nil, notSupported("Networking.NewPrivateNetwork")
 }
 
 // Name returns the network's name.
@@ -544,34 +257,23 @@ func (p *PrivateNetwork) Subnet() netip.Prefix {
 	return *new(netip.Prefix)
 }
 
-// Close removes the network. Its members keep running without it.
-// Closing twice is not an error.
+// Close removes the network; its members run on without it.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *PrivateNetwork) Close() error {
 	return notSupported("PrivateNetwork.Close")
 }
 
-// ID returns the sandbox's id, unique in this process and given by New:
-// the "sandbox" attribute of its records in Config.Logger, and
-// Event.Sandbox.
+// ID returns the sandbox's id, unique in the process: the "sandbox"
+// attribute of its log records, and Event.Sandbox.
 func (s *Sandbox) ID() uint64 {
 	return 0
 }
 
-// DefaultWaitDelay is the WaitDelay of a Config that sets none.
-const DefaultWaitDelay = time.Second
-
-// ErrWaitDelay is returned by Run, Wait and Exec, with the Result, when the
-// command ended well but its output was not all copied to Stdout and
-// Stderr within Config.WaitDelay: a writer blocked, or a process the
-// command left behind kept the output open.
+// ErrWaitDelay comes with the Result when output outlived Config.WaitDelay.
 var ErrWaitDelay = errors.New("stockade: output not copied within WaitDelay")
 
-// OutputError is returned by Run, Wait and Exec, with the Result, when the
-// command ended well but writing its output to Stdout or Stderr failed.
-// The output after the failure was read and discarded, so that the command
-// never blocked on it.
+// OutputError comes with the Result when writing the output failed.
 type OutputError struct {
 	Err error
 }
@@ -580,40 +282,31 @@ func (e *OutputError) Error() string { return "stockade: copy output: " + e.Err.
 
 func (e *OutputError) Unwrap() error { return e.Err }
 
-// Output runs the sandbox's command, as Run does, and returns its
-// standard output. Config.Stdout must be nil. When Config.Stderr is nil
-// too and the command does not exit with status 0, the *ExitError holds
-// its standard error in Stderr. After Output, Wait returns the Result
-// again.
+// Output runs the command and returns its standard output; the *ExitError
+// of a failure holds the standard error when Config.Stderr is nil.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Sandbox.Output")
 }
 
-// CombinedOutput runs the sandbox's command, as Run does, and returns its
-// standard output and standard error together, in the order written
-// (both go to one pipe). Config.Stdout and Config.Stderr must be nil.
+// CombinedOutput is Output with standard error in the same stream.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Sandbox.CombinedOutput")
 }
 
-// StdinPipe returns a pipe connected to the command's standard input when
-// the sandbox starts. Wait closes it once the sandbox has ended; closing
-// it earlier tells the command that its input ended. Config.Stdin must be
-// nil, and the sandbox not started.
+// StdinPipe returns a pipe to the command's standard input, as in os/exec.
+// Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return *new(io.WriteCloser), notSupported("Sandbox.StdinPipe")
 }
 
-// StdoutPipe returns a pipe connected to the command's standard output
-// when the sandbox starts. Wait closes it once the sandbox has ended, so
-// read to the end before calling Wait (and so do not use it with Run or
-// Output). Config.Stdout must be nil, and the sandbox not started.
+// StdoutPipe returns a pipe from the command's standard output, as in
+// os/exec: read to the end, then Wait. Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
@@ -627,71 +320,55 @@ func (s *Sandbox) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Sandbox.StderrPipe")
 }
 
-// Command returns a process to run in the sandbox once it runs, as
-// exec.Command does: Args is name and arg, and the other fields of the
-// Cmd may be set before Start, Run, Output or CombinedOutput. A Cmd runs
-// once. Exec(ctx, cmd) and cmd.Run(ctx) do the same; the Cmd's methods add
-// Start and Wait, Output, CombinedOutput and the pipes.
+// Command returns a Cmd to run in the sandbox, as exec.Command does.
 func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return nil
 }
 
-// Start starts the process in the sandbox and returns once it runs, or
-// with the error that kept it from starting (a *SetupError naming the
-// command when it was not found, ErrFinished when the sandbox has ended).
-// Cancelling ctx kills the process, as with Exec. Wait then returns its
-// Result.
+// Start starts the process and returns once it runs; Wait then returns its
+// Result. Cancelling ctx kills it.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Start(ctx context.Context) error {
 	return notSupported("Cmd.Start")
 }
 
-// Wait waits for the process to end and returns its Result and error, as
-// Exec does, and closes the pipes made by StdinPipe, StdoutPipe and
-// StderrPipe. After a Start that failed, it returns Start's error.
+// Wait waits for the process, as Exec does, and closes its pipes.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Wait() (*Result, error) {
 	return nil, notSupported("Cmd.Wait")
 }
 
-// Run starts the process and waits for it to end: it is Exec for a Cmd
-// made by Command.
+// Run starts the process and waits for it: Exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Run(ctx context.Context) (*Result, error) {
 	return nil, notSupported("Cmd.Run")
 }
 
-// Output runs the process and returns its standard output, on the terms
-// of Sandbox.Output: Stdout must be nil, and when Stderr is nil too the
-// *ExitError of a process that failed holds its standard error.
+// Output is Sandbox.Output for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Output(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Cmd.Output")
 }
 
-// CombinedOutput runs the process and returns its standard output and
-// standard error together; Stdout and Stderr must be nil.
+// CombinedOutput is Sandbox.CombinedOutput for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) CombinedOutput(ctx context.Context) ([]byte, error) {
 	return nil, notSupported("Cmd.CombinedOutput")
 }
 
-// StdinPipe returns a pipe connected to the process's standard input when
-// it starts, on the terms of Sandbox.StdinPipe.
+// StdinPipe is Sandbox.StdinPipe for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	return *new(io.WriteCloser), notSupported("Cmd.StdinPipe")
 }
 
-// StdoutPipe returns a pipe connected to the process's standard output
-// when it starts, on the terms of Sandbox.StdoutPipe: read to the end,
-// then call Wait.
+// StdoutPipe is Sandbox.StdoutPipe for the process.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
@@ -705,35 +382,20 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
-// Pool keeps sandboxes started and waiting, so that a command runs in a
-// fresh sandbox at the cost of an Exec rather than a whole start. Each
-// sandbox serves one Run and is then thrown away: nothing crosses from one
-// run to the next. A Pool is safe for concurrent use.
+// Pool keeps sandboxes ready, so each Run costs an Exec. It is
+// concurrency-safe.
 type Pool struct {
 }
 
-// ErrPoolClosed is returned by Run on a closed Pool.
-var ErrPoolClosed = errors.New("stockade: pool closed")
-
-// MaxPoolSize is the most sandboxes a Pool keeps ready. Each is a process
-// tree, a control group and a few descriptors; far fewer exhaust a host.
-const MaxPoolSize = 1 << 16
-
-// NewPool returns a pool that keeps n sandboxes of cfg ready, and starts
-// filling it in the background. n is from 1 to MaxPoolSize; a *ConfigError
-// naming "n" says so otherwise. cfg must have no Args: each Run brings its
-// command. cfg.Timeout applies to each Run rather than to the time a
-// sandbox waits in the pool. Close the pool to release them all.
+// NewPool returns a pool keeping n sandboxes of cfg, without Args, ready.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func NewPool(cfg Config, n int) (*Pool, error) {
 	return nil, notSupported("NewPool")
 }
 
-// Run runs cmd in a fresh sandbox from the pool (or in one started on the
-// spot when none is ready), as Sandbox.Exec does, then throws that sandbox
-// away. The Result is the process's. Cmd.Timeout defaults to the pool
-// Config's Timeout.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
+// the sandbox away.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
@@ -752,332 +414,130 @@ func (p *Pool) Err() error {
 	return notSupported("Pool.Err")
 }
 
-// Close stops refilling the pool, closes every sandbox in it and waits
-// until they, and the sandboxes of earlier runs, are gone. Runs under way
-// finish first (cancel their contexts to hurry them); Run afterwards
-// returns ErrPoolClosed.
+// Close stops refilling the pool, closes its sandboxes and waits for them and
+// the runs under way; Run then returns ErrPoolClosed.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Close() error {
 	return notSupported("Pool.Close")
 }
 
-// HostReport is what Probe found: for each feature a sandbox may use,
-// whether this host offers it to this caller, and why not when it does
-// not.
+// HostReport is what Probe found, feature by feature.
 type HostReport struct {
-	// Kernel is the kernel's release.
-	Kernel string `json:"kernel"`
-	// UID is the caller's effective uid; Root reports whether it is 0.
-	UID  int  `json:"uid"`
-	Root bool `json:"root"`
-	// InitialUserNS reports whether the caller runs in the host's own user
-	// namespace, as opposed to a container's.
-	InitialUserNS bool `json:"initialUserNS"`
-	// Sandbox is whether a default sandbox (Config{Args: {"true"}})
-	// starts and exits here: the sum of everything below that Start
-	// needs.
-	Sandbox Support `json:"sandbox"`
-	// UserNamespaces is whether the caller may create a user namespace;
-	// every sandbox has one.
+	Kernel         string  `json:"kernel"`
+	UID            int     `json:"uid"`
+	Root           bool    `json:"root"`
+	InitialUserNS  bool    `json:"initialUserNS"` // not in a container
+	Sandbox        Support `json:"sandbox"`       // a default sandbox runs
 	UserNamespaces Support `json:"userNamespaces"`
-	// SubordinateIDs is whether Config.SubordinateIDs can work: the caller
-	// has ranges in /etc/subuid and /etc/subgid and newuidmap and
-	// newgidmap are installed. Host root needs neither.
 	SubordinateIDs Support `json:"subordinateIDs"`
-	// CgroupMode is how the host mounts cgroups.
-	CgroupMode string `json:"cgroupMode"`
-	// Cgroups is whether the caller may create cgroups for limits under
-	// the default parent, and which controllers they get.
-	Cgroups Support `json:"cgroups"`
-	// Landlock is whether the Landlock LSM is enabled; LandlockABI is its
-	// version, 0 when it is not.
-	Landlock    Support `json:"landlock"`
-	LandlockABI int     `json:"landlockABI"`
-	// Seccomp is whether seccomp filters with the actions the sandbox
-	// uses are available.
-	Seccomp Support `json:"seccomp"`
-	// Pidfd is whether pidfd_open works (Linux 5.3).
-	Pidfd Support `json:"pidfd"`
-	// MemoryPeak is whether cgroups keep memory.peak (cgroup v2, Linux
-	// 5.19).
-	MemoryPeak Support `json:"memoryPeak"`
-	// Overlayfs is whether the kernel has overlayfs, for this caller.
-	Overlayfs Support `json:"overlayfs"`
-	// RawStart is whether sandboxes start on the raw path (see the
-	// package documentation), or through the init stage.
-	RawStart Support `json:"rawStart"`
-	// TimeNamespaces is whether Config.TimeNamespace works: a sandbox
-	// with one is tried.
+	CgroupMode     string  `json:"cgroupMode"`
+	Cgroups        Support `json:"cgroups"`
+	Landlock       Support `json:"landlock"`
+	LandlockABI    int     `json:"landlockABI"`
+	Seccomp        Support `json:"seccomp"`
+	Pidfd          Support `json:"pidfd"`
+	MemoryPeak     Support `json:"memoryPeak"`
+	Overlayfs      Support `json:"overlayfs"`
+	RawStart       Support `json:"rawStart"` // not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
-// Support says whether a feature is available and, in Detail, what there
-// is (a version, a range) or why it is off and what would turn it on.
+// Support says whether a feature is there and, in Detail, what or why not.
 type Support struct {
 	Available bool   `json:"available"`
 	Detail    string `json:"detail,omitempty"`
 }
 
-// Sandbox is one sandbox and the command it runs. Create it with New, then
-// call Run, or Start and later Wait. A Sandbox runs once. A sandbox whose
-// Config has no Args is long-lived: Start prepares it, Exec runs processes
-// in it, and Close ends it.
+// Sandbox is one sandbox and the command it runs, run once.
 type Sandbox struct {
 }
 
-// Errors of the Sandbox's methods used out of order.
-var (
-	ErrStarted    = errors.New("stockade: sandbox already started")
-	ErrNotStarted = errors.New("stockade: sandbox not started")
-	ErrFinished   = errors.New("stockade: sandbox has finished")
-)
-
-// Run starts the sandbox and waits for it to end. See Start and Wait. Like
-// os/exec, Run needs a command: for a Config without Args it returns a
-// *ConfigError naming Args and creates nothing, since such a sandbox ends
-// only when closed (start it with Start, use it with Exec, end it with
-// Close).
+// Run starts the sandbox and waits for it to end; a Config without Args is
+// a *ConfigError.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	return nil, notSupported("Sandbox.Run")
 }
 
-// Start creates the sandbox and starts its command, and returns once the
-// command runs. It returns a *ConfigError (matching ErrInvalidConfig) for a
-// bad config, before anything is created, and a *SetupError (matching
-// ErrSetup) when a setup step fails, after removing everything it created.
-// When ctx is done before the sandbox ends, every process in it is killed
-// and the Result's Reason is Cancelled. A Config without Args makes a
-// long-lived sandbox: Start returns once it is ready, Exec runs commands
-// in it, and it lives until Close (or ctx, or its Timeout) ends it.
+// Start creates the sandbox and returns once the command runs: a bad config
+// is a *ConfigError before anything exists, a failed step a *SetupError.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Start(ctx context.Context) (err error) {
 	return notSupported("Sandbox.Start")
 }
 
-// Security holds the defences a sandbox's processes run under on top of
-// its namespaces. The zero value is the safe choice: no capabilities,
-// no_new_privs, the default seccomp filter, Landlock on the sandbox's own
-// mounts (best effort), and no /sys. Every field that weakens a defence
-// says so in its name or its comment.
+// Security holds the defences on top of the namespaces; zero is the safe
+// choice. A field that weakens one says so.
 type Security struct {
-	// Capabilities names capabilities the sandbox's processes keep, such
-	// as "CAP_NET_BIND_SERVICE". They are kept in the bounding, permitted
-	// and effective sets, and for a command that is not root in the
-	// ambient and inheritable sets, so that it has them after execve; the
-	// default seccomp policy is then built for that set (Docker's profile
-	// allows more system calls to a process holding CAP_SYS_PTRACE, say).
-	// Danger: each capability opens kernel code to the sandbox, over
-	// everything its user namespace owns, and several (CAP_SYS_ADMIN,
-	// CAP_NET_ADMIN, CAP_SYS_PTRACE) are a large part of the kernel. Nil
-	// keeps none. An unknown name is a *ConfigError.
-	Capabilities []string
-	// Seccomp, if set, is the system call policy in place of the default
-	// (Docker's allow-list with stockade's denials, see SeccompPolicy).
-	// Danger: a policy that allows what the default denies opens that
-	// kernel surface to the sandbox.
-	Seccomp *SeccompPolicy
-	// SeccompProfile, if set, is a seccomp profile in Docker's JSON format
-	// (`docker run --security-opt seccomp=FILE`) in place of the default.
-	// Its conditional rules are evaluated for this machine and for
-	// Capabilities. Trace and notify actions are refused, kill-thread
-	// becomes kill-process, and the filter admits the native ABI only.
-	SeccompProfile []byte
-	// SeccompUnconfined runs the sandbox without a seccomp filter. Danger:
-	// every system call the kernel has is then open to the sandbox.
-	// Only one of Seccomp, SeccompProfile and SeccompUnconfined may be set.
+	Capabilities []string // kept; Danger: each opens kernel code
+	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
+	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
+	Seccomp           *specs.LinuxSeccomp
+	SeccompExtend     bool
+	SeccompProfile    []byte // Docker's JSON, in place of the default
 	SeccompUnconfined bool
-	// Landlock limits the file system access of the sandbox's processes to
-	// its own mounts with their modes, and TCP ports on request. See
-	// Landlock.
-	Landlock Landlock
-	// Sysfs mounts a read-only /sys, with /sys/firmware and
-	// /sys/devices/virtual/powercap masked. It shows the devices of the
-	// host and the links of the sandbox's own network namespace; mounting
-	// it needs that namespace to belong to the sandbox, so it fails with a
-	// prepared (pooled) network namespace. False leaves /sys absent.
-	Sysfs bool
+	Landlock          Landlock
+	Sysfs             bool // a read-only /sys; not with a reused namespace
 }
 
-// Landlock configures the Landlock LSM (Linux 5.13) for a sandbox. The
-// zero value applies it, best effort: every process of the sandbox may
-// read and execute anything in the sandbox's root file system and write
-// only in its writable mounts (the working directory, /tmp, /dev/shm,
-// writable binds, a WritableRoot), it may use the device nodes of /dev;
-// with Landlock ABI 4 (Linux 6.7) it may neither bind nor connect a TCP
-// socket on any port; and with ABI 6 (Linux 6.12) it can neither connect
-// to an abstract unix socket nor signal a process outside the sandbox. A
-// descriptor of a host directory that reaches the sandbox (an ExtraFiles
-// entry, say) opens nothing beneath it. What was enforced is in
-// Sandbox.Confinement, and what best effort left out in Result.Notes.
+// Landlock configures the Landlock LSM. The zero value applies it best
+// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
-	// Disabled turns Landlock off. Danger: a leaked descriptor of a host
-	// directory then reaches the host file system.
-	Disabled bool
-	// Strict makes Start fail with a *FeatureError (matching
-	// ErrNotSupported) when the kernel cannot enforce every rule asked for:
-	// no Landlock, or an ABI too old for file moves (2), TCP rules (4) or
-	// scopes (6). False applies what the kernel can and notes the rest.
-	Strict bool
-	// WritablePaths, when not empty, are the only paths the command may
-	// write beneath, instead of every writable mount. Each must be an
-	// absolute path inside a writable mount of the sandbox (the working
-	// directory, /tmp, /dev/shm, a writable bind or a writable root);
-	// anything else is a *ConfigError naming it. A path that does not
-	// exist when the sandbox starts, or that a link leads out of the root
-	// or through /proc/self/fd, gets no rule and stays unwritable.
-	WritablePaths []string
-	// BindTCP and ConnectTCP are the only TCP ports the sandbox may bind
-	// and connect to (Landlock ABI 4, Linux 6.7): by default it may bind
-	// and connect to none, on loopback as anywhere. Nil allows none. Two
-	// things of Config.Network count as asking for TCP: the inside ports
-	// of Network.Ports may always be bound, and a sandbox given a network
-	// (ShareHost, Link or Networks) with neither list set has no TCP limit
-	// (set the lists to keep one).
+	Disabled      bool     // Danger: a leaked host directory reaches the host
+	Strict        bool     // a *FeatureError rather than a rule left out
+	WritablePaths []string // if set, the only writable paths
+	// BindTCP and ConnectTCP are the only TCP ports allowed beside
+	// Network.Ports; with a network and neither set, TCP is open.
 	BindTCP    []uint16
 	ConnectTCP []uint16
-	// AnyTCP lifts the TCP limits: any port may be bound and connected to.
-	// Danger: a sandbox with a network then reaches every TCP service it
-	// can route to.
-	AnyTCP bool
+	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// SeccompPolicy is a custom system call policy: an allow-list (a
-// DefaultAction that denies, and rules that allow) or a deny-list (the
-// reverse). When several rules match a call, the most restrictive action
-// wins (kill, then errno, then log, then allow), whatever their order. A
-// call made through another ABI (i386 or x32 on amd64) always kills the
-// process.
-type SeccompPolicy struct {
-	// DefaultAction is what happens to a system call that no rule matches.
-	// It must be set, unless ExtendDefault is.
-	DefaultAction SeccompAction
-	// DefaultErrno is the error a SeccompErrno DefaultAction returns. Zero
-	// means EPERM.
-	DefaultErrno syscall.Errno
-	// Rules are the exceptions.
-	Rules []SeccompRule
-	// ExtendDefault adds Rules to the default policy (Docker's allow-list
-	// and stockade's denials) instead of replacing it; DefaultAction must
-	// then be zero. Rules that deny take effect; rules that allow a call
-	// the default denies explicitly (mount, ptrace …) do not, since the
-	// most restrictive match wins, but they can allow calls that Docker's
-	// list leaves out.
-	ExtendDefault bool
-}
-
-// SeccompAction is what a seccomp filter does with a system call.
-type SeccompAction int
-
-// The actions of a SeccompPolicy.
-const (
-	// SeccompAllow lets the system call run.
-	SeccompAllow SeccompAction = iota + 1
-	// SeccompErrno makes the call fail with an error (EPERM unless the
-	// rule says otherwise) without running it.
-	SeccompErrno
-	// SeccompKill kills the whole process with SIGSYS; the Result's
-	// Reason is then SeccompKilled.
-	SeccompKill
-	// SeccompLog lets the call run and records it in the kernel's audit
-	// log.
-	SeccompLog
-)
-
-// SeccompRule applies Action to the system calls in Names whose arguments
-// satisfy every condition in Args.
-type SeccompRule struct {
-	// Names are system call names as the kernel spells them ("openat").
-	Names []string
-	// Action is what the filter does with a matching call. It must be set.
-	Action SeccompAction
-	// Errno is the error a SeccompErrno action returns. Zero means EPERM.
-	Errno syscall.Errno
-	// Args are conditions on the call's arguments, all of which must hold.
-	Args []SeccompArg
-}
-
-// SeccompArg is a condition on one argument of a system call. Comparisons
-// are unsigned and 64 bits wide; many calls read only the low 32 bits of
-// an int argument, so a condition that denies a value of one should use
-// SeccompMaskedEq with a Mask of 0xffffffff.
-type SeccompArg struct {
-	// Index is the argument's position, from 0 to 5.
-	Index uint8
-	// Op is the comparison. It must be set.
-	Op SeccompOp
-	// Value is what the argument is compared with.
-	Value uint64
-	// Mask is ANDed with the argument before SeccompMaskedEq compares it
-	// with Value.
-	Mask uint64
-}
-
-// SeccompOp is a comparison of a SeccompArg.
-type SeccompOp int
-
-// The comparisons of a SeccompArg.
-const (
-	SeccompEq SeccompOp = iota + 1
-	SeccompNe
-	SeccompLt
-	SeccompLe
-	SeccompGt
-	SeccompGe
-	SeccompMaskedEq
-)
-
-// Confinement says which defences a sandbox's processes run under, as
-// enforced: what Security asked for, less what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced, and
+// what best effort left out.
 type Confinement struct {
-	// Capabilities are the capabilities the processes keep; empty means
-	// none.
-	Capabilities []string `json:"capabilities,omitempty"`
-	// Seccomp names the filter: "default", "default+custom", "custom",
-	// "docker-profile" or "unconfined". SeccompInstructions is its length
-	// in BPF instructions.
-	Seccomp             string `json:"seccomp"`
-	SeccompInstructions int    `json:"seccompInstructions,omitempty"`
-	// Landlock says whether a Landlock domain is enforced, and
-	// LandlockABI which version of Landlock the kernel offers.
-	Landlock    bool `json:"landlock"`
-	LandlockABI int  `json:"landlockABI"`
-	// LandlockTCP and LandlockScoped say whether the TCP rules and the
-	// scopes (abstract unix sockets, signals) are part of it.
-	LandlockTCP    bool `json:"landlockTCP,omitempty"`
-	LandlockScoped bool `json:"landlockScoped,omitempty"`
-	// Notes say what best effort left out, and why.
-	Notes []string `json:"notes,omitempty"`
+	Capabilities        []string `json:"capabilities,omitempty"`
+	Seccomp             string   `json:"seccomp"`
+	SeccompInstructions int      `json:"seccompInstructions,omitempty"`
+	Landlock            bool     `json:"landlock"`
+	LandlockABI         int      `json:"landlockABI"`
+	LandlockTCP         bool     `json:"landlockTCP,omitempty"`
+	LandlockScoped      bool     `json:"landlockScoped,omitempty"`
+	Notes               []string `json:"notes,omitempty"`
 }
 
-// Confinement returns the defences the sandbox's processes run under. It
-// is the zero value before Start has succeeded.
+// Confinement returns the defences the sandbox runs under, once started.
 func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
 }
 
-// Terminal returns the master of the command's terminal (Config.TTY),
-// once Start has returned: what the command writes is read from it, and
-// what is written to it is typed at the command, Ctrl-C and Ctrl-Z
-// included, which the terminal turns into signals for its foreground
-// job. It returns nil for a sandbox without a terminal, or not started.
+// Stats are a running sandbox's figures so far, as in Result.
+type Stats struct {
+	CPUUser, CPUSystem     time.Duration
+	MemoryPeak             int64
+	Pids, PidsPeak         int64
+	ForksRefused, OOMKills int64
+}
+
+// Stats returns the figures of the running sandbox so far, from its control
+// group; ErrNoCgroup without one.
 //
-// The sandbox owns the file: Close closes it, Wait does not, so that the
-// command's last output can still be read after it has exited (a read
-// then ends with an error, EIO, once everything is read). Closing it
-// earlier hangs the terminal up: the command's session gets SIGHUP. The
-// file is non-blocking underneath and supports deadlines.
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) Stats() (Stats, error) {
+	return Stats{}, notSupported("Sandbox.Stats")
+}
+
+// Terminal returns the master of the command's terminal (Config.TTY), or
+// nil; Close closes it, Wait does not.
 func (s *Sandbox) Terminal() *os.File {
 	return nil
 }
 
-// Resize sets the size of the command's terminal to rows by cols; the
-// kernel sends SIGWINCH to the terminal's foreground job when the size
-// changes. It returns ErrNotStarted before Start, and a *ConfigError
-// naming TTY for a sandbox without a terminal.
+// Resize sets the size of the command's terminal.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Resize(rows, cols uint16) error {

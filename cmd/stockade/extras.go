@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/stockade/stockade/mount"
+	"github.com/stockade/stockade/sandbox"
 )
 
 // addData is --file and --bind-data: it reads descriptor fd to its end
@@ -48,7 +48,7 @@ func (o *runOptions) addData(flag, fdArg, dst string, writable bool) error {
 	if err := os.Chmod(name, mode); err != nil {
 		return err
 	}
-	o.cfg.Mounts = append(o.cfg.Mounts, mount.Mount{Kind: mount.Bind, Source: name, Target: dst, Writable: writable})
+	o.cfg.Mounts = append(o.cfg.Mounts, sandbox.Mount{Kind: sandbox.Bind, Source: name, Target: dst, Writable: writable})
 	o.mountFlags = append(o.mountFlags, flag+" "+fdArg+" "+dst)
 	return nil
 }

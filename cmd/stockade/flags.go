@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -169,7 +168,7 @@ func (o *runOptions) define(p *parser) {
 		return o.addData("--bind-data", fd, dst, false)
 	})
 	fs.Func("tmpfs", "mount an empty tmpfs at `DST`, owned by the command's user, of --tmpfs-size", func(dst string) error {
-		c.Mounts = append(c.Mounts, mount.Mount{Kind: mount.Tmpfs, Target: dst, Mode: 0o755})
+		c.Mounts = append(c.Mounts, sandbox.Mount{Kind: sandbox.Tmpfs, Target: dst, Mode: 0o755})
 		o.mountFlags = append(o.mountFlags, "--tmpfs "+dst)
 		return nil
 	})
@@ -233,7 +232,7 @@ func (o *runOptions) addBind(flag, src, dst string, writable bool) error {
 	if err != nil {
 		return err
 	}
-	o.cfg.Mounts = append(o.cfg.Mounts, mount.Mount{Kind: mount.Bind, Source: abs, Target: dst, Writable: writable})
+	o.cfg.Mounts = append(o.cfg.Mounts, sandbox.Mount{Kind: sandbox.Bind, Source: abs, Target: dst, Writable: writable})
 	o.mountFlags = append(o.mountFlags, flag+" "+src+" "+dst)
 	return nil
 }
@@ -283,7 +282,7 @@ func (o *runOptions) config(args []string) (sandbox.Config, error) {
 	}
 	c.Env = mergeEnv(c.Env, o.env)
 	for i := range c.Mounts {
-		if m := &c.Mounts[i]; m.Kind == mount.Tmpfs {
+		if m := &c.Mounts[i]; m.Kind == sandbox.Tmpfs {
 			m.Size = c.TmpfsSize
 			if m.Size == 0 {
 				m.Size = sandbox.DefaultTmpfsSize

@@ -12,13 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
 func TestMain(m *testing.M) {
 	// --net link sets up the process-wide networking; release it first.
-	testutil.MainThen(m, func() { sandbox.CloseNetworking() })
+	testutil.MainThen(m, func() { sandbox.DefaultNetworking().Close() })
 }
 
 // parseRun parses the flags and command of "stockade run" into a Config.
@@ -47,10 +46,10 @@ func TestParseRun(t *testing.T) {
 	assert.Equal(t, []string{"/bin/sh", "-c", "echo --bind"}, cfg.Args)
 	assert.Equal(t, "/srv/root", cfg.RootDir)
 	assert.True(t, cfg.WritableRoot)
-	assert.Equal(t, []mount.Mount{
-		{Kind: mount.Bind, Source: "/data", Target: "/data", Writable: true},
-		{Kind: mount.Bind, Source: "/etc/ssl", Target: "/etc/ssl"},
-		{Kind: mount.Tmpfs, Target: "/scratch", Size: 16 << 20, Mode: 0o755, UID: 1234, GID: 55},
+	assert.Equal(t, []sandbox.Mount{
+		{Kind: sandbox.Bind, Source: "/data", Target: "/data", Writable: true},
+		{Kind: sandbox.Bind, Source: "/etc/ssl", Target: "/etc/ssl"},
+		{Kind: sandbox.Tmpfs, Target: "/scratch", Size: 16 << 20, Mode: 0o755, UID: 1234, GID: 55},
 	}, cfg.Mounts)
 	assert.EqualValues(t, 16<<20, cfg.TmpfsSize)
 	assert.Equal(t, "/data", cfg.Dir)
@@ -81,7 +80,7 @@ func TestParseRunDefaults(t *testing.T) {
 	assert.True(t, cfg.RunAsRoot)
 	assert.Zero(t, cfg.UID)
 	assert.Equal(t, []string{"PATH=/sbin"}, cfg.Env, "--clearenv drops the defaults; a later --env wins")
-	assert.Equal(t, mount.Mount{Kind: mount.Tmpfs, Target: "/t", Size: sandbox.DefaultTmpfsSize, Mode: 0o755}, cfg.Mounts[0],
+	assert.Equal(t, sandbox.Mount{Kind: sandbox.Tmpfs, Target: "/t", Size: sandbox.DefaultTmpfsSize, Mode: 0o755}, cfg.Mounts[0],
 		"a tmpfs of root's, of the default size")
 
 	cfg, _, err = parseRun("--user", "0", "id")
@@ -243,7 +242,7 @@ func TestParseRunBwrapFlags(t *testing.T) {
 	cfg, o, err := parseRun("--dev-bind", "/dev/fuse", "/dev/fuse", "--cap-add", "net_raw", "--cap-add", "CAP_CHOWN",
 		"--json=out.json", "--", "true")
 	require.NoError(t, err)
-	assert.Equal(t, []mount.Mount{{Kind: mount.Bind, Source: "/dev/fuse", Target: "/dev/fuse", Writable: true, Device: true}}, cfg.Mounts)
+	assert.Equal(t, []sandbox.Mount{{Kind: sandbox.Bind, Source: "/dev/fuse", Target: "/dev/fuse", Writable: true, Device: true}}, cfg.Mounts)
 	assert.Equal(t, []string{"CAP_NET_RAW", "CAP_CHOWN"}, cfg.Security.Capabilities)
 	assert.True(t, o.json)
 	assert.Equal(t, "out.json", o.jsonTo)

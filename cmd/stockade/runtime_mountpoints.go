@@ -9,7 +9,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -46,7 +45,7 @@ func makeMountPoints(cfg *sandbox.Config) error {
 			continue
 		}
 		covered = append(covered, m.Target)
-		if m.Kind == mount.Bind {
+		if m.Kind == sandbox.Bind {
 			fi, err := os.Stat(m.Source)
 			if err != nil {
 				continue // Start names the missing source

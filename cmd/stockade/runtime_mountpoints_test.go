@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -26,13 +25,13 @@ func TestMakeMountPoints(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "keep"), []byte("x"), 0o600))
 
 	cfg := sandbox.Config{RootDir: root, Mounts: []sandbox.Mount{
-		{Kind: mount.Bind, Source: host, Target: "/mnt/data"},
-		{Kind: mount.Bind, Source: file, Target: "/etc/file"},
-		{Kind: mount.Tmpfs, Target: "/scratch"},
-		{Kind: mount.Tmpfs, Target: "/mnt/data/inside"},   // inside a mount: not on the root
-		{Kind: mount.Tmpfs, Target: "/dev/mqueue"},        // inside the sandbox's /dev
-		{Kind: mount.Bind, Source: file, Target: "/keep"}, // exists: left as it is
-		{Kind: mount.Bind, Source: filepath.Join(host, "missing"), Target: "/missing"},
+		{Kind: sandbox.Bind, Source: host, Target: "/mnt/data"},
+		{Kind: sandbox.Bind, Source: file, Target: "/etc/file"},
+		{Kind: sandbox.Tmpfs, Target: "/scratch"},
+		{Kind: sandbox.Tmpfs, Target: "/mnt/data/inside"},   // inside a mount: not on the root
+		{Kind: sandbox.Tmpfs, Target: "/dev/mqueue"},        // inside the sandbox's /dev
+		{Kind: sandbox.Bind, Source: file, Target: "/keep"}, // exists: left as it is
+		{Kind: sandbox.Bind, Source: filepath.Join(host, "missing"), Target: "/missing"},
 	}}
 	require.NoError(t, makeMountPoints(&cfg))
 	for _, d := range []string{"proc", "dev", "tmp", "mnt/data", "scratch"} {
@@ -56,7 +55,7 @@ func TestMakeMountPoints(t *testing.T) {
 	outside := filepath.Join(host, "outside")
 	require.NoError(t, os.Mkdir(outside, 0o755))
 	require.NoError(t, os.Symlink(outside, filepath.Join(root, "escape")))
-	cfg.Mounts = []sandbox.Mount{{Kind: mount.Tmpfs, Target: "/escape/sub"}}
+	cfg.Mounts = []sandbox.Mount{{Kind: sandbox.Tmpfs, Target: "/escape/sub"}}
 	assert.Error(t, makeMountPoints(&cfg))
 	assert.NoDirExists(t, filepath.Join(outside, "sub"))
 

@@ -4,8 +4,10 @@
 //
 // A private network is a bridge in a network namespace of its own: nothing
 // of it is on the host, and it goes away with the process that made it.
-// sandbox.NewPrivateNetwork makes one; a sandbox joins it by naming it in
-// Config.Network.Networks, under its host name. Every member gets an
+// A sandbox.Networking holds the networks, links and forwarded ports of
+// the sandboxes that name it in Config.Network.Networking (nil names the
+// process's default); its NewPrivateNetwork makes a network, and a sandbox
+// joins it by naming it in Config.Network.Networks, under its host name. Every member gets an
 // address on the network and an /etc/hosts that lists the other members,
 // so "db" resolves inside "app". Naming the members ahead of time
 // (PrivateNetworkConfig.Members) gives each its address at once, so that
@@ -40,10 +42,14 @@ const busybox = "/bin/busybox"
 
 func main() {
 	ctx := context.Background()
-	// Everything the process holds for networks goes when it is done.
-	defer sandbox.CloseNetworking()
+	// Everything the Networking holds goes when it is closed.
+	nets, err := sandbox.NewNetworking(sandbox.NetworkingConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nets.Close()
 
-	cluster, err := sandbox.NewPrivateNetwork(sandbox.PrivateNetworkConfig{
+	cluster, err := nets.NewPrivateNetwork(sandbox.PrivateNetworkConfig{
 		Name:    "cluster",
 		Members: []string{"db", "app"},
 	})
@@ -59,8 +65,9 @@ func main() {
 		Args:     []string{busybox, "nc", "-ll", "-p", "5432", "-e", busybox, "echo", "hello from db"},
 		Hostname: "db",
 		Network: sandbox.Network{
-			Networks: []sandbox.Membership{{Network: "cluster"}},
-			Ports:    []sandbox.Port{{Host: netip.MustParseAddrPort("127.0.0.1:0"), Port: 5432}},
+			Networks:   []sandbox.Membership{{Network: "cluster"}},
+			Ports:      []sandbox.Port{{Host: netip.MustParseAddrPort("127.0.0.1:0"), Port: 5432}},
+			Networking: nets,
 		},
 	})
 	if err := db.Start(ctx); err != nil {
@@ -76,7 +83,7 @@ func main() {
 		Args: []string{busybox, "sh", "-c",
 			"grep -w db /etc/hosts; for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 2 db 5432 </dev/null && exit; sleep 0.2; done"},
 		Hostname: "app",
-		Network:  sandbox.Network{Networks: []sandbox.Membership{{Network: "cluster"}}},
+		Network:  sandbox.Network{Networks: []sandbox.Membership{{Network: "cluster"}}, Networking: nets},
 	}).Output(ctx)
 	if err != nil {
 		log.Fatalf("app: %v\n%s", err, out)

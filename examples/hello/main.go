@@ -13,10 +13,12 @@
 //
 //	go run ./examples/hello
 //
-// The library starts a second copy of this binary as the sandbox's init
-// stage. Importing the sandbox package is what makes that copy become the
-// init instead of running main again: the package recognises the copy
-// during its initialisation, before main could run.
+// No Go code runs inside the sandbox: the library starts it with a small
+// program of raw system calls, and a tiny reaper is its pid 1. Where that
+// cannot work (STOCKADE_START=init forces it), it starts a second copy of
+// this binary as the sandbox's init stage instead; importing the sandbox
+// package, which this program does anyway, is what makes that copy become
+// the init rather than run main again.
 package main
 
 import (

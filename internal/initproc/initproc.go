@@ -116,6 +116,14 @@ func step(stage, path string, err error) error {
 
 // fail reports err to the parent and exits.
 func (s *stage) fail(err error) {
+	r := failure(err)
+	proto.Send(s.fd, &r)
+	os.Exit(125)
+}
+
+// failure is the Failed report of err: the stage and path of a failed
+// step or mount, and the errno when err carries one.
+func failure(err error) proto.Report {
 	r := proto.Report{Kind: proto.Failed, Message: err.Error()}
 	var se *stepError
 	var me *mount.Error
@@ -129,8 +137,7 @@ func (s *stage) fail(err error) {
 	if errors.As(err, &errno) {
 		r.Errno = int(errno)
 	}
-	proto.Send(s.fd, &r)
-	os.Exit(125)
+	return r
 }
 
 func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }

@@ -21,19 +21,13 @@ import (
 	"github.com/stockade/stockade/internal/testutil"
 )
 
-// helperEnv makes the test binary the helper of TestReaperReports: pid 1
-// of a new pid namespace, which starts a child that exits with status 7
-// after a while, then execs the reaper (through qemu for an architecture
-// not the host's) with the report pipe as descriptor 3.
-const helperEnv = "STOCKADE_REAPER_HELPER"
+func TestMain(m *testing.M) { testutil.Run(m, testutil.Options{Helper: helper}) }
 
-func TestMain(m *testing.M) {
-	if arch := os.Getenv(helperEnv); arch != "" {
-		os.Exit(helper(arch))
-	}
-	testutil.Main(m)
-}
-
+// helper is the helper of TestReaperReports, in the mode of its
+// architecture: pid 1 of a new pid namespace, which starts a child that
+// exits with status 7 after a while, then execs the reaper (through qemu
+// for an architecture not the host's) with the report pipe as descriptor
+// 3.
 func helper(arch string) int {
 	prog, err := Program(arch)
 	if err != nil {
@@ -83,8 +77,7 @@ func TestReaperReports(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-			cmd.Env = append(os.Environ(), helperEnv+"="+arch)
+			cmd := testutil.HelperCommand(arch)
 			cmd.ExtraFiles = []*os.File{w}
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

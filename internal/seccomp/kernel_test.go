@@ -26,7 +26,7 @@ import (
 // The kernel tests run their filters in a helper process: the test binary
 // re-executed with helperEnv naming what to do. Filters cannot be removed,
 // so the test process itself is never filtered.
-const helperEnv = "STOCKADE_SECCOMP_TEST_HELPER"
+const helperEnv = testutil.HelperEnv
 
 // helperCountEnv tells the benchmark helpers how many iterations to run.
 const helperCountEnv = "STOCKADE_SECCOMP_TEST_N"
@@ -107,19 +107,14 @@ type helperResult struct {
 	Err        string
 }
 
-// runHelper runs the helper named by helperEnv, if any, and exits.
-func runHelper() bool {
-	mode := os.Getenv(helperEnv)
-	if mode == "" {
-		return false
-	}
+// runHelper runs the helper in mode, named by helperEnv.
+func runHelper(mode string) int {
 	runtime.LockOSThread()
 	if err := helperMain(mode); err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(2)
+		return 2
 	}
-	os.Exit(0)
-	return true
+	return 0
 }
 
 func setNoNewPrivs() error {

@@ -19,17 +19,17 @@ import (
 // helperEnv makes the test binary run helperProgram on its own thread
 // (Run.RunHere) instead of the tests: "ok" ends in exit_group(7), "fail"
 // fails a step first.
-const helperEnv = "STOCKADE_SYSPLAN_HELPER"
+const helperEnv = testutil.HelperEnv
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
+	testutil.Run(m, testutil.Options{Helper: func(mode string) int {
 		r, err := helperProgram(mode == "fail").NewRun()
 		if err != nil {
-			os.Exit(3)
+			return 3
 		}
-		r.RunHere(2)
-	}
-	os.Exit(m.Run())
+		r.RunHere(2) // never returns
+		return 3
+	}})
 }
 
 // helperProgram writes "a", skips a write on an expected errno, saves its

@@ -5,6 +5,7 @@ package testutil
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,15 +38,70 @@ var DefaultLeakChecks = []LeakCheck{
 // before. Use it from TestMain:
 //
 //	func TestMain(m *testing.M) { testutil.Main(m) }
-func Main(m *testing.M, checks ...LeakCheck) { MainThen(m, nil, checks...) }
+func Main(m *testing.M, checks ...LeakCheck) { Run(m, Options{Checks: checks}) }
 
 // MainThen is Main with a function run after the tests and before the
-// checks, to release what a package keeps for the life of the process (a
-// pool, say), which is not a leak. After the tests it prints how many the
-// guards of this package skipped and why (see SkipsFileEnv).
+// checks (see Options.After).
 func MainThen(m *testing.M, after func(), checks ...LeakCheck) {
+	Run(m, Options{After: after, Checks: checks})
+}
+
+// HelperEnv is the environment variable that makes a test binary one of
+// its package's helper processes instead of running its tests: Run calls
+// Options.Helper with its value, the helper's mode. A test starts a
+// helper by running its own binary with HelperEnv=mode in the
+// environment (see HelperCommand).
+const HelperEnv = "STOCKADE_TEST_HELPER"
+
+// Options is how a package's test main differs from the default.
+type Options struct {
+	// Helper is the main of the package's helper processes, called with
+	// the mode HelperEnv names; its result is the exit status. Nil means
+	// the package starts none.
+	Helper func(mode string) int
+	// Setup runs before the first snapshot of the checks, in the process
+	// that runs the tests only: what the process keeps for its life (a
+	// locked main thread, a subreaper flag, the runtime's poller) is then
+	// no leak. An error ends the run.
+	Setup func() error
+	// After runs after the tests and before the checks, to release what
+	// the package keeps for the life of the process (a pool, say), which
+	// is not a leak either.
+	After func()
+	// Checks are the leak checks; nil means DefaultLeakChecks.
+	Checks []LeakCheck
+}
+
+// HelperCommand returns a command that runs this test binary as the
+// package's helper in mode, with args, in the test's environment.
+func HelperCommand(mode string, args ...string) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", args...)
+	cmd.Env = append(os.Environ(), HelperEnv+"="+mode)
+	return cmd
+}
+
+// Run is the test main of every package: a helper process runs its
+// helper and exits; the tests run between two snapshots of the leak
+// checks, and the run fails if the second finds what the first did not.
+// After the tests it prints how many the guards of this package skipped
+// and why (see SkipsFileEnv). It never returns.
+func Run(m *testing.M, o Options) {
+	if mode := os.Getenv(HelperEnv); mode != "" {
+		if o.Helper == nil {
+			fmt.Fprintf(os.Stderr, "%s=%s: this package has no helpers\n", HelperEnv, mode)
+			os.Exit(2)
+		}
+		os.Exit(o.Helper(mode))
+	}
+	checks, after := o.Checks, o.After
 	if len(checks) == 0 {
 		checks = DefaultLeakChecks
+	}
+	if o.Setup != nil {
+		if err := o.Setup(); err != nil {
+			fmt.Fprintln(os.Stderr, "test main:", err)
+			os.Exit(1)
+		}
 	}
 	// The runtime's poller keeps an epoll and an eventfd open once anything
 	// uses it; start it now so that they are in the first snapshot.

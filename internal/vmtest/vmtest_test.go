@@ -25,28 +25,32 @@ import (
 
 // roleEnv names the part a re-executed copy of this test binary plays. The
 // copy does its work in TestMain and exits without running any test.
-const roleEnv = "STOCKADE_VMTEST_ROLE"
+const roleEnv = testutil.HelperEnv
 
 const cgroupRoot = "/sys/fs/cgroup"
 
 func TestMain(m *testing.M) {
-	switch role := os.Getenv(roleEnv); role {
-	case "":
-		startPoller()
-		testutil.Main(m)
+	testutil.Run(m, testutil.Options{
+		Helper: role,
+		Setup:  func() error { startPoller(); return nil },
+	})
+}
+
+// role plays the part roleEnv names.
+func role(role string) int {
+	switch role {
 	case "memhog":
 		memhog()
 	case "pivot":
 		if err := overlayPivot(); err != nil {
 			fmt.Fprintln(os.Stderr, "overlay and pivot_root:", err)
-			os.Exit(1)
+			return 1
 		}
 		fmt.Println("pivot ok")
-		os.Exit(0)
-	default:
-		fmt.Fprintf(os.Stderr, "%s=%s: unknown role\n", roleEnv, role)
-		os.Exit(2)
+		return 0
 	}
+	fmt.Fprintf(os.Stderr, "%s=%s: unknown role\n", roleEnv, role)
+	return 2
 }
 
 // TestRequire checks that a VM-only test skips on the host, also under

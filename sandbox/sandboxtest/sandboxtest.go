@@ -22,7 +22,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -78,9 +77,8 @@ func Start(tb testing.TB, cfg sandbox.Config) *Sandbox {
 		if err := os.Chmod(s.Dir, 0o777); err != nil {
 			tb.Fatalf("sandboxtest: %v", err)
 		}
-		m := mount.BindMount(s.Dir, dir)
-		m.Writable = true
-		cfg.Mounts = append([]mount.Mount{m}, cfg.Mounts...)
+		m := sandbox.Mount{Kind: sandbox.Bind, Source: s.Dir, Target: dir, Writable: true}
+		cfg.Mounts = append([]sandbox.Mount{m}, cfg.Mounts...)
 	}
 	if cfg.Stderr != nil {
 		cfg.Stderr = &tee{cfg.Stderr, s.stderr}
@@ -141,7 +139,7 @@ func (s *Sandbox) end(tb testing.TB) {
 }
 
 // targeted reports whether one of ms is mounted at dir.
-func targeted(ms []mount.Mount, dir string) bool {
+func targeted(ms []sandbox.Mount, dir string) bool {
 	for _, m := range ms {
 		if path.Clean(m.Target) == path.Clean(dir) {
 			return true

@@ -17,12 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
 // The namespaces kept ready for sandboxes are the process's, not a leak.
-func TestMain(m *testing.M) { testutil.MainThen(m, func() { sandbox.CloseNetworking() }) }
+func TestMain(m *testing.M) { testutil.MainThen(m, func() { sandbox.DefaultNetworking().Close() }) }
 
 // recordingTB is a testing.TB that records what Start says and does with
 // it: its cleanups run when the test calls finish, its failure is set by
@@ -92,7 +91,7 @@ func TestStartCommand(t *testing.T) {
 // TestStartOwnDir: a mount of the caller's at the working directory is
 // left alone.
 func TestStartOwnDir(t *testing.T) {
-	m := mount.TmpfsMount("/w", 1<<20)
+	m := sandbox.Mount{Kind: sandbox.Tmpfs, Target: "/w", Size: 1 << 20}
 	m.UID, m.GID = sandbox.DefaultUID, sandbox.DefaultUID
 	sb := Start(t, sandbox.Config{Dir: "/w", Mounts: []sandbox.Mount{m}})
 	assert.Empty(t, sb.Dir)

@@ -4,9 +4,9 @@
 //	step NAME OUTCOME [DETAIL]
 //
 // where OUTCOME is "ok" when the step worked and the errno's name (EPERM,
-// EACCES …) when the kernel refused it. The tests in sandbox/attack_test.go
-// build it statically, run it in a sandbox and compare the steps with what
-// the defences must make of them.
+// EACCES …) when the kernel refused it. sandbox/attackkit_test.go builds
+// it statically and runs it in a sandbox; the attack tests compare the
+// steps with what the defences must make of them.
 package main
 
 import (

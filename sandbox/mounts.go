@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"io/fs"
+
+	"github.com/stockade/stockade/mount"
+)
+
+// MountKind says what a Mount is.
+type MountKind string
+
+// The kinds of Mount.
+const (
+	Bind  MountKind = "bind"
+	Tmpfs MountKind = "tmpfs"
+)
+
+// Mount is an extra mount: a Bind of Source (read-only unless Writable) or a
+// Tmpfs, whose zero fields take the Config's sizes, 0755 and root.
+type Mount struct {
+	Kind     MountKind   `json:"kind"`
+	Source   string      `json:"source,omitempty"`
+	Target   string      `json:"target"`
+	Writable bool        `json:"writable,omitempty"`
+	Device   bool        `json:"device,omitempty"` // Danger: device nodes usable, as --dev-bind
+	ReadOnly bool        `json:"readOnly,omitempty"`
+	Size     int64       `json:"size,omitempty"`
+	Inodes   int64       `json:"inodes,omitempty"`
+	Mode     fs.FileMode `json:"mode,omitempty"`
+	UID      int         `json:"uid,omitempty"`
+	GID      int         `json:"gid,omitempty"`
+}
+
+// planMount returns m as an entry of the sandbox's mount plan; c has its
+// defaults filled in.
+func (c *Config) planMount(m Mount) mount.Mount {
+	p := mount.Mount{
+		Kind: mount.Kind(m.Kind), Source: m.Source, Target: m.Target,
+		Writable: m.Writable, Device: m.Device, ReadOnly: m.ReadOnly,
+		Size: m.Size, Inodes: m.Inodes, Mode: m.Mode, UID: m.UID, GID: m.GID,
+	}
+	if m.Kind == Tmpfs {
+		if p.Size == 0 {
+			p.Size = c.TmpfsSize
+		}
+		if p.Inodes == 0 {
+			p.Inodes = c.TmpfsInodes
+		}
+		if p.Mode == 0 {
+			p.Mode = 0o755
+		}
+	}
+	return p
+}

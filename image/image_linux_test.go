@@ -316,8 +316,23 @@ func TestDigestsAreChecked(t *testing.T) {
 			require.NoError(t, os.WriteFile(p, append(b, 0), 0o644))
 		}
 	}
-	_, err = openStore(t).Import(ctx, src, ImportOptions{})
+	// One whose second layer is bad, after a good first one.
+	two := imageOf(t, v1.Config{}, tarOf(t, file("a", "a")), tarOf(t, file("b", "b")))
+	src = t.TempDir()
+	writeLayout(t, src, map[string]v1.Image{"two": two})
+	ls, err := two.Layers()
+	require.NoError(t, err)
+	d, err := ls[1].Digest()
+	require.NoError(t, err)
+	p := filepath.Join(src, "blobs", "sha256", d.Hex)
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p, append(b, 0), 0o644))
+	s3 := openStore(t)
+	_, err = s3.Import(ctx, src, ImportOptions{})
 	assert.ErrorIs(t, err, ErrDigest)
+	assert.Empty(t, names(t, filepath.Join(s3.Dir(), "blobs", "sha256")), "a failed import leaves no blob behind")
+	assert.Empty(t, names(t, filepath.Join(s3.Dir(), "tmp")))
 }
 
 func TestRuntimeConfig(t *testing.T) {

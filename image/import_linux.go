@@ -98,7 +98,8 @@ func (s *Store) importImage(ctx context.Context, src string, opt ImportOptions) 
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("image: import %s: %w", src, err)
+		// The blobs copied so far belong to no image: nothing is left.
+		return nil, errors.Join(fmt.Errorf("image: import %s: %w", src, err), s.collect())
 	}
 	imgName := opt.Name
 	switch {

@@ -63,7 +63,19 @@ type Config struct {
 }
 
 // IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
-// HostGID; zero picks a range of its own (never host id 0).
+// HostGID (never host id 0). Zero picks a range of the sandbox's own: for
+// host root, a slot of DefaultIDMapSize ids leased from root's range
+// (/etc/subuid, else DefaultIDPoolSize ids from DefaultHostID) before
+// anything else is made, until every process of the sandbox is gone or its
+// owner dies (a lock under /run/stockade that the kernel drops), so that no
+// two running sandboxes share a host id; Start fails with a *SetupError
+// (stage "id-range") when every slot is held. The slot's last id, mapped to
+// nothing, owns the sandbox's user namespace and is charged for what it
+// holds. Slots are used again: a file left with a slot's ids (in a writable
+// RootDir, say) belongs to the slot's next sandbox. An ordinary user's zero
+// map is its own uid and gid. A given map is used as it is, by every
+// sandbox given it at once, and charged to its HostUID: keep it out of
+// root's range.
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
@@ -80,6 +92,7 @@ const (
 	DefaultTmpfsInodes     = 16384
 	DefaultPtys            = 64
 	DefaultHostID          = 1 << 30
+	DefaultIDPoolSize      = 1 << 30 // 16384 slots
 	DefaultIDMapSize       = 65536
 	DefaultWaitDelay       = time.Second
 	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -140,6 +140,7 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 	}
 	s.lim.end(s)
 	s.releaseNetwork()
+	s.id.leased.release() // every process of the sandbox is gone
 	s.mu.Lock()
 	unix.Close(s.pidfd)
 	s.pidfd = -1

@@ -33,7 +33,8 @@ type Limits struct {
 	// the Exec'd process, is killed (OutputLimit).
 	Output       int64
 	Rlimits      Rlimits
-	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
+	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
+	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
 	// BestEffort lets an ordinary user without a delegated cgroup run with
 	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
@@ -113,6 +114,9 @@ func (l *Limits) validate() error {
 		return configErr("Limits.Pids", "%d is below the minimum of %d: the init stage's threads count too", l.Pids, MinPids)
 	}
 	if err := l.Rlimits.validate(); err != nil {
+		return err
+	}
+	if err := l.Kernel.validate(); err != nil {
 		return err
 	}
 	need := l.needsCgroup()

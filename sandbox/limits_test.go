@@ -323,6 +323,9 @@ func TestLimitsValidate(t *testing.T) {
 		{"nproc too small", Limits{Rlimits: Rlimits{Processes: 1}}, "Limits.Rlimits.Processes", "minimum"},
 		{"negative fsize", Limits{Rlimits: Rlimits{FileSize: -2}}, "Limits.Rlimits.FileSize", "Unlimited"},
 		{"negative rlimit cpu", Limits{Rlimits: Rlimits{CPU: -time.Second}}, "Limits.Rlimits.CPU", "negative"},
+		{"kernel limits", Limits{Kernel: KernelLimits{InotifyInstances: 1, InotifyWatches: Unlimited, Namespaces: 1 << 20, SignalsPending: 5}}, "", ""},
+		{"negative inotify instances", Limits{Kernel: KernelLimits{InotifyInstances: -2}}, "Limits.Kernel.InotifyInstances", "Unlimited"},
+		{"signals pending too many", Limits{Kernel: KernelLimits{SignalsPending: 1 << 40}}, "Limits.Kernel.SignalsPending", "2147483647"},
 		{"parent leaves own cgroup", Limits{Pids: 64, CgroupParent: "../x"}, "Limits.CgroupParent", "leave"},
 		{"parent unclean", Limits{Pids: 64, CgroupParent: "a//b"}, "Limits.CgroupParent", "clean"},
 	}

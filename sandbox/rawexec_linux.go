@@ -76,7 +76,7 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	var rs *rawStart
 	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = launchRaw(rp, 0, cgroupFD, st.childFDs(), nil, values...)
+		rs, err = launchRaw(rp, 0, 0, cgroupFD, st.childFDs(), nil, values...)
 		return err
 	})
 	tasksDone()

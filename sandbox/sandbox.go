@@ -129,6 +129,14 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	// unwinds them, a started sandbox owns what they acquired.
 	var undo rollback
 	defer undo.unwind()
+	// Host root's sandbox leases host ids of its own before anything else
+	// is made (see idlease.go), and gives them back last, once its
+	// processes are gone.
+	if err := id.lease(); err != nil {
+		return err
+	}
+	s.id = id
+	undo.push(id.leased.release)
 	// The network the sandbox takes (a managed one here, or a namespace to
 	// reuse as it launches) goes back once its init is reaped or never ran.
 	undo.push(s.releaseNetwork)
@@ -161,7 +169,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := fault("fork"); err != nil {
 		return err
 	}
-	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
+	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return asNamespaceOwner(id.owner, s.cmd.Start) }))
 	s.times.forked = proto.Monotonic()
 	// The init has its own copies now. Ours of its end of the socket would
 	// keep the socket from reaching its end should the init die before it
@@ -470,7 +478,8 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    c.Limits.Rlimits.list(),
+		Rlimits:    append(c.Limits.Rlimits.list(), c.Limits.Kernel.rlimits()...),
+		Sysctls:    c.Limits.Kernel.sysctls(),
 	}
 	c.TTY.toSpec(spec)
 	return spec

@@ -17,6 +17,7 @@ package initproc
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -147,6 +148,26 @@ func (s *stage) mark() { s.marks = append(s.marks, proto.Monotonic()) }
 // of the sandbox is then forked.
 func (s *stage) setup() error {
 	spec := s.spec
+	// The files of the sandbox's per-user limits, opened while the host's
+	// /proc is in sight (its /proc/sys/user shows the opener's user
+	// namespace's) and written once the sandbox is built, so that its own
+	// setup does not count against them.
+	limits := make([]*os.File, len(spec.Sysctls))
+	defer func() {
+		for _, f := range limits {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for i, sc := range spec.Sysctls {
+		p := "/proc/sys/user/" + sc.Name
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return step("user-limits", p, err)
+		}
+		limits[i] = f
+	}
 	if spec.TimeNS {
 		if err := linux.NewTimeNamespace(); err != nil {
 			return step("time-namespace", "", err)
@@ -178,6 +199,16 @@ func (s *stage) setup() error {
 		if err := linux.LoopbackUp(); err != nil {
 			return step("loopback", "lo", err)
 		}
+	}
+	for i, f := range limits {
+		if f == nil {
+			continue
+		}
+		if _, err := f.WriteString(spec.Sysctls[i].Value); err != nil {
+			return step("user-limits", f.Name(), err)
+		}
+		f.Close()
+		limits[i] = nil
 	}
 	for _, rl := range spec.Rlimits {
 		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}); err != nil {

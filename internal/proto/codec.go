@@ -226,6 +226,11 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.bool(s.TTY)
 	e.int(int64(s.TTYRows))
 	e.int(int64(s.TTYCols))
+	e.uint(uint64(len(s.Sysctls)))
+	for _, sc := range s.Sysctls {
+		e.str(sc.Name)
+		e.str(sc.Value)
+	}
 	return e.b, nil
 }
 
@@ -301,6 +306,12 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.TTY = d.bool()
 	s.TTYRows = int(d.int())
 	s.TTYCols = int(d.int())
+	if n := d.count(); n > 0 {
+		s.Sysctls = make([]Sysctl, n)
+		for i := range s.Sysctls {
+			s.Sysctls[i] = Sysctl{Name: d.str(), Value: d.str()}
+		}
+	}
 	return d.done()
 }
 

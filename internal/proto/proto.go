@@ -77,6 +77,16 @@ type Spec struct {
 	// TTYCols; the init sends the master with its Started report.
 	TTY              bool
 	TTYRows, TTYCols int
+	// Sysctls are values for the files of /proc/sys/user in the sandbox's
+	// user namespace, which the init writes while it holds its
+	// capabilities; a file this kernel lacks is left out.
+	Sysctls []Sysctl
+}
+
+// Sysctl is the value of one file of /proc/sys/user, by its name.
+type Sysctl struct {
+	Name  string
+	Value string
 }
 
 // Rlimit is one resource limit for the command.

@@ -63,19 +63,8 @@ type Config struct {
 }
 
 // IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
-// HostGID (never host id 0). Zero picks a range of the sandbox's own: for
-// host root, a slot of DefaultIDMapSize ids leased from root's range
-// (/etc/subuid, else DefaultIDPoolSize ids from DefaultHostID) before
-// anything else is made, until every process of the sandbox is gone or its
-// owner dies (a lock under /run/stockade that the kernel drops), so that no
-// two running sandboxes share a host id; Start fails with a *SetupError
-// (stage "id-range") when every slot is held. The slot's last id, mapped to
-// nothing, owns the sandbox's user namespace and is charged for what it
-// holds. Slots are used again: a file left with a slot's ids (in a writable
-// RootDir, say) belongs to the slot's next sandbox. An ordinary user's zero
-// map is its own uid and gid. A given map is used as it is, by every
-// sandbox given it at once, and charged to its HostUID: keep it out of
-// root's range.
+// HostGID. Zero gives root's sandbox ids no running one shares, and an
+// ordinary user's its own (see docs/sandbox-internals.md).
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
@@ -98,6 +87,10 @@ const (
 	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	DefaultNetworkPoolSize = 2
 	MaxPoolSize            = 1 << 16
+
+	DefaultInotifyInstances = 128
+	DefaultInotifyWatches   = 8192
+	DefaultSignalsPending   = 1024
 )
 
 // DefaultEnv returns the environment a command gets when Config.Env is nil.

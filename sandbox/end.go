@@ -280,7 +280,7 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 }
 
 // Close ends the sandbox, kills every process in it and releases what it
-// held; a sandbox without a command ends as Closed. It may be called again.
+// held; a sandbox without a command ends as Closed.
 func (s *Sandbox) Close() error {
 	s.mu.Lock()
 	s.closeTTY()

@@ -41,7 +41,7 @@ type Limits struct {
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core, and Unlimited removes it. Prefer Limits.
+// caller has it, but Core; Unlimited removes it.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes

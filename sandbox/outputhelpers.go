@@ -16,8 +16,7 @@ import (
 // StdinPipe, StdoutPipe and StderrPipe, for a sandbox's own command and
 // for a process of a running sandbox (a Cmd made by Sandbox.Command).
 
-// Output runs the command and returns its standard output; the *ExitError
-// of a failure holds the standard error when Config.Stderr is nil.
+// Output runs the command and returns its standard output, as in os/exec.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	var stdout lockedBuffer
 	var stderr *headTail
@@ -63,7 +62,6 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 }
 
 // StdinPipe returns a pipe to the command's standard input, as in os/exec.
-// Call it before Start.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,8 +79,7 @@ func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait. Call it before Start.
+// StdoutPipe returns a pipe from the command's standard output, as in os/exec.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
 	return s.outputPipe("Stdout", &s.cfg.Stdout)
 }

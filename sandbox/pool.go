@@ -9,8 +9,7 @@ import (
 	"time"
 )
 
-// Pool keeps sandboxes ready, so each Run costs an Exec. It is
-// concurrency-safe.
+// Pool keeps sandboxes ready, so each Run costs an Exec; concurrency-safe.
 type Pool struct {
 	cfg     Config
 	timeout time.Duration // the Config's Timeout, for each Run
@@ -120,8 +119,7 @@ func (p *Pool) discard(sb *Sandbox) {
 	}()
 }
 
-// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
-// the sandbox away.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	p.mu.Lock()
 	if p.closed {

@@ -262,11 +262,3 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	lim.verdict(res, killed)
 	return res, outputVerdict(res, cause, outErr)
 }
-
-// describeWait says how a process ended, as a shell would.
-func describeWait(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
-}

@@ -23,7 +23,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -511,6 +511,10 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		// there is to say.
 		s.killInit()
 		werr := s.cmd.Wait()
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			// Said as the raw path says it of its pid 1.
+			werr = errors.New("pid 1 died as the sandbox started: " + describeWait(unix.WaitStatus(ws)))
+		}
 		s.cmd = nil
 		if werr == nil {
 			werr = err

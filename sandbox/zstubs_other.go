@@ -42,7 +42,7 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 }
 
 // Close ends the sandbox, kills every process in it and releases what it
-// held; a sandbox without a command ends as Closed. It may be called again.
+// held; a sandbox without a command ends as Closed.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
@@ -72,44 +72,31 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Sandbox.Exec")
 }
 
-// CopyIn copies the host file src into the running sandbox as dst, as the
-// command's user; dst never follows a link out of the sandbox's root.
+// CopyIn copies the host file src into the running sandbox as dst, as its
+// user, never following a link out of its root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	return notSupported("Sandbox.CopyIn")
 }
 
-// CopyOut copies the regular file src out of the running sandbox to dst, read
-// as the command's user; src never follows a link out of the root.
+// CopyOut copies the file src out of the running sandbox to dst, as its
+// user, never following a link out of its root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// KernelLimits bound, per user inside, what the kernel counts per user:
-// they are set in the sandbox's own user namespace (/proc/sys/user, written
-// before its root drops its capabilities) and as rlimits. The kernel also
-// counts the whole sandbox against its namespace's owner on the host, a
-// host id of its own for host root (see IDMap), never root; the host's
-// per-user limits bound it there, and a value not below them is not written.
-// Zero takes the default; Unlimited leaves the host's limit alone.
+// KernelLimits bound what the kernel counts per user, for each user inside,
+// in the sandbox's user namespace (/proc/sys/user) and as rlimits. Zero
+// takes the default; Unlimited leaves the host's limit alone.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
-	// Namespaces, if positive, bounds each max_*_namespaces (the default
-	// seccomp policy makes none); zero leaves them, saving ~0.4 ms a start.
-	Namespaces     int64
-	SignalsPending int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
+	Namespaces       int64 // each max_*_namespaces if positive; zero leaves them (cheaper)
+	SignalsPending   int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
 }
-
-// The defaults of KernelLimits.
-const (
-	DefaultInotifyInstances = 128
-	DefaultInotifyWatches   = 8192
-	DefaultSignalsPending   = 1024
-)
 
 // Limits are the resource limits of a sandbox; zero limits nothing but core
 // files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
@@ -137,7 +124,7 @@ type Limits struct {
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core, and Unlimited removes it. Prefer Limits.
+// caller has it, but Core; Unlimited removes it.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -178,24 +165,23 @@ type Network struct {
 	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a veth link to the host. It reaches only its gateway, the host
-// side, unless DefaultRoute (no NAT is set up).
+// Link is a veth link to the host; it reaches only its gateway unless
+// DefaultRoute.
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a place on a private network: its name, the sandbox's name
-// there (zero: Config.Hostname) and address (zero: one is picked).
+// Membership is a place on a private network; zero Name and Addr are
+// Config.Hostname and a free address.
 type Membership struct {
 	Network string
 	Name    string
 	Addr    netip.Addr
 }
 
-// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
-// inside, through the calling process.
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port.
 type Port struct {
 	Host netip.AddrPort
 	Port uint16
@@ -214,8 +200,7 @@ func (s *Sandbox) NetworkInfo() NetworkInfo {
 	return NetworkInfo{}
 }
 
-// Networking is where the links, private networks and ports of sandboxes
-// come from (Network.Networking).
+// Networking is where the links, networks and ports of sandboxes come from.
 type Networking struct {
 }
 
@@ -236,14 +221,12 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 	return nil, notSupported("NewNetworking")
 }
 
-// DefaultNetworking returns the setup of sandboxes whose Network.Networking
-// is nil. Its Close also releases reused namespaces.
+// DefaultNetworking returns the setup of sandboxes whose Networking is nil.
 func DefaultNetworking() *Networking {
 	return nil
 }
 
-// Close releases everything n holds on the host and waits until it is gone.
-// Later sandboxes make it anew.
+// Close releases everything n holds on the host, and waits until it is gone.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *Networking) Close() error {
@@ -259,8 +242,7 @@ type PrivateNetworkConfig struct {
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name, in a
-// namespace of its own.
+// PrivateNetwork is a network that sandboxes join by its name.
 type PrivateNetwork struct {
 }
 
@@ -288,8 +270,7 @@ func (p *PrivateNetwork) Close() error {
 	return notSupported("PrivateNetwork.Close")
 }
 
-// ID returns the sandbox's id, unique in the process: the "sandbox"
-// attribute of its log records, and Event.Sandbox.
+// ID returns the sandbox's id in this process, as in its log records.
 func (s *Sandbox) ID() uint64 {
 	return 0
 }
@@ -306,8 +287,7 @@ func (e *OutputError) Error() string { return "stockade: copy output: " + e.Err.
 
 func (e *OutputError) Unwrap() error { return e.Err }
 
-// Output runs the command and returns its standard output; the *ExitError
-// of a failure holds the standard error when Config.Stderr is nil.
+// Output runs the command and returns its standard output, as in os/exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
@@ -322,15 +302,13 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 }
 
 // StdinPipe returns a pipe to the command's standard input, as in os/exec.
-// Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return *new(io.WriteCloser), notSupported("Sandbox.StdinPipe")
 }
 
-// StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait. Call it before Start.
+// StdoutPipe returns a pipe from the command's standard output, as in os/exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
@@ -406,8 +384,7 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
-// Pool keeps sandboxes ready, so each Run costs an Exec. It is
-// concurrency-safe.
+// Pool keeps sandboxes ready, so each Run costs an Exec; concurrency-safe.
 type Pool struct {
 }
 
@@ -418,8 +395,7 @@ func NewPool(cfg Config, n int) (*Pool, error) {
 	return nil, notSupported("NewPool")
 }
 
-// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
-// the sandbox away.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
@@ -473,7 +449,7 @@ type Support struct {
 	Detail    string `json:"detail,omitempty"`
 }
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 }
 
@@ -493,8 +469,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	return notSupported("Sandbox.Start")
 }
 
-// Security holds the defences on top of the namespaces; zero is the safe
-// choice. A field that weakens one says so.
+// Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
 	Capabilities []string // kept; Danger: each opens kernel code
 	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
@@ -508,8 +483,8 @@ type Security struct {
 	Sysfs             bool // a read-only /sys; not with a reused namespace
 }
 
-// Landlock configures the Landlock LSM. The zero value applies it best
-// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
+// Landlock configures Landlock. Zero applies it best effort: write only in
+// writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
 	Disabled      bool     // Danger: a leaked host directory reaches the host
 	Strict        bool     // a *FeatureError rather than a rule left out
@@ -521,8 +496,7 @@ type Landlock struct {
 	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// Confinement says which defences a sandbox runs under, as enforced, and
-// what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced.
 type Confinement struct {
 	Capabilities        []string `json:"capabilities,omitempty"`
 	Seccomp             string   `json:"seccomp"`
@@ -539,7 +513,7 @@ func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
 }
 
-// Stats are a running sandbox's figures so far, as in Result.
+// Stats are a running sandbox's figures, as in Result.
 type Stats struct {
 	CPUUser, CPUSystem     time.Duration
 	MemoryPeak             int64
@@ -547,8 +521,7 @@ type Stats struct {
 	ForksRefused, OOMKills int64
 }
 
-// Stats returns the figures of the running sandbox so far, from its control
-// group; ErrNoCgroup without one.
+// Stats returns the figures of the running sandbox from its control group.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Stats() (Stats, error) {

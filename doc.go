@@ -68,7 +68,12 @@
 //   - Identity. A user namespace maps the sandbox's ids onto an
 //     unprivileged host range. Host uid 0 is never mapped, so root inside
 //     (only on request; the command runs as uid 1000 by default) owns no
-//     host file and holds no capability over the host. An ordinary user's
+//     host file and holds no capability over the host. Host root's
+//     sandboxes each lease a range of their own from root's range, so
+//     that two running sandboxes share no host id, and each sandbox's
+//     user namespace is owned by a host id of its own, which the kernel
+//     charges for what the sandbox holds (inotify instances, queued
+//     signals, processes): never host root. An ordinary user's
 //     sandbox maps the caller's own ids, or with SubordinateIDs its ranges
 //     in /etc/subuid, and needs no root at all; sandbox.Probe says what
 //     such a host offers.

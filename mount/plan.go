@@ -30,6 +30,13 @@ const (
 	// devices of the applying process's network namespace, which must
 	// belong to its user namespace.
 	Sysfs Kind = "sysfs"
+	// Mqueue mounts the POSIX message queue file system of the applying
+	// process's IPC namespace at Target.
+	Mqueue Kind = "mqueue"
+	// Write writes Data into the file Target, which must exist and is
+	// neither created nor truncated: a kernel setting below /proc/sys,
+	// written once the Proc entry before it is in place.
+	Write Kind = "write"
 	// Dir creates the directory Target with permissions Mode.
 	Dir Kind = "dir"
 	// File creates the regular file Target holding Data, with permissions
@@ -57,6 +64,9 @@ const (
 type Mount struct {
 	Kind Kind `json:"kind"`
 	// Source is the host path of a Bind, or the link text of a Symlink.
+	// Of a Tmpfs it is the name the mount table shows as the file
+	// system's source; empty means "tmpfs". (Every new file system shows
+	// its type there: "proc", "devpts" ...)
 	// A privileged caller's CloneSource follows a symbolic link in a
 	// Bind's Source only when root or the caller owns it.
 	Source string `json:"source,omitempty"`
@@ -196,7 +206,7 @@ func (m *Mount) Validate() error {
 	if needSource && m.Source == "" {
 		return &ConfigError{Field: "Source", Err: errors.New("must be set")}
 	}
-	if !needSource && m.Source != "" {
+	if !needSource && m.Kind != Tmpfs && m.Source != "" {
 		return &ConfigError{Field: "Source", Err: fmt.Errorf("must be empty for a %s mount", m.Kind)}
 	}
 	if strings.IndexByte(m.Source, 0) >= 0 {
@@ -208,6 +218,9 @@ func (m *Mount) Validate() error {
 			return &ConfigError{Field: "Source", Err: errors.New("must be an absolute path")}
 		}
 	case Tmpfs:
+		if strings.ContainsAny(m.Source, ", \t\n") {
+			return &ConfigError{Field: "Source", Err: fmt.Errorf("%q: a tmpfs's source name must hold no comma or space", m.Source)}
+		}
 		if m.Size <= 0 {
 			return &ConfigError{Field: "Size", Err: errors.New("must be positive")}
 		}
@@ -218,7 +231,7 @@ func (m *Mount) Validate() error {
 		if m.Inodes < 0 || m.Inodes > MaxPtys {
 			return &ConfigError{Field: "Inodes", Err: fmt.Errorf("must be from 0 to %d ptys, not %d", MaxPtys, m.Inodes)}
 		}
-	case Proc, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
+	case Proc, Sysfs, Mqueue, Write, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
 		return &ConfigError{Field: "Kind", Err: errors.New("must be set")}
 	default:

@@ -13,7 +13,8 @@
 // left on the host. A Config without Args makes a long-lived sandbox:
 // [Sandbox.Exec] runs a [Cmd] in it, [Sandbox.CopyIn] and [Sandbox.CopyOut]
 // move files, [Sandbox.Close] ends it, and a [Pool] keeps such sandboxes
-// ready. [Config.TTY] gives the command a terminal.
+// ready. [Config.TTY] gives the command a terminal, and in such a
+// sandbox [Cmd.TTY] gives one to a process of [Sandbox.Command].
 //
 // A Config holding only Args is ready for untrusted code: the command runs
 // as uid 1000 with a clean environment, in new user, pid, mount, uts, ipc,

@@ -27,6 +27,16 @@ type identity struct {
 	// helpers newuidmap and newgidmap may write, after the clone (see
 	// subordinate.go).
 	viaHelpers bool
+	// pool, for host root without Config.IDMap, is the range a slot of
+	// which the sandbox leases at its start (see lease); the maps are
+	// then the slot's.
+	pool IDMap
+	// owner, when not zero, is the host uid that creates the sandbox's
+	// user namespace, and so owns it and is charged for what the sandbox
+	// holds (see asNamespaceOwner); zero: the caller.
+	owner int
+	// leased holds the slot of pool until the sandbox has ended.
+	leased *idLease
 }
 
 // identity works out the id mapping for c, which has its defaults filled in.
@@ -53,28 +63,55 @@ func (c *Config) identity() (identity, error) {
 			ambient: c.UID != 0,
 		}, nil
 	}
-	m := c.IDMap
-	if m == (IDMap{}) {
-		m = rootIDMap()
-		if err := m.validate(c.UID, c.GID); err != nil {
-			return identity{}, err
-		}
+	if c.IDMap != (IDMap{}) {
+		// The caller's range, as given: shared by every sandbox given it,
+		// and charged, as their namespaces' owner, to its first id.
+		return rootIdentity(c.IDMap, int(c.IDMap.HostUID)), nil
 	}
-	return identity{
-		uidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostUID), Size: int(m.Size)}},
-		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.Size)}},
-		setGroups: true,
-	}, nil
+	pool := rootIDMap()
+	slot := IDMap{HostUID: pool.HostUID, HostGID: pool.HostGID, Size: slotSize(pool) - 1}
+	if err := slot.validate(c.UID, c.GID); err != nil {
+		return identity{}, err
+	}
+	id := rootIdentity(slot, 0)
+	id.pool = pool
+	return id, nil
 }
 
-// rootIDMap is host root's default range: its /etc/subuid and /etc/subgid
-// entries when both exist, else DefaultIDMapSize ids from DefaultHostID.
+func rootIdentity(m IDMap, owner int) identity {
+	return identity{
+		uidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostUID), Size: int(m.Size)}},
+		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.gidSize())}},
+		setGroups: true,
+		owner:     owner,
+	}
+}
+
+// lease claims a slot of id.pool for a sandbox of host root's without
+// Config.IDMap, and maps the sandbox's ids onto it. It is the first thing
+// a start does on the host.
+func (id *identity) lease() error {
+	if id.pool == (IDMap{}) {
+		return nil
+	}
+	l, err := leaseIDs(id.pool)
+	if err != nil {
+		return err
+	}
+	*id = rootIdentity(l.m, int(l.owner))
+	id.leased = l
+	return nil
+}
+
+// rootIDMap is host root's range, which its sandboxes lease slots of: its
+// /etc/subuid and /etc/subgid entries when both exist, else
+// DefaultIDPoolSize ids from DefaultHostID.
 var rootIDMap = sync.OnceValue(func() IDMap {
 	names := []string{"root", "0"}
 	uid, usize := subordinate("/etc/subuid", names)
 	gid, gsize := subordinate("/etc/subgid", names)
 	if uid == 0 || gid == 0 {
-		return IDMap{HostUID: DefaultHostID, HostGID: DefaultHostID, Size: DefaultIDMapSize}
+		return IDMap{HostUID: DefaultHostID, HostGID: DefaultHostID, Size: DefaultIDPoolSize}
 	}
 	return IDMap{HostUID: uid, HostGID: gid, Size: min(usize, gsize)}
 })

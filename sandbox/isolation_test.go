@@ -95,12 +95,14 @@ func TestReadOnlySystemAndBinds(t *testing.T) {
 	require.NoError(t, err)
 	// The file belongs to the sandbox user's host id, not to host root.
 	st := fi.Sys().(*syscall.Stat_t)
-	wantUID, wantGID := commandHostIDs(t, cfg)
-	assert.Equal(t, wantUID, st.Uid)
-	assert.Equal(t, wantGID, st.Gid)
 	if os.Geteuid() == 0 {
-		assert.Equal(t, rootIDMap().HostUID+DefaultUID, st.Uid)
-		assert.Equal(t, rootIDMap().HostGID+DefaultUID, st.Gid)
+		// The slot of root's range that the sandbox leased.
+		assert.Equal(t, uint32(DefaultUID), slotOffset(t, rootIDMap().HostUID, st.Uid))
+		assert.Equal(t, uint32(DefaultUID), slotOffset(t, rootIDMap().HostGID, st.Gid))
+	} else {
+		wantUID, wantGID := commandHostIDs(t, cfg)
+		assert.Equal(t, wantUID, st.Uid)
+		assert.Equal(t, wantGID, st.Gid)
 	}
 }
 

@@ -41,16 +41,28 @@ type Limits struct {
 	// the Exec'd process, is killed (OutputLimit). An *os.File then gets a
 	// pipe. The default cap counts only what the caller copies (a writer
 	// that is neither nil, an *os.File nor a StdoutPipe), none with a TTY.
-	Output       int64
-	Rlimits      Rlimits
-	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
+	Output  int64
+	Rlimits Rlimits
+	// SoftRlimits are soft limits below Rlimits' hard ones (a field needs
+	// the same field of Rlimits; zero: soft is hard).
+	SoftRlimits Rlimits
+	// OOMScoreAdj is the command's, -1000 to 1000; zero leaves the
+	// caller's. Below the caller's needs host root.
+	OOMScoreAdj  int
+	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
+	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
+	// CgroupName names the sandbox's group below CgroupParent instead of
+	// a generated name (an OCI linux.cgroupsPath); it must not exist, and
+	// Cleanup does not recognise it. Set, a group is made even without
+	// limits.
+	CgroupName string
 	// BestEffort lets an ordinary user without a delegated cgroup run with
 	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core, and Unlimited removes it. Prefer Limits.
+// caller has it, but Core; Unlimited removes it.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -59,6 +71,7 @@ type Rlimits struct {
 	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
 	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
 	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
+	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
 // Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, removes
@@ -92,6 +105,7 @@ func (l *Limits) needsCgroup() []string {
 			f = append(f, "Limits."+name)
 		}
 	}
+	add(l.CgroupName != "", "CgroupName")
 	add(l.Memory > 0, "Memory")
 	add(l.Swap != 0, "Swap")
 	add(l.CPU != 0, "CPU")
@@ -107,6 +121,7 @@ func (l *Limits) needsCgroup() []string {
 func (l *Limits) cgroupConfig() cgroup.Config {
 	return cgroup.Config{
 		Parent: l.CgroupParent,
+		Name:   l.CgroupName,
 		Limits: cgroup.Limits{
 			Memory: max(l.Memory, 0), Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
 			Pids: max(l.Pids, 0), CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
@@ -137,6 +152,15 @@ func (l *Limits) validate() error {
 	if err := l.Rlimits.validate(); err != nil {
 		return err
 	}
+	if err := l.Kernel.validate(); err != nil {
+		return err
+	}
+	if err := l.validateSoft(); err != nil {
+		return err
+	}
+	if l.OOMScoreAdj < -1000 || l.OOMScoreAdj > 1000 {
+		return configErr("Limits.OOMScoreAdj", "must be from -1000 to 1000, not %d", l.OOMScoreAdj)
+	}
 	need := l.needsCgroup()
 	if len(need) == 0 {
 		return nil
@@ -158,17 +182,29 @@ func (l *Limits) plan() (limitsPlan, error) {
 	return planLimits(l.cgroupConfig().Limits, l.BestEffort, d)
 }
 
-func (r *Rlimits) validate() error {
+func (r *Rlimits) validate() error { return r.validateMin(true) }
+
+// validateMin checks r; with init, the values must leave the init stage
+// what it needs (the soft limits need not: the init runs under the hard
+// ones).
+func (r *Rlimits) validateMin(init bool) error {
+	least := func(v int64) int64 {
+		if init {
+			return v
+		}
+		return 1
+	}
 	for _, f := range []struct {
 		name     string
 		v, least int64
 	}{
-		{"NoFile", r.NoFile, MinNoFile},
+		{"NoFile", r.NoFile, least(MinNoFile)},
 		{"FileSize", r.FileSize, 1},
 		{"Stack", r.Stack, 1},
 		{"Core", r.Core, 0},
-		{"AddressSpace", r.AddressSpace, MinAddressSpace},
-		{"Processes", r.Processes, MinProcesses},
+		{"AddressSpace", r.AddressSpace, least(MinAddressSpace)},
+		{"Processes", r.Processes, least(MinProcesses)},
+		{"Data", r.Data, least(MinAddressSpace)},
 	} {
 		field := "Limits.Rlimits." + f.name
 		switch {
@@ -208,6 +244,74 @@ func (r *Rlimits) list() []proto.Rlimit {
 	if r.CPU > 0 {
 		add(unix.RLIMIT_CPU, int64(math.Ceil(r.CPU.Seconds())))
 	}
+	add(unix.RLIMIT_DATA, r.Data)
+	return out
+}
+
+// rlimitFields lists the fields of r by resource, in the order of list,
+// with RLIMIT_CPU in whole seconds.
+func (r *Rlimits) rlimitFields() []struct {
+	name string
+	res  int
+	v    int64
+} {
+	cpu := int64(0)
+	if r.CPU > 0 {
+		cpu = int64(math.Ceil(r.CPU.Seconds()))
+	}
+	return []struct {
+		name string
+		res  int
+		v    int64
+	}{
+		{"NoFile", unix.RLIMIT_NOFILE, r.NoFile}, {"FileSize", unix.RLIMIT_FSIZE, r.FileSize},
+		{"Stack", unix.RLIMIT_STACK, r.Stack}, {"Core", unix.RLIMIT_CORE, r.Core},
+		{"AddressSpace", unix.RLIMIT_AS, r.AddressSpace}, {"Processes", unix.RLIMIT_NPROC, r.Processes},
+		{"CPU", unix.RLIMIT_CPU, cpu}, {"Data", unix.RLIMIT_DATA, r.Data},
+	}
+}
+
+// validateSoft checks SoftRlimits against Rlimits.
+func (l *Limits) validateSoft() error {
+	if err := l.SoftRlimits.validateMin(false); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.Field = strings.Replace(ce.Field, "Limits.Rlimits.", "Limits.SoftRlimits.", 1)
+		}
+		return err
+	}
+	hard := l.Rlimits.rlimitFields()
+	for i, f := range l.SoftRlimits.rlimitFields() {
+		h := hard[i].v
+		switch {
+		case f.v == 0:
+		case h == 0:
+			return configErr("Limits.SoftRlimits."+f.name, "needs a hard limit in Limits.Rlimits.%s", f.name)
+		case h != Unlimited && (f.v == Unlimited || f.v > h):
+			return configErr("Limits.SoftRlimits."+f.name, "%d is above the hard limit %d", f.v, h)
+		}
+	}
+	return nil
+}
+
+// rlimits returns the rlimits the init stage sets: Rlimits, with the soft
+// limits of SoftRlimits.
+func (l *Limits) rlimits() []proto.Rlimit {
+	out := l.Rlimits.list()
+	for _, f := range l.SoftRlimits.rlimitFields() {
+		if f.v == 0 {
+			continue
+		}
+		cur := uint64(f.v)
+		if f.v == Unlimited {
+			cur = unix.RLIM_INFINITY
+		}
+		for i := range out {
+			if out[i].Resource == f.res {
+				out[i].Cur = cur
+			}
+		}
+	}
 	return out
 }
 
@@ -229,6 +333,8 @@ func cgroupConfigErr(err error, first string) error {
 	switch field {
 	case "Parent":
 		field = "Limits.CgroupParent"
+	case "Name":
+		field = "Limits.CgroupName"
 	case "Limits":
 		field = first
 	}

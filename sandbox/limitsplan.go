@@ -148,7 +148,7 @@ func defaultCaps(l *Limits, g *cgroup.Config) defaults {
 	if l.Memory == 0 {
 		if try(func(c *cgroup.Limits) { c.Memory = DefaultMemory }) {
 			d.inGroup = append(d.inGroup, "Limits.Memory")
-		} else {
+		} else if l.Rlimits.Data == 0 {
 			d.rlimits = append(d.rlimits, proto.Rlimit{Resource: unix.RLIMIT_DATA, Cur: DefaultMemory, Max: DefaultMemory})
 		}
 	}

@@ -13,7 +13,7 @@ func TestMain(m *testing.M) {
 	testutil.Run(m, testutil.Options{
 		// Each helper reports whether testutil.HelperEnv names it.
 		Helper: func(string) int {
-			if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() || ownerTasksHelper() {
+			if ownerHelper() || usernsHelper() || limitHelper() || netOwnerHelper() || ownerTasksHelper() || idLeaseHelper() {
 				return 0
 			}
 			return 2

@@ -13,10 +13,21 @@ type MountKind string
 const (
 	Bind  MountKind = "bind"
 	Tmpfs MountKind = "tmpfs"
+	// Mask hides Target (a file behind /dev/null, a directory behind an
+	// empty read-only tmpfs); ReadOnlyPath makes the mount at or holding
+	// Target read-only from there down. A missing Target is left alone.
+	// Only Target is set, as an OCI spec's maskedPaths and readonlyPaths.
+	Mask         MountKind = "mask"
+	ReadOnlyPath MountKind = "readonly"
+	// Symlink makes a link at Target whose text is Source (bwrap's
+	// --symlink), in a tmpfs of the sandbox, never in a host directory; it
+	// replaces no other entry, and none goes beneath it.
+	Symlink MountKind = "symlink"
 )
 
-// Mount is an extra mount: a Bind of Source (read-only unless Writable) or a
-// Tmpfs, whose zero fields take the Config's sizes, 0755 and root.
+// Mount is an extra mount: a Bind of Source (read-only unless Writable), a
+// Tmpfs, whose zero fields take the Config's sizes, 0755 and root, or a
+// Symlink.
 type Mount struct {
 	Kind     MountKind   `json:"kind"`
 	Source   string      `json:"source,omitempty"`

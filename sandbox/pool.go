@@ -9,8 +9,7 @@ import (
 	"time"
 )
 
-// Pool keeps sandboxes ready, so each Run costs an Exec. It is
-// concurrency-safe.
+// Pool keeps sandboxes ready, so each Run costs an Exec; concurrency-safe.
 type Pool struct {
 	cfg     Config
 	timeout time.Duration // the Config's Timeout, for each Run
@@ -120,8 +119,7 @@ func (p *Pool) discard(sb *Sandbox) {
 	}()
 }
 
-// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
-// the sandbox away.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -158,6 +156,41 @@ func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 		}
 	}()
 	return sb.Exec(ctx, cmd)
+}
+
+// Output runs cmd as Run does and returns its standard output, on the
+// terms of Sandbox.Output: cmd.Stdout must be nil, and when cmd.Stderr is
+// nil too and the process does not exit with status 0, the *ExitError
+// holds its standard error in Stderr.
+func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
+	if cmd.Stdout != nil {
+		return nil, configErr("Cmd.Stdout", "already set; Output collects it")
+	}
+	var stdout lockedBuffer
+	var stderr *headTail
+	cmd.Stdout = &stdout
+	if cmd.Stderr == nil {
+		stderr = &headTail{}
+		cmd.Stderr = stderr
+	}
+	_, err := p.Run(ctx, cmd)
+	return stdout.Bytes(), withStderr(err, stderr)
+}
+
+// CombinedOutput runs cmd as Run does and returns its standard output and
+// standard error together, in the order written; cmd.Stdout and
+// cmd.Stderr must be nil.
+func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
+	switch {
+	case cmd.Stdout != nil:
+		return nil, configErr("Cmd.Stdout", "already set; CombinedOutput collects it")
+	case cmd.Stderr != nil:
+		return nil, configErr("Cmd.Stderr", "already set; CombinedOutput collects it")
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	_, err := p.Run(ctx, cmd)
+	return out.Bytes(), err
 }
 
 // Ready reports how many sandboxes are waiting in the pool.

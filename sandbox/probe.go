@@ -119,7 +119,7 @@ func probeUserNS(root bool) Support {
 func probeSubIDs(root bool) Support {
 	if root {
 		m := rootIDMap()
-		return yes("host root maps onto host ids %d to %d", m.HostUID, uint64(m.HostUID)+uint64(m.Size)-1)
+		return yes("host root's sandboxes lease ranges of %d host ids from %d to %d", slotSize(m), m.HostUID, uint64(m.HostUID)+uint64(m.Size)-1)
 	}
 	s, err := callerSubIDs()
 	if err != nil {

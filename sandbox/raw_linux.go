@@ -221,7 +221,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		if !rp.ttySize.IsNil() {
 			values = append(values, cellValue{rp.ttySize, ttySize(rows, cols)})
 		}
-		rs, err = launchRaw(rp, flags, cgroupFD, files, sources, values...)
+		rs, err = launchRaw(rp, flags, id.owner, cgroupFD, files, sources, values...)
 		return err
 	}
 	cpus, err := onSpawner(l.netnsFD(), launch)
@@ -248,6 +248,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 	connected := sync.OnceValue(s.connectNetwork())
 	undo.push(func() { connected() })
 	before := func(pid int) error {
+		if err := setOOMScoreAdj(pid, cfg.Limits.OOMScoreAdj); err != nil {
+			return err
+		}
 		if cgroupFD < 0 && len(tasks) == 0 && s.lim != nil && s.lim.group != nil {
 			if err := s.lim.group.AddProc(pid); err != nil {
 				return setupErr("cgroup", s.lim.group.Name(), err)
@@ -349,6 +352,7 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 	}
 	s.lim.end(s)
 	s.releaseNetwork()
+	s.id.leased.release() // every process of the sandbox is gone
 	s.mu.Lock()
 	unix.Close(p.pidfd)
 	p.pidfd = -1

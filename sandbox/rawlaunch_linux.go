@@ -50,8 +50,9 @@ type rawStart struct {
 // network namespace and, on cgroup v1, its cgroup). The child waits to be
 // released by finish. files are stdin, stdout, stderr and the extra files;
 // sources the parent's clones of the root and the bind sources, in plan
-// order. A negative cgroupFD means no CLONE_INTO_CGROUP.
-func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources []int, values ...cellValue) (rs *rawStart, err error) {
+// order. A negative cgroupFD means no CLONE_INTO_CGROUP. A new user
+// namespace belongs to owner, unless it is zero (see asNamespaceOwner).
+func launchRaw(rp *rawProgram, flags uint64, owner int, cgroupFD int, files []int, sources []int, values ...cellValue) (rs *rawStart, err error) {
 	run, err := rp.prog.NewRun()
 	if err != nil {
 		return nil, err
@@ -174,9 +175,23 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 		ca.CgroupFD = cgroupFD
 	}
 	sharing.begin()
-	pid, pidfd, err := run.Start(ca)
+	pid, pidfd := 0, -1
+	err = asNamespaceOwner(owner, func() (err error) {
+		pid, pidfd, err = run.Start(ca)
+		return err
+	})
 	if err != nil {
+		var tt *taintedThread
+		if errors.As(err, &tt) && pidfd >= 0 {
+			// Started, but this thread is unfit: end the child.
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+			waitPidfd(pidfd)
+			unix.Close(pidfd)
+		}
 		sharing.end()
+		if errors.As(err, &tt) || errors.As(err, new(*SetupError)) {
+			return nil, err
+		}
 		return nil, &SetupError{Stage: "clone", Errno: errnoOf(err), Err: err}
 	}
 	return &rawStart{pid: pid, pidfd: pidfd, run: run, relW: rel[1], report: report[0], cmd: -1, ttySock: ttyOwn}, nil

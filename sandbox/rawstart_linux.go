@@ -89,6 +89,7 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 	// No PR_SET_DUMPABLE here: the flag belongs to the memory the child
 	// shares with the owner, and nothing else runs in the child's fresh
 	// pid namespace before the exec, which sets the reaper's own.
+	limits := userLimitOpenSteps(b, spec.Sysctls)
 	b.Syscall(b.Stage("setsid", ""), unix.SYS_SETSID)
 	initIDSteps(b, id)
 	mark()
@@ -103,6 +104,7 @@ func compileSpec(spec *proto.Spec, id identity, parentClones bool, ntasks int) (
 	if spec.Loopback {
 		loopbackUp(b)
 	}
+	userLimitWriteSteps(b, spec.Sysctls, limits)
 	// The cgroup namespace, rooted at the group the parent has placed the
 	// child in, for the command and for every process Exec starts.
 	b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
@@ -157,6 +159,46 @@ func timeNamespaceSteps(b *sysplan.Builder, rp *rawProgram) {
 	b.Syscall(st, unix.SYS_OPENAT, sysplan.Imm(unix.AT_FDCWD), sysplan.Ptr(b.String("/proc/self/timens_offsets")), sysplan.Imm(unix.O_WRONLY|unix.O_CLOEXEC)).Save(fd)
 	b.Syscall(st, unix.SYS_WRITE, sysplan.Load(fd), sysplan.Ptr(rp.timens), sysplan.Load(rp.timensLen))
 	b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(fd))
+}
+
+// userLimitOpenSteps open the sandbox's /proc/sys/user files (see
+// KernelLimits), for userLimitWriteSteps to write once the sandbox is
+// built, so that its own setup (the mount namespaces that an ordinary
+// user's bind clones make, say) does not count against them: the child,
+// with every capability in the sandbox's user namespace, still sees the
+// host's /proc here, whose /proc/sys/user shows the files of the opener's
+// namespace. It returns the cells of the descriptors, -1 for a file this
+// kernel lacks.
+func userLimitOpenSteps(b *sysplan.Builder, sysctls []proto.Sysctl) []sysplan.Ref {
+	imm := sysplan.Imm[int]
+	var fds []sysplan.Ref
+	for _, sc := range sysctls {
+		path := "/proc/sys/user/" + sc.Name
+		fd := b.Cell()
+		b.PutU64(fd, ^uint64(0))
+		next := b.NewLabel()
+		b.Syscall(b.Stage("user-limits", path), unix.SYS_OPENAT, imm(unix.AT_FDCWD), sysplan.Ptr(b.String(path)), imm(unix.O_WRONLY|unix.O_CLOEXEC)).
+			Save(fd).OnErr(uint64(unix.ENOENT), next)
+		b.Place(next)
+		fds = append(fds, fd)
+	}
+	return fds
+}
+
+// userLimitWriteSteps write the values into the files that
+// userLimitOpenSteps opened, while the child still holds its
+// capabilities, and close them.
+func userLimitWriteSteps(b *sysplan.Builder, sysctls []proto.Sysctl, fds []sysplan.Ref) {
+	imm := sysplan.Imm[int]
+	for i, sc := range sysctls {
+		st := b.Stage("user-limits", "/proc/sys/user/"+sc.Name)
+		skip := b.NewLabel()
+		// A file this kernel lacks: the write to -1 fails with EBADF.
+		b.Syscall(st, unix.SYS_WRITE, sysplan.Load(fds[i]), sysplan.Ptr(b.String(sc.Value)), imm(len(sc.Value))).
+			Expect(uint64(len(sc.Value))).OnErr(uint64(unix.EBADF), skip)
+		b.Syscall(st, unix.SYS_CLOSE, sysplan.Load(fds[i]))
+		b.Place(skip)
+	}
 }
 
 // enterGroupSteps move the child into the sandbox's group on cgroup v1,
@@ -243,6 +285,7 @@ func commandSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	if own {
 		b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
 	}
+	defaultSignalSteps(b, spec.DefaultSignals)
 	// The working directory, entered by handle inside the root.
 	how := b.Alloc(24)
 	b.PutU64(how, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
@@ -345,6 +388,21 @@ func compileExec(spec *proto.Spec, id identity, ntasks int) (*rawProgram, error)
 		return nil, err
 	}
 	return rp, nil
+}
+
+// defaultSignalSteps set the signals of set (bit n-1 for signal n), which
+// the owner ignores and the process inherited ignored, back to their
+// default action: a struct sigaction of zeros is SIG_DFL.
+func defaultSignalSteps(b *sysplan.Builder, set uint64) {
+	if set == 0 {
+		return
+	}
+	dfl := b.Alloc(32)
+	for sig := 1; sig <= 64; sig++ {
+		if set&(1<<(sig-1)) != 0 {
+			b.Syscall(b.Stage("signals", ""), unix.SYS_RT_SIGACTION, sysplan.Imm(sig), sysplan.Ptr(dfl), sysplan.Imm(0), sysplan.Imm(8))
+		}
+	}
 }
 
 // loopbackUp sets IFF_UP on lo with the ioctl of a datagram socket.

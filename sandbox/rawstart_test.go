@@ -82,7 +82,7 @@ func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus,
 	var rs *rawStart
 	_, err = onSpawner(-1, func() error {
 		var err error
-		rs, err = launchRaw(r.rp, flags, -1, []int{int(null.Fd()), out, out}, sources)
+		rs, err = launchRaw(r.rp, flags, 0, -1, []int{int(null.Fd()), out, out}, sources)
 		return err
 	})
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -50,6 +50,7 @@ type Sandbox struct {
 	closing    bool                         // Close was called
 	exited     bool                         // the init has exited; the sandbox is being torn down
 	execs      map[int64]chan *proto.Report // open Exec requests
+	execTTYs   map[int64]int                // masters of Exec'd terminals, until their Exec takes them
 	final      *proto.Report                // the init's last report
 	nextExec   int64
 	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe
@@ -120,6 +121,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if len(cfg.Groups) > 0 && !id.setGroups {
+		return configErr("Groups", "this sandbox's user namespace denies setgroups (an ordinary user's, without SubordinateIDs): no supplementary groups can be set")
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -129,6 +133,14 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	// unwinds them, a started sandbox owns what they acquired.
 	var undo rollback
 	defer undo.unwind()
+	// Host root's sandbox leases host ids of its own before anything else
+	// is made (see idlease.go), and gives them back last, once its
+	// processes are gone.
+	if err := id.lease(); err != nil {
+		return err
+	}
+	s.id = id
+	undo.push(id.leased.release)
 	// The network the sandbox takes (a managed one here, or a namespace to
 	// reuse as it launches) goes back once its init is reaped or never ran.
 	undo.push(s.releaseNetwork)
@@ -161,7 +173,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err := fault("fork"); err != nil {
 		return err
 	}
-	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return s.cmd.Start() }))
+	cpus, err := onSpawner(l.netnsFD(), s.lim.spawn(s, func() error { return asNamespaceOwner(id.owner, s.cmd.Start) }))
 	s.times.forked = proto.Monotonic()
 	// The init has its own copies now. Ours of its end of the socket would
 	// keep the socket from reaching its end should the init die before it
@@ -177,6 +189,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	}
 	if startHook != nil {
 		startHook("forked", s.cmd.Process.Pid)
+	}
+	if err := setOOMScoreAdj(s.cmd.Process.Pid, cfg.Limits.OOMScoreAdj); err != nil {
+		return err
 	}
 	if err := fault("forked"); err != nil {
 		return err
@@ -198,6 +213,15 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
+		// The init may have failed before it read the go-ahead (a command
+		// not found, say) and reported why before it exited: that report,
+		// queued on the socket, is the error, not the broken pipe.
+		rctx, cancel := context.WithTimeout(ctx, 2*drainGrace)
+		_, rerr := s.awaitStart(rctx)
+		cancel()
+		if rerr != nil && rctx.Err() == nil {
+			return rerr
+		}
 		return setupErr("handshake", "", err)
 	}
 	if startHook != nil {
@@ -474,7 +498,16 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    c.Limits.Rlimits.list(),
+		Rlimits:    append(c.Limits.rlimits(), c.Limits.Kernel.rlimits()...),
+		Sysctls:    c.Limits.Kernel.sysctls(),
+		NewPrivs:   c.Security.AllowNewPrivileges,
+		Umask:      -1,
+		Groups:     c.Groups,
+		// See signals_linux.go.
+		DefaultSignals: ignoredSignals(),
+	}
+	if c.Umask != nil {
+		spec.Umask = int(c.Umask.Perm())
 	}
 	c.TTY.toSpec(spec)
 	return spec
@@ -506,6 +539,10 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		// there is to say.
 		s.killInit()
 		werr := s.cmd.Wait()
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			// Said as the raw path says it of its pid 1.
+			werr = errors.New("pid 1 died as the sandbox started: " + describeWait(unix.WaitStatus(ws)))
+		}
 		s.cmd = nil
 		if werr == nil {
 			werr = err

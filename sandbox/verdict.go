@@ -7,6 +7,7 @@ package sandbox
 // process Exec runs.
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -141,4 +142,12 @@ func (e *execLimits) verdict(res *Result, killed Reason) {
 		}
 	}
 	res.Reason = limitReason(res, e.output.over(), false, oom)
+}
+
+// describeWait says how a process ended, as a shell would.
+func describeWait(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

@@ -42,7 +42,7 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 }
 
 // Close ends the sandbox, kills every process in it and releases what it
-// held; a sandbox without a command ends as Closed. It may be called again.
+// held; a sandbox without a command ends as Closed.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
@@ -62,6 +62,14 @@ type Cmd struct {
 	Stderr     io.Writer
 	ExtraFiles []*os.File
 	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
+	// Signals, if set, passes each signal received on it to the process
+	// alone, as kill(2) would; one sent before it starts is delivered
+	// once it runs. Parent only.
+	Signals <-chan syscall.Signal
+	// TTY gives the process a terminal of its own, as Config.TTY does the
+	// command: Cmd.Terminal after Start. It needs a Cmd of Sandbox.Command,
+	// a sandbox with Config.TTY, and nil Stdin, Stdout and Stderr.
+	TTY *TTY
 }
 
 // Exec runs cmd in the running sandbox and waits for it, as Run does;
@@ -72,20 +80,30 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Sandbox.Exec")
 }
 
-// CopyIn copies the host file src into the running sandbox as dst, as the
-// command's user; dst never follows a link out of the sandbox's root.
+// CopyIn copies the host file src into the running sandbox as dst, as its
+// user, never following a link out of its root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	return notSupported("Sandbox.CopyIn")
 }
 
-// CopyOut copies the regular file src out of the running sandbox to dst, read
-// as the command's user; src never follows a link out of the root.
+// CopyOut copies the file src out of the running sandbox to dst, as its
+// user, never following a link out of its root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
+}
+
+// KernelLimits bound what the kernel counts per user, for each user inside,
+// in the sandbox's user namespace (/proc/sys/user) and as rlimits. Zero
+// takes the default; Unlimited leaves the host's limit alone.
+type KernelLimits struct {
+	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
+	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
+	Namespaces       int64 // each max_*_namespaces if positive; zero leaves them (cheaper)
+	SignalsPending   int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
 }
 
 // Limits are the resource limits of a sandbox. Memory to IOWeight are as in
@@ -114,16 +132,28 @@ type Limits struct {
 	// the Exec'd process, is killed (OutputLimit). An *os.File then gets a
 	// pipe. The default cap counts only what the caller copies (a writer
 	// that is neither nil, an *os.File nor a StdoutPipe), none with a TTY.
-	Output       int64
-	Rlimits      Rlimits
-	CgroupParent string // relative or absolute; empty: "stockade" below the caller's
+	Output  int64
+	Rlimits Rlimits
+	// SoftRlimits are soft limits below Rlimits' hard ones (a field needs
+	// the same field of Rlimits; zero: soft is hard).
+	SoftRlimits Rlimits
+	// OOMScoreAdj is the command's, -1000 to 1000; zero leaves the
+	// caller's. Below the caller's needs host root.
+	OOMScoreAdj  int
+	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
+	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
+	// CgroupName names the sandbox's group below CgroupParent instead of
+	// a generated name (an OCI linux.cgroupsPath); it must not exist, and
+	// Cleanup does not recognise it. Set, a group is made even without
+	// limits.
+	CgroupName string
 	// BestEffort lets an ordinary user without a delegated cgroup run with
 	// rlimits for Memory and Pids and without the rest (see Result.Notes).
 	BestEffort bool
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core, and Unlimited removes it. Prefer Limits.
+// caller has it, but Core; Unlimited removes it.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -132,6 +162,7 @@ type Rlimits struct {
 	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
 	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
 	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
+	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
 // Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, removes
@@ -172,24 +203,23 @@ type Network struct {
 	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a veth link to the host. It reaches only its gateway, the host
-// side, unless DefaultRoute (no NAT is set up).
+// Link is a veth link to the host; it reaches only its gateway unless
+// DefaultRoute.
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a place on a private network: its name, the sandbox's name
-// there (zero: Config.Hostname) and address (zero: one is picked).
+// Membership is a place on a private network; zero Name and Addr are
+// Config.Hostname and a free address.
 type Membership struct {
 	Network string
 	Name    string
 	Addr    netip.Addr
 }
 
-// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
-// inside, through the calling process.
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port.
 type Port struct {
 	Host netip.AddrPort
 	Port uint16
@@ -208,8 +238,7 @@ func (s *Sandbox) NetworkInfo() NetworkInfo {
 	return NetworkInfo{}
 }
 
-// Networking is where the links, private networks and ports of sandboxes
-// come from (Network.Networking).
+// Networking is where the links, networks and ports of sandboxes come from.
 type Networking struct {
 }
 
@@ -230,14 +259,12 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 	return nil, notSupported("NewNetworking")
 }
 
-// DefaultNetworking returns the setup of sandboxes whose Network.Networking
-// is nil. Its Close also releases reused namespaces.
+// DefaultNetworking returns the setup of sandboxes whose Networking is nil.
 func DefaultNetworking() *Networking {
 	return nil
 }
 
-// Close releases everything n holds on the host and waits until it is gone.
-// Later sandboxes make it anew.
+// Close releases everything n holds on the host, and waits until it is gone.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *Networking) Close() error {
@@ -253,8 +280,7 @@ type PrivateNetworkConfig struct {
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name, in a
-// namespace of its own.
+// PrivateNetwork is a network that sandboxes join by its name.
 type PrivateNetwork struct {
 }
 
@@ -282,8 +308,7 @@ func (p *PrivateNetwork) Close() error {
 	return notSupported("PrivateNetwork.Close")
 }
 
-// ID returns the sandbox's id, unique in the process: the "sandbox"
-// attribute of its log records, and Event.Sandbox.
+// ID returns the sandbox's id in this process, as in its log records.
 func (s *Sandbox) ID() uint64 {
 	return 0
 }
@@ -300,8 +325,7 @@ func (e *OutputError) Error() string { return "stockade: copy output: " + e.Err.
 
 func (e *OutputError) Unwrap() error { return e.Err }
 
-// Output runs the command and returns its standard output; the *ExitError
-// of a failure holds the standard error when Config.Stderr is nil.
+// Output runs the command and returns its standard output, as in os/exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
@@ -316,15 +340,13 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 }
 
 // StdinPipe returns a pipe to the command's standard input, as in os/exec.
-// Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return *new(io.WriteCloser), notSupported("Sandbox.StdinPipe")
 }
 
-// StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait. Call it before Start.
+// StdoutPipe returns a pipe from the command's standard output, as in os/exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
@@ -400,8 +422,7 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
-// Pool keeps sandboxes ready, so each Run costs an Exec. It is
-// concurrency-safe.
+// Pool keeps sandboxes ready, so each Run costs an Exec; concurrency-safe.
 type Pool struct {
 }
 
@@ -412,12 +433,30 @@ func NewPool(cfg Config, n int) (*Pool, error) {
 	return nil, notSupported("NewPool")
 }
 
-// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
-// the sandbox away.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Pool.Run")
+}
+
+// Output runs cmd as Run does and returns its standard output, on the
+// terms of Sandbox.Output: cmd.Stdout must be nil, and when cmd.Stderr is
+// nil too and the process does not exit with status 0, the *ExitError
+// holds its standard error in Stderr.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.Output")
+}
+
+// CombinedOutput runs cmd as Run does and returns its standard output and
+// standard error together, in the order written; cmd.Stdout and
+// cmd.Stderr must be nil.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.CombinedOutput")
 }
 
 // Ready reports how many sandboxes are waiting in the pool.
@@ -467,7 +506,7 @@ type Support struct {
 	Detail    string `json:"detail,omitempty"`
 }
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 }
 
@@ -487,8 +526,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	return notSupported("Sandbox.Start")
 }
 
-// Security holds the defences on top of the namespaces; zero is the safe
-// choice. A field that weakens one says so.
+// Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
 	Capabilities []string // kept; Danger: each opens kernel code
 	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
@@ -500,10 +538,16 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
+	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
+	// noNewPrivileges is false asks (every mount is nosuid all the same);
+	// the Landlock domain and the seccomp filter then go in before the ids
+	// change, so a Seccomp policy must allow setgroups, setresgid,
+	// setresuid, capset, prctl, ppoll, fcntl, close, umask and execve.
+	AllowNewPrivileges bool
 }
 
-// Landlock configures the Landlock LSM. The zero value applies it best
-// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
+// Landlock configures Landlock. Zero applies it best effort: write only in
+// writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
 	Disabled      bool     // Danger: a leaked host directory reaches the host
 	Strict        bool     // a *FeatureError rather than a rule left out
@@ -515,8 +559,7 @@ type Landlock struct {
 	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// Confinement says which defences a sandbox runs under, as enforced, and
-// what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced.
 type Confinement struct {
 	Capabilities        []string `json:"capabilities,omitempty"`
 	Seccomp             string   `json:"seccomp"`
@@ -533,7 +576,7 @@ func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
 }
 
-// Stats are a running sandbox's figures so far, as in Result.
+// Stats are a running sandbox's figures, as in Result.
 type Stats struct {
 	CPUUser, CPUSystem     time.Duration
 	MemoryPeak             int64
@@ -541,8 +584,7 @@ type Stats struct {
 	ForksRefused, OOMKills int64
 }
 
-// Stats returns the figures of the running sandbox so far, from its control
-// group; ErrNoCgroup without one.
+// Stats returns the figures of the running sandbox from its control group.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Stats() (Stats, error) {
@@ -560,4 +602,23 @@ func (s *Sandbox) Terminal() *os.File {
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Resize(rows, cols uint16) error {
 	return notSupported("Sandbox.Resize")
+}
+
+// Terminal returns the master of the process's terminal (Cmd.TTY) once
+// Start has returned, as Sandbox.Terminal does for the command's; nil
+// for a Cmd without a terminal, or not started. The caller owns the file
+// and closes it once done: reading it after the process (and whatever it
+// left holding the terminal) has ended returns what is left, then EIO;
+// closing it earlier hangs the terminal up.
+func (c *Cmd) Terminal() *os.File {
+	return nil
+}
+
+// Resize sets the size of the process's terminal (Cmd.TTY), as
+// Sandbox.Resize does. It returns ErrNotStarted before Start, and a
+// *ConfigError naming Cmd.TTY for a Cmd without a terminal.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Resize(rows, cols uint16) error {
+	return notSupported("Cmd.Resize")
 }

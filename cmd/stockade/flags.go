@@ -161,6 +161,11 @@ func (o *runOptions) define(p *parser) {
 		c.Mounts[len(c.Mounts)-1].Device = true
 		return nil
 	})
+	p.pair("symlink", "SRC DST", "make a symbolic link at DST whose text is SRC, as bwrap's --symlink; DST is in the sandbox's own memory (the generated root, /tmp, the working directory or a --tmpfs), never in a host directory", func(src, dst string) error {
+		c.Mounts = append(c.Mounts, sandbox.Mount{Kind: sandbox.Symlink, Source: src, Target: dst})
+		o.mountFlags = append(o.mountFlags, "--symlink "+src+" "+dst)
+		return nil
+	})
 	p.pair("file", "FD DST", "copy what descriptor FD holds to a writable file at DST, as bwrap's --file (stockade keeps the copy in a private host directory until the end of the run, mode 0666)", func(fd, dst string) error {
 		return o.addData("--file", fd, dst, true)
 	})

@@ -360,6 +360,21 @@ func TestRunDevBind(t *testing.T) {
 	assert.Equal(t, "5\n1\n", stdout, "--dev-bind reads the device; --bind is refused")
 }
 
+// TestRunSymlink checks --symlink: the link is made where asked, with
+// the text given; one that would land in a host directory is a usage
+// error naming the flag.
+func TestRunSymlink(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	status, stdout, stderr := stockadeRun(t, "--symlink", "/etc/hostname", "/hn", "--symlink", "../hn", "/tmp/up",
+		"--", "/bin/sh", "-c", "readlink /hn /tmp/up; cat /tmp/up")
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	assert.Equal(t, "/etc/hostname\n../hn\nsandbox\n", stdout)
+
+	status, _, stderr = stockadeRun(t, "--symlink", "x", "/usr/l", "--", "true")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "--symlink x /usr/l: DST")
+}
+
 // TestRunDataFiles checks --file and --bind-data: the content of a
 // descriptor at a path inside, writable or not, and nothing left behind.
 func TestRunDataFiles(t *testing.T) {

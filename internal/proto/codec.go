@@ -232,6 +232,19 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.bool(s.TTY)
 	e.int(int64(s.TTYRows))
 	e.int(int64(s.TTYCols))
+	e.bool(s.NewPrivs)
+	e.int(int64(s.Umask))
+	groups := make([]int64, len(s.Groups))
+	for i, g := range s.Groups {
+		groups[i] = int64(g)
+	}
+	e.ints(groups)
+	e.uint(s.DefaultSignals)
+	e.uint(uint64(len(s.Sysctls)))
+	for _, sc := range s.Sysctls {
+		e.str(sc.Name)
+		e.str(sc.Value)
+	}
 	return e.b, nil
 }
 
@@ -311,6 +324,21 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.TTY = d.bool()
 	s.TTYRows = int(d.int())
 	s.TTYCols = int(d.int())
+	s.NewPrivs = d.bool()
+	s.Umask = int(d.int())
+	if groups := d.ints(); len(groups) > 0 {
+		s.Groups = make([]int, len(groups))
+		for i, g := range groups {
+			s.Groups[i] = int(g)
+		}
+	}
+	s.DefaultSignals = d.uint()
+	if n := d.count(); n > 0 {
+		s.Sysctls = make([]Sysctl, n)
+		for i := range s.Sysctls {
+			s.Sysctls[i] = Sysctl{Name: d.str(), Value: d.str()}
+		}
+	}
 	return d.done()
 }
 
@@ -334,6 +362,9 @@ func (q *Request) MarshalBinary() ([]byte, error) {
 		e.str(x.Dir)
 		e.int(int64(x.UID))
 		e.int(int64(x.GID))
+		e.bool(x.TTY)
+		e.int(int64(x.TTYRows))
+		e.int(int64(x.TTYCols))
 	}
 	e.bool(q.Close)
 	return e.b, nil
@@ -361,6 +392,10 @@ func (q *Request) UnmarshalBinary(b []byte) error {
 			UID:  int(d.int()),
 			GID:  int(d.int()),
 		}
+		x := q.Exec
+		x.TTY = d.bool()
+		x.TTYRows = int(d.int())
+		x.TTYCols = int(d.int())
 	}
 	q.Close = d.bool()
 	return d.done()

@@ -94,6 +94,9 @@ var attacks = map[string]func(args []string){
 	"tcp":         tcp,
 	"ptys":        ptys,
 	"sleep":       func([]string) { time.Sleep(time.Hour) },
+	"inotify":     inotifyAll,
+	"sigpending":  sigPending,
+	"nproc":       nproc,
 }
 
 // procExe reaches for the host binary through the init's /proc/1/exe (runc
@@ -655,4 +658,74 @@ func ptys(args []string) {
 		defer unix.Close(fd)
 	}
 	report("ptmx", err, n)
+}
+
+// hold keeps what an attack took until its standard input ends, so that
+// the test can look at the host meanwhile: it prints "step hold ok" first.
+func hold() {
+	report("hold", nil)
+	os.Stdin.Read(make([]byte, 1))
+}
+
+// inotifyAll takes inotify instances until the kernel refuses one (at
+// most 100000), and holds them: each counts against the user's
+// max_inotify_instances in every user namespace up to the host's.
+func inotifyAll([]string) {
+	var err error
+	n := 0
+	for ; n < 100000; n++ {
+		if _, err = unix.InotifyInit1(unix.IN_CLOEXEC); err != nil {
+			break
+		}
+	}
+	report("inotify", err, n)
+	hold()
+}
+
+// sigPending queues real-time signals on its own thread, which blocks
+// them, until the kernel refuses one (at most 1000000), and holds them:
+// each counts against RLIMIT_SIGPENDING of the user in every user
+// namespace up to the host's.
+func sigPending([]string) {
+	runtime.LockOSThread()
+	const sig = 40
+	set := uint64(1) << (sig - 1)
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafe.Pointer(&set)), 0, 8, 0, 0); e != 0 {
+		report("block", e)
+		return
+	}
+	pid, tid := unix.Getpid(), unix.Gettid()
+	var info [128]byte
+	*(*int32)(unsafe.Pointer(&info[0])) = sig
+	*(*int32)(unsafe.Pointer(&info[8])) = -1 // SI_QUEUE
+	var err error
+	n := 0
+	for ; n < 1000000; n++ {
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_TGSIGQUEUEINFO, uintptr(pid), uintptr(tid), sig, uintptr(unsafe.Pointer(&info[0])), 0, 0)
+		if e != 0 {
+			err = e
+			break
+		}
+	}
+	report("sigqueue", err, n)
+	hold()
+}
+
+// nproc starts args[0] sleep 1000 as long as the kernel lets it (at most
+// 10000), and holds them: each counts against RLIMIT_NPROC of the user.
+func nproc(args []string) {
+	var err error
+	var pids []int
+	for len(pids) < 10000 {
+		var pid int
+		if pid, err = syscall.ForkExec(args[0], []string{args[0], "sleep", "1000"}, nil); err != nil {
+			break
+		}
+		pids = append(pids, pid)
+	}
+	report("fork", err, len(pids))
+	hold()
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGKILL)
+	}
 }

@@ -28,15 +28,9 @@ type Cmd struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	ExtraFiles []*os.File
-	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
-	// Signals, if set, passes each signal received on it to the process
-	// alone, as kill(2) would; one sent before it starts is delivered
-	// once it runs. Parent only.
-	Signals <-chan syscall.Signal
-	// TTY gives the process a terminal of its own, as Config.TTY does the
-	// command: Cmd.Terminal after Start. It needs a Cmd of Sandbox.Command,
-	// a sandbox with Config.TTY, and nil Stdin, Stdout and Stderr.
-	TTY *TTY
+	Timeout    time.Duration         // kills the process (Reason Timeout), not the sandbox
+	Signals    <-chan syscall.Signal // each is sent to the process alone
+	TTY        *TTY                  // a terminal (Cmd.Terminal); needs Sandbox.Command and Config.TTY
 
 	sb  *Sandbox // the sandbox of a Cmd made by Sandbox.Command
 	run *cmdRun  // its Start and Wait (see outputhelpers.go)

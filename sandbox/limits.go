@@ -20,45 +20,27 @@ import (
 // late), need a control group: host root or a delegated cgroup, else an
 // error before anything is created.
 //
-// The zero Limits cap Pids at DefaultPids, Memory at DefaultMemory and the
-// Output the caller copies at DefaultOutput, and allow no core files;
-// Unlimited in a field lifts its cap. The default caps are a group's where
-// host root may make one with the controller (which costs a start about
-// 2 ms on cgroup v1), else RLIMIT_NPROC (per user id in the sandbox) and
-// RLIMIT_DATA (per process; not RLIMIT_AS, which Go and Java outgrow by
-// reserving address space).
+// The zero Limits cap Pids, Memory and copied Output at their Default
+// values (in a group where root can make one, else by rlimits) and allow no
+// core files; Unlimited lifts a cap.
 type Limits struct {
-	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
-	Swap      int64   // on top of Memory, only with it; zero means none
-	CPU       float64 // bandwidth in CPUs (0.5, 2), at least 0.01
-	CPUWeight uint64  // share under contention, 1 to 10000
-	Pids      int64   // tasks at once, at least MinPids; more fail with EAGAIN
-	CPUs      string  // CPUs it may use, as "0-3,6"
-	Mems      string  // memory nodes it may use
-	IOWeight  uint64  // block I/O share, 1 to 10000
-	CPUTime   time.Duration
-	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
-	// the Exec'd process, is killed (OutputLimit). An *os.File then gets a
-	// pipe. The default cap counts only what the caller copies (a writer
-	// that is neither nil, an *os.File nor a StdoutPipe), none with a TTY.
-	Output  int64
-	Rlimits Rlimits
-	// SoftRlimits are soft limits below Rlimits' hard ones (a field needs
-	// the same field of Rlimits; zero: soft is hard).
-	SoftRlimits Rlimits
-	// OOMScoreAdj is the command's, -1000 to 1000; zero leaves the
-	// caller's. Below the caller's needs host root.
-	OOMScoreAdj  int
+	Memory       int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap         int64   // on top of Memory, only with it; zero means none
+	CPU          float64 // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight    uint64  // share under contention, 1 to 10000
+	Pids         int64   // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs         string  // CPUs it may use, as "0-3,6"
+	Mems         string  // memory nodes it may use
+	IOWeight     uint64  // block I/O share, 1 to 10000
+	CPUTime      time.Duration
+	Output       int64 // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
+	Rlimits      Rlimits
+	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
+	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
 	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
 	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
-	// CgroupName names the sandbox's group below CgroupParent instead of
-	// a generated name (an OCI linux.cgroupsPath); it must not exist, and
-	// Cleanup does not recognise it. Set, a group is made even without
-	// limits.
-	CgroupName string
-	// BestEffort lets an ordinary user without a delegated cgroup run with
-	// rlimits for Memory and Pids and without the rest (see Result.Notes).
-	BestEffort bool
+	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
+	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the

@@ -11,23 +11,15 @@ type MountKind string
 
 // The kinds of Mount.
 const (
-	Bind  MountKind = "bind"
-	Tmpfs MountKind = "tmpfs"
-	// Mask hides Target (a file behind /dev/null, a directory behind an
-	// empty read-only tmpfs); ReadOnlyPath makes the mount at or holding
-	// Target read-only from there down. A missing Target is left alone.
-	// Only Target is set, as an OCI spec's maskedPaths and readonlyPaths.
-	Mask         MountKind = "mask"
-	ReadOnlyPath MountKind = "readonly"
-	// Symlink makes a link at Target whose text is Source (bwrap's
-	// --symlink), in a tmpfs of the sandbox, never in a host directory; it
-	// replaces no other entry, and none goes beneath it.
-	Symlink MountKind = "symlink"
+	Bind         MountKind = "bind"
+	Tmpfs        MountKind = "tmpfs"
+	Mask         MountKind = "mask"     // hides Target, as OCI maskedPaths
+	ReadOnlyPath MountKind = "readonly" // Target read-only from there down, as OCI readonlyPaths
+	Symlink      MountKind = "symlink"  // a link at Target to Source, only in the sandbox's own tmpfs
 )
 
 // Mount is an extra mount: a Bind of Source (read-only unless Writable), a
-// Tmpfs, whose zero fields take the Config's sizes, 0755 and root, or a
-// Symlink.
+// Tmpfs (zero fields: the Config's sizes, 0755, root), or one of the others.
 type Mount struct {
 	Kind     MountKind   `json:"kind"`
 	Source   string      `json:"source,omitempty"`
@@ -40,10 +32,8 @@ type Mount struct {
 	Mode     fs.FileMode `json:"mode,omitempty"`
 	UID      int         `json:"uid,omitempty"`
 	GID      int         `json:"gid,omitempty"`
-	// Owner owns what the command writes in a writable Bind, and its files
-	// are the command's own there; nil means Source's owner, but for one of
-	// host root's. Host root's sandbox gets an idmapped mount for it (see
-	// the package doc on writable binds); NoIDMap binds Source as it is.
+	// Owner owns what a writable Bind's command writes (an idmapped mount);
+	// nil: Source's owner unless that is root. NoIDMap binds it as it is.
 	Owner   *Owner `json:"owner,omitempty"`
 	NoIDMap bool   `json:"noIDMap,omitempty"`
 }

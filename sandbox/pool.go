@@ -158,10 +158,7 @@ func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return sb.Exec(ctx, cmd)
 }
 
-// Output runs cmd as Run does and returns its standard output, on the
-// terms of Sandbox.Output: cmd.Stdout must be nil, and when cmd.Stderr is
-// nil too and the process does not exit with status 0, the *ExitError
-// holds its standard error in Stderr.
+// Output is Run with the terms of Sandbox.Output; cmd.Stdout must be nil.
 func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
 	if cmd.Stdout != nil {
 		return nil, configErr("Cmd.Stdout", "already set; Output collects it")
@@ -177,9 +174,7 @@ func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
 	return stdout.Bytes(), withStderr(err, stderr)
 }
 
-// CombinedOutput runs cmd as Run does and returns its standard output and
-// standard error together, in the order written; cmd.Stdout and
-// cmd.Stderr must be nil.
+// CombinedOutput is Output with standard error in the same stream.
 func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
 	switch {
 	case cmd.Stdout != nil:
@@ -203,8 +198,7 @@ func (p *Pool) Err() error {
 	return p.err
 }
 
-// Close stops refilling the pool, closes its sandboxes and waits for them and
-// the runs under way; Run then returns ErrPoolClosed.
+// Close closes the pool's sandboxes and waits for runs under way.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {

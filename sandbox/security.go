@@ -23,8 +23,7 @@ import (
 // Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
 	Capabilities []string // kept; Danger: each opens kernel code
-	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
-	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Seccomp replaces the default filter, or adds to it with SeccompExtend.
 	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
 	Seccomp           *specs.LinuxSeccomp
 	SeccompExtend     bool
@@ -32,11 +31,8 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
-	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
-	// noNewPrivileges is false asks (every mount is nosuid all the same);
-	// the Landlock domain and the seccomp filter then go in before the ids
-	// change, so a Seccomp policy must allow setgroups, setresgid,
-	// setresuid, capset, prctl, ppoll, fcntl, close, umask and execve.
+	// AllowNewPrivileges leaves no_new_privs unset (mounts stay nosuid); a
+	// Seccomp policy must then allow setres[ug]id, setgroups and capset.
 	AllowNewPrivileges bool
 }
 

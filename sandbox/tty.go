@@ -2,10 +2,8 @@ package sandbox
 
 import xterm "golang.org/x/term"
 
-// TTY is the terminal of Config.TTY or Cmd.TTY, and its size in cells
-// (zero: unknown), which Sandbox.Resize or Cmd.Resize changes later.
-// Config.TTY without Args gives no command a terminal, but lets the
-// sandbox's processes have theirs (Cmd.TTY).
+// TTY asks for a terminal of the size in cells (zero: unknown); without
+// Args, Config.TTY only lets processes have theirs (Cmd.TTY).
 type TTY struct {
 	Rows, Cols uint16
 }

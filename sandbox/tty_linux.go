@@ -43,12 +43,8 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	return resize(s.tty, rows, cols)
 }
 
-// Terminal returns the master of the process's terminal (Cmd.TTY) once
-// Start has returned, as Sandbox.Terminal does for the command's; nil
-// for a Cmd without a terminal, or not started. The caller owns the file
-// and closes it once done: reading it after the process (and whatever it
-// left holding the terminal) has ended returns what is left, then EIO;
-// closing it earlier hangs the terminal up.
+// Terminal returns the master of the process's terminal (Cmd.TTY) after
+// Start, or nil; the caller closes it (earlier hangs the terminal up).
 func (c *Cmd) Terminal() *os.File {
 	if c.run == nil {
 		return nil
@@ -58,9 +54,7 @@ func (c *Cmd) Terminal() *os.File {
 	return c.run.tty
 }
 
-// Resize sets the size of the process's terminal (Cmd.TTY), as
-// Sandbox.Resize does. It returns ErrNotStarted before Start, and a
-// *ConfigError naming Cmd.TTY for a Cmd without a terminal.
+// Resize sets the size of the process's terminal (Cmd.TTY).
 func (c *Cmd) Resize(rows, cols uint16) error {
 	if c.TTY == nil {
 		return configErr("Cmd.TTY", "the process has no terminal to resize")

@@ -61,15 +61,9 @@ type Cmd struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	ExtraFiles []*os.File
-	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
-	// Signals, if set, passes each signal received on it to the process
-	// alone, as kill(2) would; one sent before it starts is delivered
-	// once it runs. Parent only.
-	Signals <-chan syscall.Signal
-	// TTY gives the process a terminal of its own, as Config.TTY does the
-	// command: Cmd.Terminal after Start. It needs a Cmd of Sandbox.Command,
-	// a sandbox with Config.TTY, and nil Stdin, Stdout and Stderr.
-	TTY *TTY
+	Timeout    time.Duration         // kills the process (Reason Timeout), not the sandbox
+	Signals    <-chan syscall.Signal // each is sent to the process alone
+	TTY        *TTY                  // a terminal (Cmd.Terminal); needs Sandbox.Command and Config.TTY
 }
 
 // Exec runs cmd in the running sandbox and waits for it, as Run does;
@@ -111,45 +105,27 @@ type KernelLimits struct {
 // late), need a control group: host root or a delegated cgroup, else an
 // error before anything is created.
 //
-// The zero Limits cap Pids at DefaultPids, Memory at DefaultMemory and the
-// Output the caller copies at DefaultOutput, and allow no core files;
-// Unlimited in a field lifts its cap. The default caps are a group's where
-// host root may make one with the controller (which costs a start about
-// 2 ms on cgroup v1), else RLIMIT_NPROC (per user id in the sandbox) and
-// RLIMIT_DATA (per process; not RLIMIT_AS, which Go and Java outgrow by
-// reserving address space).
+// The zero Limits cap Pids, Memory and copied Output at their Default
+// values (in a group where root can make one, else by rlimits) and allow no
+// core files; Unlimited lifts a cap.
 type Limits struct {
-	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
-	Swap      int64   // on top of Memory, only with it; zero means none
-	CPU       float64 // bandwidth in CPUs (0.5, 2), at least 0.01
-	CPUWeight uint64  // share under contention, 1 to 10000
-	Pids      int64   // tasks at once, at least MinPids; more fail with EAGAIN
-	CPUs      string  // CPUs it may use, as "0-3,6"
-	Mems      string  // memory nodes it may use
-	IOWeight  uint64  // block I/O share, 1 to 10000
-	CPUTime   time.Duration
-	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
-	// the Exec'd process, is killed (OutputLimit). An *os.File then gets a
-	// pipe. The default cap counts only what the caller copies (a writer
-	// that is neither nil, an *os.File nor a StdoutPipe), none with a TTY.
-	Output  int64
-	Rlimits Rlimits
-	// SoftRlimits are soft limits below Rlimits' hard ones (a field needs
-	// the same field of Rlimits; zero: soft is hard).
-	SoftRlimits Rlimits
-	// OOMScoreAdj is the command's, -1000 to 1000; zero leaves the
-	// caller's. Below the caller's needs host root.
-	OOMScoreAdj  int
+	Memory       int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap         int64   // on top of Memory, only with it; zero means none
+	CPU          float64 // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight    uint64  // share under contention, 1 to 10000
+	Pids         int64   // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs         string  // CPUs it may use, as "0-3,6"
+	Mems         string  // memory nodes it may use
+	IOWeight     uint64  // block I/O share, 1 to 10000
+	CPUTime      time.Duration
+	Output       int64 // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
+	Rlimits      Rlimits
+	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
+	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
 	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
 	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
-	// CgroupName names the sandbox's group below CgroupParent instead of
-	// a generated name (an OCI linux.cgroupsPath); it must not exist, and
-	// Cleanup does not recognise it. Set, a group is made even without
-	// limits.
-	CgroupName string
-	// BestEffort lets an ordinary user without a delegated cgroup run with
-	// rlimits for Memory and Pids and without the rest (see Result.Notes).
-	BestEffort bool
+	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
+	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
@@ -440,19 +416,14 @@ func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Pool.Run")
 }
 
-// Output runs cmd as Run does and returns its standard output, on the
-// terms of Sandbox.Output: cmd.Stdout must be nil, and when cmd.Stderr is
-// nil too and the process does not exit with status 0, the *ExitError
-// holds its standard error in Stderr.
+// Output is Run with the terms of Sandbox.Output; cmd.Stdout must be nil.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
 	return nil, notSupported("Pool.Output")
 }
 
-// CombinedOutput runs cmd as Run does and returns its standard output and
-// standard error together, in the order written; cmd.Stdout and
-// cmd.Stderr must be nil.
+// CombinedOutput is Output with standard error in the same stream.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
@@ -471,8 +442,7 @@ func (p *Pool) Err() error {
 	return notSupported("Pool.Err")
 }
 
-// Close stops refilling the pool, closes its sandboxes and waits for them and
-// the runs under way; Run then returns ErrPoolClosed.
+// Close closes the pool's sandboxes and waits for runs under way.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Close() error {
@@ -529,8 +499,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 // Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
 	Capabilities []string // kept; Danger: each opens kernel code
-	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
-	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Seccomp replaces the default filter, or adds to it with SeccompExtend.
 	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
 	Seccomp           *specs.LinuxSeccomp
 	SeccompExtend     bool
@@ -538,11 +507,8 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
-	// AllowNewPrivileges leaves no_new_privs unset, as an OCI spec whose
-	// noNewPrivileges is false asks (every mount is nosuid all the same);
-	// the Landlock domain and the seccomp filter then go in before the ids
-	// change, so a Seccomp policy must allow setgroups, setresgid,
-	// setresuid, capset, prctl, ppoll, fcntl, close, umask and execve.
+	// AllowNewPrivileges leaves no_new_privs unset (mounts stay nosuid); a
+	// Seccomp policy must then allow setres[ug]id, setgroups and capset.
 	AllowNewPrivileges bool
 }
 
@@ -604,19 +570,13 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	return notSupported("Sandbox.Resize")
 }
 
-// Terminal returns the master of the process's terminal (Cmd.TTY) once
-// Start has returned, as Sandbox.Terminal does for the command's; nil
-// for a Cmd without a terminal, or not started. The caller owns the file
-// and closes it once done: reading it after the process (and whatever it
-// left holding the terminal) has ended returns what is left, then EIO;
-// closing it earlier hangs the terminal up.
+// Terminal returns the master of the process's terminal (Cmd.TTY) after
+// Start, or nil; the caller closes it (earlier hangs the terminal up).
 func (c *Cmd) Terminal() *os.File {
 	return nil
 }
 
-// Resize sets the size of the process's terminal (Cmd.TTY), as
-// Sandbox.Resize does. It returns ErrNotStarted before Start, and a
-// *ConfigError naming Cmd.TTY for a Cmd without a terminal.
+// Resize sets the size of the process's terminal (Cmd.TTY).
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Resize(rows, cols uint16) error {

@@ -135,7 +135,8 @@ func TestLookPath(t *testing.T) {
 
 func TestAmbientCaps(t *testing.T) {
 	s := &stage{spec: &proto.Spec{Caps: []int{unix.CAP_NET_BIND_SERVICE, unix.CAP_CHOWN}}}
-	assert.Nil(t, s.ambientCaps(0), "root gets the bounding set at execve, nothing ambient")
+	assert.Equal(t, []uintptr{unix.CAP_NET_BIND_SERVICE, unix.CAP_CHOWN}, s.ambientCaps(0),
+		"root holds its kept capabilities as ambient ones too, as an OCI spec's root does")
 	assert.Equal(t, []uintptr{unix.CAP_NET_BIND_SERVICE, unix.CAP_CHOWN}, s.ambientCaps(1000))
 	s.spec.Caps = nil
 	assert.Nil(t, s.ambientCaps(1000), "nothing kept, nothing ambient")

@@ -16,8 +16,7 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
-// zero fields take the sandbox's Config.
+// Cmd is a process to Exec in a running sandbox; zero fields take its Config.
 type Cmd struct {
 	Args       []string // required; looked up like Config.Args
 	Env        []string
@@ -39,8 +38,7 @@ type Cmd struct {
 	onStart func(tty *os.File)
 }
 
-// Exec runs cmd in the running sandbox and waits for it, as Run does;
-// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
+// Exec runs cmd in the running sandbox and waits for it; ctx ends only cmd.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	cmd.onStart = nil
 	return s.exec(ctx, cmd)

@@ -14,9 +14,8 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// KernelLimits bound what the kernel counts per user, for each user inside,
-// in the sandbox's user namespace (/proc/sys/user) and as rlimits. Zero
-// takes the default; Unlimited leaves the host's limit alone.
+// KernelLimits bound what the kernel counts per user inside (/proc/sys/user,
+// rlimits); zero takes the default, Unlimited the host's.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches

@@ -146,8 +146,7 @@ type cmdRun struct {
 // did not make.
 var errNoSandbox = errors.New("stockade: Cmd not made by Sandbox.Command: use Sandbox.Exec")
 
-// Start starts the process and returns once it runs; Wait then returns its
-// Result. Cancelling ctx kills it.
+// Start returns once the process runs; cancelling ctx kills it.
 func (c *Cmd) Start(ctx context.Context) error {
 	if c.sb == nil || c.run == nil {
 		return errNoSandbox

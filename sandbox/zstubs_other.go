@@ -49,8 +49,7 @@ func (s *Sandbox) Close() error {
 	return notSupported("Sandbox.Close")
 }
 
-// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
-// zero fields take the sandbox's Config.
+// Cmd is a process to Exec in a running sandbox; zero fields take its Config.
 type Cmd struct {
 	Args       []string // required; looked up like Config.Args
 	Env        []string
@@ -66,8 +65,7 @@ type Cmd struct {
 	TTY        *TTY                  // a terminal (Cmd.Terminal); needs Sandbox.Command and Config.TTY
 }
 
-// Exec runs cmd in the running sandbox and waits for it, as Run does;
-// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
+// Exec runs cmd in the running sandbox and waits for it; ctx ends only cmd.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
@@ -90,9 +88,8 @@ func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// KernelLimits bound what the kernel counts per user, for each user inside,
-// in the sandbox's user namespace (/proc/sys/user) and as rlimits. Zero
-// takes the default; Unlimited leaves the host's limit alone.
+// KernelLimits bound what the kernel counts per user inside (/proc/sys/user,
+// rlimits); zero takes the default, Unlimited the host's.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
@@ -341,8 +338,7 @@ func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return nil
 }
 
-// Start starts the process and returns once it runs; Wait then returns its
-// Result. Cancelling ctx kills it.
+// Start returns once the process runs; cancelling ctx kills it.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Start(ctx context.Context) error {

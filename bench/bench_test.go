@@ -391,3 +391,15 @@ func TestSmoke(t *testing.T) {
 	assert.FileExists(t, filepath.Join(out, "results.png"))
 	assert.FileExists(t, filepath.Join(out, "results.md"))
 }
+
+// TestUnpackRows runs the unpack rows on a small image: both layer kinds
+// are measured, with a ratio each.
+func TestUnpackRows(t *testing.T) {
+	testutil.RequireRoot(t)
+	table, err := measureUnpack(2<<20, 1)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	require.Len(t, lines, 6, table)
+	assert.True(t, strings.HasPrefix(lines[4], "| gzip | "), table)
+	assert.True(t, strings.HasPrefix(lines[5], "| uncompressed | "), table)
+}

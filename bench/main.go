@@ -60,6 +60,7 @@ type options struct {
 	busybox   string
 	readme    string
 	from      string
+	unpack    bool
 }
 
 // The main goroutine keeps the main thread to itself, so that onThread
@@ -82,6 +83,7 @@ func main() {
 	fs.StringVar(&o.inproc, "inproc", "", "the in-process worker (default: built from inproc)")
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "a static busybox to build the root from")
 	fs.StringVar(&o.from, "from", "", "measure nothing: write the results of an earlier run's results.json `FILE` again")
+	fs.BoolVar(&o.unpack, "unpack", false, "measure only the image store's unpacking against tar -x (see unpack.go), into DIR/unpack.md")
 	fs.StringVar(&o.readme, "readme", "", "also put results.md between the benchmark markers of `FILE` (README.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,6 +93,13 @@ func main() {
 	}
 	if o.smoke {
 		o.runs, o.rounds, o.duration, o.windows, o.launchers, o.hold = 6, 2, 300*time.Millisecond, 1, []int{1, 2}, 2
+	}
+	if o.unpack {
+		if err := runUnpack(&o); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if o.from != "" {
 		if err := rewrite(&o); err != nil {

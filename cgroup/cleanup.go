@@ -180,3 +180,45 @@ func findParents(ctx context.Context, tops []string, base string, b walkBound) (
 	}
 	return found, read, nil
 }
+
+// RemoveNamed kills what runs in the group that Config{Parent: parent,
+// Name: name} made and removes it, in every hierarchy where it is found:
+// the Cleanup of a group with a given Name, which Cleanup does not
+// recognise. A group that is not there is no error.
+func RemoveNamed(ctx context.Context, parent, name string) error {
+	if err := validateSyntax(Config{Parent: parent, Name: name}); err != nil {
+		return err
+	}
+	if name == "" {
+		return fmt.Errorf("remove cgroup: no name")
+	}
+	h, err := probeHost()
+	if err != nil {
+		return err
+	}
+	hiers := h.v1Distinct()
+	if h.v2 != nil {
+		hiers = []*hierarchy{h.v2}
+	}
+	var found []v1Dir
+	for _, hier := range hiers {
+		d := hier.dir(resolveParent(parent, hier)) + "/" + name
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			found = append(found, v1Dir{hier, d})
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var impl groupImpl
+	if h.v2 != nil {
+		impl = openV2At(found[0].dir)
+	} else {
+		impl = openV1At(found)
+	}
+	g := &Group{name: name, impl: impl}
+	if err := g.Kill(ctx); err != nil {
+		return err
+	}
+	return g.Remove()
+}

@@ -96,9 +96,12 @@ func create(h *host, f facts, cfg Config) (*Group, error) {
 	if err := validate(cfg, f); err != nil {
 		return nil, err
 	}
-	name, err := newName()
-	if err != nil {
-		return nil, err
+	name := cfg.Name
+	var err error
+	if name == "" {
+		if name, err = newName(); err != nil {
+			return nil, err
+		}
 	}
 	var impl groupImpl
 	if h.v2 != nil {

@@ -103,13 +103,23 @@ func TestCreateLimitReadBackRemove(t *testing.T) {
 
 func TestCreateRefusesBeforeCreatingAnything(t *testing.T) {
 	requireCgroups(t)
-	g := newGroup(t, Config{}) // makes sure the parents exist
+	// A parent of the test's own: other test binaries of the same `go test`
+	// create groups under the default one at the same time.
+	parent := "stockade-refuse-" + itoa(os.Getpid())
 	parents := map[string][]os.DirEntry{}
+	t.Cleanup(func() {
+		for p := range parents {
+			if err := os.Remove(p); err != nil {
+				t.Errorf("remove the test's parent: %v", err)
+			}
+		}
+	})
+	g := newGroup(t, Config{Parent: parent}) // makes sure the parents exist
 	for _, d := range dirs(g) {
 		parents[filepath.Dir(d)], _ = os.ReadDir(filepath.Dir(d))
 	}
 	for _, l := range []Limits{{Memory: 1 << 20}, {CPUs: "0-" + strconv.Itoa(maxCPUID-1)}, {Pids: -1}} {
-		_, err := Create(Config{Limits: l})
+		_, err := Create(Config{Parent: parent, Limits: l})
 		var ce *ConfigError
 		require.ErrorAs(t, err, &ce)
 		t.Log(err)

@@ -266,6 +266,8 @@ func resolveParent(parent string, h *hierarchy) string {
 	switch {
 	case parent == "":
 		p = h.own + "/" + DefaultParent
+	case parent == ".":
+		p = h.own
 	case parent[0] == '/':
 		p = filepath.Clean(parent)
 	default:

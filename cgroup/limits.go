@@ -85,9 +85,15 @@ type Config struct {
 	// in every hierarchy. Empty means DefaultParent below the caller's own
 	// cgroup, so that sandboxes stay inside the caller's own limits. A
 	// relative path is likewise below the caller's own cgroup; an absolute
-	// path is below the root of each hierarchy. Missing directories are
-	// created and left in place.
+	// path is below the root of each hierarchy ("." is the caller's own
+	// cgroup). Missing directories are created and left in place.
 	Parent string
+	// Name, if set, is the group's directory name instead of a generated
+	// one (see the package documentation): one path component, not named
+	// like a generated group. The group must not exist yet, and since
+	// Cleanup does not recognise it, whoever created it removes it (an
+	// OCI runtime's delete, say).
+	Name string
 	// Limits are the group's limits; the zero value limits nothing.
 	Limits Limits
 }
@@ -175,6 +181,14 @@ func syntaxErrors(c Config) []error {
 			bad("Parent", "%q must not leave the caller's cgroup", p)
 		case hasGroupComponent(p):
 			bad("Parent", "%q must not contain a component named like a group (%s...)", p, namePrefix)
+		}
+	}
+	if n := c.Name; n != "" {
+		switch {
+		case strings.ContainsAny(n, "/\x00\n") || n == "." || n == "..":
+			bad("Name", "%q must be one component of a path", n)
+		case strings.HasPrefix(n, namePrefix):
+			bad("Name", "%q must not be named like a generated group (%s...)", n, namePrefix)
 		}
 	}
 	l := c.Limits

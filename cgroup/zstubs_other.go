@@ -38,6 +38,16 @@ func Cleanup(ctx context.Context, parent string) ([]string, error) {
 	return nil, notSupported("Cleanup")
 }
 
+// RemoveNamed kills what runs in the group that Config{Parent: parent,
+// Name: name} made and removes it, in every hierarchy where it is found:
+// the Cleanup of a group with a given Name, which Cleanup does not
+// recognise. A group that is not there is no error.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func RemoveNamed(ctx context.Context, parent, name string) error {
+	return notSupported("RemoveNamed")
+}
+
 // Delegation is what the caller may do with cgroups under a parent: host
 // root may create groups anywhere (unless cgroupfs is read-only), an
 // ordinary user only in a subtree that root delegated to it. On cgroup v2

@@ -221,6 +221,17 @@ func newTmpfs(size, inodes int64, mode uint32, uid, gid int, attrs uint64) (int,
 
 // tmpfsOptions are the options of a tmpfs of size bytes and inodes inodes
 // (the kernel's defaults for zero), whose root has mode, uid and gid.
+// withSource returns opts with the source option first: source, unless
+// opts begin with one, or it is empty. The mount table shows a new file
+// system's source as its device ("none" when unset); runc and crun show a
+// spec's source there ("proc", "devpts", "shm" ...), and tools look for it.
+func withSource(source string, opts [][2]string) [][2]string {
+	if source == "" || len(opts) > 0 && opts[0][0] == "source" {
+		return opts
+	}
+	return append([][2]string{{"source", source}}, opts...)
+}
+
 func tmpfsOptions(size, inodes int64, mode uint32, uid, gid int) [][2]string {
 	opts := [][2]string{{"mode", strconv.FormatUint(uint64(mode&0o7777), 8)}}
 	if size > 0 {
@@ -236,14 +247,15 @@ func tmpfsOptions(size, inodes int64, mode uint32, uid, gid int) [][2]string {
 }
 
 // newMount creates a detached mount of a new file system instance. An option
-// with an empty value is set as a flag.
+// with an empty value is set as a flag. The mount table shows the file
+// system's type as its source unless opts name one (see withSource).
 func newMount(fstype string, opts [][2]string, attrs uint64) (int, error) {
 	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(fsfd)
-	for _, o := range opts {
+	for _, o := range withSource(fstype, opts) {
 		if o[1] == "" {
 			err = unix.FsconfigSetFlag(fsfd, o[0])
 		} else {
@@ -270,7 +282,7 @@ func (a *applier) place(i int) error {
 		}
 		return a.attach(a.sources[i], m.Target, st.Mode&unix.S_IFMT == unix.S_IFDIR, "bind")
 	case Tmpfs:
-		fd, err := newTmpfs(m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID, 0)
+		fd, err := newMount("tmpfs", withSource(m.Source, tmpfsOptions(m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID)), unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
 		if err != nil {
 			return &Error{"tmpfs", m.Target, err}
 		}
@@ -298,6 +310,12 @@ func (a *applier) place(i int) error {
 			return &Error{"devpts", m.Target, err}
 		}
 		return a.attach(a.keep(fd), m.Target, true, "devpts")
+	case Mqueue:
+		fd, err := newMount("mqueue", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+		if err != nil {
+			return &Error{"mqueue", m.Target, err}
+		}
+		return a.attach(a.keep(fd), m.Target, true, "mqueue")
 	case Dir:
 		fd, err := a.mkdirAll(m.Target)
 		if err != nil {
@@ -311,6 +329,16 @@ func (a *applier) place(i int) error {
 		return chmodOwn(fd, m, "mkdir")
 	case File:
 		return a.writeFile(m)
+	case Write:
+		fd, err := a.open(m.Target, unix.O_WRONLY|unix.O_NOFOLLOW)
+		if err != nil {
+			return &Error{"write", m.Target, err}
+		}
+		defer unix.Close(fd)
+		if _, err := unix.Write(fd, m.Data); err != nil {
+			return &Error{"write", m.Target, err}
+		}
+		return nil
 	case Cover:
 		return a.cover(m)
 	case Symlink:

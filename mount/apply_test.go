@@ -151,6 +151,7 @@ func TestApplyKinds(t *testing.T) {
 // paths, absolute and relative; mounts whose targets go through them must
 // land inside the root, never on the host, or fail.
 func TestSymlinkTargetStaysInside(t *testing.T) {
+	testutil.RequireRoot(t) // the directory inside is given to the sandbox's ids
 	root := worldDir(t)
 	host := worldDir(t)
 	require.NoError(t, os.Symlink(host, filepath.Join(root, "abs")))

@@ -213,7 +213,7 @@ func (c *compiler) newMount(stage int, fstype string, opts [][2]string, attrs ui
 	b := c.b
 	fs := c.xfd
 	b.Syscall(stage, unix.SYS_FSOPEN, c.str(fstype), sysplan.Imm(unix.FSOPEN_CLOEXEC)).Save(fs)
-	for _, o := range opts {
+	for _, o := range withSource(fstype, opts) {
 		if o[1] == "" {
 			b.Syscall(stage, unix.SYS_FSCONFIG, sysplan.Load(fs), sysplan.Imm(unix.FSCONFIG_SET_FLAG), c.str(o[0]), sysplan.Imm(0), sysplan.Imm(0))
 		} else {
@@ -301,7 +301,7 @@ func (c *compiler) place(i int, m Mount) {
 			fd = b.Cell()
 			c.sealRO = append(c.sealRO, fd)
 		}
-		c.newTmpfs(stage, m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID, 0, fd)
+		c.newMount(stage, "tmpfs", withSource(m.Source, tmpfsOptions(m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID)), unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, fd)
 		if m.ReadOnly {
 			// Keep fd open for the seal: attach without closing it.
 			c.mkdirAll(stage, m.Target)
@@ -320,6 +320,13 @@ func (c *compiler) place(i int, m Mount) {
 		opts := devptsOptions(m)
 		c.newMount(stage, "devpts", opts, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC, c.mfd)
 		c.attach(stage, c.mfd, m.Target, true)
+	case Mqueue:
+		c.newMount(stage, "mqueue", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, c.mfd)
+		c.attach(stage, c.mfd, m.Target, true)
+	case Write:
+		c.openat2(stage, m.Target, unix.O_WRONLY|unix.O_NOFOLLOW, c.xfd)
+		b.Syscall(stage, unix.SYS_WRITE, sysplan.Load(c.xfd), sysplan.Ptr(b.Bytes(m.Data)), sysplan.Imm(len(m.Data))).Expect(uint64(len(m.Data)))
+		c.close(c.xfd)
 	case Dir:
 		c.mkdirAll(stage, m.Target)
 		c.close(c.tfd)

@@ -30,6 +30,13 @@ const (
 	// devices of the applying process's network namespace, which must
 	// belong to its user namespace.
 	Sysfs Kind = "sysfs"
+	// Mqueue mounts the POSIX message queue file system of the applying
+	// process's IPC namespace at Target.
+	Mqueue Kind = "mqueue"
+	// Write writes Data into the file Target, which must exist and is
+	// neither created nor truncated: a kernel setting below /proc/sys,
+	// written once the Proc entry before it is in place.
+	Write Kind = "write"
 	// Dir creates the directory Target with permissions Mode.
 	Dir Kind = "dir"
 	// File creates the regular file Target holding Data, with permissions
@@ -57,6 +64,9 @@ const (
 type Mount struct {
 	Kind Kind `json:"kind"`
 	// Source is the host path of a Bind, or the link text of a Symlink.
+	// Of a Tmpfs it is the name the mount table shows as the file
+	// system's source; empty means "tmpfs". (Every new file system shows
+	// its type there: "proc", "devpts" ...)
 	// A privileged caller's CloneSource follows a symbolic link in a
 	// Bind's Source only when root or the caller owns it.
 	Source string `json:"source,omitempty"`
@@ -91,6 +101,24 @@ type Mount struct {
 	// more privileged parent. Apply attaches it instead of cloning Source
 	// itself, and closes it.
 	FD int `json:"fd,omitempty"`
+	// Owner, of a writable Bind, names the host user and group whose
+	// rights the sandbox's user gets in it, through an idmapped mount
+	// (see IDMapSource): what it creates there lands on the host as
+	// theirs, and their files are its own. Nil means the owner of Source.
+	// The sandbox package applies it for host root (see
+	// sandbox.Config.Mounts); Apply and Compile leave it to the caller.
+	Owner *Owner `json:"owner,omitempty"`
+	// NoIDMap, of a writable Bind, binds Source without an idmapping:
+	// the sandbox's user writes there as its own host id, as any other
+	// user of the host would, and needs the permission of one.
+	NoIDMap bool `json:"noIDMap,omitempty"`
+}
+
+// Owner is a host user and group, the owner of what a sandbox writes in
+// an idmapped Bind.
+type Owner struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // Root is the root of a Plan: an empty tmpfs when Dir is empty, else the
@@ -270,7 +298,7 @@ func (m *Mount) Validate() error {
 	if needSource && m.Source == "" {
 		return &ConfigError{Field: "Source", Err: errors.New("must be set")}
 	}
-	if !needSource && m.Source != "" {
+	if !needSource && m.Kind != Tmpfs && m.Source != "" {
 		return &ConfigError{Field: "Source", Err: fmt.Errorf("must be empty for a %s mount", m.Kind)}
 	}
 	if strings.IndexByte(m.Source, 0) >= 0 {
@@ -282,6 +310,9 @@ func (m *Mount) Validate() error {
 			return &ConfigError{Field: "Source", Err: errors.New("must be an absolute path")}
 		}
 	case Tmpfs:
+		if strings.ContainsAny(m.Source, ", \t\n") {
+			return &ConfigError{Field: "Source", Err: fmt.Errorf("%q: a tmpfs's source name must hold no comma or space", m.Source)}
+		}
 		if m.Size <= 0 {
 			return &ConfigError{Field: "Size", Err: errors.New("must be positive")}
 		}
@@ -292,7 +323,7 @@ func (m *Mount) Validate() error {
 		if m.Inodes < 0 || m.Inodes > MaxPtys {
 			return &ConfigError{Field: "Inodes", Err: fmt.Errorf("must be from 0 to %d ptys, not %d", MaxPtys, m.Inodes)}
 		}
-	case Proc, Sysfs, Dir, File, Symlink, Mask, ReadOnly, Cover:
+	case Proc, Sysfs, Mqueue, Write, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
 		return &ConfigError{Field: "Kind", Err: errors.New("must be set")}
 	default:
@@ -309,6 +340,21 @@ func (m *Mount) Validate() error {
 	}
 	if m.Kind != Bind && m.Writable {
 		return &ConfigError{Field: "Writable", Err: fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}
+	}
+	if (m.Owner != nil || m.NoIDMap) && m.Device {
+		return &ConfigError{Field: "Owner", Err: errors.New("a bind of device nodes is never idmapped")}
+	}
+	if m.Owner != nil && !m.Writable {
+		return &ConfigError{Field: "Owner", Err: errors.New("applies to writable bind mounts only")}
+	}
+	if m.Owner != nil && m.NoIDMap {
+		return &ConfigError{Field: "Owner", Err: errors.New("needs an idmapping, and NoIDMap is set")}
+	}
+	if m.NoIDMap && !m.Writable {
+		return &ConfigError{Field: "NoIDMap", Err: errors.New("applies to writable bind mounts only")}
+	}
+	if m.Owner != nil && (m.Owner.UID > maxID || m.Owner.GID > maxID) {
+		return &ConfigError{Field: "Owner", Err: fmt.Errorf("ids run from 0 to %d, not %d:%d", int64(maxID), m.Owner.UID, m.Owner.GID)}
 	}
 	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
 		return &ConfigError{Field: "Mode", Err: fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}

@@ -95,6 +95,21 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 	return nil, notSupported("Compile")
 }
 
+// IDMapSource makes f, a detached copy of a Bind's source made by
+// CloneSource, an idmapped mount on which the host ids uid and gid (a
+// sandbox's user) act as owner: the owner's files appear owned by them,
+// and what they create there lands on the host as the owner's. Other ids
+// of the file system appear there as the overflow id (nobody, 65534) and
+// cannot be written as. It needs CAP_SYS_ADMIN over the user namespace
+// that mounted the file system (host root for the host's file systems),
+// and a file system that supports idmapped mounts: the error wraps EINVAL
+// when it does not (tmpfs before Linux 6.3, NFS, ...). Linux 5.12.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func IDMapSource(f *os.File, uid, gid uint32, owner Owner) error {
+	return notSupported("IDMapSource")
+}
+
 // CloneLayer returns a detached, read-only clone of the host directory
 // dir for an Overlay's FDs, idmapped through the user namespace open as
 // userns: a file dir holds as id N on disk shows as the id that userns

@@ -13,7 +13,7 @@
 //
 // A spec is a request, and the sandbox is stricter than an OCI runtime in
 // ways it never relaxes: it always has its own user, pid, mount, uts, ipc
-// and cgroup namespaces, no_new_privs, nosuid and nodev mounts, private
+// and cgroup namespaces, nosuid and nodev mounts, private
 // mount propagation, its own /proc, /dev and /tmp, and the paths of /proc
 // that reveal the host masked. So every field of a spec either maps to a
 // Config field, or is ignored for a reason given below (it asks for less
@@ -42,7 +42,7 @@
 // maps keeps its meaning. ToSpec fills in the defaults of a zero Config
 // (Dir /work, Hostname sandbox, uid and gid 1000, DefaultEnv) and refuses
 // the Config fields a spec cannot express (Timeout, Limits.CPUTime,
-// Limits.Output, Limits.CgroupParent, Limits.BestEffort, SubordinateIDs,
+// Limits.Output, Limits.CgroupParent without a CgroupName, Limits.BestEffort, SubordinateIDs,
 // TmpfsSize, TmpfsInodes, Network.Link, Networks, Ports and DNS, Landlock
 // settings, SeccompProfile, SeccompExtend, a Config without
 // RootDir); the parent-only fields and WaitDelay are the runtime caller's
@@ -81,22 +81,23 @@
 //	                              The directory must exist (runc makes it)
 //	process.user.uid, gid         0 and 0: RunAsRoot; otherwise UID and GID (refused: uid 0 with another gid, or
 //	                              gid 0 with another uid)
-//	process.user.umask            refused if set: the sandbox sets no umask
-//	process.user.additionalGids   refused if set: the command has no supplementary groups
+//	process.user.umask            Umask (refused beyond 0777)
+//	process.user.additionalGids   Groups (host root only: an ordinary user's sandbox cannot call setgroups)
 //	process.user.username         refused if set: Windows
 //	process.capabilities          Security.Capabilities = bounding. Refused unless effective and permitted equal
 //	                              bounding, and inheritable and ambient are empty or equal to it; for a command
 //	                              that is not root, ambient must list them (the sandbox keeps them across execve).
 //	                              Absent: none, as the sandbox keeps none by default
-//	process.rlimits[i]            RLIMIT_NOFILE, FSIZE, STACK, CORE, AS, NPROC, CPU: Limits.Rlimits.NoFile,
-//	                              FileSize, Stack, Core, AddressSpace, Processes, CPU (RLIM_INFINITY: Unlimited);
-//	                              refused: other types, soft != hard, 0 but for RLIMIT_CORE, a repeated type,
+//	process.rlimits[i]            RLIMIT_NOFILE, FSIZE, STACK, CORE, AS, NPROC, CPU, DATA: hard to Limits.Rlimits.NoFile,
+//	                              FileSize, Stack, Core, AddressSpace, Processes, CPU, Data (RLIM_INFINITY:
+//	                              Unlimited), a soft limit below it to the same field of Limits.SoftRlimits;
+//	                              refused: other types, soft above hard, 0 but for RLIMIT_CORE, a repeated type,
 //	                              an unlimited RLIMIT_CPU. No RLIMIT_CORE means none: the sandbox writes no core file
-//	process.noNewPrivileges       ignored: the sandbox always sets no_new_privs
+//	process.noNewPrivileges       Security.AllowNewPrivileges = !noNewPrivileges (every mount is nosuid all the same)
 //	process.apparmorProfile       ignored: the sandbox uses no AppArmor profile; its confinement is its
 //	                              namespaces, seccomp and Landlock
 //	process.selinuxLabel          ignored: likewise for SELinux
-//	process.oomScoreAdj           refused if set: the sandbox sets no OOM score
+//	process.oomScoreAdj           Limits.OOMScoreAdj (the command's and its children's; 0 leaves the runtime's)
 //	process.scheduler             refused if set
 //	process.ioPriority            refused if set
 //	process.execCPUAffinity       refused if set: use linux.resources.cpu.cpus
@@ -109,13 +110,15 @@
 //	/sys sysfs, or a bind of /sys Security.Sysfs: a fresh read-only sysfs of the sandbox's own network
 //	                              namespace, firmware and powercap masked; refused without "ro", and without a
 //	                              network namespace (the sandbox cannot mount a sysfs of the host's)
-//	/dev/mqueue mqueue            ignored: the sandbox mounts no mqueue; POSIX message queues of its own IPC
-//	                              namespace still work through mq_open
+//	/dev/mqueue mqueue            Mqueue: the message queue file system of the sandbox's own IPC namespace
+//	                              (always nosuid, nodev, noexec)
 //	/sys/fs/cgroup cgroup         ignored: the sandbox mounts no cgroup file system
 //	type bind, or option          Mounts entry, mount.Bind: source (relative to the bundle), destination,
 //	bind or rbind                 Writable unless "ro" (a spec's bind is read-write by default); always recursive
 //	type tmpfs                    Mounts entry, mount.Tmpfs: size= (k, m, g; absent: 64 MiB, never unbounded),
-//	                              nr_inodes=, mode=, uid=, gid=, ro
+//	                              nr_inodes=, mode=, uid=, gid=, ro; source, unless "tmpfs", to Source (the
+//	                              name the mount table shows; the sandbox's own mounts show proc, tmpfs,
+//	                              devpts, shm, mqueue and sysfs, as runc's do)
 //	options                       nosuid, nodev, exec, defaults, rw, ro, private, rprivate, bind, rbind and the
 //	                              access time options map or are ignored (the sandbox's mounts are always
 //	                              nosuid, nodev and private); refused: noexec, suid, dev, shared, slave,
@@ -137,19 +140,23 @@
 //	                              user's own ids, one each, are the sandbox's default for that user, so IDMap
 //	                              stays zero
 //	linux.timeOffsets             refused if set: the sandbox's time namespace starts its clocks near zero
-//	linux.sysctl                  refused if set: the sandbox writes no sysctl
+//	linux.sysctl                  Sysctl: written in the sandbox's own namespaces before its /proc/sys is made
+//	                              read-only; refused but for those of its network (net.*, with a network
+//	                              namespace) and IPC namespaces (kernel.msg*, sem, shm*, fs.mqueue.*)
 //	linux.devices[i]              ignored for null, zero, full, random, urandom and tty with their usual numbers
 //	                              (always in /dev); refused for any other node
 //	linux.netDevices              refused if set
-//	linux.cgroupsPath             ignored: the sandbox creates a group of its own for its limits, below
-//	                              Limits.CgroupParent (set that after FromSpec to place it)
+//	linux.cgroupsPath             Limits.CgroupParent and CgroupName: the sandbox's group is made at that path when
+//	                              it starts (absolute: from each hierarchy's root; relative: below the runtime's
+//	                              own group), and must not exist; refused: the systemd driver's slice:prefix:name
 //	linux.rootfsPropagation       "", private, rprivate: map (the sandbox's mounts are private); refused otherwise
 //	linux.maskedPaths             the sandbox masks /proc/acpi, asound, kcore, kallsyms, keys, latency_stats,
 //	                              timer_list, timer_stats, sched_debug and scsi, and, with Security.Sysfs,
 //	                              /sys/firmware and /sys/devices/virtual/powercap, whatever the spec lists;
-//	                              a listed path outside that set is refused (paths under /sys are fine without
-//	                              a /sys)
-//	linux.readonlyPaths           likewise: /proc/bus, fs, irq, sys, sysrq-trigger, and every masked path
+//	                              a listed path outside that set becomes a mount.Mask entry of Mounts, after the
+//	                              spec's mounts (paths under /sys are fine without a /sys)
+//	linux.readonlyPaths           likewise: /proc/bus, fs, irq, sys, sysrq-trigger, and every masked path; others
+//	                              become mount.ReadOnly entries
 //	linux.mountLabel              ignored: the sandbox uses no SELinux labels
 //	linux.intelRdt                refused if set
 //	linux.memoryPolicy            refused if set: use linux.resources.cpu.mems

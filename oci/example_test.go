@@ -26,7 +26,7 @@ func ExampleFromSpec() {
 		},
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{{Type: "pid"}, {Type: "network"}, {Type: "ipc"}, {Type: "uts"}, {Type: "mount"}},
-			Sysctl:     map[string]string{"net.core.somaxconn": "1024"},
+			Sysctl:     map[string]string{"vm.swappiness": "10"},
 		},
 	}
 	_, err := oci.FromSpec(spec, "/var/lib/bundles/web")
@@ -45,7 +45,7 @@ func ExampleFromSpec() {
 	// The working directory keeps what the root file system holds there.
 	fmt.Println(cfg.Dir, cfg.Mounts[0].Kind, cfg.Mounts[0].Source)
 	// Output:
-	// refused: linux.sysctl.net.core.somaxconn
+	// refused: linux.sysctl.vm.swappiness
 	// [/bin/server --port 80] 33 web /var/lib/bundles/web/rootfs
 	// /srv bind /var/lib/bundles/web/rootfs/srv
 }

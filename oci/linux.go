@@ -5,7 +5,9 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -85,16 +87,17 @@ func (m *mapper) idMappings(l *specs.Linux, userns bool) {
 	if !uok || !gok {
 		return
 	}
-	if u.Size != g.Size {
-		m.refuse("linux.gidMappings[0].size", "the sandbox maps as many group ids as user ids (%d), not %d", u.Size, g.Size)
-		return
-	}
 	// An ordinary user's own ids, one each, are what the sandbox maps for
 	// it anyway, onto the command's ids; it may not name them in IDMap.
 	if os.Geteuid() != 0 && u.Size == 1 && int(u.HostID) == os.Geteuid() && int(g.HostID) == os.Getegid() {
 		return
 	}
 	m.cfg.IDMap = sandbox.IDMap{HostUID: u.HostID, HostGID: g.HostID, Size: u.Size}
+	if g.Size != u.Size {
+		m.cfg.IDMap.GIDSize = g.Size
+	}
+	m.from("IDMap.GIDSize", "linux.gidMappings[0].size")
+	m.from("IDMap.HostGID", "linux.gidMappings[0].hostID")
 	m.from("IDMap", "linux.uidMappings")
 }
 
@@ -116,8 +119,10 @@ func (m *mapper) linux(l *specs.Linux) {
 		m.refuse("linux.netDevices", "the sandbox moves no host network device into its namespace")
 	}
 	if len(l.Sysctl) > 0 {
-		k := slices.Sorted(maps.Keys(l.Sysctl))[0]
-		m.refuse("linux.sysctl."+k, "the sandbox writes no sysctl (its /proc/sys is read-only)")
+		m.cfg.Sysctl = maps.Clone(l.Sysctl)
+		for k := range l.Sysctl {
+			m.from("Sysctl["+k+"]", "linux.sysctl."+k)
+		}
 	}
 	switch l.RootfsPropagation {
 	case "", "private", "rprivate":
@@ -133,8 +138,40 @@ func (m *mapper) linux(l *specs.Linux) {
 	if l.Personality != nil {
 		m.refuse("linux.personality", "the sandbox sets no execution domain")
 	}
-	// CgroupsPath and MountLabel are ignored: see the package
-	// documentation.
+	m.cgroupsPath(l.CgroupsPath)
+	// MountLabel is ignored: see the package documentation.
+}
+
+// cgroupsPath maps linux.cgroupsPath, the sandbox's own group, to
+// Limits.CgroupParent and Limits.CgroupName: absolute, from the root of
+// every hierarchy; relative, below the runtime's own group, as runc's
+// cgroupfs driver places it.
+func (m *mapper) cgroupsPath(p string) {
+	const field = "linux.cgroupsPath"
+	if p == "" {
+		return
+	}
+	switch {
+	case strings.Contains(p, ":"):
+		m.refuse(field, "%q is in the systemd driver's slice:prefix:name form; stockade uses cgroupfs paths", p)
+		return
+	case path.Clean(p) != p || p == "/" || p == ".." || strings.HasPrefix(p, "../"):
+		m.refuse(field, "%q must be a clean path that names a group", p)
+		return
+	}
+	dir, name := path.Split(p)
+	parent := strings.TrimSuffix(dir, "/")
+	if parent == "" && dir == "/" {
+		parent = "/"
+	}
+	if parent == "" {
+		// A bare name: below the runtime's own group, not below
+		// sandbox's default parent.
+		parent = "."
+	}
+	m.cfg.Limits.CgroupParent, m.cfg.Limits.CgroupName = parent, name
+	m.from("Limits.CgroupParent", field)
+	m.from("Limits.CgroupName", field)
 }
 
 func (m *mapper) resources(r *specs.LinuxResources) {

@@ -29,7 +29,6 @@ var ownMounts = map[string]string{
 // may ask for and lose nothing a command depends on; see the package
 // documentation.
 var ignoredMounts = map[string]string{
-	"/dev/mqueue":    "mqueue",
 	"/sys/fs/cgroup": "cgroup",
 }
 
@@ -69,6 +68,13 @@ func (m *mapper) mounts() {
 		}
 		if dest == "/sys" && (typ == "sysfs" || typ == "bind" && path.Clean(sm.Source) == "/sys") {
 			m.sysfs(p, sm)
+			continue
+		}
+		if dest == "/dev/mqueue" && typ == "mqueue" {
+			// Always nosuid, nodev and noexec, as the spec's usually are.
+			m.cfg.Mqueue = true
+			m.from("Mqueue", p)
+			m.mountAt = append(m.mountAt, mountOrigin{dest: dest, config: -1, spec: sm})
 			continue
 		}
 		if want := ownMounts[dest]; want != "" && typ == want {
@@ -170,6 +176,10 @@ func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 	mt := sandbox.Mount{Kind: sandbox.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
 	writable := true
 	n := len(m.errs)
+	if sm.Source != "tmpfs" {
+		// The name the mount table shows; "tmpfs" is the default.
+		mt.Source = sm.Source
+	}
 	for j, opt := range sm.Options {
 		op := fmt.Sprintf("%s.options[%d]", p, j)
 		if m.commonOption(op, opt, &writable) {
@@ -277,15 +287,25 @@ func (m *mapper) paths(l *specs.Linux) {
 		}
 		return false
 	}
+	// Any other path becomes a Mask or ReadOnly entry of Config.Mounts,
+	// placed after the spec's mounts, as runc places them.
+	add := func(p, sp string, kind sandbox.MountKind) {
+		if !path.IsAbs(p) || path.Clean(p) != p {
+			m.refuse(sp, "must be an absolute, clean path, not %q", p)
+			return
+		}
+		m.from(fmt.Sprintf("Mounts[%d]", len(m.cfg.Mounts)), sp)
+		m.cfg.Mounts = append(m.cfg.Mounts, sandbox.Mount{Kind: kind, Target: p})
+	}
 	for i, p := range l.MaskedPaths {
 		if !masked(p) {
-			m.refuse(fmt.Sprintf("linux.maskedPaths[%d]", i), "the sandbox masks a fixed set of paths (%s), and not %q", strings.Join(slices.Concat(maskedPaths, sysMaskedPaths), " "), p)
+			add(p, fmt.Sprintf("linux.maskedPaths[%d]", i), sandbox.Mask)
 		}
 	}
 	for i, p := range l.ReadonlyPaths {
 		// A masked path cannot be written either; /sys is read-only.
 		if !slices.Contains(readOnlyPaths, p) && !masked(p) && p != "/sys" && !strings.HasPrefix(p, "/sys/") {
-			m.refuse(fmt.Sprintf("linux.readonlyPaths[%d]", i), "the sandbox makes a fixed set of paths read-only (%s), and not %q", strings.Join(readOnlyPaths, " "), p)
+			add(p, fmt.Sprintf("linux.readonlyPaths[%d]", i), sandbox.ReadOnlyPath)
 		}
 	}
 }

@@ -203,13 +203,64 @@ func TestFromSpecMaps(t *testing.T) {
 				require.NotEqual(t, "/", m.Target, "a mount on the root for the working directory")
 			}
 		}},
+		{"process user, OOM score, new privileges, sysctl, soft rlimits", func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 10, GID: 10, AdditionalGids: []uint32{5, 7}, Umask: ptr[uint32](0o27)}
+			s.Process.Capabilities.Ambient = s.Process.Capabilities.Bounding
+			s.Process.OOMScoreAdj = ptr(500)
+			s.Process.NoNewPrivileges = false
+			s.Process.Rlimits = []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: 4000, Soft: 3000},
+				{Type: "RLIMIT_DATA", Hard: 6 << 30, Soft: 5 << 30},
+				{Type: "RLIMIT_CPU", Hard: 120, Soft: 60},
+			}
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "4096"}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, []int{5, 7}, c.Groups)
+			require.Equal(t, fs.FileMode(0o27), *c.Umask)
+			require.Equal(t, 500, c.Limits.OOMScoreAdj)
+			require.True(t, c.Security.AllowNewPrivileges)
+			require.True(t, c.Mqueue, "runc's spec mounts /dev/mqueue")
+			require.Equal(t, map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "4096"}, c.Sysctl)
+			require.Equal(t, sandbox.Rlimits{NoFile: 4000, Data: 6 << 30, CPU: 120 * time.Second}, c.Limits.Rlimits)
+			require.Equal(t, sandbox.Rlimits{NoFile: 3000, Data: 5 << 30, CPU: 60 * time.Second}, c.Limits.SoftRlimits)
+		}},
+		{"masked and read-only paths of the spec's own", func(s *specs.Spec) {
+			s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc/shadow")
+			s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc")
+		}, func(t *testing.T, c sandbox.Config) {
+			n := len(c.Mounts)
+			require.GreaterOrEqual(t, n, 2)
+			require.Equal(t, []sandbox.Mount{{Kind: sandbox.Mask, Target: "/etc/shadow"}, {Kind: sandbox.ReadOnlyPath, Target: "/etc"}}, c.Mounts[n-2:])
+		}},
+		{"more group ids than user ids", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 2000}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 3000}}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.IDMap{HostUID: 1000, HostGID: 1000, Size: 2000, GIDSize: 3000}, c.IDMap)
+		}},
+		{"an absolute cgroupsPath", func(s *specs.Spec) {
+			s.Linux.CgroupsPath = "/machine/c1"
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, "/machine", c.Limits.CgroupParent)
+			require.Equal(t, "c1", c.Limits.CgroupName)
+		}},
+		{"a relative cgroupsPath", func(s *specs.Spec) {
+			s.Linux.CgroupsPath = "c1"
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, ".", c.Limits.CgroupParent, "below the runtime's own group")
+			require.Equal(t, "c1", c.Limits.CgroupName)
+		}},
+		{"a tmpfs's source", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/cache", Type: "tmpfs", Source: "cache", Options: []string{"size=1m"}})
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Contains(t, c.Mounts, sandbox.Mount{Kind: sandbox.Tmpfs, Source: "cache", Target: "/cache", Size: 1 << 20, Mode: 0o755})
+		}},
 		{"ignored fields", func(s *specs.Spec) {
 			s.Process.ApparmorProfile = "docker-default"
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
-			s.Process.NoNewPrivileges = false
 			s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
 			s.Linux.MountLabel = "system_u:object_r:container_file_t:s0"
-			s.Linux.CgroupsPath = "/machine/c1"
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}}
 			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](3), Access: "rwm"})
 			s.Linux.RootfsPropagation = "rprivate"
@@ -260,8 +311,6 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "work" }},
 		{"process.args", func(s *specs.Spec) { s.Process.Args = nil }},
 		{"process.user.gid", func(s *specs.Spec) { s.Process.User.GID = 5 }},
-		{"process.user.umask", func(s *specs.Spec) { s.Process.User.Umask = ptr[uint32](0o22) }},
-		{"process.user.additionalGids", func(s *specs.Spec) { s.Process.User.AdditionalGids = []uint32{5} }},
 		{"process.capabilities.effective", func(s *specs.Spec) { s.Process.Capabilities.Effective = nil }},
 		{"process.capabilities.ambient", func(s *specs.Spec) {
 			s.Process.User = specs.User{UID: 1000, GID: 1000}
@@ -274,10 +323,16 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"process.rlimits[1].type", func(s *specs.Spec) {
 			s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_MEMLOCK", Hard: 1, Soft: 1})
 		}},
-		{"process.rlimits[0].soft", func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 10 }},
+		{"process.rlimits[0].soft", func(s *specs.Spec) { s.Process.Rlimits[0].Soft = 1 << 20 }},
+		{"process.user.umask", func(s *specs.Spec) { s.Process.User.Umask = ptr[uint32](0o1022) }},
+		{"process.oomScoreAdj", func(s *specs.Spec) { s.Process.OOMScoreAdj = ptr(1001) }},
+		{"linux.sysctl.net.ipv4.ip_forward", func(s *specs.Spec) {
+			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace)
+			s.Mounts = removeMount(s.Mounts, "/sys")
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+		}},
 		{"process.rlimits[0].hard", func(s *specs.Spec) { s.Process.Rlimits[0] = specs.POSIXRlimit{Type: "RLIMIT_FSIZE"} }},
 		{"process.rlimits[0]", func(s *specs.Spec) { s.Process.Rlimits[0] = specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: 4, Soft: 4} }},
-		{"process.oomScoreAdj", func(s *specs.Spec) { s.Process.OOMScoreAdj = ptr(100) }},
 		{"process.scheduler", func(s *specs.Spec) { s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther} }},
 		{"process.ioPriority", func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE} }},
 		{"process.execCPUAffinity", func(s *specs.Spec) { s.Process.ExecCPUAffinity = &specs.CPUAffinity{Initial: "0"} }},
@@ -327,20 +382,24 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 1, HostID: 1000, Size: 1}}
 		}},
 		{"linux.gidMappings[0].size", func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 5, GID: 5}
+			s.Process.Capabilities = nil
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 10}}
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}
 		}},
+		{"linux.cgroupsPath", func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:cri:c1" }},
+		{"linux.cgroupsPath", func(s *specs.Spec) { s.Linux.CgroupsPath = "../c1" }},
 		{"linux.timeOffsets", func(s *specs.Spec) {
 			s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"monotonic": {Secs: 10}}
 		}},
-		{"linux.sysctl.kernel.shmmax", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"} }},
+		{"linux.sysctl.vm.swappiness", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "1"} }},
 		{"linux.devices[0]", func(s *specs.Spec) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
 		}},
 		{"linux.rootfsPropagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }},
-		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc/shadow") }},
-		{"linux.readonlyPaths[5]", func(s *specs.Spec) { s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc") }},
+		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "etc/shadow") }},
+		{"linux.readonlyPaths[5]", func(s *specs.Spec) { s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc/../x") }},
 		{"linux.resources.memory.swap", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](64 << 20), Swap: ptr[int64](32 << 20)}
 		}},
@@ -441,9 +500,9 @@ func TestFromSpecListsEveryRefusal(t *testing.T) {
 	s := base(t)
 	s.Process.Terminal = true
 	s.Domainname = "x"
-	s.Linux.Sysctl = map[string]string{"a": "b"}
+	s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther}
 	_, err := FromSpec(s, bundle(t))
-	require.Equal(t, []string{"domainname", "linux.sysctl.a", "process.terminal"}, refusedFields(t, err))
+	require.Equal(t, []string{"domainname", "process.scheduler", "process.terminal"}, refusedFields(t, err))
 	require.True(t, errors.Is(err, sandbox.ErrInvalidConfig))
 	require.Contains(t, err.Error(), "3 fields of the spec are refused")
 }

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"fmt"
+	"io/fs"
 	"math"
 	"path"
 	"slices"
@@ -24,6 +25,7 @@ var rlimitFields = map[string]string{
 	"RLIMIT_AS":     "AddressSpace",
 	"RLIMIT_NPROC":  "Processes",
 	"RLIMIT_CPU":    "CPU",
+	"RLIMIT_DATA":   "Data",
 }
 
 func (m *mapper) process() {
@@ -60,8 +62,11 @@ func (m *mapper) process() {
 	m.rlimits(p.Rlimits)
 
 	if p.OOMScoreAdj != nil {
-		m.refuse("process.oomScoreAdj", "the sandbox does not set an OOM score")
+		m.cfg.Limits.OOMScoreAdj = *p.OOMScoreAdj
+		m.from("Limits.OOMScoreAdj", "process.oomScoreAdj")
 	}
+	m.cfg.Security.AllowNewPrivileges = !p.NoNewPrivileges
+	m.from("Security.AllowNewPrivileges", "process.noNewPrivileges")
 	if p.Scheduler != nil {
 		m.refuse("process.scheduler", "the sandbox does not set a scheduling policy")
 	}
@@ -71,8 +76,8 @@ func (m *mapper) process() {
 	if p.ExecCPUAffinity != nil {
 		m.refuse("process.execCPUAffinity", "the sandbox does not set a CPU affinity per process; use linux.resources.cpu.cpus")
 	}
-	// ApparmorProfile, SelinuxLabel, NoNewPrivileges and ConsoleSize are
-	// ignored: see the package documentation.
+	// ApparmorProfile, SelinuxLabel and ConsoleSize are ignored: see the
+	// package documentation.
 }
 
 func (m *mapper) user(u *specs.User) {
@@ -90,11 +95,18 @@ func (m *mapper) user(u *specs.User) {
 	m.from("GID", "process.user")
 	m.from("RunAsRoot", "process.user")
 	if u.Umask != nil {
-		m.refuse("process.user.umask", "the sandbox does not set a umask")
+		if *u.Umask > 0o777 {
+			m.refuse("process.user.umask", "%#o has bits beyond 0777", *u.Umask)
+		} else {
+			mask := fs.FileMode(*u.Umask)
+			m.cfg.Umask = &mask
+		}
 	}
-	if len(u.AdditionalGids) > 0 {
-		m.refuse("process.user.additionalGids", "the sandbox's command has no supplementary groups")
+	m.from("Umask", "process.user.umask")
+	for _, g := range u.AdditionalGids {
+		m.cfg.Groups = append(m.cfg.Groups, int(g))
 	}
+	m.from("Groups", "process.user.additionalGids")
 	if u.Username != "" {
 		m.refuse("process.user.username", "is for Windows; use uid and gid")
 	}
@@ -165,45 +177,68 @@ func (m *mapper) rlimits(list []specs.POSIXRlimit) {
 		case seen[r.Type]:
 			m.refuse(p+".type", "%s is set twice", r.Type)
 			continue
-		case r.Soft != r.Hard:
-			m.refuse(p+".soft", "the sandbox sets the soft and the hard limit to one value; they differ (%d, %d)", r.Soft, r.Hard)
+		case r.Soft > r.Hard:
+			m.refuse(p+".soft", "the soft limit %d is above the hard limit %d", r.Soft, r.Hard)
 			continue
 		}
 		seen[r.Type] = true
 		m.from("Limits.Rlimits."+name, p)
-		v := int64(sandbox.Unlimited)
-		if r.Hard != rlimitInf {
-			if r.Hard > math.MaxInt64 {
-				m.refuse(p+".hard", "%d is out of range", r.Hard)
-				continue
-			}
-			v = int64(r.Hard)
-		}
-		if v == 0 && name != "Core" {
-			m.refuse(p+".hard", "the sandbox cannot set %s to 0 (zero leaves the limit as the caller has it)", r.Type)
+		v, ok := m.rlimitValue(p+".hard", r.Type, name, r.Hard)
+		if !ok {
 			continue
 		}
-		l := &m.cfg.Limits.Rlimits
-		switch name {
-		case "NoFile":
-			l.NoFile = v
-		case "FileSize":
-			l.FileSize = v
-		case "Stack":
-			l.Stack = v
-		case "Core":
-			l.Core = v
-		case "AddressSpace":
-			l.AddressSpace = v
-		case "Processes":
-			l.Processes = v
-		case "CPU":
-			if v == sandbox.Unlimited || v > math.MaxInt64/int64(time.Second) {
-				m.refuse(p+".hard", "the sandbox cannot remove the CPU time limit or set it so high; leave RLIMIT_CPU out")
+		if r.Soft != r.Hard {
+			m.from("Limits.SoftRlimits."+name, p+".soft")
+			soft, ok := m.rlimitValue(p+".soft", r.Type, name, r.Soft)
+			if !ok {
 				continue
 			}
-			l.CPU = time.Duration(v) * time.Second
+			m.setRlimit(&m.cfg.Limits.SoftRlimits, p+".soft", name, soft)
 		}
+		m.setRlimit(&m.cfg.Limits.Rlimits, p+".hard", name, v)
+	}
+}
+
+// rlimitValue converts a spec's limit to an Rlimits field's value.
+func (m *mapper) rlimitValue(p, typ, name string, u uint64) (int64, bool) {
+	v := int64(sandbox.Unlimited)
+	if u != rlimitInf {
+		if u > math.MaxInt64 {
+			m.refuse(p, "%d is out of range", u)
+			return 0, false
+		}
+		v = int64(u)
+	}
+	if v == 0 && name != "Core" {
+		m.refuse(p, "the sandbox cannot set %s to 0 (zero leaves the limit as the caller has it)", typ)
+		return 0, false
+	}
+	return v, true
+}
+
+// setRlimit sets the field name of l to v.
+func (m *mapper) setRlimit(l *sandbox.Rlimits, p, name string, v int64) {
+	switch name {
+	case "NoFile":
+		l.NoFile = v
+	case "FileSize":
+		l.FileSize = v
+	case "Stack":
+		l.Stack = v
+	case "Core":
+		l.Core = v
+	case "AddressSpace":
+		l.AddressSpace = v
+	case "Processes":
+		l.Processes = v
+	case "CPU":
+		if v == sandbox.Unlimited || v > math.MaxInt64/int64(time.Second) {
+			m.refuse(p, "the sandbox cannot remove the CPU time limit or set it so high; leave RLIMIT_CPU out")
+			return
+		}
+		l.CPU = time.Duration(v) * time.Second
+	case "Data":
+		l.Data = v
 	}
 }
 

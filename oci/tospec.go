@@ -2,12 +2,15 @@ package oci
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"path"
 	"slices"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -64,7 +67,7 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		{c.TmpfsInodes != 0, "TmpfsInodes"},
 		{c.Limits.CPUTime != 0, "Limits.CPUTime"},
 		{c.Limits.Output != 0, "Limits.Output"},
-		{c.Limits.CgroupParent != "", "Limits.CgroupParent"},
+		{c.Limits.CgroupParent != "" && c.Limits.CgroupName == "", "Limits.CgroupParent"},
 		{c.Limits.BestEffort, "Limits.BestEffort"},
 		{c.Network.Link != nil, "Network.Link"},
 		{len(c.Network.Networks) > 0, "Network.Networks"},
@@ -93,9 +96,9 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			Env:             slices.Clone(c.Env),
 			Cwd:             c.Dir,
 			User:            specs.User{UID: uint32(c.UID), GID: uint32(c.GID)},
-			NoNewPrivileges: true,
+			NoNewPrivileges: !c.Security.AllowNewPrivileges,
 			Capabilities:    specCaps(c.Security.Capabilities, c.RunAsRoot),
-			Rlimits:         specRlimits(&c.Limits.Rlimits),
+			Rlimits:         specRlimits(&c.Limits.Rlimits, &c.Limits.SoftRlimits),
 		},
 		Linux: &specs.Linux{
 			MaskedPaths:   slices.Clone(maskedPaths),
@@ -111,9 +114,37 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		}
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})
 	}
+	if c.Umask != nil {
+		u := uint32(c.Umask.Perm())
+		s.Process.User.Umask = &u
+	}
+	for _, g := range c.Groups {
+		s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+	}
+	if c.Limits.OOMScoreAdj != 0 {
+		v := c.Limits.OOMScoreAdj
+		s.Process.OOMScoreAdj = &v
+	}
+	if len(c.Sysctl) > 0 {
+		l.Sysctl = maps.Clone(c.Sysctl)
+	}
+	if name := c.Limits.CgroupName; name != "" {
+		switch parent := c.Limits.CgroupParent; parent {
+		case ".":
+			l.CgroupsPath = name
+		case "":
+			l.CgroupsPath = path.Join(cgroup.DefaultParent, name)
+		default:
+			l.CgroupsPath = path.Join(parent, name)
+		}
+	}
 	if c.IDMap != (sandbox.IDMap{}) {
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostUID, Size: c.IDMap.Size}}
-		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostGID, Size: c.IDMap.Size}}
+		gsize := c.IDMap.Size
+		if c.IDMap.GIDSize != 0 {
+			gsize = c.IDMap.GIDSize
+		}
+		l.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostGID, Size: gsize}}
 	}
 
 	// The sandbox's own mounts, then the working directory's tmpfs
@@ -125,6 +156,9 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755", "size=64k", "ro"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "mode=1777", shm}},
+	}
+	if c.Mqueue {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}})
 	}
 	if c.Security.Sysfs {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
@@ -149,8 +183,12 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
 		case m.Kind == sandbox.Tmpfs:
 			s.Mounts = append(s.Mounts, specTmpfs(m))
+		case m.Kind == sandbox.Mask:
+			l.MaskedPaths = append(l.MaskedPaths, m.Target)
+		case m.Kind == sandbox.ReadOnlyPath:
+			l.ReadonlyPaths = append(l.ReadonlyPaths, m.Target)
 		default:
-			refuse(f+".Kind", "only binds and tmpfs are mounts of a Config")
+			refuse(f+".Kind", "only binds, tmpfs, masked and read-only paths are mounts of a Config")
 		}
 	}
 
@@ -181,25 +219,32 @@ func specCaps(caps []string, root bool) *specs.LinuxCapabilities {
 	return c
 }
 
-func specRlimits(r *sandbox.Rlimits) []specs.POSIXRlimit {
+func specRlimits(r, soft *sandbox.Rlimits) []specs.POSIXRlimit {
 	var out []specs.POSIXRlimit
-	add := func(typ string, v int64) {
+	value := func(v int64) uint64 {
+		if v == sandbox.Unlimited {
+			return rlimitInf
+		}
+		return uint64(v)
+	}
+	add := func(typ string, v, s int64) {
 		if v == 0 && typ != "RLIMIT_CORE" {
 			return
 		}
-		u := uint64(rlimitInf)
-		if v != sandbox.Unlimited {
-			u = uint64(v)
+		l := specs.POSIXRlimit{Type: typ, Hard: value(v), Soft: value(v)}
+		if s != 0 {
+			l.Soft = value(s)
 		}
-		out = append(out, specs.POSIXRlimit{Type: typ, Hard: u, Soft: u})
+		out = append(out, l)
 	}
-	add("RLIMIT_NOFILE", r.NoFile)
-	add("RLIMIT_FSIZE", r.FileSize)
-	add("RLIMIT_STACK", r.Stack)
-	add("RLIMIT_CORE", r.Core) // zero means no core file, not the caller's limit
-	add("RLIMIT_AS", r.AddressSpace)
-	add("RLIMIT_NPROC", r.Processes)
-	add("RLIMIT_CPU", int64(math.Ceil(r.CPU.Seconds())))
+	add("RLIMIT_NOFILE", r.NoFile, soft.NoFile)
+	add("RLIMIT_FSIZE", r.FileSize, soft.FileSize)
+	add("RLIMIT_STACK", r.Stack, soft.Stack)
+	add("RLIMIT_CORE", r.Core, soft.Core) // zero means no core file, not the caller's limit
+	add("RLIMIT_AS", r.AddressSpace, soft.AddressSpace)
+	add("RLIMIT_NPROC", r.Processes, soft.Processes)
+	add("RLIMIT_CPU", int64(math.Ceil(r.CPU.Seconds())), int64(math.Ceil(soft.CPU.Seconds())))
+	add("RLIMIT_DATA", r.Data, soft.Data)
 	return out
 }
 
@@ -252,5 +297,9 @@ func specTmpfs(m sandbox.Mount) specs.Mount {
 	if m.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts}
+	src := m.Source
+	if src == "" {
+		src = "tmpfs"
+	}
+	return specs.Mount{Destination: m.Target, Type: "tmpfs", Source: src, Options: opts}
 }

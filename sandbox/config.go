@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -29,16 +30,22 @@ type Config struct {
 	Stdout     io.Writer  `json:"-"`
 	Stderr     io.Writer  `json:"-"`
 	ExtraFiles []*os.File `json:"-"`
-	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal
+	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal; allows Cmd.TTY
 
-	Hostname  string        // empty means "sandbox"
-	Timeout   time.Duration // kills the whole run (Reason Timeout)
-	WaitDelay time.Duration // for output after the end; zero: DefaultWaitDelay
+	Hostname  string            // empty means "sandbox"
+	Sysctl    map[string]string // settings of its own net and IPC namespaces; see sysctl.go
+	Timeout   time.Duration     // kills the whole run (Reason Timeout)
+	WaitDelay time.Duration     // for output after the end; zero: DefaultWaitDelay
 	Limits    Limits
 
 	UID, GID  int  // inside; zero means 1000, "sandbox"
 	RunAsRoot bool // root inside: never host root, no capabilities
-	IDMap     IDMap
+	// Groups are the supplementary groups of the command and of Exec's
+	// processes (needs setgroups: host root, or SubordinateIDs); Umask,
+	// if set, their file mode creation mask (nil: the caller's).
+	Groups []int
+	Umask  *fs.FileMode
+	IDMap  IDMap
 	// SubordinateIDs maps an ordinary user's sandbox through its
 	// /etc/subuid ranges (newuidmap), so it owns none of the caller's files.
 	SubordinateIDs bool
@@ -50,10 +57,11 @@ type Config struct {
 	// Overlay makes the root read-only layers and a writable upper layer
 	// of the sandbox's own (see Overlay); RootDir must be empty.
 	Overlay     *Overlay
-	Mounts      []Mount // after the standard ones; no link leads out of the root
+	Mounts      []Mount // after the standard ones; no link leads out of the root (Symlink: see there)
 	TmpfsSize   int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
 	TmpfsInodes int64   // zero: DefaultTmpfsInodes
 	Ptys        int64   // most ptys of its devpts; zero: DefaultPtys
+	Mqueue      bool    // the IPC namespace's mqueue file system at /dev/mqueue
 
 	Network       Network
 	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
@@ -66,23 +74,23 @@ type Config struct {
 }
 
 // IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
-// HostGID (never host id 0). Zero picks a range of the sandbox's own: for
-// host root, a slot of DefaultIDMapSize ids leased from root's range
-// (/etc/subuid, else DefaultIDPoolSize ids from DefaultHostID) before
-// anything else is made, until every process of the sandbox is gone or its
-// owner dies (a lock under /run/stockade that the kernel drops), so that no
-// two running sandboxes share a host id; Start fails with a *SetupError
-// (stage "id-range") when every slot is held. The slot's last id, mapped to
-// nothing, owns the sandbox's user namespace and is charged for what it
-// holds. Slots are used again: a file left with a slot's ids (in a writable
-// RootDir, say) belongs to the slot's next sandbox. An ordinary user's zero
-// map is its own uid and gid. A given map is used as it is, by every
-// sandbox given it at once, and charged to its HostUID: keep it out of
-// root's range.
+// HostGID. Zero gives root's sandbox ids no running one shares, and an
+// ordinary user's its own (see docs/sandbox-internals.md).
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
 	Size    uint32
+	// GIDSize, if set, is how many group ids map (from HostGID), when
+	// that differs from Size, as an OCI spec's gidMappings may ask.
+	GIDSize uint32
+}
+
+// gidSize is the number of group ids m maps.
+func (m IDMap) gidSize() uint32 {
+	if m.GIDSize != 0 {
+		return m.GIDSize
+	}
+	return m.Size
 }
 
 // The defaults of zero fields, the PATH of DefaultEnv, and the most
@@ -102,6 +110,10 @@ const (
 	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	DefaultNetworkPoolSize = 2
 	MaxPoolSize            = 1 << 16
+
+	DefaultInotifyInstances = 128
+	DefaultInotifyWatches   = 8192
+	DefaultSignalsPending   = 1024
 )
 
 // DefaultEnv returns the environment a command gets when Config.Env is nil.
@@ -235,6 +247,17 @@ func (c *Config) validate() error {
 	if uint64(c.UID) > maxID || uint64(c.GID) > maxID {
 		return configErr("UID", "ids run from 0 to %d, not %d:%d", int64(maxID), c.UID, c.GID)
 	}
+	for i, g := range c.Groups {
+		if g < 0 || uint64(g) > maxID {
+			return configErr(fmtIndex("Groups", i), "ids run from 0 to %d, not %d", int64(maxID), g)
+		}
+	}
+	if c.Umask != nil && *c.Umask&^fs.ModePerm != 0 {
+		return configErr("Umask", "must hold permission bits only, not %v", *c.Umask)
+	}
+	if err := c.validateSysctl(); err != nil {
+		return err
+	}
 	if c.IDMap != (IDMap{}) {
 		if err := c.IDMap.validate(c.UID, c.GID); err != nil {
 			return err
@@ -261,8 +284,10 @@ func (c *Config) validate() error {
 	for i := range c.Mounts {
 		m := &c.Mounts[i]
 		field := fmtIndex("Mounts", i)
-		if m.Kind != Bind && m.Kind != Tmpfs {
-			return configErr(field+".Kind", "must be %q or %q, not %q", Bind, Tmpfs, m.Kind)
+		switch m.Kind {
+		case Bind, Tmpfs, Mask, ReadOnlyPath, Symlink:
+		default:
+			return configErr(field+".Kind", "must be %q, %q, %q, %q or %q, not %q", Bind, Tmpfs, Mask, ReadOnlyPath, Symlink, m.Kind)
 		}
 		pm := c.planMount(*m)
 		if err := pm.Validate(); err != nil {
@@ -272,6 +297,9 @@ func (c *Config) validate() error {
 			}
 			return &ConfigError{Field: field, Err: err}
 		}
+	}
+	if err := c.validateSymlinks(); err != nil {
+		return err
 	}
 	for i, f := range c.ExtraFiles {
 		if f == nil {
@@ -349,10 +377,12 @@ func (m IDMap) validate(uid, gid int) error {
 		return configErr("IDMap.HostGID", "must not map host root (0)")
 	case uint64(m.HostUID)+uint64(m.Size) > 1<<32-1:
 		return configErr("IDMap.Size", "runs past the last host uid")
-	case uint64(m.HostGID)+uint64(m.Size) > 1<<32-1:
-		return configErr("IDMap.Size", "runs past the last host gid")
-	case uint64(uid) >= uint64(m.Size) || uint64(gid) >= uint64(m.Size):
-		return configErr("IDMap.Size", "must cover the command's uid %d and gid %d", uid, gid)
+	case uint64(m.HostGID)+uint64(m.gidSize()) > 1<<32-1:
+		return configErr("IDMap.GIDSize", "runs past the last host gid")
+	case uint64(uid) >= uint64(m.Size):
+		return configErr("IDMap.Size", "must cover the command's uid %d", uid)
+	case uint64(gid) >= uint64(m.gidSize()):
+		return configErr("IDMap.GIDSize", "must cover the command's gid %d", gid)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func TestValidate(t *testing.T) {
 			{Kind: Tmpfs, Target: "/b", Size: -1},
 		}}), "Mounts[1].Size"},
 		{"device on a tmpfs", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Device: true}}}), "Mounts[0].Device"},
-		{"tmpfs with source", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Source: "/s", Target: "/a", Size: 1}}}), "Mounts[0].Source"},
+		{"tmpfs source with a comma", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Source: "a,b", Target: "/a", Size: 1}}}), "Mounts[0].Source"},
 		{"writable tmpfs flag", ok(Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/a", Size: 1, Writable: true}}}), "Mounts[0].Writable"},
 		{"bind with size", ok(Config{Mounts: []Mount{{Kind: Bind, Source: "/s", Target: "/a", Size: 1}}}), "Mounts[0].Size"},
 		{"nil extra file", ok(Config{ExtraFiles: []*os.File{nil}}), "ExtraFiles[0]"},

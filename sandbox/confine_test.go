@@ -219,18 +219,31 @@ func TestCapabilitiesDroppedOrKept(t *testing.T) {
 			c.Security.Capabilities = []string{"CAP_NET_BIND_SERVICE"}
 			return c
 		}(), "0000000000000400"},
+		{"one kept by root", func() Config {
+			c := shell(t, script)
+			c.RunAsRoot = true
+			c.Security.Capabilities = []string{"CAP_NET_BIND_SERVICE"}
+			return c
+		}(), "0000000000000400"},
+		{"new privileges allowed", func() Config {
+			c := shell(t, script)
+			c.Security.AllowNewPrivileges = true
+			c.Security.Capabilities = []string{"CAP_NET_BIND_SERVICE"}
+			return c
+		}(), "0000000000000400"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := statusLines(t, tc.cfg, "Cap", "NoNewPrivs", "Seccomp")
 			for _, set := range []string{"CapPrm", "CapEff", "CapBnd"} {
 				assert.Equal(t, tc.want, st[set], set)
 			}
-			wantAmb := "0000000000000000"
-			if !tc.cfg.RunAsRoot {
-				wantAmb = tc.want // a user other than root holds kept ones as ambient
+			// Kept ones are ambient too, for root as for any user.
+			assert.Equal(t, tc.want, st["CapAmb"], "CapAmb")
+			nnp := "1"
+			if tc.cfg.Security.AllowNewPrivileges {
+				nnp = "0"
 			}
-			assert.Equal(t, wantAmb, st["CapAmb"], "CapAmb")
-			assert.Equal(t, "1", st["NoNewPrivs"])
+			assert.Equal(t, nnp, st["NoNewPrivs"])
 			assert.Equal(t, "2", st["Seccomp"], "a seccomp filter")
 		})
 	}

@@ -13,16 +13,29 @@
 // left on the host. A Config without Args makes a long-lived sandbox:
 // [Sandbox.Exec] runs a [Cmd] in it, [Sandbox.CopyIn] and [Sandbox.CopyOut]
 // move files, [Sandbox.Close] ends it, and a [Pool] keeps such sandboxes
-// ready. [Config.TTY] gives the command a terminal. [Config.Overlay] makes
-// the root an image's read-only layers and a writable upper layer of the
-// sandbox's own, which [Sandbox.Upper] shows the owner until Close.
+// ready. [Config.TTY] gives the command a terminal, and in such a
+// sandbox [Cmd.TTY] gives one to a process of [Sandbox.Command].
+// [Config.Overlay] makes the root an image's read-only layers and a
+// writable upper layer of the sandbox's own, which [Sandbox.Upper] shows
+// the owner until Close.
 //
 // A Config holding only Args is ready for untrusted code: the command runs
 // as uid 1000 with a clean environment, in new user, pid, mount, uts, ipc,
 // network and cgroup namespaces, on a root of read-only host /usr, /bin
 // and /lib* with tmpfs /tmp and /work, with only lo, no capability, the
 // default seccomp filter and Landlock. Root inside is never host root.
-// Whatever opens it up is a named field; [Limits] bound what it uses.
+// Whatever opens it up is a named field. [Limits] cap its tasks, memory
+// and the output the caller copies by default, and bound the rest when
+// asked.
+//
+// What the command writes in a writable Bind [Mount] lands on the host as
+// the source's owner's. Host root's sandbox writes there through an
+// idmapped mount (Linux 5.12, a file system that allows it) that maps the
+// owner, or [Mount.Owner], onto the command's ids; a source of root's is
+// bound as it is unless Owner names root, since the command could leave
+// set-user-ID programs and trusted links of root's there. An ordinary
+// user's sandbox writes as the caller, or with SubordinateIDs as a
+// subordinate id that no idmap serves.
 //
 // Errors are values for errors.Is and errors.As, the same in the packages
 // cgroup, mount and netns: a [*ConfigError] names a bad field before

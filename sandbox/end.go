@@ -20,7 +20,7 @@ import (
 // to the Exec calls waiting for them.
 func (s *Sandbox) readLoop() {
 	for {
-		rep, err := s.readReport()
+		rep, fds, err := s.readReportFiles()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// watch stopped waiting for the end of the socket: the init has
 			// exited, and what it sent before is still worth reading.
@@ -30,7 +30,7 @@ func (s *Sandbox) readLoop() {
 		if err != nil {
 			break
 		}
-		s.deliver(rep)
+		s.deliver(rep, fds)
 	}
 	// The init is gone: Exec calls still waiting will hear nothing more.
 	// readDone closes under s.mu, so that an Exec that finds it open has
@@ -40,15 +40,27 @@ func (s *Sandbox) readLoop() {
 		close(ch)
 		delete(s.execs, id)
 	}
+	for id, fd := range s.execTTYs {
+		unix.Close(fd)
+		delete(s.execTTYs, id)
+	}
 	close(s.readDone)
 	s.mu.Unlock()
 }
 
 // deliver keeps a final report for the Result and hands the others to the
-// Exec calls waiting for them.
-func (s *Sandbox) deliver(rep *proto.Report) {
+// Exec calls waiting for them, with the master of the terminal that came
+// with the Started report of a process with Cmd.TTY.
+func (s *Sandbox) deliver(rep *proto.Report, fds []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.execs[rep.ID]; ok && rep.ID != 0 && rep.Kind == proto.Started && len(fds) > 0 {
+		if s.execTTYs == nil {
+			s.execTTYs = map[int64]int{}
+		}
+		s.execTTYs[rep.ID], fds = fds[0], fds[1:]
+	}
+	closeFDs(fds)
 	if rep.ID == 0 {
 		if rep.Kind == proto.Exited || rep.Kind == proto.Closed {
 			s.final = rep
@@ -91,7 +103,7 @@ func (s *Sandbox) drainReports() {
 		if rep.UnmarshalBinary(buf[:n]) != nil {
 			return
 		}
-		s.deliver(&rep)
+		s.deliver(&rep, nil)
 	}
 }
 
@@ -281,7 +293,7 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 
 // Close ends the sandbox, kills every process in it and releases what it
 // held, an Overlay's upper layer too (Run leaves it to Close); a sandbox
-// without a command ends as Closed. It may be called again.
+// without a command ends as Closed.
 func (s *Sandbox) Close() error {
 	// Once the sandbox has ended: nothing writes the upper layer then.
 	defer s.closeOverlay()

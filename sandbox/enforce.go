@@ -66,10 +66,19 @@ type limiter struct {
 // nothing behind.
 func newLimiter(cfg *Config) (*limiter, error) {
 	l := &limiter{limits: cfg.Limits, hit: make(chan Reason, 1), stop: make(chan struct{}), logger: cfg.Logger}
-	if cfg.Limits.Output > 0 {
-		l.output = &outputCounter{limit: cfg.Limits.Output, trip: func() { l.trip(OutputLimit) }}
-	}
+	l.output = newOutputCounter(cfg, func() { l.trip(OutputLimit) })
 	need := cfg.Limits.needsCgroup()
+	gcfg := cfg.Limits.cgroupConfig()
+	defaults := defaultCaps(&cfg.Limits, &gcfg)
+	for _, f := range defaults.inGroup {
+		need = append(need, f)
+		switch f {
+		case "Limits.Pids":
+			l.limits.Pids = DefaultPids
+		case "Limits.Memory":
+			l.limits.Memory = DefaultMemory
+		}
+	}
 	if len(need) == 0 && os.Geteuid() == 0 && cgroup.DetectMode() != cgroup.Unavailable {
 		switch {
 		case len(cfg.Args) == 0:
@@ -81,22 +90,24 @@ func newLimiter(cfg *Config) (*limiter, error) {
 		}
 	}
 	if len(need) == 0 {
-		if l.output == nil {
+		l.rlimits = defaults.rlimits
+		if l.output == nil && l.rlimits == nil {
 			return nil, nil
 		}
 		return l, nil
 	}
-	gcfg := cfg.Limits.cgroupConfig()
 	if os.Geteuid() != 0 {
 		plan, err := cfg.Limits.plan()
 		if err != nil {
 			return nil, err
 		}
-		l.rlimits, l.notes = plan.rlimits, plan.notes
+		l.rlimits, l.notes = append(plan.rlimits, defaults.rlimits...), plan.notes
 		if !plan.cgroup {
 			return l, nil
 		}
 		gcfg.Limits = plan.limits
+	} else {
+		l.rlimits = defaults.rlimits
 	}
 	cleanupOnce(cfg.Limits.CgroupParent, cfg.Logger)
 	start := time.Now()
@@ -455,6 +466,21 @@ type outputCounter struct {
 	limit int64
 	n     atomic.Int64
 	trip  func()
+	// copiedOnly: the limit is the default one, which counts only what
+	// the calling process copies (see Limits.Output).
+	copiedOnly bool
+}
+
+// newOutputCounter returns the counter for cfg's Limits.Output that calls
+// trip once the limit is passed, or nil without a limit.
+func newOutputCounter(cfg *Config, trip func()) *outputCounter {
+	switch {
+	case cfg.Limits.Output > 0:
+		return &outputCounter{limit: cfg.Limits.Output, trip: trip}
+	case cfg.Limits.Output == 0 && cfg.TTY == nil:
+		return &outputCounter{limit: DefaultOutput, trip: trip, copiedOnly: true}
+	}
+	return nil
 }
 
 // over reports whether more than the limit was written; false for nil.

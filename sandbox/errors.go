@@ -16,12 +16,10 @@ var ErrInvalidConfig = errdefs.ErrInvalidConfig
 // ErrNotSupported is matched by every error about what this host lacks.
 var ErrNotSupported = errdefs.ErrNotSupported
 
-// ConfigError is a field with a bad value, such as "Mounts[2].Target"; it
-// matches ErrInvalidConfig, and ErrNotSupported when the host cannot serve it.
+// ConfigError is a bad field ("Mounts[2].Target"); it matches ErrInvalidConfig.
 type ConfigError = errdefs.ConfigError
 
-// FeatureError names what this host lacks, and the Linux release that has
-// it; it matches ErrNotSupported.
+// FeatureError names what this host lacks; it matches ErrNotSupported.
 type FeatureError = errdefs.FeatureError
 
 // Errors of methods called out of order or on what has no such thing.
@@ -36,8 +34,7 @@ var (
 // ErrSetup is matched by every *SetupError.
 var ErrSetup = errors.New("sandbox setup failed")
 
-// SetupError is a setup step that failed: its Stage, file, errno (which
-// errors.Is matches) and cause.
+// SetupError is a setup step that failed, with its file and errno.
 type SetupError struct {
 	Stage string
 	Path  string
@@ -71,8 +68,7 @@ func (e *SetupError) Unwrap() []error {
 	return errs
 }
 
-// Is matches ErrSetup, and exec.ErrNotFound for a command without a slash
-// in its name that no directory of its PATH holds, as in os/exec.
+// Is matches ErrSetup, and exec.ErrNotFound for a command not in PATH.
 func (e *SetupError) Is(target error) bool {
 	return target == ErrSetup || target == exec.ErrNotFound && e.notFound()
 }
@@ -83,8 +79,7 @@ func (e *SetupError) notFound() bool {
 	return e.Stage == "exec" && e.Errno == syscall.ENOENT && e.Path != "" && !strings.Contains(e.Path, "/")
 }
 
-// ExitError holds the Result of a command that ran but did not exit with
-// status 0, and its Stderr (up to 64 KiB) when Output collected it.
+// ExitError is a Result other than status 0, with Output's Stderr (64 KiB).
 type ExitError struct {
 	*Result
 	Stderr []byte

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	xterm "golang.org/x/term"
 
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
-// zero fields take the sandbox's Config.
+// Cmd is a process to Exec in a running sandbox; zero fields take its Config.
 type Cmd struct {
 	Args       []string // required; looked up like Config.Args
 	Env        []string
@@ -27,15 +27,18 @@ type Cmd struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	ExtraFiles []*os.File
-	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
+	Timeout    time.Duration         // kills the process (Reason Timeout), not the sandbox
+	Signals    <-chan syscall.Signal // each is sent to the process alone
+	TTY        *TTY                  // a terminal (Cmd.Terminal); needs Sandbox.Command and Config.TTY
 
-	sb      *Sandbox // the sandbox of a Cmd made by Sandbox.Command
-	run     *cmdRun  // its Start and Wait (see outputhelpers.go)
-	onStart func()   // called once the process runs, when set by Cmd.Start
+	sb  *Sandbox // the sandbox of a Cmd made by Sandbox.Command
+	run *cmdRun  // its Start and Wait (see outputhelpers.go)
+	// onStart, set by Cmd.Start, is called once the process runs, with
+	// the master of its terminal (Cmd.TTY), else nil.
+	onStart func(tty *os.File)
 }
 
-// Exec runs cmd in the running sandbox and waits for it, as Run does;
-// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
+// Exec runs cmd in the running sandbox and waits for it; ctx ends only cmd.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	cmd.onStart = nil
 	return s.exec(ctx, cmd)
@@ -54,6 +57,9 @@ func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	s.mu.Unlock()
 	x, err := cmd.request(&cfg, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := cmd.checkTerminals(&cfg); err != nil {
 		return nil, err
 	}
 	if raw {
@@ -82,7 +88,11 @@ func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	x.ID = s.nextExec
 	reports := make(chan *proto.Report, 2) // Started or Failed, then Exited
 	s.execs[x.ID] = reports
-	err = s.sendFiles(&proto.Request{Exec: x}, st.childFDs())
+	fds := st.childFDs()
+	if x.TTY {
+		fds = fds[3:] // the init gives it the terminal instead
+	}
+	err = s.sendFiles(&proto.Request{Exec: x}, fds)
 	s.mu.Unlock()
 	st.closeChildEnds() // the init has its own copies now
 	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
@@ -108,8 +118,11 @@ func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	started := false
 	ended := false // the sandbox ended first, and the process with it
 	hit := lim.hit
+	sigs := cmd.Signals
 	for rep == nil {
 		select {
+		case sig := <-sigs:
+			s.signal(x.ID, sig)
 		case r, ok := <-reports:
 			switch {
 			case !ok && !started:
@@ -123,8 +136,18 @@ func (s *Sandbox) exec(ctx context.Context, cmd Cmd) (*Result, error) {
 				return nil, &SetupError{Stage: r.Stage, Path: r.Path, Errno: unix.Errno(r.Errno), Err: errors.New(r.Message)}
 			case r.Kind == proto.Started:
 				started = true
+				s.mu.Lock()
+				tty, ok := s.execTTYs[x.ID]
+				delete(s.execTTYs, x.ID)
+				s.mu.Unlock()
+				var m *os.File
+				if ok {
+					m, _ = masterFile(tty) // nil when it fails, as without
+				}
 				if cmd.onStart != nil {
-					cmd.onStart()
+					cmd.onStart(m)
+				} else if m != nil {
+					m.Close()
 				}
 			case r.Kind == proto.Exited:
 				rep = r
@@ -203,7 +226,50 @@ func (cmd *Cmd) request(cfg *Config, id identity) (*proto.Exec, error) {
 	if cmd.Timeout < 0 {
 		return nil, configErr("Cmd.Timeout", "must not be negative")
 	}
+	if t := cmd.TTY; t != nil {
+		x.TTY, x.TTYRows, x.TTYCols = true, int(t.Rows), int(t.Cols)
+	}
 	return x, nil
+}
+
+// checkTerminals checks cmd's terminal (Cmd.TTY) against the sandbox's
+// Config cfg, and keeps every other terminal out of a sandbox whose filter
+// lets it set terminals (Config.TTY): what a process changed on a
+// terminal of the caller would stay changed.
+func (cmd *Cmd) checkTerminals(cfg *Config) error {
+	if cmd.TTY != nil {
+		switch {
+		case cmd.onStart == nil:
+			return configErr("Cmd.TTY", "only a Cmd made by Sandbox.Command and run with Start hands out its terminal; Exec cannot")
+		case cfg.TTY == nil:
+			return configErr("Cmd.TTY", "the sandbox has no Config.TTY: only a sandbox with terminals of its own lets its processes set them")
+		case cmd.Stdin != nil || cmd.Stdout != nil || cmd.Stderr != nil:
+			return configErr("Cmd.TTY", "the terminal is the process's standard input, output and error: Stdin, Stdout and Stderr must be nil")
+		}
+	}
+	if cfg.TTY == nil {
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"Cmd.Stdin", cmd.Stdin}, {"Cmd.Stdout", cmd.Stdout}, {"Cmd.Stderr", cmd.Stderr}} {
+		if isTerminal(f.v) {
+			return configErr(f.name, "is a terminal: a sandbox with TTY may change the settings of the terminals it holds, so it holds none but its own")
+		}
+	}
+	for i, f := range cmd.ExtraFiles {
+		if isTerminal(f) {
+			return configErr(fmtIndex("Cmd.ExtraFiles", i), "is a terminal: a sandbox with TTY may change the settings of the terminals it holds, so it holds none but its own")
+		}
+	}
+	return nil
+}
+
+// isTerminal reports whether v is an *os.File open on a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && f != nil && xterm.IsTerminal(int(f.Fd()))
 }
 
 // maxExecFiles is the most ExtraFiles an Exec request carries: the

@@ -230,8 +230,11 @@ func TestStats(t *testing.T) {
 	_, err = sb.Stats()
 	assert.ErrorIs(t, err, ErrFinished)
 
-	// A sandbox with a command and no limit has no group.
-	one := New(Config{Args: []string{"sleep", "10"}})
+	// A sandbox with a command and no limit has no group: the default
+	// caps lifted.
+	cfg := Config{Args: []string{"sleep", "10"}}
+	cfg.Limits.Memory, cfg.Limits.Pids = Unlimited, Unlimited
+	one := New(cfg)
 	require.NoError(t, one.Start(context.Background()))
 	defer one.Close()
 	_, err = one.Stats()

@@ -102,6 +102,7 @@ func TestStartInitKilled(t *testing.T) {
 				err := within(t, "Start", bound, func() error { return sb.Start(context.Background()) })
 				var se *SetupError
 				require.ErrorAs(t, err, &se)
+				assert.Contains(t, err.Error(), "killed by SIGKILL")
 				require.NotZero(t, initPid)
 				assertPidGone(t, initPid)
 				_, werr := sb.Wait()
@@ -142,6 +143,7 @@ func TestStartSeccompKillsTheInit(t *testing.T) {
 	var se *SetupError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "init", se.Stage)
+	assert.Contains(t, err.Error(), "killed by SIGSYS", "the filter's kill")
 	assertNoChildren(t)
 }
 

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CopyIn copies the host file src into the running sandbox as dst, as the
-// command's user; dst never follows a link out of the sandbox's root.
+// CopyIn copies the host file src into the running sandbox as dst, as its
+// user, never following a link out of its root.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -44,8 +44,8 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 	return out.Close()
 }
 
-// CopyOut copies the regular file src out of the running sandbox to dst, read
-// as the command's user; src never follows a link out of the root.
+// CopyOut copies the file src out of the running sandbox to dst, as its
+// user, never following a link out of its root.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	in, err := s.openInside(src, unix.O_RDONLY, 0)
 	if err != nil {

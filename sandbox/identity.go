@@ -48,6 +48,11 @@ func (c *Config) identity() (identity, error) {
 		if c.IDMap != (IDMap{}) {
 			return identity{}, configErr("IDMap", "needs host root; an ordinary user can map only its own ids")
 		}
+		for i, m := range c.Mounts {
+			if m.Owner != nil {
+				return identity{}, configErr(fmtIndex("Mounts", i)+".Owner", "needs host root: an ordinary user's sandbox writes as the caller, or with SubordinateIDs as a subordinate id, and may not idmap the host's file systems")
+			}
+		}
 		if c.SubordinateIDs {
 			return c.subordinateIdentity()
 		}
@@ -76,7 +81,7 @@ func (c *Config) identity() (identity, error) {
 func rootIdentity(m IDMap, owner int) identity {
 	return identity{
 		uidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostUID), Size: int(m.Size)}},
-		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.Size)}},
+		gidMap:    []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(m.HostGID), Size: int(m.gidSize())}},
 		setGroups: true,
 		owner:     owner,
 	}

@@ -14,28 +14,14 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// KernelLimits bound, per user inside, what the kernel counts per user:
-// they are set in the sandbox's own user namespace (/proc/sys/user, written
-// before its root drops its capabilities) and as rlimits. The kernel also
-// counts the whole sandbox against its namespace's owner on the host, a
-// host id of its own for host root (see IDMap), never root; the host's
-// per-user limits bound it there, and a value not below them is not written.
-// Zero takes the default; Unlimited leaves the host's limit alone.
+// KernelLimits bound what the kernel counts per user inside (/proc/sys/user,
+// rlimits); zero takes the default, Unlimited the host's.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
-	// Namespaces, if positive, bounds each max_*_namespaces (the default
-	// seccomp policy makes none); zero leaves them, saving ~0.4 ms a start.
-	Namespaces     int64
-	SignalsPending int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
+	Namespaces       int64 // each max_*_namespaces if positive; zero leaves them (cheaper)
+	SignalsPending   int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
 }
-
-// The defaults of KernelLimits.
-const (
-	DefaultInotifyInstances = 128
-	DefaultInotifyWatches   = 8192
-	DefaultSignalsPending   = 1024
-)
 
 // namespaceKinds are the namespaces that /proc/sys/user counts.
 var namespaceKinds = []string{"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}

@@ -47,7 +47,7 @@ func mountHolding(p *mount.Plan, name string) *mount.Mount {
 	for i := range p.Mounts {
 		m := &p.Mounts[i]
 		switch m.Kind {
-		case mount.Bind, mount.Tmpfs, mount.Proc, mount.Devpts, mount.Sysfs, mount.Mask, mount.ReadOnly:
+		case mount.Bind, mount.Tmpfs, mount.Proc, mount.Devpts, mount.Sysfs, mount.Mqueue, mount.Mask, mount.ReadOnly:
 		default:
 			continue
 		}
@@ -71,7 +71,7 @@ func inPlan(p *mount.Plan, name string) bool {
 
 // writableMount reports whether the sandbox may write in m.
 func writableMount(m *mount.Mount) bool {
-	return m.Kind == mount.Bind && m.Writable && !m.Device || m.Kind == mount.Tmpfs && !m.ReadOnly
+	return m.Kind == mount.Bind && m.Writable && !m.Device || m.Kind == mount.Tmpfs && !m.ReadOnly || m.Kind == mount.Mqueue
 }
 
 // landlockRuleset derives the Landlock domain of the sandbox c describes

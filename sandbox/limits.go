@@ -15,33 +15,36 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Limits are the resource limits of a sandbox; zero limits nothing but core
-// files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
-// verdict is CPUTimeLimit, a few ms late), need a control group: host root
-// or a delegated cgroup, else an error before anything is created.
+// Limits are the resource limits of a sandbox. Memory to IOWeight are as in
+// cgroup.Limits and, with CPUTime (whose verdict is CPUTimeLimit, a few ms
+// late), need a control group: host root or a delegated cgroup, else an
+// error before anything is created.
+//
+// The zero Limits cap Pids, Memory and copied Output at their Default
+// values (in a group where root can make one, else by rlimits) and allow no
+// core files; Unlimited lifts a cap.
 type Limits struct {
-	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
-	Swap      int64   // on top of Memory, only with it; zero means none
-	CPU       float64 // bandwidth in CPUs (0.5, 2), at least 0.01
-	CPUWeight uint64  // share under contention, 1 to 10000
-	Pids      int64   // tasks at once, at least MinPids; more fail with EAGAIN
-	CPUs      string  // CPUs it may use, as "0-3,6"
-	Mems      string  // memory nodes it may use
-	IOWeight  uint64  // block I/O share, 1 to 10000
-	CPUTime   time.Duration
-	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
-	// the Exec'd process, is killed (OutputLimit).
-	Output       int64
+	Memory       int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap         int64   // on top of Memory, only with it; zero means none
+	CPU          float64 // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight    uint64  // share under contention, 1 to 10000
+	Pids         int64   // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs         string  // CPUs it may use, as "0-3,6"
+	Mems         string  // memory nodes it may use
+	IOWeight     uint64  // block I/O share, 1 to 10000
+	CPUTime      time.Duration
+	Output       int64 // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
 	Rlimits      Rlimits
+	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
+	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
 	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
 	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
-	// BestEffort lets an ordinary user without a delegated cgroup run with
-	// rlimits for Memory and Pids and without the rest (see Result.Notes).
-	BestEffort bool
+	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
+	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core, and Unlimited removes it. Prefer Limits.
+// caller has it, but Core; Unlimited removes it.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -50,10 +53,19 @@ type Rlimits struct {
 	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
 	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
 	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
+	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
-// Unlimited, as an Rlimits field, removes that limit.
+// Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, removes
+// that limit.
 const Unlimited = -1
+
+// The caps of the zero Limits.
+const (
+	DefaultPids   = 1024
+	DefaultMemory = 1 << 30
+	DefaultOutput = 64 << 20 // copied by the caller
+)
 
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
@@ -75,11 +87,12 @@ func (l *Limits) needsCgroup() []string {
 			f = append(f, "Limits."+name)
 		}
 	}
-	add(l.Memory != 0, "Memory")
+	add(l.CgroupName != "", "CgroupName")
+	add(l.Memory > 0, "Memory")
 	add(l.Swap != 0, "Swap")
 	add(l.CPU != 0, "CPU")
 	add(l.CPUWeight != 0, "CPUWeight")
-	add(l.Pids != 0, "Pids")
+	add(l.Pids > 0, "Pids")
 	add(l.CPUs != "", "CPUs")
 	add(l.Mems != "", "Mems")
 	add(l.IOWeight != 0, "IOWeight")
@@ -90,9 +103,10 @@ func (l *Limits) needsCgroup() []string {
 func (l *Limits) cgroupConfig() cgroup.Config {
 	return cgroup.Config{
 		Parent: l.CgroupParent,
+		Name:   l.CgroupName,
 		Limits: cgroup.Limits{
-			Memory: l.Memory, Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
-			Pids: l.Pids, CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
+			Memory: max(l.Memory, 0), Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
+			Pids: max(l.Pids, 0), CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
 		},
 	}
 }
@@ -104,12 +118,16 @@ func (l *Limits) validate() error {
 	switch {
 	case l.CPUTime < 0:
 		return configErr("Limits.CPUTime", "must not be negative")
-	case l.Output < 0:
-		return configErr("Limits.Output", "must not be negative")
+	case l.Output < Unlimited:
+		return configErr("Limits.Output", "must be positive, zero (DefaultOutput) or Unlimited, not %d", l.Output)
+	case l.Memory < Unlimited:
+		return configErr("Limits.Memory", "must be positive, zero (DefaultMemory) or Unlimited, not %d", l.Memory)
+	case l.Pids < Unlimited:
+		return configErr("Limits.Pids", "must be positive, zero (DefaultPids) or Unlimited, not %d", l.Pids)
 	case strings.IndexByte(l.CgroupParent, 0) >= 0:
 		return configErr("Limits.CgroupParent", "must not contain a NUL byte")
 	case l.Pids > cgroup.MaxPids:
-		return configErr("Limits.Pids", "%d is above the kernel's most tasks, %d; 0 means no limit", l.Pids, cgroup.MaxPids)
+		return configErr("Limits.Pids", "%d is above the kernel's most tasks, %d; Unlimited means no limit", l.Pids, cgroup.MaxPids)
 	case l.Pids > 0 && l.Pids < MinPids:
 		return configErr("Limits.Pids", "%d is below the minimum of %d: the init stage's threads count too", l.Pids, MinPids)
 	}
@@ -118,6 +136,12 @@ func (l *Limits) validate() error {
 	}
 	if err := l.Kernel.validate(); err != nil {
 		return err
+	}
+	if err := l.validateSoft(); err != nil {
+		return err
+	}
+	if l.OOMScoreAdj < -1000 || l.OOMScoreAdj > 1000 {
+		return configErr("Limits.OOMScoreAdj", "must be from -1000 to 1000, not %d", l.OOMScoreAdj)
 	}
 	need := l.needsCgroup()
 	if len(need) == 0 {
@@ -140,17 +164,29 @@ func (l *Limits) plan() (limitsPlan, error) {
 	return planLimits(l.cgroupConfig().Limits, l.BestEffort, d)
 }
 
-func (r *Rlimits) validate() error {
+func (r *Rlimits) validate() error { return r.validateMin(true) }
+
+// validateMin checks r; with init, the values must leave the init stage
+// what it needs (the soft limits need not: the init runs under the hard
+// ones).
+func (r *Rlimits) validateMin(init bool) error {
+	least := func(v int64) int64 {
+		if init {
+			return v
+		}
+		return 1
+	}
 	for _, f := range []struct {
 		name     string
 		v, least int64
 	}{
-		{"NoFile", r.NoFile, MinNoFile},
+		{"NoFile", r.NoFile, least(MinNoFile)},
 		{"FileSize", r.FileSize, 1},
 		{"Stack", r.Stack, 1},
 		{"Core", r.Core, 0},
-		{"AddressSpace", r.AddressSpace, MinAddressSpace},
-		{"Processes", r.Processes, MinProcesses},
+		{"AddressSpace", r.AddressSpace, least(MinAddressSpace)},
+		{"Processes", r.Processes, least(MinProcesses)},
+		{"Data", r.Data, least(MinAddressSpace)},
 	} {
 		field := "Limits.Rlimits." + f.name
 		switch {
@@ -190,6 +226,74 @@ func (r *Rlimits) list() []proto.Rlimit {
 	if r.CPU > 0 {
 		add(unix.RLIMIT_CPU, int64(math.Ceil(r.CPU.Seconds())))
 	}
+	add(unix.RLIMIT_DATA, r.Data)
+	return out
+}
+
+// rlimitFields lists the fields of r by resource, in the order of list,
+// with RLIMIT_CPU in whole seconds.
+func (r *Rlimits) rlimitFields() []struct {
+	name string
+	res  int
+	v    int64
+} {
+	cpu := int64(0)
+	if r.CPU > 0 {
+		cpu = int64(math.Ceil(r.CPU.Seconds()))
+	}
+	return []struct {
+		name string
+		res  int
+		v    int64
+	}{
+		{"NoFile", unix.RLIMIT_NOFILE, r.NoFile}, {"FileSize", unix.RLIMIT_FSIZE, r.FileSize},
+		{"Stack", unix.RLIMIT_STACK, r.Stack}, {"Core", unix.RLIMIT_CORE, r.Core},
+		{"AddressSpace", unix.RLIMIT_AS, r.AddressSpace}, {"Processes", unix.RLIMIT_NPROC, r.Processes},
+		{"CPU", unix.RLIMIT_CPU, cpu}, {"Data", unix.RLIMIT_DATA, r.Data},
+	}
+}
+
+// validateSoft checks SoftRlimits against Rlimits.
+func (l *Limits) validateSoft() error {
+	if err := l.SoftRlimits.validateMin(false); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.Field = strings.Replace(ce.Field, "Limits.Rlimits.", "Limits.SoftRlimits.", 1)
+		}
+		return err
+	}
+	hard := l.Rlimits.rlimitFields()
+	for i, f := range l.SoftRlimits.rlimitFields() {
+		h := hard[i].v
+		switch {
+		case f.v == 0:
+		case h == 0:
+			return configErr("Limits.SoftRlimits."+f.name, "needs a hard limit in Limits.Rlimits.%s", f.name)
+		case h != Unlimited && (f.v == Unlimited || f.v > h):
+			return configErr("Limits.SoftRlimits."+f.name, "%d is above the hard limit %d", f.v, h)
+		}
+	}
+	return nil
+}
+
+// rlimits returns the rlimits the init stage sets: Rlimits, with the soft
+// limits of SoftRlimits.
+func (l *Limits) rlimits() []proto.Rlimit {
+	out := l.Rlimits.list()
+	for _, f := range l.SoftRlimits.rlimitFields() {
+		if f.v == 0 {
+			continue
+		}
+		cur := uint64(f.v)
+		if f.v == Unlimited {
+			cur = unix.RLIM_INFINITY
+		}
+		for i := range out {
+			if out[i].Resource == f.res {
+				out[i].Cur = cur
+			}
+		}
+	}
 	return out
 }
 
@@ -211,6 +315,8 @@ func cgroupConfigErr(err error, first string) error {
 	switch field {
 	case "Parent":
 		field = "Limits.CgroupParent"
+	case "Name":
+		field = "Limits.CgroupName"
 	case "Limits":
 		field = first
 	}

@@ -309,7 +309,9 @@ func TestLimitsValidate(t *testing.T) {
 			CgroupParent: "stockade-test",
 		}, "", ""},
 		{"memory below the init's needs", Limits{Memory: 1 << 20}, "Limits.Memory", "minimum"},
-		{"negative memory", Limits{Memory: -1}, "Limits.Memory", "negative"},
+		{"negative memory", Limits{Memory: -2}, "Limits.Memory", "Unlimited"},
+		{"negative pids", Limits{Pids: -2}, "Limits.Pids", "Unlimited"},
+		{"unlimited", Limits{Memory: Unlimited, Pids: Unlimited, Output: Unlimited}, "", ""},
 		{"swap without memory", Limits{Swap: 1 << 20}, "Limits.Swap", "Memory"},
 		{"cpu quota too small", Limits{CPU: 0.001}, "Limits.CPU", "minimum"},
 		{"cpu weight", Limits{CPUWeight: 20000}, "Limits.CPUWeight", "10000"},
@@ -317,7 +319,7 @@ func TestLimitsValidate(t *testing.T) {
 		{"cpuset syntax", Limits{CPUs: "1-x"}, "Limits.CPUs", "number"},
 		{"pids below the init's needs", Limits{Pids: 3}, "Limits.Pids", "minimum"},
 		{"negative cpu time", Limits{CPUTime: -1}, "Limits.CPUTime", "negative"},
-		{"negative output", Limits{Output: -5}, "Limits.Output", "negative"},
+		{"negative output", Limits{Output: -5}, "Limits.Output", "Unlimited"},
 		{"nofile too small", Limits{Rlimits: Rlimits{NoFile: 3}}, "Limits.Rlimits.NoFile", "minimum"},
 		{"address space too small", Limits{Rlimits: Rlimits{AddressSpace: 256 << 20}}, "Limits.Rlimits.AddressSpace", "minimum"},
 		{"nproc too small", Limits{Rlimits: Rlimits{Processes: 1}}, "Limits.Rlimits.Processes", "minimum"},
@@ -328,6 +330,8 @@ func TestLimitsValidate(t *testing.T) {
 		{"signals pending too many", Limits{Kernel: KernelLimits{SignalsPending: 1 << 40}}, "Limits.Kernel.SignalsPending", "2147483647"},
 		{"parent leaves own cgroup", Limits{Pids: 64, CgroupParent: "../x"}, "Limits.CgroupParent", "leave"},
 		{"parent unclean", Limits{Pids: 64, CgroupParent: "a//b"}, "Limits.CgroupParent", "clean"},
+		{"name with a slash", Limits{CgroupName: "a/b"}, "Limits.CgroupName", "one component"},
+		{"name like a generated group", Limits{CgroupName: "sb-1-2-3-4"}, "Limits.CgroupName", "generated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,6 +361,42 @@ func TestLimitsNeedCgroupOnlyWhenAsked(t *testing.T) {
 	assert.Empty(t, (&Limits{Output: 1, Rlimits: Rlimits{NoFile: 100}, CgroupParent: "x"}).needsCgroup())
 	assert.Equal(t, []string{"Limits.CPUTime"}, (&Limits{CPUTime: time.Second}).needsCgroup())
 	assert.Equal(t, []string{"Limits.Memory", "Limits.Pids"}, (&Limits{Memory: 1, Pids: 2}).needsCgroup())
+	assert.Equal(t, []string{"Limits.CgroupName"}, (&Limits{CgroupName: "c"}).needsCgroup())
+}
+
+// TestCgroupName checks that a named group is made at the path it names,
+// with the limits, while the sandbox runs, that a second sandbox cannot
+// take it, and that it is gone once the sandbox ends.
+func TestCgroupName(t *testing.T) {
+	testutil.RequireRoot(t)
+	if cgroup.DetectMode() == cgroup.Unavailable {
+		t.Skip("no cgroups")
+	}
+	parent := fmt.Sprintf("/stockade-test-named-%d", os.Getpid())
+	cfg := Config{Limits: Limits{CgroupParent: parent, CgroupName: "c1", Pids: 64}}
+	sb := New(cfg)
+	require.NoError(t, sb.Start(context.Background()))
+	t.Cleanup(func() {
+		for _, c := range []string{"pids", "memory", "cpu", "cpuacct", "freezer", "unified", ""} {
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, parent))
+		}
+	})
+	dir := filepath.Join("/sys/fs/cgroup/pids", parent, "c1")
+	if cgroup.DetectMode() == cgroup.Unified {
+		dir = filepath.Join("/sys/fs/cgroup", parent, "c1")
+	}
+	max, err := os.ReadFile(filepath.Join(dir, "pids.max"))
+	require.NoError(t, err)
+	assert.Equal(t, "64", strings.TrimSpace(string(max)))
+
+	var ce *ConfigError
+	err = New(cfg).Start(context.Background())
+	require.Error(t, err, "the group exists")
+	assert.False(t, errors.As(err, &ce) && ce.Field != "Limits.CgroupName", "%v", err)
+
+	require.NoError(t, sb.Close())
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "the group is removed: %v", err)
 }
 
 func TestRlimitsList(t *testing.T) {

@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -108,4 +109,48 @@ func clearField(l *cgroup.Limits, field string) {
 	case "Limits.IOWeight":
 		l.IOWeight = 0
 	}
+}
+
+// defaults is how the default caps of a sandbox apply (see Limits).
+type defaults struct {
+	// inGroup names the fields whose defaults the sandbox's group applies.
+	inGroup []string
+	// rlimits stand in for the others.
+	rlimits []proto.Rlimit
+}
+
+// defaultCaps puts the default caps of the zero Pids and Memory of l into
+// g, when host root may make a group with the controller each needs,
+// and returns the rlimits that stand in for the others.
+func defaultCaps(l *Limits, g *cgroup.Config) defaults {
+	var d defaults
+	root := os.Geteuid() == 0 && cgroup.DetectMode() != cgroup.Unavailable
+	try := func(set func(*cgroup.Limits)) bool {
+		if !root {
+			return false
+		}
+		t := *g
+		set(&t.Limits)
+		if t.Validate() != nil {
+			return false
+		}
+		*g = t
+		return true
+	}
+	if l.Pids == 0 {
+		switch {
+		case try(func(c *cgroup.Limits) { c.Pids = DefaultPids }):
+			d.inGroup = append(d.inGroup, "Limits.Pids")
+		case l.Rlimits.Processes == 0:
+			d.rlimits = append(d.rlimits, proto.Rlimit{Resource: unix.RLIMIT_NPROC, Cur: DefaultPids, Max: DefaultPids})
+		}
+	}
+	if l.Memory == 0 {
+		if try(func(c *cgroup.Limits) { c.Memory = DefaultMemory }) {
+			d.inGroup = append(d.inGroup, "Limits.Memory")
+		} else if l.Rlimits.Data == 0 {
+			d.rlimits = append(d.rlimits, proto.Rlimit{Resource: unix.RLIMIT_DATA, Cur: DefaultMemory, Max: DefaultMemory})
+		}
+	}
+	return d
 }

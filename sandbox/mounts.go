@@ -11,12 +11,15 @@ type MountKind string
 
 // The kinds of Mount.
 const (
-	Bind  MountKind = "bind"
-	Tmpfs MountKind = "tmpfs"
+	Bind         MountKind = "bind"
+	Tmpfs        MountKind = "tmpfs"
+	Mask         MountKind = "mask"     // hides Target, as OCI maskedPaths
+	ReadOnlyPath MountKind = "readonly" // Target read-only from there down, as OCI readonlyPaths
+	Symlink      MountKind = "symlink"  // a link at Target to Source, only in the sandbox's own tmpfs
 )
 
-// Mount is an extra mount: a Bind of Source (read-only unless Writable) or a
-// Tmpfs, whose zero fields take the Config's sizes, 0755 and root.
+// Mount is an extra mount: a Bind of Source (read-only unless Writable), a
+// Tmpfs (zero fields: the Config's sizes, 0755, root), or one of the others.
 type Mount struct {
 	Kind     MountKind   `json:"kind"`
 	Source   string      `json:"source,omitempty"`
@@ -29,6 +32,16 @@ type Mount struct {
 	Mode     fs.FileMode `json:"mode,omitempty"`
 	UID      int         `json:"uid,omitempty"`
 	GID      int         `json:"gid,omitempty"`
+	// Owner owns what a writable Bind's command writes (an idmapped mount);
+	// nil: Source's owner unless that is root. NoIDMap binds it as it is.
+	Owner   *Owner `json:"owner,omitempty"`
+	NoIDMap bool   `json:"noIDMap,omitempty"`
+}
+
+// Owner is a host user and group, the owner of a writable Bind.
+type Owner struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // planMount returns m as an entry of the sandbox's mount plan; c has its
@@ -38,6 +51,10 @@ func (c *Config) planMount(m Mount) mount.Mount {
 		Kind: mount.Kind(m.Kind), Source: m.Source, Target: m.Target,
 		Writable: m.Writable, Device: m.Device, ReadOnly: m.ReadOnly,
 		Size: m.Size, Inodes: m.Inodes, Mode: m.Mode, UID: m.UID, GID: m.GID,
+		NoIDMap: m.NoIDMap,
+	}
+	if m.Owner != nil {
+		p.Owner = &mount.Owner{UID: m.Owner.UID, GID: m.Owner.GID}
 	}
 	if m.Kind == Tmpfs {
 		if p.Size == 0 {

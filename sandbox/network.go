@@ -30,24 +30,23 @@ type Network struct {
 	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a veth link to the host. It reaches only its gateway, the host
-// side, unless DefaultRoute (no NAT is set up).
+// Link is a veth link to the host; it reaches only its gateway unless
+// DefaultRoute.
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a place on a private network: its name, the sandbox's name
-// there (zero: Config.Hostname) and address (zero: one is picked).
+// Membership is a place on a private network; zero Name and Addr are
+// Config.Hostname and a free address.
 type Membership struct {
 	Network string
 	Name    string
 	Addr    netip.Addr
 }
 
-// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
-// inside, through the calling process.
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port.
 type Port struct {
 	Host netip.AddrPort
 	Port uint16

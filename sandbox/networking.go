@@ -12,8 +12,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Networking is where the links, private networks and ports of sandboxes
-// come from (Network.Networking).
+// Networking is where the links, networks and ports of sandboxes come from.
 type Networking struct {
 	cfg NetworkingConfig
 	mu  sync.Mutex
@@ -58,12 +57,10 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 // defaultNetworking is the process's default Networking.
 var defaultNetworking = &Networking{}
 
-// DefaultNetworking returns the setup of sandboxes whose Network.Networking
-// is nil. Its Close also releases reused namespaces.
+// DefaultNetworking returns the setup of sandboxes whose Networking is nil.
 func DefaultNetworking() *Networking { return defaultNetworking }
 
-// Close releases everything n holds on the host and waits until it is gone.
-// Later sandboxes make it anew.
+// Close releases everything n holds on the host, and waits until it is gone.
 func (n *Networking) Close() error {
 	var perr error
 	if n == defaultNetworking {
@@ -143,8 +140,7 @@ type PrivateNetworkConfig struct {
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name, in a
-// namespace of its own.
+// PrivateNetwork is a network that sandboxes join by its name.
 type PrivateNetwork struct {
 	n *netns.Network
 }

@@ -12,8 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ID returns the sandbox's id, unique in the process: the "sandbox"
-// attribute of its log records, and Event.Sandbox.
+// ID returns the sandbox's id in this process, as in its log records.
 func (s *Sandbox) ID() uint64 { return s.seq }
 
 // sandboxIDs hands out the ids of sandboxes.

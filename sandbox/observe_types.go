@@ -5,8 +5,7 @@ import (
 	"time"
 )
 
-// Observer is told of starts and ends, for metrics: synchronously, so it
-// must be safe for concurrent use and quick.
+// Observer is told of starts and ends synchronously: quick and concurrency-safe.
 type Observer interface {
 	Observe(Event)
 }

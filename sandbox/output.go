@@ -71,6 +71,12 @@ func (o *outputPipes) stream(w io.Writer, c *outputCounter) (*os.File, error) {
 	// nothing more is written to it: once the process has its copy, or
 	// once the copy counting its bytes ends.
 	var closeAfter *os.File
+	if c != nil && c.copiedOnly {
+		switch w.(type) {
+		case nil, *os.File, *pipeWriter:
+			c = nil // written to directly: the default limit leaves it alone
+		}
+	}
 	if p, ok := w.(*pipeWriter); ok {
 		if c == nil {
 			o.own = append(o.own, p.f)

@@ -16,8 +16,7 @@ import (
 // StdinPipe, StdoutPipe and StderrPipe, for a sandbox's own command and
 // for a process of a running sandbox (a Cmd made by Sandbox.Command).
 
-// Output runs the command and returns its standard output; the *ExitError
-// of a failure holds the standard error when Config.Stderr is nil.
+// Output runs the command and returns its standard output, as in os/exec.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
 	var stdout lockedBuffer
 	var stderr *headTail
@@ -63,7 +62,6 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 }
 
 // StdinPipe returns a pipe to the command's standard input, as in os/exec.
-// Call it before Start.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,8 +79,7 @@ func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait. Call it before Start.
+// StdoutPipe returns a pipe from the command's standard output, as in os/exec.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
 	return s.outputPipe("Stdout", &s.cfg.Stdout)
 }
@@ -136,9 +133,10 @@ func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 
 // cmdRun is the state of a Cmd made by Command.
 type cmdRun struct {
-	mu      sync.Mutex // guards started and pipes
+	mu      sync.Mutex // guards started, pipes and tty
 	started bool
 	pipes   stdPipes
+	tty     *os.File      // the master of the process's terminal (Cmd.TTY)
 	done    chan struct{} // closed once res and err are final
 	res     *Result
 	err     error
@@ -148,8 +146,7 @@ type cmdRun struct {
 // did not make.
 var errNoSandbox = errors.New("stockade: Cmd not made by Sandbox.Command: use Sandbox.Exec")
 
-// Start starts the process and returns once it runs; Wait then returns its
-// Result. Cancelling ctx kills it.
+// Start returns once the process runs; cancelling ctx kills it.
 func (c *Cmd) Start(ctx context.Context) error {
 	if c.sb == nil || c.run == nil {
 		return errNoSandbox
@@ -165,7 +162,15 @@ func (c *Cmd) Start(ctx context.Context) error {
 	r.mu.Unlock()
 	x := *c
 	started := make(chan struct{})
-	x.onStart = sync.OnceFunc(func() { close(started) })
+	var once sync.Once
+	x.onStart = func(tty *os.File) {
+		once.Do(func() {
+			r.mu.Lock()
+			r.tty = tty
+			r.mu.Unlock()
+			close(started)
+		})
+	}
 	go func() {
 		r.res, r.err = c.sb.exec(ctx, x)
 		close(r.done)

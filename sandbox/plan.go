@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stockade/stockade/mount"
 )
 
@@ -59,6 +61,11 @@ func (c *Config) plan() mount.Plan {
 	}
 
 	add(mount.Mount{Kind: mount.Proc, Target: "/proc"})
+	// Settings first, while /proc/sys is still writable.
+	paths, values := c.sysctlPaths()
+	for i, p := range paths {
+		add(mount.Mount{Kind: mount.Write, Target: p, Data: []byte(values[i])})
+	}
 	for _, m := range maskedPaths {
 		add(mount.Mount{Kind: mount.Mask, Target: m})
 	}
@@ -69,13 +76,10 @@ func (c *Config) plan() mount.Plan {
 		add(mount.Mount{Kind: mount.Mask, Target: m})
 	}
 
-	if c.Security.Sysfs {
-		add(mount.Mount{Kind: mount.Sysfs, Target: "/sys"})
-		for _, m := range sysMaskedPaths {
-			add(mount.Mount{Kind: mount.Mask, Target: m})
-		}
-	}
-
+	// /dev/shm shows the source "shm" in the mount table, as in runc and
+	// Docker.
+	shm := c.tmpfs("/dev/shm", fs.ModeSticky|0o777, 0, 0)
+	shm.Source = "shm"
 	add(mount.Mount{Kind: mount.Tmpfs, Target: "/dev", Size: 64 << 10, Inodes: 64, Mode: 0o755, ReadOnly: true})
 	for _, d := range devices {
 		add(mount.Mount{Kind: mount.Bind, Source: "/dev/" + d, Target: "/dev/" + d, Writable: true, Device: true})
@@ -83,13 +87,26 @@ func (c *Config) plan() mount.Plan {
 	add(
 		mount.Mount{Kind: mount.Devpts, Target: "/dev/pts", Inodes: c.Ptys},
 		mount.Mount{Kind: mount.Symlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
-		c.tmpfs("/dev/shm", fs.ModeSticky|0o777, 0, 0),
+		shm,
+	)
+	if c.Mqueue {
+		add(mount.Mount{Kind: mount.Mqueue, Target: "/dev/mqueue"})
+	}
+	add(
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd", Target: "/dev/fd"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
 		mount.Mount{Kind: mount.Symlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
-		c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0),
 	)
+	// /sys after /dev, in the order of the mounts of runc's and crun's
+	// default spec (a spec's mounts are placed in the order listed).
+	if c.Security.Sysfs {
+		add(mount.Mount{Kind: mount.Sysfs, Target: "/sys"})
+		for _, m := range sysMaskedPaths {
+			add(mount.Mount{Kind: mount.Mask, Target: m})
+		}
+	}
+	add(c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0))
 	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}
@@ -97,6 +114,85 @@ func (c *Config) plan() mount.Plan {
 		add(c.planMount(m))
 	}
 	return p
+}
+
+// validateSymlinks checks the Symlink entries of c.Mounts against the root
+// file system c makes. A link is made in memory of the sandbox's own, a
+// tmpfs, never in a host directory (RootDir, a Bind's source) nor in a
+// kernel file system; and it replaces nothing: no other entry has its
+// target or one beneath it, and no later mount goes over it.
+func (c *Config) validateSymlinks() error {
+	first := -1
+	for i := range c.Mounts {
+		if c.Mounts[i].Kind == Symlink {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	d := c.withDefaults()
+	p := d.plan()
+	base := len(p.Mounts) - len(c.Mounts) // where c.Mounts start in p
+	for i := first; i < len(c.Mounts); i++ {
+		m := &c.Mounts[i]
+		if m.Kind != Symlink {
+			continue
+		}
+		field := fmtIndex("Mounts", i)
+		if len(m.Source) >= unix.PathMax {
+			return configErr(field+".Source", "a link's text must be shorter than %d bytes", unix.PathMax)
+		}
+		if m.Target == d.Dir {
+			return configErr(field+".Target", "is the working directory (Dir): a link would replace it")
+		}
+		var holder *mount.Mount // the deepest mount it is made in
+		for j := range p.Mounts {
+			e := &p.Mounts[j]
+			if j == base+i {
+				continue
+			}
+			if e.Target == m.Target || strings.HasPrefix(e.Target, m.Target+"/") && j < base+i {
+				return configErr(field+".Target", "%s is where the sandbox places a %s entry (%s): a link would replace it", m.Target, e.Kind, e.Target)
+			}
+			if strings.HasPrefix(e.Target, m.Target+"/") {
+				return configErr(field+".Target", "the later %s entry at %s would be placed beneath the link", e.Kind, e.Target)
+			}
+			if !strings.HasPrefix(m.Target, e.Target+"/") {
+				continue
+			}
+			if e.Kind == mount.Symlink {
+				return configErr(field+".Target", "is beneath the link at %s: give the path it resolves to", e.Target)
+			}
+			if !makesMount(e.Kind) {
+				continue
+			}
+			if j > base+i {
+				return configErr(field+".Target", "the %s mount at %s, placed after it, would hide it", e.Kind, e.Target)
+			}
+			if holder == nil || len(e.Target) >= len(holder.Target) {
+				holder = e
+			}
+		}
+		switch {
+		case holder == nil && c.RootDir != "":
+			return configErr(field+".Target", "is in RootDir, a host directory: a link is made only in a tmpfs of the sandbox (/tmp, the working directory, a Tmpfs entry)")
+		case holder != nil && holder.Kind != mount.Tmpfs:
+			return configErr(field+".Target", "is inside the %s mount at %s: a link is made only in a tmpfs of the sandbox (/tmp, the working directory, a Tmpfs entry, the generated root)", holder.Kind, holder.Target)
+		}
+	}
+	return nil
+}
+
+// makesMount reports whether entries of kind k mount a file system at
+// their target.
+func makesMount(k mount.Kind) bool {
+	switch k {
+	case mount.Bind, mount.Tmpfs, mount.Proc, mount.Sysfs, mount.Devpts:
+		return true
+	}
+	return false
 }
 
 func (c *Config) tmpfs(target string, mode fs.FileMode, uid, gid int) mount.Mount {

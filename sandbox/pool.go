@@ -9,8 +9,7 @@ import (
 	"time"
 )
 
-// Pool keeps sandboxes ready, so each Run costs an Exec. It is
-// concurrency-safe.
+// Pool keeps sandboxes ready, so each Run costs an Exec; concurrency-safe.
 type Pool struct {
 	cfg     Config
 	timeout time.Duration // the Config's Timeout, for each Run
@@ -120,8 +119,7 @@ func (p *Pool) discard(sb *Sandbox) {
 	}()
 }
 
-// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
-// the sandbox away.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	p.mu.Lock()
 	if p.closed {
@@ -160,6 +158,36 @@ func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return sb.Exec(ctx, cmd)
 }
 
+// Output is Run with the terms of Sandbox.Output; cmd.Stdout must be nil.
+func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
+	if cmd.Stdout != nil {
+		return nil, configErr("Cmd.Stdout", "already set; Output collects it")
+	}
+	var stdout lockedBuffer
+	var stderr *headTail
+	cmd.Stdout = &stdout
+	if cmd.Stderr == nil {
+		stderr = &headTail{}
+		cmd.Stderr = stderr
+	}
+	_, err := p.Run(ctx, cmd)
+	return stdout.Bytes(), withStderr(err, stderr)
+}
+
+// CombinedOutput is Output with standard error in the same stream.
+func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
+	switch {
+	case cmd.Stdout != nil:
+		return nil, configErr("Cmd.Stdout", "already set; CombinedOutput collects it")
+	case cmd.Stderr != nil:
+		return nil, configErr("Cmd.Stderr", "already set; CombinedOutput collects it")
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	_, err := p.Run(ctx, cmd)
+	return out.Bytes(), err
+}
+
 // Ready reports how many sandboxes are waiting in the pool.
 func (p *Pool) Ready() int { return len(p.ready) }
 
@@ -170,8 +198,7 @@ func (p *Pool) Err() error {
 	return p.err
 }
 
-// Close stops refilling the pool, closes its sandboxes and waits for them and
-// the runs under way; Run then returns ErrPoolClosed.
+// Close closes the pool's sandboxes and waits for runs under way.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	if p.closed {

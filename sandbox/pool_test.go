@@ -79,3 +79,33 @@ func TestPoolBadConfig(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Dir", ce.Field)
 }
+
+// Output and CombinedOutput run a command from the pool as Run does and
+// collect what it writes, as Sandbox's do.
+func TestPoolOutput(t *testing.T) {
+	p := newTestPool(t, Config{}, 1)
+	ctx := context.Background()
+	sh := func(script string) Cmd { return Cmd{Args: []string{testutil.Busybox(t), "sh", "-c", script}} }
+	out, err := p.Output(ctx, sh("echo out; echo err >&2"))
+	require.NoError(t, err)
+	assert.Equal(t, "out\n", string(out))
+
+	out, err = p.Output(ctx, sh("echo partial; echo why >&2; exit 3"))
+	var ee *ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 3, ee.Result.ExitCode)
+	assert.Equal(t, "why\n", string(ee.Stderr), "the failed run's standard error")
+	assert.Equal(t, "partial\n", string(out))
+
+	out, err = p.CombinedOutput(ctx, sh("echo one; echo two >&2; echo three"))
+	require.NoError(t, err)
+	assert.Equal(t, "one\ntwo\nthree\n", string(out))
+
+	var ce *ConfigError
+	_, err = p.Output(ctx, Cmd{Args: []string{"true"}, Stdout: &strings.Builder{}})
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Cmd.Stdout", ce.Field)
+	_, err = p.CombinedOutput(ctx, Cmd{Args: []string{"true"}, Stderr: &strings.Builder{}})
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Cmd.Stderr", ce.Field)
+}

@@ -27,6 +27,11 @@ func TestNoPlanTypeInPublicAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(files) == 0 {
+		// A test binary run elsewhere than the package's directory, as
+		// .ci/rootless runs it; the run of go test checks the sources.
+		t.Skip("the sandbox package's sources are not in the working directory; go test runs this")
+	}
 	fset := token.NewFileSet()
 	checked := 0
 	for _, name := range files {

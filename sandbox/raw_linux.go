@@ -176,7 +176,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		if err := fault("sources"); err != nil {
 			return true, err
 		}
-		files, err := cloneSources(&spec.Plan, 0, s.ov)
+		files, err := cloneSources(&spec.Plan, 0, cfg.userBinds(&spec.Plan, id), s.ov)
 		if err != nil {
 			return true, err
 		}
@@ -264,6 +264,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 	connected := sync.OnceValue(s.connectNetwork())
 	undo.push(func() { connected() })
 	before := func(pid int) error {
+		if err := setOOMScoreAdj(pid, cfg.Limits.OOMScoreAdj); err != nil {
+			return err
+		}
 		if cgroupFD < 0 && len(tasks) == 0 && s.lim != nil && s.lim.group != nil {
 			if err := s.lim.group.AddProc(pid); err != nil {
 				return setupErr("cgroup", s.lim.group.Name(), err)

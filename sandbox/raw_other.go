@@ -23,7 +23,9 @@ func probeRawStart() Support {
 	return no("no raw start path for this architecture: sandboxes start through the init stage")
 }
 
-func (s *Sandbox) startRaw(context.Context, *Config, identity) (bool, error) { return false, nil }
+func (s *Sandbox) startRaw(context.Context, *Config, identity, *rollback) (bool, error) {
+	return false, nil
+}
 
 func (s *Sandbox) rawKill(syscall.Signal) error { return ErrFinished }
 

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"encoding/binary"
 	"path"
 	"strings"
 	"unsafe"
@@ -53,8 +54,7 @@ func seccompStep(b *sysplan.Builder, st int, f *seccomp.Filter) {
 
 // confineSteps drops every privilege as the init's dropPrivileges does,
 // for the command itself: the bounding set, the command's ids, the kept
-// capabilities in every set (ambient ones for a command that is not
-// root), no_new_privs, the Landlock domain and the seccomp filter, last.
+// capabilities in every set (ambient ones too), no_new_privs, the Landlock domain and the seccomp filter, last.
 func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProgram) error {
 	imm := sysplan.Imm[int]
 	kept := map[int]bool{}
@@ -70,8 +70,27 @@ func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 			b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAPBSET_DROP), imm(c))
 		}
 	}
+	if spec.NewPrivs {
+		// Without no_new_privs only CAP_SYS_ADMIN, which the ids' change
+		// below drops, allows the filter and the domain: so before it,
+		// and every call after it must pass the filter.
+		if err := filterSteps(b, spec, rp); err != nil {
+			return err
+		}
+	}
 	if spec.SetGroups {
-		b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(0), imm(0))
+		if len(spec.Groups) == 0 {
+			b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(0), imm(0))
+		} else {
+			list := make([]byte, 4*len(spec.Groups))
+			for i, g := range spec.Groups {
+				binary.NativeEndian.PutUint32(list[4*i:], uint32(g))
+			}
+			b.Syscall(b.Stage("setgroups", ""), unix.SYS_SETGROUPS, imm(len(spec.Groups)), sysplan.Ptr(b.Bytes(list)))
+		}
+	}
+	if spec.Umask >= 0 {
+		b.Syscall(b.Stage("umask", ""), unix.SYS_UMASK, imm(spec.Umask))
 	}
 	b.Syscall(b.Stage("setresgid", ""), unix.SYS_SETRESGID, imm(spec.GID), imm(spec.GID), imm(spec.GID))
 	b.Syscall(b.Stage("setresuid", ""), unix.SYS_SETRESUID, imm(spec.UID), imm(spec.UID), imm(spec.UID))
@@ -91,12 +110,22 @@ func confineSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	}
 	b.Syscall(st, unix.SYS_CAPSET, sysplan.Ptr(hdr), sysplan.Ptr(hdr.Field(8)))
 	b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_CLEAR_ALL), imm(0), imm(0), imm(0))
-	if spec.UID != 0 {
-		for _, c := range spec.Caps {
-			b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_RAISE), imm(c), imm(0), imm(0))
-		}
+	// Root gets the kept ones at execve anyway; it holds them as ambient
+	// too, as an OCI spec's root does (and loses them, as any process,
+	// when it changes to another user).
+	for _, c := range spec.Caps {
+		b.Syscall(st, unix.SYS_PRCTL, imm(unix.PR_CAP_AMBIENT), imm(unix.PR_CAP_AMBIENT_RAISE), imm(c), imm(0), imm(0))
+	}
+	if spec.NewPrivs {
+		return nil
 	}
 	b.Syscall(b.Stage("no-new-privs", ""), unix.SYS_PRCTL, imm(unix.PR_SET_NO_NEW_PRIVS), imm(1), imm(0), imm(0), imm(0))
+	return filterSteps(b, spec, rp)
+}
+
+// filterSteps enforce the Landlock domain and then the seccomp filter,
+// which may deny the Landlock calls.
+func filterSteps(b *sysplan.Builder, spec *proto.Spec, rp *rawProgram) error {
 	if spec.Landlock != nil {
 		landlockSteps(b, spec.Landlock, spec.LandlockStrict, rp.landlock)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +37,11 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	defer unix.Close(target)
 	spec.Path, spec.Args, spec.Env, spec.Dir, spec.UID, spec.GID = x.Path, x.Args, x.Env, x.Dir, x.UID, x.GID
 	spec.ExtraFiles = len(cmd.ExtraFiles)
-	spec.TTY = false // the sandbox's command's, not the process's
+	// The sandbox's command's terminal is not the process's: it has its
+	// own (Cmd.TTY), or none. Its size is a value of the start, not of
+	// the program (see ttySteps).
+	spec.TTY, spec.TTYRows, spec.TTYCols = x.TTY, 0, 0
+	spec.DefaultSignals = ignoredSignals()
 	tasks, tasksDone, err := s.lim.tasksFiles()
 	if errors.Is(err, ErrFinished) {
 		return nil, err
@@ -62,6 +67,9 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		}
 	}
 	values := append(tasksValues(rp, tasks), cellValue{rp.target, uint64(target)})
+	if !rp.ttySize.IsNil() {
+		values = append(values, cellValue{rp.ttySize, ttySize(x.TTYRows, x.TTYCols)})
+	}
 	if !rp.timeNS.IsNil() {
 		// pid 1 is our child, not reaped yet: its pid names it.
 		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/time", s.raw.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -84,6 +92,11 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	if err != nil {
 		return nil, startError(x.Path, err)
 	}
+	defer func() {
+		if rs.ttySock >= 0 {
+			unix.Close(rs.ttySock)
+		}
+	}()
 	// The child, and the process while it shares the child's memory, wait
 	// for nothing; but a group frozen from outside holds them, so the wait
 	// ends with ctx, the Timeout and the sandbox too.
@@ -195,8 +208,18 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		return nil, setupErr("exec", x.Path, err)
 	}
 	defer unix.Close(pidfd)
+	var tty *os.File
+	if rs.ttySock >= 0 {
+		// The process sent it before its exec, which has happened.
+		var terr error
+		if tty, terr = recvTTY(rs.ttySock); terr != nil {
+			tty = nil // as if without: its Terminal is nil
+		}
+	}
 	if cmd.onStart != nil {
-		cmd.onStart()
+		cmd.onStart(tty)
+	} else if tty != nil {
+		tty.Close()
 	}
 	var ws unix.WaitStatus
 	var ru unix.Rusage
@@ -222,10 +245,16 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		s.lim.thaw(s.cfg.Logger)
 	}
+	sigs := cmd.Signals
 	for waiting := true; waiting; {
 		select {
 		case <-exited:
 			waiting = false
+		case sig := <-sigs:
+			unix.PidfdSendSignal(pidfd, sig, nil, 0)
+			if sig == unix.SIGKILL {
+				s.lim.thaw(s.cfg.Logger)
+			}
 		case r := <-hit:
 			hit = nil
 			kill(r, nil)
@@ -261,12 +290,4 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 	}
 	lim.verdict(res, killed)
 	return res, outputVerdict(res, cause, outErr)
-}
-
-// describeWait says how a process ended, as a shell would.
-func describeWait(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + unix.SignalName(ws.Signal())
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

@@ -285,6 +285,7 @@ func commandSteps(b *sysplan.Builder, spec *proto.Spec, id identity, rp *rawProg
 	if own {
 		b.Syscall(b.Stage("cgroup-namespace", ""), unix.SYS_UNSHARE, imm(unix.CLONE_NEWCGROUP))
 	}
+	defaultSignalSteps(b, spec.DefaultSignals)
 	// The working directory, entered by handle inside the root.
 	how := b.Alloc(24)
 	b.PutU64(how, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
@@ -387,6 +388,21 @@ func compileExec(spec *proto.Spec, id identity, ntasks int) (*rawProgram, error)
 		return nil, err
 	}
 	return rp, nil
+}
+
+// defaultSignalSteps set the signals of set (bit n-1 for signal n), which
+// the owner ignores and the process inherited ignored, back to their
+// default action: a struct sigaction of zeros is SIG_DFL.
+func defaultSignalSteps(b *sysplan.Builder, set uint64) {
+	if set == 0 {
+		return
+	}
+	dfl := b.Alloc(32)
+	for sig := 1; sig <= 64; sig++ {
+		if set&(1<<(sig-1)) != 0 {
+			b.Syscall(b.Stage("signals", ""), unix.SYS_RT_SIGACTION, sysplan.Imm(sig), sysplan.Ptr(dfl), sysplan.Imm(0), sysplan.Imm(8))
+		}
+	}
 }
 
 // loopbackUp sets IFF_UP on lo with the ioctl of a datagram socket.

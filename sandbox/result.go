@@ -9,8 +9,7 @@ import (
 // Reason says how a sandbox's run ended.
 type Reason int
 
-// The reasons a run ends. OOMKilled comes from the group's OOM counter,
-// SeccompKilled from the SIGSYS that ended the command.
+// The reasons a run ends; OOMKilled is read from the group's OOM counter.
 const (
 	Exited        Reason = iota + 1 // the command exited; see ExitCode
 	Signaled                        // a signal killed it; see Signal
@@ -63,8 +62,7 @@ type Result struct {
 	Notes        []string      `json:"notes,omitempty"` // what Limits.BestEffort did
 }
 
-// Success reports whether the command exited with status 0, or a sandbox
-// without a command was closed.
+// Success reports an exit with status 0, or a Close of a commandless sandbox.
 func (r *Result) Success() bool {
 	return r.Reason == Exited && r.ExitCode == 0 || r.Reason == Closed
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 	cfg Config
 	id  identity
@@ -50,6 +50,7 @@ type Sandbox struct {
 	closing    bool                         // Close was called
 	exited     bool                         // the init has exited; the sandbox is being torn down
 	execs      map[int64]chan *proto.Report // open Exec requests
+	execTTYs   map[int64]int                // masters of Exec'd terminals, until their Exec takes them
 	final      *proto.Report                // the init's last report
 	nextExec   int64
 	pipes      stdPipes      // made by StdinPipe, StdoutPipe and StderrPipe
@@ -122,6 +123,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	id, err := cfg.identity()
 	if err != nil {
 		return err
+	}
+	if len(cfg.Groups) > 0 && !id.setGroups {
+		return configErr("Groups", "this sandbox's user namespace denies setgroups (an ordinary user's, without SubordinateIDs): no supplementary groups can be set")
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -204,6 +208,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if startHook != nil {
 		startHook("forked", s.cmd.Process.Pid)
 	}
+	if err := setOOMScoreAdj(s.cmd.Process.Pid, cfg.Limits.OOMScoreAdj); err != nil {
+		return err
+	}
 	if err := fault("forked"); err != nil {
 		return err
 	}
@@ -224,6 +231,15 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
+		// The init may have failed before it read the go-ahead (a command
+		// not found, say) and reported why before it exited: that report,
+		// queued on the socket, is the error, not the broken pipe.
+		rctx, cancel := context.WithTimeout(ctx, 2*drainGrace)
+		_, rerr := s.awaitStart(rctx)
+		cancel()
+		if rerr != nil && rctx.Err() == nil {
+			return rerr
+		}
 		return setupErr("handshake", "", err)
 	}
 	if startHook != nil {
@@ -315,7 +331,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, 
 	// allowed to reach them.
 	var sources []*os.File
 	if os.Geteuid() == 0 {
-		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles), s.ov); err != nil {
+		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles), cfg.userBinds(&spec.Plan, id), s.ov); err != nil {
 			return l, err
 		}
 		l.files = append(l.files, sources...)
@@ -396,9 +412,10 @@ func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, 
 }
 
 // cloneSources clones the root directory and every Bind source of p into
-// detached mounts, and records in p the descriptor number each will have
-// in the init, counting from fd.
-func cloneSources(p *mount.Plan, fd int, ov *overlayUpper) ([]*os.File, error) {
+// detached mounts (an Overlay's layers and upper layer, through ov),
+// idmaps the writable binds of b, and records in p the descriptor number
+// each will have in the init, counting from fd.
+func cloneSources(p *mount.Plan, fd int, b binds, ov *overlayUpper) ([]*os.File, error) {
 	var files []*os.File
 	fail := func(err error) ([]*os.File, error) {
 		closeAll(files)
@@ -439,6 +456,10 @@ func cloneSources(p *mount.Plan, fd int, ov *overlayUpper) ([]*os.File, error) {
 			return fail(err)
 		}
 		files = append(files, f)
+		if err := b.idmap(i, m, f); err != nil {
+			closeAll(files)
+			return nil, err
+		}
 		m.FD = fd
 		fd++
 	}
@@ -528,8 +549,16 @@ func (c *Config) spec(id identity) *proto.Spec {
 		ExtraFiles: len(c.ExtraFiles),
 		TimeNS:     c.TimeNamespace,
 		Loopback:   true,
-		Rlimits:    append(c.Limits.Rlimits.list(), c.Limits.Kernel.rlimits()...),
+		Rlimits:    append(c.Limits.rlimits(), c.Limits.Kernel.rlimits()...),
 		Sysctls:    c.Limits.Kernel.sysctls(),
+		NewPrivs:   c.Security.AllowNewPrivileges,
+		Umask:      -1,
+		Groups:     c.Groups,
+		// See signals_linux.go.
+		DefaultSignals: ignoredSignals(),
+	}
+	if c.Umask != nil {
+		spec.Umask = int(c.Umask.Perm())
 	}
 	c.TTY.toSpec(spec)
 	return spec
@@ -561,6 +590,10 @@ func (s *Sandbox) awaitStart(ctx context.Context) (*proto.Report, error) {
 		// there is to say.
 		s.killInit()
 		werr := s.cmd.Wait()
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+			// Said as the raw path says it of its pid 1.
+			werr = errors.New("pid 1 died as the sandbox started: " + describeWait(unix.WaitStatus(ws)))
+		}
 		s.cmd = nil
 		if werr == nil {
 			werr = err

@@ -20,12 +20,10 @@ import (
 	"github.com/stockade/stockade/internal/seccomp"
 )
 
-// Security holds the defences on top of the namespaces; zero is the safe
-// choice. A field that weakens one says so.
+// Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
 	Capabilities []string // kept; Danger: each opens kernel code
-	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
-	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Seccomp replaces the default filter, or adds to it with SeccompExtend.
 	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
 	Seccomp           *specs.LinuxSeccomp
 	SeccompExtend     bool
@@ -33,10 +31,13 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
+	// AllowNewPrivileges leaves no_new_privs unset (mounts stay nosuid); a
+	// Seccomp policy must then allow setres[ug]id, setgroups and capset.
+	AllowNewPrivileges bool
 }
 
-// Landlock configures the Landlock LSM. The zero value applies it best
-// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
+// Landlock configures Landlock. Zero applies it best effort: write only in
+// writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
 	Disabled      bool     // Danger: a leaked host directory reaches the host
 	Strict        bool     // a *FeatureError rather than a rule left out
@@ -383,8 +384,7 @@ func (fc *filterCache) get(key string, build func() (*seccomp.Policy, error)) (*
 	return f, nil
 }
 
-// Confinement says which defences a sandbox runs under, as enforced, and
-// what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced.
 type Confinement struct {
 	Capabilities        []string `json:"capabilities,omitempty"`
 	Seccomp             string   `json:"seccomp"`

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Stats are a running sandbox's figures so far, as in Result.
+// Stats are a running sandbox's figures, as in Result.
 type Stats struct {
 	CPUUser, CPUSystem     time.Duration
 	MemoryPeak             int64
@@ -15,8 +15,7 @@ type Stats struct {
 	ForksRefused, OOMKills int64
 }
 
-// Stats returns the figures of the running sandbox so far, from its control
-// group; ErrNoCgroup without one.
+// Stats returns the figures of the running sandbox from its control group.
 func (s *Sandbox) Stats() (Stats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

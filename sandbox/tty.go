@@ -2,8 +2,8 @@ package sandbox
 
 import xterm "golang.org/x/term"
 
-// TTY is the terminal of Config.TTY, and its size in cells (zero: unknown),
-// which Sandbox.Resize changes later.
+// TTY asks for a terminal of the size in cells (zero: unknown); without
+// Args, Config.TTY only lets processes have theirs (Cmd.TTY).
 type TTY struct {
 	Rows, Cols uint16
 }
@@ -14,9 +14,6 @@ type TTY struct {
 func (t *TTY) validate(c *Config) error {
 	if t == nil {
 		return nil
-	}
-	if len(c.Args) == 0 {
-		return configErr("TTY", "a sandbox without Args has no command to give a terminal to")
 	}
 	if c.Stdin != nil || c.Stdout != nil || c.Stderr != nil {
 		return configErr("TTY", "the terminal is the command's standard input, output and error: Stdin, Stdout and Stderr must be nil")

@@ -41,3 +41,27 @@ func ExampleSandbox_Terminal() {
 	}
 	fmt.Println("the shell exited with", res.ExitCode)
 }
+
+// A terminal session in a sandbox that outlives it, as "docker exec -it"
+// opens one: the sandbox has terminals of its own (Config.TTY, here with
+// no command), and each session is a shell of Sandbox.Command with a
+// terminal, whose master the service reads and writes.
+func ExampleCmd_Terminal() {
+	sb := sandbox.New(sandbox.Config{TTY: &sandbox.TTY{}})
+	if err := sb.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	defer sb.Close()
+	sh := sb.Command("/bin/sh")
+	sh.TTY = &sandbox.TTY{Rows: 24, Cols: 80}
+	if err := sh.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	tty := sh.Terminal()
+	defer tty.Close() // the caller's to close
+	go io.Copy(os.Stdout, tty)
+	io.Copy(tty, strings.NewReader("stty size\nexit 0\n"))
+	if _, err := sh.Wait(); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 // toSpec carries t into the Spec the sandbox is built from.
 func (t *TTY) toSpec(spec *proto.Spec) {
-	if t == nil {
+	if t == nil || spec.Path == "" {
 		return
 	}
 	spec.TTY, spec.TTYRows, spec.TTYCols = true, int(t.Rows), int(t.Cols)
@@ -34,13 +34,41 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	if !s.started {
 		return ErrNotStarted
 	}
-	if s.cfg.TTY == nil {
-		return configErr("TTY", "the sandbox has no terminal to resize")
+	if s.cfg.TTY == nil || len(s.cfg.Args) == 0 {
+		return configErr("TTY", "the sandbox has no command with a terminal to resize")
 	}
 	if s.tty == nil {
 		return ErrFinished
 	}
-	rc, err := s.tty.SyscallConn()
+	return resize(s.tty, rows, cols)
+}
+
+// Terminal returns the master of the process's terminal (Cmd.TTY) after
+// Start, or nil; the caller closes it (earlier hangs the terminal up).
+func (c *Cmd) Terminal() *os.File {
+	if c.run == nil {
+		return nil
+	}
+	c.run.mu.Lock()
+	defer c.run.mu.Unlock()
+	return c.run.tty
+}
+
+// Resize sets the size of the process's terminal (Cmd.TTY).
+func (c *Cmd) Resize(rows, cols uint16) error {
+	if c.TTY == nil {
+		return configErr("Cmd.TTY", "the process has no terminal to resize")
+	}
+	m := c.Terminal()
+	if m == nil {
+		return ErrNotStarted
+	}
+	return resize(m, rows, cols)
+}
+
+// resize sets the window size of the terminal whose master is m.
+func resize(m *os.File, rows, cols uint16) error {
+	rc, err := m.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -126,7 +154,7 @@ func parseRights(oob []byte) ([]int, error) {
 // descriptors of the init's Started report, for a sandbox with a
 // terminal; the rest stay in fds for the caller to close.
 func (s *Sandbox) takeTTY(fds *[]int) error {
-	if s.cfg.TTY == nil {
+	if s.cfg.TTY == nil || len(s.cfg.Args) == 0 {
 		return nil
 	}
 	if len(*fds) == 0 {

@@ -140,24 +140,35 @@ func TestTTYShell(t *testing.T) {
 // Ctrl-C typed at the terminal interrupts the foreground job, not the
 // shell; Ctrl-Z stops it, and jobs and fg work.
 func TestTTYJobControl(t *testing.T) {
-	if os.Geteuid() != 0 {
-		// A known defect, not a missing feature: in an ordinary user's
-		// sandbox the typed Ctrl-C does not reach the foreground job (CI's
-		// rootless passes: always with the user's own ids, and with
-		// subordinate ids in a delegated cgroup); as root it does.
-		t.Skip("job control on a sandbox's terminal fails for an ordinary user's sandbox: known defect")
-	}
 	bothStarts(t, func(t *testing.T) {
-		bb := testutil.Busybox(t)
 		s, tm := startTTY(t, interactiveShell(t), 24, 80)
+		jobControl(t, tm)
+		tm.typ("exit 0\n")
+		_, err := s.Wait()
+		require.NoError(t, err)
+	})
+}
+
+// jobControl checks, on the terminal of an interactive busybox shell,
+// that Ctrl-C interrupts the foreground job, not the shell, and that
+// Ctrl-Z, jobs and fg work.
+func jobControl(t *testing.T, tm *term) {
+	bb := testutil.Busybox(t)
+	{
+		tm.typ("echo o''k\n")
+		tm.expect("ok")
+		shell := tm.foreground()
 		// The typed line is echoed with the quotes; only the command's
-		// output reads "started".
+		// output reads "started", which the job writes once the shell has
+		// made it the terminal's foreground group.
 		job := bb + " sh -c 'echo start''ed; exec " + bb + " sleep 1000'\n"
 		tm.typ(job)
 		tm.expect("started")
+		assert.NotEqual(t, shell, tm.foreground(), "the job does not hold the terminal")
 		tm.typ("\x03")
 		tm.typ("echo rc=$?\n")
 		tm.expect("rc=130") // 128 + SIGINT: the job died of Ctrl-C
+		tm.expectNoJobs()
 
 		tm.typ(job)
 		tm.expect("started")
@@ -166,16 +177,55 @@ func TestTTYJobControl(t *testing.T) {
 		tm.expect("rc=148") // 128 + SIGTSTP: stopped
 		tm.typ("jobs\n")
 		tm.expect("sleep 1000")
+		assert.Equal(t, shell, tm.foreground(), "the shell did not take its terminal back")
 		tm.typ("fg\n")
-		tm.expect("sleep 1000") // fg names the job it resumes
+		// fg names the job before it gives it the terminal: a Ctrl-C
+		// typed in between would interrupt fg, not the job.
+		tm.expect("sleep 1000")
+		tm.awaitForeground(shell)
 		tm.typ("\x03")
 		tm.typ("echo rc=$?\n")
 		tm.expect("rc=130")
+		tm.expectNoJobs()
+	}
+}
 
-		tm.typ("exit 0\n")
-		_, err := s.Wait()
-		require.NoError(t, err)
-	})
+// foreground returns the terminal's foreground process group, a pid of
+// the caller's namespace.
+func (tm *term) foreground() int {
+	tm.t.Helper()
+	rc, err := tm.m.SyscallConn()
+	require.NoError(tm.t, err)
+	var pg int
+	var ioErr error
+	require.NoError(tm.t, rc.Control(func(fd uintptr) {
+		pg, ioErr = unix.IoctlGetInt(int(fd), unix.TIOCGPGRP)
+	}))
+	require.NoError(tm.t, ioErr)
+	return pg
+}
+
+// awaitForeground waits until a process group other than pg holds the
+// terminal.
+func (tm *term) awaitForeground(pg int) {
+	tm.t.Helper()
+	deadline := time.Now().Add(ttyWait)
+	for tm.foreground() == pg {
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("process group %d still holds the terminal", pg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// expectNoJobs checks that the shell has no jobs left: a Ctrl-C that
+// reached the shell instead of its job also leaves $? at 130.
+func (tm *term) expectNoJobs() {
+	tm.t.Helper()
+	from := tm.seen
+	tm.typ("jobs; echo end''jobs\n")
+	tm.expect("endjobs")
+	assert.NotContains(tm.t, tm.out.String()[from:tm.seen], "sleep 1000", "a job is left")
 }
 
 // A full-screen program, vi, runs on the terminal: it puts the terminal
@@ -224,7 +274,6 @@ func TestTTYHangup(t *testing.T) {
 
 func TestTTYConfig(t *testing.T) {
 	for _, c := range []Config{
-		{TTY: &TTY{}},
 		{Args: []string{"sh"}, TTY: &TTY{}, Stdout: io.Discard},
 		{Args: []string{"sh"}, TTY: &TTY{}, Stdin: strings.NewReader("")},
 		{Args: []string{"sh"}, TTY: &TTY{}, Limits: Limits{Output: 1 << 20}},

@@ -59,6 +59,8 @@ func (c *Config) validateNetwork() error { return notSupported("Config.Validate"
 
 func (c *Config) validateSecurity() error { return nil }
 
+func (c *Config) validateSymlinks() error { return nil }
+
 func (l *Limits) validate() error { return nil }
 
 func (n *Network) clone() Network {

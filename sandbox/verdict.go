@@ -7,6 +7,7 @@ package sandbox
 // process Exec runs.
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -88,14 +89,12 @@ type execLimits struct {
 
 func (s *Sandbox) execLimits(cfg *Config) *execLimits {
 	e := &execLimits{hit: make(chan Reason, 1)}
-	if cfg.Limits.Output > 0 {
-		e.output = &outputCounter{limit: cfg.Limits.Output, trip: func() {
-			select {
-			case e.hit <- OutputLimit:
-			default:
-			}
-		}}
-	}
+	e.output = newOutputCounter(cfg, func() {
+		select {
+		case e.hit <- OutputLimit:
+		default:
+		}
+	})
 	s.mu.Lock()
 	e.lim = s.lim
 	s.mu.Unlock()
@@ -143,4 +142,12 @@ func (e *execLimits) verdict(res *Result, killed Reason) {
 		}
 	}
 	res.Reason = limitReason(res, e.output.over(), false, oom)
+}
+
+// describeWait says how a process ended, as a shell would.
+func describeWait(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }

@@ -43,15 +43,14 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 
 // Close ends the sandbox, kills every process in it and releases what it
 // held, an Overlay's upper layer too (Run leaves it to Close); a sandbox
-// without a command ends as Closed. It may be called again.
+// without a command ends as Closed.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
 	return notSupported("Sandbox.Close")
 }
 
-// Cmd is a process to run in a running sandbox (Exec, Sandbox.Command); its
-// zero fields take the sandbox's Config.
+// Cmd is a process to Exec in a running sandbox; zero fields take its Config.
 type Cmd struct {
 	Args       []string // required; looked up like Config.Args
 	Env        []string
@@ -62,83 +61,73 @@ type Cmd struct {
 	Stdout     io.Writer
 	Stderr     io.Writer
 	ExtraFiles []*os.File
-	Timeout    time.Duration // kills the process (Reason Timeout), not the sandbox
+	Timeout    time.Duration         // kills the process (Reason Timeout), not the sandbox
+	Signals    <-chan syscall.Signal // each is sent to the process alone
+	TTY        *TTY                  // a terminal (Cmd.Terminal); needs Sandbox.Command and Config.TTY
 }
 
-// Exec runs cmd in the running sandbox and waits for it, as Run does;
-// cancelling ctx kills the process, not the sandbox. It is concurrency-safe.
+// Exec runs cmd in the running sandbox and waits for it; ctx ends only cmd.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Sandbox.Exec")
 }
 
-// CopyIn copies the host file src into the running sandbox as dst, as the
-// command's user; dst never follows a link out of the sandbox's root.
+// CopyIn copies the host file src into the running sandbox as dst, as its
+// user, never following a link out of its root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	return notSupported("Sandbox.CopyIn")
 }
 
-// CopyOut copies the regular file src out of the running sandbox to dst, read
-// as the command's user; src never follows a link out of the root.
+// CopyOut copies the file src out of the running sandbox to dst, as its
+// user, never following a link out of its root.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// KernelLimits bound, per user inside, what the kernel counts per user:
-// they are set in the sandbox's own user namespace (/proc/sys/user, written
-// before its root drops its capabilities) and as rlimits. The kernel also
-// counts the whole sandbox against its namespace's owner on the host, a
-// host id of its own for host root (see IDMap), never root; the host's
-// per-user limits bound it there, and a value not below them is not written.
-// Zero takes the default; Unlimited leaves the host's limit alone.
+// KernelLimits bound what the kernel counts per user inside (/proc/sys/user,
+// rlimits); zero takes the default, Unlimited the host's.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
-	// Namespaces, if positive, bounds each max_*_namespaces (the default
-	// seccomp policy makes none); zero leaves them, saving ~0.4 ms a start.
-	Namespaces     int64
-	SignalsPending int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
+	Namespaces       int64 // each max_*_namespaces if positive; zero leaves them (cheaper)
+	SignalsPending   int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
 }
 
-// The defaults of KernelLimits.
-const (
-	DefaultInotifyInstances = 128
-	DefaultInotifyWatches   = 8192
-	DefaultSignalsPending   = 1024
-)
-
-// Limits are the resource limits of a sandbox; zero limits nothing but core
-// files. Memory to IOWeight are as in cgroup.Limits and, with CPUTime (whose
-// verdict is CPUTimeLimit, a few ms late), need a control group: host root
-// or a delegated cgroup, else an error before anything is created.
+// Limits are the resource limits of a sandbox. Memory to IOWeight are as in
+// cgroup.Limits and, with CPUTime (whose verdict is CPUTimeLimit, a few ms
+// late), need a control group: host root or a delegated cgroup, else an
+// error before anything is created.
+//
+// The zero Limits cap Pids, Memory and copied Output at their Default
+// values (in a group where root can make one, else by rlimits) and allow no
+// core files; Unlimited lifts a cap.
 type Limits struct {
-	Memory    int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
-	Swap      int64   // on top of Memory, only with it; zero means none
-	CPU       float64 // bandwidth in CPUs (0.5, 2), at least 0.01
-	CPUWeight uint64  // share under contention, 1 to 10000
-	Pids      int64   // tasks at once, at least MinPids; more fail with EAGAIN
-	CPUs      string  // CPUs it may use, as "0-3,6"
-	Mems      string  // memory nodes it may use
-	IOWeight  uint64  // block I/O share, 1 to 10000
-	CPUTime   time.Duration
-	// Output is the bytes of stdout and stderr; beyond it the sandbox, or
-	// the Exec'd process, is killed (OutputLimit).
-	Output       int64
+	Memory       int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap         int64   // on top of Memory, only with it; zero means none
+	CPU          float64 // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight    uint64  // share under contention, 1 to 10000
+	Pids         int64   // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs         string  // CPUs it may use, as "0-3,6"
+	Mems         string  // memory nodes it may use
+	IOWeight     uint64  // block I/O share, 1 to 10000
+	CPUTime      time.Duration
+	Output       int64 // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
 	Rlimits      Rlimits
+	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
+	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
 	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
 	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
-	// BestEffort lets an ordinary user without a delegated cgroup run with
-	// rlimits for Memory and Pids and without the rest (see Result.Notes).
-	BestEffort bool
+	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
+	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
 }
 
 // Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core, and Unlimited removes it. Prefer Limits.
+// caller has it, but Core; Unlimited removes it.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -147,10 +136,19 @@ type Rlimits struct {
 	AddressSpace int64         // RLIMIT_AS, bytes, at least MinAddressSpace
 	Processes    int64         // RLIMIT_NPROC of the command's user, at least MinProcesses
 	CPU          time.Duration // RLIMIT_CPU, rounded up to seconds
+	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
-// Unlimited, as an Rlimits field, removes that limit.
+// Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, removes
+// that limit.
 const Unlimited = -1
+
+// The caps of the zero Limits.
+const (
+	DefaultPids   = 1024
+	DefaultMemory = 1 << 30
+	DefaultOutput = 64 << 20 // copied by the caller
+)
 
 // SwapUnlimited, as Limits.Swap, lets the sandbox use any amount of swap.
 const SwapUnlimited = cgroup.SwapUnlimited
@@ -179,24 +177,23 @@ type Network struct {
 	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a veth link to the host. It reaches only its gateway, the host
-// side, unless DefaultRoute (no NAT is set up).
+// Link is a veth link to the host; it reaches only its gateway unless
+// DefaultRoute.
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a place on a private network: its name, the sandbox's name
-// there (zero: Config.Hostname) and address (zero: one is picked).
+// Membership is a place on a private network; zero Name and Addr are
+// Config.Hostname and a free address.
 type Membership struct {
 	Network string
 	Name    string
 	Addr    netip.Addr
 }
 
-// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port
-// inside, through the calling process.
+// Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port.
 type Port struct {
 	Host netip.AddrPort
 	Port uint16
@@ -215,8 +212,7 @@ func (s *Sandbox) NetworkInfo() NetworkInfo {
 	return NetworkInfo{}
 }
 
-// Networking is where the links, private networks and ports of sandboxes
-// come from (Network.Networking).
+// Networking is where the links, networks and ports of sandboxes come from.
 type Networking struct {
 }
 
@@ -237,14 +233,12 @@ func NewNetworking(cfg NetworkingConfig) (*Networking, error) {
 	return nil, notSupported("NewNetworking")
 }
 
-// DefaultNetworking returns the setup of sandboxes whose Network.Networking
-// is nil. Its Close also releases reused namespaces.
+// DefaultNetworking returns the setup of sandboxes whose Networking is nil.
 func DefaultNetworking() *Networking {
 	return nil
 }
 
-// Close releases everything n holds on the host and waits until it is gone.
-// Later sandboxes make it anew.
+// Close releases everything n holds on the host, and waits until it is gone.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (n *Networking) Close() error {
@@ -260,8 +254,7 @@ type PrivateNetworkConfig struct {
 	Members []string
 }
 
-// PrivateNetwork is a network that sandboxes join by its name, in a
-// namespace of its own.
+// PrivateNetwork is a network that sandboxes join by its name.
 type PrivateNetwork struct {
 }
 
@@ -289,8 +282,7 @@ func (p *PrivateNetwork) Close() error {
 	return notSupported("PrivateNetwork.Close")
 }
 
-// ID returns the sandbox's id, unique in the process: the "sandbox"
-// attribute of its log records, and Event.Sandbox.
+// ID returns the sandbox's id in this process, as in its log records.
 func (s *Sandbox) ID() uint64 {
 	return 0
 }
@@ -307,8 +299,7 @@ func (e *OutputError) Error() string { return "stockade: copy output: " + e.Err.
 
 func (e *OutputError) Unwrap() error { return e.Err }
 
-// Output runs the command and returns its standard output; the *ExitError
-// of a failure holds the standard error when Config.Stderr is nil.
+// Output runs the command and returns its standard output, as in os/exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Output(ctx context.Context) ([]byte, error) {
@@ -323,15 +314,13 @@ func (s *Sandbox) CombinedOutput(ctx context.Context) ([]byte, error) {
 }
 
 // StdinPipe returns a pipe to the command's standard input, as in os/exec.
-// Call it before Start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdinPipe() (io.WriteCloser, error) {
 	return *new(io.WriteCloser), notSupported("Sandbox.StdinPipe")
 }
 
-// StdoutPipe returns a pipe from the command's standard output, as in
-// os/exec: read to the end, then Wait. Call it before Start.
+// StdoutPipe returns a pipe from the command's standard output, as in os/exec.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) StdoutPipe() (io.ReadCloser, error) {
@@ -350,8 +339,7 @@ func (s *Sandbox) Command(name string, arg ...string) *Cmd {
 	return nil
 }
 
-// Start starts the process and returns once it runs; Wait then returns its
-// Result. Cancelling ctx kills it.
+// Start returns once the process runs; cancelling ctx kills it.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (c *Cmd) Start(ctx context.Context) error {
@@ -428,8 +416,7 @@ func (s *Sandbox) Upper() (string, error) {
 	return "", notSupported("Sandbox.Upper")
 }
 
-// Pool keeps sandboxes ready, so each Run costs an Exec. It is
-// concurrency-safe.
+// Pool keeps sandboxes ready, so each Run costs an Exec; concurrency-safe.
 type Pool struct {
 }
 
@@ -440,12 +427,25 @@ func NewPool(cfg Config, n int) (*Pool, error) {
 	return nil, notSupported("NewPool")
 }
 
-// Run runs cmd in a fresh sandbox from the pool, as Exec does, then throws
-// the sandbox away.
+// Run runs cmd in a fresh sandbox from the pool, as Exec does.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Run(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Pool.Run")
+}
+
+// Output is Run with the terms of Sandbox.Output; cmd.Stdout must be nil.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) Output(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.Output")
+}
+
+// CombinedOutput is Output with standard error in the same stream.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (p *Pool) CombinedOutput(ctx context.Context, cmd Cmd) ([]byte, error) {
+	return nil, notSupported("Pool.CombinedOutput")
 }
 
 // Ready reports how many sandboxes are waiting in the pool.
@@ -460,8 +460,7 @@ func (p *Pool) Err() error {
 	return notSupported("Pool.Err")
 }
 
-// Close stops refilling the pool, closes its sandboxes and waits for them and
-// the runs under way; Run then returns ErrPoolClosed.
+// Close closes the pool's sandboxes and waits for runs under way.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (p *Pool) Close() error {
@@ -496,7 +495,7 @@ type Support struct {
 	Detail    string `json:"detail,omitempty"`
 }
 
-// Sandbox is one sandbox and the command it runs, run once.
+// Sandbox is one sandbox and its command, run once.
 type Sandbox struct {
 }
 
@@ -516,12 +515,10 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	return notSupported("Sandbox.Start")
 }
 
-// Security holds the defences on top of the namespaces; zero is the safe
-// choice. A field that weakens one says so.
+// Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
 	Capabilities []string // kept; Danger: each opens kernel code
-	// Seccomp replaces the default filter (actions ALLOW, ERRNO,
-	// KILL_PROCESS, LOG), or with SeccompExtend adds its Syscalls to it.
+	// Seccomp replaces the default filter, or adds to it with SeccompExtend.
 	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
 	Seccomp           *specs.LinuxSeccomp
 	SeccompExtend     bool
@@ -529,10 +526,13 @@ type Security struct {
 	SeccompUnconfined bool
 	Landlock          Landlock
 	Sysfs             bool // a read-only /sys; not with a reused namespace
+	// AllowNewPrivileges leaves no_new_privs unset (mounts stay nosuid); a
+	// Seccomp policy must then allow setres[ug]id, setgroups and capset.
+	AllowNewPrivileges bool
 }
 
-// Landlock configures the Landlock LSM. The zero value applies it best
-// effort: read anything, write only in writable mounts, no TCP (Linux 6.7).
+// Landlock configures Landlock. Zero applies it best effort: write only in
+// writable mounts, no TCP (Linux 6.7).
 type Landlock struct {
 	Disabled      bool     // Danger: a leaked host directory reaches the host
 	Strict        bool     // a *FeatureError rather than a rule left out
@@ -544,8 +544,7 @@ type Landlock struct {
 	AnyTCP     bool // Danger: lifts the TCP limits
 }
 
-// Confinement says which defences a sandbox runs under, as enforced, and
-// what best effort left out.
+// Confinement says which defences a sandbox runs under, as enforced.
 type Confinement struct {
 	Capabilities        []string `json:"capabilities,omitempty"`
 	Seccomp             string   `json:"seccomp"`
@@ -562,7 +561,7 @@ func (s *Sandbox) Confinement() Confinement {
 	return Confinement{}
 }
 
-// Stats are a running sandbox's figures so far, as in Result.
+// Stats are a running sandbox's figures, as in Result.
 type Stats struct {
 	CPUUser, CPUSystem     time.Duration
 	MemoryPeak             int64
@@ -570,8 +569,7 @@ type Stats struct {
 	ForksRefused, OOMKills int64
 }
 
-// Stats returns the figures of the running sandbox so far, from its control
-// group; ErrNoCgroup without one.
+// Stats returns the figures of the running sandbox from its control group.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Stats() (Stats, error) {
@@ -589,4 +587,17 @@ func (s *Sandbox) Terminal() *os.File {
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Resize(rows, cols uint16) error {
 	return notSupported("Sandbox.Resize")
+}
+
+// Terminal returns the master of the process's terminal (Cmd.TTY) after
+// Start, or nil; the caller closes it (earlier hangs the terminal up).
+func (c *Cmd) Terminal() *os.File {
+	return nil
+}
+
+// Resize sets the size of the process's terminal (Cmd.TTY).
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (c *Cmd) Resize(rows, cols uint16) error {
+	return notSupported("Cmd.Resize")
 }

@@ -148,7 +148,7 @@ func (o *runOptions) define(p *parser) {
 	c := &o.cfg
 	fs.StringVar(&c.RootDir, "rootfs", "", "use host directory `DIR` as the root, read-only (it must hold /proc, /dev, /tmp, the working directory and every mount point); default: read-only host /usr, /bin, /sbin, /lib* and a generated /etc")
 	fs.BoolVar(&c.WritableRoot, "writable-rootfs", false, "make the --rootfs directory writable")
-	p.pair("bind", "SRC DST", "bind host path SRC read-write at DST", func(src, dst string) error {
+	p.pair("bind", "SRC DST", "bind host path SRC read-write at DST; what the command writes there is SRC's owner's (as root, root's: set-user-ID programs too)", func(src, dst string) error {
 		return o.addBind("--bind", src, dst, true)
 	})
 	p.pair("ro-bind", "SRC DST", "bind host path SRC read-only at DST", func(src, dst string) error {
@@ -159,6 +159,11 @@ func (o *runOptions) define(p *parser) {
 			return err
 		}
 		c.Mounts[len(c.Mounts)-1].Device = true
+		return nil
+	})
+	p.pair("symlink", "SRC DST", "make a symbolic link at DST whose text is SRC, as bwrap's --symlink; DST is in the sandbox's own memory (the generated root, /tmp, the working directory or a --tmpfs), never in a host directory", func(src, dst string) error {
+		c.Mounts = append(c.Mounts, sandbox.Mount{Kind: sandbox.Symlink, Source: src, Target: dst})
+		o.mountFlags = append(o.mountFlags, "--symlink "+src+" "+dst)
 		return nil
 	})
 	p.pair("file", "FD DST", "copy what descriptor FD holds to a writable file at DST, as bwrap's --file (stockade keeps the copy in a private host directory until the end of the run, mode 0666)", func(fd, dst string) error {

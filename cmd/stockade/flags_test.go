@@ -248,6 +248,11 @@ func TestParseRunBwrapFlags(t *testing.T) {
 	assert.Equal(t, "out.json", o.jsonTo)
 	assert.Equal(t, "--cap-add", o.flagFor("Security.Capabilities[1]"))
 
+	cfg, o, err = parseRun("--symlink", "usr/bin", "/bin2", "--", "true")
+	require.NoError(t, err)
+	assert.Equal(t, []sandbox.Mount{{Kind: sandbox.Symlink, Source: "usr/bin", Target: "/bin2"}}, cfg.Mounts)
+	assert.Equal(t, "--symlink usr/bin /bin2: DST", o.flagFor("Mounts[0].Target"))
+
 	_, o, err = parseRun("--json", "--", "true")
 	require.NoError(t, err)
 	assert.True(t, o.json)

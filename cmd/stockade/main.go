@@ -4,6 +4,7 @@
 //
 //	stockade run [flags] [--] COMMAND [ARG...]
 //	stockade probe [--json]
+//	stockade image ls|import|save|export|rm ...
 //	stockade version
 //	stockade [--root DIR] create|start|state|kill|delete|exec|ps|features|spec ...
 //
@@ -61,6 +62,7 @@ it cannot escape, no network, no capabilities, a seccomp filter.
 Usage:
   stockade run [flags] [--] COMMAND [ARG...]   run a command in a sandbox
   stockade probe [--json]                      show what this host supports
+  stockade image ls|import|save|export|rm ...  manage the image store
   stockade version                             show the version
   stockade create|start|state|kill|delete|exec|ps|features|spec ...
                                                an OCI runtime, as runc
@@ -85,6 +87,8 @@ func run(args []string, io stdio) int {
 		status, err = runCommand(args[1:], io)
 	case "probe":
 		status, err = probeCommand(args[1:], io)
+	case "image":
+		status, err = imageCommand(args[1:], io)
 	case "version":
 		if len(args) > 1 {
 			err = usagef("version takes no arguments")
@@ -92,7 +96,7 @@ func run(args []string, io stdio) int {
 		}
 		fmt.Fprintln(io.out, version())
 	case "help", "-h", "--help":
-		if len(args) > 1 && (args[1] == "run" || args[1] == "probe") {
+		if len(args) > 1 && (args[1] == "run" || args[1] == "probe" || args[1] == "image") {
 			return run([]string{args[1], "--help"}, io)
 		}
 		fmt.Fprint(io.out, mainUsage)

@@ -81,6 +81,7 @@ func runCommand(args []string, io stdio) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	ownRootBinds(&cfg)
 	closeJSON, err := o.openJSON(io)
 	if err != nil {
 		return exitUsage, err

@@ -360,6 +360,21 @@ func TestRunDevBind(t *testing.T) {
 	assert.Equal(t, "5\n1\n", stdout, "--dev-bind reads the device; --bind is refused")
 }
 
+// TestRunSymlink checks --symlink: the link is made where asked, with
+// the text given; one that would land in a host directory is a usage
+// error naming the flag.
+func TestRunSymlink(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	status, stdout, stderr := stockadeRun(t, "--symlink", "/etc/hostname", "/hn", "--symlink", "../hn", "/tmp/up",
+		"--", "/bin/sh", "-c", "readlink /hn /tmp/up; cat /tmp/up")
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	assert.Equal(t, "/etc/hostname\n../hn\nsandbox\n", stdout)
+
+	status, _, stderr = stockadeRun(t, "--symlink", "x", "/usr/l", "--", "true")
+	assert.Equal(t, exitUsage, status)
+	assert.Contains(t, stderr, "--symlink x /usr/l: DST")
+}
+
 // TestRunDataFiles checks --file and --bind-data: the content of a
 // descriptor at a path inside, writable or not, and nothing left behind.
 func TestRunDataFiles(t *testing.T) {
@@ -439,4 +454,22 @@ func TestRunJSONTo(t *testing.T) {
 	status, _, stderr = stockadeRun(t, "--rootfs", root, "--json=fd:x", "--", "true")
 	assert.Equal(t, exitUsage, status)
 	assert.Contains(t, stderr, "not a descriptor number")
+}
+
+// TestRunBindCaller is the README's writable bind: "stockade run --bind
+// "$PWD" /src --chdir /src -- touch x" leaves x in the caller's directory
+// owned by the caller, as root (through an idmapped mount) and as an
+// ordinary user (whose sandbox writes as that user).
+func TestRunBindCaller(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	pwd, err := os.Getwd()
+	require.NoError(t, err)
+	status, _, stderr := stockadeRun(t, "--bind", pwd, "/src", "--chdir", "/src", "--", "touch", "x")
+	require.Equal(t, 0, status, "stderr: %s", stderr)
+	fi, err := os.Stat(filepath.Join(dir, "x"))
+	require.NoError(t, err)
+	st := fi.Sys().(*syscall.Stat_t)
+	assert.Equal(t, [2]uint32{uint32(os.Geteuid()), uint32(os.Getegid())}, [2]uint32{st.Uid, st.Gid})
 }

@@ -70,9 +70,12 @@
 // its standard streams and the process, and waits for the process to end,
 // exiting with its status; with --detach it re-executes itself in a session
 // of its own, writes that copy's pid to --pid-file and returns once the
-// monitor has taken the request, so the shim waits for that copy. A signal
-// that copy receives kills the process (SIGKILL: Exec offers no other), and
-// a process that could not be started shows as an exit status of 126 or 127.
+// monitor has taken the request and the copy passes signals on, so the
+// shim waits for that copy. A signal that copy receives (SIGTERM, SIGINT,
+// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) goes to the process
+// (sandbox.Cmd.Signals); SIGKILL kills the copy and with it the process.
+// A process that could not be started shows as an exit status of 126 or
+// 127.
 //
 // # After the monitor
 //

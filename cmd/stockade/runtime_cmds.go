@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/oci"
 	"github.com/stockade/stockade/sandbox"
 )
@@ -375,6 +376,12 @@ func (o *rtOptions) delete(args []string) error {
 	// A monitor that was killed left its sandbox's control group.
 	if err := sandbox.Cleanup(context.Background(), parents...); err != nil {
 		o.logf("warning", "%v", err)
+	}
+	if specErr == nil && cfg.Limits.CgroupName != "" {
+		// linux.cgroupsPath's, which Cleanup does not recognise.
+		if err := cgroup.RemoveNamed(context.Background(), cfg.Limits.CgroupParent, cfg.Limits.CgroupName); err != nil {
+			o.logf("warning", "%v", err)
+		}
 	}
 	if specErr == nil && hooks != nil {
 		st.Status = statusStopped

@@ -28,6 +28,9 @@ import (
 // "stockade spec" wrote with a busybox root, and ctr run, task exec, kill
 // and delete. Debian's package containerd provides containerd and ctr.
 func TestContainerd(t *testing.T) {
+	// containerd itself runs as root (an ordinary user's containerd needs
+	// rootlesskit; its debug socket's chown fails and it never answers).
+	testutil.RequireRoot(t)
 	testutil.RequireUserNamespaces(t)
 	for _, b := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(b); err != nil {

@@ -29,6 +29,10 @@ type monitor struct {
 	dir  string
 	cfg  sandbox.Config
 	done chan int // the exit status, once the container has stopped
+	// busy counts the requests being served: the monitor exits only once
+	// they have replied, or a request that ended the container (a start of
+	// a command that ends at once, a delete) would lose its reply.
+	busy sync.WaitGroup
 
 	mu sync.Mutex // guards the fields below
 	st *containerState
@@ -86,6 +90,13 @@ func (o *rtOptions) monitor(args []string) int {
 	stop()
 	ln.Close()
 	os.Remove(sock)
+	replied := make(chan struct{})
+	go func() { m.busy.Wait(); close(replied) }()
+	select {
+	case <-replied:
+	case <-time.After(replyGrace):
+		m.o.logf("warning", "monitor: requests still unanswered after %v", replyGrace)
+	}
 	exitWith(status)
 	return status
 }
@@ -97,9 +108,18 @@ func (m *monitor) serve(ln *net.UnixListener) {
 		if err != nil {
 			return
 		}
-		go m.handle(conn)
+		m.busy.Add(1)
+		go func() {
+			defer m.busy.Done()
+			m.handle(conn)
+		}()
 	}
 }
+
+// replyGrace bounds how long a stopped container's monitor waits for the
+// requests it is serving to reply (an exec's may wait on its process, which
+// the container's end kills).
+const replyGrace = 5 * time.Second
 
 // stopped records that the container has stopped with status and ends the
 // monitor. Only the first call counts.
@@ -266,10 +286,30 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	sigs := make(chan syscall.Signal, 8)
+	cmd.Signals = sigs
 	reply(rtReply{})
 	go func() {
-		var b [64]byte
-		conn.Read(b[:])
+		// "signal N" passes signal N on to the process; anything else,
+		// or the end of the connection (the exec'd copy of stockade was
+		// killed), kills it.
+		for {
+			var b [64]byte
+			n, err := conn.Read(b[:])
+			if err != nil || n == 0 {
+				break
+			}
+			v, ok := strings.CutPrefix(string(b[:n]), "signal ")
+			sig, err := strconv.Atoi(v)
+			if !ok || err != nil || sig <= 0 || sig >= 65 {
+				break
+			}
+			select {
+			case sigs <- syscall.Signal(sig):
+			case <-ctx.Done():
+				return
+			}
+		}
 		cancel()
 	}()
 	res, err := sb.Exec(ctx, cmd)
@@ -322,6 +362,8 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	fs.Bool("no-new-privs", false, "ignored: always on")
 	waitFD := fs.Int("wait-fd", -1, "")
 	fs.MarkHidden("wait-fd")
+	readyFD := fs.Int("ready-fd", -1, "")
+	fs.MarkHidden("ready-fd")
 	if err := fs.Parse(args); err != nil {
 		return 0, rtErrorf("exec: %v", err)
 	}
@@ -333,7 +375,11 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return waitExec(conn.(*net.UnixConn))
+		var ready *os.File
+		if *readyFD >= 0 {
+			ready = os.NewFile(uintptr(*readyFD), "ready")
+		}
+		return waitExec(conn.(*net.UnixConn), ready)
 	}
 	if fs.NArg() < 1 {
 		return 0, rtErrorf("exec: a container id is needed")
@@ -401,7 +447,7 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		return 0, rtErrorf("%s", rep.Error)
 	}
 	if !*detach {
-		return waitExec(conn)
+		return waitExec(conn, nil)
 	}
 	defer conn.Close()
 	f, err := conn.File()
@@ -409,14 +455,28 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		return 0, err
 	}
 	defer f.Close()
-	cmd := exec.Command("/proc/self/exe", "--root", o.root, "--log", o.log, "--log-format", o.logFormat, "exec", "--wait-fd", "3")
-	cmd.Args[0] = "stockade"
-	cmd.ExtraFiles = []*os.File{f}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Dir = "/"
-	if err := cmd.Start(); err != nil {
+	// The copy says when it passes signals on: until then a signal sent
+	// to the pid in --pid-file would kill the copy, and with it the
+	// process, whatever the signal.
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
 		return 0, err
 	}
+	defer readyR.Close()
+	cmd := exec.Command("/proc/self/exe", "--root", o.root, "--log", o.log, "--log-format", o.logFormat, "exec", "--wait-fd", "3", "--ready-fd", "4")
+	cmd.Args[0] = "stockade"
+	cmd.ExtraFiles = []*os.File{f, readyW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return 0, err
+	}
+	// A byte once it is ready, or the end of the pipe if it died; bounded
+	// all the same.
+	readyR.SetReadDeadline(time.Now().Add(10 * time.Second))
+	readyR.Read(make([]byte, 1))
 	// Release sets Process.Pid to -1; the shim would signal that pid.
 	pid := cmd.Process.Pid
 	cmd.Process.Release()
@@ -436,11 +496,17 @@ func fileOr(v any, def *os.File) *os.File {
 }
 
 // waitExec waits for the exit status of an exec'd process on conn, and
-// kills the process when a forwarded signal arrives.
-func waitExec(conn *net.UnixConn) (int, error) {
+// passes the signals it receives on to the process (SIGKILL, which it
+// cannot catch, kills it and with the connection's end the process). With
+// ready, it writes a byte there once it passes signals on.
+func waitExec(conn *net.UnixConn, ready *os.File) (int, error) {
 	defer conn.Close()
-	stop := forwardSignals(func(syscall.Signal) { conn.Write([]byte("kill")) })
+	stop := forwardSignals(func(sig syscall.Signal) { conn.Write([]byte("signal " + strconv.Itoa(int(sig)))) })
 	defer stop()
+	if ready != nil {
+		ready.Write([]byte{1})
+		ready.Close()
+	}
 	rep, err := readReply(conn)
 	if err != nil {
 		return 0, err

@@ -432,6 +432,10 @@ func TestRuntimeSignalToPid(t *testing.T) {
 // TestRuntimeMonitorKilled kills the monitor from outside: the sandbox
 // dies with it, state says stopped, and delete removes the rest.
 func TestRuntimeMonitorKilled(t *testing.T) {
+	// The pids limit gives the sandbox a control group, which an ordinary
+	// user makes only in a delegated subtree; the runtime takes none
+	// (cgroupsPath is ignored).
+	testutil.RequireRoot(t)
 	h := newRTHarness(t)
 	b := h.bundle(func(s map[string]any) {
 		withArgs("sleep", "1000")(s)
@@ -652,4 +656,41 @@ func TestContainerID(t *testing.T) {
 		_, err := o.containerDir(id)
 		assert.ErrorContains(t, err, "invalid container id format", id)
 	}
+}
+
+// TestRuntimeExecSignal signals an exec'd process as the shim does for
+// "ctr task kill --exec-id": through the pid of the detached exec, which
+// passes the signal on; the process's trap runs, and its exit status is
+// what the shim reaps.
+func TestRuntimeExecSignal(t *testing.T) {
+	h := newRTHarness(t)
+	c := h.create("exsig", h.bundle(withArgs("sleep", "1000")))
+	status, _, stderr := h.run("start", "exsig")
+	require.Equal(t, 0, status, stderr)
+
+	dir := t.TempDir()
+	proc := filepath.Join(dir, "process.json")
+	require.NoError(t, os.WriteFile(proc, []byte(`{"args":["sh","-c","trap 'echo term; exit 3' TERM; echo ready; while :; do sleep 0.05; done"],"cwd":"/work","user":{"uid":1000,"gid":1000}}`), 0o644))
+	outFile, err := os.Create(filepath.Join(dir, "out"))
+	require.NoError(t, err)
+	defer outFile.Close()
+	pidFile := filepath.Join(dir, "pid")
+	status, _, _ = h.runWith(outFile, outFile, "exec", "--detach", "--pid-file", pidFile, "--process", proc, "exsig")
+	require.Equal(t, 0, status)
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(string(b))
+	require.NoError(t, err)
+	require.Greater(t, pid, 0)
+	eventuallyFile(t, outFile.Name(), "ready\n")
+	require.NoError(t, unix.Kill(pid, unix.SIGTERM))
+	ws := h.wait(pid)
+	assert.True(t, ws.Exited() && ws.ExitStatus() == 3, "the trap ran: wait status %v", ws)
+	eventuallyFile(t, outFile.Name(), "ready\nterm\n")
+	assert.Equal(t, "running", h.state("exsig")["status"], "the container goes on")
+
+	status, _, stderr = h.run("delete", "--force", "exsig")
+	require.Equal(t, 0, status, stderr)
+	h.wait(c.pid)
+	h.gone(c)
 }

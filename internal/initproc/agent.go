@@ -110,10 +110,19 @@ func (a *agent) fork(argv0 string, args, env []string, dir string, uid, gid int,
 				Uid:         uint32(uid),
 				Gid:         uint32(gid),
 				NoSetGroups: !a.s.spec.SetGroups,
+				Groups:      a.s.groups(),
 			},
 		},
 	})
 	if err == nil {
+		// A soft limit is no bound a process cannot lift itself (up to
+		// the hard one), so setting it once the process runs leaves
+		// nothing open.
+		for _, rl := range a.s.spec.Rlimits {
+			if rl.Cur != rl.Max {
+				unix.Prlimit(pid, rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}, nil)
+			}
+		}
 		a.poke()
 	}
 	return pid, err
@@ -154,6 +163,17 @@ func (a *agent) run() {
 func (a *agent) exec(x *proto.Exec, files []int) {
 	report := proto.Report{Kind: proto.Failed, ID: x.ID, Stage: "exec", Path: x.Path}
 	argv0, err := lookPath(x.Path, x.Env)
+	master := -1
+	if err == nil && x.TTY {
+		// The terminal is the process's standard streams; what came with
+		// the request are its extra files.
+		var peer int
+		if master, peer, err = openPTY(x.TTYRows, x.TTYCols, x.UID, x.GID); err == nil {
+			defer unix.Close(peer)
+			defer unix.Close(master)
+			files = append([]int{peer, peer, peer}, files...)
+		}
+	}
 	if err == nil && len(files) < 3 {
 		err = errors.New("exec request without its standard streams")
 	}
@@ -165,7 +185,7 @@ func (a *agent) exec(x *proto.Exec, files []int) {
 			err = fmt.Errorf("the sandbox is ending: %w", unix.ESHUTDOWN)
 		} else {
 			var pid int
-			if pid, err = a.fork(argv0, x.Args, x.Env, x.Dir, x.UID, x.GID, files, false); err == nil {
+			if pid, err = a.fork(argv0, x.Args, x.Env, x.Dir, x.UID, x.GID, files, x.TTY); err == nil {
 				a.ids[pid], a.pids[x.ID] = x.ID, pid
 				report = proto.Report{Kind: proto.Started, ID: x.ID, Pid: pid}
 			} else {
@@ -180,6 +200,10 @@ func (a *agent) exec(x *proto.Exec, files []int) {
 		if errors.As(err, &errno) {
 			report.Errno = int(errno)
 		}
+	}
+	if report.Kind == proto.Started && master >= 0 {
+		proto.SendFiles(a.s.fd, &report, []int{master})
+		return
 	}
 	proto.Send(a.s.fd, &report)
 }
@@ -262,4 +286,13 @@ func closeFDs(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
+}
+
+// groups returns the Spec's supplementary groups as ForkExec takes them.
+func (s *stage) groups() []uint32 {
+	var g []uint32
+	for _, id := range s.spec.Groups {
+		g = append(g, uint32(id))
+	}
+	return g
 }

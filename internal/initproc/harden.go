@@ -31,8 +31,17 @@ func (s *stage) dropPrivileges() error {
 	if err := linux.SetInheritable(spec.Caps); err != nil {
 		return step("capabilities", "", err)
 	}
-	if err := linux.SetNoNewPrivs(); err != nil {
-		return step("no-new-privs", "", err)
+	if !spec.NewPrivs {
+		// Without it, the init's capabilities (CAP_SYS_ADMIN in the
+		// sandbox's user namespace) allow the domain and the filter.
+		if err := linux.SetNoNewPrivs(); err != nil {
+			return step("no-new-privs", "", err)
+		}
+	}
+	if spec.Umask >= 0 {
+		// The init's own: it creates no file from here on, and every
+		// process it forks inherits it.
+		unix.Umask(spec.Umask)
 	}
 	if spec.Landlock != nil {
 		// Before seccomp, which may deny the Landlock calls.
@@ -51,7 +60,11 @@ func (s *stage) dropPrivileges() error {
 		if err := f.UnmarshalBinary(spec.Seccomp); err != nil {
 			return step("seccomp", "", err)
 		}
-		if err := seccomp.Load(&f, seccomp.FlagTSync); err != nil {
+		flags := seccomp.FlagTSync
+		if spec.NewPrivs {
+			flags |= seccomp.FlagPrivileged
+		}
+		if err := seccomp.Load(&f, flags); err != nil {
 			return step("seccomp", "", err)
 		}
 	}
@@ -59,10 +72,11 @@ func (s *stage) dropPrivileges() error {
 }
 
 // ambientCaps returns the capabilities a process forked to run as uid gets
-// as ambient ones: the kept ones when uid is not root, since execve gives
-// root the bounding set anyway and a non-root process nothing else.
+// as ambient ones: the kept ones. A process that is not root has no
+// other way to keep them across execve; root gets them anyway, and holds
+// them as ambient ones too, as an OCI spec's root does.
 func (s *stage) ambientCaps(uid int) []uintptr {
-	if uid == 0 || len(s.spec.Caps) == 0 {
+	if len(s.spec.Caps) == 0 {
 		return nil
 	}
 	caps := make([]uintptr, len(s.spec.Caps))

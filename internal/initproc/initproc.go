@@ -19,9 +19,11 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -185,6 +187,7 @@ func (s *stage) setup() error {
 	if err := mount.Apply(&spec.Plan); err != nil {
 		return err
 	}
+	defaultSignals(spec.DefaultSignals)
 	if spec.TTY {
 		if err := s.openTTY(); err != nil {
 			return err
@@ -211,7 +214,10 @@ func (s *stage) setup() error {
 		limits[i] = nil
 	}
 	for _, rl := range spec.Rlimits {
-		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}); err != nil {
+		// The init runs under the hard limits; the soft ones below them
+		// go to each process it forks (see agent.fork), so that the
+		// init's own needs do not bound them.
+		if err := unix.Setrlimit(rl.Resource, &unix.Rlimit{Cur: rl.Max, Max: rl.Max}); err != nil {
 			return step("rlimit", "", err)
 		}
 	}
@@ -255,6 +261,25 @@ func (s *stage) setup() error {
 	}
 	s.mark()
 	return nil
+}
+
+// defaultSignals makes sure that the processes the init forks start with
+// the signals of set (bit n-1 for signal n), which the init inherited
+// ignored from the owner, at their default action. A fork keeps what is
+// ignored but resets what has a handler: so the init catches them, into
+// a channel nobody reads. (The runtime leaves alone only signals 32 and
+// 33, which the C library reserves.)
+func defaultSignals(set uint64) {
+	if set == 0 {
+		return
+	}
+	var sigs []os.Signal
+	for sig := 1; sig <= 64; sig++ {
+		if set&(1<<(sig-1)) != 0 {
+			sigs = append(sigs, syscall.Signal(sig))
+		}
+	}
+	signal.Notify(make(chan os.Signal, 1), sigs...)
 }
 
 // awaitGo waits for the parent's go-ahead and returns the CPUs the command

@@ -194,6 +194,12 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		e.bytes(m.Data)
 		e.bool(m.Device)
 		e.int(int64(m.FD))
+		e.bool(m.Owner != nil)
+		if m.Owner != nil {
+			e.uint(uint64(m.Owner.UID))
+			e.uint(uint64(m.Owner.GID))
+		}
+		e.bool(m.NoIDMap)
 	}
 	e.str(s.Hostname)
 	e.str(s.Path)
@@ -238,6 +244,14 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.bool(s.TTY)
 	e.int(int64(s.TTYRows))
 	e.int(int64(s.TTYCols))
+	e.bool(s.NewPrivs)
+	e.int(int64(s.Umask))
+	groups := make([]int64, len(s.Groups))
+	for i, g := range s.Groups {
+		groups[i] = int64(g)
+	}
+	e.ints(groups)
+	e.uint(s.DefaultSignals)
 	e.uint(uint64(len(s.Sysctls)))
 	for _, sc := range s.Sysctls {
 		e.str(sc.Name)
@@ -283,6 +297,10 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 			m.Data = d.bytes()
 			m.Device = d.bool()
 			m.FD = int(d.int())
+			if d.bool() {
+				m.Owner = &mount.Owner{UID: uint32(d.uint()), GID: uint32(d.uint())}
+			}
+			m.NoIDMap = d.bool()
 		}
 	}
 	s.Hostname = d.str()
@@ -329,6 +347,15 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	s.TTY = d.bool()
 	s.TTYRows = int(d.int())
 	s.TTYCols = int(d.int())
+	s.NewPrivs = d.bool()
+	s.Umask = int(d.int())
+	if groups := d.ints(); len(groups) > 0 {
+		s.Groups = make([]int, len(groups))
+		for i, g := range groups {
+			s.Groups[i] = int(g)
+		}
+	}
+	s.DefaultSignals = d.uint()
 	if n := d.count(); n > 0 {
 		s.Sysctls = make([]Sysctl, n)
 		for i := range s.Sysctls {
@@ -358,6 +385,9 @@ func (q *Request) MarshalBinary() ([]byte, error) {
 		e.str(x.Dir)
 		e.int(int64(x.UID))
 		e.int(int64(x.GID))
+		e.bool(x.TTY)
+		e.int(int64(x.TTYRows))
+		e.int(int64(x.TTYCols))
 	}
 	e.bool(q.Close)
 	return e.b, nil
@@ -385,6 +415,10 @@ func (q *Request) UnmarshalBinary(b []byte) error {
 			UID:  int(d.int()),
 			GID:  int(d.int()),
 		}
+		x := q.Exec
+		x.TTY = d.bool()
+		x.TTYRows = int(d.int())
+		x.TTYCols = int(d.int())
 	}
 	q.Close = d.bool()
 	return d.done()

@@ -77,6 +77,20 @@ type Spec struct {
 	// TTYCols; the init sends the master with its Started report.
 	TTY              bool
 	TTYRows, TTYCols int
+	// NewPrivs leaves no_new_privs unset. The Landlock domain and the
+	// seccomp filter are then put in place before the ids change and the
+	// capabilities are dropped, while CAP_SYS_ADMIN in the sandbox's user
+	// namespace allows them without it.
+	NewPrivs bool
+	// Umask, unless negative, is the command's file mode creation mask.
+	Umask int
+	// Groups are the command's supplementary groups; nil means none.
+	Groups []int
+	// DefaultSignals are the signals, bit n-1 for signal n, that the
+	// command's process sets back to their default action before its
+	// exec: those the owner ignores, which a process inherits ignored
+	// across fork and exec (a typed Ctrl-C would then stop nothing).
+	DefaultSignals uint64
 	// Sysctls are values for the files of /proc/sys/user in the sandbox's
 	// user namespace, which the init writes while it holds its
 	// capabilities; a file this kernel lacks is left out.
@@ -129,6 +143,12 @@ type Exec struct {
 	Dir  string
 	UID  int
 	GID  int
+	// TTY gives the process a pseudo-terminal of the sandbox's devpts, of
+	// TTYRows by TTYCols, as its standard streams and controlling
+	// terminal (the request then carries no streams); the init sends the
+	// master with the Started report.
+	TTY              bool
+	TTYRows, TTYCols int
 }
 
 // Kind tells what a Report is about.

@@ -32,6 +32,11 @@ const (
 	// FlagLog records every action other than allow in the audit log. It
 	// needs Linux 4.14.
 	FlagLog LoadFlags = unix.SECCOMP_FILTER_FLAG_LOG
+	// FlagPrivileged, which is not the kernel's, skips the check for
+	// no_new_privs: the caller holds CAP_SYS_ADMIN in its user namespace,
+	// which lets the kernel install the filter without it, and means to
+	// leave no_new_privs unset (sandbox.Security.AllowNewPrivileges).
+	FlagPrivileged LoadFlags = 1 << 31
 )
 
 // Load installs f on the calling thread with
@@ -56,16 +61,19 @@ func Load(f *Filter, flags LoadFlags) error {
 	} else if native.auditArch != f.auditArch {
 		return fmt.Errorf("seccomp: load: filter is for audit architecture %#x, this process is %s (%#x)", f.auditArch, native.goarch, native.auditArch)
 	}
-	if flags&^(FlagTSync|FlagLog) != 0 {
-		return fmt.Errorf("seccomp: load: unsupported flags %#x", uint(flags&^(FlagTSync|FlagLog)))
+	if flags&^(FlagTSync|FlagLog|FlagPrivileged) != 0 {
+		return fmt.Errorf("seccomp: load: unsupported flags %#x", uint(flags&^(FlagTSync|FlagLog|FlagPrivileged)))
 	}
-	nnp, _, errno := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_GET_NO_NEW_PRIVS, 0, 0)
-	if errno != 0 {
-		return fmt.Errorf("seccomp: load: prctl(PR_GET_NO_NEW_PRIVS): %w", errno)
+	if flags&FlagPrivileged == 0 {
+		nnp, _, errno := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_GET_NO_NEW_PRIVS, 0, 0)
+		if errno != 0 {
+			return fmt.Errorf("seccomp: load: prctl(PR_GET_NO_NEW_PRIVS): %w", errno)
+		}
+		if nnp != 1 {
+			return ErrNoNewPrivs
+		}
 	}
-	if nnp != 1 {
-		return ErrNoNewPrivs
-	}
+	flags &^= FlagPrivileged
 	r, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&f.fprog)))
 	runtime.KeepAlive(f)
 	if errno != 0 {

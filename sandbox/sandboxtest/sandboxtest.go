@@ -50,16 +50,17 @@ type Sandbox struct {
 // sandbox ended and the last 64 KiB it wrote to standard error (also
 // passed on to cfg.Stderr, if set).
 //
-// The test's directory is made writable by every id (mode 0777): the
-// sandbox's ids are not the caller's (for host root they map onto an
-// unprivileged range, so its command, uid 1000 inside, is host uid
-// 1073742824 or so, and its root is no host root either), and so they
-// could not write a directory owned by the caller. The directory is no
-// more open for it on the host, as t.TempDir() makes its parent private
-// (0700). Files the command creates there belong to its host id; the
-// test, as root or as the user the ids map to, reads and removes them.
-// With SubordinateIDs, an ordinary user cannot remove what the command
-// left in subdirectories: set RunAsRoot then (root inside is the caller).
+// The test's directory is bound writable, and what the command creates
+// there lands on the host as the test's own: host root's sandbox binds it
+// through an idmapped mount whose Owner is root (see
+// sandbox.Config.Mounts: the command may then leave files of root's
+// there, set-user-ID ones too, which the test's cleanup removes), and an
+// ordinary user's sandbox with its own ids writes as that user. With
+// SubordinateIDs, an ordinary user's sandbox writes as a subordinate id,
+// a stranger to the directory: it is then made writable by every id (mode
+// 0777; t.TempDir() keeps its parent private, 0700), its files belong to
+// the command's host id, and the test cannot remove what the command left
+// in subdirectories: set RunAsRoot then (root inside is the caller).
 //
 // A start that fails because the host lacks a feature skips the test
 // (fails it under STOCKADE_REQUIRE_PRIVILEGED=1); any other failure
@@ -74,10 +75,15 @@ func Start(tb testing.TB, cfg sandbox.Config) *Sandbox {
 	}
 	if !targeted(cfg.Mounts, dir) {
 		s.Dir = tb.TempDir()
-		if err := os.Chmod(s.Dir, 0o777); err != nil {
-			tb.Fatalf("sandboxtest: %v", err)
+		if cfg.SubordinateIDs && os.Geteuid() != 0 {
+			if err := os.Chmod(s.Dir, 0o777); err != nil {
+				tb.Fatalf("sandboxtest: %v", err)
+			}
 		}
 		m := sandbox.Mount{Kind: sandbox.Bind, Source: s.Dir, Target: dir, Writable: true}
+		if os.Geteuid() == 0 {
+			m.Owner = &sandbox.Owner{}
+		}
 		cfg.Mounts = append([]sandbox.Mount{m}, cfg.Mounts...)
 	}
 	if cfg.Stderr != nil {

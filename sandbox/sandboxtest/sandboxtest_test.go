@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,15 +65,23 @@ func TestStartLongLived(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(sb.Dir, "greeting"))
 	require.NoError(t, err)
 	assert.Equal(t, "hello\n", string(data))
-	// And the test writes what the sandbox reads. Root inside, which is
-	// no host root, may write too (an ordinary user's sandbox maps no
-	// root without SubordinateIDs).
-	require.NoError(t, os.WriteFile(filepath.Join(sb.Dir, "input"), []byte("42\n"), 0o644))
-	c := sb.Command(testutil.Busybox(t), "sh", "-c", `cat input; mkdir sub && echo x > sub/f && echo ok`)
-	c.RunAsRoot = os.Geteuid() == 0
+	// It is the test's file, and the test's directory is the sandbox
+	// user's own.
+	owner := func(name string) [2]uint32 {
+		fi, err := os.Lstat(filepath.Join(sb.Dir, name))
+		require.NoError(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		return [2]uint32{st.Uid, st.Gid}
+	}
+	assert.Equal(t, [2]uint32{uint32(os.Geteuid()), uint32(os.Getegid())}, owner("greeting"))
+	// And the test writes what the sandbox reads, and removes what it
+	// left in subdirectories.
+	require.NoError(t, os.WriteFile(filepath.Join(sb.Dir, "input"), []byte("42\n"), 0o600))
+	c := sb.Command(testutil.Busybox(t), "sh", "-c", `cat input; stat -c %u .; mkdir sub && echo x > sub/f && echo ok`)
 	out, err = c.Output(t.Context())
 	require.NoError(t, err)
-	assert.Equal(t, "42\nok\n", string(out))
+	assert.Equal(t, "42\n1000\nok\n", string(out))
+	require.NoError(t, os.RemoveAll(filepath.Join(sb.Dir, "sub")))
 }
 
 func TestStartCommand(t *testing.T) {

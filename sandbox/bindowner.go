@@ -1,0 +1,100 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/mount"
+)
+
+// binds says which entries of a plan are the Config's own Mounts, and as
+// which host ids the sandbox's user writes: what the idmapped mounts of
+// writable binds map their owner onto.
+type binds struct {
+	first    int // the index in the plan of Mounts[0]; -1: no idmaps
+	uid, gid uint32
+}
+
+// userBinds returns the binds of plan p, built from c (with its
+// defaults) for a sandbox whose ids are id. Only host root idmaps: an
+// ordinary user's sandbox with its own ids writes as the caller already,
+// and one with subordinate ids may not idmap the host's file systems.
+func (c *Config) userBinds(p *mount.Plan, id identity) binds {
+	if os.Geteuid() != 0 {
+		return binds{first: -1}
+	}
+	uid, gid := id.hostIDs(c.UID, c.GID)
+	return binds{first: len(p.Mounts) - len(c.Mounts), uid: uint32(uid), gid: uint32(gid)}
+}
+
+// idmap makes f, the detached clone of entry i of the plan, an idmapped
+// mount when it is a writable bind of the Config's: the sandbox's user
+// acts there as the bind's Owner, or as the owner of its source. A bind
+// of a device node is never idmapped: its owner's rights over the host's
+// node (chmod, say) are no one's to lend.
+func (b binds) idmap(i int, m *mount.Mount, f *os.File) error {
+	if b.first < 0 || i < b.first || !m.Writable || m.NoIDMap || m.Device {
+		return nil
+	}
+	field := fmtIndex("Mounts", i-b.first)
+	owner := m.Owner
+	if owner == nil {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			return setupErr("idmap", m.Source, err)
+		}
+		if st.Uid == 0 || st.Gid == 0 {
+			// Mapped onto host root, the sandbox's user could leave
+			// set-user-ID programs of root's, and links that root
+			// trusts (see mount.ErrUntrustedLink), for the host to
+			// find: only a named Owner does that.
+			return nil
+		}
+		owner = &mount.Owner{UID: st.Uid, GID: st.Gid}
+	}
+	err := mount.IDMapSource(f, b.uid, b.gid, *owner)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, ErrNotSupported):
+		return &FeatureError{
+			Feature: fmt.Sprintf("an idmapped mount of %s (%s, %s)", field, m.Source, fsName(int(f.Fd()))),
+			Err:     fmt.Errorf("%w; set %s.NoIDMap to bind it as it is, writable only where the sandbox's host id may write", err, field),
+		}
+	}
+	return setupErr("idmap", field+" "+m.Source, err)
+}
+
+// fsName names the file system of fd for an error message.
+func fsName(fd int) string {
+	var st unix.Statfs_t
+	if unix.Fstatfs(fd, &st) != nil {
+		return "file system unknown"
+	}
+	switch st.Type {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs, which Linux idmaps from 6.3, or devtmpfs, which it never does"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	case unix.SYSFS_MAGIC:
+		return "sysfs"
+	case unix.PROC_SUPER_MAGIC:
+		return "proc"
+	case unix.NFS_SUPER_MAGIC:
+		return "nfs, which Linux does not idmap"
+	case unix.FUSE_SUPER_MAGIC:
+		return "fuse, which Linux idmaps from 6.12 where the server allows it"
+	}
+	return fmt.Sprintf("file system %#x", st.Type)
+}

@@ -192,7 +192,11 @@ func (a *applier) makeRoot() error {
 	r := a.plan.Root
 	var fd int
 	var err error
-	if r.Dir == "" {
+	if r.Overlay != nil {
+		if fd, err = a.makeOverlay(r.Overlay); err != nil {
+			return err
+		}
+	} else if r.Dir == "" {
 		fd, err = newTmpfs(r.Size, r.Inodes, 0o755, 0, 0, 0)
 		if err != nil {
 			return &Error{"tmpfs", "/", err}

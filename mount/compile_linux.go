@@ -23,6 +23,12 @@ type Compiled struct {
 	// a Bind's source made by CloneSource (Nil for other entries, or when
 	// the child clones them itself).
 	BindFDs []sysplan.Ref
+	// OverlayFDs holds, for an overlay root with parentClones, the cells
+	// for the detached mounts of Overlay.FDs: one per lower layer, then the
+	// upper layer's directory. SendFD is the cell for the socket of
+	// Overlay.SendFD (Nil unless the plan asks for one).
+	OverlayFDs []sysplan.Ref
+	SendFD     sysplan.Ref
 }
 
 // Compile adds to b the steps that build p in the child's mount namespace
@@ -38,7 +44,7 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 	c := &compiler{
 		b: b, root: b.Cell(), tfd: b.Cell(), pfd: b.Cell(), mfd: b.Cell(), xfd: b.Cell(),
 		made:  map[string]bool{"/": true},
-		out:   &Compiled{RootFD: sysplan.Nil, BindFDs: make([]sysplan.Ref, len(p.Mounts))},
+		out:   &Compiled{RootFD: sysplan.Nil, BindFDs: make([]sysplan.Ref, len(p.Mounts)), SendFD: sysplan.Nil},
 		clone: parentClones, devNull: sysplan.Nil,
 	}
 	for i, m := range p.Mounts {
@@ -183,6 +189,8 @@ func (c *compiler) prepareSources(p *Plan) error {
 func (c *compiler) makeRoot(r Root) {
 	b := c.b
 	switch {
+	case r.Overlay != nil:
+		c.overlay(r.Overlay)
 	case r.Dir == "":
 		c.newTmpfs(b.Stage("tmpfs", "/"), r.Size, r.Inodes, 0o755, 0, 0, 0, c.root)
 		c.sealRO = append(c.sealRO, c.root)

@@ -107,6 +107,86 @@ type Root struct {
 	// FD, when positive, holds a detached copy of Dir made by CloneRoot;
 	// see Mount.FD.
 	FD int `json:"fd,omitempty"`
+	// Overlay, when set, makes the root an overlay of read-only layers and
+	// a writable upper layer; Dir must then be empty.
+	Overlay *Overlay `json:"overlay,omitempty"`
+}
+
+// Overlay is a root made by overlayfs: read-only lower layers, lowest
+// first, and a writable upper layer. It is mounted by the applying process
+// in its user namespace, with the userxattr option: an opaque directory of
+// a layer carries user.overlay.opaque="y", a whiteout is a character
+// device 0:0. The layers and the upper directory are staged on mounts of
+// the applying process's own before overlayfs stacks them, so that an
+// idmapped layer made by a parent works on kernels that take only
+// attached layers. Linux 5.11 (overlayfs in a user namespace); 5.19 for
+// idmapped layers.
+type Overlay struct {
+	// Lower are the host directories of the lower layers, lowest first.
+	Lower []string `json:"lower"`
+	// Upper is a host directory holding the directories "upper" and
+	// "work" of the upper layer. Empty means a fresh tmpfs of UpperSize
+	// bytes, made by the applying process, holding both.
+	Upper     string `json:"upper,omitempty"`
+	UpperSize int64  `json:"upperSize,omitempty"`
+	// FDs, when set, are descriptors of the applying process holding
+	// detached mounts made by a parent, used instead of Lower and Upper:
+	// one per lower layer, then the directory that holds "upper" and
+	// "work". Apply attaches and closes them.
+	FDs []int `json:"fds,omitempty"`
+	// SendFD, when positive and the upper layer is a tmpfs the applying
+	// process makes, is a socket on which it sends that tmpfs's mount
+	// (SCM_RIGHTS, with one byte), so that the parent can read the upper
+	// layer after the sandbox's mount namespace is gone.
+	SendFD int `json:"sendFD,omitempty"`
+}
+
+// MaxLayers is the most lower layers an Overlay may have (overlayfs's
+// own limit is 500).
+const MaxLayers = 500
+
+// Validate checks an overlay root. Errors are *ConfigError with Field
+// relative to the Overlay ("Lower[2]").
+func (o *Overlay) Validate() error {
+	if len(o.Lower) == 0 {
+		return &ConfigError{Field: "Lower", Err: errors.New("must name at least one layer")}
+	}
+	if len(o.Lower) > MaxLayers {
+		return &ConfigError{Field: "Lower", Err: fmt.Errorf("holds %d layers; overlayfs takes at most %d", len(o.Lower), MaxLayers)}
+	}
+	for i, l := range o.Lower {
+		if err := checkHostPath(l); err != nil {
+			return &ConfigError{Field: fmt.Sprintf("Lower[%d]", i), Err: err}
+		}
+	}
+	if o.Upper != "" {
+		if err := checkHostPath(o.Upper); err != nil {
+			return &ConfigError{Field: "Upper", Err: err}
+		}
+		if o.UpperSize != 0 {
+			return &ConfigError{Field: "UpperSize", Err: errors.New("applies to a tmpfs upper layer only, not with Upper")}
+		}
+	}
+	if o.UpperSize < 0 {
+		return &ConfigError{Field: "UpperSize", Err: errors.New("must not be negative")}
+	}
+	if len(o.FDs) != 0 && len(o.FDs) != len(o.Lower)+1 {
+		return &ConfigError{Field: "FDs", Err: fmt.Errorf("must hold %d descriptors (one per layer and the upper), not %d", len(o.Lower)+1, len(o.FDs))}
+	}
+	return nil
+}
+
+// checkHostPath accepts absolute, clean host paths.
+func checkHostPath(p string) error {
+	switch {
+	case !path.IsAbs(p):
+		return fmt.Errorf("must be an absolute path, not %q", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("must be a clean path (%s)", path.Clean(p))
+	case strings.IndexByte(p, 0) >= 0:
+		return errors.New("must not contain a NUL byte")
+	}
+	return nil
 }
 
 // Plan is a whole root file system: its root and the entries placed on it,
@@ -149,6 +229,18 @@ func (p *Plan) Validate() error {
 	}
 	if strings.IndexByte(p.Root.Dir, 0) >= 0 {
 		return &ConfigError{Field: "Root.Dir", Err: errors.New("must not contain a NUL byte")}
+	}
+	if o := p.Root.Overlay; o != nil {
+		if p.Root.Dir != "" {
+			return &ConfigError{Field: "Root.Overlay", Err: errors.New("must not be set with Root.Dir")}
+		}
+		if err := o.Validate(); err != nil {
+			var fe *ConfigError
+			if errors.As(err, &fe) {
+				return &ConfigError{Field: "Root.Overlay." + fe.Field, Err: fe.Err}
+			}
+			return err
+		}
 	}
 	if p.Root.Dir == "" && p.Root.Size < 0 {
 		return &ConfigError{Field: "Root.Size", Err: errors.New("must not be negative")}

@@ -75,6 +75,12 @@ type Compiled struct {
 	// a Bind's source made by CloneSource (Nil for other entries, or when
 	// the child clones them itself).
 	BindFDs []sysplan.Ref
+	// OverlayFDs holds, for an overlay root with parentClones, the cells
+	// for the detached mounts of Overlay.FDs: one per lower layer, then the
+	// upper layer's directory. SendFD is the cell for the socket of
+	// Overlay.SendFD (Nil unless the plan asks for one).
+	OverlayFDs []sysplan.Ref
+	SendFD     sysplan.Ref
 }
 
 // Compile adds to b the steps that build p in the child's mount namespace
@@ -87,6 +93,46 @@ type Compiled struct {
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) {
 	return nil, notSupported("Compile")
+}
+
+// CloneLayer returns a detached, read-only clone of the host directory
+// dir for an Overlay's FDs, idmapped through the user namespace open as
+// userns: a file dir holds as id N on disk shows as the id that userns
+// maps N to, so that inside a sandbox whose user namespace maps ids as
+// userns does, it shows as N. A negative userns clones without an id map.
+// Symbolic links in dir are followed as CloneSource follows them. Linux
+// 5.12, and a file system that supports idmapped mounts.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func CloneLayer(dir string, userns int) (*os.File, error) {
+	return nil, notSupported("CloneLayer")
+}
+
+// CloneUpper is CloneLayer for the writable directory that holds an
+// Overlay's "upper" and "work" directories: a file the sandbox makes there
+// is stored with the id it has inside the sandbox.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func CloneUpper(dir string, userns int) (*os.File, error) {
+	return nil, notSupported("CloneUpper")
+}
+
+// NewUpperTmpfs returns a detached tmpfs of size bytes holding the empty
+// directories "upper" and "work", owned by the caller, for an Overlay's
+// upper layer that the caller holds (so that it can read the layer once
+// the sandbox is gone) and hands to the sandbox through MapUpper.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func NewUpperTmpfs(size int64) (*os.File, error) {
+	return nil, notSupported("NewUpperTmpfs")
+}
+
+// MapUpper returns a detached clone of the mount f (from NewUpperTmpfs)
+// idmapped as CloneUpper's. Linux 6.3 for a tmpfs.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func MapUpper(f *os.File, userns int) (*os.File, error) {
+	return nil, notSupported("MapUpper")
 }
 
 // ErrUntrustedLink is wrapped by the error of CloneSource and CloneRoot

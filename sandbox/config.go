@@ -47,10 +47,13 @@ type Config struct {
 	// WritableRoot; it must hold the mount points.
 	RootDir      string
 	WritableRoot bool
-	Mounts       []Mount // after the standard ones; no link leads out of the root
-	TmpfsSize    int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
-	TmpfsInodes  int64   // zero: DefaultTmpfsInodes
-	Ptys         int64   // most ptys of its devpts; zero: DefaultPtys
+	// Overlay makes the root read-only layers and a writable upper layer
+	// of the sandbox's own (see Overlay); RootDir must be empty.
+	Overlay     *Overlay
+	Mounts      []Mount // after the standard ones; no link leads out of the root
+	TmpfsSize   int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
+	TmpfsInodes int64   // zero: DefaultTmpfsInodes
+	Ptys        int64   // most ptys of its devpts; zero: DefaultPtys
 
 	Network       Network
 	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
@@ -81,6 +84,7 @@ const (
 	DefaultPtys            = 64
 	DefaultHostID          = 1 << 30
 	DefaultIDMapSize       = 65536
+	DefaultOverlaySize     = 256 << 20 // Overlay.Size
 	DefaultWaitDelay       = time.Second
 	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	DefaultNetworkPoolSize = 2
@@ -109,6 +113,11 @@ func (c *Config) clone() Config {
 	if c.TTY != nil {
 		t := *c.TTY
 		d.TTY = &t
+	}
+	if c.Overlay != nil {
+		o := *c.Overlay
+		o.Layers = slices.Clone(o.Layers)
+		d.Overlay = &o
 	}
 	return d
 }
@@ -144,6 +153,9 @@ func (c *Config) withDefaults() Config {
 	if d.Ptys == 0 {
 		d.Ptys = DefaultPtys
 	}
+	if d.Overlay != nil && d.Overlay.Dir == "" && d.Overlay.Size == 0 {
+		d.Overlay.Size = DefaultOverlaySize
+	}
 	return d
 }
 
@@ -170,6 +182,9 @@ func (c *Config) defaultDir() string {
 			return "/"
 		}
 	}
+	if c.Overlay != nil && !c.Overlay.hasDir(DefaultDir) {
+		return "/"
+	}
 	return DefaultDir
 }
 
@@ -180,8 +195,8 @@ func (c *Config) validate() error {
 	if err := validateProcess("", c.Args, c.Env, c.Dir); err != nil {
 		return err
 	}
-	if c.Dir == "/" && c.RootDir == "" {
-		return configErr("Dir", "must not be the root without RootDir")
+	if c.Dir == "/" && c.RootDir == "" && c.Overlay == nil {
+		return configErr("Dir", "must not be the root without RootDir or Overlay")
 	}
 	if len(c.Args) == 0 && (c.Stdin != nil || len(c.ExtraFiles) > 0) {
 		return configErr("Stdin", "a sandbox without Args has no command to give it to")
@@ -214,6 +229,9 @@ func (c *Config) validate() error {
 	}
 	if c.RootDir != "" && (!path.IsAbs(c.RootDir) || path.Clean(c.RootDir) != c.RootDir || strings.IndexByte(c.RootDir, 0) >= 0) {
 		return configErr("RootDir", "must be an absolute, clean path, not %q", c.RootDir)
+	}
+	if err := c.Overlay.validate(c); err != nil {
+		return err
 	}
 	if c.RootDir == "" && c.WritableRoot {
 		return configErr("WritableRoot", "needs RootDir")

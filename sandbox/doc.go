@@ -13,7 +13,9 @@
 // left on the host. A Config without Args makes a long-lived sandbox:
 // [Sandbox.Exec] runs a [Cmd] in it, [Sandbox.CopyIn] and [Sandbox.CopyOut]
 // move files, [Sandbox.Close] ends it, and a [Pool] keeps such sandboxes
-// ready. [Config.TTY] gives the command a terminal.
+// ready. [Config.TTY] gives the command a terminal. [Config.Overlay] makes
+// the root an image's read-only layers and a writable upper layer of the
+// sandbox's own, which [Sandbox.Upper] shows the owner until Close.
 //
 // A Config holding only Args is ready for untrusted code: the command runs
 // as uid 1000 with a clean environment, in new user, pid, mount, uts, ipc,

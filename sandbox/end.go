@@ -279,8 +279,11 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 }
 
 // Close ends the sandbox, kills every process in it and releases what it
-// held; a sandbox without a command ends as Closed. It may be called again.
+// held, an Overlay's upper layer too (Run leaves it to Close); a sandbox
+// without a command ends as Closed. It may be called again.
 func (s *Sandbox) Close() error {
+	// Once the sandbox has ended: nothing writes the upper layer then.
+	defer s.closeOverlay()
 	s.mu.Lock()
 	s.closeTTY()
 	if err := s.runningLocked(); err != nil {

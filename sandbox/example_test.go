@@ -76,3 +76,30 @@ func ExampleConfig_Validate() {
 	}
 	// Output: Mounts[0].Source
 }
+
+// Run a command as root on an image's root: the layers stay as they are,
+// the writes go to the sandbox's own upper layer, which the owner reads
+// before Close removes it.
+func ExampleSandbox_Upper() {
+	sb := sandbox.New(sandbox.Config{
+		Args:      []string{"/bin/sh", "-c", "echo hello >/etc/motd"},
+		RunAsRoot: true,
+		Overlay: &sandbox.Overlay{
+			// Unpacked image layers, lowest first.
+			Layers: []string{"/var/lib/images/base", "/var/lib/images/tools"},
+		},
+	})
+	defer sb.Close()
+	if _, err := sb.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	upper, err := sb.Upper()
+	if err != nil {
+		log.Fatal(err)
+	}
+	motd, err := os.ReadFile(upper + "/etc/motd")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s", motd)
+}

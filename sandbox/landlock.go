@@ -30,7 +30,7 @@ func (c *Config) validateLandlock() error {
 		}
 		m := mountHolding(&p, w)
 		switch {
-		case p.Root.Dir == "" && !inPlan(&p, w):
+		case p.Root.Dir == "" && p.Root.Overlay == nil && !inPlan(&p, w):
 			return configErr(field, "%s is outside the sandbox's file system: nothing of the sandbox holds it", w)
 		case m == nil && !p.Root.Writable, m != nil && !writableMount(m):
 			return configErr(field, "%s is inside a read-only part of the sandbox; Landlock can only narrow what the mounts allow", w)
@@ -89,7 +89,7 @@ func (c *Config) landlockRuleset(p *mount.Plan) *landlock.Ruleset {
 		r.Paths = append(r.Paths, landlock.PathRule{Path: name, Access: access})
 	}
 	rw := uint64(landlock.Read | landlock.Write)
-	if p.Root.Dir != "" && p.Root.Writable && len(l.WritablePaths) == 0 {
+	if (p.Root.Dir != "" || p.Root.Overlay != nil) && p.Root.Writable && len(l.WritablePaths) == 0 {
 		add("/", rw)
 	} else {
 		add("/", landlock.Read)

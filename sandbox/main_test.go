@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 		},
 		After: func() {
 			closeTestNetworking()
+			closeUserNSCache()
 			removeAttackDir()
 		},
 		Checks: slices.Concat(testutil.DefaultLeakChecks, testutil.NetworkLeakChecks),

@@ -212,7 +212,7 @@ func (s *Sandbox) networkFiles(cfg *Config, spec *proto.Spec, l *launch) {
 		l.shareHost = true
 		if len(n.DNS) > 0 {
 			resolv = netns.ResolvConf(n.DNS)
-		} else if cfg.RootDir == "" {
+		} else if !cfg.givenRoot() {
 			// A missing or unreadable file leaves the sandbox without
 			// one, as a host without one is.
 			resolv, _ = os.ReadFile("/etc/resolv.conf")
@@ -246,7 +246,7 @@ func addNetFiles(p *mount.Plan, cfg *Config, hosts, resolv []byte) {
 	}
 	var files []mount.Mount
 	kind := mount.File
-	if cfg.RootDir != "" {
+	if cfg.givenRoot() {
 		kind = mount.Cover
 	}
 	if hosts != nil {
@@ -256,7 +256,7 @@ func addNetFiles(p *mount.Plan, cfg *Config, hosts, resolv []byte) {
 		files = append(files, mount.Mount{Kind: kind, Target: "/etc/resolv.conf", Data: resolv, Mode: 0o644})
 	}
 	at := len(p.Mounts) - len(cfg.Mounts) // before the caller's own mounts
-	if cfg.RootDir == "" {
+	if !cfg.givenRoot() {
 		// The generated /etc has a hosts file: replace it.
 		at = slices.IndexFunc(p.Mounts, func(m mount.Mount) bool {
 			return m.Kind == mount.File && m.Target == "/etc/hosts"

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/stockade/stockade/mount"
@@ -43,7 +44,11 @@ var (
 func (c *Config) plan() mount.Plan {
 	var p mount.Plan
 	add := func(ms ...mount.Mount) { p.Mounts = append(p.Mounts, ms...) }
-	if c.RootDir != "" {
+	if c.Overlay != nil {
+		// The sandbox's own upper layer makes it writable; the rest of the
+		// overlay is the owner's to fill in (see overlayUpper.patch).
+		p.Root = mount.Root{Writable: true, Overlay: &mount.Overlay{Lower: slices.Clone(c.Overlay.Layers)}}
+	} else if c.RootDir != "" {
 		p.Root = mount.Root{Dir: c.RootDir, Writable: c.WritableRoot}
 	} else {
 		// The root holds only mount points and /etc; it is read-only once
@@ -135,3 +140,7 @@ func (c *Config) etcFiles() []mount.Mount {
 		file("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"),
 	}
 }
+
+// givenRoot reports whether the root is the caller's (RootDir or
+// Overlay) rather than the default view of the host.
+func (c *Config) givenRoot() bool { return c.RootDir != "" || c.Overlay != nil }

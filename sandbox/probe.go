@@ -37,8 +37,9 @@ type HostReport struct {
 	Seccomp        Support `json:"seccomp"`
 	Pidfd          Support `json:"pidfd"`
 	MemoryPeak     Support `json:"memoryPeak"`
-	Overlayfs      Support `json:"overlayfs"`
-	RawStart       Support `json:"rawStart"` // not the init stage
+	Overlayfs      Support `json:"overlayfs"` // a plain overlay in a user namespace
+	Overlay        Support `json:"overlay"`   // Config.Overlay starts, on tmpfs or in a directory
+	RawStart       Support `json:"rawStart"`  // not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 
@@ -86,6 +87,7 @@ func Probe() *HostReport {
 	r.RawStart = probeRawStart()
 	r.Sandbox = probeSandbox()
 	r.TimeNamespaces = probeTimeNS(r.Sandbox.Available)
+	r.Overlay = probeOverlayRoot(r.Sandbox.Available, r.Overlayfs.Available)
 	return r
 }
 
@@ -187,9 +189,61 @@ func probeOverlay(root bool) Support {
 	case !root && !linux.KernelAtLeast(5, 11):
 		return no("an ordinary user may mount overlayfs in a user namespace from Linux 5.11")
 	case !root:
-		return yes("%s; in a user namespace, with userxattr when the upper directory is on tmpfs", how)
+		return yes("%s; in a user namespace, with userxattr", how)
 	}
 	return yes("%s", how)
+}
+
+// probeOverlayRoot starts a long-lived sandbox over a layer of its own,
+// with the upper layer on tmpfs and then in a directory, and closes it.
+func probeOverlayRoot(sandbox, overlayfs bool) Support {
+	switch {
+	case !sandbox:
+		return no("no sandbox starts here")
+	case !overlayfs:
+		return no("no overlayfs")
+	}
+	layer, err := os.MkdirTemp("", "stockade-probe-layer-")
+	if err != nil {
+		return no("%v", err)
+	}
+	defer os.RemoveAll(layer)
+	upper, err := os.MkdirTemp("", "stockade-probe-upper-")
+	if err != nil {
+		return no("%v", err)
+	}
+	defer os.RemoveAll(upper)
+	for _, d := range []string{"proc", "dev", "tmp"} {
+		if err := os.Mkdir(filepath.Join(layer, d), 0o755); err != nil {
+			return no("%v", err)
+		}
+	}
+	if err := os.Chmod(layer, 0o755); err != nil {
+		return no("%v", err)
+	}
+	try := func(o *Overlay) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sb := New(Config{Overlay: o})
+		err := sb.Start(ctx)
+		sb.Close()
+		return err
+	}
+	how := "the caller's own ids"
+	if os.Geteuid() == 0 {
+		how = "idmapped layers"
+	}
+	tmpfsErr := try(&Overlay{Layers: []string{layer}})
+	dirErr := try(&Overlay{Layers: []string{layer}, Dir: upper})
+	switch {
+	case tmpfsErr == nil && dirErr == nil:
+		return yes("%s; the upper layer on tmpfs or in a directory", how)
+	case dirErr == nil:
+		return yes("%s; the upper layer in a directory (Overlay.Dir) only: on tmpfs, %v", how, tmpfsErr)
+	case tmpfsErr == nil:
+		return yes("%s; the upper layer on tmpfs only: in %s, %v", how, os.TempDir(), dirErr)
+	}
+	return no("%v", tmpfsErr)
 }
 
 // probeTimeNS runs true in a sandbox with a time namespace, once the
@@ -250,6 +304,7 @@ func (r *HostReport) String() string {
 		{"pidfd", r.Pidfd},
 		{"memory.peak", r.MemoryPeak},
 		{"overlayfs", r.Overlayfs},
+		{"overlay root", r.Overlay},
 		{"raw start path", r.RawStart},
 		{"time namespaces", r.TimeNamespaces},
 	} {

@@ -136,6 +136,10 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		return true, err
 	}
 	spec := cfg.spec(id)
+	s.ov.patch(&spec.Plan)
+	if s.ov.upperTmpfsSend() {
+		spec.Plan.Root.Overlay.SendFD = 1 // compiled in; the socket is set per start
+	}
 	l := &launch{}
 	defer l.release()
 	s.networkFiles(cfg, spec, l)
@@ -172,7 +176,7 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		if err := fault("sources"); err != nil {
 			return true, err
 		}
-		files, err := cloneSources(&spec.Plan, 0)
+		files, err := cloneSources(&spec.Plan, 0, s.ov)
 		if err != nil {
 			return true, err
 		}
@@ -206,6 +210,15 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 			cgroupFD = fd
 		}
 	}
+	var upperOwn, upperChild int = -1, -1
+	if !rp.mounts.SendFD.IsNil() {
+		// The child makes the upper layer's tmpfs and sends it back.
+		if upperOwn, upperChild, err = ttySocket(reaper.MinFD); err != nil {
+			return true, setupErr("overlay-upper", "socketpair", err)
+		}
+		defer unix.Close(upperOwn)
+		defer unix.Close(upperChild)
+	}
 	s.times.prepared = proto.Monotonic()
 	if err := fault("clone"); err != nil {
 		return true, err
@@ -220,6 +233,9 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 		values := tasksValues(rp, tasks)
 		if !rp.ttySize.IsNil() {
 			values = append(values, cellValue{rp.ttySize, ttySize(rows, cols)})
+		}
+		if upperChild >= 0 {
+			values = append(values, cellValue{rp.mounts.SendFD, uint64(upperChild)})
 		}
 		rs, err = launchRaw(rp, flags, cgroupFD, files, sources, values...)
 		return err
@@ -272,6 +288,23 @@ func (s *Sandbox) startRaw(ctx context.Context, cfg *Config, id identity, undo *
 	}
 	if err := fault("started"); err != nil {
 		return true, err
+	}
+	if upperOwn >= 0 {
+		// Sent before the exec, which has happened.
+		if s.ov.hold, err = recvUpper(upperOwn); err != nil {
+			// The sandbox runs: end it, and everything in it with pid 1.
+			unix.PidfdSendSignal(rs.pidfd, unix.SIGKILL, nil, 0)
+			waitPidfd(rs.pidfd)
+			for _, fd := range []int{rs.pidfd, rs.report, rs.cmd} {
+				if fd >= 0 {
+					unix.Close(fd)
+				}
+			}
+			if rs.tty != nil {
+				rs.tty.Close()
+			}
+			return true, err
+		}
 	}
 	s.times.ready = proto.Monotonic()
 	s.times.init = rawMarks(rs.marks, s.times.ready)

@@ -152,10 +152,11 @@ func launchRaw(rp *rawProgram, flags uint64, cgroupFD int, files []int, sources 
 	}
 	var cells []sysplan.Ref
 	if rp.mounts != nil {
-		cells = rp.mounts.BindFDs
 		if !rp.mounts.RootFD.IsNil() {
-			cells = append([]sysplan.Ref{rp.mounts.RootFD}, cells...)
+			cells = append(cells, rp.mounts.RootFD)
 		}
+		cells = append(cells, rp.mounts.OverlayFDs...)
+		cells = append(cells, rp.mounts.BindFDs...)
 	}
 	k := 0
 	for _, c := range cells {

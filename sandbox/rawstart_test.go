@@ -60,7 +60,7 @@ func (r *rawStarter) run(ctx context.Context, stdout *os.File) (unix.WaitStatus,
 	spec := r.cfg.spec(r.id)
 	var sources []int
 	if os.Geteuid() == 0 {
-		files, err := cloneSources(&spec.Plan, 0)
+		files, err := cloneSources(&spec.Plan, 0, nil)
 		if err != nil {
 			return 0, nil, err
 		}

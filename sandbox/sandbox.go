@@ -52,7 +52,10 @@ type Sandbox struct {
 	execs      map[int64]chan *proto.Report // open Exec requests
 	final      *proto.Report                // the init's last report
 	nextExec   int64
-	pipes      stdPipes // made by StdinPipe, StdoutPipe and StderrPipe
+	pipes      stdPipes      // made by StdinPipe, StdoutPipe and StderrPipe
+	ov         *overlayUpper // the upper layer of Config.Overlay, or nil
+	ovClosed   bool          // Close released ov
+	ovKept     string        // the kept upper layer's path, after Close
 
 	start    time.Time
 	times    startTimes
@@ -129,6 +132,15 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	// unwinds them, a started sandbox owns what they acquired.
 	var undo rollback
 	defer undo.unwind()
+	if s.ov, err = prepareOverlay(&cfg, id); err != nil {
+		return err
+	}
+	undo.push(func() {
+		// Nothing of a sandbox that did not start is kept.
+		s.ov.cfg.Keep = false
+		s.ov.release()
+		s.ov = nil
+	})
 	// The network the sandbox takes (a managed one here, or a namespace to
 	// reuse as it launches) goes back once its init is reaped or never ran.
 	undo.push(s.releaseNetwork)
@@ -156,6 +168,9 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	defer l.release()
+	if l.upperSock != nil {
+		defer l.upperSock.Close()
+	}
 	s.lim.attach(s)
 	s.times.prepared = proto.Monotonic()
 	if err := fault("fork"); err != nil {
@@ -209,6 +224,12 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return startTimeoutErr(ctx, err, cfg.Timeout)
 	}
+	if l.upperSock != nil {
+		// The init sent it before its report.
+		if s.ov.hold, err = recvUpper(int(l.upperSock.Fd())); err != nil {
+			return err
+		}
+	}
 	if err := fault("started"); err != nil {
 		return err
 	}
@@ -231,6 +252,7 @@ type launch struct {
 	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless pooled
 	pooled    bool       // netns was taken from the pool of isolated namespaces: release closes it
 	shareHost bool       // the init stays in the caller's network namespace
+	upperSock *os.File   // the socket the init sends the overlay's tmpfs on, or nil
 	conf      Confinement
 }
 
@@ -269,6 +291,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, 
 		return l, err
 	}
 	spec := cfg.spec(id)
+	s.ov.patch(&spec.Plan)
 	s.networkFiles(cfg, spec, l)
 	if s.lim != nil {
 		spec.Rlimits = append(spec.Rlimits, s.lim.rlimits...)
@@ -281,10 +304,22 @@ func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, 
 	// allowed to reach them.
 	var sources []*os.File
 	if os.Geteuid() == 0 {
-		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles)); err != nil {
+		if sources, err = cloneSources(&spec.Plan, proto.InitFD+1+len(cfg.ExtraFiles), s.ov); err != nil {
 			return l, err
 		}
 		l.files = append(l.files, sources...)
+	}
+	if s.ov.upperTmpfsSend() {
+		// The init makes the upper layer's tmpfs and sends it back.
+		own, child, err := fdSocket()
+		if err != nil {
+			return l, setupErr("overlay-upper", "socketpair", err)
+		}
+		l.upperSock = own
+		undo.push(func() { own.Close() })
+		l.files = append(l.files, child)
+		sources = append(sources, child)
+		spec.Plan.Root.Overlay.SendFD = proto.InitFD + len(cfg.ExtraFiles) + len(sources)
 	}
 	data, err := spec.MarshalBinary()
 	if err != nil {
@@ -352,7 +387,7 @@ func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, 
 // cloneSources clones the root directory and every Bind source of p into
 // detached mounts, and records in p the descriptor number each will have
 // in the init, counting from fd.
-func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
+func cloneSources(p *mount.Plan, fd int, ov *overlayUpper) ([]*os.File, error) {
 	var files []*os.File
 	fail := func(err error) ([]*os.File, error) {
 		closeAll(files)
@@ -361,6 +396,18 @@ func cloneSources(p *mount.Plan, fd int) ([]*os.File, error) {
 			return nil, setupErr(me.Op, me.Path, me.Err)
 		}
 		return nil, setupErr("bind", "", err)
+	}
+	if p.Root.Overlay != nil && ov != nil {
+		fs, err := ov.sources()
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fs...)
+		p.Root.Overlay.FDs = nil
+		for range fs {
+			p.Root.Overlay.FDs = append(p.Root.Overlay.FDs, fd)
+			fd++
+		}
 	}
 	if p.Root.Dir != "" {
 		f, err := mount.CloneRoot(p.Root)

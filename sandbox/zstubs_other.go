@@ -42,7 +42,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 }
 
 // Close ends the sandbox, kills every process in it and releases what it
-// held; a sandbox without a command ends as Closed. It may be called again.
+// held, an Overlay's upper layer too (Run leaves it to Close); a sandbox
+// without a command ends as Closed. It may be called again.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
@@ -382,6 +383,27 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
+// Upper returns the host path of the sandbox's upper layer: a directory
+// in overlayfs's format (a whiteout is a character device 0:0, an opaque
+// directory carries user.overlay.opaque="y") holding what the sandbox
+// changed in its Overlay root. It is readable by the owner while the
+// sandbox runs (though it changes then), after it has ended, and until
+// Close; a kept one (Overlay.Keep) stays on disk. For an upper layer on
+// tmpfs the path is under /proc/self/fd, valid in the calling process
+// only. Ids on disk: for host root, the ids files have inside the
+// sandbox (a file that root made inside is owned by 0); for an ordinary
+// user, the caller's uid and gid, standing for the ids that own the
+// sandbox's files inside (Config.UID and GID, or root's with RunAsRoot or
+// SubordinateIDs), and the caller's subordinate ids for the others.
+//
+// It fails with a *ConfigError when the Config has no Overlay,
+// ErrNotStarted before Start, and ErrFinished after Close.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func (s *Sandbox) Upper() (string, error) {
+	return "", notSupported("Sandbox.Upper")
+}
+
 // Pool keeps sandboxes ready, so each Run costs an Exec. It is
 // concurrency-safe.
 type Pool struct {
@@ -438,8 +460,9 @@ type HostReport struct {
 	Seccomp        Support `json:"seccomp"`
 	Pidfd          Support `json:"pidfd"`
 	MemoryPeak     Support `json:"memoryPeak"`
-	Overlayfs      Support `json:"overlayfs"`
-	RawStart       Support `json:"rawStart"` // not the init stage
+	Overlayfs      Support `json:"overlayfs"` // a plain overlay in a user namespace
+	Overlay        Support `json:"overlay"`   // Config.Overlay starts, on tmpfs or in a directory
+	RawStart       Support `json:"rawStart"`  // not the init stage
 	TimeNamespaces Support `json:"timeNamespaces"`
 }
 

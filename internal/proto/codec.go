@@ -166,6 +166,18 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.int(r.Size)
 	e.int(r.Inodes)
 	e.int(int64(r.FD))
+	e.bool(r.Overlay != nil)
+	if o := r.Overlay; o != nil {
+		e.strs(o.Lower)
+		e.str(o.Upper)
+		e.int(o.UpperSize)
+		fds := make([]int64, len(o.FDs))
+		for i, fd := range o.FDs {
+			fds[i] = int64(fd)
+		}
+		e.ints(fds)
+		e.int(int64(o.SendFD))
+	}
 	e.uint(uint64(len(s.Plan.Mounts)))
 	for i := range s.Plan.Mounts {
 		m := &s.Plan.Mounts[i]
@@ -238,6 +250,17 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 	r.Size = d.int()
 	r.Inodes = d.int()
 	r.FD = int(d.int())
+	if d.bool() {
+		o := &mount.Overlay{Lower: d.strs(), Upper: d.str(), UpperSize: d.int()}
+		if fds := d.ints(); len(fds) > 0 {
+			o.FDs = make([]int, len(fds))
+			for i, fd := range fds {
+				o.FDs[i] = int(fd)
+			}
+		}
+		o.SendFD = int(d.int())
+		r.Overlay = o
+	}
 	if n := d.count(); n > 0 {
 		s.Plan.Mounts = make([]mount.Mount, n)
 		for i := range s.Plan.Mounts {

@@ -77,7 +77,7 @@ func main() {
 	fs.IntVar(&o.windows, "windows", 3, "throughput windows per runner and number of launchers, interleaved; the median counts")
 	fs.IntSliceVar(&o.launchers, "launchers", []int{1, 2, 8}, "numbers of concurrent launchers for throughput")
 	fs.IntVar(&o.hold, "hold", 8, "sandboxes running at once for the memory measurement")
-	fs.StringSliceVar(&o.only, "only", nil, "measure only these runners (plain, stockade, stockade-pool, stockade-reuse, stockade-limits, stockade-heap, stockade-init, stockade-init-heap, stockade-host, cli, bwrap, crun, runc, unshare)")
+	fs.StringSliceVar(&o.only, "only", nil, "measure only these runners (plain, stockade, stockade-pool, stockade-reuse, stockade-limits, stockade-heap, stockade-init, stockade-init-heap, stockade-image, stockade-host, cli, bwrap, crun, runc, unshare)")
 	fs.BoolVar(&o.smoke, "smoke", false, "a short run that checks that every installed runner works: 6 runs, 0.3 s, 1 and 2 launchers, 2 held")
 	fs.StringVar(&o.stockade, "stockade", "", "the stockade command to measure (default: built from this tree)")
 	fs.StringVar(&o.inproc, "inproc", "", "the in-process worker (default: built from inproc)")

@@ -81,6 +81,7 @@ func runners(e *env) (rs []*runner, missing []string) {
 	add(inprocRunner(e, "stockade-init-heap", "stockade in-process, init stage, 1 GiB heap",
 		"the init stage in a program with 1 GiB of live heap",
 		"-root", e.root, "-init", "-heap", "1024"))
+	add(imageRunner(e))
 	add(inprocRunner(e, "stockade-host", "stockade in-process, host view",
 		"the zero Config: as above, on a tmpfs root with the host's /usr, /bin, /sbin, /lib* bound read-only and a generated /etc; runs the host's /bin/true"))
 	add(cliRunner(e), nil)

@@ -119,3 +119,15 @@ func TestRootless(t *testing.T) {
 		t.Errorf("the user has no subordinate ids:\n%s", s)
 	}
 }
+
+func TestImage(t *testing.T) {
+	testutil.RequireRoot(t)
+	out, err := exec.Command(build(t, "image")).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	assert.Contains(t, s, "the image's command says: hello from the image, I am app in /home/app\n")
+	assert.Contains(t, s, "root changed the image in /home/app\n")
+	assert.Regexp(t, `saved box:tooled \(sha256:[0-9a-f]{12}\), 2 layers`, s)
+	assert.Contains(t, s, "box:tooled: tool 1.0\ncat: can't open '/etc/motd': No such file or directory\n")
+	assert.Contains(t, s, "box:1 again: no tool\nwelcome to box\n")
+}

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,7 @@ func main() {
 	heapMiB := flag.Int("heap", 0, "keep this many MiB of live, touched heap, as a large service would")
 	reuse := flag.Bool("reuse", false, "let sandboxes take turns in network namespaces (Network.ReuseNamespace)")
 	pool := flag.Bool("pool", false, "keep network namespaces ready for the starts (STOCKADE_NETNS_POOL=1)")
+	layers := flag.String("layers", "", "instead of -root, a root overlaid from these unpacked image layers (comma-separated, lowest first) and an upper layer on tmpfs")
 	flag.Parse()
 	if *pool {
 		os.Setenv("STOCKADE_NETNS_POOL", "1")
@@ -58,6 +60,9 @@ func main() {
 	}
 	w := &worker{cfg: sandbox.Config{RootDir: *root, Timeout: time.Minute}}
 	w.cfg.Network.ReuseNamespace = *reuse
+	if *layers != "" {
+		w.cfg.RootDir, w.cfg.Overlay = "", &sandbox.Overlay{Layers: strings.Split(*layers, ",")}
+	}
 	if *limits {
 		w.cfg.Limits = sandbox.Limits{Memory: 256 << 20, Pids: 64}
 	}

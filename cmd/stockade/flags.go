@@ -109,6 +109,7 @@ type runOptions struct {
 	// to tell which flags were given with them.
 	bundle, specFile string
 	fs               *pflag.FlagSet
+	img              imageRun // --image and its flags: image_run_linux.go
 }
 
 // The fields of sandbox.Config that the flags set, for naming the flag in a
@@ -225,6 +226,7 @@ func (o *runOptions) define(p *parser) {
 	})
 	o.fs = fs
 	o.defineBundle(p)
+	o.img.define(p)
 	fs.BoolVarP(&o.tty, "tty", "t", false, "give the command a terminal of the sandbox's own, connected to stockade's, which is in raw mode meanwhile (TERM=xterm unless --env sets it); standard input must be a terminal")
 	fs.Var(jsonValue{o}, "json", "print the result as one JSON object on stderr; --json=FILE writes it to FILE, --json=fd:N to descriptor N, apart from the command's output")
 	fs.Lookup("json").NoOptDefVal = "true"
@@ -248,7 +250,7 @@ func (o *runOptions) config(args []string) (sandbox.Config, error) {
 		return o.bundleConfig(o.fs, args)
 	}
 	c := o.cfg
-	if len(args) == 0 {
+	if len(args) == 0 && !o.img.given() {
 		return c, usagef("missing the command to run")
 	}
 	c.Args = args

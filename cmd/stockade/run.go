@@ -54,6 +54,12 @@ Examples:
   stockade run --bind-data 3 /etc/app.conf --json=fd:4 -- cat /etc/app.conf \
       3<app.conf 4>result.json
 
+  # An OCI image saved with 'docker save' elsewhere: imported into the image
+  # store (see 'stockade image --help'), run as root inside with a writable
+  # root, and what the command changed saved as a new image:
+  stockade run --image alpine.tar:alpine:3.19 --root --save alpine:gcc -- apk add gcc
+  stockade run --image alpine:gcc -- gcc --version
+
   # An OCI bundle, as 'runc spec' writes it (with "terminal": false and a
   # working directory other than /), for 5 s at most:
   stockade run --bundle ./bundle --time-limit 5s
@@ -78,7 +84,13 @@ func runCommand(args []string, io stdio) (int, error) {
 		return 0, nil
 	}
 	cfg, err := o.config(rest)
+	if err == nil {
+		err = o.img.apply(&o, &cfg, io)
+	}
 	if err != nil {
+		if !errors.Is(err, errUsage) {
+			return exitSetup, err
+		}
 		return exitUsage, err
 	}
 	ownRootBinds(&cfg)
@@ -116,6 +128,9 @@ func runCommand(args []string, io stdio) (int, error) {
 	close(stop)
 	if res == nil {
 		return o.startFailed(err, io)
+	}
+	if err := o.img.afterRun(sb, &cfg, io); err != nil {
+		return exitSetup, err
 	}
 	status := exitStatus(res)
 	o.report(io, res, status)

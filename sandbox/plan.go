@@ -107,7 +107,9 @@ func (c *Config) plan() mount.Plan {
 		}
 	}
 	add(c.tmpfs("/tmp", fs.ModeSticky|0o777, 0, 0))
-	if c.Dir != "/" && !c.mountsTarget(c.Dir) {
+	// An overlay root is writable: its working directory is the image's
+	// own (a tmpfs would hide what the image holds there).
+	if c.Dir != "/" && c.Overlay == nil && !c.mountsTarget(c.Dir) {
 		add(c.tmpfs(c.Dir, 0o755, c.UID, c.GID))
 	}
 	for _, m := range c.Mounts {

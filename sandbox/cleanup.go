@@ -10,8 +10,7 @@ import (
 	"github.com/stockade/stockade/cgroup"
 )
 
-// Cleanup removes what sandboxes of processes killed by SIGKILL left on the
-// host, and leaves running ones alone. Call it when a service starts.
+// Cleanup removes what dead owners' sandboxes left; call it on service start.
 func Cleanup(ctx context.Context, cgroupParents ...string) error {
 	parents := append([]string{""}, cgroupParents...)
 	var errs []error

@@ -17,19 +17,16 @@ import (
 )
 
 // Config describes a sandbox and the command it runs: plain data whose zero
-// fields are the safe choice. Only Args is needed for untrusted code.
+// fields are the safe choice; json:"-" fields stay in the calling process.
 type Config struct {
-	// Args is the command, looked up in Env's PATH; empty makes a
-	// long-lived sandbox.
-	Args []string
+	Args []string // the command, looked up in Env's PATH; empty: a long-lived sandbox
 	Env  []string // nil means DefaultEnv, nothing of the caller's
 	Dir  string   // a fresh tmpfs; empty means /work, or / for a RootDir without it
 
-	// Stdin, Stdout, Stderr and ExtraFiles (fds 3, 4 …) are as in os/exec.
-	Stdin      io.Reader  `json:"-"`
+	Stdin      io.Reader  `json:"-"` // as in os/exec, as are Stdout, Stderr and ExtraFiles
 	Stdout     io.Writer  `json:"-"`
 	Stderr     io.Writer  `json:"-"`
-	ExtraFiles []*os.File `json:"-"`
+	ExtraFiles []*os.File `json:"-"` // fds 3, 4 …
 	TTY        *TTY       // a terminal as stdio, for Sandbox.Terminal; allows Cmd.TTY
 
 	Hostname  string            // empty means "sandbox"
@@ -38,51 +35,37 @@ type Config struct {
 	WaitDelay time.Duration     // for output after the end; zero: DefaultWaitDelay
 	Limits    Limits
 
-	UID, GID  int  // inside; zero means 1000, "sandbox"
-	RunAsRoot bool // root inside: never host root, no capabilities
-	// Groups are the supplementary groups of the command and of Exec's
-	// processes (needs setgroups: host root, or SubordinateIDs); Umask,
-	// if set, their file mode creation mask (nil: the caller's).
-	Groups []int
-	Umask  *fs.FileMode
-	IDMap  IDMap
-	// SubordinateIDs maps an ordinary user's sandbox through its
-	// /etc/subuid ranges (newuidmap), so it owns none of the caller's files.
-	SubordinateIDs bool
+	UID, GID       int          // inside; zero means 1000, "sandbox"
+	RunAsRoot      bool         // root inside: never host root, no capabilities
+	Groups         []int        // supplementary, also of Exec's; needs host root or SubordinateIDs
+	Umask          *fs.FileMode // nil: the caller's
+	IDMap          IDMap
+	SubordinateIDs bool // an ordinary user's /etc/subuid ranges (newuidmap): none of its files
 
-	// RootDir is a host directory to use as the root, read-only unless
-	// WritableRoot; it must hold the mount points.
-	RootDir      string
-	WritableRoot bool
-	// Overlay makes the root read-only layers and a writable upper layer
-	// of the sandbox's own (see Overlay); RootDir must be empty.
-	Overlay     *Overlay
-	Mounts      []Mount // after the standard ones; no link leads out of the root (Symlink: see there)
-	TmpfsSize   int64   // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
-	TmpfsInodes int64   // zero: DefaultTmpfsInodes
-	Ptys        int64   // most ptys of its devpts; zero: DefaultPtys
-	Mqueue      bool    // the IPC namespace's mqueue file system at /dev/mqueue
+	RootDir      string   // a host directory as the root, holding the mount points
+	WritableRoot bool     // RootDir writable; else read-only
+	Overlay      *Overlay // image layers under an upper layer; not with RootDir
+	Mounts       []Mount  // after the standard ones; no link leads out of the root (Symlink: see there)
+	TmpfsSize    int64    // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
+	TmpfsInodes  int64    // zero: DefaultTmpfsInodes
+	Ptys         int64    // most ptys of its devpts; zero: DefaultPtys
+	Mqueue       bool     // the IPC namespace's mqueue file system at /dev/mqueue
 
 	Network       Network
 	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
 	Security      Security
 
-	// Logger and Observer are told of starts and ends. Fields marked `json:"-"`
-	// stay in the calling process.
-	Logger   *slog.Logger `json:"-"`
+	Logger   *slog.Logger `json:"-"` // told of starts and ends, as is Observer
 	Observer Observer     `json:"-"`
 }
 
-// IDMap maps the sandbox's ids 0 to Size-1 onto the host's from HostUID and
-// HostGID. Zero gives root's sandbox ids no running one shares, and an
-// ordinary user's its own (see docs/sandbox-internals.md).
+// IDMap maps ids 0 to Size-1 onto the host's from HostUID and HostGID; zero:
+// for root, ids no running sandbox shares; else the caller's own.
 type IDMap struct {
 	HostUID uint32
 	HostGID uint32
 	Size    uint32
-	// GIDSize, if set, is how many group ids map (from HostGID), when
-	// that differs from Size, as an OCI spec's gidMappings may ask.
-	GIDSize uint32
+	GIDSize uint32 // group ids mapped, if not Size (OCI gidMappings)
 }
 
 // gidSize is the number of group ids m maps.
@@ -93,8 +76,7 @@ func (m IDMap) gidSize() uint32 {
 	return m.Size
 }
 
-// The defaults of zero fields, the PATH of DefaultEnv, and the most
-// sandboxes a Pool keeps.
+// The defaults of zero fields, DefaultEnv's PATH, and a Pool's most.
 const (
 	DefaultDir             = "/work"
 	DefaultHostname        = "sandbox"

@@ -1,7 +1,6 @@
 // Package sandbox runs untrusted commands in sandboxes on Linux: fresh
 // namespaces, a root file system the command cannot escape, no network, no
-// capabilities, a seccomp filter, Landlock, and the limits of a control
-// group of its own when asked for.
+// capabilities, a seccomp filter, Landlock, and a control group's limits.
 //
 //	res, err := sandbox.New(sandbox.Config{Args: []string{"./submission"}}).Run(ctx)
 //
@@ -13,11 +12,8 @@
 // left on the host. A Config without Args makes a long-lived sandbox:
 // [Sandbox.Exec] runs a [Cmd] in it, [Sandbox.CopyIn] and [Sandbox.CopyOut]
 // move files, [Sandbox.Close] ends it, and a [Pool] keeps such sandboxes
-// ready. [Config.TTY] gives the command a terminal, and in such a
-// sandbox [Cmd.TTY] gives one to a process of [Sandbox.Command].
-// [Config.Overlay] makes the root an image's read-only layers and a
-// writable upper layer of the sandbox's own, which [Sandbox.Upper] shows
-// the owner until Close.
+// ready. [Config.TTY] and [Cmd.TTY] give terminals; [Config.Overlay] makes
+// the root an image's layers under an upper layer ([Sandbox.Upper]).
 //
 // A Config holding only Args is ready for untrusted code: the command runs
 // as uid 1000 with a clean environment, in new user, pid, mount, uts, ipc,
@@ -25,34 +21,20 @@
 // and /lib* with tmpfs /tmp and /work, with only lo, no capability, the
 // default seccomp filter and Landlock. Root inside is never host root.
 // Whatever opens it up is a named field. [Limits] cap its tasks, memory
-// and the output the caller copies by default, and bound the rest when
-// asked.
+// and copied output by default, and bound the rest when asked. Writes in
+// a writable Bind [Mount] land on the host as its source's owner's, but a
+// source of root's is bound as it is unless [Mount.Owner] names root.
 //
-// What the command writes in a writable Bind [Mount] lands on the host as
-// the source's owner's. Host root's sandbox writes there through an
-// idmapped mount (Linux 5.12, a file system that allows it) that maps the
-// owner, or [Mount.Owner], onto the command's ids; a source of root's is
-// bound as it is unless Owner names root, since the command could leave
-// set-user-ID programs and trusted links of root's there. An ordinary
-// user's sandbox writes as the caller, or with SubordinateIDs as a
-// subordinate id that no idmap serves.
+// Errors suit errors.Is and errors.As, as in cgroup, mount and netns: a
+// [*ConfigError] names a bad field before anything exists, a [*FeatureError]
+// what the host lacks, a [*SetupError] a failed step, an [*ExitError] a
+// failed run's Result.
 //
-// Errors are values for errors.Is and errors.As, the same in the packages
-// cgroup, mount and netns: a [*ConfigError] names a bad field before
-// anything exists, a [*FeatureError] what this host lacks, a [*SetupError]
-// the step that failed, and an [*ExitError] holds the Result of a command
-// that did not exit with status 0.
-//
-// [Probe] tells what this host offers the caller; [Cleanup] removes what
-// sandboxes of a killed process left; Config.Logger and Config.Observer
-// report starts and ends; package sandboxtest starts sandboxes in tests.
-// The same code runs as root and as an ordinary user.
-//
-// A start runs a compiled program of raw system calls in a clone3'd child
-// without a Go runtime, with a tiny reaper as pid 1. Where it cannot, the
-// program re-executes itself as an init stage, which this package catches
-// during its own initialisation, so main never runs in a sandbox (keep
-// other packages' init functions free of side effects). Off Linux the
-// package builds and returns errors matching ErrNotSupported. See
-// docs/sandbox-internals.md.
+// [Probe] tells what this host offers; [Cleanup] clears what killed owners
+// left; Config.Logger and Config.Observer report starts and ends; package
+// sandboxtest serves tests. It works as root or as an ordinary user. A start
+// runs raw syscalls in a clone3'd child with a tiny reaper as pid 1, or
+// an init stage (main never runs in a sandbox; keep other packages' init
+// functions free of side effects): see docs/sandbox-internals.md. Off Linux,
+// calls return ErrNotSupported.
 package sandbox

@@ -253,8 +253,7 @@ func fillStatus(res *Result, rep *proto.Report) {
 	res.MaxRSS = rep.MaxRSSKiB << 10
 }
 
-// Wait waits for the end and returns the Result, with an *ExitError when
-// the command did not exit with status 0.
+// Wait returns the Result at the end, and an *ExitError unless status 0.
 func (s *Sandbox) Wait() (*Result, error) {
 	s.mu.Lock()
 	started := s.started
@@ -291,9 +290,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 	return nil
 }
 
-// Close ends the sandbox, kills every process in it and releases what it
-// held, an Overlay's upper layer too (Run leaves it to Close); a sandbox
-// without a command ends as Closed.
+// Close kills the sandbox's processes and releases all, an Overlay's upper
+// layer too (Run leaves it); one without a command ends as Closed.
 func (s *Sandbox) Close() error {
 	// Once the sandbox has ended: nothing writes the upper layer then.
 	defer s.closeOverlay()

@@ -16,7 +16,7 @@ var ErrInvalidConfig = errdefs.ErrInvalidConfig
 // ErrNotSupported is matched by every error about what this host lacks.
 var ErrNotSupported = errdefs.ErrNotSupported
 
-// ConfigError is a bad field ("Mounts[2].Target"); it matches ErrInvalidConfig.
+// ConfigError names a bad field, "Mounts[2].Target"; matches ErrInvalidConfig.
 type ConfigError = errdefs.ConfigError
 
 // FeatureError names what this host lacks; it matches ErrNotSupported.

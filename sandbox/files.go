@@ -13,8 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CopyIn copies the host file src into the running sandbox as dst, as its
-// user, never following a link out of its root.
+// CopyIn copies host file src to dst inside, as its user; no link leads out.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -44,8 +43,7 @@ func (s *Sandbox) CopyIn(src, dst string) error {
 	return out.Close()
 }
 
-// CopyOut copies the file src out of the running sandbox to dst, as its
-// user, never following a link out of its root.
+// CopyOut copies src inside to host file dst, as its user; no link leads out.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	in, err := s.openInside(src, unix.O_RDONLY, 0)
 	if err != nil {

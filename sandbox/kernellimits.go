@@ -14,8 +14,7 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// KernelLimits bound what the kernel counts per user inside (/proc/sys/user,
-// rlimits); zero takes the default, Unlimited the host's.
+// KernelLimits cap per-user kernel counts inside; Unlimited: the host's.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches

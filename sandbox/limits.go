@@ -15,25 +15,21 @@ import (
 	"github.com/stockade/stockade/internal/proto"
 )
 
-// Limits are the resource limits of a sandbox. Memory to IOWeight are as in
-// cgroup.Limits and, with CPUTime (whose verdict is CPUTimeLimit, a few ms
-// late), need a control group: host root or a delegated cgroup, else an
-// error before anything is created.
-//
-// The zero Limits cap Pids, Memory and copied Output at their Default
-// values (in a group where root can make one, else by rlimits) and allow no
-// core files; Unlimited lifts a cap.
+// Limits are resource limits. Memory to IOWeight (as in cgroup.Limits) and
+// CPUTime need a cgroup (host root or a delegated one), else Start fails
+// first. The zero Limits cap Pids, Memory and copied Output (Default*), no
+// core; Unlimited lifts one.
 type Limits struct {
-	Memory       int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
-	Swap         int64   // on top of Memory, only with it; zero means none
-	CPU          float64 // bandwidth in CPUs (0.5, 2), at least 0.01
-	CPUWeight    uint64  // share under contention, 1 to 10000
-	Pids         int64   // tasks at once, at least MinPids; more fail with EAGAIN
-	CPUs         string  // CPUs it may use, as "0-3,6"
-	Mems         string  // memory nodes it may use
-	IOWeight     uint64  // block I/O share, 1 to 10000
-	CPUTime      time.Duration
-	Output       int64 // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
+	Memory       int64         // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap         int64         // on top of Memory, only with it; zero means none
+	CPU          float64       // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight    uint64        // share under contention, 1 to 10000
+	Pids         int64         // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs         string        // CPUs it may use, as "0-3,6"
+	Mems         string        // memory nodes it may use
+	IOWeight     uint64        // block I/O share, 1 to 10000
+	CPUTime      time.Duration // verdict CPUTimeLimit, a few ms late
+	Output       int64         // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
 	Rlimits      Rlimits
 	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
 	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
@@ -43,8 +39,7 @@ type Limits struct {
 	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
 }
 
-// Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core; Unlimited removes it.
+// Rlimits are every process's rlimits; zero: the caller's, but Core.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -56,8 +51,7 @@ type Rlimits struct {
 	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
-// Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, removes
-// that limit.
+// Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, lifts it.
 const Unlimited = -1
 
 // The caps of the zero Limits.

@@ -18,8 +18,7 @@ const (
 	Symlink      MountKind = "symlink"  // a link at Target to Source, only in the sandbox's own tmpfs
 )
 
-// Mount is an extra mount: a Bind of Source (read-only unless Writable), a
-// Tmpfs (zero fields: the Config's sizes, 0755, root), or one of the others.
+// Mount is an extra mount; a Bind is read-only unless Writable.
 type Mount struct {
 	Kind     MountKind   `json:"kind"`
 	Source   string      `json:"source,omitempty"`
@@ -27,15 +26,13 @@ type Mount struct {
 	Writable bool        `json:"writable,omitempty"`
 	Device   bool        `json:"device,omitempty"` // Danger: device nodes usable, as --dev-bind
 	ReadOnly bool        `json:"readOnly,omitempty"`
-	Size     int64       `json:"size,omitempty"`
+	Size     int64       `json:"size,omitempty"` // a Tmpfs's zero Size, Inodes, Mode, UID: the Config's sizes, 0755, root
 	Inodes   int64       `json:"inodes,omitempty"`
 	Mode     fs.FileMode `json:"mode,omitempty"`
 	UID      int         `json:"uid,omitempty"`
 	GID      int         `json:"gid,omitempty"`
-	// Owner owns what a writable Bind's command writes (an idmapped mount);
-	// nil: Source's owner unless that is root. NoIDMap binds it as it is.
-	Owner   *Owner `json:"owner,omitempty"`
-	NoIDMap bool   `json:"noIDMap,omitempty"`
+	Owner    *Owner      `json:"owner,omitempty"`   // owns a writable Bind's writes (idmapped); nil: Source's, unless root's
+	NoIDMap  bool        `json:"noIDMap,omitempty"` // binds Source as it is
 }
 
 // Owner is a host user and group, the owner of a writable Bind.

@@ -14,36 +14,29 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Network is a sandbox's network; zero is lo alone in a namespace of its
-// own. Link, Networks and Ports need host root.
+// Network is lo alone when zero; Link, Networks and Ports need host root.
 type Network struct {
-	// ShareHost leaves it in the caller's network namespace. Danger: NOT
-	// ISOLATED from the network.
-	ShareHost bool
-	Link      *Link        // eth0, a veth link whose host side is its gateway
-	Networks  []Membership // private networks: members reach only each other
-	Ports     []Port       // host addresses forwarded to ports inside
-	DNS       []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
-	// ReuseNamespace lets a sandbox without a network take turns in older
-	// namespaces, cheaper; they share TIME_WAIT sockets and /proc/net.
-	ReuseNamespace bool
-	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
+	ShareHost      bool         // the caller's namespace; Danger: NOT ISOLATED from the network
+	Link           *Link        // eth0, a veth link whose host side is its gateway
+	Networks       []Membership // private networks: members reach only each other
+	Ports          []Port       // host addresses forwarded to ports inside
+	DNS            []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
+	ReuseNamespace bool         // without a network, cheaper turns in older namespaces; shares TIME_WAIT sockets and /proc/net
+	Networking     *Networking  `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a veth link to the host; it reaches only its gateway unless
-// DefaultRoute.
+// Link is a veth link reaching only its host-side gateway unless DefaultRoute.
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a place on a private network; zero Name and Addr are
-// Config.Hostname and a free address.
+// Membership is a place on a private network; zero Name: Config.Hostname.
 type Membership struct {
 	Network string
 	Name    string
-	Addr    netip.Addr
+	Addr    netip.Addr // zero: a free one
 }
 
 // Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port.

@@ -21,9 +21,7 @@ type Networking struct {
 
 // NetworkingConfig configures a Networking. The zero value is usable.
 type NetworkingConfig struct {
-	// LinkSubnet gives each link a /30; zero means 10.213.0.0/16. It must
-	// overlap nothing of the host's.
-	LinkSubnet  netip.Prefix
+	LinkSubnet  netip.Prefix // a /30 per link, overlapping nothing of the host's; zero: 10.213.0.0/16
 	LinkSubnet6 netip.Prefix // for IPv6 links too; zero: none
 	PoolSize    int          // ready namespaces; zero: DefaultNetworkPoolSize, negative: none
 	Host        *netns.NS    // holds the host sides; nil: the caller's namespace
@@ -133,11 +131,9 @@ func managerConfigErr(err error) error {
 
 // PrivateNetworkConfig describes a private network.
 type PrivateNetworkConfig struct {
-	Name   string       // what Membership.Network names
-	Subnet netip.Prefix // zero picks a free /24 of 10.214.0.0/16
-	// Members named ahead get their addresses now, so that every
-	// member's /etc/hosts lists all of them.
-	Members []string
+	Name    string       // what Membership.Network names
+	Subnet  netip.Prefix // zero picks a free /24 of 10.214.0.0/16
+	Members []string     // get addresses now, so that each /etc/hosts lists all
 }
 
 // PrivateNetwork is a network that sandboxes join by its name.

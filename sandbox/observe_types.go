@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Observer is told of starts and ends synchronously: quick and concurrency-safe.
+// Observer is told of starts and ends at once; quick, concurrency-safe.
 type Observer interface {
 	Observe(Event)
 }

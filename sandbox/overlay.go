@@ -10,52 +10,23 @@ import (
 	"github.com/stockade/stockade/mount"
 )
 
-// Overlay is a root made of read-only layers and a writable upper layer of
-// the sandbox's own (overlayfs), as a container image's root is. The
-// layers are never written: what the sandbox changes goes to the upper
-// layer, which Sandbox.Upper shows to the owner.
-//
-// Ownership. The overlay is mounted inside the sandbox's user namespace.
-// For host root, whose sandboxes map their ids onto an unprivileged host
-// range, every layer is an idmapped mount of its directory, so that a file
-// a layer holds as id N on disk shows as id N inside the sandbox: an image
-// unpacked by root (its files owned by 0) gives a root owned by the
-// sandbox's root, which may then change it (apt, apk) through the upper
-// layer. The upper layer is idmapped too, so that its files are stored
-// with the sandbox's own ids again: a file root made inside is owned by
-// 0 in Upper. For an ordinary user, whose sandbox maps its own uid and
-// gid (see Config.IDMap), the layers' files, the caller's, show as the
-// command's ids, or as root's with RunAsRoot; the upper layer's files are
-// the caller's. With SubordinateIDs, the caller's files show as root's.
-//
-// Kernel: Linux 5.11 for an ordinary user; 5.19 for host root (idmapped
-// layers); 6.3 for host root's upper layer on tmpfs (an idmapped tmpfs;
-// with Dir on a file system that supports idmapped mounts, 5.19 does);
-// user extended attributes on tmpfs, which the upper layer needs for an
-// opaque directory, from 6.6. Start fails with a *FeatureError where the
-// kernel lacks what is asked.
+// Overlay is an image's root: read-only layers under an upper layer of its
+// own (overlayfs). Linux 5.11, 5.19 for host root, else a *FeatureError.
 type Overlay struct {
-	// Layers are host directories in overlayfs's own format, lowest first:
-	// a whiteout is a character device 0:0, and an opaque directory
-	// carries the extended attribute user.overlay.opaque="y" (the overlay
-	// is mounted with userxattr, so trusted.overlay.* is not read). At
-	// least one; at most mount.MaxLayers.
-	Layers []string
-	// Dir, if set, is a host directory under which the sandbox makes a
-	// fresh directory of its own holding the upper layer ("upper") and
-	// overlayfs's work directory ("work"); it must be on a file system
-	// that supports idmapped mounts (ext4, xfs, btrfs, tmpfs ...) when the
-	// caller is host root. Empty puts the upper layer on a tmpfs of the
-	// sandbox's own, limited to Size bytes.
-	Dir string
-	// Size is the size limit in bytes of the upper layer's tmpfs: a write
-	// beyond it fails with ENOSPC. Zero means DefaultOverlaySize. It must
-	// be zero with Dir.
-	Size int64
-	// Keep leaves the upper layer (the directory under Dir) on disk when
-	// the sandbox is closed. Only with Dir. False removes it at Close.
-	Keep bool
+	Layers []string // host directories, never written, in overlayfs's format, lowest first; 1 to mount.MaxLayers
+	Dir    string   // a host directory for the upper layer; empty: a tmpfs of Size bytes
+	Size   int64    // zero: DefaultOverlaySize; must be zero with Dir
+	Keep   bool     // with Dir: leave the upper layer on disk after Close
 }
+
+// Overlay's fields in detail (ownership and kernels: docs/sandbox-internals.md):
+// Layers use overlayfs's format: a whiteout is a character device 0:0, an
+// opaque directory carries user.overlay.opaque="y" (mounted with userxattr,
+// so trusted.overlay.* is not read). Dir gets a fresh directory of the
+// sandbox's own holding "upper" and "work", and must support idmapped
+// mounts (ext4, xfs, btrfs, tmpfs ...) when the caller is host root. A write
+// beyond Size fails with ENOSPC. Keep without Dir is refused; without Keep,
+// Close removes the directory.
 
 // validate checks o, part of c, without touching the system, apart from
 // looking at the named directories.

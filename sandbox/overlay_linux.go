@@ -245,21 +245,8 @@ func recvUpper(sock int) (*os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "overlay-upper"), nil
 }
 
-// Upper returns the host path of the sandbox's upper layer: a directory
-// in overlayfs's format (a whiteout is a character device 0:0, an opaque
-// directory carries user.overlay.opaque="y") holding what the sandbox
-// changed in its Overlay root. It is readable by the owner while the
-// sandbox runs (though it changes then), after it has ended, and until
-// Close; a kept one (Overlay.Keep) stays on disk. For an upper layer on
-// tmpfs the path is under /proc/self/fd, valid in the calling process
-// only. Ids on disk: for host root, the ids files have inside the
-// sandbox (a file that root made inside is owned by 0); for an ordinary
-// user, the caller's uid and gid, standing for the ids that own the
-// sandbox's files inside (Config.UID and GID, or root's with RunAsRoot or
-// SubordinateIDs), and the caller's subordinate ids for the others.
-//
-// It fails with a *ConfigError when the Config has no Overlay,
-// ErrNotStarted before Start, and ErrFinished after Close.
+// Upper returns the host path of the Overlay's upper layer, for the owner to
+// read until Close; else a *ConfigError, ErrNotStarted or ErrFinished.
 func (s *Sandbox) Upper() (string, error) {
 	if s.cfg.Overlay == nil {
 		return "", configErr("Overlay", "is not set: the sandbox has no upper layer")

@@ -46,20 +46,18 @@ func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // Result is how a run ended and what it used.
 type Result struct {
-	Reason   Reason         `json:"reason"`
-	ExitCode int            `json:"exitCode"`         // -1 unless it exited
-	Signal   syscall.Signal `json:"signal,omitempty"` // SIGKILL for a limit
-	Wall     time.Duration  `json:"wall"`             // from Start
-	// The times and MaxRSS cover every process with a control group, else
-	// those that ended first; the peaks and counts need the group.
-	UserTime     time.Duration `json:"userTime"`
-	SystemTime   time.Duration `json:"systemTime"`
-	MaxRSS       int64         `json:"maxRSS"`
-	MemoryPeak   int64         `json:"memoryPeak,omitempty"`
-	PidsPeak     int64         `json:"pidsPeak,omitempty"`
-	ForksRefused int64         `json:"forksRefused,omitempty"` // forks over Limits.Pids
-	OOMKills     int64         `json:"oomKills,omitempty"`
-	Notes        []string      `json:"notes,omitempty"` // what Limits.BestEffort did
+	Reason       Reason         `json:"reason"`
+	ExitCode     int            `json:"exitCode"`         // -1 unless it exited
+	Signal       syscall.Signal `json:"signal,omitempty"` // SIGKILL for a limit
+	Wall         time.Duration  `json:"wall"`             // from Start
+	UserTime     time.Duration  `json:"userTime"`         // times, MaxRSS: all processes with a cgroup, else those ended first
+	SystemTime   time.Duration  `json:"systemTime"`
+	MaxRSS       int64          `json:"maxRSS"`
+	MemoryPeak   int64          `json:"memoryPeak,omitempty"` // peaks and counts need a cgroup
+	PidsPeak     int64          `json:"pidsPeak,omitempty"`
+	ForksRefused int64          `json:"forksRefused,omitempty"` // forks over Limits.Pids
+	OOMKills     int64          `json:"oomKills,omitempty"`
+	Notes        []string       `json:"notes,omitempty"` // what Limits.BestEffort did
 }
 
 // Success reports an exit with status 0, or a Close of a commandless sandbox.

@@ -67,8 +67,7 @@ type Sandbox struct {
 	err      error
 }
 
-// New returns a sandbox for a copy of cfg. It never fails: Start reports a
-// bad config.
+// New returns a sandbox for a copy of cfg; Start reports a bad config.
 func New(cfg Config) *Sandbox {
 	s := &Sandbox{
 		cfg:      cfg.clone(),
@@ -84,8 +83,7 @@ func New(cfg Config) *Sandbox {
 	return s
 }
 
-// Run starts the sandbox and waits for it to end; a Config without Args is
-// a *ConfigError.
+// Run starts the sandbox and waits for its end; no Args is a *ConfigError.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
 	if len(s.cfg.Args) == 0 {
 		return nil, configErr("Args", "Run needs a command; a sandbox without one is started with Start and ended with Close")

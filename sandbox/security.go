@@ -22,31 +22,24 @@ import (
 
 // Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
-	Capabilities []string // kept; Danger: each opens kernel code
-	// Seccomp replaces the default filter, or adds to it with SeccompExtend.
-	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
-	Seccomp           *specs.LinuxSeccomp
-	SeccompExtend     bool
-	SeccompProfile    []byte // Docker's JSON, in place of the default
-	SeccompUnconfined bool
-	Landlock          Landlock
-	Sysfs             bool // a read-only /sys; not with a reused namespace
-	// AllowNewPrivileges leaves no_new_privs unset (mounts stay nosuid); a
-	// Seccomp policy must then allow setres[ug]id, setgroups and capset.
-	AllowNewPrivileges bool
+	Capabilities       []string            // kept; Danger: each opens kernel code
+	Seccomp            *specs.LinuxSeccomp // replaces the default; Danger: what it allows is open
+	SeccompExtend      bool                // Seccomp adds to the default
+	SeccompProfile     []byte              // Docker's JSON, in place of the default; Danger as Seccomp
+	SeccompUnconfined  bool                // Danger: no filter
+	Landlock           Landlock
+	Sysfs              bool // a read-only /sys; not with a reused namespace
+	AllowNewPrivileges bool // no no_new_privs (still nosuid); Seccomp must allow setres[ug]id, setgroups, capset
 }
 
-// Landlock configures Landlock. Zero applies it best effort: write only in
-// writable mounts, no TCP (Linux 6.7).
+// Landlock is best effort when zero: writable mounts only, no TCP (Linux 6.7).
 type Landlock struct {
 	Disabled      bool     // Danger: a leaked host directory reaches the host
 	Strict        bool     // a *FeatureError rather than a rule left out
 	WritablePaths []string // if set, the only writable paths
-	// BindTCP and ConnectTCP are the only TCP ports allowed beside
-	// Network.Ports; with a network and neither set, TCP is open.
-	BindTCP    []uint16
-	ConnectTCP []uint16
-	AnyTCP     bool // Danger: lifts the TCP limits
+	BindTCP       []uint16 // with ConnectTCP, the only TCP ports beside Network.Ports; with a network and neither, TCP is open
+	ConnectTCP    []uint16
+	AnyTCP        bool // Danger: lifts the TCP limits
 }
 
 func (s *Security) clone() Security {

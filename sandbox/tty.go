@@ -2,8 +2,7 @@ package sandbox
 
 import xterm "golang.org/x/term"
 
-// TTY asks for a terminal of the size in cells (zero: unknown); without
-// Args, Config.TTY only lets processes have theirs (Cmd.TTY).
+// TTY asks for a terminal of the size in cells (zero: unknown).
 type TTY struct {
 	Rows, Cols uint16
 }

@@ -19,8 +19,7 @@ func (t *TTY) toSpec(spec *proto.Spec) {
 	spec.TTY, spec.TTYRows, spec.TTYCols = true, int(t.Rows), int(t.Cols)
 }
 
-// Terminal returns the master of the command's terminal (Config.TTY), or
-// nil; Close closes it, Wait does not.
+// Terminal returns Config.TTY's master, or nil; Close closes it, Wait not.
 func (s *Sandbox) Terminal() *os.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -43,8 +42,7 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	return resize(s.tty, rows, cols)
 }
 
-// Terminal returns the master of the process's terminal (Cmd.TTY) after
-// Start, or nil; the caller closes it (earlier hangs the terminal up).
+// Terminal returns Cmd.TTY's master after Start, or nil; the caller closes it.
 func (c *Cmd) Terminal() *os.File {
 	if c.run == nil {
 		return nil

@@ -18,16 +18,14 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Cleanup removes what sandboxes of processes killed by SIGKILL left on the
-// host, and leaves running ones alone. Call it when a service starts.
+// Cleanup removes what dead owners' sandboxes left; call it on service start.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func Cleanup(ctx context.Context, cgroupParents ...string) error {
 	return notSupported("Cleanup")
 }
 
-// Wait waits for the end and returns the Result, with an *ExitError when
-// the command did not exit with status 0.
+// Wait returns the Result at the end, and an *ExitError unless status 0.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Wait() (*Result, error) {
@@ -41,9 +39,8 @@ func (s *Sandbox) Kill(sig syscall.Signal) error {
 	return notSupported("Sandbox.Kill")
 }
 
-// Close ends the sandbox, kills every process in it and releases what it
-// held, an Overlay's upper layer too (Run leaves it to Close); a sandbox
-// without a command ends as Closed.
+// Close kills the sandbox's processes and releases all, an Overlay's upper
+// layer too (Run leaves it); one without a command ends as Closed.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Close() error {
@@ -73,24 +70,21 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Cmd) (*Result, error) {
 	return nil, notSupported("Sandbox.Exec")
 }
 
-// CopyIn copies the host file src into the running sandbox as dst, as its
-// user, never following a link out of its root.
+// CopyIn copies host file src to dst inside, as its user; no link leads out.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyIn(src, dst string) error {
 	return notSupported("Sandbox.CopyIn")
 }
 
-// CopyOut copies the file src out of the running sandbox to dst, as its
-// user, never following a link out of its root.
+// CopyOut copies src inside to host file dst, as its user; no link leads out.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) CopyOut(src, dst string) error {
 	return notSupported("Sandbox.CopyOut")
 }
 
-// KernelLimits bound what the kernel counts per user inside (/proc/sys/user,
-// rlimits); zero takes the default, Unlimited the host's.
+// KernelLimits cap per-user kernel counts inside; Unlimited: the host's.
 type KernelLimits struct {
 	InotifyInstances int64 // max_inotify_instances; zero: DefaultInotifyInstances
 	InotifyWatches   int64 // max_inotify_watches; zero: DefaultInotifyWatches
@@ -98,25 +92,21 @@ type KernelLimits struct {
 	SignalsPending   int64 // RLIMIT_SIGPENDING, also timer_create; zero: DefaultSignalsPending
 }
 
-// Limits are the resource limits of a sandbox. Memory to IOWeight are as in
-// cgroup.Limits and, with CPUTime (whose verdict is CPUTimeLimit, a few ms
-// late), need a control group: host root or a delegated cgroup, else an
-// error before anything is created.
-//
-// The zero Limits cap Pids, Memory and copied Output at their Default
-// values (in a group where root can make one, else by rlimits) and allow no
-// core files; Unlimited lifts a cap.
+// Limits are resource limits. Memory to IOWeight (as in cgroup.Limits) and
+// CPUTime need a cgroup (host root or a delegated one), else Start fails
+// first. The zero Limits cap Pids, Memory and copied Output (Default*), no
+// core; Unlimited lifts one.
 type Limits struct {
-	Memory       int64   // bytes, at least cgroup.MinMemory; reached: OOMKilled
-	Swap         int64   // on top of Memory, only with it; zero means none
-	CPU          float64 // bandwidth in CPUs (0.5, 2), at least 0.01
-	CPUWeight    uint64  // share under contention, 1 to 10000
-	Pids         int64   // tasks at once, at least MinPids; more fail with EAGAIN
-	CPUs         string  // CPUs it may use, as "0-3,6"
-	Mems         string  // memory nodes it may use
-	IOWeight     uint64  // block I/O share, 1 to 10000
-	CPUTime      time.Duration
-	Output       int64 // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
+	Memory       int64         // bytes, at least cgroup.MinMemory; reached: OOMKilled
+	Swap         int64         // on top of Memory, only with it; zero means none
+	CPU          float64       // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUWeight    uint64        // share under contention, 1 to 10000
+	Pids         int64         // tasks at once, at least MinPids; more fail with EAGAIN
+	CPUs         string        // CPUs it may use, as "0-3,6"
+	Mems         string        // memory nodes it may use
+	IOWeight     uint64        // block I/O share, 1 to 10000
+	CPUTime      time.Duration // verdict CPUTimeLimit, a few ms late
+	Output       int64         // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
 	Rlimits      Rlimits
 	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
 	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
@@ -126,8 +116,7 @@ type Limits struct {
 	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
 }
 
-// Rlimits are the setrlimit limits of every process; zero leaves one as the
-// caller has it, but Core; Unlimited removes it.
+// Rlimits are every process's rlimits; zero: the caller's, but Core.
 type Rlimits struct {
 	NoFile       int64         // RLIMIT_NOFILE, at least MinNoFile
 	FileSize     int64         // RLIMIT_FSIZE, bytes
@@ -139,8 +128,7 @@ type Rlimits struct {
 	Data         int64         // RLIMIT_DATA, bytes, at least MinAddressSpace
 }
 
-// Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, removes
-// that limit.
+// Unlimited, as an Rlimits field or Limits.Memory, Pids or Output, lifts it.
 const Unlimited = -1
 
 // The caps of the zero Limits.
@@ -161,36 +149,29 @@ const (
 	MinProcesses    = 8
 )
 
-// Network is a sandbox's network; zero is lo alone in a namespace of its
-// own. Link, Networks and Ports need host root.
+// Network is lo alone when zero; Link, Networks and Ports need host root.
 type Network struct {
-	// ShareHost leaves it in the caller's network namespace. Danger: NOT
-	// ISOLATED from the network.
-	ShareHost bool
-	Link      *Link        // eth0, a veth link whose host side is its gateway
-	Networks  []Membership // private networks: members reach only each other
-	Ports     []Port       // host addresses forwarded to ports inside
-	DNS       []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
-	// ReuseNamespace lets a sandbox without a network take turns in older
-	// namespaces, cheaper; they share TIME_WAIT sockets and /proc/net.
-	ReuseNamespace bool
-	Networking     *Networking `json:"-"` // nil: DefaultNetworking()
+	ShareHost      bool         // the caller's namespace; Danger: NOT ISOLATED from the network
+	Link           *Link        // eth0, a veth link whose host side is its gateway
+	Networks       []Membership // private networks: members reach only each other
+	Ports          []Port       // host addresses forwarded to ports inside
+	DNS            []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
+	ReuseNamespace bool         // without a network, cheaper turns in older namespaces; shares TIME_WAIT sockets and /proc/net
+	Networking     *Networking  `json:"-"` // nil: DefaultNetworking()
 }
 
-// Link is a veth link to the host; it reaches only its gateway unless
-// DefaultRoute.
+// Link is a veth link reaching only its host-side gateway unless DefaultRoute.
 type Link struct {
 	Addr         netip.Addr // IPv4, in the link subnet; zero picks one
 	Addr6        netip.Addr // needs NetworkingConfig.LinkSubnet6
 	DefaultRoute bool
 }
 
-// Membership is a place on a private network; zero Name and Addr are
-// Config.Hostname and a free address.
+// Membership is a place on a private network; zero Name: Config.Hostname.
 type Membership struct {
 	Network string
 	Name    string
-	Addr    netip.Addr
+	Addr    netip.Addr // zero: a free one
 }
 
 // Port forwards the host address Host (port 0 picks one) to 127.0.0.1:Port.
@@ -218,9 +199,7 @@ type Networking struct {
 
 // NetworkingConfig configures a Networking. The zero value is usable.
 type NetworkingConfig struct {
-	// LinkSubnet gives each link a /30; zero means 10.213.0.0/16. It must
-	// overlap nothing of the host's.
-	LinkSubnet  netip.Prefix
+	LinkSubnet  netip.Prefix // a /30 per link, overlapping nothing of the host's; zero: 10.213.0.0/16
 	LinkSubnet6 netip.Prefix // for IPv6 links too; zero: none
 	PoolSize    int          // ready namespaces; zero: DefaultNetworkPoolSize, negative: none
 	Host        *netns.NS    // holds the host sides; nil: the caller's namespace
@@ -247,11 +226,9 @@ func (n *Networking) Close() error {
 
 // PrivateNetworkConfig describes a private network.
 type PrivateNetworkConfig struct {
-	Name   string       // what Membership.Network names
-	Subnet netip.Prefix // zero picks a free /24 of 10.214.0.0/16
-	// Members named ahead get their addresses now, so that every
-	// member's /etc/hosts lists all of them.
-	Members []string
+	Name    string       // what Membership.Network names
+	Subnet  netip.Prefix // zero picks a free /24 of 10.214.0.0/16
+	Members []string     // get addresses now, so that each /etc/hosts lists all
 }
 
 // PrivateNetwork is a network that sandboxes join by its name.
@@ -395,21 +372,8 @@ func (c *Cmd) StderrPipe() (io.ReadCloser, error) {
 	return *new(io.ReadCloser), notSupported("Cmd.StderrPipe")
 }
 
-// Upper returns the host path of the sandbox's upper layer: a directory
-// in overlayfs's format (a whiteout is a character device 0:0, an opaque
-// directory carries user.overlay.opaque="y") holding what the sandbox
-// changed in its Overlay root. It is readable by the owner while the
-// sandbox runs (though it changes then), after it has ended, and until
-// Close; a kept one (Overlay.Keep) stays on disk. For an upper layer on
-// tmpfs the path is under /proc/self/fd, valid in the calling process
-// only. Ids on disk: for host root, the ids files have inside the
-// sandbox (a file that root made inside is owned by 0); for an ordinary
-// user, the caller's uid and gid, standing for the ids that own the
-// sandbox's files inside (Config.UID and GID, or root's with RunAsRoot or
-// SubordinateIDs), and the caller's subordinate ids for the others.
-//
-// It fails with a *ConfigError when the Config has no Overlay,
-// ErrNotStarted before Start, and ErrFinished after Close.
+// Upper returns the host path of the Overlay's upper layer, for the owner to
+// read until Close; else a *ConfigError, ErrNotStarted or ErrFinished.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Upper() (string, error) {
@@ -499,8 +463,7 @@ type Support struct {
 type Sandbox struct {
 }
 
-// Run starts the sandbox and waits for it to end; a Config without Args is
-// a *ConfigError.
+// Run starts the sandbox and waits for its end; no Args is a *ConfigError.
 //
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func (s *Sandbox) Run(ctx context.Context) (*Result, error) {
@@ -517,31 +480,24 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 
 // Security holds the defences on top of the namespaces; zero is safe.
 type Security struct {
-	Capabilities []string // kept; Danger: each opens kernel code
-	// Seccomp replaces the default filter, or adds to it with SeccompExtend.
-	// Danger: what it, a SeccompProfile or SeccompUnconfined allows is open.
-	Seccomp           *specs.LinuxSeccomp
-	SeccompExtend     bool
-	SeccompProfile    []byte // Docker's JSON, in place of the default
-	SeccompUnconfined bool
-	Landlock          Landlock
-	Sysfs             bool // a read-only /sys; not with a reused namespace
-	// AllowNewPrivileges leaves no_new_privs unset (mounts stay nosuid); a
-	// Seccomp policy must then allow setres[ug]id, setgroups and capset.
-	AllowNewPrivileges bool
+	Capabilities       []string            // kept; Danger: each opens kernel code
+	Seccomp            *specs.LinuxSeccomp // replaces the default; Danger: what it allows is open
+	SeccompExtend      bool                // Seccomp adds to the default
+	SeccompProfile     []byte              // Docker's JSON, in place of the default; Danger as Seccomp
+	SeccompUnconfined  bool                // Danger: no filter
+	Landlock           Landlock
+	Sysfs              bool // a read-only /sys; not with a reused namespace
+	AllowNewPrivileges bool // no no_new_privs (still nosuid); Seccomp must allow setres[ug]id, setgroups, capset
 }
 
-// Landlock configures Landlock. Zero applies it best effort: write only in
-// writable mounts, no TCP (Linux 6.7).
+// Landlock is best effort when zero: writable mounts only, no TCP (Linux 6.7).
 type Landlock struct {
 	Disabled      bool     // Danger: a leaked host directory reaches the host
 	Strict        bool     // a *FeatureError rather than a rule left out
 	WritablePaths []string // if set, the only writable paths
-	// BindTCP and ConnectTCP are the only TCP ports allowed beside
-	// Network.Ports; with a network and neither set, TCP is open.
-	BindTCP    []uint16
-	ConnectTCP []uint16
-	AnyTCP     bool // Danger: lifts the TCP limits
+	BindTCP       []uint16 // with ConnectTCP, the only TCP ports beside Network.Ports; with a network and neither, TCP is open
+	ConnectTCP    []uint16
+	AnyTCP        bool // Danger: lifts the TCP limits
 }
 
 // Confinement says which defences a sandbox runs under, as enforced.
@@ -576,8 +532,7 @@ func (s *Sandbox) Stats() (Stats, error) {
 	return Stats{}, notSupported("Sandbox.Stats")
 }
 
-// Terminal returns the master of the command's terminal (Config.TTY), or
-// nil; Close closes it, Wait does not.
+// Terminal returns Config.TTY's master, or nil; Close closes it, Wait not.
 func (s *Sandbox) Terminal() *os.File {
 	return nil
 }
@@ -589,8 +544,7 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	return notSupported("Sandbox.Resize")
 }
 
-// Terminal returns the master of the process's terminal (Cmd.TTY) after
-// Start, or nil; the caller closes it (earlier hangs the terminal up).
+// Terminal returns Cmd.TTY's master after Start, or nil; the caller closes it.
 func (c *Cmd) Terminal() *os.File {
 	return nil
 }

@@ -218,7 +218,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	undo.push(func() { connected() })
 	if id.viaHelpers {
 		if err := sendAfterMaps(ctx, s.conn, s.cmd.Process.Pid, id, l.spec); err != nil {
-			return err
+			return s.initReport(ctx, err)
 		}
 	}
 	if err := connected(); err != nil {
@@ -229,16 +229,7 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := send(s.conn, &proto.Request{Go: true, CPUs: cpus}); err != nil {
-		// The init may have failed before it read the go-ahead (a command
-		// not found, say) and reported why before it exited: that report,
-		// queued on the socket, is the error, not the broken pipe.
-		rctx, cancel := context.WithTimeout(ctx, 2*drainGrace)
-		_, rerr := s.awaitStart(rctx)
-		cancel()
-		if rerr != nil && rctx.Err() == nil {
-			return rerr
-		}
-		return setupErr("handshake", "", err)
+		return s.initReport(ctx, setupErr("handshake", "", err))
 	}
 	if startHook != nil {
 		startHook("go", s.cmd.Process.Pid)
@@ -267,6 +258,23 @@ func (s *Sandbox) Start(ctx context.Context) (err error) {
 	s.lim.watch(cpus, s.cmd.Process.Pid)
 	go s.watch(ctx, cfg.Timeout)
 	return nil
+}
+
+// initReport returns, for a write to the init that failed with err, what
+// the init said or how it died: it may have failed before it read what was
+// sent (a command not found, say) and reported why before it exited, or
+// been killed; that report, queued on the socket, or its wait status is
+// the error, not the broken pipe. Without either in a short while, err.
+func (s *Sandbox) initReport(ctx context.Context, err error) error {
+	if !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) {
+		return err // the init is not gone: nothing to read
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*drainGrace)
+	defer cancel()
+	if _, rerr := s.awaitStart(rctx); rerr != nil && rctx.Err() == nil {
+		return rerr
+	}
+	return err
 }
 
 // launch holds what a start prepares before the fork; the parent's copies

@@ -413,3 +413,33 @@ func BenchmarkOverlayStart(b *testing.B) {
 		b.ReportMetric(v-base, cfgs[i].name+"-extra-ms")
 	}
 }
+
+// TestOverlayConcurrentStarts starts overlay sandboxes from several
+// goroutines at once. Host root's starts each clone a child into a user
+// namespace for the idmapped layers; a child cloned while another start's
+// pipe is open holds a copy of its write end, and when those children
+// waited for the end of their pipes, two concurrent starts waited for
+// each other for ever.
+func TestOverlayConcurrentStarts(t *testing.T) {
+	requireOverlay(t, true)
+	lower, upper, _ := overlayLayers(t)
+	const starters, rounds = 4, 5
+	bound := 20 * faultSlack(t)
+	for range rounds {
+		errs := make(chan error, starters)
+		for range starters {
+			go func() {
+				_, err := newSandbox(t, Config{Args: []string{"/bin/true"}, Overlay: &Overlay{Layers: []string{lower, upper}}}).Run(testCtx(t))
+				errs <- err
+			}()
+		}
+		for range starters {
+			select {
+			case err := <-errs:
+				require.NoError(t, err)
+			case <-time.After(bound):
+				t.Fatalf("a start over an overlay did not end within %v: concurrent starts wait for each other", bound)
+			}
+		}
+	}
+}

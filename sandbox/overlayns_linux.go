@@ -20,8 +20,13 @@ import (
 func newUserNS(id identity) (int, error) {
 	b := sysplan.NewBuilder()
 	rfd, wfd := b.Cell(), b.Cell()
-	// The child's copy of the write end must go for the read to end.
+	// The child waits for a byte, not for the end of the pipe: a child of
+	// another start, cloned meanwhile, holds a copy of this write end (a
+	// clone copies every descriptor, close-on-exec or not), and two such
+	// children waiting for each other's end would wait for ever. Should the
+	// owner die first, the child dies with it.
 	b.Syscall(b.Stage("userns-wait", ""), unix.SYS_CLOSE, sysplan.Load(wfd))
+	b.Syscall(b.Stage("userns-wait", ""), unix.SYS_PRCTL, sysplan.Imm(unix.PR_SET_PDEATHSIG), sysplan.Imm(int(unix.SIGKILL)))
 	b.Syscall(b.Stage("userns-wait", ""), unix.SYS_READ, sysplan.Load(rfd), sysplan.Ptr(b.Cell()), sysplan.Imm(1))
 	b.Syscall(b.Stage("userns-exit", ""), unix.SYS_EXIT_GROUP, sysplan.Imm(0))
 	prog, err := b.Build()
@@ -58,7 +63,8 @@ func newUserNS(id identity) (int, error) {
 		}
 		return unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}()
-	// The child reads the end of the pipe and exits.
+	// The child reads the byte and exits.
+	unix.Write(p[1], []byte{0})
 	unix.Close(p[1])
 	run.Wait(context.Background())
 	waitPidfd(pidfd)

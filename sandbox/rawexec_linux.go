@@ -47,6 +47,12 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 		return nil, err
 	}
 	if err != nil {
+		s.mu.Lock()
+		ending := s.raw.exitedLocked() || s.killReason != 0
+		s.mu.Unlock()
+		if ending {
+			return nil, ErrFinished // its group is being removed
+		}
 		return nil, setupErr("cgroup", s.lim.group.Name(), err)
 	}
 	rp, err := rawExecProgramFor(&spec, id, len(tasks))
@@ -182,12 +188,13 @@ func (s *Sandbox) rawExec(ctx context.Context, cmd Cmd, x *proto.Exec, cfg *Conf
 			if (se.Op == "setns" && errors.Is(se.Errno, unix.ESRCH)) || (se.Op == "clone" && errors.Is(se.Errno, unix.ENOMEM)) {
 				return nil, ErrFinished
 			}
-			// An exiting pid 1 may refuse the join otherwise (EPERM, for
-			// an ordinary user): the sandbox ended under the Exec.
+			// A sandbox ending under the Exec fails any step of it: an
+			// exiting pid 1 may refuse the join (EPERM, for an ordinary
+			// user), and a group being removed the move into it (ENODEV).
 			s.mu.Lock()
-			ending := s.raw.exitedLocked()
+			ending := s.raw.exitedLocked() || s.killReason != 0
 			s.mu.Unlock()
-			if se.Op == "setns" && ending {
+			if ending {
 				return nil, ErrFinished
 			}
 			return nil, &SetupError{Stage: se.Op, Path: se.Path, Errno: se.Errno, Err: se.Errno}

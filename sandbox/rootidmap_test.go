@@ -208,3 +208,20 @@ func TestRootIDMapFailedStarts(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkRootIDMap is the cost of RootIDMap: a start on a writable
+// busybox RootDir of root's, with and without it (the user namespace for
+// the idmap and the idmapped clone).
+func BenchmarkRootIDMap(b *testing.B) {
+	testutil.RequireRoot(b)
+	root := testutil.BusyboxRoot(b)
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchRun(b, Config{Args: []string{"/bin/true"}, RootDir: root, WritableRoot: true, RootIDMap: on, Dir: "/"})
+		})
+	}
+}

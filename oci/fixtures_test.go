@@ -149,7 +149,6 @@ func TestRuntimeSpecExamples(t *testing.T) {
 			"linux.resources.blockIO.throttleWriteIOPSDevice",
 			"linux.resources.blockIO.weightDevice",
 			"linux.resources.cpu.burst",
-			"linux.resources.cpu.period",
 			"linux.resources.cpu.realtimePeriod",
 			"linux.resources.cpu.realtimeRuntime",
 			"linux.resources.hugepageLimits",

@@ -176,7 +176,11 @@
 //	                              (absent or 100000: the default); the period must be 1000 to 1000000 µs,
 //	                              as the kernel takes; a period without a quota limits nothing and is ignored
 //	cpu.cpus, cpu.mems            Limits.CPUs, Limits.Mems
-//	cpu.burst, realtimeRuntime, realtimePeriod, idle   refused if set
+//	cpu.burst, idle               refused if set
+//	cpu.realtimeRuntime, realtimePeriod   ignored: the sandbox gives its group no real-time budget, so where
+//	                              the kernel schedules real-time tasks by group (RT_GROUP_SCHED) none of its
+//	                              processes can take a real-time policy; elsewhere the kernel has no budget
+//	                              per group to set
 //	pids.limit                    Limits.Pids (0 or -1: none)
 //	blockIO.weight                Limits.IOWeight = 1 + (weight - 10) × 9999 / 990, rounded, as runc and crun
 //	                              convert it for cgroup v2

@@ -149,8 +149,6 @@ func TestRuntimeSpecExamples(t *testing.T) {
 			"linux.resources.blockIO.throttleWriteIOPSDevice",
 			"linux.resources.blockIO.weightDevice",
 			"linux.resources.cpu.burst",
-			"linux.resources.cpu.realtimePeriod",
-			"linux.resources.cpu.realtimeRuntime",
 			"linux.resources.hugepageLimits",
 			"linux.resources.memory.kernel",
 			"linux.resources.memory.kernelTCP",

@@ -359,6 +359,9 @@ func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
 			m.from("Limits.CPUPeriod", p+".period")
 		}
 	}
+	// RealtimeRuntime and RealtimePeriod are ignored: the sandbox's group
+	// gets no real-time budget, which takes nothing the spec grants that
+	// the sandbox could use (see the package documentation).
 	lim.CPUs, lim.Mems = c.Cpus, c.Mems
 	m.from("Limits.CPUs", p+".cpus")
 	m.from("Limits.Mems", p+".mems")
@@ -367,8 +370,6 @@ func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
 		name string
 	}{
 		{c.Burst != nil && *c.Burst != 0, "burst"},
-		{c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0, "realtimeRuntime"},
-		{c.RealtimePeriod != nil && *c.RealtimePeriod != 0, "realtimePeriod"},
 		{c.Idle != nil && *c.Idle != 0, "idle"},
 	} {
 		if f.set {

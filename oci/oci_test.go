@@ -293,6 +293,7 @@ func TestFromSpecMaps(t *testing.T) {
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
 			s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
 			s.Linux.MountLabel = "system_u:object_r:container_file_t:s0"
+			s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimePeriod: ptr[uint64](1000000), RealtimeRuntime: ptr[int64](950000)}
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}}
 			s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}} // what the sandbox does anyway
 			s.Linux.RootfsPropagation = "rprivate"
@@ -455,8 +456,8 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"linux.resources.cpu.period", func(s *specs.Spec) { // would overflow a time.Duration
 			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](1 << 63)}
 		}},
-		{"linux.resources.cpu.realtimeRuntime", func(s *specs.Spec) {
-			s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: ptr[int64](1)}
+		{"linux.resources.cpu.burst", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Burst: ptr[uint64](1)}
 		}},
 		{"linux.resources.pids.limit", func(s *specs.Spec) { // by Validate: below MinPids
 			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](2)}

@@ -171,3 +171,17 @@ func TestCPUPeriodLimit(t *testing.T) {
 	sb.Wait()
 	assertNoGroup(t, sb)
 }
+
+// BenchmarkRunDeviceRules is BenchmarkRun with an allow list of device
+// rules: what the devices hierarchy (a mkdir, the rules, a move, an
+// rmdir) adds to a start on cgroup v1.
+func BenchmarkRunDeviceRules(b *testing.B) {
+	testutil.RequireRoot(b)
+	if cgroup.DetectMode() == cgroup.Unified {
+		b.Skip("device rules need cgroup v1; this host runs v2")
+	}
+	benchRun(b, Config{Args: []string{"/bin/true"}, Limits: Limits{Devices: []cgroup.DeviceRule{
+		{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
+		{Allow: true, Type: "c", Major: 10, Minor: 229, Access: "rwm"},
+	}}})
+}

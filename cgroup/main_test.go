@@ -3,9 +3,9 @@
 package cgroup
 
 import (
-	"errors"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"

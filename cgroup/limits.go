@@ -232,7 +232,7 @@ func syntaxErrors(c Config) []error {
 		bad("Limits.CPU", "must be a positive number of CPUs (got %v)", l.CPU)
 	case l.CPU > 1<<20:
 		bad("Limits.CPU", "%v CPUs is more than any machine has", l.CPU)
-	case l.CPU > 0 && validPeriod(l.CPUPeriod) && l.CPU*float64(period(l)) < float64(minCFSQuota):
+	case l.CPU > 0 && validPeriod(l.CPUPeriod) && quotaBelowMin(l):
 		bad("Limits.CPU", "%v CPUs is below the kernel's minimum quota of 1 ms per period (%v over %v)",
 			l.CPU, float64(minCFSQuota)/float64(period(l)), period(l))
 	}
@@ -346,6 +346,13 @@ func period(l Limits) time.Duration {
 		return l.CPUPeriod
 	}
 	return cpuPeriod * time.Microsecond
+}
+
+// quotaBelowMin reports whether the quota that l writes is below the
+// kernel's least.
+func quotaBelowMin(l Limits) bool {
+	q, _ := cfsQuota(l)
+	return q < minCFSQuota.Microseconds()
 }
 
 // cfsQuota returns the CFS quota and period of l, in microseconds.

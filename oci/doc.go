@@ -168,7 +168,7 @@
 //
 // Resources (linux.resources):
 //
-//	memory.limit                  Limits.Memory (0 or -1: none)
+//	memory.limit                  Limits.Memory; -1: Unlimited (DefaultMemory lifted); 0 or unset: the sandbox's default
 //	memory.swap                   Limits.Swap = swap - limit (the spec counts memory and swap together);
 //	                              -1 or absent: SwapUnlimited, as runc and crun leave swap alone; refused
 //	                              below limit, or without a limit
@@ -185,7 +185,7 @@
 //	                              the kernel schedules real-time tasks by group (RT_GROUP_SCHED) none of its
 //	                              processes can take a real-time policy; elsewhere the kernel has no budget
 //	                              per group to set
-//	pids.limit                    Limits.Pids (0 or -1: none)
+//	pids.limit                    Limits.Pids; -1: Unlimited (DefaultPids lifted); 0 or unset: the sandbox's default
 //	blockIO.weight                Limits.IOWeight = 1 + (weight - 10) × 9999 / 990, rounded, as runc and crun
 //	                              convert it for cgroup v2
 //	blockIO.leafWeight, weightDevice, throttleReadBpsDevice, throttleWriteBpsDevice, throttleReadIOPSDevice,

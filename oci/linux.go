@@ -200,6 +200,14 @@ func (m *mapper) resources(r *specs.LinuxResources) {
 			default:
 				lim.Swap = *mem.Swap - *mem.Limit
 			}
+		case mem.Limit != nil && *mem.Limit == -1:
+			// Asked for in so many words: the sandbox's default cap
+			// (DefaultMemory) is lifted too.
+			lim.Memory = sandbox.Unlimited
+			m.from("Limits.Memory", p+".limit")
+			if mem.Swap != nil && *mem.Swap != -1 {
+				m.refuse(p+".swap", "must be -1 or unset with a limit of -1 (none), not %d", *mem.Swap)
+			}
 		case mem.Limit != nil && *mem.Limit < -1:
 			m.refuse(p+".limit", "must be positive, or 0 or -1 for none, not %d", *mem.Limit)
 		case mem.Swap != nil && *mem.Swap != -1:
@@ -229,6 +237,9 @@ func (m *mapper) resources(r *specs.LinuxResources) {
 		switch l := *r.Pids.Limit; {
 		case l > 0:
 			lim.Pids = l
+			m.from("Limits.Pids", base+".pids.limit")
+		case l == -1:
+			lim.Pids = sandbox.Unlimited // DefaultPids lifted too
 			m.from("Limits.Pids", base+".pids.limit")
 		case l < -1:
 			m.refuse(base+".pids.limit", "must be positive, or 0 or -1 for none, not %d", l)

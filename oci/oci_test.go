@@ -230,12 +230,18 @@ func TestFromSpecMaps(t *testing.T) {
 			require.True(t, c.Security.SeccompUnconfined)
 			require.Nil(t, c.Security.Seccomp)
 		}},
-		{"no limits", func(s *specs.Spec) {
+		{"no limits: the sandbox's defaults", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](0), Swap: ptr[int64](-1)}
-			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-1)}
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](0)}
 			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](-1), Period: ptr[uint64](50000), Shares: ptr[uint64](0)}
 		}, func(t *testing.T, c sandbox.Config) {
 			require.Equal(t, sandbox.Limits{Rlimits: sandbox.Rlimits{NoFile: 1024}}, c.Limits)
+		}},
+		{"unlimited in so many words: the defaults lifted", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](-1), Swap: ptr[int64](-1)}
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-1)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, sandbox.Limits{Memory: sandbox.Unlimited, Pids: sandbox.Unlimited, Rlimits: sandbox.Rlimits{NoFile: 1024}}, c.Limits)
 		}},
 		{"cwd at the root: no mount for it", func(s *specs.Spec) {
 			s.Process.Cwd = "/"
@@ -456,6 +462,9 @@ func TestFromSpecRefuses(t *testing.T) {
 		}},
 		{"linux.resources.memory.limit", func(s *specs.Spec) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](-2)}
+		}},
+		{"linux.resources.memory.swap", func(s *specs.Spec) {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: ptr[int64](-1), Swap: ptr[int64](32 << 20)}
 		}},
 		{"linux.resources.pids.limit", func(s *specs.Spec) { s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](-5)} }},
 		{"linux.resources.cpu.quota", func(s *specs.Spec) { s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](-5)} }},

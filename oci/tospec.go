@@ -261,7 +261,9 @@ func specResources(l *sandbox.Limits) *specs.LinuxResources {
 		// /dev; said so for runtimes that read the list.
 		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 	}
-	if l.Memory != 0 {
+	if l.Memory == sandbox.Unlimited {
+		r.Memory = &specs.LinuxMemory{Limit: &l.Memory}
+	} else if l.Memory != 0 {
 		swap := l.Memory + l.Swap
 		if l.Swap == sandbox.SwapUnlimited {
 			swap = -1

@@ -270,7 +270,7 @@ func (o *rtOptions) state(args []string) error {
 	if err != nil {
 		return err
 	}
-	ps := publicState{OCIVersion: st.OCIVersion, ID: st.ID, Pid: st.Pid, Status: st.Status, Bundle: st.Bundle,
+	ps := publicState{OCIVersion: st.OCIVersion, ID: st.ID, Pid: st.ContainerPid, Status: st.Status, Bundle: st.Bundle,
 		Created: st.Created, Owner: "", Annotations: st.Annotations}
 	if st.Status == statusStopped {
 		ps.Pid = 0

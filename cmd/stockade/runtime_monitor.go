@@ -34,9 +34,16 @@ type monitor struct {
 	// a command that ends at once, a delete) would lose its reply.
 	busy sync.WaitGroup
 
-	mu sync.Mutex // guards the fields below
-	st *containerState
-	sb *sandbox.Sandbox // the sandbox, once started
+	// sb is the sandbox, made at create with no command of its own; the
+	// container's process runs in it from start as proc.
+	sb   *sandbox.Sandbox
+	proc sandbox.Cmd         // the container's process, as create read it
+	sigs chan syscall.Signal // signals for proc, once it runs
+	ran  chan struct{}       // closed once proc has ended, or never ran
+
+	mu  sync.Mutex // guards the fields below
+	st  *containerState
+	cmd *sandbox.Cmd // proc, once started
 }
 
 // monitor is "stockade runtime-monitor --bundle DIR ID", started by create
@@ -64,14 +71,18 @@ func (o *rtOptions) monitor(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	cfg.Stdin, cfg.Stdout, cfg.Stderr = os.Stdin, os.Stdout, os.Stderr
-	m := &monitor{o: o, dir: dir, cfg: cfg, done: make(chan int, 1)}
+	m := &monitor{o: o, dir: dir, cfg: cfg, proc: processOf(&cfg), done: make(chan int, 1),
+		sigs: make(chan syscall.Signal, 16), ran: make(chan struct{})}
 	start, err := procStart(os.Getpid())
 	if err != nil {
 		return fail(err)
 	}
 	m.st = &containerState{OCIVersion: specs.Version, ID: id, Status: statusCreated, Pid: os.Getpid(),
 		Bundle: *bundle, Annotations: spec.Annotations, Created: time.Now().UTC(), PidStart: start}
+	if err := m.create(); err != nil {
+		return fail(err)
+	}
+	defer m.sb.Close()
 	sock := filepath.Join(dir, socketFile)
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
 	if err != nil {
@@ -90,6 +101,9 @@ func (o *rtOptions) monitor(args []string) int {
 	stop()
 	ln.Close()
 	os.Remove(sock)
+	// Everything of the container's ends here, before the monitor
+	// exits: its processes, and what the sandbox made on the host.
+	m.sb.Close()
 	replied := make(chan struct{})
 	go func() { m.busy.Wait(); close(replied) }()
 	select {
@@ -144,13 +158,19 @@ func (m *monitor) signal(sig syscall.Signal) {
 	}
 }
 
-// kill sends sig to the command, and with all to every process of the
-// container. A container not started yet stops as if its command had
-// been killed, unless sig is one whose default is to be ignored.
+// kill sends sig to the container's process, and with all to every
+// process of the container. A container not started yet stops as if its
+// process had been killed, unless sig is one whose default is to be
+// ignored.
 func (m *monitor) kill(sig syscall.Signal, all bool) error {
 	m.mu.Lock()
-	status, sb := m.st.Status, m.sb
+	status := m.st.Status
 	m.mu.Unlock()
+	if all && status != statusStopped {
+		for _, p := range descendants(os.Getpid()) {
+			unix.Kill(p, sig)
+		}
+	}
 	switch status {
 	case statusCreated:
 		switch sig {
@@ -162,16 +182,14 @@ func (m *monitor) kill(sig syscall.Signal, all bool) error {
 	case statusStopped:
 		return errors.New("container not running")
 	}
-	err := sb.Kill(sig)
-	if all {
-		for _, p := range descendants(os.Getpid()) {
-			unix.Kill(p, sig)
-		}
-	}
-	if errors.Is(err, sandbox.ErrFinished) {
+	select {
+	case m.sigs <- sig:
+		return nil
+	case <-m.ran:
 		return errors.New("container not running")
+	case <-time.After(replyGrace):
+		return fmt.Errorf("signal %v not taken within %v", sig, replyGrace)
 	}
-	return err
 }
 
 // handle serves one request.
@@ -217,12 +235,7 @@ func (m *monitor) handle(conn *net.UnixConn) {
 		}
 		reply(rtReply{})
 	case "delete":
-		m.mu.Lock()
-		sb := m.sb
-		m.mu.Unlock()
-		if sb != nil {
-			sb.Close()
-		}
+		m.sb.Close()
 		reply(rtReply{})
 		m.stopped(128 + int(unix.SIGKILL))
 	case "exec":
@@ -232,7 +245,43 @@ func (m *monitor) handle(conn *net.UnixConn) {
 	}
 }
 
-// start starts the sandbox and its command, and records its end.
+// processOf takes the container's process out of cfg: the sandbox is
+// made at create with no command of its own (its pid 1 waits, in the
+// namespaces, for what runs in it), and the process runs in it at start.
+// It is the container's process only there: it alone takes any signal
+// (Cmd.Signals), and its end is the container's.
+func processOf(cfg *sandbox.Config) sandbox.Cmd {
+	p := sandbox.Cmd{Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, UID: cfg.UID, GID: cfg.GID, RunAsRoot: cfg.RunAsRoot,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if p.Env == nil {
+		p.Env = []string{}
+	}
+	cfg.Args = nil
+	return p
+}
+
+// create makes the container's sandbox, namespaces, mounts and control
+// group, with nothing running in it but its pid 1; the state names that
+// pid, whose /proc/PID/ns are the container's (hooks may enter them).
+func (m *monitor) create() error {
+	if err := makeMountPoints(&m.cfg); err != nil {
+		return fmt.Errorf("create: mount points: %w", err)
+	}
+	m.sb = sandbox.New(m.cfg)
+	if err := m.sb.Start(context.Background()); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	m.st.ContainerPid = m.sb.Pid()
+	go func() {
+		// The sandbox ends before its process only when something from
+		// outside ended it (its pid 1 killed, say).
+		res, _ := m.sb.Wait()
+		m.stopped(statusOf(res))
+	}()
+	return nil
+}
+
+// start starts the container's process, and records its end.
 func (m *monitor) start() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -242,23 +291,23 @@ func (m *monitor) start() error {
 	case statusStopped:
 		return errors.New("cannot start a container that has stopped")
 	}
-	if err := makeMountPoints(&m.cfg); err != nil {
-		go m.stopped(exitSetup)
-		return fmt.Errorf("start: mount points: %w", err)
-	}
-	sb := sandbox.New(m.cfg)
-	if err := sb.Start(context.Background()); err != nil {
-		status := startStatus(err)
-		go m.stopped(status)
+	cmd := m.sb.Command(m.proc.Args[0], m.proc.Args[1:]...)
+	cmd.Env, cmd.Dir, cmd.UID, cmd.GID, cmd.RunAsRoot = m.proc.Env, m.proc.Dir, m.proc.UID, m.proc.GID, m.proc.RunAsRoot
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = m.proc.Stdin, m.proc.Stdout, m.proc.Stderr
+	cmd.Signals = m.sigs
+	if err := cmd.Start(context.Background()); err != nil {
+		close(m.ran)
+		go m.stopped(startStatus(err))
 		return fmt.Errorf("start: %w", err)
 	}
-	m.sb = sb
+	m.cmd = cmd
 	m.st.Status = statusRunning
 	if err := save(m.dir, m.st); err != nil {
 		m.o.logf("error", "monitor: %v", err)
 	}
 	go func() {
-		res, _ := sb.Wait()
+		res, _ := cmd.Wait()
+		close(m.ran)
 		m.stopped(statusOf(res))
 	}()
 	return nil

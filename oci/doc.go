@@ -125,8 +125,8 @@
 //	                              a bind: runc and crun pass them and the kernel drops them); refused: noexec,
 //	                              suid, dev, and anything else
 //	propagation options           Propagation, of the entry's own mount (the last option counts): shared and
-//	                              rshared: mount.Shared, a peer group of the sandbox's own, which nothing of
-//	                              the host's joins; unbindable, runbindable: mount.Unbindable; private,
+//	                              rshared: "shared", a peer group of the sandbox's own, which nothing of
+//	                              the host's joins; unbindable, runbindable: "unbindable"; private,
 //	                              rprivate: private; slave, rslave: private too, for the sandbox takes no mount
 //	                              events from the host (a slave of the host's mount would receive its mounts
 //	                              with the host's attributes, past the read-only, nosuid, nodev and idmapping

@@ -127,7 +127,7 @@ func (m *mapper) linux(l *specs.Linux) {
 	if p, ok := propagation(l.RootfsPropagation); !ok {
 		m.refuse("linux.rootfsPropagation", "must be shared, slave, private or unbindable (or their r- forms), not %q", l.RootfsPropagation)
 	} else if p != "" { // private
-		m.cfg.RootPropagation = p
+		m.cfg.RootPropagation = string(p)
 		m.from("RootPropagation", "linux.rootfsPropagation")
 	}
 	if l.IntelRdt != nil {

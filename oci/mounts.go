@@ -192,7 +192,7 @@ func (m *mapper) bindMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 			m.refuse(op, "the sandbox does not know the bind option %q", opt)
 		}
 	}
-	return sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: sm.Destination, Writable: writable, Propagation: prop}, len(m.errs) == n
+	return sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: sm.Destination, Writable: writable, Propagation: string(prop)}, len(m.errs) == n
 }
 
 // tmpfsData are the keys of the tmpfs options that a tmpfs Mount maps.
@@ -201,6 +201,7 @@ var tmpfsData = []string{"size", "nr_inodes", "mode", "uid", "gid"}
 func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 	mt := sandbox.Mount{Kind: sandbox.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
 	writable := true
+	var prop mount.Propagation
 	n := len(m.errs)
 	if sm.Source != "tmpfs" {
 		// The name the mount table shows; "tmpfs" is the default.
@@ -208,7 +209,7 @@ func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 	}
 	for j, opt := range sm.Options {
 		op := fmt.Sprintf("%s.options[%d]", p, j)
-		if m.commonOption(op, opt, &writable, &mt.Propagation) {
+		if m.commonOption(op, opt, &writable, &prop) {
 			continue
 		}
 		key, val, _ := strings.Cut(opt, "=")
@@ -238,6 +239,7 @@ func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 		}
 	}
 	mt.ReadOnly = !writable
+	mt.Propagation = string(prop)
 	return mt, len(m.errs) == n
 }
 

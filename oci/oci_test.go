@@ -90,11 +90,11 @@ func TestFromSpecMaps(t *testing.T) {
 				specs.Mount{Destination: "/mnt/f", Type: "tmpfs", Source: "tmpfs", Options: []string{"slave"}},
 			)
 		}, func(t *testing.T, c sandbox.Config) {
-			require.Equal(t, mount.Shared, c.RootPropagation)
+			require.Equal(t, "shared", c.RootPropagation)
 			got := map[string]mount.Propagation{}
 			for _, m := range c.Mounts {
 				if strings.HasPrefix(m.Target, "/mnt/") {
-					got[m.Target] = m.Propagation
+					got[m.Target] = mount.Propagation(m.Propagation)
 				}
 			}
 			require.Equal(t, map[string]mount.Propagation{
@@ -103,7 +103,7 @@ func TestFromSpecMaps(t *testing.T) {
 			}, got)
 		}},
 		{"slave root: private", func(s *specs.Spec) { s.Linux.RootfsPropagation = "rslave" }, func(t *testing.T, c sandbox.Config) {
-			require.Equal(t, mount.Private, c.RootPropagation)
+			require.Equal(t, "", c.RootPropagation)
 		}},
 		{"no network namespace: the host's network", func(s *specs.Spec) {
 			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace)
@@ -585,18 +585,18 @@ func TestToSpec(t *testing.T) {
 	require.Equal(t, "/srv/root", cfg.RootDir)
 
 	// Propagations go there and back.
-	s, err = ToSpec(sandbox.Config{Args: []string{"true"}, RootDir: "/srv/root", RootPropagation: mount.Unbindable, Mounts: []sandbox.Mount{
-		{Kind: sandbox.Bind, Source: "/srv", Target: "/srv", Propagation: mount.Shared},
-		{Kind: sandbox.Tmpfs, Target: "/t", Size: 1 << 20, Mode: 0o755, Propagation: mount.Unbindable},
+	s, err = ToSpec(sandbox.Config{Args: []string{"true"}, RootDir: "/srv/root", RootPropagation: "unbindable", Mounts: []sandbox.Mount{
+		{Kind: sandbox.Bind, Source: "/srv", Target: "/srv", Propagation: "shared"},
+		{Kind: sandbox.Tmpfs, Target: "/t", Size: 1 << 20, Mode: 0o755, Propagation: "unbindable"},
 	}})
 	require.NoError(t, err)
 	require.Equal(t, "unbindable", s.Linux.RootfsPropagation)
 	cfg, err = FromSpec(s, "/")
 	require.NoError(t, err)
-	require.Equal(t, mount.Unbindable, cfg.RootPropagation)
+	require.Equal(t, "unbindable", cfg.RootPropagation)
 	props := map[string]mount.Propagation{}
 	for _, m := range cfg.Mounts {
-		props[m.Target] = m.Propagation
+		props[m.Target] = mount.Propagation(m.Propagation)
 	}
 	require.Equal(t, map[string]mount.Propagation{"/work": mount.Private, "/srv": mount.Shared, "/t": mount.Unbindable}, props)
 

@@ -51,7 +51,7 @@ type Config struct {
 	Ptys         int64    // most ptys of its devpts; zero: DefaultPtys
 	Mqueue       bool     // the IPC namespace's mqueue file system at /dev/mqueue
 
-	RootPropagation mount.Propagation // of the root's own mount, inside the sandbox only; zero: private
+	RootPropagation string // of the root's own mount, inside only: "shared" or "unbindable"; "": private
 
 	Network       Network
 	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
@@ -253,7 +253,7 @@ func (c *Config) validate() error {
 	if err := c.Overlay.validate(c); err != nil {
 		return err
 	}
-	if err := c.RootPropagation.Validate(); err != nil {
+	if err := mount.Propagation(c.RootPropagation).Validate(); err != nil {
 		return &ConfigError{Field: "RootPropagation", Err: err}
 	}
 	if c.RootDir == "" && c.WritableRoot {

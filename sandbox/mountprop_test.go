@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/testutil"
-	"github.com/stockade/stockade/mount"
 )
 
 // sharedHostDir returns a host directory that is a tmpfs of its own,
@@ -82,10 +81,10 @@ func TestPropagationShared(t *testing.T) {
 		src := sharedHostDir(t, "in", "host", "peer")
 		sb := longLived(t, Config{
 			RunAsRoot:       true,
-			RootPropagation: mount.Shared,
+			RootPropagation: "shared",
 			Mounts: []Mount{
-				{Kind: Bind, Source: src, Target: "/mnt/s", Propagation: mount.Shared},
-				{Kind: Tmpfs, Target: "/mnt/t", Propagation: mount.Shared},
+				{Kind: Bind, Source: src, Target: "/mnt/s", Propagation: "shared"},
+				{Kind: Tmpfs, Target: "/mnt/t", Propagation: "shared"},
 			},
 			Security: Security{Capabilities: []string{"CAP_SYS_ADMIN"}, Landlock: Landlock{Disabled: true}, SeccompUnconfined: true}, // both forbid mount(2)
 		})
@@ -149,8 +148,8 @@ func TestPropagationUnbindable(t *testing.T) {
 		src := t.TempDir()
 		sb := longLived(t, Config{
 			RunAsRoot:       true,
-			RootPropagation: mount.Unbindable,
-			Mounts:          []Mount{{Kind: Bind, Source: src, Target: "/mnt/u", Propagation: mount.Unbindable}},
+			RootPropagation: "unbindable",
+			Mounts:          []Mount{{Kind: Bind, Source: src, Target: "/mnt/u", Propagation: "unbindable"}},
 			Security:        Security{Capabilities: []string{"CAP_SYS_ADMIN"}, Landlock: Landlock{Disabled: true}, SeccompUnconfined: true},
 		})
 		out, err := execRoot(t, sb, `cat /proc/self/mountinfo`)
@@ -183,7 +182,7 @@ func TestPropagationRefused(t *testing.T) {
 		{Config{RootPropagation: "rshared"}, "RootPropagation"},
 		{Config{Mounts: []Mount{{Kind: Bind, Source: "/usr", Target: "/u", Propagation: "slave"}}}, "Mounts[0].Propagation"},
 		{Config{Mounts: []Mount{{Kind: Tmpfs, Target: "/t", Propagation: "shared,unbindable"}}}, "Mounts[0].Propagation"},
-		{Config{Mounts: []Mount{{Kind: Mask, Target: "/etc/passwd", Propagation: mount.Shared}}}, "Mounts[0].Propagation"},
+		{Config{Mounts: []Mount{{Kind: Mask, Target: "/etc/passwd", Propagation: "shared"}}}, "Mounts[0].Propagation"},
 	} {
 		tc.cfg.Args = []string{"/bin/true"}
 		err := tc.cfg.Validate()

@@ -34,7 +34,7 @@ type Mount struct {
 	Owner    *Owner      `json:"owner,omitempty"`   // owns a writable Bind's writes (idmapped); nil: Source's, unless root's
 	NoIDMap  bool        `json:"noIDMap,omitempty"` // binds Source as it is
 
-	Propagation mount.Propagation `json:"propagation,omitempty"` // a Bind's or Tmpfs's own, inside only; zero: private
+	Propagation string `json:"propagation,omitempty"` // a Bind's or Tmpfs's own, inside only: "shared" or "unbindable"; "": private
 }
 
 // Owner is a host user and group, the owner of a writable Bind.
@@ -50,7 +50,7 @@ func (c *Config) planMount(m Mount) mount.Mount {
 		Kind: mount.Kind(m.Kind), Source: m.Source, Target: m.Target,
 		Writable: m.Writable, Device: m.Device, ReadOnly: m.ReadOnly,
 		Size: m.Size, Inodes: m.Inodes, Mode: m.Mode, UID: m.UID, GID: m.GID,
-		NoIDMap: m.NoIDMap, Propagation: m.Propagation,
+		NoIDMap: m.NoIDMap, Propagation: mount.Propagation(m.Propagation),
 	}
 	if m.Owner != nil {
 		p.Owner = &mount.Owner{UID: m.Owner.UID, GID: m.Owner.GID}

@@ -79,23 +79,31 @@ func TestPropagationShared(t *testing.T) {
 	testutil.RequireRoot(t)
 	bothStarts(t, func(t *testing.T) {
 		src := sharedHostDir(t, "in", "host", "peer")
+		// A writable bind of a user's directory is idmapped (see
+		// bindowner.go); a read-only tmpfs is sealed before it is shared.
+		owned := t.TempDir()
+		require.NoError(t, os.Chown(owned, 1000, 1000))
 		sb := longLived(t, Config{
 			RunAsRoot:       true,
 			RootPropagation: "shared",
 			Mounts: []Mount{
 				{Kind: Bind, Source: src, Target: "/mnt/s", Propagation: "shared"},
 				{Kind: Tmpfs, Target: "/mnt/t", Propagation: "shared"},
+				{Kind: Bind, Source: owned, Target: "/mnt/w", Writable: true, Propagation: "shared"},
+				{Kind: Tmpfs, Target: "/mnt/ro", ReadOnly: true, Propagation: "shared"},
 			},
 			Security: Security{Capabilities: []string{"CAP_SYS_ADMIN"}, Landlock: Landlock{Disabled: true}, SeccompUnconfined: true}, // both forbid mount(2)
 		})
 
 		out, err := execRoot(t, sb, `cat /proc/self/mountinfo`)
 		require.NoError(t, err, out)
-		for _, target := range []string{"/", "/mnt/s", "/mnt/t"} {
+		for _, target := range []string{"/", "/mnt/s", "/mnt/t", "/mnt/w", "/mnt/ro"} {
 			tags, ok := mountInfo(out, target)
 			require.True(t, ok, "no mount at %s:\n%s", target, out)
 			assert.Regexp(t, `^shared:\d+$`, tags, "%s is not shared (and only shared) inside:\n%s", target, out)
 		}
+		assert.Regexp(t, `(?m) /mnt/w [^ ]*\bidmapped\b`, out, "the writable bind is not idmapped")
+		assert.Regexp(t, `(?m) /mnt/ro ro,`, out, "the read-only tmpfs is not read-only")
 		// The other mounts stay private, those beneath the shared ones too.
 		for _, target := range []string{"/proc", "/tmp", "/dev", "/usr"} {
 			tags, ok := mountInfo(out, target)

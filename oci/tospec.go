@@ -109,10 +109,17 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	l := s.Linux
 	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace,
 		specs.UTSNamespace, specs.MountNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace} {
-		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace {
+		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace ||
+			t == specs.UserNamespace && c.RootIDMap {
 			continue
 		}
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})
+	}
+	if c.TTY != nil {
+		s.Process.Terminal = true
+		if c.TTY.Rows != 0 || c.TTY.Cols != 0 {
+			s.Process.ConsoleSize = &specs.Box{Height: uint(c.TTY.Rows), Width: uint(c.TTY.Cols)}
+		}
 	}
 	if c.Umask != nil {
 		u := uint32(c.Umask.Perm())

@@ -100,10 +100,16 @@
 // createContainer and startContainer hooks run inside the container's
 // namespaces, which stockade does not do: create refuses them.
 //
+// # Terminals
+//
+// A process with process.terminal (create --console-socket, exec --tty
+// --console-socket) gets a terminal of the sandbox's own, which the
+// monitor relays to a pseudo-terminal of the host's whose master goes to
+// the console socket: see runtime_console.go.
+//
 // # Not supported
 //
-// Terminals (--console-socket, --tty, process.terminal), checkpoints,
-// pause and resume, update, events, --preserve-fds, and the systemd cgroup
+// Checkpoints, pause and resume, update, events, --preserve-fds, and the systemd cgroup
 // driver: these are refused with a message naming them. runc's "run ID"
 // (create, start and wait in one) is not here: "stockade run --bundle DIR"
 // runs a bundle in the foreground without a container id.

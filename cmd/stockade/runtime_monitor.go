@@ -37,9 +37,13 @@ type monitor struct {
 	// sb is the sandbox, made at create with no command of its own; the
 	// container's process runs in it from start as proc.
 	sb   *sandbox.Sandbox
-	proc sandbox.Cmd         // the container's process, as create read it
-	sigs chan syscall.Signal // signals for proc, once it runs
-	ran  chan struct{}       // closed once proc has ended, or never ran
+	proc sandbox.Cmd // the container's process, as create read it
+	// console is the other end of the terminal whose master create sent
+	// to --console-socket (process.terminal), else nil: the monitor's
+	// standard streams.
+	console *os.File
+	sigs    chan syscall.Signal // signals for proc, once it runs
+	ran     chan struct{}       // closed once proc has ended, or never ran
 
 	mu  sync.Mutex // guards the fields below
 	st  *containerState
@@ -73,6 +77,9 @@ func (o *rtOptions) monitor(args []string) int {
 	}
 	m := &monitor{o: o, dir: dir, cfg: cfg, proc: processOf(&cfg), done: make(chan int, 1),
 		sigs: make(chan syscall.Signal, 16), ran: make(chan struct{})}
+	if m.proc.TTY != nil {
+		m.console = os.Stdin
+	}
 	start, err := procStart(os.Getpid())
 	if err != nil {
 		return fail(err)
@@ -250,13 +257,22 @@ func (m *monitor) handle(conn *net.UnixConn) {
 // namespaces, for what runs in it), and the process runs in it at start.
 // It is the container's process only there: it alone takes any signal
 // (Cmd.Signals), and its end is the container's.
+//
+// The sandbox gets Config.TTY whether or not the process has a terminal,
+// so that exec may give one to a process it runs: the runtime hands the
+// sandbox no terminal of the host's (see runtime_console.go), so every
+// terminal in it is its own.
 func processOf(cfg *sandbox.Config) sandbox.Cmd {
-	p := sandbox.Cmd{Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, UID: cfg.UID, GID: cfg.GID, RunAsRoot: cfg.RunAsRoot,
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	p := sandbox.Cmd{Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, UID: cfg.UID, GID: cfg.GID, RunAsRoot: cfg.RunAsRoot}
+	if cfg.TTY != nil {
+		p.TTY = cfg.TTY
+	} else {
+		p.Stdin, p.Stdout, p.Stderr = os.Stdin, os.Stdout, os.Stderr
+	}
 	if p.Env == nil {
 		p.Env = []string{}
 	}
-	cfg.Args = nil
+	cfg.Args, cfg.TTY = nil, &sandbox.TTY{}
 	return p
 }
 
@@ -294,6 +310,9 @@ func (m *monitor) start() error {
 	cmd := m.sb.Command(m.proc.Args[0], m.proc.Args[1:]...)
 	cmd.Env, cmd.Dir, cmd.UID, cmd.GID, cmd.RunAsRoot = m.proc.Env, m.proc.Dir, m.proc.UID, m.proc.GID, m.proc.RunAsRoot
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = m.proc.Stdin, m.proc.Stdout, m.proc.Stderr
+	if m.console != nil {
+		cmd.TTY = consoleTTY(m.console, m.proc.TTY)
+	}
 	cmd.Signals = m.sigs
 	if err := cmd.Start(context.Background()); err != nil {
 		close(m.ran)
@@ -305,8 +324,21 @@ func (m *monitor) start() error {
 	if err := save(m.dir, m.st); err != nil {
 		m.o.logf("error", "monitor: %v", err)
 	}
+	var output <-chan struct{}
+	var master *os.File
+	if m.console != nil {
+		master = cmd.Terminal()
+		output = relay(m.console, master)
+		if _, err := takeConsole(m.console, func(rows, cols uint16) { cmd.Resize(rows, cols) }); err != nil {
+			m.o.logf("warning", "monitor: %v", err)
+		}
+	}
 	go func() {
 		res, _ := cmd.Wait()
+		if output != nil {
+			drained(output)
+			master.Close()
+		}
 		close(m.ran)
 		m.stopped(statusOf(res))
 	}()
@@ -325,12 +357,22 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 		reply(rtReply{Error: "cannot exec in a container that is not running"})
 		return
 	}
-	cmd, err := execCmd(req.Process)
+	p, err := execCmd(req.Process)
 	if err != nil {
 		reply(rtReply{Error: err.Error()})
 		return
 	}
-	if len(files) == 3 {
+	cmd := sb.Command(p.Args[0], p.Args[1:]...)
+	cmd.Env, cmd.Dir, cmd.UID, cmd.GID, cmd.RunAsRoot = p.Env, p.Dir, p.UID, p.GID, p.RunAsRoot
+	var console *os.File
+	switch {
+	case p.TTY != nil && len(files) != 3:
+		reply(rtReply{Error: "exec: process.terminal: the console was not passed"})
+		return
+	case p.TTY != nil:
+		console = files[0]
+		cmd.TTY = consoleTTY(console, p.TTY)
+	case len(files) == 3:
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -339,14 +381,19 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 	cmd.Signals = sigs
 	reply(rtReply{})
 	go func() {
-		// "signal N" passes signal N on to the process; anything else,
-		// or the end of the connection (the exec'd copy of stockade was
-		// killed), kills it.
+		// "signal N" passes signal N on to the process, "resize ROWS
+		// COLS" sizes its terminal; anything else, or the end of the
+		// connection (the exec'd copy of stockade was killed), kills it.
 		for {
 			var b [64]byte
 			n, err := conn.Read(b[:])
 			if err != nil || n == 0 {
 				break
+			}
+			var rows, cols uint16
+			if _, err := fmt.Sscanf(string(b[:n]), "resize %d %d", &rows, &cols); err == nil {
+				cmd.Resize(rows, cols)
+				continue
 			}
 			v, ok := strings.CutPrefix(string(b[:n]), "signal ")
 			sig, err := strconv.Atoi(v)
@@ -361,14 +408,27 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 		}
 		cancel()
 	}()
-	res, err := sb.Exec(ctx, cmd)
+	var res *sandbox.Result
+	err = cmd.Start(ctx)
+	if err == nil {
+		var output <-chan struct{}
+		if console != nil {
+			master := cmd.Terminal()
+			output = relay(console, master)
+			defer master.Close()
+		}
+		res, err = cmd.Wait()
+		if output != nil {
+			drained(output)
+		}
+	}
 	code := statusOf(res)
 	if res == nil {
 		code = startStatus(err)
 		if errors.Is(err, sandbox.ErrFinished) {
 			code = 128 + int(unix.SIGKILL)
 		}
-		m.o.logf("warning", "monitor: exec %v: %v", cmd.Args, err)
+		m.o.logf("warning", "monitor: exec %v: %v", p.Args, err)
 	}
 	reply(rtReply{Exit: &code})
 }
@@ -378,10 +438,13 @@ func execCmd(p *specs.Process) (sandbox.Cmd, error) {
 	if p == nil || len(p.Args) == 0 {
 		return sandbox.Cmd{}, errors.New("process.args: the process needs a command")
 	}
-	if p.Terminal {
-		return sandbox.Cmd{}, errors.New("process.terminal: terminals are not supported")
-	}
 	cmd := sandbox.Cmd{Args: p.Args, Env: p.Env, Dir: p.Cwd}
+	if p.Terminal {
+		cmd.TTY = &sandbox.TTY{}
+		if b := p.ConsoleSize; b != nil {
+			cmd.TTY.Rows, cmd.TTY.Cols = uint16(min(b.Height, 0xffff)), uint16(min(b.Width, 0xffff))
+		}
+	}
 	if cmd.Env == nil {
 		cmd.Env = []string{}
 	}
@@ -403,8 +466,8 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	processFile := fs.StringP("process", "p", "", "the process, as the process of a config.json, in `FILE`")
 	detach := fs.BoolP("detach", "d", false, "return once the process has started")
 	pidFile := fs.String("pid-file", "", "write the process's pid to `FILE`")
-	console := fs.String("console-socket", "", "refused: no terminals")
-	tty := fs.BoolP("tty", "t", false, "refused: no terminals")
+	consoleSocket := fs.String("console-socket", "", "send the master of the process's terminal to the socket at `PATH`")
+	tty := fs.BoolP("tty", "t", false, "give the process a terminal (needs --console-socket)")
 	cwd := fs.String("cwd", "", "the working directory")
 	env := fs.StringArrayP("env", "e", nil, "add `NAME=VALUE` to the environment")
 	user := fs.StringP("user", "u", "", "run as `UID[:GID]`")
@@ -413,6 +476,8 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	fs.MarkHidden("wait-fd")
 	readyFD := fs.Int("ready-fd", -1, "")
 	fs.MarkHidden("ready-fd")
+	consoleFD := fs.Int("console-fd", -1, "")
+	fs.MarkHidden("console-fd")
 	if err := fs.Parse(args); err != nil {
 		return 0, rtErrorf("exec: %v", err)
 	}
@@ -424,17 +489,17 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		var ready *os.File
+		var ready, console *os.File
 		if *readyFD >= 0 {
 			ready = os.NewFile(uintptr(*readyFD), "ready")
 		}
-		return waitExec(conn.(*net.UnixConn), ready)
+		if *consoleFD >= 0 {
+			console = os.NewFile(uintptr(*consoleFD), "console")
+		}
+		return waitExec(conn.(*net.UnixConn), ready, console)
 	}
 	if fs.NArg() < 1 {
 		return 0, rtErrorf("exec: a container id is needed")
-	}
-	if *console != "" || *tty {
-		return 0, rtErrorf("exec: terminals are not supported (--console-socket, --tty)")
 	}
 	st, dir, err := o.load(fs.Arg(0))
 	if err != nil {
@@ -484,10 +549,22 @@ func (o *rtOptions) exec(args []string) (int, error) {
 			}
 		}
 	}
-	if p.Terminal {
-		return 0, rtErrorf("exec: process.terminal: terminals are not supported")
+	p.Terminal = p.Terminal || *tty
+	switch {
+	case p.Terminal && *consoleSocket == "":
+		return 0, rtErrorf("exec: a terminal (--tty, process.terminal) needs --console-socket")
+	case !p.Terminal && *consoleSocket != "":
+		return 0, rtErrorf("exec: --console-socket: the process has no terminal (--tty, process.terminal)")
 	}
 	stdio := []*os.File{fileOr(o.io.in, os.Stdin), fileOr(o.io.out, os.Stdout), fileOr(o.io.err, os.Stderr)}
+	var console *os.File
+	if p.Terminal {
+		if console, err = openConsole(*consoleSocket); err != nil {
+			return 0, rtErrorf("exec: %v", err)
+		}
+		defer console.Close()
+		stdio = []*os.File{console, console, console}
+	}
 	conn, rep, err := call(dir, &rtRequest{Op: "exec", Process: &p}, stdio, true)
 	if err != nil {
 		return 0, err
@@ -496,7 +573,10 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		return 0, rtErrorf("%s", rep.Error)
 	}
 	if !*detach {
-		return waitExec(conn, nil)
+		// Not a session leader, this process cannot take the console as
+		// its controlling terminal: the process's terminal keeps the
+		// size it started with.
+		return waitExec(conn, nil, nil)
 	}
 	defer conn.Close()
 	f, err := conn.File()
@@ -515,6 +595,10 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	cmd := exec.Command("/proc/self/exe", "--root", o.root, "--log", o.log, "--log-format", o.logFormat, "exec", "--wait-fd", "3", "--ready-fd", "4")
 	cmd.Args[0] = "stockade"
 	cmd.ExtraFiles = []*os.File{f, readyW}
+	if console != nil {
+		cmd.Args = append(cmd.Args, "--console-fd", "5")
+		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	err = cmd.Start()
@@ -547,11 +631,20 @@ func fileOr(v any, def *os.File) *os.File {
 // waitExec waits for the exit status of an exec'd process on conn, and
 // passes the signals it receives on to the process (SIGKILL, which it
 // cannot catch, kills it and with the connection's end the process). With
-// ready, it writes a byte there once it passes signals on.
-func waitExec(conn *net.UnixConn, ready *os.File) (int, error) {
+// ready, it writes a byte there once it passes signals on. With console,
+// the process's console, it makes that its controlling terminal and
+// passes its resizes on.
+func waitExec(conn *net.UnixConn, ready, console *os.File) (int, error) {
 	defer conn.Close()
 	stop := forwardSignals(func(sig syscall.Signal) { conn.Write([]byte("signal " + strconv.Itoa(int(sig)))) })
 	defer stop()
+	if console != nil {
+		stopConsole, err := takeConsole(console, func(rows, cols uint16) { conn.Write(fmt.Appendf(nil, "resize %d %d", rows, cols)) })
+		if err != nil {
+			return 0, err
+		}
+		defer stopConsole()
+	}
 	if ready != nil {
 		ready.Write([]byte{1})
 		ready.Close()

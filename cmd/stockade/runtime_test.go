@@ -156,7 +156,7 @@ type container struct {
 // checks what the shim relies on: the pid file names the monitor, this
 // subreaper's child once create has returned; and what the spec asks: the
 // state names a process in the container's namespaces, made at create.
-func (h *rtHarness) create(id, bundle string) *container {
+func (h *rtHarness) create(id, bundle string, extra ...string) *container {
 	h.t.Helper()
 	dir := h.t.TempDir()
 	c := &container{id: id, bundle: bundle, stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr")}
@@ -167,7 +167,8 @@ func (h *rtHarness) create(id, bundle string) *container {
 	require.NoError(h.t, err)
 	defer errf.Close()
 	pidFile := filepath.Join(dir, "pid")
-	status, _, _ := h.runWith(out, errf, "create", "--bundle", bundle, "--pid-file", pidFile, "--no-pivot", "--no-new-keyring", id)
+	args := append([]string{"create", "--bundle", bundle, "--pid-file", pidFile, "--no-pivot", "--no-new-keyring"}, extra...)
+	status, _, _ := h.runWith(out, errf, append(args, id)...)
 	stderr, _ := os.ReadFile(c.stderr)
 	require.Equal(h.t, 0, status, "create: %s", stderr)
 	b, err := os.ReadFile(pidFile)
@@ -587,7 +588,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{"unknown kill", []string{"kill", "nope", "KILL"}, "does not exist"},
 		{"unknown delete", []string{"delete", "nope"}, "does not exist"},
 		{"bad signal", []string{"kill", "dup", "SIGNOPE"}, `invalid signal "SIGNOPE"`},
-		{"console", []string{"create", "--bundle", b, "--console-socket", "/tmp/x.sock", "tty"}, "--console-socket: terminals are not supported"},
+		{"console", []string{"create", "--bundle", b, "--console-socket", "/tmp/x.sock", "tty"}, "--console-socket: the process has no terminal"},
 		{"systemd", []string{"--systemd-cgroup", "state", "dup"}, "--systemd-cgroup"},
 		{"no bundle", []string{"create", "--bundle", t.TempDir(), "nb"}, "config.json: no such file or directory"},
 		{"no id", []string{"state"}, "exactly one container id"},

@@ -58,7 +58,10 @@ func Apply(p *Plan) error {
 	if err := a.seal(); err != nil {
 		return err
 	}
-	return a.pivot()
+	if err := a.pivot(); err != nil {
+		return err
+	}
+	return a.propagate()
 }
 
 type applier struct {
@@ -67,7 +70,16 @@ type applier struct {
 	devNull int   // O_PATH fd of the host's /dev/null, when a Mask needs it
 	root    int   // the new root's mount, attached at "/"
 	sealRO  []int // tmpfs mounts to make read-only at the end
+	props   []propMount
 	fds     []int // everything to close
+}
+
+// propMount is an entry's mount, attached, and the propagation it gets
+// once the root is in place.
+type propMount struct {
+	fd     int
+	target string
+	prop   Propagation
 }
 
 func (a *applier) keep(fd int) int {
@@ -289,6 +301,7 @@ func (a *applier) place(i int) error {
 		if err := unix.Fstat(a.sources[i], &st); err != nil {
 			return &Error{"bind", m.Source, err}
 		}
+		a.propagateLater(a.sources[i], m)
 		return a.attach(a.sources[i], m.Target, st.Mode&unix.S_IFMT == unix.S_IFDIR, "bind")
 	case Tmpfs:
 		fd, err := newMount("tmpfs", withSource(m.Source, tmpfsOptions(m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID)), unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
@@ -299,6 +312,7 @@ func (a *applier) place(i int) error {
 		if m.ReadOnly {
 			a.sealRO = append(a.sealRO, fd)
 		}
+		a.propagateLater(fd, m)
 		return a.attach(fd, m.Target, true, "tmpfs")
 	case Proc:
 		fd, err := newMount("proc", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
@@ -574,6 +588,49 @@ func (a *applier) pivot() error {
 		return &Error{"umount-old-root", "/", err}
 	}
 	return chdirRoot()
+}
+
+// propagateLater notes that the mount fd of entry m gets m's propagation
+// once the root is in place.
+func (a *applier) propagateLater(fd int, m Mount) {
+	if !m.Propagation.private() {
+		a.props = append(a.props, propMount{fd, m.Target, m.Propagation})
+	}
+}
+
+// propagate sets the propagation of the root and of the entries that ask
+// for one. It runs last: pivot_root refuses a shared new root (EINVAL), and
+// a mount attached beneath a shared one would become shared too. Every
+// mount here was made private before (cloneTree, or new), so a shared one
+// gets a new peer group, inside the sandbox only.
+func (a *applier) propagate() error {
+	if p := a.plan.Root.Propagation; !p.private() {
+		if err := setPropagation(a.root, p); err != nil {
+			return &Error{"propagation", "/", err}
+		}
+	}
+	for _, pm := range a.props {
+		if err := setPropagation(pm.fd, pm.prop); err != nil {
+			return &Error{"propagation", pm.target, err}
+		}
+	}
+	return nil
+}
+
+// propagationFlag is the mount_setattr propagation of p.
+func propagationFlag(p Propagation) uint64 {
+	switch p {
+	case Shared:
+		return unix.MS_SHARED
+	case Unbindable:
+		return unix.MS_UNBINDABLE
+	}
+	return unix.MS_PRIVATE
+}
+
+// setPropagation sets the propagation of the mount fd alone.
+func setPropagation(fd int, p Propagation) error {
+	return unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Propagation: propagationFlag(p)})
 }
 
 func chdirRoot() error {

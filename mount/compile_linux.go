@@ -72,11 +72,16 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 	}
 	for _, fd := range c.sealRO {
 		c.setattr(b.Stage("remount-ro", ""), sysplan.Load(fd), unix.MOUNT_ATTR_RDONLY, 0, false)
-		if fd != c.root { // the root is closed after the pivot
+		if fd != c.root && !c.kept(fd) { // the root is closed after the pivot
 			c.close(fd)
 		}
 	}
 	c.pivot()
+	c.propagate(p.Root.Propagation)
+	c.close(c.root)
+	if !c.devNull.IsNil() {
+		c.close(c.devNull)
+	}
 	return c.out, nil
 }
 
@@ -91,9 +96,48 @@ type compiler struct {
 	dirSource                []bool        // per entry: a Bind's source is a directory
 	devNull                  sysplan.Ref   // the cell of an O_PATH fd of the host's /dev/null
 	sealRO                   []sysplan.Ref // mounts made read-only at the end
+	props                    []propCell    // entries' mounts that get a propagation at the end
 	made                     map[string]bool
 	hows                     map[uint64]sysplan.Ref
 	strs                     map[string]sysplan.Ref
+}
+
+// propCell is the cell of an entry's mount, kept open once attached, and
+// the propagation it gets at the end (see applier.propagate).
+type propCell struct {
+	cell   sysplan.Ref
+	target string
+	prop   Propagation
+}
+
+// kept reports whether the cell holds a mount that gets a propagation at
+// the end, and must stay open until then.
+func (c *compiler) kept(cell sysplan.Ref) bool {
+	for _, pc := range c.props {
+		if pc.cell == cell {
+			return true
+		}
+	}
+	return false
+}
+
+// propagate sets the propagation of the root and of the entries that ask
+// for one, once the root is in place, as Apply does.
+func (c *compiler) propagate(root Propagation) {
+	if !root.private() {
+		c.setProp(c.b.Stage("propagation", "/"), sysplan.Load(c.root), root)
+	}
+	for _, pc := range c.props {
+		c.setProp(c.b.Stage("propagation", pc.target), sysplan.Load(pc.cell), pc.prop)
+		c.close(pc.cell)
+	}
+}
+
+// setProp sets the propagation p on the mount fd alone.
+func (c *compiler) setProp(stage int, fd sysplan.Arg, p Propagation) {
+	a := c.b.Alloc(32)
+	c.b.PutU64(a.Field(16), propagationFlag(p))
+	c.b.Syscall(stage, unix.SYS_MOUNT_SETATTR, fd, c.str(""), sysplan.Imm(unix.AT_EMPTY_PATH), sysplan.Ptr(a), sysplan.Imm(32))
 }
 
 func (c *compiler) str(s string) sysplan.Arg {
@@ -279,7 +323,9 @@ func (c *compiler) attach(stage int, src sysplan.Ref, target string, dir bool) {
 	}
 	c.move(stage, src)
 	c.close(c.tfd)
-	c.close(src)
+	if !c.kept(src) {
+		c.close(src)
+	}
 }
 
 // move attaches the detached mount in src at the target open in c.tfd.
@@ -294,12 +340,20 @@ func (c *compiler) place(i int, m Mount) {
 	stage := b.Stage(string(m.Kind), m.Target)
 	switch m.Kind {
 	case Bind:
+		if !m.Propagation.private() {
+			c.props = append(c.props, propCell{c.sources[i], m.Target, m.Propagation})
+		}
 		c.attach(stage, c.sources[i], m.Target, c.dirSource[i])
 	case Tmpfs:
 		fd := c.mfd
-		if m.ReadOnly {
+		if m.ReadOnly || !m.Propagation.private() {
 			fd = b.Cell()
+		}
+		if m.ReadOnly {
 			c.sealRO = append(c.sealRO, fd)
+		}
+		if !m.Propagation.private() {
+			c.props = append(c.props, propCell{fd, m.Target, m.Propagation})
 		}
 		c.newMount(stage, "tmpfs", withSource(m.Source, tmpfsOptions(m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID)), unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, fd)
 		if m.ReadOnly {
@@ -445,8 +499,4 @@ func (c *compiler) pivot() {
 	b.Syscall(b.Stage("chroot", "/"), unix.SYS_CHROOT, c.str("."))
 	b.Place(done)
 	b.Syscall(b.Stage("chdir", "/"), unix.SYS_CHDIR, c.str("/"))
-	c.close(c.root)
-	if !c.devNull.IsNil() {
-		c.close(c.devNull)
-	}
 }

@@ -8,7 +8,8 @@
 // calls [Apply], which makes the whole tree private, clones every host source
 // while the host tree is still in view, assembles the new root entirely
 // through file descriptors (open_tree, fsopen, move_mount, mount_setattr),
-// and ends with pivot_root and the old root detached.
+// and ends with pivot_root, the old root detached, and the shared or
+// unbindable [Propagation] the plan asks for, in peer groups of its own.
 //
 // Every target is resolved inside the new root with openat2 and
 // RESOLVE_IN_ROOT, so a symbolic link inside a given root directory can never

@@ -112,6 +112,49 @@ type Mount struct {
 	// the sandbox's user writes there as its own host id, as any other
 	// user of the host would, and needs the permission of one.
 	NoIDMap bool `json:"noIDMap,omitempty"`
+	// Propagation is the propagation of a Bind's or a Tmpfs's mount, its
+	// own alone: the mounts beneath it (those of a Bind's source, later
+	// entries) keep theirs. The zero value is private.
+	Propagation Propagation `json:"propagation,omitempty"`
+}
+
+// Propagation says whether mount and unmount events beneath a mount of the
+// plan spread to other mounts (mount_namespaces(7)). Every mount of a plan
+// is first made private, which takes it out of any peer group of the
+// host's; a Shared mount then gets a new peer group of its own, whose
+// members can only be copies made from inside: other mounts of the same
+// namespace (a bind of it made inside) and of namespaces later copied from
+// it. So whatever the propagation, nothing mounted inside reaches the host
+// and nothing the host mounts reaches inside. A slave is not offered: it
+// would take the host's mount events in, with the host's attributes, past
+// the read-only, nosuid, nodev and idmapping the plan sets.
+type Propagation string
+
+// The propagations of a mount of a plan.
+const (
+	// Private mounts neither send nor receive mount events. "private"
+	// means the same.
+	Private Propagation = ""
+	// Shared mounts send and receive mount events within their peer group,
+	// which the plan makes new.
+	Shared Propagation = "shared"
+	// Unbindable mounts are private and cannot be the source of a bind:
+	// a bind of one, or of a tree holding one, fails (EINVAL).
+	Unbindable Propagation = "unbindable"
+)
+
+// private reports whether p is Private.
+func (p Propagation) private() bool { return p == Private || p == "private" }
+
+// Validate checks p.
+func (p Propagation) Validate() error {
+	switch p {
+	case Private, "private", Shared, Unbindable:
+		return nil
+	case "slave":
+		return errors.New("slave is not offered: a slave takes the host's mount events in; use private or shared")
+	}
+	return fmt.Errorf("must be %q (private), %q or %q, not %q", Private, Shared, Unbindable, string(p))
 }
 
 // Owner is a host user and group, the owner of what a sandbox writes in
@@ -138,6 +181,10 @@ type Root struct {
 	// Overlay, when set, makes the root an overlay of read-only layers and
 	// a writable upper layer; Dir must then be empty.
 	Overlay *Overlay `json:"overlay,omitempty"`
+	// Propagation is the propagation of the root's mount alone (see
+	// Mount.Propagation), set once the root is in place. The zero value
+	// is private.
+	Propagation Propagation `json:"propagation,omitempty"`
 }
 
 // Overlay is a root made by overlayfs: read-only lower layers, lowest
@@ -273,6 +320,9 @@ func (p *Plan) Validate() error {
 	if p.Root.Dir == "" && p.Root.Size < 0 {
 		return &ConfigError{Field: "Root.Size", Err: errors.New("must not be negative")}
 	}
+	if err := p.Root.Propagation.Validate(); err != nil {
+		return &ConfigError{Field: "Root.Propagation", Err: err}
+	}
 	if p.Root.Inodes < 0 || p.Root.Inodes > MaxInodes {
 		return &ConfigError{Field: "Root.Inodes", Err: fmt.Errorf("must be from 0 to %d, not %d", int64(MaxInodes), p.Root.Inodes)}
 	}
@@ -334,6 +384,12 @@ func (m *Mount) Validate() error {
 	}
 	if m.Kind != Tmpfs && m.Kind != Devpts && m.Inodes != 0 {
 		return &ConfigError{Field: "Inodes", Err: fmt.Errorf("applies to tmpfs and devpts mounts only, not %s", m.Kind)}
+	}
+	if err := m.Propagation.Validate(); err != nil {
+		return &ConfigError{Field: "Propagation", Err: err}
+	}
+	if !m.Propagation.private() && m.Kind != Bind && m.Kind != Tmpfs {
+		return &ConfigError{Field: "Propagation", Err: fmt.Errorf("applies to bind and tmpfs mounts only, not %s", m.Kind)}
 	}
 	if m.Kind != Bind && m.Device {
 		return &ConfigError{Field: "Device", Err: fmt.Errorf("applies to bind mounts only, not %s", m.Kind)}

@@ -58,6 +58,14 @@ func TestPlanValidate(t *testing.T) {
 		{"inodes on proc", Plan{Mounts: []Mount{{Kind: Proc, Target: "/x", Inodes: 1}}}, "Mounts[0].Inodes"},
 		{"too many ptys", Plan{Mounts: []Mount{{Kind: Devpts, Target: "/x", Inodes: MaxPtys + 1}}}, "Mounts[0].Inodes"},
 		{"ptys of a devpts", Plan{Mounts: []Mount{{Kind: Devpts, Target: "/x", Inodes: 8}}}, ""},
+		{"propagations", Plan{Root: Root{Propagation: Shared}, Mounts: []Mount{
+			{Kind: Bind, Source: "/usr", Target: "/usr", Propagation: Unbindable},
+			{Kind: Tmpfs, Target: "/tmp", Size: 1, Propagation: Shared},
+			{Kind: Tmpfs, Target: "/t", Size: 1, Propagation: "private"},
+		}}, ""},
+		{"slave root", Plan{Root: Root{Propagation: "slave"}}, "Root.Propagation"},
+		{"recursive propagation", Plan{Mounts: []Mount{{Kind: Bind, Source: "/a", Target: "/a", Propagation: "rshared"}}}, "Mounts[0].Propagation"},
+		{"propagation of proc", Plan{Mounts: []Mount{{Kind: Proc, Target: "/proc", Propagation: Shared}}}, "Mounts[0].Propagation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,8 +13,8 @@
 //
 // A spec is a request, and the sandbox is stricter than an OCI runtime in
 // ways it never relaxes: it always has its own user, pid, mount, uts, ipc
-// and cgroup namespaces, nosuid and nodev mounts, private
-// mount propagation, its own /proc, /dev and /tmp, and the paths of /proc
+// and cgroup namespaces, nosuid and nodev mounts, no mount propagation
+// to or from the host, its own /proc, /dev and /tmp, and the paths of /proc
 // that reveal the host masked. So every field of a spec either maps to a
 // Config field, or is ignored for a reason given below (it asks for less
 // than the sandbox does anyway, or it is a label for an LSM the sandbox
@@ -121,10 +121,19 @@
 //	                              nr_inodes=, mode=, uid=, gid=, ro; source, unless "tmpfs", to Source (the
 //	                              name the mount table shows; the sandbox's own mounts show proc, tmpfs,
 //	                              devpts, shm, mqueue and sysfs, as runc's do)
-//	options                       nosuid, nodev, exec, defaults, rw, ro, private, rprivate, bind, rbind and the
-//	                              access time options map or are ignored (the sandbox's mounts are always
-//	                              nosuid, nodev and private); refused: noexec, suid, dev, shared, slave,
-//	                              unbindable and their r- forms, and anything else
+//	options                       nosuid, nodev, exec, defaults, rw, ro, bind, rbind and the access time options
+//	                              map or are ignored (the sandbox's mounts are always nosuid and nodev); a bind's
+//	                              size=, nr_inodes=, mode=, uid= and gid= are ignored (mount(2) takes no data for
+//	                              a bind: runc and crun pass them and the kernel drops them); refused: noexec,
+//	                              suid, dev, and anything else
+//	propagation options           Propagation, of the entry's own mount (the last option counts): shared and
+//	                              rshared: "shared", a peer group of the sandbox's own, which nothing of
+//	                              the host's joins; unbindable, runbindable: "unbindable"; private,
+//	                              rprivate: private; slave, rslave: private too, for the sandbox takes no mount
+//	                              events from the host (a slave of the host's mount would receive its mounts
+//	                              with the host's attributes, past the read-only, nosuid, nodev and idmapping
+//	                              set on the bind); mountinfo then shows the mount private. The r- forms
+//	                              act on the entry's own mount only: the mounts beneath stay private
 //	other types                   refused: the sandbox's Config mounts binds and tmpfs
 //	uidMappings, gidMappings      refused if set: no id-mapped mounts
 //	(not in a spec)               the sandbox also mounts a tmpfs of 64 MiB on /tmp, below a spec's mounts
@@ -153,7 +162,9 @@
 //	linux.cgroupsPath             Limits.CgroupParent and CgroupName: the sandbox's group is made at that path when
 //	                              it starts (absolute: from each hierarchy's root; relative: below the runtime's
 //	                              own group), and must not exist; refused: the systemd driver's slice:prefix:name
-//	linux.rootfsPropagation       "", private, rprivate: map (the sandbox's mounts are private); refused otherwise
+//	linux.rootfsPropagation       RootPropagation, of the root's own mount, as the propagation options map:
+//	                              shared and unbindable (and their r- forms) are honoured inside the sandbox;
+//	                              "", private, slave and their r- forms leave it private; refused otherwise
 //	linux.maskedPaths             the sandbox masks /proc/acpi, asound, kcore, kallsyms, keys, latency_stats,
 //	                              timer_list, timer_stats, sched_debug and scsi, and, with Security.Sysfs,
 //	                              /sys/firmware and /sys/devices/virtual/powercap, whatever the spec lists;

@@ -153,7 +153,6 @@ func TestRuntimeSpecExamples(t *testing.T) {
 			"linux.resources.memory.swappiness",
 			"linux.resources.memory.useHierarchy",
 			"linux.resources.network",
-			"linux.rootfsPropagation",
 			"linux.timeOffsets",
 			"mounts[5].options",
 			"process.capabilities.ambient",

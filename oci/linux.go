@@ -127,10 +127,11 @@ func (m *mapper) linux(l *specs.Linux) {
 			m.from("Sysctl["+k+"]", "linux.sysctl."+k)
 		}
 	}
-	switch l.RootfsPropagation {
-	case "", "private", "rprivate":
-	default:
-		m.refuse("linux.rootfsPropagation", "every mount of the sandbox is private, not %s", l.RootfsPropagation)
+	if p, ok := propagation(l.RootfsPropagation); !ok {
+		m.refuse("linux.rootfsPropagation", "must be shared, slave, private or unbindable (or their r- forms), not %q", l.RootfsPropagation)
+	} else if p != "" { // private
+		m.cfg.RootPropagation = string(p)
+		m.from("RootPropagation", "linux.rootfsPropagation")
 	}
 	if l.IntelRdt != nil {
 		m.refuse("linux.intelRdt", "the sandbox does not use Intel RDT")

@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -116,10 +117,31 @@ func (m *mapper) sysfs(p string, sm specs.Mount) {
 	m.mountAt = append(m.mountAt, mountOrigin{dest: "/sys", config: -1, spec: sm})
 }
 
+// propagation maps a propagation of a spec (linux.rootfsPropagation, a
+// mount option) to the sandbox's, and reports whether it is one. The r-
+// forms are the plain ones: the sandbox sets a propagation on a mount's
+// own mount alone. A slave is private: the sandbox takes no mount events
+// from the host (see the package documentation).
+func propagation(opt string) (mount.Propagation, bool) {
+	switch opt {
+	case "", "private", "rprivate", "slave", "rslave":
+		return mount.Private, true
+	case "shared", "rshared":
+		return mount.Shared, true
+	case "unbindable", "runbindable":
+		return mount.Unbindable, true
+	}
+	return "", false
+}
+
 // commonOption handles the options that binds and tmpfs share: it reports
 // whether opt is one of them, and refuses it when the sandbox cannot
-// honour it.
-func (m *mapper) commonOption(p, opt string, writable *bool) bool {
+// honour it. A propagation option sets *prop; the last one counts.
+func (m *mapper) commonOption(p, opt string, writable *bool, prop *mount.Propagation) bool {
+	if pr, ok := propagation(opt); ok && opt != "" {
+		*prop = pr
+		return true
+	}
 	switch opt {
 	case "ro", "rdonly":
 		*writable = false
@@ -135,10 +157,6 @@ func (m *mapper) commonOption(p, opt string, writable *bool) bool {
 		m.refuse(p, "the sandbox's binds and tmpfs allow exec; it cannot mount them noexec")
 	case "suid", "dev":
 		m.refuse(p, "the sandbox's binds and tmpfs are always nosuid and nodev")
-	case "private", "rprivate":
-		// Every mount of the sandbox is private.
-	case "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
-		m.refuse(p, "every mount of the sandbox is private; it cannot make one %s", opt)
 	default:
 		return false
 	}
@@ -158,23 +176,32 @@ func (m *mapper) bindMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 		src = abs
 	}
 	writable := true // a spec's bind is read-write unless it says ro
+	var prop mount.Propagation
 	n := len(m.errs)
 	for j, opt := range sm.Options {
 		op := fmt.Sprintf("%s.options[%d]", p, j)
-		switch {
+		switch key, _, _ := strings.Cut(opt, "="); {
 		case opt == "bind" || opt == "rbind":
 			// The sandbox's binds are always recursive.
-		case m.commonOption(op, opt, &writable):
+		case m.commonOption(op, opt, &writable, &prop):
+		case strings.Contains(opt, "=") && slices.Contains(tmpfsData, key):
+			// A tmpfs's options mean nothing to a bind: mount(2) takes
+			// no data for one (runc and crun pass them, and the kernel
+			// ignores them).
 		default:
 			m.refuse(op, "the sandbox does not know the bind option %q", opt)
 		}
 	}
-	return sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: sm.Destination, Writable: writable}, len(m.errs) == n
+	return sandbox.Mount{Kind: sandbox.Bind, Source: src, Target: sm.Destination, Writable: writable, Propagation: string(prop)}, len(m.errs) == n
 }
+
+// tmpfsData are the keys of the tmpfs options that a tmpfs Mount maps.
+var tmpfsData = []string{"size", "nr_inodes", "mode", "uid", "gid"}
 
 func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 	mt := sandbox.Mount{Kind: sandbox.Tmpfs, Target: sm.Destination, Size: sandbox.DefaultTmpfsSize, Mode: 0o755}
 	writable := true
+	var prop mount.Propagation
 	n := len(m.errs)
 	if sm.Source != "tmpfs" {
 		// The name the mount table shows; "tmpfs" is the default.
@@ -182,7 +209,7 @@ func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 	}
 	for j, opt := range sm.Options {
 		op := fmt.Sprintf("%s.options[%d]", p, j)
-		if m.commonOption(op, opt, &writable) {
+		if m.commonOption(op, opt, &writable, &prop) {
 			continue
 		}
 		key, val, _ := strings.Cut(opt, "=")
@@ -212,6 +239,7 @@ func (m *mapper) tmpfsMount(p string, sm specs.Mount) (sandbox.Mount, bool) {
 		}
 	}
 	mt.ReadOnly = !writable
+	mt.Propagation = string(prop)
 	return mt, len(m.errs) == n
 }
 

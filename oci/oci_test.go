@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -107,6 +109,33 @@ func TestFromSpecMaps(t *testing.T) {
 			}
 		}, func(t *testing.T, c sandbox.Config) {
 			require.Equal(t, sandbox.Rlimits{NoFile: 64, FileSize: 1 << 20, Stack: sandbox.Unlimited, AddressSpace: 4 << 30, Processes: 100, CPU: 3 * time.Second}, c.Limits.Rlimits)
+		}},
+		{"propagations", func(s *specs.Spec) {
+			s.Linux.RootfsPropagation = "rshared"
+			s.Mounts = append(s.Mounts,
+				// runtime-tools' mounts program gives binds a tmpfs's options.
+				specs.Mount{Destination: "/mnt/a", Source: "/srv", Options: []string{"nosuid", "mode=755", "size=1k", "bind", "shared"}},
+				specs.Mount{Destination: "/mnt/b", Source: "/srv", Options: []string{"rbind", "runbindable"}},
+				specs.Mount{Destination: "/mnt/c", Source: "/srv", Options: []string{"bind", "rslave"}},
+				specs.Mount{Destination: "/mnt/d", Source: "/srv", Options: []string{"bind", "shared", "private"}},
+				specs.Mount{Destination: "/mnt/e", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1k", "rshared"}},
+				specs.Mount{Destination: "/mnt/f", Type: "tmpfs", Source: "tmpfs", Options: []string{"slave"}},
+			)
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, "shared", c.RootPropagation)
+			got := map[string]mount.Propagation{}
+			for _, m := range c.Mounts {
+				if strings.HasPrefix(m.Target, "/mnt/") {
+					got[m.Target] = mount.Propagation(m.Propagation)
+				}
+			}
+			require.Equal(t, map[string]mount.Propagation{
+				"/mnt/a": mount.Shared, "/mnt/b": mount.Unbindable, "/mnt/c": mount.Private,
+				"/mnt/d": mount.Private, "/mnt/e": mount.Shared, "/mnt/f": mount.Private,
+			}, got)
+		}},
+		{"slave root: private", func(s *specs.Spec) { s.Linux.RootfsPropagation = "rslave" }, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, "", c.RootPropagation)
 		}},
 		{"no network namespace: the host's network", func(s *specs.Spec) {
 			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace)
@@ -403,7 +432,7 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", Options: []string{"rbind", "noexec"}})
 		}},
 		{"mounts[7].options[0]", func(s *specs.Spec) {
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", Options: []string{"rshared"}})
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/srv", Options: []string{"remount"}})
 		}},
 		{"mounts[7].options[0]", func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "tmpfs", Options: []string{"size=50%"}})
@@ -451,7 +480,7 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"linux.devices[0]", func(s *specs.Spec) {
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
 		}},
-		{"linux.rootfsPropagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }},
+		{"linux.rootfsPropagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "rsharedd" }},
 		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "etc/shadow") }},
 		{"linux.readonlyPaths[5]", func(s *specs.Spec) { s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/etc/../x") }},
 		{"linux.resources.memory.swap", func(s *specs.Spec) {
@@ -617,6 +646,22 @@ func TestToSpec(t *testing.T) {
 	require.Equal(t, []sandbox.Mount{{Kind: sandbox.Tmpfs, Target: "/work", Size: sandbox.DefaultTmpfsSize, Inodes: sandbox.DefaultTmpfsInodes, Mode: 0o755, UID: 1000, GID: 1000}}, cfg.Mounts)
 	require.Equal(t, 1000, cfg.UID)
 	require.Equal(t, "/srv/root", cfg.RootDir)
+
+	// Propagations go there and back.
+	s, err = ToSpec(sandbox.Config{Args: []string{"true"}, RootDir: "/srv/root", RootPropagation: "unbindable", Mounts: []sandbox.Mount{
+		{Kind: sandbox.Bind, Source: "/srv", Target: "/srv", Propagation: "shared"},
+		{Kind: sandbox.Tmpfs, Target: "/t", Size: 1 << 20, Mode: 0o755, Propagation: "unbindable"},
+	}})
+	require.NoError(t, err)
+	require.Equal(t, "unbindable", s.Linux.RootfsPropagation)
+	cfg, err = FromSpec(s, "/")
+	require.NoError(t, err)
+	require.Equal(t, "unbindable", cfg.RootPropagation)
+	props := map[string]mount.Propagation{}
+	for _, m := range cfg.Mounts {
+		props[m.Target] = mount.Propagation(m.Propagation)
+	}
+	require.Equal(t, map[string]mount.Propagation{"/work": mount.Private, "/srv": mount.Shared, "/t": mount.Unbindable}, props)
 
 	_, err = ToSpec(sandbox.Config{Args: []string{"true"}, Timeout: time.Second, Security: sandbox.Security{SeccompProfile: []byte("{}")}})
 	require.Equal(t, []string{"RootDir", "Security.SeccompProfile", "Timeout"}, refusedFields(t, err))

@@ -145,6 +145,9 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			l.CgroupsPath = path.Join(parent, name)
 		}
 	}
+	if p := c.RootPropagation; p != "" && p != "private" {
+		l.RootfsPropagation = string(p)
+	}
 	if c.IDMap != (sandbox.IDMap{}) {
 		l.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: c.IDMap.HostUID, Size: c.IDMap.Size}}
 		gsize := c.IDMap.Size
@@ -186,6 +189,9 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			opts := []string{"rbind", "nosuid", "nodev", "ro"}
 			if m.Writable {
 				opts[3] = "rw"
+			}
+			if m.Propagation != "" && m.Propagation != "private" {
+				opts = append(opts, string(m.Propagation))
 			}
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
 		case m.Kind == sandbox.Tmpfs:
@@ -322,6 +328,9 @@ func specTmpfs(m sandbox.Mount) specs.Mount {
 	}
 	if m.ReadOnly {
 		opts = append(opts, "ro")
+	}
+	if m.Propagation != "" && m.Propagation != "private" {
+		opts = append(opts, string(m.Propagation))
 	}
 	src := m.Source
 	if src == "" {

@@ -52,6 +52,8 @@ type Config struct {
 	Ptys         int64    // most ptys of its devpts; zero: DefaultPtys
 	Mqueue       bool     // the IPC namespace's mqueue file system at /dev/mqueue
 
+	RootPropagation string // of the root's own mount, inside only: "shared" or "unbindable"; "": private
+
 	Network       Network
 	TimeNamespace bool // hides the host's uptime from its clocks; Linux 5.6
 	Security      Security
@@ -251,6 +253,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Overlay.validate(c); err != nil {
 		return err
+	}
+	if err := mount.Propagation(c.RootPropagation).Validate(); err != nil {
+		return &ConfigError{Field: "RootPropagation", Err: err}
 	}
 	if c.RootDir == "" && c.WritableRoot {
 		return configErr("WritableRoot", "needs RootDir")

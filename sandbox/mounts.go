@@ -33,6 +33,8 @@ type Mount struct {
 	GID      int         `json:"gid,omitempty"`
 	Owner    *Owner      `json:"owner,omitempty"`   // owns a writable Bind's writes (idmapped); nil: Source's, unless root's
 	NoIDMap  bool        `json:"noIDMap,omitempty"` // binds Source as it is
+
+	Propagation string `json:"propagation,omitempty"` // a Bind's or Tmpfs's own, inside only: "shared" or "unbindable"; "": private
 }
 
 // Owner is a host user and group, the owner of a writable Bind.
@@ -48,7 +50,7 @@ func (c *Config) planMount(m Mount) mount.Mount {
 		Kind: mount.Kind(m.Kind), Source: m.Source, Target: m.Target,
 		Writable: m.Writable, Device: m.Device, ReadOnly: m.ReadOnly,
 		Size: m.Size, Inodes: m.Inodes, Mode: m.Mode, UID: m.UID, GID: m.GID,
-		NoIDMap: m.NoIDMap,
+		NoIDMap: m.NoIDMap, Propagation: mount.Propagation(m.Propagation),
 	}
 	if m.Owner != nil {
 		p.Owner = &mount.Owner{UID: m.Owner.UID, GID: m.Owner.GID}

@@ -59,6 +59,7 @@ func (c *Config) plan() mount.Plan {
 		add(mount.HostSystem()...)
 		add(c.etcFiles()...)
 	}
+	p.Root.Propagation = mount.Propagation(c.RootPropagation)
 
 	add(mount.Mount{Kind: mount.Proc, Target: "/proc"})
 	// Settings first, while /proc/sys is still writable.

@@ -178,6 +178,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		e.ints(fds)
 		e.int(int64(o.SendFD))
 	}
+	e.str(string(r.Propagation))
 	e.uint(uint64(len(s.Plan.Mounts)))
 	for i := range s.Plan.Mounts {
 		m := &s.Plan.Mounts[i]
@@ -200,6 +201,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 			e.uint(uint64(m.Owner.GID))
 		}
 		e.bool(m.NoIDMap)
+		e.str(string(m.Propagation))
 	}
 	e.str(s.Hostname)
 	e.str(s.Path)
@@ -280,6 +282,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 		o.SendFD = int(d.int())
 		r.Overlay = o
 	}
+	r.Propagation = mount.Propagation(d.str())
 	if n := d.count(); n > 0 {
 		s.Plan.Mounts = make([]mount.Mount, n)
 		for i := range s.Plan.Mounts {
@@ -301,6 +304,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 				m.Owner = &mount.Owner{UID: uint32(d.uint()), GID: uint32(d.uint())}
 			}
 			m.NoIDMap = d.bool()
+			m.Propagation = mount.Propagation(d.str())
 		}
 	}
 	s.Hostname = d.str()

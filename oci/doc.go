@@ -56,6 +56,8 @@
 //	root.path                     RootDir (relative to the bundle directory); with no user namespace in
 //	                              linux.namespaces and a runtime run by host root, RootIDMap too: the root's
 //	                              files keep their on-disk ids inside, as when runc runs the spec as host root
+//	                              (on ext4, xfs, btrfs, f2fs, and tmpfs from Linux 6.3; an overlayfs root, as
+//	                              containerd's snapshots are, cannot be idmapped and is used as it is)
 //	root.readonly                 WritableRoot = !readonly
 //	hostname                      Hostname; empty: "sandbox" (an empty hostname keeps the host's in an OCI
 //	                              runtime; the sandbox never shows it)

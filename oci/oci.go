@@ -191,7 +191,9 @@ func (m *mapper) root() {
 	// container as host root, to which the root file system's files
 	// belong: the sandbox, which always has a user namespace, keeps their
 	// on-disk ids (linux.namespaces is checked in full by namespaces).
-	if os.Geteuid() == 0 && !hasNamespace(m.spec.Linux, specs.UserNamespace) {
+	// Only where the file system can be idmapped: an overlayfs root
+	// (containerd's snapshots) cannot, and is used as it is.
+	if os.Geteuid() == 0 && !hasNamespace(m.spec.Linux, specs.UserNamespace) && idmappable(abs) {
 		m.cfg.RootIDMap = true
 		m.from("RootIDMap", "linux.namespaces")
 	}

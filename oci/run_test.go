@@ -151,3 +151,31 @@ func TestRunRootIDMap(t *testing.T) {
 		require.Equal(t, [2]uint32{0, 0}, [2]uint32{st.Uid, st.Gid}, name)
 	}
 }
+
+// TestRootIDMapOnlyWhereIdmappable checks that a root on overlayfs, as
+// containerd's snapshots are, which cannot be idmapped, is used as it is:
+// RootIDMap stays off, and the container starts (before, every ctr run of
+// an image failed with "an idmapped mount of RootDir ... not supported").
+func TestRootIDMapOnlyWhereIdmappable(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := bundle(t)
+	s := readSpec(t, filepath.Join("testdata", "runc-spec.json"))
+	s.Process.Terminal = false
+	cfg, err := FromSpec(s, dir)
+	require.NoError(t, err)
+	require.Equal(t, idmappable(dir), cfg.RootIDMap, "on the temp dir's file system")
+
+	ov := t.TempDir()
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		require.NoError(t, os.Mkdir(filepath.Join(ov, d), 0o755))
+	}
+	merged := filepath.Join(ov, "merged")
+	require.NoError(t, syscall.Mount("overlay", merged, "overlay", 0,
+		"lowerdir="+filepath.Join(ov, "lower")+",upperdir="+filepath.Join(ov, "upper")+",workdir="+filepath.Join(ov, "work")))
+	t.Cleanup(func() { syscall.Unmount(merged, syscall.MNT_DETACH) })
+	require.False(t, idmappable(merged))
+	s.Root.Path = merged
+	cfg, err = FromSpec(s, dir)
+	require.NoError(t, err)
+	require.False(t, cfg.RootIDMap, "an overlayfs root is used as it is")
+}

@@ -226,7 +226,7 @@ func TestRawRun(t *testing.T) {
 		t.Errorf("Confinement %+v: want the default filter and Landlock", c)
 	}
 
-	res, err = New(Config{Args: []string{"/bin/sleep", "60"}, Timeout: 200 * time.Millisecond}).Run(context.Background())
+	res, err = New(Config{Args: []string{"/bin/sleep", "60"}, Timeout: killTimeout(t)}).Run(context.Background())
 	if res == nil || res.Reason != Timeout {
 		t.Errorf("sleep with a Timeout: %v, %v; want Timeout", res, err)
 	}

@@ -53,7 +53,9 @@
 // Top level:
 //
 //	ociVersion                    ignored: the fields are checked one by one, whatever version the spec claims
-//	root.path                     RootDir (relative to the bundle directory)
+//	root.path                     RootDir (relative to the bundle directory); with no user namespace in
+//	                              linux.namespaces and a runtime run by host root, RootIDMap too: the root's
+//	                              files keep their on-disk ids inside, as when runc runs the spec as host root
 //	root.readonly                 WritableRoot = !readonly
 //	hostname                      Hostname; empty: "sandbox" (an empty hostname keeps the host's in an OCI
 //	                              runtime; the sandbox never shows it)
@@ -77,8 +79,8 @@
 //	process.cwd                   Dir. In a spec the working directory is a directory of the root file system; the
 //	                              sandbox mounts a fresh tmpfs on Dir (but "/") unless a mount targets it, so FromSpec adds a bind of
 //	                              the directory onto itself (from the root file system, or from the bind that holds
-//	                              it; read-only with a read-only root), or, below a tmpfs, an explicit tmpfs.
-//	                              The directory must exist (runc makes it)
+//	                              it; read-only with a read-only root; with RootIDMap idmapped as the root), or,
+//	                              below a tmpfs, an explicit tmpfs. The directory must exist (runc makes it)
 //	process.user.uid, gid         0 and 0: RunAsRoot; otherwise UID and GID (refused: uid 0 with another gid, or
 //	                              gid 0 with another uid)
 //	process.user.umask            Umask (refused beyond 0777)
@@ -133,7 +135,9 @@
 //	                              share the host's); network absent: Network.ShareHost; time: TimeNamespace;
 //	                              user and cgroup: the sandbox always creates them, listed or not (without a user
 //	                              namespace a spec means root inside is host root, which the sandbox never
-//	                              allows; a cgroup namespace only hides the host's cgroup paths)
+//	                              allows: its processes keep unprivileged host ids, and for host root only the
+//	                              files of root.path keep their owners, RootIDMap; a cgroup namespace only hides
+//	                              the host's cgroup paths)
 //	linux.namespaces[i].path      refused if set: the sandbox creates its namespaces and joins none
 //	linux.uidMappings,            IDMap{HostUID: hostID, HostGID: hostID, Size: size}: one range each, with
 //	linux.gidMappings             containerID 0, of one size; refused otherwise, and for host id 0. An ordinary

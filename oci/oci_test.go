@@ -82,6 +82,16 @@ func TestFromSpecMaps(t *testing.T) {
 		}, func(t *testing.T, c sandbox.Config) {
 			require.True(t, c.Network.ShareHost)
 		}},
+		{"no user namespace: for host root, the root keeps its on-disk ids", func(s *specs.Spec) {
+			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.UserNamespace)
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, os.Geteuid() == 0, c.RootIDMap)
+		}},
+		{"a user namespace: the root shows the sandbox's ids", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(removeNamespace(s.Linux.Namespaces, specs.UserNamespace), specs.LinuxNamespace{Type: specs.UserNamespace})
+		}, func(t *testing.T, c sandbox.Config) {
+			require.False(t, c.RootIDMap)
+		}},
 		{"time namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
 		}, func(t *testing.T, c sandbox.Config) {

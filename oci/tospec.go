@@ -109,7 +109,8 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	l := s.Linux
 	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace,
 		specs.UTSNamespace, specs.MountNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace} {
-		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace {
+		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace ||
+			t == specs.UserNamespace && c.RootIDMap {
 			continue
 		}
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})

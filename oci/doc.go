@@ -168,7 +168,7 @@
 //
 // Resources (linux.resources):
 //
-//	memory.limit                  Limits.Memory (0 or -1: none)
+//	memory.limit                  Limits.Memory; -1: Unlimited (DefaultMemory lifted); 0 or unset: the sandbox's default
 //	memory.swap                   Limits.Swap = swap - limit (the spec counts memory and swap together);
 //	                              -1 or absent: SwapUnlimited, as runc and crun leave swap alone; refused
 //	                              below limit, or without a limit
@@ -176,19 +176,26 @@
 //	checkBeforeUpdate (true)      refused if set
 //	cpu.shares                    Limits.CPUWeight = shares × 100 / 1024, rounded, at least 1 (the inverse of
 //	                              the sandbox's weight × 1024 / 100 on cgroup v1, so 1024 is the default 100)
-//	cpu.quota, cpu.period         Limits.CPU = quota / 100000 (0 or -1: none); refused with a period other
-//	                              than 100000 µs, the sandbox's (the error gives the scaled quota); a period
-//	                              without a quota limits nothing and is ignored
+//	cpu.quota, cpu.period         Limits.CPU = quota / period (0 or -1: none), Limits.CPUPeriod = period µs
+//	                              (absent or 100000: the default); the period must be 1000 to 1000000 µs,
+//	                              as the kernel takes; a period without a quota limits nothing and is ignored
 //	cpu.cpus, cpu.mems            Limits.CPUs, Limits.Mems
-//	cpu.burst, realtimeRuntime, realtimePeriod, idle   refused if set
-//	pids.limit                    Limits.Pids (0 or -1: none)
+//	cpu.burst, idle               refused if set
+//	cpu.realtimeRuntime, realtimePeriod   ignored: the sandbox gives its group no real-time budget, so where
+//	                              the kernel schedules real-time tasks by group (RT_GROUP_SCHED) none of its
+//	                              processes can take a real-time policy; elsewhere the kernel has no budget
+//	                              per group to set
+//	pids.limit                    Limits.Pids; -1: Unlimited (DefaultPids lifted); 0 or unset: the sandbox's default
 //	blockIO.weight                Limits.IOWeight = 1 + (weight - 10) × 9999 / 990, rounded, as runc and crun
 //	                              convert it for cgroup v2
 //	blockIO.leafWeight, weightDevice, throttleReadBpsDevice, throttleWriteBpsDevice, throttleReadIOPSDevice,
 //	throttleWriteIOPSDevice       refused if set: the sandbox sets one I/O weight for all devices
-//	devices                       ignored: the sandbox has no device cgroup; its processes can open no device
-//	                              but those of its /dev, since its root and mounts are nodev and no node can
-//	                              be made in its user namespace
+//	devices                       Limits.Devices, in order (type absent: a; major, minor absent: any; access
+//	                              absent: rwm), on cgroup v1 as host root; the sandbox then allows its own /dev.
+//	                              Ignored when it is a lone rule that denies every device, on cgroup v2 and for
+//	                              an ordinary user: no rule changes what the sandbox's processes can open, no
+//	                              device but those of its /dev, since its root and mounts are nodev and no
+//	                              node can be made in its user namespace
 //	hugepageLimits, network, rdma, unified   refused if set
 //
 // Seccomp (linux.seccomp):

@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io/fs"
@@ -15,14 +14,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/image"
+	"github.com/stockade/stockade/internal/imagetest"
 )
 
 // The unpack rows (--unpack): the image store's unpacking of an image of
@@ -236,38 +231,11 @@ func imageRunner(e *env) (*runner, error) {
 // rootImage stores root as a one-layer image in a store in dir and returns
 // its unpacked layers.
 func rootImage(root, dir string) ([]string, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link, _ := os.Readlink(p)
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name, _ = filepath.Rel(root, p)
-		if err := tw.WriteHeader(hdr); err != nil || !fi.Mode().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err == nil {
-			_, err = tw.Write(b)
-		}
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
+	layer, err := imagetest.TarDir(root)
 	if err != nil {
 		return nil, err
 	}
-	layers := [][]byte{buf.Bytes()}
+	layers := [][]byte{layer}
 	src := filepath.Join(dir, "src")
 	if _, err := writeImage(src, layers, false); err != nil {
 		return nil, err
@@ -286,45 +254,33 @@ func rootImage(root, dir string) ([]string, error) {
 // writeImage writes the tar layers, gzip'd or not, as an image named "x"
 // in an OCI layout in dir, and returns the layer blobs.
 func writeImage(dir string, layers [][]byte, gz bool) ([][]byte, error) {
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	var blobs [][]byte
-	for _, l := range layers {
-		mt, blob := types.OCIUncompressedLayer, l
-		if gz {
-			var zb bytes.Buffer
-			zw := gzip.NewWriter(&zb)
-			zw.Write(l)
-			zw.Close()
-			mt, blob = types.OCILayer, zb.Bytes()
-		}
-		blobs = append(blobs, blob)
-		var err error
-		img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(blob, mt)})
-		if err != nil {
-			return nil, err
-		}
-		// static layers have no diff id of their own: set it.
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, err
-		}
-		cf = cf.DeepCopy()
-		h, _, err := v1.SHA256(bytes.NewReader(l))
-		if err != nil {
-			return nil, err
-		}
-		cf.RootFS.DiffIDs[len(cf.RootFS.DiffIDs)-1] = h
-		cf.OS, cf.Architecture = "linux", runtime.GOARCH
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			return nil, err
-		}
+	build := imagetest.UncompressedImage
+	if gz {
+		build = imagetest.Image
 	}
-	lp, err := layout.Write(dir, empty.Index)
+	img, err := build(v1.Config{}, layers...)
 	if err != nil {
 		return nil, err
 	}
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{image.RefNameAnnotation: "x"})); err != nil {
+	lp, err := imagetest.WriteLayout(dir, map[string]v1.Image{"x": img})
+	if err != nil {
 		return nil, err
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	var blobs [][]byte
+	for _, l := range ls {
+		h, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		b, err := lp.Bytes(h)
+		if err != nil {
+			return nil, err
+		}
+		blobs = append(blobs, b)
 	}
 	return blobs, nil
 }

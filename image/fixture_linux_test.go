@@ -5,23 +5,18 @@ package image
 import (
 	"archive/tar"
 	"bytes"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockade/stockade/internal/imagetest"
 	"github.com/stockade/stockade/internal/testutil"
 )
 
@@ -76,65 +71,15 @@ func tarOf(t testing.TB, entries ...entry) []byte {
 // root-owned entries.
 func tarOfDir(t testing.TB, root string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	require.NoError(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			link, _ = os.Readlink(p)
-		}
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		hdr.Name, hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = rel, 0, 0, "", ""
-		if err := tw.WriteHeader(hdr); err != nil || !fi.Mode().IsRegular() {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	}))
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
-}
-
-// layerOf makes a gzip'd OCI layer of a tar stream.
-func layerOf(t testing.TB, data []byte) v1.Layer {
-	t.Helper()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
-		tarball.WithMediaType(types.OCILayer))
+	data, err := imagetest.TarDir(root)
 	require.NoError(t, err)
-	return l
+	return data
 }
 
 // imageOf stacks tar streams (lowest first) into an OCI image for this host.
 func imageOf(t testing.TB, cfg v1.Config, layers ...[]byte) v1.Image {
 	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	for _, data := range layers {
-		var err error
-		img, err = mutate.Append(img, mutate.Addendum{Layer: layerOf(t, data), History: v1.History{CreatedBy: "test"}})
-		require.NoError(t, err)
-	}
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", runtime.GOARCH, cfg
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := imagetest.Image(cfg, layers...)
 	require.NoError(t, err)
 	return img
 }
@@ -142,11 +87,8 @@ func imageOf(t testing.TB, cfg v1.Config, layers ...[]byte) v1.Image {
 // writeLayout writes the images, named by their keys, as an OCI layout.
 func writeLayout(t testing.TB, dir string, imgs map[string]v1.Image) layout.Path {
 	t.Helper()
-	lp, err := layout.Write(dir, empty.Index)
+	lp, err := imagetest.WriteLayout(dir, imgs)
 	require.NoError(t, err)
-	for n, img := range imgs {
-		require.NoError(t, lp.AppendImage(img, layout.WithAnnotations(map[string]string{RefNameAnnotation: n})))
-	}
 	return lp
 }
 

@@ -62,6 +62,21 @@ func fakeHost(t *testing.T) (*NS, string) {
 // ourLinks lists the links of ns (the host's when nil) that this process
 // made: other test binaries may run beside this one.
 func ourLinks(t *testing.T, ns *NS) []netlink.Link {
+	return linksWhere(t, ns, func(name string) bool {
+		pid, ok := pidFromName(name)
+		return ok && pid == os.Getpid()
+	})
+}
+
+// linksNamedOurs lists the links of ns named with LinkPrefix, whichever
+// process made them.
+func linksNamedOurs(t *testing.T, ns *NS) []netlink.Link {
+	return linksWhere(t, ns, func(name string) bool { return strings.HasPrefix(name, LinkPrefix) })
+}
+
+// linksWhere lists the links of ns (the host's when nil) whose names keep
+// accepts.
+func linksWhere(t *testing.T, ns *NS, keep func(name string) bool) []netlink.Link {
 	t.Helper()
 	var h *netlink.Handle
 	var err error
@@ -80,7 +95,7 @@ func ourLinks(t *testing.T, ns *NS) []netlink.Link {
 	}
 	var out []netlink.Link
 	for _, l := range links {
-		if pid, ok := pidFromName(l.Attrs().Name); ok && pid == os.Getpid() {
+		if keep(l.Attrs().Name) {
 			out = append(out, l)
 		}
 	}
@@ -477,26 +492,4 @@ func TestCleanupRemovesStaleLinks(t *testing.T) {
 	if got := names(); slices.Contains(got, name) || !slices.Contains(got, live.HostLink()) {
 		t.Errorf("links after Cleanup: %v, want %s gone and %s kept", got, name, live.HostLink())
 	}
-}
-
-// linksNamedOurs lists the links of ns named with LinkPrefix, whichever
-// process made them.
-func linksNamedOurs(t *testing.T, ns *NS) []netlink.Link {
-	t.Helper()
-	h, err := ns.handle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	links, err := dump(h.LinkList)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []netlink.Link
-	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, LinkPrefix) {
-			out = append(out, l)
-		}
-	}
-	return out
 }

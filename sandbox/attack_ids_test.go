@@ -318,13 +318,22 @@ func TestIDLeases(t *testing.T) {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
+	require.Greater(t, cmd.Process.Pid, 0)
+	// The helper holds the slot for an hour: it is killed however the
+	// test ends, and at testDeadline if it never says that it holds, which
+	// ends the read.
+	stop := sync.OnceFunc(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	t.Cleanup(stop)
+	timer := time.AfterFunc(testDeadline, func() { cmd.Process.Kill() })
 	line, _ := bufio.NewReader(out).ReadString('\n')
+	timer.Stop()
 	require.Equal(t, "holding\n", line)
 	_, err = leaseIDs(pool)
 	assert.ErrorAs(t, err, &se, "a slot held by another process was leased")
-	require.Greater(t, cmd.Process.Pid, 0)
-	cmd.Process.Kill()
-	cmd.Wait()
+	stop()
 	l, err = leaseIDs(pool)
 	require.NoError(t, err, "the slot of a dead process is not free")
 	leases[2] = l

@@ -638,42 +638,27 @@ func scStdin(r *chaosRound) {
 	if r.chance(0.5) {
 		in = endlessReader{g}
 	}
-	timeout := r.between(50*time.Millisecond, 300*time.Millisecond)
-	if r.chance(0.5) {
-		cfg := Config{Args: []string{r.bb, "sleep", "30"}, Stdin: in, Timeout: timeout}
-		var res *Result
-		var err error
-		if r.do("Run", bound(timeout), func() { res, err = New(cfg).Run(context.Background()) }) {
-			// ErrSetup: the command did not start within the Timeout.
-			r.checkResult("Run", res, err, newExpect("timeout"), ErrSetup)
-		}
-		return
-	}
-	sb := New(Config{})
-	t := r.startOK(sb, context.Background(), 0)
-	if t == nil {
-		return
-	}
-	r.do("Exec", bound(timeout), func() {
-		res, err := sb.Exec(context.Background(), Cmd{Args: []string{r.bb, "sleep", "30"}, Stdin: in, Timeout: timeout})
-		r.checkResult("Exec", res, err, newExpect("timeout"))
-	})
-	r.do("Close", chaosGrace, func() { r.checkErr("Close", sb.Close()) })
-	r.end(t, 0, newExpect("closed"))
+	r.timesOut(Cmd{Args: []string{r.bb, "sleep", "30"}, Stdin: in}, false)
 }
 
 // scStdoutBlocked gives Run or Exec a Stdout writer that blocks: the
 // Timeout must still end them.
 func scStdoutBlocked(r *chaosRound) {
-	g := r.newGate()
-	w := blockedWriter{g}
-	timeout := r.between(50*time.Millisecond, 300*time.Millisecond)
-	args := []string{r.bb, "sh", "-c", "echo hello; sleep 30"}
+	w := blockedWriter{r.newGate()}
+	r.timesOut(Cmd{Args: []string{r.bb, "sh", "-c", "echo hello; sleep 30"}, Stdout: w}, true)
+}
+
+// timesOut runs cmd (its Args, Stdin and Stdout) with a Timeout of 50 to
+// 300 ms, half the time as the command of a Run and half by Exec in a
+// sandbox without a command: either must end at the Timeout. With
+// healFirst the round's faults heal before the Exec's sandbox is closed.
+func (r *chaosRound) timesOut(cmd Cmd, healFirst bool) {
+	cmd.Timeout = r.between(50*time.Millisecond, 300*time.Millisecond)
 	if r.chance(0.5) {
-		cfg := Config{Args: args, Stdout: w, Timeout: timeout}
+		cfg := Config{Args: cmd.Args, Stdin: cmd.Stdin, Stdout: cmd.Stdout, Timeout: cmd.Timeout}
 		var res *Result
 		var err error
-		if r.do("Run", bound(timeout), func() { res, err = New(cfg).Run(context.Background()) }) {
+		if r.do("Run", bound(cmd.Timeout), func() { res, err = New(cfg).Run(context.Background()) }) {
 			// ErrSetup: the command did not start within the Timeout.
 			r.checkResult("Run", res, err, newExpect("timeout"), ErrSetup)
 		}
@@ -684,11 +669,13 @@ func scStdoutBlocked(r *chaosRound) {
 	if t == nil {
 		return
 	}
-	r.do("Exec", bound(timeout), func() {
-		res, err := sb.Exec(context.Background(), Cmd{Args: args, Stdout: w, Timeout: timeout})
+	r.do("Exec", bound(cmd.Timeout), func() {
+		res, err := sb.Exec(context.Background(), cmd)
 		r.checkResult("Exec", res, err, newExpect("timeout"))
 	})
-	r.heal()
+	if healFirst {
+		r.heal()
+	}
 	r.do("Close", chaosGrace, func() { r.checkErr("Close", sb.Close()) })
 	r.end(t, 0, newExpect("closed"))
 }

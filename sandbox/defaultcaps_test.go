@@ -29,6 +29,7 @@ func TestDefaultCapsForkBomb(t *testing.T) {
 	// machine takes to reach it (bounded), rather than for a fixed time.
 	cfg.Timeout = time.Minute
 	sb := New(cfg)
+	t.Cleanup(func() { sb.Close() }) // a failed check leaves no bomb running
 	require.NoError(t, sb.Start(context.Background()))
 	for {
 		st, err := sb.Stats()

@@ -161,6 +161,12 @@ func (s *Sandbox) watch(ctx context.Context, timeout time.Duration) {
 
 	outErr := s.out.wait(outDeadline)
 	res, err := s.buildResult(rep, werr, end)
+	s.finish(res, err, outErr)
+}
+
+// finish records the sandbox's Result and error (outErr, the output's,
+// where the command's is nil) and tells Wait and the observers.
+func (s *Sandbox) finish(res *Result, err, outErr error) {
 	if err == nil {
 		err = outErr
 	}

@@ -342,6 +342,7 @@ func TestExecRacingTheEndOfPid1(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		sb := New(Config{})
 		require.NoError(t, sb.Start(context.Background()))
+		t.Cleanup(func() { sb.Close() }) // a failed round leaves no sandbox
 		done := make(chan error, 1)
 		go func() {
 			_, err := sb.Exec(context.Background(), Cmd{Args: []string{"/bin/sleep", "30"}})

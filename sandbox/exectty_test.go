@@ -49,12 +49,7 @@ func TestExecTTY(t *testing.T) {
 		cmd, tm := shell(24, 80)
 		other, tm2 := shell(30, 90)
 
-		var host, own unix.Stat_t
-		require.NoError(t, unix.Stat("/dev/pts", &host))
-		rc, err := tm.m.SyscallConn()
-		require.NoError(t, err)
-		require.NoError(t, rc.Control(func(fd uintptr) { require.NoError(t, unix.Fstat(int(fd), &own)) }))
-		assert.NotEqual(t, host.Dev, own.Dev, "the master belongs to the host's devpts")
+		tm.ownDevpts()
 
 		tm.typ("tty; stty size; echo o''k\n")
 		tm.expect("/dev/pts/")
@@ -69,20 +64,11 @@ func TestExecTTY(t *testing.T) {
 		tm.typ("stty size\n")
 		tm.expect("40 100")
 
-		tm.typ("exit 7\n")
-		res, err := cmd.Wait()
-		var ee *ExitError
-		require.ErrorAs(t, err, &ee)
-		assert.Equal(t, 7, res.ExitCode)
-		select {
-		case <-tm.done:
-		case <-time.After(ttyWait):
-			t.Fatal("the master did not reach its end after the process exited")
-		}
+		tm.exit7(cmd.Wait)
 		// The other shell still runs on its own terminal.
 		tm2.typ("echo still''here; exit\n")
 		tm2.expect("stillhere")
-		_, err = other.Wait()
+		_, err := other.Wait()
 		require.NoError(t, err)
 	})
 }

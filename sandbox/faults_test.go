@@ -27,28 +27,41 @@ import (
 // frozen by someone else) and check that every call returns within a bound
 // with a typed error or the right verdict, leaving nothing behind.
 
-var (
-	slackOnce sync.Once
-	slack     time.Duration
-)
-
-// faultSlack is how much longer than its own deadline an operation may take
-// under a fault: ten times what a whole sandbox run of true takes on this
-// machine, as measured once, plus the library's own grace periods.
-func faultSlack(t *testing.T) time.Duration {
+// startWorst is the longest of three whole sandbox runs of true on this
+// machine, measured once, when the first test asks.
+func startWorst(t *testing.T) time.Duration {
 	t.Helper()
-	slackOnce.Do(func() {
+	worstOnce.Do(func() {
 		bb := testutil.Busybox(t)
-		var worst time.Duration
 		for range 3 {
 			start := time.Now()
 			_, err := New(testConfig(Config{Args: []string{bb, "true"}})).Run(context.Background())
 			require.NoError(t, err)
 			worst = max(worst, time.Since(start))
 		}
-		slack = 10*worst + drainGrace + closeGrace
 	})
-	return slack
+	return worst
+}
+
+var (
+	worstOnce sync.Once
+	worst     time.Duration
+)
+
+// faultSlack is how much longer than its own deadline an operation may take
+// under a fault: ten times startWorst, plus the library's own grace
+// periods.
+func faultSlack(t *testing.T) time.Duration {
+	t.Helper()
+	return 10*startWorst(t) + drainGrace + closeGrace
+}
+
+// killTimeout is a Timeout for a test whose command must be running when
+// the Timeout kills it: a Timeout counts the start too, so it is twenty
+// times startWorst, and at least 300 ms.
+func killTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	return max(300*time.Millisecond, 20*startWorst(t))
 }
 
 // within runs f and fails the test unless it returns within bound.

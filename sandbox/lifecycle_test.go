@@ -346,6 +346,7 @@ func TestPid(t *testing.T) {
 	bb := testutil.Busybox(t)
 	for _, args := range [][]string{{bb, "sleep", "100"}, nil} {
 		sb := New(testConfig(Config{Args: args}))
+		t.Cleanup(func() { sb.Close() }) // a failed check leaves no sandbox
 		assert.Zero(t, sb.Pid(), "before Start")
 		require.NoError(t, sb.Start(context.Background()))
 		pid := sb.Pid()

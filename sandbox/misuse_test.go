@@ -42,6 +42,7 @@ func TestNewPoolSize(t *testing.T) {
 func TestRunWithoutArgs(t *testing.T) {
 	testutil.RequireUserNamespaces(t)
 	sb := New(testConfig(Config{}))
+	t.Cleanup(func() { sb.Close() }) // a failed check leaves no sandbox
 	done := make(chan error, 1)
 	go func() {
 		_, err := sb.Run(context.Background())

@@ -11,7 +11,6 @@ import (
 	"os"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -140,7 +139,7 @@ func TestObserveVerdicts(t *testing.T) {
 		var obs recorder
 		cfg := shell(t, `sleep 100`)
 		cfg.Logger, cfg.Observer = logger, &obs
-		cfg.Timeout = 200 * time.Millisecond
+		cfg.Timeout = killTimeout(t)
 		if os.Geteuid() == 0 {
 			cfg.Limits.Memory = 64 << 20 // for the group's figures
 		}

@@ -78,9 +78,9 @@ func TestRunBlockingWriter(t *testing.T) {
 	w := newBlockingWriter(t)
 	cfg := shell(t, `echo hello; sleep 100`)
 	cfg.Stdout = w
-	cfg.Timeout = 300 * time.Millisecond
-	cfg.WaitDelay = 200 * time.Millisecond
 	testutil.RequireUserNamespaces(t)
+	cfg.Timeout = killTimeout(t)
+	cfg.WaitDelay = 200 * time.Millisecond
 	cfg = testConfig(cfg)
 	r := returnsWithin(t, cfg.Timeout+cfg.WaitDelay+hangGuard, "Run", func() runResult {
 		start := time.Now()
@@ -98,7 +98,7 @@ func TestRunBlockingWriter(t *testing.T) {
 func TestExecBlockingWriter(t *testing.T) {
 	w := newBlockingWriter(t)
 	sb := longLived(t, Config{WaitDelay: 200 * time.Millisecond})
-	cmd := Cmd{Args: []string{"sh", "-c", "echo hello; sleep 100"}, Stdout: w, Timeout: 300 * time.Millisecond}
+	cmd := Cmd{Args: []string{"sh", "-c", "echo hello; sleep 100"}, Stdout: w, Timeout: killTimeout(t)}
 	r := returnsWithin(t, cmd.Timeout+200*time.Millisecond+hangGuard, "Exec", func() runResult {
 		start := time.Now()
 		res, err := sb.Exec(context.Background(), cmd)

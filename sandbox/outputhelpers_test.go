@@ -136,33 +136,51 @@ func TestSandboxPipes(t *testing.T) {
 			bothPaths(t, func(t *testing.T) {
 				cfg := shell(t, `tr a-z A-Z; echo done >&2`)
 				cfg.Limits.Output = limit
-				sb := newSandbox(t, cfg)
-				stdin, err := sb.StdinPipe()
-				require.NoError(t, err)
-				stdout, err := sb.StdoutPipe()
-				require.NoError(t, err)
-				stderr, err := sb.StderrPipe()
-				require.NoError(t, err)
-				require.NoError(t, sb.Start(testCtx(t)))
-				_, err = io.WriteString(stdin, "hello\n")
-				require.NoError(t, err)
-				require.NoError(t, stdin.Close())
-				out, err := io.ReadAll(stdout)
-				require.NoError(t, err)
-				assert.Equal(t, "HELLO\n", string(out))
-				errOut, err := io.ReadAll(stderr)
-				require.NoError(t, err)
-				assert.Equal(t, "done\n", string(errOut))
-				_, err = sb.Wait()
-				require.NoError(t, err)
-				// Wait closed the pipes; a second Close of stdin says nothing
-				// new.
-				_, err = stdout.Read(make([]byte, 1))
-				assert.ErrorIs(t, err, os.ErrClosed)
+				stdin := checkPipes(t, newSandbox(t, cfg))
+				// A second Close of stdin says nothing new.
 				assert.NoError(t, stdin.Close())
 			})
 		})
 	}
+}
+
+// piped is what Sandbox and Cmd share of os/exec's pipes.
+type piped interface {
+	StdinPipe() (io.WriteCloser, error)
+	StdoutPipe() (io.ReadCloser, error)
+	StderrPipe() (io.ReadCloser, error)
+	Start(context.Context) error
+	Wait() (*Result, error)
+}
+
+// checkPipes starts p, whose command upper-cases its stdin and then
+// writes "done" to its stderr, feeds it through its stdin pipe, checks
+// what its stdout and stderr pipes read, that it exited, and that Wait
+// closed the pipes. It returns the stdin pipe, closed.
+func checkPipes(t *testing.T, p piped) io.WriteCloser {
+	t.Helper()
+	stdin, err := p.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := p.StdoutPipe()
+	require.NoError(t, err)
+	stderr, err := p.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.Start(testCtx(t)))
+	_, err = io.WriteString(stdin, "hello\n")
+	require.NoError(t, err)
+	require.NoError(t, stdin.Close())
+	out, err := io.ReadAll(stdout)
+	require.NoError(t, err)
+	assert.Equal(t, "HELLO\n", string(out))
+	errOut, err := io.ReadAll(stderr)
+	require.NoError(t, err)
+	assert.Equal(t, "done\n", string(errOut))
+	res, err := p.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, Exited, res.Reason)
+	_, err = stdout.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, os.ErrClosed, "Wait closes the pipes")
+	return stdin
 }
 
 // TestSandboxPipesStartFails: the pipes of a sandbox whose start fails are
@@ -267,27 +285,7 @@ func TestCmdPipes(t *testing.T) {
 			bothPaths(t, func(t *testing.T) {
 				sb := longLived(t, Config{Limits: Limits{Output: limit}})
 				c := sb.Command(testutil.Busybox(t), "sh", "-c", `tr a-z A-Z; echo done >&2`)
-				stdin, err := c.StdinPipe()
-				require.NoError(t, err)
-				stdout, err := c.StdoutPipe()
-				require.NoError(t, err)
-				stderr, err := c.StderrPipe()
-				require.NoError(t, err)
-				require.NoError(t, c.Start(testCtx(t)))
-				_, err = io.WriteString(stdin, "hello\n")
-				require.NoError(t, err)
-				require.NoError(t, stdin.Close())
-				out, err := io.ReadAll(stdout)
-				require.NoError(t, err)
-				assert.Equal(t, "HELLO\n", string(out))
-				errOut, err := io.ReadAll(stderr)
-				require.NoError(t, err)
-				assert.Equal(t, "done\n", string(errOut))
-				res, err := c.Wait()
-				require.NoError(t, err)
-				assert.Equal(t, Exited, res.Reason)
-				_, err = stdout.Read(make([]byte, 1))
-				assert.ErrorIs(t, err, os.ErrClosed)
+				checkPipes(t, c)
 			})
 		})
 	}

@@ -27,6 +27,10 @@ import (
 // sandbox under ("default" for none).
 const ownerTasksEnv = "STOCKADE_TEST_OWNER_TASKS"
 
+// ownerThreads is how many threads ownerTasksHelper starts besides those
+// it has.
+const ownerThreads = 40
+
 // ownerTasksHelper is the owner of TestOwnerKeepsTasks: in a cgroup with a
 // low pids.max, it starts a sandbox without limits whose shell forks all
 // it can, then starts threads of its own while the sandbox holds its
@@ -77,7 +81,7 @@ func ownerTasksHelper() bool {
 		fmt.Println("pipe:", err)
 		os.Exit(1)
 	}
-	const threads = 40
+	const threads = ownerThreads
 	done := make(chan struct{}, threads)
 	for range threads {
 		go func() {
@@ -171,8 +175,16 @@ func TestOwnerKeepsTasks(t *testing.T) {
 		t.Fatalf("the owner did not finish: %s", out.String())
 	}
 	require.NoError(t, err, "the owner failed: %s", out.String())
-	assert.Contains(t, out.String(), "threads ")
 	t.Log(out.String())
+	_, report, ok := strings.Cut(out.String(), "threads ")
+	require.True(t, ok, "the owner did not report its threads")
+	var threads, held int
+	_, err = fmt.Sscanf(report, "%d; the sandbox held %d tasks", &threads, &held)
+	require.NoError(t, err, report)
+	assert.GreaterOrEqual(t, threads, ownerThreads, "the owner did not get a thread for each blocked read")
+	// The bomb's share is at least half the limit (cgroup.ReservePids):
+	// a quarter shows that it went off.
+	assert.Greater(t, held, limit/4, "the sandbox's fork bomb did not take the tasks it could")
 }
 
 // removeTree removes a test's cgroup directory and the groups below it,

@@ -399,14 +399,7 @@ func (s *Sandbox) rawWatch(ctx context.Context, timeout time.Duration) {
 		outErr = p.st.out.wait(outDeadline)
 	}
 	res, err := s.rawResult(end)
-	if err == nil {
-		err = outErr
-	}
-	s.mu.Lock()
-	s.result, s.err = res, err
-	s.mu.Unlock()
-	s.ended(res, err)
-	close(s.done)
+	s.finish(res, err, outErr)
 }
 
 // rawResult builds the Result of a raw sandbox whose command was reaped.

@@ -3,24 +3,15 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockade/stockade/internal/imagetest"
 	"github.com/stockade/stockade/internal/testutil"
 )
 
@@ -31,49 +22,13 @@ func busyboxImage(t *testing.T) string {
 	root := busyboxRoot(t)
 	require.NoError(t, os.Mkdir(filepath.Join(root, "srv"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "srv", "hello.txt"), []byte("hello from the image\n"), 0o644))
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	require.NoError(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		link, _ := os.Readlink(p)
-		hdr, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name, _ = filepath.Rel(root, p)
-		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-		if err := tw.WriteHeader(hdr); err != nil || !fi.Mode().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err == nil {
-			_, err = tw.Write(b)
-		}
-		return err
-	}))
-	require.NoError(t, tw.Close())
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil },
-		tarball.WithMediaType(types.OCILayer))
+	layer, err := imagetest.TarDir(root)
 	require.NoError(t, err)
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{Layer: l})
-	require.NoError(t, err)
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config = v1.Config{Env: []string{"PATH=/bin"}, WorkingDir: "/srv", Cmd: []string{"cat", "hello.txt"}}
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := imagetest.Image(v1.Config{Env: []string{"PATH=/bin"}, WorkingDir: "/srv", Cmd: []string{"cat", "hello.txt"}}, layer)
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "layout")
-	lp, err := layout.Write(dir, empty.Index)
+	_, err = imagetest.WriteLayout(dir, map[string]v1.Image{"bb": img})
 	require.NoError(t, err)
-	require.NoError(t, lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "bb"})))
 	return dir
 }
 

@@ -3,49 +3,18 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// testImage makes an OCI image for this host of one layer holding the
-// files.
-func testImage(t *testing.T, files map[string]string) v1.Image {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for n, body := range files {
-		require.NoError(t, tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(body))}))
-		_, err := tw.Write([]byte(body))
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil },
-		tarball.WithMediaType(types.OCILayer))
-	require.NoError(t, err)
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{Layer: l})
-	require.NoError(t, err)
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	img, err = mutate.ConfigFile(img, cf)
-	require.NoError(t, err)
-	return img
-}
+	"github.com/stockade/stockade/internal/imagetest"
+)
 
 func stockadeImage(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -57,12 +26,15 @@ func stockadeImage(t *testing.T, args ...string) (int, string, string) {
 func TestImageCommands(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	lp, err := layout.Write(src, empty.Index)
-	require.NoError(t, err)
+	imgs := map[string]v1.Image{}
 	for _, n := range []string{"one", "two"} {
-		require.NoError(t, lp.AppendImage(testImage(t, map[string]string{"name": n}),
-			layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": n})))
+		layer, err := imagetest.TarFiles(map[string]string{"name": n})
+		require.NoError(t, err)
+		imgs[n], err = imagetest.Image(v1.Config{}, layer)
+		require.NoError(t, err)
 	}
+	_, err := imagetest.WriteLayout(src, imgs)
+	require.NoError(t, err)
 	store := filepath.Join(dir, "store")
 
 	status, out, errs := stockadeImage(t, "--store", store, "--progress", "import", src+":two")

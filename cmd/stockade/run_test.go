@@ -281,6 +281,11 @@ func TestSignals(t *testing.T) {
 			cmd.Stderr = &stderr
 			require.NoError(t, cmd.Start())
 			defer cmd.Process.Kill()
+			// A stockade that never says ready, or does not pass the signal
+			// on (the trapped script loops for ever), is killed, which ends
+			// the reads and the wait.
+			hung := time.AfterFunc(ptyWait, func() { cmd.Process.Kill() })
+			defer hung.Stop()
 			lines := bufio.NewScanner(stdout)
 			if !lines.Scan() || lines.Text() != "ready" {
 				cmd.Process.Kill()

@@ -126,26 +126,19 @@ func (d *decoder) str() string {
 	return v
 }
 
-func (d *decoder) strs() []string {
-	n := d.count()
-	if d.err != nil || n == 0 {
-		return nil
-	}
-	v := make([]string, n)
-	for i := range v {
-		v[i] = d.str()
-	}
-	return v
-}
+func (d *decoder) strs() []string { return list(d, d.str) }
+func (d *decoder) ints() []int64  { return list(d, d.int) }
 
-func (d *decoder) ints() []int64 {
+// list decodes a count and that many values, each by one; nil when there
+// are none.
+func list[T any](d *decoder, one func() T) []T {
 	n := d.count()
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	v := make([]int64, n)
+	v := make([]T, n)
 	for i := range v {
-		v[i] = d.int()
+		v[i] = one()
 	}
 	return v
 }

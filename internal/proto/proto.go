@@ -230,22 +230,7 @@ type Message interface {
 }
 
 // Send writes m as one packet on the blocking socket fd.
-func Send(fd int, m Message) error {
-	b, err := m.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	for {
-		err = unix.Sendmsg(fd, b, nil, nil, unix.MSG_NOSIGNAL)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	return nil
-}
+func Send(fd int, m Message) error { return SendFiles(fd, m, nil) }
 
 // SendFiles writes m as one packet on the blocking socket fd, with files
 // passed as SCM_RIGHTS.

@@ -121,6 +121,14 @@ func setNoNewPrivs() error {
 	return unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 }
 
+// loadTSync sets no_new_privs and loads f on every thread.
+func loadTSync(f *Filter) error {
+	if err := setNoNewPrivs(); err != nil {
+		return err
+	}
+	return Load(f, FlagTSync)
+}
+
 func helperMain(mode string) error {
 	switch mode {
 	case "default":
@@ -134,10 +142,7 @@ func helperMain(mode string) error {
 				return fmt.Errorf("Load without no_new_privs: %v, want ErrNoNewPrivs", err)
 			}
 		}
-		if err := setNoNewPrivs(); err != nil {
-			return err
-		}
-		if err := Load(f, FlagTSync); err != nil {
+		if err := loadTSync(f); err != nil {
 			return err
 		}
 		res.Errnos = map[string]int{}
@@ -189,10 +194,7 @@ func helperMain(mode string) error {
 		if err != nil {
 			return err
 		}
-		if err := setNoNewPrivs(); err != nil {
-			return err
-		}
-		if err := Load(f, FlagTSync); err != nil {
+		if err := loadTSync(f); err != nil {
 			return err
 		}
 		fmt.Println("loaded")
@@ -204,10 +206,7 @@ func helperMain(mode string) error {
 		if err != nil {
 			return err
 		}
-		if err := setNoNewPrivs(); err != nil {
-			return err
-		}
-		if err := Load(f, FlagTSync); err != nil {
+		if err := loadTSync(f); err != nil {
 			return err
 		}
 		fmt.Println("loaded")
@@ -462,10 +461,7 @@ func syscallCost(n int) error {
 		return getppid, time.Since(start).Nanoseconds()
 	}
 	g0, i0 := measure()
-	if err := setNoNewPrivs(); err != nil {
-		return err
-	}
-	if err := Load(f, FlagTSync); err != nil {
+	if err := loadTSync(f); err != nil {
 		return err
 	}
 	g1, i1 := measure()

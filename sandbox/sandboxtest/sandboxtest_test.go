@@ -125,6 +125,7 @@ func TestFailureLog(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := &recordingTB{TB: t}
+			t.Cleanup(tb.finish) // a failed check leaves no sandbox running
 			var stderr bytes.Buffer
 			sb := Start(tb, sandbox.Config{Args: []string{bb, "sh", "-c", tc.script}, Stderr: &stderr})
 			require.Empty(t, tb.fatal)

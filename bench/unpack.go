@@ -236,6 +236,29 @@ func imageRunner(e *env) (*runner, error) {
 // rootImage stores root as a one-layer image in a store in dir and returns
 // its unpacked layers.
 func rootImage(root, dir string) ([]string, error) {
+	layer, err := tarTree(root)
+	if err != nil {
+		return nil, err
+	}
+	layers := [][]byte{layer}
+	src := filepath.Join(dir, "src")
+	if _, err := writeImage(src, layers, false); err != nil {
+		return nil, err
+	}
+	st, err := image.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		return nil, err
+	}
+	img, err := st.Import(context.Background(), src, image.ImportOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return st.Unpack(context.Background(), img, nil)
+}
+
+// tarTree returns a tar of what lies under root, its paths relative to
+// it.
+func tarTree(root string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -267,20 +290,7 @@ func rootImage(root, dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	layers := [][]byte{buf.Bytes()}
-	src := filepath.Join(dir, "src")
-	if _, err := writeImage(src, layers, false); err != nil {
-		return nil, err
-	}
-	st, err := image.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		return nil, err
-	}
-	img, err := st.Import(context.Background(), src, image.ImportOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return st.Unpack(context.Background(), img, nil)
+	return buf.Bytes(), nil
 }
 
 // writeImage writes the tar layers, gzip'd or not, as an image named "x"

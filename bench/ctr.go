@@ -157,7 +157,7 @@ func measureCtr(ctx context.Context, o *options, runc string, runs int) (rep *ct
 	p.step("warm-up: %d runs of each", ctrWarmUp)
 	for i := range ctrWarmUp {
 		for _, rt := range rts {
-			if _, _, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("%s-warm-%s-%d", c.ns, rt.Key, i)); err != nil {
+			if _, _, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("warm-%s-%d", rt.Key, i)); err != nil {
 				return nil, err
 			}
 		}
@@ -170,7 +170,7 @@ func measureCtr(ctx context.Context, o *options, runc string, runs int) (rep *ct
 		}
 		for _, k := range order {
 			rt, res := rts[k], rep.Results[k]
-			whole, first, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("%s-%s-%d", c.ns, rt.Key, i))
+			whole, first, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("%s-%d", rt.Key, i))
 			if err != nil {
 				return nil, err
 			}
@@ -219,6 +219,7 @@ func ctrImageArchive(dir, busybox string) (string, error) {
 // ctrOnce runs one container with rt and returns how long ctr took and
 // how long until the container's first output reached it.
 func ctrOnce(ctx context.Context, c *containerd, rt *ctrRuntime, fifos, id string) (whole, first time.Duration, err error) {
+	c.ids = append(c.ids, id)
 	cmd := c.ctr(ctx, append([]string{"run", "--rm", "--fifo-dir", fifos, "--runc-binary", rt.binary, "--runc-root", rt.root,
 		ctrImage, id}, ctrArgs...)...)
 	stdout, err := cmd.StdoutPipe()
@@ -241,6 +242,9 @@ func ctrOnce(ctx context.Context, c *containerd, rt *ctrRuntime, fifos, id strin
 	out := string(buf[:n]) + string(rest)
 	if err == nil && out != "ok\n" {
 		err = fmt.Errorf("the container wrote %q, not \"ok\\n\"", out)
+	}
+	if ctx.Err() != nil {
+		return 0, 0, fmt.Errorf("%s: ctr run %s: %w", rt.Name, id, ctx.Err())
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s: ctr run %s: %w: %s%s", rt.Name, id, err, strings.TrimSpace(stderr.String()), c.logTail())

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +34,9 @@ type containerd struct {
 	// its shims' sockets in /run/containerd/s whatever its configuration
 	// says, and the directories go when they are empty again.
 	madeRun bool
+	// ids are the containers run, whose shims' sockets stop removes if
+	// the shims could not.
+	ids []string
 	// subreaper: this process adopts what the shims leave (they leave
 	// containerd's session and outlive it), so that stop can find them.
 	subreaper bool
@@ -45,7 +50,7 @@ func startContainerd(dir string) (c *containerd, err error) {
 			return nil, fmt.Errorf("%s is not installed (Debian package containerd)", b)
 		}
 	}
-	c = &containerd{dir: dir, sock: filepath.Join(dir, "sock"), ns: fmt.Sprintf("stockade-bench-%d", os.Getpid())}
+	c = &containerd{dir: dir, sock: filepath.Join(dir, "sock"), ns: fmtNamespace(os.Getpid())}
 	// The plugins it does not need: CRI, the snapshotters other than
 	// overlayfs and native, and opt, which makes /opt/containerd.
 	config := fmt.Sprintf(`version = 2
@@ -100,6 +105,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 		}
 	}
 }
+
+// fmtNamespace is the containerd namespace of the harness with pid.
+func fmtNamespace(pid int) string { return fmt.Sprintf("stockade-bench-%d", pid) }
 
 // ctr returns a ctr command with args against this containerd, in its
 // namespace.
@@ -185,8 +193,15 @@ func (c *containerd) stop() error {
 		}
 	}
 	if c.subreaper {
+		// Killed shims' containers come to this process: it stays the
+		// subreaper until they are gone too.
+		if err := reapAdopted(3 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
 		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-		if err := reapAdopted(10 * time.Second); err != nil {
+	}
+	for _, id := range c.ids {
+		if err := os.Remove(c.shimSocket(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -197,8 +212,8 @@ func (c *containerd) stop() error {
 		errs = append(errs, err)
 	}
 	if c.madeRun {
-		os.Remove("/run/containerd/s")
-		os.Remove("/run/containerd")
+		os.Remove(filepath.Join(shimSocketRoot, "s"))
+		os.Remove(shimSocketRoot)
 	}
 	if c.log != nil {
 		c.log.Close()
@@ -206,13 +221,29 @@ func (c *containerd) stop() error {
 	return errors.Join(errs...)
 }
 
+// shimSocketRoot is where containerd 1.6 keeps its shims' sockets,
+// whatever its configuration says.
+const shimSocketRoot = "/run/containerd"
+
+// shimSocket is the path of the socket of the shim of container id, as
+// containerd 1.6 names it: a hash of containerd's address, the namespace
+// and the id.
+func (c *containerd) shimSocket(id string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(c.sock, c.ns, id)))
+	return filepath.Join(shimSocketRoot, "s", hex.EncodeToString(sum[:]))
+}
+
 // reapAdopted waits up to d for this process's children to end, and
-// reaps them; those still running then are killed, and named in the
-// error. It is called when every child the harness started itself has
-// been waited for, so what is left was adopted.
+// reaps them. It is called when every child the harness started itself
+// has been waited for, so what is left was adopted: shims, and what they
+// ran. Those still running then are killed (a shim whose task's creation
+// was cut short by an interrupted ctr stays after its container's
+// deletion), with what they leave to this process, and named in the
+// error.
 func reapAdopted(d time.Duration) error {
 	self := os.Getpid()
 	deadline := time.Now().Add(d)
+	var killed []string
 	for {
 		left := children(self)
 		for _, pid := range left {
@@ -220,24 +251,28 @@ func reapAdopted(d time.Duration) error {
 			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
 		if left = children(self); len(left) == 0 {
-			return nil
+			break
 		}
 		if time.Now().After(deadline) {
-			var names []string
 			for _, pid := range left {
-				if pid <= 0 {
+				if pid <= 0 || pid == self {
 					continue
 				}
 				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-				names = append(names, fmt.Sprintf("%d (%s)", pid, strings.TrimSpace(string(comm))))
+				killed = append(killed, fmt.Sprintf("%d (%s)", pid, strings.TrimSpace(string(comm))))
 				unix.Kill(pid, unix.SIGKILL)
 				var ws unix.WaitStatus
 				unix.Wait4(pid, &ws, 0, nil)
 			}
-			return fmt.Errorf("still running %s after containerd ended, killed: %s", d, strings.Join(names, ", "))
+			// What the killed leave comes here next: a second round.
+			deadline = time.Now().Add(time.Second)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if len(killed) > 0 {
+		return fmt.Errorf("still running %s after containerd ended, killed: %s", d, strings.Join(killed, ", "))
+	}
+	return nil
 }
 
 // unmountUnder detaches every mount at or below dir, the deepest first:
@@ -288,23 +323,19 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// removeCgroups removes the control groups named ns or ns-* at the top of
-// every hierarchy, and the groups under them: those of
-// containers (their ids begin with ns) that an interrupted run left, and
-// a group named ns, where a runtime that nests the containers of a
-// namespace would make them.
+// removeCgroups removes the control group ns at the top of every
+// hierarchy and the groups under it: ctr's spec places a container at
+// /NS/ID; runc removes ID at delete and leaves NS, and an interrupted run
+// leaves ID too.
 func removeCgroups(ns string) error {
 	hierarchies, err := filepath.Glob("/sys/fs/cgroup/*")
 	if err != nil {
 		return err
 	}
-	hierarchies = append(hierarchies, "/sys/fs/cgroup")
 	var errs []error
-	for _, h := range hierarchies {
-		// ns-*, not ns*: another run's namespace may begin with this one's.
-		tops, _ := filepath.Glob(filepath.Join(h, ns+"-*"))
-		for _, top := range append(tops, filepath.Join(h, ns)) {
-			errs = append(errs, removeCgroupTree(top))
+	for _, h := range append(hierarchies, "/sys/fs/cgroup") {
+		if _, err := os.Stat(filepath.Join(h, ns)); err == nil {
+			errs = append(errs, removeCgroupTree(filepath.Join(h, ns)))
 		}
 	}
 	return errors.Join(errs...)
@@ -323,7 +354,12 @@ func removeCgroupTree(top string) error {
 	slices.Reverse(dirs)
 	var errs []error
 	for _, d := range dirs {
-		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+		// A group whose last process was just killed is busy for a moment.
+		err := unix.Rmdir(d)
+		for deadline := time.Now().Add(time.Second); errors.Is(err, unix.EBUSY) && time.Now().Before(deadline); err = unix.Rmdir(d) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -60,6 +61,15 @@ type ctrResult struct {
 	Version string    `json:"version"`
 	Whole   []float64 `json:"whole_ms"`
 	First   []float64 `json:"first_output_ms"`
+	// Calls are the runtime's processes the shim started in each run,
+	// by subcommand ("delete 2" for a second delete), their times in ms
+	// from exec to exit; nil without the process events.
+	Calls map[string][]float64 `json:"calls_ms,omitempty"`
+	// CallsTotal is the sum of each run's calls.
+	CallsTotal []float64 `json:"calls_total_ms,omitempty"`
+	// Monitor is how long stockade's monitor lived (from its exec to its
+	// end) in each run.
+	Monitor []float64 `json:"monitor_ms,omitempty"`
 }
 
 // ctrReport is one run of the ctr rows.
@@ -71,6 +81,9 @@ type ctrReport struct {
 	Busybox    string       `json:"busybox"`
 	Runs       int          `json:"runs"`
 	Results    []*ctrResult `json:"results"`
+	// Calls says why the runtime calls are not split out, when they are
+	// not.
+	Calls string `json:"calls,omitempty"`
 }
 
 // The README's markers for the ctr rows.
@@ -151,13 +164,21 @@ func measureCtr(ctx context.Context, o *options, runc string, runs int) (rep *ct
 		rt.root = filepath.Join(dir, "runtime-"+rt.Key)
 		rep.Results = append(rep.Results, &ctrResult{Key: rt.Key, Name: rt.Name, Version: rt.Version})
 	}
+	// Every runtime call names dir (--root, --log): the process events
+	// of those are the split of each run.
+	watch, err := watchProcs(dir)
+	if err != nil {
+		rep.Calls = err.Error()
+	} else {
+		defer watch.stop()
+	}
 	fifos := filepath.Join(dir, "fifo")
 	p := newProgress(os.Stderr, 1+runs)
 	defer p.finish()
 	p.step("warm-up: %d runs of each", ctrWarmUp)
 	for i := range ctrWarmUp {
 		for _, rt := range rts {
-			if _, _, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("warm-%s-%d", rt.Key, i)); err != nil {
+			if _, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("warm-%s-%d", rt.Key, i)); err != nil {
 				return nil, err
 			}
 		}
@@ -170,15 +191,75 @@ func measureCtr(ctx context.Context, o *options, runc string, runs int) (rep *ct
 		}
 		for _, k := range order {
 			rt, res := rts[k], rep.Results[k]
-			whole, first, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("%s-%d", rt.Key, i))
+			t, err := ctrOnce(ctx, c, rt, fifos, fmt.Sprintf("%s-%d", rt.Key, i))
 			if err != nil {
 				return nil, err
 			}
-			res.Whole = append(res.Whole, ms(whole))
-			res.First = append(res.First, ms(first))
+			res.Whole = append(res.Whole, ms(t.whole))
+			res.First = append(res.First, ms(t.first))
+			if watch != nil {
+				// The last exit comes a moment after ctr's: the events
+				// are read by another goroutine.
+				time.Sleep(5 * time.Millisecond)
+				calls, missed := watch.between(t.from, t.to)
+				if missed {
+					rep.Calls = "the process events overflowed the socket's buffer (a busy host): some are missing"
+				}
+				res.addCalls(rt, calls)
+			}
+		}
+	}
+	if rep.Calls != "" {
+		for _, res := range rep.Results {
+			res.Calls, res.CallsTotal, res.Monitor = nil, nil, nil
 		}
 	}
 	return rep, nil
+}
+
+// ctrSubcommands are the runtime's subcommands, as the calls are named.
+var ctrSubcommands = []string{"create", "start", "state", "kill", "delete", "exec", "ps", "pause", "resume", "update", "features", "runtime-monitor"}
+
+// subcommand is the first of args that names a subcommand.
+func subcommand(args []string) string {
+	for _, a := range args[1:] {
+		if slices.Contains(ctrSubcommands, a) {
+			return a
+		}
+	}
+	return "?"
+}
+
+// addCalls adds the runtime calls of one run: rt's processes that
+// ended; the monitor separately.
+func (r *ctrResult) addCalls(rt *ctrRuntime, calls []procExec) {
+	if r.Calls == nil {
+		r.Calls = map[string][]float64{}
+	}
+	seen := map[string]int{}
+	total := 0.0
+	defer func() { r.CallsTotal = append(r.CallsTotal, total) }()
+	for _, c := range calls {
+		if c.end == 0 {
+			continue
+		}
+		d := float64(c.end-c.exec) / 1e6
+		sub := subcommand(c.args)
+		if sub == "runtime-monitor" {
+			r.Monitor = append(r.Monitor, d)
+			continue
+		}
+		if c.args[0] != rt.binary {
+			continue
+		}
+		seen[sub]++
+		total += d
+		name := sub
+		if seen[sub] > 1 {
+			name = fmt.Sprintf("%s %d", sub, seen[sub])
+		}
+		r.Calls[name] = append(r.Calls[name], d)
+	}
 }
 
 // ctrImageArchive builds the busybox root in dir, with the mount points
@@ -216,40 +297,49 @@ func ctrImageArchive(dir, busybox string) (string, error) {
 	return path, os.WriteFile(path, archive, 0o644)
 }
 
-// ctrOnce runs one container with rt and returns how long ctr took and
-// how long until the container's first output reached it.
-func ctrOnce(ctx context.Context, c *containerd, rt *ctrRuntime, fifos, id string) (whole, first time.Duration, err error) {
+// ctrTimes are the times of one run: how long ctr took, how long until
+// the container's first output reached it, and when ctr began and ended
+// (CLOCK_MONOTONIC, ns).
+type ctrTimes struct {
+	whole, first time.Duration
+	from, to     int64
+}
+
+// ctrOnce runs one container with rt and returns its times.
+func ctrOnce(ctx context.Context, c *containerd, rt *ctrRuntime, fifos, id string) (t ctrTimes, err error) {
 	c.ids = append(c.ids, id)
 	cmd := c.ctr(ctx, append([]string{"run", "--rm", "--fifo-dir", fifos, "--runc-binary", rt.binary, "--runc-root", rt.root,
 		ctrImage, id}, ctrArgs...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, 0, err
+		return t, err
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	t.from = monotonicNow()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return t, err
 	}
 	buf := make([]byte, 64)
 	n, _ := stdout.Read(buf)
-	first = time.Since(start)
+	t.first = time.Since(start)
 	rest, _ := io.ReadAll(stdout)
 	err = cmd.Wait()
-	whole = time.Since(start)
+	t.whole = time.Since(start)
+	t.to = monotonicNow()
 	c.reap()
 	out := string(buf[:n]) + string(rest)
 	if err == nil && out != "ok\n" {
 		err = fmt.Errorf("the container wrote %q, not \"ok\\n\"", out)
 	}
 	if ctx.Err() != nil {
-		return 0, 0, fmt.Errorf("%s: ctr run %s: %w", rt.Name, id, ctx.Err())
+		return t, fmt.Errorf("%s: ctr run %s: %w", rt.Name, id, ctx.Err())
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: ctr run %s: %w: %s%s", rt.Name, id, err, strings.TrimSpace(stderr.String()), c.logTail())
+		return t, fmt.Errorf("%s: ctr run %s: %w: %s%s", rt.Name, id, err, strings.TrimSpace(stderr.String()), c.logTail())
 	}
-	return whole, first, nil
+	return t, nil
 }
 
 // save writes ctr.md and ctr.json to o.out and, with o.readme, the table
@@ -327,4 +417,59 @@ func (rep *ctrReport) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s / %s | %s | %s | %s | %s | %s |\n", rep.Results[1].Name, rep.Results[0].Name,
 			q(a.wholeP50, b.wholeP50), q(a.wholeP90, b.wholeP90), q(a.firstP50, b.firstP50), q(a.firstP90, b.firstP90), q(a.afterP50, b.afterP50))
 	}
+	rep.calls(w)
+}
+
+// ctrMainCalls are the calls a ctr run --rm makes, in their order, with
+// the table's names.
+var ctrMainCalls = []struct{ key, name string }{
+	{"create", "create"}, {"start", "start"}, {"delete", "delete"}, {"delete 2", "delete again (the shim's cleanup)"},
+}
+
+// calls writes the split of the runs into the runtime's calls.
+func (rep *ctrReport) calls(w io.Writer) {
+	if rep.Calls == "" && !slices.ContainsFunc(rep.Results, func(r *ctrResult) bool { return len(r.CallsTotal) > 0 }) {
+		return
+	}
+	fmt.Fprintln(w)
+	if rep.Calls != "" {
+		fmt.Fprintf(w, "The runtime's calls are not split out: %s.\n", rep.Calls)
+		return
+	}
+	fmt.Fprintln(w, "The same runs split by the runtime's calls, each a process the shim started, from its exec to its exit "+
+		"(the kernel's process events), medians in ms; the rest is each run's whole less its calls: containerd, the shim, ctr, and the waits between them. "+
+		"stockade's monitor, which create starts and which ends with the container's command, is the process the shim waits for.")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| runtime |")
+	for _, c := range ctrMainCalls {
+		fmt.Fprintf(w, " %s |", c.name)
+	}
+	fmt.Fprintln(w, " calls in all | the rest | monitor |")
+	fmt.Fprintln(w, "|---|"+strings.Repeat("--:|", len(ctrMainCalls)+3))
+	other := map[string]int{}
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "| %s |", r.Name)
+		for _, c := range ctrMainCalls {
+			fmt.Fprintf(w, " %s |", num(median(r.Calls[c.key]), "%.1f"))
+		}
+		rest := make([]float64, 0, len(r.Whole))
+		for i := range min(len(r.Whole), len(r.CallsTotal)) {
+			rest = append(rest, r.Whole[i]-r.CallsTotal[i])
+		}
+		fmt.Fprintf(w, " %s | %s | %s |\n", num(median(r.CallsTotal), "%.1f"), num(median(rest), "%.1f"), num(median(r.Monitor), "%.1f"))
+		for name, ds := range r.Calls {
+			if !slices.ContainsFunc(ctrMainCalls, func(c struct{ key, name string }) bool { return c.key == name }) {
+				other[r.Name+" "+name] += len(ds)
+			}
+		}
+	}
+	if len(other) == 0 {
+		fmt.Fprintf(w, "\nNo other calls (state, kill) in %d runs of each.\n", rep.Runs)
+		return
+	}
+	var list []string
+	for _, k := range slices.Sorted(maps.Keys(other)) {
+		list = append(list, fmt.Sprintf("%s %d", k, other[k]))
+	}
+	fmt.Fprintf(w, "\nOther calls in %d runs of each: %s.\n", rep.Runs, strings.Join(list, ", "))
 }

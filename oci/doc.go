@@ -68,8 +68,8 @@
 // Process:
 //
 //	process                       refused if absent: the sandbox runs a command
-//	process.terminal              refused if true: no terminal yet; the command's streams are Config.Stdin/Stdout/Stderr
-//	process.consoleSize           ignored: only meaningful with a terminal
+//	process.terminal              TTY: a terminal of the sandbox's own (Sandbox.Terminal is its master)
+//	process.consoleSize           TTY.Rows and TTY.Cols (height and width); ignored without a terminal
 //	process.args                  Args (refused if empty)
 //	process.commandLine           refused if set: Windows
 //	process.env                   Env, as it is: an empty env is an empty environment, not DefaultEnv, and no

@@ -256,6 +256,12 @@ func TestFromSpecMaps(t *testing.T) {
 		}, func(t *testing.T, c sandbox.Config) {
 			require.Contains(t, c.Mounts, sandbox.Mount{Kind: sandbox.Tmpfs, Source: "cache", Target: "/cache", Size: 1 << 20, Mode: 0o755})
 		}},
+		{"terminal", func(s *specs.Spec) {
+			s.Process.Terminal = true
+			s.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, &sandbox.TTY{Rows: 30, Cols: 100}, c.TTY)
+		}},
 		{"ignored fields", func(s *specs.Spec) {
 			s.Process.ApparmorProfile = "docker-default"
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
@@ -307,7 +313,6 @@ func TestFromSpecRefuses(t *testing.T) {
 		field string
 		edit  func(*specs.Spec)
 	}{
-		{"process.terminal", func(s *specs.Spec) { s.Process.Terminal = true }},
 		{"process.cwd", func(s *specs.Spec) { s.Process.Cwd = "work" }},
 		{"process.args", func(s *specs.Spec) { s.Process.Args = nil }},
 		{"process.user.gid", func(s *specs.Spec) { s.Process.User.GID = 5 }},
@@ -498,11 +503,11 @@ func TestFromSpecCgroupLimits(t *testing.T) {
 // refused field, and that errors.As and errors.Is see through it.
 func TestFromSpecListsEveryRefusal(t *testing.T) {
 	s := base(t)
-	s.Process.Terminal = true
+	s.Process.CommandLine = "sh"
 	s.Domainname = "x"
 	s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedOther}
 	_, err := FromSpec(s, bundle(t))
-	require.Equal(t, []string{"domainname", "process.scheduler", "process.terminal"}, refusedFields(t, err))
+	require.Equal(t, []string{"domainname", "process.commandLine", "process.scheduler"}, refusedFields(t, err))
 	require.True(t, errors.Is(err, sandbox.ErrInvalidConfig))
 	require.Contains(t, err.Error(), "3 fields of the spec are refused")
 }
@@ -566,8 +571,10 @@ func TestLoad(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("testdata", "runc-spec.json"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ConfigFile), data, 0o644))
-	_, err = Load(dir)
-	require.Equal(t, generatedRefusals, refusedFields(t, err))
+	cfg, err := Load(dir)
+	require.NoError(t, err)
+	require.Equal(t, []string{"sh"}, cfg.Args)
+	require.NotNil(t, cfg.TTY, "runc spec asks for a terminal")
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"ociVersion": "1.0.0", "root": {"path": "rootfs"}, "process": {"cwd": "/work", "args": ["sh"], "user": {"uid": 0, "gid": 0}, "sandboxMagic": true}}`), 0o644))
 	_, err = Load(dir)

@@ -35,7 +35,11 @@ func (m *mapper) process() {
 		return
 	}
 	if p.Terminal {
-		m.refuse("process.terminal", "a terminal is not supported yet; set it to false and read the command's output from its standard streams")
+		m.cfg.TTY = &sandbox.TTY{}
+		if b := p.ConsoleSize; b != nil {
+			m.cfg.TTY.Rows, m.cfg.TTY.Cols = uint16(min(b.Height, 0xffff)), uint16(min(b.Width, 0xffff))
+		}
+		m.from("TTY", "process.terminal")
 	}
 	if p.CommandLine != "" {
 		m.refuse("process.commandLine", "is for Windows; use process.args")

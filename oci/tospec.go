@@ -114,6 +114,12 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		}
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})
 	}
+	if c.TTY != nil {
+		s.Process.Terminal = true
+		if c.TTY.Rows != 0 || c.TTY.Cols != 0 {
+			s.Process.ConsoleSize = &specs.Box{Height: uint(c.TTY.Rows), Width: uint(c.TTY.Cols)}
+		}
+	}
 	if c.Umask != nil {
 		u := uint32(c.Umask.Perm())
 		s.Process.User.Umask = &u

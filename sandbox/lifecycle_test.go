@@ -337,3 +337,30 @@ func TestSmoke(t *testing.T) {
 	assert.Equal(t, "ro", l[len(l)-1])
 	assertNoChildren(t)
 }
+
+// TestPid checks that Pid names a process in the sandbox's namespaces
+// while it runs (a sandbox without Args too, whose pid 1 waits for
+// Execs), and 0 before and after.
+func TestPid(t *testing.T) {
+	testutil.RequireUserNamespaces(t)
+	bb := testutil.Busybox(t)
+	for _, args := range [][]string{{bb, "sleep", "100"}, nil} {
+		sb := New(testConfig(Config{Args: args}))
+		assert.Zero(t, sb.Pid(), "before Start")
+		require.NoError(t, sb.Start(context.Background()))
+		pid := sb.Pid()
+		require.Positive(t, pid)
+		for _, ns := range []string{"pid", "mnt", "user", "net", "ipc", "uts"} {
+			mine, err := os.Readlink("/proc/self/ns/" + ns)
+			require.NoError(t, err)
+			its, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+			require.NoError(t, err)
+			assert.NotEqual(t, mine, its, "%s namespace of pid %d", ns, pid)
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		require.NoError(t, err)
+		assert.Regexp(t, `(?m)^NSpid:\s+\d+\s+1$`, string(status), "pid 1 of its namespace")
+		require.NoError(t, sb.Close())
+		assert.Zero(t, sb.Pid(), "after Close")
+	}
+}

@@ -15,6 +15,18 @@ import (
 // ID returns the sandbox's id in this process, as in its log records.
 func (s *Sandbox) ID() uint64 { return s.seq }
 
+// Pid returns the host pid of the sandbox's pid 1, in its namespaces (for
+// /proc/PID/ns and hooks), while the sandbox runs; else 0.
+func (s *Sandbox) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runningLocked() != nil {
+		return 0
+	}
+	pid, _ := s.pid1Locked()
+	return pid
+}
+
 // sandboxIDs hands out the ids of sandboxes.
 var sandboxIDs atomic.Uint64
 

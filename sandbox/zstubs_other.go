@@ -264,6 +264,12 @@ func (s *Sandbox) ID() uint64 {
 	return 0
 }
 
+// Pid returns the host pid of the sandbox's pid 1, in its namespaces (for
+// /proc/PID/ns and hooks), while the sandbox runs; else 0.
+func (s *Sandbox) Pid() int {
+	return 0
+}
+
 // ErrWaitDelay comes with the Result when output outlived Config.WaitDelay.
 var ErrWaitDelay = errors.New("stockade: output not copied within WaitDelay")
 

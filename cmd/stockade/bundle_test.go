@@ -52,7 +52,7 @@ func TestRunBundle(t *testing.T) {
 		status, stdout, stderr := stockadeRun(t, "--bundle", dir)
 		assert.Equal(t, exitUsage, status)
 		assert.Empty(t, stdout)
-		assert.Contains(t, stderr, "config.json: process.terminal: ")
+		assert.Contains(t, stderr, "process.terminal): standard input is not a terminal", "runc's spec asks for a terminal")
 		assert.NotContains(t, stderr, "process.cwd", "a working directory of / is accepted")
 	})
 	t.Run("runnable", func(t *testing.T) {

@@ -99,7 +99,7 @@ func runCommand(args []string, io stdio) (int, error) {
 		return exitUsage, err
 	}
 	defer closeJSON()
-	if o.tty {
+	if o.tty || cfg.TTY != nil {
 		return o.runTTY(cfg, io)
 	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = io.in, io.out, io.err

@@ -29,42 +29,45 @@
 //
 //   - holds the container's Config (the bundle's config.json through package
 //     oci) and the standard streams create was given, which become the
-//     command's;
+//     container process's;
 //   - writes the state, --root/ID/state.json, always whole (written beside
 //     it and renamed) and under an flock of the directory, which delete takes
 //     too;
 //   - serves start, kill, exec and delete on a seqpacket socket,
 //     --root/ID/sock, one request per connection;
-//   - starts the sandbox, command and all, at start (sandbox.Start), signals
-//     the command at kill (Sandbox.Kill), runs processes at exec
-//     (Sandbox.Exec), and when the command ends writes its exit status to the
-//     state, removes the socket and exits with that status: the command's
-//     exit code, or 128 plus the signal that killed it (for SIGKILL,
-//     SIGTERM, SIGINT and SIGHUP the monitor kills itself with the signal,
-//     so that even the wait status is the command's).
+//   - makes the sandbox at create (sandbox.Start with no command of its
+//     own: namespaces, mounts, control group, and its pid 1 waiting), runs
+//     the container's process in it at start (Sandbox.Command), passes
+//     kill's signals to that process (Cmd.Signals), runs processes at exec
+//     (Sandbox.Exec), and when the container's process ends closes the
+//     sandbox, writes the exit status to the state, removes the socket and
+//     exits with that status: the process's exit code, or 128 plus the
+//     signal that killed it (for SIGKILL, SIGTERM, SIGINT and SIGHUP the
+//     monitor kills itself with the signal, so that even the wait status is
+//     the process's).
 //
-// Why the sandbox starts at start and not at create: the container's
-// command must be the sandbox's own command, since only that one can be
-// given any signal by Sandbox.Kill (a process run by Exec can only be
-// killed), and ctr's kill sends SIGTERM. So create checks everything that
-// can be checked without side effects (the bundle, the spec, the Config's
-// validation) and the namespaces, mounts and cgroup are made at start. A
-// createRuntime or prestart hook therefore runs before the namespaces
-// exist; hooks that configure them from outside (a network hook entering
-// /proc/PID/ns/net) are not supported.
+// A created container is therefore there to inspect, as runc's is: its
+// control group at linux.cgroupsPath with its limits, and its namespaces
+// at /proc/PID/ns of the pid state prints, which createRuntime and
+// prestart hooks read too (a network hook may enter the namespace). The
+// container's process is not the sandbox's pid 1, which only reaps, but
+// a process in its namespaces like any Exec'd one; when it ends, the
+// container ends, and the sandbox's other processes with it.
 //
 // # The pid
 //
-// The pid create writes to --pid-file, and state reports, is the
-// monitor's. The shim is a child subreaper: when create exits, the monitor,
-// its orphaned grandchild, becomes the shim's child, and the shim waits for
-// it as it waits for runc's container init. Its exit status is the
-// command's (above), so what the shim reports is what runc's would be. A
-// signal sent to that pid directly (SIGTERM, SIGINT, SIGHUP, SIGQUIT,
-// SIGUSR1, SIGUSR2) is passed on to the command, as it would reach runc's
-// init; SIGKILL kills the monitor, and with it the whole sandbox (the
-// sandbox dies with its owner). The sandbox's own processes are the
-// monitor's descendants, and ps lists them (their host pids).
+// The pid create writes to --pid-file is the monitor's; the pid state
+// prints is the sandbox's pid 1 (its host pid), in the container's
+// namespaces. The shim is a child subreaper: when create exits, the
+// monitor, its orphaned grandchild, becomes the shim's child, and the shim
+// waits for it as it waits for runc's container init. Its exit status is
+// the process's (above), so what the shim reports is what runc's would
+// be. A signal sent to the monitor's pid directly (SIGTERM, SIGINT,
+// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) is passed on to the process, as it
+// would reach runc's init; SIGKILL kills the monitor, and with it the
+// whole sandbox (the sandbox dies with its owner). The sandbox's own
+// processes are the monitor's descendants, and ps lists them (their host
+// pids).
 //
 // exec works the same way: "stockade exec" connects to the monitor, hands it
 // its standard streams and the process, and waits for the process to end,
@@ -97,10 +100,16 @@
 // createContainer and startContainer hooks run inside the container's
 // namespaces, which stockade does not do: create refuses them.
 //
+// # Terminals
+//
+// A process with process.terminal (create --console-socket, exec --tty
+// --console-socket) gets a terminal of the sandbox's own, which the
+// monitor relays to a pseudo-terminal of the host's whose master goes to
+// the console socket: see runtime_console.go.
+//
 // # Not supported
 //
-// Terminals (--console-socket, --tty, process.terminal), checkpoints,
-// pause and resume, update, events, --preserve-fds, and the systemd cgroup
+// Checkpoints, pause and resume, update, events, --preserve-fds, and the systemd cgroup
 // driver: these are refused with a message naming them. runc's "run ID"
 // (create, start and wait in one) is not here: "stockade run --bundle DIR"
 // runs a bundle in the foreground without a container id.
@@ -294,6 +303,9 @@ type containerState struct {
 	Bundle      string            `json:"bundle"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Created     time.Time         `json:"created"`
+	// ContainerPid is the host pid of the sandbox's pid 1, in the
+	// container's namespaces: the pid state prints and hooks read.
+	ContainerPid int `json:"containerPid"`
 	// PidStart is the monitor's start time (field 22 of /proc/PID/stat),
 	// which tells it from a later process with the same pid.
 	PidStart uint64 `json:"pidStart"`
@@ -317,7 +329,11 @@ type publicState struct {
 
 // specState is the runtime-spec State, which hooks read on stdin.
 func (st *containerState) specState() []byte {
-	b, _ := json.Marshal(specs.State{Version: specs.Version, ID: st.ID, Status: specs.ContainerState(st.Status), Pid: st.Pid, Bundle: st.Bundle, Annotations: st.Annotations})
+	ss := specs.State{Version: specs.Version, ID: st.ID, Status: specs.ContainerState(st.Status), Pid: st.ContainerPid, Bundle: st.Bundle, Annotations: st.Annotations}
+	if st.Status == statusStopped {
+		ss.Pid = 0
+	}
+	b, _ := json.Marshal(ss)
 	return b
 }
 

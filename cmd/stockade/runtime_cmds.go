@@ -36,16 +36,13 @@ func (o *rtOptions) create(args []string) error {
 	fs := rtFlags("create")
 	bundle := fs.StringP("bundle", "b", ".", "the bundle directory")
 	pidFile := fs.String("pid-file", "", "write the container's pid to `FILE`")
-	console := fs.String("console-socket", "", "refused: no terminals")
+	consoleSocket := fs.String("console-socket", "", "send the master of the process's terminal (process.terminal) to the socket at `PATH`")
 	fs.Bool("no-pivot", false, "ignored: the sandbox always pivots")
 	fs.Bool("no-new-keyring", false, "ignored: the sandbox's keyrings are its own")
 	preserve := fs.Int("preserve-fds", 0, "refused unless 0")
 	id, err := oneID("create", fs, args)
 	if err != nil {
 		return err
-	}
-	if *console != "" {
-		return rtErrorf("create: --console-socket: terminals are not supported (set process.terminal to false)")
 	}
 	if *preserve != 0 {
 		return rtErrorf("create: --preserve-fds: not supported")
@@ -65,6 +62,12 @@ func (o *rtOptions) create(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return rtErrorf("%s", specError(filepath.Join(b, oci.ConfigFile), err))
 	}
+	switch {
+	case cfg.TTY != nil && *consoleSocket == "":
+		return rtErrorf("create: process.terminal needs --console-socket, to send the terminal's master to")
+	case cfg.TTY == nil && *consoleSocket != "":
+		return rtErrorf("create: --console-socket: the process has no terminal (process.terminal is false)")
+	}
 	if n := len(filepath.Join(dir, socketFile)); n >= len(unix.RawSockaddrUnix{}.Path) {
 		return rtErrorf("--root: the state directory %s is too long for a socket in it (%d bytes)", dir, n)
 	}
@@ -77,7 +80,15 @@ func (o *rtOptions) create(args []string) error {
 		}
 		return err
 	}
-	st, err := o.startMonitor(dir, b, id)
+	var console *os.File
+	if *consoleSocket != "" {
+		if console, err = openConsole(*consoleSocket); err != nil {
+			os.RemoveAll(dir)
+			return rtErrorf("create: %v", err)
+		}
+		defer console.Close()
+	}
+	st, err := o.startMonitor(dir, b, id, console)
 	if err != nil {
 		os.RemoveAll(dir)
 		return err
@@ -113,8 +124,9 @@ func writePidFile(file string, pid int) error {
 }
 
 // startMonitor starts the monitor of container id and returns its state
-// once it is ready.
-func (o *rtOptions) startMonitor(dir, bundle, id string) (*containerState, error) {
+// once it is ready. With console, that is the monitor's standard input,
+// output and error.
+func (o *rtOptions) startMonitor(dir, bundle, id string, console *os.File) (*containerState, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -126,6 +138,9 @@ func (o *rtOptions) startMonitor(dir, bundle, id string) (*containerState, error
 	cmd.Stdin, _ = o.io.in.(*os.File)
 	cmd.Stdout, _ = o.io.out.(*os.File)
 	cmd.Stderr, _ = o.io.err.(*os.File)
+	if console != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = console, console, console
+	}
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
@@ -270,7 +285,7 @@ func (o *rtOptions) state(args []string) error {
 	if err != nil {
 		return err
 	}
-	ps := publicState{OCIVersion: st.OCIVersion, ID: st.ID, Pid: st.Pid, Status: st.Status, Bundle: st.Bundle,
+	ps := publicState{OCIVersion: st.OCIVersion, ID: st.ID, Pid: st.ContainerPid, Status: st.Status, Bundle: st.Bundle,
 		Created: st.Created, Owner: "", Annotations: st.Annotations}
 	if st.Status == statusStopped {
 		ps.Pid = 0

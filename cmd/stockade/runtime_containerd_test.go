@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,6 +179,47 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		status, out = ctr("task", "delete", "c2")
 		assert.Equal(t, 0, status, out)
 		assert.Contains(t, out, "exit code 7")
+	})
+
+	t.Run("terminal", func(t *testing.T) {
+		// ctr run -t, on a terminal of its own: the shim receives the
+		// master on its console socket and copies it to ctr's.
+		// ctr sizes the terminal after start: the script waits (5 s at
+		// most) until the size shows, then prints it.
+		file := spec("sh", "-c", `tty; i=0; while [ "$(stty size 2>/dev/null)" != "25 90" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; stty size; exit 3`)
+		data, err := os.ReadFile(file)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(data, &m))
+		m["process"].(map[string]any)["terminal"] = true
+		data, err = json.Marshal(m)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(file, data, 0o644))
+		master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+		require.NoError(t, err)
+		defer master.Close()
+		require.NoError(t, unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0))
+		require.NoError(t, unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 25, Col: 90}))
+		n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+		require.NoError(t, err)
+		slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock}, append(run, "--rm", "-t", "--config", file, "c4")...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		require.NoError(t, cmd.Start())
+		slave.Close()
+		var out bytes.Buffer
+		copied := make(chan struct{})
+		go func() { out.ReadFrom(master); close(copied) }()
+		err = cmd.Wait()
+		require.NoError(t, ctx.Err(), "ctr run -t: %s", out.String())
+		<-copied
+		assert.Equal(t, 3, cmd.ProcessState.ExitCode(), "%v: %s", err, out.String())
+		assert.Contains(t, out.String(), "/dev/pts/0", "the sandbox's own terminal")
+		assert.Contains(t, out.String(), "25 90", "of the size of ctr's")
 	})
 
 	entries, _ := os.ReadDir(filepath.Join(runcRoot, "default"))

@@ -34,9 +34,20 @@ type monitor struct {
 	// a command that ends at once, a delete) would lose its reply.
 	busy sync.WaitGroup
 
-	mu sync.Mutex // guards the fields below
-	st *containerState
-	sb *sandbox.Sandbox // the sandbox, once started
+	// sb is the sandbox, made at create with no command of its own; the
+	// container's process runs in it from start as proc.
+	sb   *sandbox.Sandbox
+	proc sandbox.Cmd // the container's process, as create read it
+	// console is the other end of the terminal whose master create sent
+	// to --console-socket (process.terminal), else nil: the monitor's
+	// standard streams.
+	console *os.File
+	sigs    chan syscall.Signal // signals for proc, once it runs
+	ran     chan struct{}       // closed once proc has ended, or never ran
+
+	mu  sync.Mutex // guards the fields below
+	st  *containerState
+	cmd *sandbox.Cmd // proc, once started
 }
 
 // monitor is "stockade runtime-monitor --bundle DIR ID", started by create
@@ -64,14 +75,21 @@ func (o *rtOptions) monitor(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	cfg.Stdin, cfg.Stdout, cfg.Stderr = os.Stdin, os.Stdout, os.Stderr
-	m := &monitor{o: o, dir: dir, cfg: cfg, done: make(chan int, 1)}
+	m := &monitor{o: o, dir: dir, cfg: cfg, proc: processOf(&cfg), done: make(chan int, 1),
+		sigs: make(chan syscall.Signal, 16), ran: make(chan struct{})}
+	if m.proc.TTY != nil {
+		m.console = os.Stdin
+	}
 	start, err := procStart(os.Getpid())
 	if err != nil {
 		return fail(err)
 	}
 	m.st = &containerState{OCIVersion: specs.Version, ID: id, Status: statusCreated, Pid: os.Getpid(),
 		Bundle: *bundle, Annotations: spec.Annotations, Created: time.Now().UTC(), PidStart: start}
+	if err := m.create(); err != nil {
+		return fail(err)
+	}
+	defer m.sb.Close()
 	sock := filepath.Join(dir, socketFile)
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
 	if err != nil {
@@ -90,6 +108,9 @@ func (o *rtOptions) monitor(args []string) int {
 	stop()
 	ln.Close()
 	os.Remove(sock)
+	// Everything of the container's ends here, before the monitor
+	// exits: its processes, and what the sandbox made on the host.
+	m.sb.Close()
 	replied := make(chan struct{})
 	go func() { m.busy.Wait(); close(replied) }()
 	select {
@@ -144,13 +165,19 @@ func (m *monitor) signal(sig syscall.Signal) {
 	}
 }
 
-// kill sends sig to the command, and with all to every process of the
-// container. A container not started yet stops as if its command had
-// been killed, unless sig is one whose default is to be ignored.
+// kill sends sig to the container's process, and with all to every
+// process of the container. A container not started yet stops as if its
+// process had been killed, unless sig is one whose default is to be
+// ignored.
 func (m *monitor) kill(sig syscall.Signal, all bool) error {
 	m.mu.Lock()
-	status, sb := m.st.Status, m.sb
+	status := m.st.Status
 	m.mu.Unlock()
+	if all && status != statusStopped {
+		for _, p := range descendants(os.Getpid()) {
+			unix.Kill(p, sig)
+		}
+	}
 	switch status {
 	case statusCreated:
 		switch sig {
@@ -162,16 +189,14 @@ func (m *monitor) kill(sig syscall.Signal, all bool) error {
 	case statusStopped:
 		return errors.New("container not running")
 	}
-	err := sb.Kill(sig)
-	if all {
-		for _, p := range descendants(os.Getpid()) {
-			unix.Kill(p, sig)
-		}
-	}
-	if errors.Is(err, sandbox.ErrFinished) {
+	select {
+	case m.sigs <- sig:
+		return nil
+	case <-m.ran:
 		return errors.New("container not running")
+	case <-time.After(replyGrace):
+		return fmt.Errorf("signal %v not taken within %v", sig, replyGrace)
 	}
-	return err
 }
 
 // handle serves one request.
@@ -217,12 +242,7 @@ func (m *monitor) handle(conn *net.UnixConn) {
 		}
 		reply(rtReply{})
 	case "delete":
-		m.mu.Lock()
-		sb := m.sb
-		m.mu.Unlock()
-		if sb != nil {
-			sb.Close()
-		}
+		m.sb.Close()
 		reply(rtReply{})
 		m.stopped(128 + int(unix.SIGKILL))
 	case "exec":
@@ -232,7 +252,52 @@ func (m *monitor) handle(conn *net.UnixConn) {
 	}
 }
 
-// start starts the sandbox and its command, and records its end.
+// processOf takes the container's process out of cfg: the sandbox is
+// made at create with no command of its own (its pid 1 waits, in the
+// namespaces, for what runs in it), and the process runs in it at start.
+// It is the container's process only there: it alone takes any signal
+// (Cmd.Signals), and its end is the container's.
+//
+// The sandbox gets Config.TTY whether or not the process has a terminal,
+// so that exec may give one to a process it runs: the runtime hands the
+// sandbox no terminal of the host's (see runtime_console.go), so every
+// terminal in it is its own.
+func processOf(cfg *sandbox.Config) sandbox.Cmd {
+	p := sandbox.Cmd{Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, UID: cfg.UID, GID: cfg.GID, RunAsRoot: cfg.RunAsRoot}
+	if cfg.TTY != nil {
+		p.TTY = cfg.TTY
+	} else {
+		p.Stdin, p.Stdout, p.Stderr = os.Stdin, os.Stdout, os.Stderr
+	}
+	if p.Env == nil {
+		p.Env = []string{}
+	}
+	cfg.Args, cfg.TTY = nil, &sandbox.TTY{}
+	return p
+}
+
+// create makes the container's sandbox, namespaces, mounts and control
+// group, with nothing running in it but its pid 1; the state names that
+// pid, whose /proc/PID/ns are the container's (hooks may enter them).
+func (m *monitor) create() error {
+	if err := makeMountPoints(&m.cfg); err != nil {
+		return fmt.Errorf("create: mount points: %w", err)
+	}
+	m.sb = sandbox.New(m.cfg)
+	if err := m.sb.Start(context.Background()); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	m.st.ContainerPid = m.sb.Pid()
+	go func() {
+		// The sandbox ends before its process only when something from
+		// outside ended it (its pid 1 killed, say).
+		res, _ := m.sb.Wait()
+		m.stopped(statusOf(res))
+	}()
+	return nil
+}
+
+// start starts the container's process, and records its end.
 func (m *monitor) start() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -242,23 +307,39 @@ func (m *monitor) start() error {
 	case statusStopped:
 		return errors.New("cannot start a container that has stopped")
 	}
-	if err := makeMountPoints(&m.cfg); err != nil {
-		go m.stopped(exitSetup)
-		return fmt.Errorf("start: mount points: %w", err)
+	cmd := m.sb.Command(m.proc.Args[0], m.proc.Args[1:]...)
+	cmd.Env, cmd.Dir, cmd.UID, cmd.GID, cmd.RunAsRoot = m.proc.Env, m.proc.Dir, m.proc.UID, m.proc.GID, m.proc.RunAsRoot
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = m.proc.Stdin, m.proc.Stdout, m.proc.Stderr
+	if m.console != nil {
+		cmd.TTY = consoleTTY(m.console, m.proc.TTY)
 	}
-	sb := sandbox.New(m.cfg)
-	if err := sb.Start(context.Background()); err != nil {
-		status := startStatus(err)
-		go m.stopped(status)
+	cmd.Signals = m.sigs
+	if err := cmd.Start(context.Background()); err != nil {
+		close(m.ran)
+		go m.stopped(startStatus(err))
 		return fmt.Errorf("start: %w", err)
 	}
-	m.sb = sb
+	m.cmd = cmd
 	m.st.Status = statusRunning
 	if err := save(m.dir, m.st); err != nil {
 		m.o.logf("error", "monitor: %v", err)
 	}
+	var output <-chan struct{}
+	var master *os.File
+	if m.console != nil {
+		master = cmd.Terminal()
+		output = relay(m.console, master)
+		if _, err := takeConsole(m.console, func(rows, cols uint16) { cmd.Resize(rows, cols) }); err != nil {
+			m.o.logf("warning", "monitor: %v", err)
+		}
+	}
 	go func() {
-		res, _ := sb.Wait()
+		res, _ := cmd.Wait()
+		if output != nil {
+			drained(output)
+			master.Close()
+		}
+		close(m.ran)
 		m.stopped(statusOf(res))
 	}()
 	return nil
@@ -276,12 +357,22 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 		reply(rtReply{Error: "cannot exec in a container that is not running"})
 		return
 	}
-	cmd, err := execCmd(req.Process)
+	p, err := execCmd(req.Process)
 	if err != nil {
 		reply(rtReply{Error: err.Error()})
 		return
 	}
-	if len(files) == 3 {
+	cmd := sb.Command(p.Args[0], p.Args[1:]...)
+	cmd.Env, cmd.Dir, cmd.UID, cmd.GID, cmd.RunAsRoot = p.Env, p.Dir, p.UID, p.GID, p.RunAsRoot
+	var console *os.File
+	switch {
+	case p.TTY != nil && len(files) != 3:
+		reply(rtReply{Error: "exec: process.terminal: the console was not passed"})
+		return
+	case p.TTY != nil:
+		console = files[0]
+		cmd.TTY = consoleTTY(console, p.TTY)
+	case len(files) == 3:
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -290,14 +381,19 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 	cmd.Signals = sigs
 	reply(rtReply{})
 	go func() {
-		// "signal N" passes signal N on to the process; anything else,
-		// or the end of the connection (the exec'd copy of stockade was
-		// killed), kills it.
+		// "signal N" passes signal N on to the process, "resize ROWS
+		// COLS" sizes its terminal; anything else, or the end of the
+		// connection (the exec'd copy of stockade was killed), kills it.
 		for {
 			var b [64]byte
 			n, err := conn.Read(b[:])
 			if err != nil || n == 0 {
 				break
+			}
+			var rows, cols uint16
+			if _, err := fmt.Sscanf(string(b[:n]), "resize %d %d", &rows, &cols); err == nil {
+				cmd.Resize(rows, cols)
+				continue
 			}
 			v, ok := strings.CutPrefix(string(b[:n]), "signal ")
 			sig, err := strconv.Atoi(v)
@@ -312,14 +408,27 @@ func (m *monitor) exec(conn *net.UnixConn, req *rtRequest, files []*os.File, rep
 		}
 		cancel()
 	}()
-	res, err := sb.Exec(ctx, cmd)
+	var res *sandbox.Result
+	err = cmd.Start(ctx)
+	if err == nil {
+		var output <-chan struct{}
+		if console != nil {
+			master := cmd.Terminal()
+			output = relay(console, master)
+			defer master.Close()
+		}
+		res, err = cmd.Wait()
+		if output != nil {
+			drained(output)
+		}
+	}
 	code := statusOf(res)
 	if res == nil {
 		code = startStatus(err)
 		if errors.Is(err, sandbox.ErrFinished) {
 			code = 128 + int(unix.SIGKILL)
 		}
-		m.o.logf("warning", "monitor: exec %v: %v", cmd.Args, err)
+		m.o.logf("warning", "monitor: exec %v: %v", p.Args, err)
 	}
 	reply(rtReply{Exit: &code})
 }
@@ -329,10 +438,13 @@ func execCmd(p *specs.Process) (sandbox.Cmd, error) {
 	if p == nil || len(p.Args) == 0 {
 		return sandbox.Cmd{}, errors.New("process.args: the process needs a command")
 	}
-	if p.Terminal {
-		return sandbox.Cmd{}, errors.New("process.terminal: terminals are not supported")
-	}
 	cmd := sandbox.Cmd{Args: p.Args, Env: p.Env, Dir: p.Cwd}
+	if p.Terminal {
+		cmd.TTY = &sandbox.TTY{}
+		if b := p.ConsoleSize; b != nil {
+			cmd.TTY.Rows, cmd.TTY.Cols = uint16(min(b.Height, 0xffff)), uint16(min(b.Width, 0xffff))
+		}
+	}
 	if cmd.Env == nil {
 		cmd.Env = []string{}
 	}
@@ -354,8 +466,8 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	processFile := fs.StringP("process", "p", "", "the process, as the process of a config.json, in `FILE`")
 	detach := fs.BoolP("detach", "d", false, "return once the process has started")
 	pidFile := fs.String("pid-file", "", "write the process's pid to `FILE`")
-	console := fs.String("console-socket", "", "refused: no terminals")
-	tty := fs.BoolP("tty", "t", false, "refused: no terminals")
+	consoleSocket := fs.String("console-socket", "", "send the master of the process's terminal to the socket at `PATH`")
+	tty := fs.BoolP("tty", "t", false, "give the process a terminal (needs --console-socket)")
 	cwd := fs.String("cwd", "", "the working directory")
 	env := fs.StringArrayP("env", "e", nil, "add `NAME=VALUE` to the environment")
 	user := fs.StringP("user", "u", "", "run as `UID[:GID]`")
@@ -364,6 +476,8 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	fs.MarkHidden("wait-fd")
 	readyFD := fs.Int("ready-fd", -1, "")
 	fs.MarkHidden("ready-fd")
+	consoleFD := fs.Int("console-fd", -1, "")
+	fs.MarkHidden("console-fd")
 	if err := fs.Parse(args); err != nil {
 		return 0, rtErrorf("exec: %v", err)
 	}
@@ -375,17 +489,17 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		var ready *os.File
+		var ready, console *os.File
 		if *readyFD >= 0 {
 			ready = os.NewFile(uintptr(*readyFD), "ready")
 		}
-		return waitExec(conn.(*net.UnixConn), ready)
+		if *consoleFD >= 0 {
+			console = os.NewFile(uintptr(*consoleFD), "console")
+		}
+		return waitExec(conn.(*net.UnixConn), ready, console)
 	}
 	if fs.NArg() < 1 {
 		return 0, rtErrorf("exec: a container id is needed")
-	}
-	if *console != "" || *tty {
-		return 0, rtErrorf("exec: terminals are not supported (--console-socket, --tty)")
 	}
 	st, dir, err := o.load(fs.Arg(0))
 	if err != nil {
@@ -435,10 +549,22 @@ func (o *rtOptions) exec(args []string) (int, error) {
 			}
 		}
 	}
-	if p.Terminal {
-		return 0, rtErrorf("exec: process.terminal: terminals are not supported")
+	p.Terminal = p.Terminal || *tty
+	switch {
+	case p.Terminal && *consoleSocket == "":
+		return 0, rtErrorf("exec: a terminal (--tty, process.terminal) needs --console-socket")
+	case !p.Terminal && *consoleSocket != "":
+		return 0, rtErrorf("exec: --console-socket: the process has no terminal (--tty, process.terminal)")
 	}
 	stdio := []*os.File{fileOr(o.io.in, os.Stdin), fileOr(o.io.out, os.Stdout), fileOr(o.io.err, os.Stderr)}
+	var console *os.File
+	if p.Terminal {
+		if console, err = openConsole(*consoleSocket); err != nil {
+			return 0, rtErrorf("exec: %v", err)
+		}
+		defer console.Close()
+		stdio = []*os.File{console, console, console}
+	}
 	conn, rep, err := call(dir, &rtRequest{Op: "exec", Process: &p}, stdio, true)
 	if err != nil {
 		return 0, err
@@ -447,7 +573,10 @@ func (o *rtOptions) exec(args []string) (int, error) {
 		return 0, rtErrorf("%s", rep.Error)
 	}
 	if !*detach {
-		return waitExec(conn, nil)
+		// Not a session leader, this process cannot take the console as
+		// its controlling terminal: the process's terminal keeps the
+		// size it started with.
+		return waitExec(conn, nil, nil)
 	}
 	defer conn.Close()
 	f, err := conn.File()
@@ -466,6 +595,10 @@ func (o *rtOptions) exec(args []string) (int, error) {
 	cmd := exec.Command("/proc/self/exe", "--root", o.root, "--log", o.log, "--log-format", o.logFormat, "exec", "--wait-fd", "3", "--ready-fd", "4")
 	cmd.Args[0] = "stockade"
 	cmd.ExtraFiles = []*os.File{f, readyW}
+	if console != nil {
+		cmd.Args = append(cmd.Args, "--console-fd", "5")
+		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	err = cmd.Start()
@@ -498,11 +631,20 @@ func fileOr(v any, def *os.File) *os.File {
 // waitExec waits for the exit status of an exec'd process on conn, and
 // passes the signals it receives on to the process (SIGKILL, which it
 // cannot catch, kills it and with the connection's end the process). With
-// ready, it writes a byte there once it passes signals on.
-func waitExec(conn *net.UnixConn, ready *os.File) (int, error) {
+// ready, it writes a byte there once it passes signals on. With console,
+// the process's console, it makes that its controlling terminal and
+// passes its resizes on.
+func waitExec(conn *net.UnixConn, ready, console *os.File) (int, error) {
 	defer conn.Close()
 	stop := forwardSignals(func(sig syscall.Signal) { conn.Write([]byte("signal " + strconv.Itoa(int(sig)))) })
 	defer stop()
+	if console != nil {
+		stopConsole, err := takeConsole(console, func(rows, cols uint16) { conn.Write(fmt.Appendf(nil, "resize %d %d", rows, cols)) })
+		if err != nil {
+			return 0, err
+		}
+		defer stopConsole()
+	}
 	if ready != nil {
 		ready.Write([]byte{1})
 		ready.Close()

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -146,15 +147,16 @@ func withArgs(args ...string) func(map[string]any) {
 // container is a created container and the files its command writes to.
 type container struct {
 	id, bundle     string
-	pid            int
+	pid            int // the monitor's, in the pid file
+	statePid       int // the sandbox's pid 1, in the state
 	stdout, stderr string
 }
 
 // create creates container id from bundle, with files as its output, and
-// checks what the shim relies on: the pid file names the process the
-// state names, and that process is this subreaper's child once create
-// has returned.
-func (h *rtHarness) create(id, bundle string) *container {
+// checks what the shim relies on: the pid file names the monitor, this
+// subreaper's child once create has returned; and what the spec asks: the
+// state names a process in the container's namespaces, made at create.
+func (h *rtHarness) create(id, bundle string, extra ...string) *container {
 	h.t.Helper()
 	dir := h.t.TempDir()
 	c := &container{id: id, bundle: bundle, stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr")}
@@ -165,7 +167,8 @@ func (h *rtHarness) create(id, bundle string) *container {
 	require.NoError(h.t, err)
 	defer errf.Close()
 	pidFile := filepath.Join(dir, "pid")
-	status, _, _ := h.runWith(out, errf, "create", "--bundle", bundle, "--pid-file", pidFile, "--no-pivot", "--no-new-keyring", id)
+	args := append([]string{"create", "--bundle", bundle, "--pid-file", pidFile, "--no-pivot", "--no-new-keyring"}, extra...)
+	status, _, _ := h.runWith(out, errf, append(args, id)...)
 	stderr, _ := os.ReadFile(c.stderr)
 	require.Equal(h.t, 0, status, "create: %s", stderr)
 	b, err := os.ReadFile(pidFile)
@@ -175,7 +178,16 @@ func (h *rtHarness) create(id, bundle string) *container {
 	h.monitors[c.pid] = true
 	st := h.state(id)
 	assert.Equal(h.t, "created", st["status"])
-	assert.Equal(h.t, float64(c.pid), st["pid"])
+	pid, _ := st["pid"].(float64)
+	c.statePid = int(pid)
+	assert.Contains(h.t, descendants(c.pid), c.statePid, "the state's pid is the monitor's descendant")
+	for _, ns := range []string{"pid", "mnt", "net", "user"} {
+		mine, err := os.Readlink("/proc/self/ns/" + ns)
+		require.NoError(h.t, err)
+		its, err := os.Readlink("/proc/" + strconv.Itoa(c.statePid) + "/ns/" + ns)
+		require.NoError(h.t, err)
+		assert.NotEqual(h.t, mine, its, "the state's pid is in the container's %s namespace", ns)
+	}
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(c.pid) + "/stat")
 	require.NoError(h.t, err)
 	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
@@ -453,10 +465,28 @@ func TestRuntimeMonitorKilled(t *testing.T) {
 	status, _, stderr = h.run("delete", "killed")
 	require.Equal(t, 0, status, stderr)
 	h.gone(c)
-	for _, p := range inside {
-		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat"); err == nil {
-			assert.Equal(t, "Z", procState(stat), "process %d of the sandbox is alive", p)
+	// Every process of the sandbox dies with the monitor. Those that
+	// were the monitor's children are now this subreaper's, and the
+	// sandbox's pid 1 finishes dying only once they are reaped, as the
+	// shim reaps them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var alive []string
+		for _, p := range inside {
+			var ws unix.WaitStatus
+			unix.Wait4(p, &ws, unix.WNOHANG, nil)
+			if stat, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/stat"); err == nil && procState(stat) != "Z" {
+				alive = append(alive, fmt.Sprintf("%d (%s)", p, procState(stat)))
+			}
 		}
+		if len(alive) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("processes of the sandbox alive 10 s after its monitor was killed: %v", alive)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -489,7 +519,11 @@ func TestRuntimeHooks(t *testing.T) {
 		require.NoError(t, json.Unmarshal(b, &st), name)
 		assert.Equal(t, "hooks", st["id"], name)
 		assert.Equal(t, want, st["status"], name)
-		assert.Equal(t, float64(c.pid), st["pid"], name)
+		if want == "stopped" {
+			assert.Zero(t, st["pid"], name)
+		} else {
+			assert.Equal(t, float64(c.statePid), st["pid"], name)
+		}
 	}
 
 	t.Run("timeout", func(t *testing.T) {
@@ -554,7 +588,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{"unknown kill", []string{"kill", "nope", "KILL"}, "does not exist"},
 		{"unknown delete", []string{"delete", "nope"}, "does not exist"},
 		{"bad signal", []string{"kill", "dup", "SIGNOPE"}, `invalid signal "SIGNOPE"`},
-		{"console", []string{"create", "--bundle", b, "--console-socket", "/tmp/x.sock", "tty"}, "--console-socket: terminals are not supported"},
+		{"console", []string{"create", "--bundle", b, "--console-socket", "/tmp/x.sock", "tty"}, "--console-socket: the process has no terminal"},
 		{"systemd", []string{"--systemd-cgroup", "state", "dup"}, "--systemd-cgroup"},
 		{"no bundle", []string{"create", "--bundle", t.TempDir(), "nb"}, "config.json: no such file or directory"},
 		{"no id", []string{"state"}, "exactly one container id"},

@@ -33,7 +33,7 @@ const ttyOutputWait = 2 * time.Second
 func (o *runOptions) runTTY(cfg sandbox.Config, std stdio) (int, error) {
 	in, ok := std.in.(*os.File)
 	if !ok || !term.IsTerminal(int(in.Fd())) {
-		return exitUsage, usagef("--tty: standard input is not a terminal")
+		return exitUsage, usagef("--tty (or a bundle's process.terminal): standard input is not a terminal")
 	}
 	fd := int(in.Fd())
 	tty := &sandbox.TTY{}

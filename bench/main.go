@@ -5,6 +5,7 @@
 //	go run .                       # the full run, about two minutes
 //	go run . --smoke               # that everything works, in seconds
 //	go run . --readme ../README.md # and put the tables in the README
+//	go run . --ctr                 # ctr run through containerd: runc against stockade (ctr.go)
 //
 // It runs /bin/true from a static busybox root it builds in a temporary
 // directory, with plain exec, stockade in-process (the default config, in a

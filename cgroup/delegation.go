@@ -90,6 +90,10 @@ func (h *host) v1Delegation(d *Delegation, write func(string) bool) {
 	var denied []string
 	seen := map[*hierarchy]bool{}
 	for _, c := range slices.Sorted(maps.Keys(h.v1)) {
+		if c == "devices" && os.Geteuid() != 0 {
+			// Device rules need CAP_SYS_ADMIN, whoever owns the files.
+			continue
+		}
 		hier := h.v1[c]
 		dir := existing(hier.dir(resolveParent(d.Parent, hier)), hier.mount)
 		ok := write(dir)
@@ -199,11 +203,13 @@ func (d Delegation) Missing(l Limits) []string {
 	need("Limits.Memory", "memory", l.Memory != 0)
 	need("Limits.Swap", "memory", l.Swap != 0)
 	need("Limits.CPU", "cpu", l.CPU != 0)
+	need("Limits.CPUPeriod", "cpu", l.CPUPeriod != 0)
 	need("Limits.CPUWeight", "cpu", l.CPUWeight != 0)
 	need("Limits.Pids", "pids", l.Pids != 0)
 	need("Limits.CPUs", "cpuset", l.CPUs != "")
 	need("Limits.Mems", "cpuset", l.Mems != "")
 	need("Limits.IOWeight", io, l.IOWeight != 0)
+	need("Limits.Devices", "devices", len(l.Devices) > 0)
 	return out
 }
 

@@ -58,6 +58,12 @@
 //     controllers it needs in the parent's cgroup.subtree_control, and in
 //     its ancestors up to the caller's own cgroup (up to the root for an
 //     absolute Parent).
+//   - Limits.Devices writes the rules of the v1 devices controller in
+//     order, on top of the parent's default (allow everything): an allow
+//     list starts with a rule of Type "a" that denies every device. Writing
+//     them needs CAP_SYS_ADMIN. On cgroup v2 the kernel controls devices
+//     only through a BPF program, which this package does not load:
+//     Validate refuses device rules there with a FeatureError.
 //   - Kill leaves the caller's own children as zombies until the caller
 //     waits for them; zombies no longer count as members of the group.
 //   - Stats counters of a controller that the group cannot use are zero.

@@ -201,7 +201,7 @@ func (h *host) v1Distinct() []*hierarchy {
 // knownV1 lists the v1 controllers this package uses.
 var knownV1 = map[string]bool{
 	"memory": true, "pids": true, "cpu": true, "cpuacct": true,
-	"cpuset": true, "freezer": true, "blkio": true,
+	"cpuset": true, "freezer": true, "blkio": true, "devices": true,
 }
 
 // allowedCPUs reads the CPUs and memory nodes that the caller's cpuset

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stockade/stockade/internal/errdefs"
 )
@@ -25,13 +26,18 @@ const MaxPids = 1 << 22
 // SwapUnlimited, as Limits.Swap, lets the group use any amount of swap.
 const SwapUnlimited = -1
 
-// cpuPeriod is the CFS period used for CPU quotas: 100 ms, the kernel's
-// default, in microseconds.
+// cpuPeriod is the CFS period used for CPU quotas unless Limits.CPUPeriod
+// says otherwise: 100 ms, the kernel's default, in microseconds.
 const cpuPeriod = 100000
 
-// minCPU is the smallest CPU quota in cores: the kernel refuses a quota
-// below 1 ms per period.
-const minCPU = 1000.0 / cpuPeriod
+// The range of Limits.CPUPeriod, the kernel's (min_cfs_quota_period and
+// max_cfs_quota_period); the kernel also refuses a quota below
+// minCFSQuota per period.
+const (
+	MinCPUPeriod = time.Millisecond
+	MaxCPUPeriod = time.Second
+	minCFSQuota  = time.Millisecond
+)
 
 // maxCPUID bounds the CPU and memory node numbers in a cpuset list; the
 // kernel's own limit (CONFIG_NR_CPUS) is at most 8192.
@@ -53,9 +59,16 @@ type Limits struct {
 	// (memory.memsw.*) when the host has swap enabled.
 	Swap int64
 	// CPU is the CPU time the group may use, in CPUs: 0.5 is half of one CPU,
-	// 2 is two full CPUs (cpu.max on v2, cpu.cfs_quota_us on v1, over a 100 ms
-	// period). Zero means no quota; the smallest quota is 0.01.
+	// 2 is two full CPUs (cpu.max on v2, cpu.cfs_quota_us on v1, over
+	// CPUPeriod). Zero means no quota; the smallest quota is 1 ms per period,
+	// 0.01 CPUs over the default period.
 	CPU float64
+	// CPUPeriod is the period over which CPU is measured (cpu.max on v2,
+	// cpu.cfs_period_us on v1), a whole number of microseconds from
+	// MinCPUPeriod to MaxCPUPeriod. A short period throttles sooner and more
+	// often. Zero means the kernel's default, 100 ms; it may only be set
+	// together with CPU.
+	CPUPeriod time.Duration
 	// CPUWeight is the group's share of CPU time under contention, from 1 to
 	// 10000 with 100 as the kernel's default (cpu.weight on v2; on v1
 	// cpu.shares = CPUWeight × 1024 / 100). Zero leaves the default.
@@ -77,6 +90,14 @@ type Limits struct {
 	// blkio.bfq.weight, scaled to their 10 to 1000 range). It needs an I/O
 	// scheduler that honours weights. Zero leaves the default.
 	IOWeight uint64
+	// Devices are the rules of the devices controller, applied in order
+	// (devices.allow and devices.deny, cgroup v1 only) on top of what the
+	// parent allows, which is usually every device. An allow list starts
+	// with a rule that denies every device. Nil leaves the controller
+	// alone. On cgroup v2 device access is controlled by a BPF program,
+	// which this package does not load: Validate refuses the field there.
+	// Writing the rules needs CAP_SYS_ADMIN (host root).
+	Devices []DeviceRule
 }
 
 // Config says where to create a group and how to limit it.
@@ -209,10 +230,17 @@ func syntaxErrors(c Config) []error {
 	switch {
 	case math.IsNaN(l.CPU) || math.IsInf(l.CPU, 0) || l.CPU < 0:
 		bad("Limits.CPU", "must be a positive number of CPUs (got %v)", l.CPU)
-	case l.CPU > 0 && l.CPU < minCPU:
-		bad("Limits.CPU", "%v CPUs is below the kernel's minimum quota of %v (1 ms per 100 ms)", l.CPU, minCPU)
 	case l.CPU > 1<<20:
 		bad("Limits.CPU", "%v CPUs is more than any machine has", l.CPU)
+	case l.CPU > 0 && validPeriod(l.CPUPeriod) && quotaBelowMin(l):
+		bad("Limits.CPU", "%v CPUs is below the kernel's minimum quota of 1 ms per period (%v over %v)",
+			l.CPU, float64(minCFSQuota)/float64(period(l)), period(l))
+	}
+	switch {
+	case !validPeriod(l.CPUPeriod):
+		bad("Limits.CPUPeriod", "must be from %v to %v in whole microseconds, or zero for the default of 100 ms (got %v)", MinCPUPeriod, MaxCPUPeriod, l.CPUPeriod)
+	case l.CPUPeriod != 0 && l.CPU == 0:
+		bad("Limits.CPUPeriod", "may only be set together with Limits.CPU")
 	}
 	if l.CPUWeight > 10000 {
 		bad("Limits.CPUWeight", "must be from 1 to 10000 (got %d)", l.CPUWeight)
@@ -225,6 +253,9 @@ func syntaxErrors(c Config) []error {
 	}
 	if l.IOWeight > 10000 {
 		bad("Limits.IOWeight", "must be from 1 to 10000 (got %d)", l.IOWeight)
+	}
+	for i, r := range l.Devices {
+		errs = append(errs, deviceRuleErrors(fmt.Sprintf("Limits.Devices[%d]", i), r)...)
 	}
 	if l.CPUs != "" {
 		if _, err := parseList(l.CPUs); err != nil {
@@ -281,6 +312,13 @@ func validate(c Config, f facts) error {
 	if l.Pids > 0 {
 		need("Limits.Pids", "pids")
 	}
+	if len(l.Devices) > 0 {
+		if f.mode == Unified {
+			unsupported("Limits.Devices", "device rules on cgroup v2", "cgroup v2 controls devices with a BPF program attached to the group, which this package does not load")
+		} else {
+			need("Limits.Devices", "devices")
+		}
+	}
 	if l.CPUs != "" && !malformed["Limits.CPUs"] && need("Limits.CPUs", "cpuset") {
 		if err := subset(l.CPUs, f.cpus, "cpu"); err != nil {
 			errs = append(errs, &ConfigError{Field: "Limits.CPUs", Err: err})
@@ -295,6 +333,32 @@ func validate(c Config, f facts) error {
 		unsupported("Limits.IOWeight", "I/O weights", "no I/O weight file: the block layer has neither io cost control (io.weight) nor the BFQ scheduler")
 	}
 	return errors.Join(errs...)
+}
+
+// validPeriod reports whether p is a CPUPeriod the kernel takes, or zero.
+func validPeriod(p time.Duration) bool {
+	return p == 0 || p >= MinCPUPeriod && p <= MaxCPUPeriod && p%time.Microsecond == 0
+}
+
+// period returns the CFS period of l.
+func period(l Limits) time.Duration {
+	if l.CPUPeriod != 0 {
+		return l.CPUPeriod
+	}
+	return cpuPeriod * time.Microsecond
+}
+
+// quotaBelowMin reports whether the quota that l writes is below the
+// kernel's least.
+func quotaBelowMin(l Limits) bool {
+	q, _ := cfsQuota(l)
+	return q < minCFSQuota.Microseconds()
+}
+
+// cfsQuota returns the CFS quota and period of l, in microseconds.
+func cfsQuota(l Limits) (quota, periodUS int64) {
+	periodUS = period(l).Microseconds()
+	return int64(math.Round(l.CPU * float64(periodUS))), periodUS
 }
 
 func ioController(m Mode) string {

@@ -25,7 +25,7 @@ func allControllers(names ...string) map[string]bool {
 var (
 	v1Host = facts{
 		mode:        Legacy,
-		controllers: allControllers("memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "blkio"),
+		controllers: allControllers("memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "blkio", "devices"),
 		cpus:        "0-3", mems: "0",
 		swapLimit: true, ioWeight: "blkio.bfq.weight",
 	}
@@ -109,6 +109,42 @@ func TestValidate(t *testing.T) {
 		{"v2 IO weight needs io", Config{Limits: Limits{IOWeight: 10}}, v2Busy, "Limits.IOWeight", ErrNotSupported},
 		{"v2 cpuset needs cpuset", Config{Limits: Limits{Mems: "0"}}, v2Busy, "Limits.Mems", ErrNotSupported},
 		{"v2 without controllers is fine without limits", Config{}, v2Busy, "", nil},
+
+		{"CPU period at the kernel's least", Config{Limits: Limits{CPU: 1, CPUPeriod: MinCPUPeriod}}, v1Host, "", nil},
+		{"CPU period at the kernel's most", Config{Limits: Limits{CPU: 0.001, CPUPeriod: MaxCPUPeriod}}, v2Host, "", nil},
+		{"CPU period below the kernel's", Config{Limits: Limits{CPU: 2, CPUPeriod: 999 * time.Microsecond}}, v1Host, "Limits.CPUPeriod", ErrInvalidConfig},
+		{"CPU period above the kernel's", Config{Limits: Limits{CPU: 2, CPUPeriod: time.Second + time.Microsecond}}, v1Host, "Limits.CPUPeriod", ErrInvalidConfig},
+		{"CPU period negative", Config{Limits: Limits{CPU: 2, CPUPeriod: -time.Millisecond}}, v1Host, "Limits.CPUPeriod", ErrInvalidConfig},
+		{"CPU period not in microseconds", Config{Limits: Limits{CPU: 2, CPUPeriod: 2*time.Millisecond + 1}}, v1Host, "Limits.CPUPeriod", ErrInvalidConfig},
+		{"CPU period without CPU", Config{Limits: Limits{CPUPeriod: 50 * time.Millisecond}}, v1Host, "Limits.CPUPeriod", ErrInvalidConfig},
+		{"CPU quota below 1 ms of its period", Config{Limits: Limits{CPU: 0.5, CPUPeriod: time.Millisecond}}, v1Host, "Limits.CPU", ErrInvalidConfig},
+		{"CPU quota of 1 ms over a long period", Config{Limits: Limits{CPU: 0.002, CPUPeriod: 500 * time.Millisecond}}, v1Host, "", nil},
+		{"CPU period needs cpu", Config{Limits: Limits{CPU: 1, CPUPeriod: 10 * time.Millisecond}}, v2Busy, "Limits.CPU", ErrNotSupported},
+
+		{"device rules", Config{Limits: Limits{Devices: []DeviceRule{
+			{Type: "a", Major: AnyDevice, Minor: AnyDevice, Access: "rwm"},
+			{Allow: true, Type: "c", Major: 1, Minor: 3, Access: "rw"},
+			{Allow: true, Type: "b", Major: AnyDevice, Minor: 0, Access: "m"},
+			{Type: "c", Major: maxMajor, Minor: maxMinor, Access: "mwr"},
+		}}}, v1Host, "", nil},
+		{"device type unknown", Config{Limits: Limits{Devices: []DeviceRule{{Type: "p", Major: 1, Minor: 3, Access: "r"}}}}, v1Host, "Limits.Devices[0].Type", ErrInvalidConfig},
+		{"device type empty", Config{Limits: Limits{Devices: []DeviceRule{{Major: 1, Minor: 3, Access: "r"}}}}, v1Host, "Limits.Devices[0].Type", ErrInvalidConfig},
+		{"device access empty", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: 3}}}}, v1Host, "Limits.Devices[0].Access", ErrInvalidConfig},
+		{"device access unknown", Config{Limits: Limits{Devices: []DeviceRule{
+			{Allow: true, Type: "c", Major: 1, Minor: 3, Access: "r"},
+			{Allow: true, Type: "c", Major: 1, Minor: 5, Access: "r"},
+			{Allow: true, Type: "c", Major: 1, Minor: 7, Access: "rx"},
+		}}}, v1Host, "Limits.Devices[2].Access", ErrInvalidConfig},
+		{"device access twice", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: 3, Access: "rr"}}}}, v1Host, "Limits.Devices[0].Access", ErrInvalidConfig},
+		{"device access too long", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: 3, Access: "rwmr"}}}}, v1Host, "Limits.Devices[0].Access", ErrInvalidConfig},
+		{"device major negative", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: -2, Minor: 3, Access: "r"}}}}, v1Host, "Limits.Devices[0].Major", ErrInvalidConfig},
+		{"device major too large", Config{Limits: Limits{Devices: []DeviceRule{{Type: "b", Major: maxMajor + 1, Minor: 3, Access: "r"}}}}, v1Host, "Limits.Devices[0].Major", ErrInvalidConfig},
+		{"device minor too large", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: maxMinor + 1, Access: "r"}}}}, v1Host, "Limits.Devices[0].Minor", ErrInvalidConfig},
+		{"device type a with numbers", Config{Limits: Limits{Devices: []DeviceRule{{Type: "a", Major: 1, Minor: AnyDevice, Access: "rwm"}}}}, v1Host, "Limits.Devices[0].Major", ErrInvalidConfig},
+		{"device type a with less access", Config{Limits: Limits{Devices: []DeviceRule{{Type: "a", Major: AnyDevice, Minor: AnyDevice, Access: "r"}}}}, v1Host, "Limits.Devices[0].Access", ErrInvalidConfig},
+		{"device rules need the devices controller", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: 3, Access: "r"}}}}, with(v1Host, func(f *facts) { delete(f.controllers, "devices") }), "Limits.Devices", ErrNotSupported},
+		{"device rules are refused on v2", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: 3, Access: "r"}}}}, v2Host, "Limits.Devices", ErrNotSupported},
+		{"bad device rules are refused on v2 by field", Config{Limits: Limits{Devices: []DeviceRule{{Type: "c", Major: 1, Minor: 3, Access: "x"}}}}, v2Host, "Limits.Devices[0].Access", ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +182,36 @@ func TestValidateReportsEveryField(t *testing.T) {
 		fields = append(fields, ce.Field)
 	}
 	assert.Equal(t, []string{"Limits.Memory", "Limits.CPU", "Limits.Pids", "Limits.CPUs"}, fields)
+}
+
+func TestDeviceWrites(t *testing.T) {
+	got := deviceWrites([]DeviceRule{
+		{Type: "a", Major: AnyDevice, Minor: AnyDevice, Access: "rwm"},
+		{Allow: true, Type: "c", Major: 10, Minor: 229, Access: "rwm"},
+		{Allow: true, Type: "b", Major: 8, Minor: AnyDevice, Access: "r"},
+		{Type: "c", Major: 1, Minor: 3, Access: "w"},
+	})
+	assert.Equal(t, [][2]string{
+		{"devices.deny", "a *:* rwm"},
+		{"devices.allow", "c 10:229 rwm"},
+		{"devices.allow", "b 8:* r"},
+		{"devices.deny", "c 1:3 w"},
+	}, got)
+}
+
+func TestCFSQuota(t *testing.T) {
+	for _, tt := range []struct {
+		l             Limits
+		quota, period int64
+	}{
+		{Limits{CPU: 0.5}, 50000, 100000},
+		{Limits{CPU: 0.1, CPUPeriod: 500 * time.Millisecond}, 50000, 500000},
+		{Limits{CPU: 2, CPUPeriod: 500 * time.Millisecond}, 1000000, 500000},
+		{Limits{CPU: 1, CPUPeriod: time.Millisecond}, 1000, 1000},
+	} {
+		q, p := cfsQuota(tt.l)
+		assert.Equal(t, [2]int64{tt.quota, tt.period}, [2]int64{q, p}, "%+v", tt.l)
+	}
 }
 
 func TestParseList(t *testing.T) {

@@ -5,6 +5,7 @@ package cgroup
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -94,6 +95,18 @@ func runHelper(mode string) {
 		forkBomb()
 	case "owner":
 		ownerHelper()
+	case "open":
+		// Open the file OPEN names for reading; exit 5 when the kernel
+		// refuses with EPERM (a device the group denies).
+		f, err := os.Open(os.Getenv("OPEN"))
+		if errors.Is(err, unix.EPERM) {
+			os.Exit(5)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(6)
+		}
+		f.Close()
 	case "cgroupns", "cgroupns-inner":
 		cgroupNSHelper(mode)
 	default:

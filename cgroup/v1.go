@@ -5,7 +5,6 @@ package cgroup
 import (
 	"context"
 	"errors"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -45,6 +44,9 @@ func v1Controllers(l Limits) []string {
 	}
 	if l.IOWeight > 0 {
 		c = append(c, "blkio")
+	}
+	if len(l.Devices) > 0 {
+		c = append(c, "devices")
 	}
 	return c
 }
@@ -182,8 +184,15 @@ func limitV1(c, dir string, f facts, l Limits) error {
 		return writeFile(dir+"/pids.max", strconv.FormatInt(l.Pids, 10))
 	case "cpu":
 		if l.CPU > 0 {
-			// A new group's period is the kernel's default of 100 ms.
-			quota := int64(math.Round(l.CPU * cpuPeriod))
+			// A new group's period is the kernel's default of 100 ms; the
+			// period goes first, while the quota is still unlimited, so
+			// that the kernel checks the quota against its own period.
+			quota, period := cfsQuota(l)
+			if period != cpuPeriod {
+				if err := writeFile(dir+"/cpu.cfs_period_us", strconv.FormatInt(period, 10)); err != nil {
+					return err
+				}
+			}
 			if err := writeFile(dir+"/cpu.cfs_quota_us", strconv.FormatInt(quota, 10)); err != nil {
 				return err
 			}
@@ -210,6 +219,14 @@ func limitV1(c, dir string, f facts, l Limits) error {
 	case "blkio":
 		if l.IOWeight > 0 {
 			return writeFile(dir+"/"+f.ioWeight, strconv.FormatUint(blkioWeight(l.IOWeight), 10))
+		}
+	case "devices":
+		// The rules go in one by one, in order: each changes what the
+		// kernel's list holds, so the order is part of their meaning.
+		for _, w := range deviceWrites(l.Devices) {
+			if err := writeFile(dir+"/"+w[0], w[1]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

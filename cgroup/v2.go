@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -153,8 +152,8 @@ func limitV2(dir string, f facts, l Limits) error {
 		}
 	}
 	if l.CPU > 0 {
-		quota := int64(math.Round(l.CPU * cpuPeriod))
-		if err := writeFile(dir+"/cpu.max", fmt.Sprintf("%d %d", quota, cpuPeriod)); err != nil {
+		quota, period := cfsQuota(l)
+		if err := writeFile(dir+"/cpu.max", fmt.Sprintf("%d %d", quota, period)); err != nil {
 			return err
 		}
 	}

@@ -144,6 +144,15 @@ func CloneRoot(r Root) (*os.File, error) {
 	return os.NewFile(uintptr(fd), r.Dir), nil
 }
 
+// CloneRootMapped is CloneRoot idmapped through the user namespace open
+// as userns, as CloneLayer maps a layer: a file of on-disk uid N shows as
+// N inside a sandbox whose user namespace maps ids as userns does, and
+// what that sandbox's root writes lands as uid 0. The error wraps EINVAL
+// for a file system that cannot be idmapped. Linux 5.12.
+func CloneRootMapped(r Root, userns int) (*os.File, error) {
+	return cloneMapped(r.Dir, rootAttrs(r), userns, "bind")
+}
+
 func rootAttrs(r Root) uint64 {
 	attrs := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
 	if !r.Writable {

@@ -127,3 +127,37 @@ func cloneSource(name string, attrs uint64) (int, error) {
 	defer unix.Close(fd)
 	return cloneTree(fd, "", attrs)
 }
+
+// CloneSourceIn is CloneSource for a Bind entry m whose Source lies in the
+// host directory root, cloned as CloneRootMapped clones root: the path
+// below root is resolved as if root were "/" (RESOLVE_IN_ROOT), so that no
+// symbolic link in it leads out of root, whoever owns the link. It is for
+// a root that a sandbox writes as root through an idmapped mount, where a
+// link owned by root may be the sandbox's. Linux 5.12.
+func CloneSourceIn(m Mount, root string, userns int) (*os.File, error) {
+	rel, ok := strings.CutPrefix(m.Source, root)
+	if !ok || rel != "" && rel[0] != '/' && root != "/" {
+		return nil, &Error{"bind", m.Source, fmt.Errorf("not in %s", root)}
+	}
+	fd, err := openSource(root)
+	if err != nil {
+		return nil, &Error{"bind", m.Source, err}
+	}
+	defer func() { unix.Close(fd) }()
+	if rel = strings.TrimLeft(rel, "/"); rel != "" {
+		in, err := unix.Openat2(fd, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err != nil {
+			return nil, &Error{"bind", m.Source, err}
+		}
+		unix.Close(fd)
+		fd = in
+	}
+	c, err := idmapClone(fd, bindAttrs(m), userns)
+	if err != nil {
+		return nil, &Error{"idmap", m.Source, err}
+	}
+	return os.NewFile(uintptr(c), m.Source), nil
+}

@@ -64,6 +64,17 @@ func CloneRoot(r Root) (*os.File, error) {
 	return nil, notSupported("CloneRoot")
 }
 
+// CloneRootMapped is CloneRoot idmapped through the user namespace open
+// as userns, as CloneLayer maps a layer: a file of on-disk uid N shows as
+// N inside a sandbox whose user namespace maps ids as userns does, and
+// what that sandbox's root writes lands as uid 0. The error wraps EINVAL
+// for a file system that cannot be idmapped. Linux 5.12.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func CloneRootMapped(r Root, userns int) (*os.File, error) {
+	return nil, notSupported("CloneRootMapped")
+}
+
 // Compiled is a Plan compiled into the steps of a sysplan program: the same
 // file system Apply builds, made by raw system calls in the child that
 // starts the sandbox. The cells are filled in per start.
@@ -154,3 +165,15 @@ func MapUpper(f *os.File, userns int) (*os.File, error) {
 // for a path that leads through a symbolic link owned by neither root nor
 // the caller.
 var ErrUntrustedLink = errors.New("untrusted symbolic link")
+
+// CloneSourceIn is CloneSource for a Bind entry m whose Source lies in the
+// host directory root, cloned as CloneRootMapped clones root: the path
+// below root is resolved as if root were "/" (RESOLVE_IN_ROOT), so that no
+// symbolic link in it leads out of root, whoever owns the link. It is for
+// a root that a sandbox writes as root through an idmapped mount, where a
+// link owned by root may be the sandbox's. Linux 5.12.
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func CloneSourceIn(m Mount, root string, userns int) (*os.File, error) {
+	return nil, notSupported("CloneSourceIn")
+}

@@ -53,7 +53,9 @@
 // Top level:
 //
 //	ociVersion                    ignored: the fields are checked one by one, whatever version the spec claims
-//	root.path                     RootDir (relative to the bundle directory)
+//	root.path                     RootDir (relative to the bundle directory); with no user namespace in
+//	                              linux.namespaces and a runtime run by host root, RootIDMap too: the root's
+//	                              files keep their on-disk ids inside, as when runc runs the spec as host root
 //	root.readonly                 WritableRoot = !readonly
 //	hostname                      Hostname; empty: "sandbox" (an empty hostname keeps the host's in an OCI
 //	                              runtime; the sandbox never shows it)
@@ -77,8 +79,8 @@
 //	process.cwd                   Dir. In a spec the working directory is a directory of the root file system; the
 //	                              sandbox mounts a fresh tmpfs on Dir (but "/") unless a mount targets it, so FromSpec adds a bind of
 //	                              the directory onto itself (from the root file system, or from the bind that holds
-//	                              it; read-only with a read-only root), or, below a tmpfs, an explicit tmpfs.
-//	                              The directory must exist (runc makes it)
+//	                              it; read-only with a read-only root; with RootIDMap idmapped as the root), or,
+//	                              below a tmpfs, an explicit tmpfs. The directory must exist (runc makes it)
 //	process.user.uid, gid         0 and 0: RunAsRoot; otherwise UID and GID (refused: uid 0 with another gid, or
 //	                              gid 0 with another uid)
 //	process.user.umask            Umask (refused beyond 0777)
@@ -133,7 +135,9 @@
 //	                              share the host's); network absent: Network.ShareHost; time: TimeNamespace;
 //	                              user and cgroup: the sandbox always creates them, listed or not (without a user
 //	                              namespace a spec means root inside is host root, which the sandbox never
-//	                              allows; a cgroup namespace only hides the host's cgroup paths)
+//	                              allows: its processes keep unprivileged host ids, and for host root only the
+//	                              files of root.path keep their owners, RootIDMap; a cgroup namespace only hides
+//	                              the host's cgroup paths)
 //	linux.namespaces[i].path      refused if set: the sandbox creates its namespaces and joins none
 //	linux.uidMappings,            IDMap{HostUID: hostID, HostGID: hostID, Size: size}: one range each, with
 //	linux.gidMappings             containerID 0, of one size; refused otherwise, and for host id 0. An ordinary
@@ -172,19 +176,26 @@
 //	checkBeforeUpdate (true)      refused if set
 //	cpu.shares                    Limits.CPUWeight = shares × 100 / 1024, rounded, at least 1 (the inverse of
 //	                              the sandbox's weight × 1024 / 100 on cgroup v1, so 1024 is the default 100)
-//	cpu.quota, cpu.period         Limits.CPU = quota / 100000 (0 or -1: none); refused with a period other
-//	                              than 100000 µs, the sandbox's (the error gives the scaled quota); a period
-//	                              without a quota limits nothing and is ignored
+//	cpu.quota, cpu.period         Limits.CPU = quota / period (0 or -1: none), Limits.CPUPeriod = period µs
+//	                              (absent or 100000: the default); the period must be 1000 to 1000000 µs,
+//	                              as the kernel takes; a period without a quota limits nothing and is ignored
 //	cpu.cpus, cpu.mems            Limits.CPUs, Limits.Mems
-//	cpu.burst, realtimeRuntime, realtimePeriod, idle   refused if set
+//	cpu.burst, idle               refused if set
+//	cpu.realtimeRuntime, realtimePeriod   ignored: the sandbox gives its group no real-time budget, so where
+//	                              the kernel schedules real-time tasks by group (RT_GROUP_SCHED) none of its
+//	                              processes can take a real-time policy; elsewhere the kernel has no budget
+//	                              per group to set
 //	pids.limit                    Limits.Pids (0 or -1: none)
 //	blockIO.weight                Limits.IOWeight = 1 + (weight - 10) × 9999 / 990, rounded, as runc and crun
 //	                              convert it for cgroup v2
 //	blockIO.leafWeight, weightDevice, throttleReadBpsDevice, throttleWriteBpsDevice, throttleReadIOPSDevice,
 //	throttleWriteIOPSDevice       refused if set: the sandbox sets one I/O weight for all devices
-//	devices                       ignored: the sandbox has no device cgroup; its processes can open no device
-//	                              but those of its /dev, since its root and mounts are nodev and no node can
-//	                              be made in its user namespace
+//	devices                       Limits.Devices, in order (type absent: a; major, minor absent: any; access
+//	                              absent: rwm), on cgroup v1 as host root; the sandbox then allows its own /dev.
+//	                              Ignored when it is a lone rule that denies every device, on cgroup v2 and for
+//	                              an ordinary user: no rule changes what the sandbox's processes can open, no
+//	                              device but those of its /dev, since its root and mounts are nodev and no
+//	                              node can be made in its user namespace
 //	hugepageLimits, network, rdma, unified   refused if set
 //
 // Seccomp (linux.seccomp):

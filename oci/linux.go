@@ -8,9 +8,12 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -180,7 +183,7 @@ func (m *mapper) resources(r *specs.LinuxResources) {
 	}
 	const base = "linux.resources"
 	lim := &m.cfg.Limits
-	// Devices are ignored: see the package documentation.
+	m.devices(base+".devices", r.Devices)
 	if mem := r.Memory; mem != nil {
 		p := base + ".memory"
 		switch {
@@ -272,8 +275,64 @@ func (m *mapper) resources(r *specs.LinuxResources) {
 	}
 }
 
-// cpuPeriod is the sandbox's CFS period in microseconds (package cgroup).
+// denyAll is the device rule that denies every device.
+var denyAll = cgroup.DeviceRule{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"}
+
+// deviceRulesApply reports whether the sandbox can apply device rules on
+// this host: as host root, with the cgroup v1 devices controller.
+var deviceRulesApply = sync.OnceValue(func() bool {
+	return os.Geteuid() == 0 && cgroup.Config{Limits: cgroup.Limits{Devices: []cgroup.DeviceRule{denyAll}}}.Validate() == nil
+})
+
+// devices maps linux.resources.devices to Limits.Devices where the
+// sandbox can apply them. A spec's rules can take nothing away that the
+// sandbox grants, nor grant a device node it could open: its /dev holds
+// only its own nodes, which it always allows, and its root and mounts are
+// nodev. So a lone rule that denies every device, what most specs hold,
+// and every rule where device rules cannot be applied, are ignored.
+func (m *mapper) devices(p string, rules []specs.LinuxDeviceCgroup) {
+	if len(rules) == 0 || !deviceRulesApply() {
+		return
+	}
+	lim := &m.cfg.Limits
+	var out []cgroup.DeviceRule
+	for i, d := range rules {
+		r := cgroup.DeviceRule{Allow: d.Allow, Type: d.Type, Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: d.Access}
+		if r.Type == "" {
+			r.Type = "a" // the spec's default
+		}
+		if r.Access == "" {
+			r.Access = "rwm"
+		}
+		if r.Type != "a" { // the kernel reads no numbers for every device
+			if d.Major != nil {
+				r.Major = *d.Major
+			}
+			if d.Minor != nil {
+				r.Minor = *d.Minor
+			}
+		}
+		out = append(out, r)
+		q, f := fmt.Sprintf("%s[%d]", p, i), fmt.Sprintf("Limits.Devices[%d]", i)
+		m.from(f, q)
+		for _, n := range []string{"Type", "Major", "Minor", "Access"} {
+			m.from(f+"."+n, q+"."+strings.ToLower(n))
+		}
+	}
+	if len(out) == 1 && out[0] == denyAll {
+		return
+	}
+	lim.Devices = out
+	m.from("Limits.Devices", p)
+}
+
+// cpuPeriod is the sandbox's default CFS period in microseconds (package
+// cgroup).
 const cpuPeriod = 100000
+
+// maxCPUPeriod is the longest CFS period the kernel takes, in
+// microseconds.
+const maxCPUPeriod = 1000000
 
 func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
 	lim := &m.cfg.Limits
@@ -285,14 +344,24 @@ func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
 		m.refuse(p+".quota", "must be positive, or 0 or -1 for none, not %d", *c.Quota)
 	}
 	if c.Quota != nil && *c.Quota > 0 {
-		if c.Period != nil && *c.Period != cpuPeriod {
-			m.refuse(p+".period", "the sandbox's CPU period is %d µs; scale quota to it (quota %d over %d is %d)",
-				cpuPeriod, *c.Quota, *c.Period, int64(math.Round(float64(*c.Quota)*cpuPeriod/float64(*c.Period))))
+		period := uint64(cpuPeriod)
+		if c.Period != nil && *c.Period != 0 {
+			period = *c.Period
+		}
+		if period > maxCPUPeriod {
+			m.refuse(p+".period", "must be from 1000 to %d µs, as the kernel takes, not %d", maxCPUPeriod, period)
 		} else {
-			lim.CPU = float64(*c.Quota) / cpuPeriod
+			lim.CPU = float64(*c.Quota) / float64(period)
+			if period != cpuPeriod {
+				lim.CPUPeriod = time.Duration(period) * time.Microsecond
+			}
 			m.from("Limits.CPU", p+".quota")
+			m.from("Limits.CPUPeriod", p+".period")
 		}
 	}
+	// RealtimeRuntime and RealtimePeriod are ignored: the sandbox's group
+	// gets no real-time budget, which takes nothing the spec grants that
+	// the sandbox could use (see the package documentation).
 	lim.CPUs, lim.Mems = c.Cpus, c.Mems
 	m.from("Limits.CPUs", p+".cpus")
 	m.from("Limits.Mems", p+".mems")
@@ -301,8 +370,6 @@ func (m *mapper) cpu(p string, c *specs.LinuxCPU) {
 		name string
 	}{
 		{c.Burst != nil && *c.Burst != 0, "burst"},
-		{c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0, "realtimeRuntime"},
-		{c.RealtimePeriod != nil && *c.RealtimePeriod != 0, "realtimePeriod"},
 		{c.Idle != nil && *c.Idle != 0, "idle"},
 	} {
 		if f.set {

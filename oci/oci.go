@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -186,6 +187,19 @@ func (m *mapper) root() {
 	m.cfg.WritableRoot = !r.Readonly
 	m.from("RootDir", "root.path")
 	m.from("WritableRoot", "root.readonly")
+	// Without a user namespace, a runtime run by host root runs the
+	// container as host root, to which the root file system's files
+	// belong: the sandbox, which always has a user namespace, keeps their
+	// on-disk ids (linux.namespaces is checked in full by namespaces).
+	if os.Geteuid() == 0 && !hasNamespace(m.spec.Linux, specs.UserNamespace) {
+		m.cfg.RootIDMap = true
+		m.from("RootIDMap", "linux.namespaces")
+	}
+}
+
+// hasNamespace reports whether l lists a namespace of type t.
+func hasNamespace(l *specs.Linux, t specs.LinuxNamespaceType) bool {
+	return l != nil && slices.ContainsFunc(l.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == t })
 }
 
 // translate reports an error of Config.Validate under the spec path the

@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockade/stockade/cgroup"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -63,6 +64,37 @@ func TestFromSpecMaps(t *testing.T) {
 			require.Equal(t, "0", c.Limits.CPUs)
 			require.Equal(t, "0", c.Limits.Mems)
 		}},
+		{"cpu with a period", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](500000)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, 0.1, c.Limits.CPU)
+			require.Equal(t, 500*time.Millisecond, c.Limits.CPUPeriod)
+		}},
+		{"cpu with the default period", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](200000)}
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, 2.0, c.Limits.CPU)
+			require.Zero(t, c.Limits.CPUPeriod)
+		}},
+		{"device rules", func(s *specs.Spec) {
+			s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{
+				{Allow: false, Access: "rwm"},
+				{Allow: true, Type: "c", Major: ptr[int64](10), Minor: ptr[int64](229), Access: "rwm"},
+				{Allow: true, Type: "b", Major: ptr[int64](8), Access: "r"},
+				{Allow: false, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](3)},
+			}
+		}, func(t *testing.T, c sandbox.Config) {
+			if !deviceRulesApply() {
+				require.Nil(t, c.Limits.Devices, "ignored where the sandbox cannot apply them")
+				return
+			}
+			require.Equal(t, []cgroup.DeviceRule{
+				{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
+				{Allow: true, Type: "c", Major: 10, Minor: 229, Access: "rwm"},
+				{Allow: true, Type: "b", Major: 8, Minor: cgroup.AnyDevice, Access: "r"},
+				{Type: "c", Major: 1, Minor: 3, Access: "rwm"},
+			}, c.Limits.Devices)
+		}},
 		{"rlimits", func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{
 				{Type: "RLIMIT_NOFILE", Hard: 64, Soft: 64},
@@ -81,6 +113,16 @@ func TestFromSpecMaps(t *testing.T) {
 			s.Mounts = removeMount(s.Mounts, "/sys")
 		}, func(t *testing.T, c sandbox.Config) {
 			require.True(t, c.Network.ShareHost)
+		}},
+		{"no user namespace: for host root, the root keeps its on-disk ids", func(s *specs.Spec) {
+			s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.UserNamespace)
+		}, func(t *testing.T, c sandbox.Config) {
+			require.Equal(t, os.Geteuid() == 0, c.RootIDMap)
+		}},
+		{"a user namespace: the root shows the sandbox's ids", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(removeNamespace(s.Linux.Namespaces, specs.UserNamespace), specs.LinuxNamespace{Type: specs.UserNamespace})
+		}, func(t *testing.T, c sandbox.Config) {
+			require.False(t, c.RootIDMap)
 		}},
 		{"time namespace", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
@@ -267,8 +309,9 @@ func TestFromSpecMaps(t *testing.T) {
 			s.Process.SelinuxLabel = "system_u:system_r:container_t:s0"
 			s.Process.ConsoleSize = &specs.Box{Height: 24, Width: 80}
 			s.Linux.MountLabel = "system_u:object_r:container_file_t:s0"
+			s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimePeriod: ptr[uint64](1000000), RealtimeRuntime: ptr[int64](950000)}
 			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}}
-			s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](3), Access: "rwm"})
+			s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}} // what the sandbox does anyway
 			s.Linux.RootfsPropagation = "rprivate"
 			s.Annotations = map[string]string{"org.example": "x"}
 			s.Version = "1.2.0"
@@ -420,10 +463,16 @@ func TestFromSpecRefuses(t *testing.T) {
 			s.Linux.Resources.Memory = &specs.LinuxMemory{Reservation: ptr[int64](1)}
 		}},
 		{"linux.resources.cpu.period", func(s *specs.Spec) {
-			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](200000)}
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](2000000)}
 		}},
-		{"linux.resources.cpu.realtimeRuntime", func(s *specs.Spec) {
-			s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: ptr[int64](1)}
+		{"linux.resources.cpu.period", func(s *specs.Spec) { // by Validate: below 1 ms
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](999)}
+		}},
+		{"linux.resources.cpu.period", func(s *specs.Spec) { // would overflow a time.Duration
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: ptr[int64](50000), Period: ptr[uint64](1 << 63)}
+		}},
+		{"linux.resources.cpu.burst", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Burst: ptr[uint64](1)}
 		}},
 		{"linux.resources.pids.limit", func(s *specs.Spec) { // by Validate: below MinPids
 			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr[int64](2)}
@@ -583,4 +632,23 @@ func TestLoad(t *testing.T) {
 
 	_, err = Load(filepath.Join(dir, "nothing"))
 	require.ErrorIs(t, err, fs.ErrNotExist)
+}
+
+// TestFromSpecRefusesDeviceRules: a device rule the kernel would not take
+// is refused under its spec path, where the sandbox applies device rules.
+func TestFromSpecRefusesDeviceRules(t *testing.T) {
+	if !deviceRulesApply() {
+		t.Skip("device rules are ignored here (cgroup v2, or an ordinary user): nothing to refuse")
+	}
+	for field, rule := range map[string]specs.LinuxDeviceCgroup{
+		"linux.resources.devices[1].access": {Allow: true, Type: "c", Major: ptr[int64](1), Minor: ptr[int64](5), Access: "rwx"},
+		"linux.resources.devices[1].type":   {Allow: true, Type: "p", Access: "r"},
+		"linux.resources.devices[1].major":  {Allow: true, Type: "b", Major: ptr[int64](-7), Access: "r"},
+		"linux.resources.devices[1].minor":  {Allow: true, Type: "b", Minor: ptr[int64](1 << 21), Access: "r"},
+	} {
+		s := base(t)
+		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, rule}
+		_, err := FromSpec(s, bundle(t))
+		require.Equal(t, []string{field}, refusedFields(t, err), "%v", err)
+	}
 }

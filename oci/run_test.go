@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,4 +128,26 @@ ip -o link | while read -r n name rest; do echo "${name%%:*}"; done
 		lines[2+i], _, _ = strings.Cut(name, "@")
 	}
 	require.ElementsMatch(t, names, lines[2:], "the host's links")
+}
+
+// TestRunRootIDMap runs runc's spec, which has no user namespace, on a
+// writable root, as host root: the root's files keep their on-disk ids
+// inside (RootIDMap), so its root writes there, and what it writes is
+// root's on the host, as under runc; a working directory of root's with
+// mode 0700 is entered.
+func TestRunRootIDMap(t *testing.T) {
+	var root string
+	lines := runSpec(t, "runc-spec.json", `bb=/bin/busybox; $bb stat -c %u:%g /; touch /file && echo written; $bb mkdir /d && $bb chmod 700 /d && cd /d && echo x > x && pwd`, func(cfg *sandbox.Config) {
+		require.True(t, cfg.RootIDMap)
+		cfg.WritableRoot = true
+		cfg.Dir = "/"
+		root = cfg.RootDir
+	})
+	require.Equal(t, []string{"0:0", "written", "/d"}, lines)
+	for _, name := range []string{"file", "d", "d/x"} {
+		fi, err := os.Stat(filepath.Join(root, name))
+		require.NoError(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		require.Equal(t, [2]uint32{0, 0}, [2]uint32{st.Uid, st.Gid}, name)
+	}
 }

@@ -109,7 +109,8 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 	l := s.Linux
 	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace,
 		specs.UTSNamespace, specs.MountNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace} {
-		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace {
+		if t == specs.NetworkNamespace && c.Network.ShareHost || t == specs.TimeNamespace && !c.TimeNamespace ||
+			t == specs.UserNamespace && c.RootIDMap {
 			continue
 		}
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})
@@ -270,12 +271,29 @@ func specResources(l *sandbox.Limits) *specs.LinuxResources {
 	if l.CPU != 0 || l.CPUWeight != 0 || l.CPUs != "" || l.Mems != "" {
 		r.CPU = &specs.LinuxCPU{Cpus: l.CPUs, Mems: l.Mems}
 		if l.CPU != 0 {
-			quota, period := int64(math.Round(l.CPU*cpuPeriod)), uint64(cpuPeriod)
+			period := uint64(cpuPeriod)
+			if l.CPUPeriod != 0 {
+				period = uint64(l.CPUPeriod.Microseconds())
+			}
+			quota := int64(math.Round(l.CPU * float64(period)))
 			r.CPU.Quota, r.CPU.Period = &quota, &period
 		}
 		if l.CPUWeight != 0 {
 			shares := cpuShares(l.CPUWeight)
 			r.CPU.Shares = &shares
+		}
+	}
+	if len(l.Devices) > 0 {
+		r.Devices = nil
+		for _, d := range l.Devices {
+			sd := specs.LinuxDeviceCgroup{Allow: d.Allow, Type: d.Type, Access: d.Access}
+			if d.Major != cgroup.AnyDevice {
+				sd.Major = &d.Major
+			}
+			if d.Minor != cgroup.AnyDevice {
+				sd.Minor = &d.Minor
+			}
+			r.Devices = append(r.Devices, sd)
 		}
 	}
 	if l.Pids != 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -18,6 +19,10 @@ import (
 type binds struct {
 	first    int // the index in the plan of Mounts[0]; -1: no idmaps
 	uid, gid uint32
+	// root, for RootIDMap, is RootDir: it and the Binds from inside it
+	// are idmapped with the sandbox's own maps, id's (see cloneRoot).
+	root string
+	id   identity
 }
 
 // userBinds returns the binds of plan p, built from c (with its
@@ -29,7 +34,72 @@ func (c *Config) userBinds(p *mount.Plan, id identity) binds {
 		return binds{first: -1}
 	}
 	uid, gid := id.hostIDs(c.UID, c.GID)
-	return binds{first: len(p.Mounts) - len(c.Mounts), uid: uint32(uid), gid: uint32(gid)}
+	b := binds{first: len(p.Mounts) - len(c.Mounts), uid: uint32(uid), gid: uint32(gid)}
+	if c.RootIDMap {
+		b.root, b.id = c.RootDir, id
+	}
+	return b
+}
+
+// inRoot reports whether m, entry i of the plan, is a Bind of the
+// Config's from inside a RootIDMap root, cloned as a part of that root
+// (by cloneInRoot): one with neither Owner nor NoIDMap, of no device.
+func (b binds) inRoot(i int, m *mount.Mount) bool {
+	if b.root == "" || i < b.first || m.Owner != nil || m.NoIDMap || m.Device {
+		return false
+	}
+	return m.Source == b.root || b.root == "/" || strings.HasPrefix(m.Source, b.root+"/")
+}
+
+// rootNS returns a user namespace with the sandbox's own maps for the
+// idmapped clones of a RootIDMap root, or -1 without RootIDMap.
+func (b binds) rootNS() (int, error) {
+	if b.root == "" {
+		return -1, nil
+	}
+	return newUserNS(b.id)
+}
+
+// cloneRoot clones the root directory r: idmapped through the namespace
+// userns for RootIDMap (userns >= 0), so that its files keep their
+// on-disk ids inside the sandbox.
+func cloneRoot(r mount.Root, userns int) (*os.File, error) {
+	if userns < 0 {
+		return mount.CloneRoot(r)
+	}
+	f, err := mount.CloneRootMapped(r, userns)
+	return f, rootIDMapErr(err, "RootDir", r.Dir)
+}
+
+// cloneInRoot clones m, a Bind from inside a RootIDMap root (see inRoot),
+// as cloneRoot clones the root: resolved within the root, idmapped alike.
+func (b binds) cloneInRoot(i int, m *mount.Mount, userns int) (*os.File, error) {
+	f, err := mount.CloneSourceIn(*m, b.root, userns)
+	return f, rootIDMapErr(err, fmtIndex("Mounts", i-b.first), m.Source)
+}
+
+// rootIDMapErr turns an error of an idmapped clone for RootIDMap of the
+// Config's field (the path dir) into a *FeatureError when the file
+// system cannot be idmapped.
+func rootIDMapErr(err error, field, dir string) error {
+	var me *mount.Error
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &me):
+		return setupErr("idmap", field+" "+dir, err)
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, ErrNotSupported):
+		fs := "file system unknown"
+		if fd, oerr := unix.Open(dir, unix.O_PATH|unix.O_CLOEXEC, 0); oerr == nil {
+			fs = fsName(fd)
+			unix.Close(fd)
+		}
+		return &FeatureError{
+			Feature: fmt.Sprintf("an idmapped mount of %s (%s, %s) for RootIDMap", field, dir, fs),
+			Err:     fmt.Errorf("%w; unset RootIDMap to mount it with the sandbox's ids", err),
+		}
+	}
+	return setupErr(me.Op, field+" "+me.Path, me.Err)
 }
 
 // idmap makes f, the detached clone of entry i of the plan, an idmapped

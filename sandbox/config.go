@@ -44,6 +44,7 @@ type Config struct {
 
 	RootDir      string   // a host directory as the root, holding the mount points
 	WritableRoot bool     // RootDir writable; else read-only
+	RootIDMap    bool     // RootDir's files keep their on-disk ids inside (host root; see the internals doc)
 	Overlay      *Overlay // image layers under an upper layer; not with RootDir
 	Mounts       []Mount  // after the standard ones; no link leads out of the root (Symlink: see there)
 	TmpfsSize    int64    // of /tmp, Dir and /dev/shm; zero: DefaultTmpfsSize
@@ -253,6 +254,12 @@ func (c *Config) validate() error {
 	}
 	if c.RootDir == "" && c.WritableRoot {
 		return configErr("WritableRoot", "needs RootDir")
+	}
+	if c.RootIDMap && c.RootDir == "" {
+		return configErr("RootIDMap", "needs RootDir")
+	}
+	if c.RootIDMap && os.Geteuid() != 0 {
+		return configErr("RootIDMap", "needs host root: an ordinary user's sandbox may not idmap the host's file systems")
 	}
 	if c.TmpfsSize < 0 {
 		return configErr("TmpfsSize", "must not be negative")

@@ -61,6 +61,7 @@ func TestValidate(t *testing.T) {
 		{"idmap overflow", ok(Config{IDMap: IDMap{HostUID: 1<<32 - 10, HostGID: 1, Size: 65536}}), "IDMap.Size"},
 		{"relative rootdir", ok(Config{RootDir: "root"}), "RootDir"},
 		{"writable without root", ok(Config{WritableRoot: true}), "WritableRoot"},
+		{"root id map without root", ok(Config{RootIDMap: true}), "RootIDMap"},
 		{"negative tmpfs", ok(Config{TmpfsSize: -1}), "TmpfsSize"},
 		{"negative inodes", ok(Config{TmpfsInodes: -1}), "TmpfsInodes"},
 		{"mount kind", ok(Config{Mounts: []Mount{{Kind: "proc", Target: "/p"}}}), "Mounts[0].Kind"},

@@ -109,6 +109,9 @@ func newLimiter(cfg *Config) (*limiter, error) {
 	} else {
 		l.rlimits = defaults.rlimits
 	}
+	if len(gcfg.Limits.Devices) > 0 {
+		gcfg.Limits.Devices = cfg.deviceRules(gcfg.Limits.Devices)
+	}
 	cleanupOnce(cfg.Limits.CgroupParent, cfg.Logger)
 	start := time.Now()
 	g, err := cgroup.Create(gcfg)

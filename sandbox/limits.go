@@ -23,6 +23,7 @@ type Limits struct {
 	Memory       int64         // bytes, at least cgroup.MinMemory; reached: OOMKilled
 	Swap         int64         // on top of Memory, only with it; zero means none
 	CPU          float64       // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUPeriod    time.Duration // period of CPU, 1 ms to 1 s; zero: 100 ms
 	CPUWeight    uint64        // share under contention, 1 to 10000
 	Pids         int64         // tasks at once, at least MinPids; more fail with EAGAIN
 	CPUs         string        // CPUs it may use, as "0-3,6"
@@ -37,6 +38,8 @@ type Limits struct {
 	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
 	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
 	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
+
+	Devices []cgroup.DeviceRule // cgroup v1 device rules, in order; the sandbox's own /dev stays allowed
 }
 
 // Rlimits are every process's rlimits; zero: the caller's, but Core.
@@ -85,11 +88,13 @@ func (l *Limits) needsCgroup() []string {
 	add(l.Memory > 0, "Memory")
 	add(l.Swap != 0, "Swap")
 	add(l.CPU != 0, "CPU")
+	add(l.CPUPeriod != 0, "CPUPeriod")
 	add(l.CPUWeight != 0, "CPUWeight")
 	add(l.Pids > 0, "Pids")
 	add(l.CPUs != "", "CPUs")
 	add(l.Mems != "", "Mems")
 	add(l.IOWeight != 0, "IOWeight")
+	add(len(l.Devices) > 0, "Devices")
 	add(l.CPUTime != 0, "CPUTime")
 	return f
 }
@@ -99,8 +104,8 @@ func (l *Limits) cgroupConfig() cgroup.Config {
 		Parent: l.CgroupParent,
 		Name:   l.CgroupName,
 		Limits: cgroup.Limits{
-			Memory: max(l.Memory, 0), Swap: l.Swap, CPU: l.CPU, CPUWeight: l.CPUWeight,
-			Pids: max(l.Pids, 0), CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight,
+			Memory: max(l.Memory, 0), Swap: l.Swap, CPU: l.CPU, CPUPeriod: l.CPUPeriod, CPUWeight: l.CPUWeight,
+			Pids: max(l.Pids, 0), CPUs: l.CPUs, Mems: l.Mems, IOWeight: l.IOWeight, Devices: l.Devices,
 		},
 	}
 }

@@ -315,6 +315,10 @@ func TestLimitsValidate(t *testing.T) {
 		{"swap without memory", Limits{Swap: 1 << 20}, "Limits.Swap", "Memory"},
 		{"cpu quota too small", Limits{CPU: 0.001}, "Limits.CPU", "minimum"},
 		{"cpu weight", Limits{CPUWeight: 20000}, "Limits.CPUWeight", "10000"},
+		{"cpu period", Limits{CPU: 0.5, CPUPeriod: 500 * time.Millisecond}, "", ""},
+		{"cpu period without cpu", Limits{CPUPeriod: 500 * time.Millisecond}, "Limits.CPUPeriod", "together"},
+		{"cpu period too long", Limits{CPU: 1, CPUPeriod: 2 * time.Second}, "Limits.CPUPeriod", "1s"},
+		{"cpu quota too small for its period", Limits{CPU: 0.5, CPUPeriod: time.Millisecond}, "Limits.CPU", "minimum"},
 		{"cpuset outside the host", Limits{CPUs: "4095"}, "Limits.CPUs", "4095"},
 		{"cpuset syntax", Limits{CPUs: "1-x"}, "Limits.CPUs", "number"},
 		{"pids below the init's needs", Limits{Pids: 3}, "Limits.Pids", "minimum"},
@@ -362,6 +366,8 @@ func TestLimitsNeedCgroupOnlyWhenAsked(t *testing.T) {
 	assert.Equal(t, []string{"Limits.CPUTime"}, (&Limits{CPUTime: time.Second}).needsCgroup())
 	assert.Equal(t, []string{"Limits.Memory", "Limits.Pids"}, (&Limits{Memory: 1, Pids: 2}).needsCgroup())
 	assert.Equal(t, []string{"Limits.CgroupName"}, (&Limits{CgroupName: "c"}).needsCgroup())
+	assert.Equal(t, []string{"Limits.CPU", "Limits.CPUPeriod", "Limits.Devices"},
+		(&Limits{CPU: 1, CPUPeriod: time.Second, Devices: []cgroup.DeviceRule{{}}}).needsCgroup())
 }
 
 // TestCgroupName checks that a named group is made at the path it names,

@@ -99,7 +99,11 @@ func planLimits(l cgroup.Limits, bestEffort bool, d cgroup.Delegation) (limitsPl
 func clearField(l *cgroup.Limits, field string) {
 	switch field {
 	case "Limits.CPU":
-		l.CPU = 0
+		l.CPU, l.CPUPeriod = 0, 0
+	case "Limits.CPUPeriod":
+		l.CPUPeriod = 0
+	case "Limits.Devices":
+		l.Devices = nil
 	case "Limits.CPUWeight":
 		l.CPUWeight = 0
 	case "Limits.CPUs":

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,6 +21,7 @@ func TestPlanLimits(t *testing.T) {
 	pidsOnly := cgroup.Delegation{Mode: cgroup.Hybrid, Writable: true, Controllers: []string{"pids"}, Reason: "uid 1001 may not create cgroups in /sys/fs/cgroup/memory"}
 	none := cgroup.Delegation{Mode: cgroup.Unified, Reason: "uid 1001 may not create cgroups in /sys/fs/cgroup/user.slice: ... Delegate=yes ..."}
 	mem := cgroup.Limits{Memory: 256 << 20, Pids: 64}
+	devices := cgroup.Limits{CPU: 0.5, CPUPeriod: 10 * time.Millisecond, Devices: []cgroup.DeviceRule{{Type: "c", Major: 1, Minor: 3, Access: "r"}}}
 	every := cgroup.Limits{Memory: 256 << 20, Swap: 1 << 20, CPU: 0.5, CPUWeight: 50, Pids: 64, CPUs: "0", Mems: "0", IOWeight: 10}
 
 	tests := []struct {
@@ -58,6 +60,17 @@ func TestPlanLimits(t *testing.T) {
 				"Limits.Mems: no controller to use; not applied",
 				"Limits.IOWeight: no controller to use; not applied",
 			},
+		}},
+		{name: "device rules need host root, strict", l: devices, d: all,
+			errHas: []string{"Limits.Devices cannot be applied"}},
+		{name: "device rules need host root, best effort", l: devices, bestEffort: true, d: all, want: limitsPlan{
+			cgroup: true,
+			limits: cgroup.Limits{CPU: 0.5, CPUPeriod: 10 * time.Millisecond},
+			notes:  []string{"Limits.Devices: no controller to use; not applied"},
+		}},
+		{name: "a CPU period with CPU, best effort", l: cgroup.Limits{CPU: 0.5, CPUPeriod: 10 * time.Millisecond}, bestEffort: true, d: pidsOnly, want: limitsPlan{
+			cgroup: true,
+			notes:  []string{"Limits.CPU: no controller to use; not applied", "Limits.CPUPeriod: no controller to use; not applied"},
 		}},
 	}
 	for _, tt := range tests {

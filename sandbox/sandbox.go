@@ -419,7 +419,8 @@ func (s *Sandbox) prepare(cfg *Config, id identity, undo *rollback) (l *launch, 
 
 // cloneSources clones the root directory and every Bind source of p into
 // detached mounts (an Overlay's layers and upper layer, through ov),
-// idmaps the writable binds of b, and records in p the descriptor number
+// idmaps the writable binds of b (and for RootIDMap the root and the
+// binds from inside it), and records in p the descriptor number
 // each will have in the init, counting from fd.
 func cloneSources(p *mount.Plan, fd int, b binds, ov *overlayUpper) ([]*os.File, error) {
 	var files []*os.File
@@ -443,10 +444,20 @@ func cloneSources(p *mount.Plan, fd int, b binds, ov *overlayUpper) ([]*os.File,
 			fd++
 		}
 	}
+	userns, err := b.rootNS()
+	if err != nil {
+		closeAll(files)
+		return nil, err
+	}
+	if userns >= 0 {
+		// The namespace is needed for the clones only.
+		defer unix.Close(userns)
+	}
 	if p.Root.Dir != "" {
-		f, err := mount.CloneRoot(p.Root)
+		f, err := cloneRoot(p.Root, userns)
 		if err != nil {
-			return fail(err)
+			closeAll(files)
+			return nil, err
 		}
 		files = append(files, f)
 		p.Root.FD = fd
@@ -455,6 +466,18 @@ func cloneSources(p *mount.Plan, fd int, b binds, ov *overlayUpper) ([]*os.File,
 	for i := range p.Mounts {
 		m := &p.Mounts[i]
 		if m.Kind != mount.Bind {
+			continue
+		}
+		if b.inRoot(i, m) {
+			// A part of the root, idmapped as it is.
+			f, err := b.cloneInRoot(i, m, userns)
+			if err != nil {
+				closeAll(files)
+				return nil, err
+			}
+			files = append(files, f)
+			m.FD = fd
+			fd++
 			continue
 		}
 		f, err := mount.CloneSource(*m)

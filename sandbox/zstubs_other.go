@@ -100,6 +100,7 @@ type Limits struct {
 	Memory       int64         // bytes, at least cgroup.MinMemory; reached: OOMKilled
 	Swap         int64         // on top of Memory, only with it; zero means none
 	CPU          float64       // bandwidth in CPUs (0.5, 2), at least 0.01
+	CPUPeriod    time.Duration // period of CPU, 1 ms to 1 s; zero: 100 ms
 	CPUWeight    uint64        // share under contention, 1 to 10000
 	Pids         int64         // tasks at once, at least MinPids; more fail with EAGAIN
 	CPUs         string        // CPUs it may use, as "0-3,6"
@@ -108,12 +109,13 @@ type Limits struct {
 	CPUTime      time.Duration // verdict CPUTimeLimit, a few ms late
 	Output       int64         // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
 	Rlimits      Rlimits
-	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
-	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
-	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
-	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
-	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
-	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
+	SoftRlimits  Rlimits             // soft limits below Rlimits' hard ones; zero: soft is hard
+	OOMScoreAdj  int                 // -1000 to 1000; zero: the caller's; lower needs host root
+	Kernel       KernelLimits        // inotify, namespaces, queued signals per user inside
+	CgroupParent string              // relative or absolute; empty: "stockade" below the caller's
+	CgroupName   string              // a group name of the caller's (OCI cgroupsPath), made even without limits
+	BestEffort   bool                // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
+	Devices      []cgroup.DeviceRule // cgroup v1 device rules, in order; the sandbox's own /dev stays allowed
 }
 
 // Rlimits are every process's rlimits; zero: the caller's, but Core.

@@ -1,0 +1,187 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/internal/testutil"
+)
+
+// deviceDir makes a directory of character device nodes that anyone may
+// open (mode 0666), named by their numbers, for binding into a sandbox:
+// fuse (10:229), tun (10:200) and loop-control (10:237), harmless to
+// open without the ioctls that would use them.
+func deviceDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "stockade-devices-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	for _, n := range [][2]uint32{{10, 229}, {10, 200}, {10, 237}} {
+		p := filepath.Join(dir, fmt.Sprintf("%d-%d", n[0], n[1]))
+		require.NoError(t, unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n[0], n[1]))))
+		require.NoError(t, os.Chmod(p, 0o666))
+	}
+	return dir
+}
+
+// deviceRulesConfig is a sandbox with an allow list that also denies
+// /dev/null, which the sandbox's own /dev holds, and binds the nodes of
+// deviceDir at /devs: 10:229 allowed, 10:200 denied by name, 10:237 not
+// named. Its command tries to open each and prints what happened.
+func deviceRulesConfig(t *testing.T) Config {
+	cfg := shell(t, `for d in /dev/null /dev/zero /dev/full /dev/urandom /devs/10-229 /devs/10-200 /devs/10-237; do
+		if true <"$d"; then echo "$d open"; else echo "$d denied"; fi
+	done 2>&1; echo ready; exec sleep 100`)
+	cfg.Mounts = []Mount{{Kind: Bind, Source: deviceDir(t), Target: "/devs", Device: true}}
+	cfg.Limits.Devices = []cgroup.DeviceRule{
+		{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
+		{Allow: true, Type: "c", Major: 10, Minor: 229, Access: "rwm"},
+		{Type: "c", Major: 1, Minor: 3, Access: "rwm"},
+		{Type: "c", Major: 10, Minor: 200, Access: "rwm"},
+	}
+	return cfg
+}
+
+// TestDeviceRules: on cgroup v1 the rules of Limits.Devices apply in
+// order, the sandbox's own device nodes stay allowed whatever they say
+// (/dev/null included), a device bound with Mount.Device that a rule
+// denies cannot be opened, one it allows can, and one it does not name
+// stays allowed; devices.list shows the caller's rules first; the group
+// goes with the sandbox. On cgroup v2 Start refuses the field.
+func TestDeviceRules(t *testing.T) {
+	requireCgroup(t)
+	bothPaths(t, func(t *testing.T) {
+		cfg := deviceRulesConfig(t)
+		if cgroup.DetectMode() == cgroup.Unified {
+			err := New(cfg).Start(context.Background())
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, "Limits.Devices", ce.Field)
+			assert.ErrorIs(t, err, ErrNotSupported)
+			return
+		}
+		var out syncBuffer
+		cfg.Stdout = &out
+		sb := New(testConfig(cfg))
+		require.NoError(t, sb.Start(context.Background()))
+		defer sb.Kill(syscall.SIGKILL)
+		waitFor(t, func() bool { return strings.Contains(out.String(), "ready") })
+		assert.Equal(t, []string{
+			"/dev/null open", "/dev/zero open", "/dev/full open", "/dev/urandom open",
+			"/devs/10-229 open",
+			"sh: can't open /devs/10-200: Operation not permitted", "/devs/10-200 denied",
+			"/devs/10-237 open", "ready",
+		}, lines(out.String()))
+
+		list, err := os.ReadFile(devicesDir(t, pid1(sb)) + "/devices.list")
+		require.NoError(t, err)
+		assert.Equal(t, []string{
+			"c 10:229 rwm",                                                  // the caller's
+			"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", // the sandbox's own
+			"c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
+			"c 10:237 rwm", // bound, and named by no rule
+		}, lines(string(list)))
+
+		require.NoError(t, sb.Kill(syscall.SIGKILL))
+		sb.Wait()
+		assertNoGroup(t, sb)
+	})
+}
+
+// devicesDir returns the directory of pid's group in the devices
+// hierarchy.
+func devicesDir(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	for l := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(l), ":", 3)
+		if len(f) == 3 && f[1] == "devices" {
+			return "/sys/fs/cgroup/devices" + f[2]
+		}
+	}
+	t.Fatalf("process %d is in no devices group: %s", pid, b)
+	return ""
+}
+
+// TestDeviceRulesRefusedBeforeStart: a bad rule is a ConfigError naming
+// it, before anything exists.
+func TestDeviceRulesRefusedBeforeStart(t *testing.T) {
+	requireCgroup(t)
+	cfg := Config{Args: []string{"/bin/true"}, Limits: Limits{Devices: []cgroup.DeviceRule{
+		{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
+		{Allow: true, Type: "c", Major: 1, Minor: 3, Access: "rw"},
+		{Allow: true, Type: "c", Major: 1, Minor: 5, Access: "rwx"},
+	}}}
+	var ce *ConfigError
+	require.ErrorAs(t, cfg.Validate(), &ce)
+	assert.Equal(t, "Limits.Devices[2].Access", ce.Field)
+	sb := New(cfg)
+	require.ErrorAs(t, sb.Start(context.Background()), &ce)
+	assert.Equal(t, "Limits.Devices[2].Access", ce.Field)
+	assert.Nil(t, sb.lim)
+}
+
+// TestCPUPeriodLimit: Limits.CPUPeriod sets the group's CFS period, with
+// CPU's quota over it.
+func TestCPUPeriodLimit(t *testing.T) {
+	requireCgroup(t)
+	testutil.RequireUserNamespaces(t)
+	sb := New(testConfig(Config{Args: []string{testutil.Busybox(t), "sleep", "100"},
+		Limits: Limits{CPU: 0.5, CPUPeriod: 20 * time.Millisecond}}))
+	require.NoError(t, sb.Start(context.Background()))
+	defer sb.Kill(syscall.SIGKILL)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid1(sb)))
+	require.NoError(t, err)
+	files := map[string]string{"cpu.cfs_period_us": "20000", "cpu.cfs_quota_us": "10000"}
+	prefix := "/sys/fs/cgroup/cpu"
+	want := "cpu"
+	if cgroup.DetectMode() == cgroup.Unified {
+		files = map[string]string{"cpu.max": "10000 20000"}
+		prefix, want = "/sys/fs/cgroup", ""
+	}
+	var dir string
+	for l := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(l), ":", 3)
+		if len(f) == 3 && (f[1] == want || strings.Contains(","+f[1]+",", ",cpu,")) {
+			dir = prefix + f[2]
+		}
+	}
+	require.NotEmpty(t, dir, "%s", b)
+	for file, v := range files {
+		got, err := os.ReadFile(filepath.Join(dir, file))
+		require.NoError(t, err)
+		assert.Equal(t, v, strings.TrimSpace(string(got)), file)
+	}
+	require.NoError(t, sb.Kill(syscall.SIGKILL))
+	sb.Wait()
+	assertNoGroup(t, sb)
+}
+
+// BenchmarkRunDeviceRules is BenchmarkRun with an allow list of device
+// rules: what the devices hierarchy (a mkdir, the rules, a move, an
+// rmdir) adds to a start on cgroup v1.
+func BenchmarkRunDeviceRules(b *testing.B) {
+	testutil.RequireRoot(b)
+	if cgroup.DetectMode() == cgroup.Unified {
+		b.Skip("device rules need cgroup v1; this host runs v2")
+	}
+	benchRun(b, Config{Args: []string{"/bin/true"}, Limits: Limits{Devices: []cgroup.DeviceRule{
+		{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
+		{Allow: true, Type: "c", Major: 10, Minor: 229, Access: "rwm"},
+	}}})
+}

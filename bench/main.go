@@ -5,6 +5,7 @@
 //	go run .                       # the full run, about two minutes
 //	go run . --smoke               # that everything works, in seconds
 //	go run . --readme ../README.md # and put the tables in the README
+//	go run . --ctr                 # ctr run through containerd: runc against stockade (ctr.go)
 //
 // It runs /bin/true from a static busybox root it builds in a temporary
 // directory, with plain exec, stockade in-process (the default config, in a
@@ -61,6 +62,7 @@ type options struct {
 	readme    string
 	from      string
 	unpack    bool
+	ctr       bool
 }
 
 // The main goroutine keeps the main thread to itself, so that onThread
@@ -84,12 +86,31 @@ func main() {
 	fs.StringVar(&o.busybox, "busybox", "/bin/busybox", "a static busybox to build the root from")
 	fs.StringVar(&o.from, "from", "", "measure nothing: write the results of an earlier run's results.json `FILE` again")
 	fs.BoolVar(&o.unpack, "unpack", false, "measure only the image store's unpacking against tar -x (see unpack.go), into DIR/unpack.md")
+	fs.BoolVar(&o.ctr, "ctr", false, "measure only ctr run through containerd with runc and with stockade (see ctr.go), 50 runs of each unless --runs, into DIR/ctr.{md,json}")
 	fs.StringVar(&o.readme, "readme", "", "also put results.md between the benchmark markers of `FILE` (README.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		os.Exit(2)
+	}
+	if o.ctr {
+		runs := ctrRunsFull
+		switch {
+		case fs.Changed("runs"):
+			runs = o.runs
+		case o.smoke:
+			runs = ctrRunsSmoke
+		}
+		if runs < 1 {
+			fmt.Fprintln(os.Stderr, "bench: --runs: must be at least 1")
+			os.Exit(2)
+		}
+		if err := runCtr(&o, runs); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if o.smoke {
 		o.runs, o.rounds, o.duration, o.windows, o.launchers, o.hold = 6, 2, 300*time.Millisecond, 1, []int{1, 2}, 2
@@ -326,34 +347,40 @@ func (rep *report) write(dir string) error {
 }
 
 // build builds the stockade command and the in-process worker from this
-// tree unless they were given. The command is built in the library's
-// module, where bench's replace directive points, with the library's own
-// dependencies; the worker in bench's module.
+// tree unless they were given.
 func build(e *env) error {
-	for _, b := range []struct {
-		path   *string
-		module string
-		pkg    string
-	}{
-		{&e.stockade, "github.com/stockade/stockade", "./cmd/stockade"},
-		{&e.inproc, "github.com/stockade/stockade/bench", "./inproc"},
-	} {
-		if *b.path != "" {
-			continue
-		}
-		dir, err := moduleDir(b.module)
-		if err != nil {
-			return err
-		}
-		out := filepath.Join(e.dir, filepath.Base(b.pkg))
-		cmd := exec.Command("go", "build", "-o", out, b.pkg)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s in %s: %w\n%s", b.pkg, dir, err, msg)
-		}
-		*b.path = out
+	if err := buildStockade(e); err != nil {
+		return err
 	}
+	return buildInto(&e.inproc, e.dir, "github.com/stockade/stockade/bench", "./inproc")
+}
+
+// buildStockade builds the stockade command into e.dir unless it was
+// given. It is built in the library's module, where bench's replace
+// directive points, with the library's own dependencies; the worker in
+// bench's module.
+func buildStockade(e *env) error {
+	return buildInto(&e.stockade, e.dir, "github.com/stockade/stockade", "./cmd/stockade")
+}
+
+// buildInto builds pkg of module into dir and sets *path to the binary,
+// unless *path is set already.
+func buildInto(path *string, dir, module, pkg string) error {
+	if *path != "" {
+		return nil
+	}
+	mdir, err := moduleDir(module)
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = mdir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %w\n%s", pkg, mdir, err, msg)
+	}
+	*path = out
 	return nil
 }
 

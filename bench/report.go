@@ -229,9 +229,15 @@ const (
 	readmeEnd   = "<!-- bench results: end -->"
 )
 
-// updateReadme replaces what stands between the markers in the file at
-// path with md.
+// updateReadme replaces what stands between the results' markers in the
+// file at path with md.
 func updateReadme(path, md string) error {
+	return updateReadmeBetween(path, readmeBegin, readmeEnd, md)
+}
+
+// updateReadmeBetween replaces what stands between the lines begin and
+// end in the file at path with md.
+func updateReadmeBetween(path, readmeBegin, readmeEnd, md string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("update readme: %w", err)

@@ -98,6 +98,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock}, args...)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.WaitDelay = 10 * time.Second // a child of ctr's holding the pipe
 		err := cmd.Run()
 		require.NoError(t, ctx.Err(), "ctr %v: %s", args, out.String())
 		if err != nil && cmd.ProcessState == nil {
@@ -211,15 +212,25 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 		require.NoError(t, cmd.Start())
 		slave.Close()
-		var out bytes.Buffer
-		copied := make(chan struct{})
-		go func() { out.ReadFrom(master); close(copied) }()
+		// The master's reads end (EIO) once ctr, the last holder of the
+		// other end, has exited.
+		copied := make(chan string, 1)
+		go func() {
+			var out bytes.Buffer
+			out.ReadFrom(master)
+			copied <- out.String()
+		}()
 		err = cmd.Wait()
-		require.NoError(t, ctx.Err(), "ctr run -t: %s", out.String())
-		<-copied
-		assert.Equal(t, 3, cmd.ProcessState.ExitCode(), "%v: %s", err, out.String())
-		assert.Contains(t, out.String(), "/dev/pts/0", "the sandbox's own terminal")
-		assert.Contains(t, out.String(), "25 90", "of the size of ctr's")
+		var out string
+		select {
+		case out = <-copied:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the terminal's output did not end 10 s after ctr exited")
+		}
+		require.NoError(t, ctx.Err(), "ctr run -t: %s", out)
+		assert.Equal(t, 3, cmd.ProcessState.ExitCode(), "%v: %s", err, out)
+		assert.Contains(t, out, "/dev/pts/0", "the sandbox's own terminal")
+		assert.Contains(t, out, "25 90", "of the size of ctr's")
 	})
 
 	entries, _ := os.ReadDir(filepath.Join(runcRoot, "default"))

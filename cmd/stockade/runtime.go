@@ -309,6 +309,9 @@ type containerState struct {
 	// PidStart is the monitor's start time (field 22 of /proc/PID/stat),
 	// which tells it from a later process with the same pid.
 	PidStart uint64 `json:"pidStart"`
+	// Closed says the monitor closed the sandbox before it exited: nothing
+	// of it is left on the host for delete to look for.
+	Closed bool `json:"closed,omitempty"`
 	// ExitStatus is the command's, once Status is stopped with the
 	// monitor's knowledge: the exit code, or 128 plus the signal.
 	ExitStatus *int `json:"exitStatus,omitempty"`

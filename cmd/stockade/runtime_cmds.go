@@ -388,14 +388,17 @@ func (o *rtOptions) delete(args []string) error {
 	if err != nil {
 		return err
 	}
-	// A monitor that was killed left its sandbox's control group.
-	if err := sandbox.Cleanup(context.Background(), parents...); err != nil {
-		o.logf("warning", "%v", err)
-	}
-	if specErr == nil && cfg.Limits.CgroupName != "" {
-		// linux.cgroupsPath's, which Cleanup does not recognise.
-		if err := cgroup.RemoveNamed(context.Background(), cfg.Limits.CgroupParent, cfg.Limits.CgroupName); err != nil {
+	// A monitor that was killed left its sandbox's control group; one
+	// that closed the sandbox (st.Closed) left nothing to look for.
+	if !st.Closed {
+		if err := sandbox.Cleanup(context.Background(), parents...); err != nil {
 			o.logf("warning", "%v", err)
+		}
+		if specErr == nil && cfg.Limits.CgroupName != "" {
+			// linux.cgroupsPath's, which Cleanup does not recognise.
+			if err := cgroup.RemoveNamed(context.Background(), cfg.Limits.CgroupParent, cfg.Limits.CgroupName); err != nil {
+				o.logf("warning", "%v", err)
+			}
 		}
 	}
 	if specErr == nil && hooks != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,6 +72,21 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	// ends, and waits for them.
 	require.NoError(t, unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
 	defer reapOrphans(t)
+	// ctr's containers are in the namespace "default", whose cgroupsPath
+	// is /default/ID: the runtime removes the container's group, and
+	// nothing removes the namespace's (runc leaves it too). The test
+	// removes those it made, once the containers are gone.
+	nsGroups, _ := filepath.Glob("/sys/fs/cgroup/*/default")
+	defer func() {
+		made, _ := filepath.Glob("/sys/fs/cgroup/*/default")
+		for _, g := range made {
+			if !slices.Contains(nsGroups, g) {
+				if err := os.Remove(g); err != nil {
+					t.Errorf("remove the namespace's control group: %v", err)
+				}
+			}
+		}
+	}()
 	daemon := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
 	daemon.Stdout, daemon.Stderr = logFile, logFile
 	require.NoError(t, daemon.Start())

@@ -109,8 +109,16 @@ func (o *rtOptions) monitor(args []string) int {
 	ln.Close()
 	os.Remove(sock)
 	// Everything of the container's ends here, before the monitor
-	// exits: its processes, and what the sandbox made on the host.
-	m.sb.Close()
+	// exits: its processes, and what the sandbox made on the host; delete
+	// need not look for what a killed monitor would have left.
+	if err := m.sb.Close(); err == nil {
+		m.mu.Lock()
+		m.st.Closed = true
+		if err := save(m.dir, m.st); err != nil {
+			m.o.logf("error", "monitor: %v", err)
+		}
+		m.mu.Unlock()
+	}
 	replied := make(chan struct{})
 	go func() { m.busy.Wait(); close(replied) }()
 	select {

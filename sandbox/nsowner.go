@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,4 +83,39 @@ func setresuid(r, e, s int) error {
 		return errno
 	}
 	return nil
+}
+
+// sharing counts the raw children that share the owner's memory, to give
+// the owner back its dumpable flag once none does. A child's change of
+// credentials, and its own PR_SET_DUMPABLE, clear the flag of the memory
+// it shares, the owner's; restored while another child still runs its
+// setup, it would make that child, and through it the owner, open to a
+// ptrace by a process of the same ids.
+var sharing shareCount
+
+type shareCount struct {
+	mu       sync.Mutex
+	n        int
+	dumpable bool // the owner's flag before the first of the n
+}
+
+func (c *shareCount) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+		c.dumpable = d == 1
+	}
+	c.n++
+}
+
+// end is called once a child has left the owner's memory (exec'd or
+// died).
+func (c *shareCount) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 && c.dumpable {
+		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -202,41 +201,6 @@ func launchRaw(rp *rawProgram, flags uint64, owner int, cgroupFD int, files []in
 type cellValue struct {
 	ref sysplan.Ref
 	v   uint64
-}
-
-// sharing counts the raw children that share the owner's memory, to give
-// the owner back its dumpable flag once none does. A child's change of
-// credentials, and its own PR_SET_DUMPABLE, clear the flag of the memory
-// it shares, the owner's; restored while another child still runs its
-// setup, it would make that child, and through it the owner, open to a
-// ptrace by a process of the same ids.
-var sharing shareCount
-
-type shareCount struct {
-	mu       sync.Mutex
-	n        int
-	dumpable bool // the owner's flag before the first of the n
-}
-
-func (c *shareCount) begin() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == 0 {
-		d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-		c.dumpable = d == 1
-	}
-	c.n++
-}
-
-// end is called once a child has left the owner's memory (exec'd or
-// died).
-func (c *shareCount) end() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n--
-	if c.n == 0 && c.dumpable {
-		unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)
-	}
 }
 
 // finish writes the child's id maps, calls before (placement in a cgroup

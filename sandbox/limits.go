@@ -32,14 +32,13 @@ type Limits struct {
 	CPUTime      time.Duration // verdict CPUTimeLimit, a few ms late
 	Output       int64         // bytes of stdout and stderr, then OutputLimit; the default counts only copied output
 	Rlimits      Rlimits
-	SoftRlimits  Rlimits      // soft limits below Rlimits' hard ones; zero: soft is hard
-	OOMScoreAdj  int          // -1000 to 1000; zero: the caller's; lower needs host root
-	Kernel       KernelLimits // inotify, namespaces, queued signals per user inside
-	CgroupParent string       // relative or absolute; empty: "stockade" below the caller's
-	CgroupName   string       // a group name of the caller's (OCI cgroupsPath), made even without limits
-	BestEffort   bool         // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
-
-	Devices []cgroup.DeviceRule // cgroup v1 device rules, in order; the sandbox's own /dev stays allowed
+	SoftRlimits  Rlimits             // soft limits below Rlimits' hard ones; zero: soft is hard
+	OOMScoreAdj  int                 // -1000 to 1000; zero: the caller's; lower needs host root
+	Kernel       KernelLimits        // inotify, namespaces, queued signals per user inside
+	CgroupParent string              // relative or absolute; empty: "stockade" below the caller's
+	CgroupName   string              // a group name of the caller's (OCI cgroupsPath), made even without limits
+	BestEffort   bool                // without a cgroup: rlimits for Memory and Pids, the rest left out (Result.Notes)
+	Devices      []cgroup.DeviceRule // cgroup v1 device rules, in order; the sandbox's own /dev stays allowed
 }
 
 // Rlimits are every process's rlimits; zero: the caller's, but Core.

@@ -425,11 +425,18 @@ func TestOverlayConcurrentStarts(t *testing.T) {
 	lower, upper, _ := overlayLayers(t)
 	const starters, rounds = 4, 5
 	bound := 20 * faultSlack(t)
+	ctx := testCtx(t)
 	for range rounds {
 		errs := make(chan error, starters)
+		// Made here: newSandbox may skip the test, which only the
+		// test's own goroutine may do.
+		var sbs []*Sandbox
 		for range starters {
+			sbs = append(sbs, newSandbox(t, Config{Args: []string{"/bin/true"}, Overlay: &Overlay{Layers: []string{lower, upper}}}))
+		}
+		for _, sb := range sbs {
 			go func() {
-				_, err := newSandbox(t, Config{Args: []string{"/bin/true"}, Overlay: &Overlay{Layers: []string{lower, upper}}}).Run(testCtx(t))
+				_, err := sb.Run(ctx)
 				errs <- err
 			}()
 		}

@@ -341,7 +341,10 @@ func (rs *rawStart) died() error {
 func pidfdExited(pidfd int, d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 	for deadline := time.Now().Add(d); ; {
-		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
+		// Never negative: poll waits for ever on a negative timeout, and
+		// the time left is below zero as soon as a millisecond has passed
+		// since a deadline of now (d = 0).
+		n, err := unix.Poll(fds, pollTimeout(time.Until(deadline)))
 		if err == unix.EINTR {
 			continue
 		}
@@ -464,4 +467,10 @@ func errnoOf(err error) unix.Errno {
 	var e unix.Errno
 	errors.As(err, &e)
 	return e
+}
+
+// pollTimeout is the time left, for poll(2): in whole milliseconds, and 0,
+// not the "for ever" of a negative count, once none is left.
+func pollTimeout(left time.Duration) int {
+	return int(max(0, left.Milliseconds()))
 }

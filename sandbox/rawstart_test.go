@@ -429,3 +429,25 @@ func TestRawCover(t *testing.T) {
 	assert.Equal(t, "/etc/resolv.conf", se.Path)
 	assert.ErrorIs(t, err, unix.EISDIR)
 }
+
+// TestPollTimeout checks that a deadline already past is a poll that
+// returns at once, not one that waits for ever: a Start whose pid 1 was
+// being killed as it started once hung in pidfdExited(pidfd, 0) when a
+// millisecond passed between the deadline and the poll (TestChaos).
+func TestPollTimeout(t *testing.T) {
+	assert.Equal(t, 0, pollTimeout(-5*time.Millisecond))
+	assert.Equal(t, 0, pollTimeout(0))
+	assert.Equal(t, 1500, pollTimeout(1500*time.Millisecond))
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	done := make(chan bool, 1)
+	go func() { done <- pidfdExited(int(r.Fd()), -time.Second) }()
+	select {
+	case got := <-done:
+		assert.False(t, got, "nothing to read on the pipe")
+	case <-time.After(10 * time.Second):
+		t.Fatal("pidfdExited with a deadline already past did not return")
+	}
+}

@@ -39,7 +39,7 @@ var ErrNotDevNull = errors.New("host /dev/null is not the null character device"
 // visible outside that namespace. On error the namespace is left half built
 // and should be thrown away with the process.
 func Apply(p *Plan) error {
-	a := applier{plan: p, devNull: -1}
+	a := applier{plan: p, devNull: -1, lateBind: lateBinds(p)}
 	defer a.close()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return &Error{"make-private", "/", err}
@@ -67,11 +67,14 @@ func Apply(p *Plan) error {
 type applier struct {
 	plan    *Plan
 	sources []int // a detached clone per Bind entry, -1 for others
-	devNull int   // O_PATH fd of the host's /dev/null, when a Mask needs it
-	root    int   // the new root's mount, attached at "/"
-	sealRO  []int // tmpfs mounts to make read-only at the end
-	props   []propMount
-	fds     []int // everything to close
+	// lateBind marks the Bind entries cloned again where they are placed
+	// (see lateBinds).
+	lateBind []bool
+	devNull  int   // O_PATH fd of the host's /dev/null, when a Mask needs it
+	root     int   // the new root's mount, attached at "/"
+	sealRO   []int // tmpfs mounts to make read-only at the end
+	props    []propMount
+	fds      []int // everything to close
 }
 
 // propMount is an entry's mount, attached, and the propagation it gets
@@ -106,6 +109,9 @@ func (a *applier) cloneSources() error {
 				a.sources[i] = a.keep(m.FD)
 				continue
 			}
+			if a.lateBind[i] {
+				continue // cloned where it is placed
+			}
 			fd, err := cloneTree(unix.AT_FDCWD, m.Source, bindAttrs(m))
 			if err != nil {
 				return &Error{"bind", m.Source, err}
@@ -131,6 +137,53 @@ func (a *applier) cloneSources() error {
 	}
 	return nil
 }
+
+// late clones the source of the Bind entry i now, where it is placed, so
+// that the mount table lists it after the entries before it (see
+// lateBinds). The host tree is still in view: the new root is attached
+// over "/", which an absolute path does not cross. A clone the parent made
+// (m.FD) cannot be cloned while it is detached, since it belongs to no
+// mount namespace of this process: it is first attached in that old tree
+// (see stagePoint), which goes with the old root at the pivot. Where that
+// fails the parent's clone is placed as it is, out of order.
+func (a *applier) late(i int) error {
+	m := a.plan.Mounts[i]
+	if a.sources[i] < 0 {
+		fd, err := cloneTree(unix.AT_FDCWD, m.Source, bindAttrs(m))
+		if err != nil {
+			return &Error{"bind", m.Source, err}
+		}
+		a.sources[i] = a.keep(fd)
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(a.sources[i], &st); err != nil {
+		return &Error{"bind", m.Source, err}
+	}
+	stage := stagePoint(st.Mode&unix.S_IFMT == unix.S_IFDIR)
+	if unix.MoveMount(a.sources[i], "", unix.AT_FDCWD, stage, unix.MOVE_MOUNT_F_EMPTY_PATH) != nil {
+		return nil
+	}
+	fd, err := unix.OpenTree(a.sources[i], "", reclone)
+	if err == nil {
+		a.sources[i] = a.keep(fd)
+	}
+	return nil
+}
+
+// stagePoint is where a parent's clone of a directory (dir) or of a file is
+// attached in the host's tree to be cloned again: a path every process can
+// reach, of the type a mount over it needs. The mount is made in the
+// sandbox's own namespace, already private, and leaves with the old root.
+func stagePoint(dir bool) string {
+	if dir {
+		return "/proc"
+	}
+	return "/proc/version"
+}
+
+// reclone are the flags of open_tree(2) that clone a mount fd's tree.
+const reclone = unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_RECURSIVE | unix.AT_EMPTY_PATH
 
 // CloneSource returns a detached copy of the host path that the Bind entry
 // m mounts, with m's attributes already set, for a later Apply to attach
@@ -297,6 +350,11 @@ func (a *applier) place(i int) error {
 	m := a.plan.Mounts[i]
 	switch m.Kind {
 	case Bind:
+		if a.lateBind[i] {
+			if err := a.late(i); err != nil {
+				return err
+			}
+		}
 		var st unix.Stat_t
 		if err := unix.Fstat(a.sources[i], &st); err != nil {
 			return &Error{"bind", m.Source, err}

@@ -45,7 +45,7 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 		b: b, root: b.Cell(), tfd: b.Cell(), pfd: b.Cell(), mfd: b.Cell(), xfd: b.Cell(),
 		made:  map[string]bool{"/": true},
 		out:   &Compiled{RootFD: sysplan.Nil, BindFDs: make([]sysplan.Ref, len(p.Mounts)), SendFD: sysplan.Nil},
-		clone: parentClones, devNull: sysplan.Nil,
+		clone: parentClones, devNull: sysplan.Nil, lateBind: lateBinds(p),
 	}
 	for i, m := range p.Mounts {
 		c.out.BindFDs[i] = sysplan.Nil
@@ -93,6 +93,7 @@ type compiler struct {
 	// scratch cells for a target, its parent, a detached mount and a file.
 	root, tfd, pfd, mfd, xfd sysplan.Ref
 	sources                  []sysplan.Ref // per entry: the cell of a Bind's detached source
+	lateBind                 []bool        // per entry: a Bind cloned where it is placed (lateBinds)
 	dirSource                []bool        // per entry: a Bind's source is a directory
 	devNull                  sysplan.Ref   // the cell of an O_PATH fd of the host's /dev/null
 	sealRO                   []sysplan.Ref // mounts made read-only at the end
@@ -208,7 +209,7 @@ func (c *compiler) prepareSources(p *Plan) error {
 			c.sources[i] = c.b.Cell()
 			if c.clone {
 				c.out.BindFDs[i] = c.sources[i]
-			} else {
+			} else if !c.lateBind[i] {
 				c.cloneTree(c.b.Stage("bind", m.Source), sysplan.Imm(unix.AT_FDCWD), m.Source, bindAttrs(m), c.sources[i])
 			}
 		case Mask:
@@ -340,6 +341,9 @@ func (c *compiler) place(i int, m Mount) {
 	stage := b.Stage(string(m.Kind), m.Target)
 	switch m.Kind {
 	case Bind:
+		if c.lateBind[i] {
+			c.late(stage, c.sources[i], i, m)
+		}
 		if !m.Propagation.private() {
 			c.props = append(c.props, propCell{c.sources[i], m.Target, m.Propagation})
 		}
@@ -415,6 +419,26 @@ func (c *compiler) place(i int, m Mount) {
 		b.Place(end)
 		b.Syscall(stage, unix.SYS_GETPID)
 	}
+}
+
+// late clones the source of the Bind entry i into src where it is placed,
+// as applier.late does: the child's own clone is made now; the parent's
+// is attached in the old root (stagePoint) and cloned from there, and the
+// fresh clone takes its descriptor's number. Where either step fails the
+// parent's clone is placed as it is.
+func (c *compiler) late(stage int, src sysplan.Ref, i int, m Mount) {
+	b := c.b
+	if !c.clone {
+		c.cloneTree(stage, sysplan.Imm(unix.AT_FDCWD), m.Source, bindAttrs(m), src)
+		return
+	}
+	keep := b.NewLabel()
+	b.Syscall(stage, unix.SYS_MOVE_MOUNT, sysplan.Load(src), c.str(""), sysplan.Imm(unix.AT_FDCWD), c.str(stagePoint(c.dirSource[i])),
+		sysplan.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH)).OnErr(sysplan.AnyErrno, keep)
+	b.Syscall(stage, unix.SYS_OPEN_TREE, sysplan.Load(src), c.str(""), sysplan.Imm(reclone)).Save(c.mfd).OnErr(sysplan.AnyErrno, keep)
+	b.Syscall(stage, unix.SYS_DUP3, sysplan.Load(c.mfd), sysplan.Load(src), sysplan.Imm(unix.O_CLOEXEC))
+	c.close(c.mfd)
+	b.Place(keep)
 }
 
 // chmodOwn gives the file open in c.xfd the mode and owner of m.

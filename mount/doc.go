@@ -10,6 +10,9 @@
 // through file descriptors (open_tree, fsopen, move_mount, mount_setattr),
 // and ends with pivot_root, the old root detached, and the shared or
 // unbindable [Propagation] the plan asks for, in peer groups of its own.
+// The mount table lists the entries in the plan's order: a bind placed
+// after a mount the plan makes is cloned again where it is placed, since
+// Linux lists mounts in the order they were made.
 //
 // Every target is resolved inside the new root with openat2 and
 // RESOLVE_IN_ROOT, so a symbolic link inside a given root directory can never

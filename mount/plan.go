@@ -452,3 +452,26 @@ func checkTarget(t string) error {
 	}
 	return nil
 }
+
+// lateBinds reports, per entry of p, whether it is a Bind placed after an
+// entry that makes a mount of its own (a tmpfs, proc, a mask …). A bind's
+// source is cloned before the sandbox makes any mount: by the parent, or
+// first thing while the host tree is in view. Since Linux 6.8 a mount
+// namespace lists its mounts in the order they were made, not attached,
+// so such a bind would show in the mount table ahead of the entries
+// before it. It is cloned again where it is placed instead (see
+// applier.late and compiler.late): the table then lists the plan's
+// entries in its order, which a runtime spec's mounts require.
+func lateBinds(p *Plan) []bool {
+	late := make([]bool, len(p.Mounts))
+	made := false
+	for i, m := range p.Mounts {
+		switch m.Kind {
+		case Bind:
+			late[i] = made
+		case Tmpfs, Proc, Sysfs, Devpts, Mqueue, Mask, Cover, ReadOnly:
+			made = true
+		}
+	}
+	return late
+}

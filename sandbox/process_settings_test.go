@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,4 +152,46 @@ func TestIDMapGIDSize(t *testing.T) {
 	var ce *ConfigError
 	require.ErrorAs(t, cfg.Validate(), &ce)
 	assert.Equal(t, "IDMap.Size", ce.Field)
+}
+
+// TestMountOrder checks that the mount table lists the sandbox's mounts in
+// the order of its plan, binds among them: a bind's source is cloned
+// before any mount is made, and the kernel lists mounts in the order they
+// were made, so a bind placed after a tmpfs is cloned again where it is
+// placed. The copies keep their settings (read-only, writable), and the
+// first clones leave nothing in the mount table.
+func TestMountOrder(t *testing.T) {
+	// A directory the sandbox's user owns: as root, through an idmapped
+	// bind, in one the sandbox may not enter.
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		require.NoError(t, os.Chown(dir, 4321, 4321))
+	}
+	cfg := shell(t, `
+		awk '{ print $5 }' /proc/self/mountinfo
+		touch /tmp/b/x 2>/dev/null && echo b-writable
+		touch /tmp/d/x && echo d-writable`)
+	cfg.Mounts = []Mount{
+		{Kind: Tmpfs, Target: "/tmp/a", Size: 1 << 20},
+		{Kind: Bind, Source: "/etc", Target: "/tmp/b"},
+		{Kind: Bind, Source: "/etc", Target: "/tmp/b2"},
+		{Kind: Tmpfs, Target: "/tmp/c", Size: 1 << 20},
+		{Kind: Bind, Source: dir, Target: "/tmp/d", Writable: true},
+	}
+	want := []string{"/proc", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+		"/dev/urandom", "/dev/tty", "/dev/pts", "/dev/shm", "/tmp", "/tmp/a", "/tmp/b", "/tmp/b2", "/tmp/c", "/tmp/d"}
+	out := lines(mustRun(t, cfg))
+	var got []string
+	for _, l := range out {
+		if slices.Contains(want, l) {
+			got = append(got, l)
+		}
+	}
+	assert.Equal(t, want, got, "mount table:\n%s", strings.Join(out, "\n"))
+	assert.NotContains(t, out, "/etc", "a first clone of /etc left in the mount table")
+	assert.NotContains(t, out, dir, "a first clone left in the mount table")
+	assert.NotContains(t, out, "b-writable")
+	assert.Contains(t, out, "d-writable")
+	_, err := os.Stat(filepath.Join(dir, "x"))
+	assert.NoError(t, err, "the writable bind's file on the host")
 }

@@ -39,7 +39,7 @@ var ErrNotDevNull = errors.New("host /dev/null is not the null character device"
 // visible outside that namespace. On error the namespace is left half built
 // and should be thrown away with the process.
 func Apply(p *Plan) error {
-	a := applier{plan: p, devNull: -1, lateBind: lateBinds(p)}
+	a := applier{plan: p, devNull: -1, nodes: -1, lateBind: lateBinds(p)}
 	defer a.close()
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return &Error{"make-private", "/", err}
@@ -70,6 +70,7 @@ type applier struct {
 	// lateBind marks the Bind entries cloned again where they are placed
 	// (see lateBinds).
 	lateBind []bool
+	nodes    int   // the tmpfs of MakeNodes, attached in the old root; -1: none
 	devNull  int   // O_PATH fd of the host's /dev/null, when a Mask needs it
 	root     int   // the new root's mount, attached at "/"
 	sealRO   []int // tmpfs mounts to make read-only at the end
@@ -117,6 +118,17 @@ func (a *applier) cloneSources() error {
 				return &Error{"bind", m.Source, err}
 			}
 			a.sources[i] = a.keep(fd)
+		case Node:
+			if a.nodes >= 0 {
+				continue
+			}
+			if m.FD <= 0 {
+				return &Error{"node", m.Target, errNodeParent}
+			}
+			a.nodes = a.keep(m.FD)
+			if err := unix.MoveMount(m.FD, "", unix.AT_FDCWD, nodeStage, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return &Error{"node", nodeStage, err}
+			}
 		case Mask:
 			if a.devNull >= 0 {
 				continue
@@ -372,6 +384,12 @@ func (a *applier) place(i int) error {
 		}
 		a.propagateLater(fd, m)
 		return a.attach(fd, m.Target, true, "tmpfs")
+	case Node:
+		fd, err := unix.OpenTree(a.nodes, nodeName(i), unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return &Error{"node", m.Target, err}
+		}
+		return a.attach(a.keep(fd), m.Target, false, "node")
 	case Proc:
 		fd, err := newMount("proc", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 		if err != nil {

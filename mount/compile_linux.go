@@ -29,6 +29,9 @@ type Compiled struct {
 	// Overlay.SendFD (Nil unless the plan asks for one).
 	OverlayFDs []sysplan.Ref
 	SendFD     sysplan.Ref
+	// NodesFD is the cell for the tmpfs of MakeNodes (Nil unless the plan
+	// has a Node).
+	NodesFD sysplan.Ref
 }
 
 // Compile adds to b the steps that build p in the child's mount namespace
@@ -44,7 +47,7 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 	c := &compiler{
 		b: b, root: b.Cell(), tfd: b.Cell(), pfd: b.Cell(), mfd: b.Cell(), xfd: b.Cell(),
 		made:  map[string]bool{"/": true},
-		out:   &Compiled{RootFD: sysplan.Nil, BindFDs: make([]sysplan.Ref, len(p.Mounts)), SendFD: sysplan.Nil},
+		out:   &Compiled{RootFD: sysplan.Nil, BindFDs: make([]sysplan.Ref, len(p.Mounts)), SendFD: sysplan.Nil, NodesFD: sysplan.Nil},
 		clone: parentClones, devNull: sysplan.Nil, lateBind: lateBinds(p),
 	}
 	for i, m := range p.Mounts {
@@ -212,6 +215,16 @@ func (c *compiler) prepareSources(p *Plan) error {
 			} else if !c.lateBind[i] {
 				c.cloneTree(c.b.Stage("bind", m.Source), sysplan.Imm(unix.AT_FDCWD), m.Source, bindAttrs(m), c.sources[i])
 			}
+		case Node:
+			if !c.out.NodesFD.IsNil() {
+				continue
+			}
+			if !c.clone {
+				return &Error{"node", m.Target, errNodeParent}
+			}
+			c.out.NodesFD = c.b.Cell()
+			c.b.Syscall(c.b.Stage("node", nodeStage), unix.SYS_MOVE_MOUNT, sysplan.Load(c.out.NodesFD), c.str(""),
+				sysplan.Imm(unix.AT_FDCWD), c.str(nodeStage), sysplan.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
 		case Mask:
 			if !c.devNull.IsNil() {
 				continue
@@ -368,6 +381,10 @@ func (c *compiler) place(i int, m Mount) {
 			return
 		}
 		c.attach(stage, fd, m.Target, true)
+	case Node:
+		b.Syscall(stage, unix.SYS_OPEN_TREE, sysplan.Load(c.out.NodesFD), c.str(nodeName(i)),
+			sysplan.Imm(unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)).Save(c.mfd)
+		c.attach(stage, c.mfd, m.Target, false)
 	case Proc:
 		c.newMount(stage, "proc", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, c.mfd)
 		c.attach(stage, c.mfd, m.Target, true)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/stockade/stockade/internal/errdefs"
@@ -57,6 +58,13 @@ const (
 	// down, by binding Target onto itself read-only. A missing Target is
 	// left alone.
 	ReadOnly Kind = "readonly"
+	// Node places a device node or a FIFO at Target, owned by UID and
+	// GID: Mode holds its type (fs.ModeDevice, with fs.ModeCharDevice for
+	// a character device, or fs.ModeNamedPipe) and permissions, Rdev its
+	// device number. MakeNodes makes it on the host, in a tmpfs of its
+	// own, which FD holds; Apply and Compile bind it where it belongs. It
+	// is not mounted nodev.
+	Node Kind = "node"
 )
 
 // Mount is one entry of a Plan. Which fields matter depends on Kind; the
@@ -101,6 +109,8 @@ type Mount struct {
 	// more privileged parent. Apply attaches it instead of cloning Source
 	// itself, and closes it.
 	FD int `json:"fd,omitempty"`
+	// Rdev is the device number of a Node (unix.Mkdev).
+	Rdev uint64 `json:"rdev,omitempty"`
 	// Owner, of a writable Bind, names the host user and group whose
 	// rights the sandbox's user gets in it, through an idmapped mount
 	// (see IDMapSource): what it creates there lands on the host as
@@ -373,6 +383,16 @@ func (m *Mount) Validate() error {
 		if m.Inodes < 0 || m.Inodes > MaxPtys {
 			return &ConfigError{Field: "Inodes", Err: fmt.Errorf("must be from 0 to %d ptys, not %d", MaxPtys, m.Inodes)}
 		}
+	case Node:
+		switch m.Mode.Type() {
+		case fs.ModeDevice | fs.ModeCharDevice, fs.ModeDevice:
+		case fs.ModeNamedPipe:
+			if m.Rdev != 0 {
+				return &ConfigError{Field: "Rdev", Err: errors.New("must be 0 for a FIFO")}
+			}
+		default:
+			return &ConfigError{Field: "Mode", Err: fmt.Errorf("a node's type must be fs.ModeDevice, with fs.ModeCharDevice for a character device, or fs.ModeNamedPipe, not %v", m.Mode.Type())}
+		}
 	case Proc, Sysfs, Mqueue, Write, Dir, File, Symlink, Mask, ReadOnly, Cover:
 	case "":
 		return &ConfigError{Field: "Kind", Err: errors.New("must be set")}
@@ -412,7 +432,13 @@ func (m *Mount) Validate() error {
 	if m.Owner != nil && (m.Owner.UID > maxID || m.Owner.GID > maxID) {
 		return &ConfigError{Field: "Owner", Err: fmt.Errorf("ids run from 0 to %d, not %d:%d", int64(maxID), m.Owner.UID, m.Owner.GID)}
 	}
-	if m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
+	if m.Kind != Node && m.Rdev != 0 {
+		return &ConfigError{Field: "Rdev", Err: fmt.Errorf("applies to nodes only, not %s", m.Kind)}
+	}
+	if m.Kind == Node && m.Mode&^fs.ModePerm&^fs.ModeType != 0 {
+		return &ConfigError{Field: "Mode", Err: fmt.Errorf("a node's must hold its type and permission bits only, not %v", m.Mode)}
+	}
+	if m.Kind != Node && m.Mode&^fs.ModePerm&^(fs.ModeSticky|fs.ModeSetgid) != 0 {
 		return &ConfigError{Field: "Mode", Err: fmt.Errorf("must hold permission, sticky and setgid bits only (fs.ModeSticky, not 0o1000), not %#o", uint32(m.Mode))}
 	}
 	if m.UID < 0 || int64(m.UID) > maxID {
@@ -469,9 +495,12 @@ func lateBinds(p *Plan) []bool {
 		switch m.Kind {
 		case Bind:
 			late[i] = made
-		case Tmpfs, Proc, Sysfs, Devpts, Mqueue, Mask, Cover, ReadOnly:
+		case Tmpfs, Proc, Sysfs, Devpts, Mqueue, Mask, Cover, ReadOnly, Node:
 			made = true
 		}
 	}
 	return late
 }
+
+// nodeName is the name of the node of entry i in MakeNodes' tmpfs.
+func nodeName(i int) string { return "n" + strconv.Itoa(i) }

@@ -92,6 +92,9 @@ type Compiled struct {
 	// Overlay.SendFD (Nil unless the plan asks for one).
 	OverlayFDs []sysplan.Ref
 	SendFD     sysplan.Ref
+	// NodesFD is the cell for the tmpfs of MakeNodes (Nil unless the plan
+	// has a Node).
+	NodesFD sysplan.Ref
 }
 
 // Compile adds to b the steps that build p in the child's mount namespace
@@ -119,6 +122,18 @@ func Compile(b *sysplan.Builder, p *Plan, parentClones bool) (*Compiled, error) 
 // On systems other than Linux it returns an error matching ErrNotSupported.
 func IDMapSource(f *os.File, uid, gid uint32, owner Owner) error {
 	return notSupported("IDMapSource")
+}
+
+// MakeNodes makes the device nodes and FIFOs of the Node entries of p in a
+// detached tmpfs of their own, each owned by the host ids that hostIDs
+// returns for the entry's UID and GID (those that show as them inside),
+// and sets each entry's FD to fd, the number the tmpfs is to have where p
+// is applied. It returns nil when p has no Node. Only host root may make
+// a device node (CAP_MKNOD in the initial user namespace).
+//
+// On systems other than Linux it returns an error matching ErrNotSupported.
+func MakeNodes(p *Plan, fd int, hostIDs func(uid, gid int) (int, int)) (*os.File, error) {
+	return nil, notSupported("MakeNodes")
 }
 
 // CloneLayer returns a detached, read-only clone of the host directory

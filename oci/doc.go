@@ -159,7 +159,10 @@
 //	                              read-only; refused but for those of its network (net.*, with a network
 //	                              namespace) and IPC namespaces (kernel.msg*, sem, shm*, fs.mqueue.*)
 //	linux.devices[i]              ignored for null, zero, full, random, urandom and tty with their usual numbers
-//	                              (always in /dev); refused for any other node
+//	                              (always in /dev); any other, a Node of Config.Mounts (type c or u, b, p;
+//	                              fileMode's permission bits, 0666 by default; uid, gid), after the spec's mounts;
+//	                              refused unless the runtime is host root. Device rules allow it unless one
+//	                              names it, as runc does
 //	linux.netDevices              refused if set
 //	linux.cgroupsPath             Limits.CgroupParent and CgroupName: the sandbox's group is made at that path when
 //	                              it starts (absolute: from each hierarchy's root; relative: below the runtime's
@@ -206,9 +209,10 @@
 //	devices                       Limits.Devices, in order (type absent: a; major, minor absent: any; access
 //	                              absent: rwm), on cgroup v1 as host root; the sandbox then allows its own /dev.
 //	                              Ignored when it is a lone rule that denies every device, on cgroup v2 and for
-//	                              an ordinary user: no rule changes what the sandbox's processes can open, no
-//	                              device but those of its /dev, since its root and mounts are nodev and no
-//	                              node can be made in its user namespace
+//	                              an ordinary user: no rule changes what the sandbox's processes can open, the
+//	                              nodes of its /dev and of linux.devices (which runc allows whatever the rules
+//	                              say), since its root and mounts are nodev and no node can be made in its
+//	                              user namespace
 //	hugepageLimits, network, rdma, unified   refused if set
 //
 // Seccomp (linux.seccomp):

@@ -139,8 +139,6 @@ func TestRuntimeSpecExamples(t *testing.T) {
 		"spec-example.json": {
 			"domainname",
 			"hooks",
-			"linux.devices[0]",
-			"linux.devices[1]",
 			"linux.resources.blockIO.leafWeight",
 			"linux.resources.blockIO.throttleReadBpsDevice",
 			"linux.resources.blockIO.throttleWriteIOPSDevice",
@@ -158,6 +156,11 @@ func TestRuntimeSpecExamples(t *testing.T) {
 			"process.capabilities.ambient",
 			"process.capabilities.effective",
 		},
+	}
+	if os.Geteuid() != 0 {
+		// Only host root makes device nodes (/dev/fuse, /dev/sda).
+		w := append([]string{"domainname", "hooks", "linux.devices[0]", "linux.devices[1]"}, want["spec-example.json"][2:]...)
+		want["spec-example.json"] = w
 	}
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -111,12 +112,75 @@ var defaultDevices = map[string][2]int64{
 	"/dev/random": {1, 8}, "/dev/urandom": {1, 9}, "/dev/tty": {5, 0},
 }
 
+// device maps an entry of linux.devices to a Node of Config.Mounts,
+// placed after the spec's mounts, as runc makes them; the sandbox's own
+// device nodes are left as they are.
+func (m *mapper) device(p string, d specs.LinuxDevice) {
+	if n, ok := defaultDevices[d.Path]; ok && d.Type == "c" && n == [2]int64{d.Major, d.Minor} {
+		return
+	}
+	if n, ok := defaultDevices[d.Path]; ok {
+		m.refuse(p, "%s is the sandbox's own device node, c %d:%d", d.Path, n[0], n[1])
+		return
+	}
+	if os.Geteuid() != 0 {
+		m.refuse(p, "only host root makes device nodes; bind the host's %s instead", d.Path)
+		return
+	}
+	if !path.IsAbs(d.Path) || path.Clean(d.Path) != d.Path {
+		m.refuse(p+".path", "must be an absolute, clean path, not %q", d.Path)
+		return
+	}
+	n := sandbox.Mount{Kind: sandbox.Node, Target: d.Path, Mode: 0o666}
+	switch d.Type {
+	case "c", "u":
+		n.Mode |= fs.ModeDevice | fs.ModeCharDevice
+	case "b":
+		n.Mode |= fs.ModeDevice
+	case "p":
+		n.Mode |= fs.ModeNamedPipe
+	default:
+		m.refuse(p+".type", "must be c, u, b or p, not %q", d.Type)
+		return
+	}
+	if d.Type != "p" {
+		if d.Major < 0 || d.Major > 0xfff || d.Minor < 0 || d.Minor > 0xfffff {
+			m.refuse(p, "device number %d:%d is out of range", d.Major, d.Minor)
+			return
+		}
+		n.Rdev = mkdev(d.Major, d.Minor)
+	}
+	if d.FileMode != nil {
+		if *d.FileMode&^0o170777 != 0 {
+			m.refuse(p+".fileMode", "must hold permission bits only, not %#o", uint32(*d.FileMode))
+			return
+		}
+		n.Mode = n.Mode.Type() | *d.FileMode&0o777
+	}
+	if d.UID != nil {
+		n.UID = int(*d.UID)
+	}
+	if d.GID != nil {
+		n.GID = int(*d.GID)
+	}
+	m.from(fmt.Sprintf("Mounts[%d]", len(m.cfg.Mounts)), p)
+	m.cfg.Mounts = append(m.cfg.Mounts, n)
+}
+
+// mkdev and devNumbers encode and decode a Linux device number, as
+// unix.Mkdev, Major and Minor do (this file builds on every system).
+func mkdev(major, minor int64) uint64 {
+	ma, mi := uint64(major), uint64(minor)
+	return ma&0xfff<<8 | ma&^0xfff<<32 | mi&0xff | mi&^0xff<<12
+}
+
+func devNumbers(dev uint64) (major, minor int64) {
+	return int64(dev>>8&0xfff | dev>>32&^0xfff), int64(dev&0xff | dev>>12&^0xff)
+}
+
 func (m *mapper) linux(l *specs.Linux) {
 	for i, d := range l.Devices {
-		n, ok := defaultDevices[d.Path]
-		if !ok || d.Type != "c" || n != [2]int64{d.Major, d.Minor} {
-			m.refuse(fmt.Sprintf("linux.devices[%d]", i), "the sandbox's /dev holds only null, zero, full, random, urandom and tty; it cannot create %s", d.Path)
-		}
+		m.device(fmt.Sprintf("linux.devices[%d]", i), d)
 	}
 	if len(l.NetDevices) > 0 {
 		m.refuse("linux.netDevices", "the sandbox moves no host network device into its namespace")

@@ -4,6 +4,7 @@ package oci
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,8 +15,10 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/cgroup"
+	"github.com/stockade/stockade/internal/testutil"
 	"github.com/stockade/stockade/mount"
 	"github.com/stockade/stockade/sandbox"
 )
@@ -478,7 +481,17 @@ func TestFromSpecRefuses(t *testing.T) {
 		}},
 		{"linux.sysctl.vm.swappiness", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "1"} }},
 		{"linux.devices[0]", func(s *specs.Spec) {
-			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}}
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 10, Minor: 229}}
+		}},
+		{"linux.devices[0].type", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "x", Major: 10, Minor: 229}}
+		}},
+		{"linux.devices[1].fileMode", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},
+				{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: ptr[fs.FileMode](0o4666)}}
+		}},
+		{"linux.devices[0].path", func(s *specs.Spec) {
+			s.Linux.Devices = []specs.LinuxDevice{{Path: "dev/fuse", Type: "c", Major: 10, Minor: 229}}
 		}},
 		{"linux.rootfsPropagation", func(s *specs.Spec) { s.Linux.RootfsPropagation = "rsharedd" }},
 		{"linux.maskedPaths[10]", func(s *specs.Spec) { s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "etc/shadow") }},
@@ -665,6 +678,56 @@ func TestToSpec(t *testing.T) {
 
 	_, err = ToSpec(sandbox.Config{Args: []string{"true"}, Timeout: time.Second, Security: sandbox.Security{SeccompProfile: []byte("{}")}})
 	require.Equal(t, []string{"RootDir", "Security.SeccompProfile", "Timeout"}, refusedFields(t, err))
+}
+
+// TestDevices: linux.devices become Nodes of Config.Mounts, after the
+// spec's mounts and paths, and go back to linux.devices; the sandbox's
+// own device nodes are left to it.
+func TestDevices(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := base(t)
+	s.Linux.Devices = []specs.LinuxDevice{
+		{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},
+		{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: ptr[fs.FileMode](0o620), UID: ptr[uint32](0), GID: ptr[uint32](5)},
+		{Path: "/dev/loop200", Type: "b", Major: 7, Minor: 200},
+		{Path: "/dev/ttyS9", Type: "u", Major: 4, Minor: 4660},
+		{Path: "/run/fifo", Type: "p", Major: 8, Minor: 666, FileMode: ptr[fs.FileMode](0o600)},
+	}
+	c, err := FromSpec(s, t.TempDir())
+	require.NoError(t, err)
+	var nodes []sandbox.Mount
+	for i, m := range c.Mounts {
+		if m.Kind == sandbox.Node {
+			nodes = append(nodes, m)
+		} else {
+			require.Empty(t, nodes, "Mounts[%d], a %s, after a node", i, m.Kind)
+		}
+	}
+	char := fs.ModeDevice | fs.ModeCharDevice
+	want := []sandbox.Mount{
+		{Kind: sandbox.Node, Target: "/dev/fuse", Mode: char | 0o620, Rdev: unix.Mkdev(10, 229), GID: 5},
+		{Kind: sandbox.Node, Target: "/dev/loop200", Mode: fs.ModeDevice | 0o666, Rdev: unix.Mkdev(7, 200)},
+		{Kind: sandbox.Node, Target: "/dev/ttyS9", Mode: char | 0o666, Rdev: unix.Mkdev(4, 4660)},
+		{Kind: sandbox.Node, Target: "/run/fifo", Mode: fs.ModeNamedPipe | 0o600},
+	}
+	require.Equal(t, want, nodes)
+
+	back, err := ToSpec(c)
+	require.NoError(t, err)
+	var paths []string
+	for _, d := range back.Linux.Devices {
+		paths = append(paths, fmt.Sprintf("%s %s %d:%d %o %d:%d", d.Path, d.Type, d.Major, d.Minor, *d.FileMode, *d.UID, *d.GID))
+	}
+	require.Equal(t, []string{"/dev/fuse c 10:229 620 0:5", "/dev/loop200 b 7:200 666 0:0", "/dev/ttyS9 c 4:4660 666 0:0", "/run/fifo p 0:0 600 0:0"}, paths)
+	again, err := FromSpec(back, "/")
+	require.NoError(t, err)
+	var nodesAgain []sandbox.Mount
+	for _, m := range again.Mounts {
+		if m.Kind == sandbox.Node {
+			nodesAgain = append(nodesAgain, m)
+		}
+	}
+	require.Equal(t, want, nodesAgain)
 }
 
 // TestLoad reads a bundle, and refuses a config.json with a field the

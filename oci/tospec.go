@@ -2,6 +2,7 @@ package oci
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"math"
 	"path"
@@ -200,8 +201,10 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			l.MaskedPaths = append(l.MaskedPaths, m.Target)
 		case m.Kind == sandbox.ReadOnlyPath:
 			l.ReadonlyPaths = append(l.ReadonlyPaths, m.Target)
+		case m.Kind == sandbox.Node:
+			l.Devices = append(l.Devices, specDevice(m))
 		default:
-			refuse(f+".Kind", "only binds, tmpfs, masked and read-only paths are mounts of a Config")
+			refuse(f+".Kind", "only binds, tmpfs, nodes, masked and read-only paths are mounts of a Config")
 		}
 	}
 
@@ -217,6 +220,22 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 		return nil, joinErrs(errs)
 	}
 	return s, nil
+}
+
+// specDevice is the linux.devices entry of the Node m.
+func specDevice(m sandbox.Mount) specs.LinuxDevice {
+	uid, gid, mode := uint32(m.UID), uint32(m.GID), m.Mode.Perm()
+	d := specs.LinuxDevice{Path: m.Target, Type: "p", FileMode: &mode, UID: &uid, GID: &gid}
+	switch m.Mode.Type() {
+	case fs.ModeDevice | fs.ModeCharDevice:
+		d.Type = "c"
+	case fs.ModeDevice:
+		d.Type = "b"
+	}
+	if d.Type != "p" {
+		d.Major, d.Minor = devNumbers(m.Rdev)
+	}
+	return d
 }
 
 func specCaps(caps []string, root bool) *specs.LinuxCapabilities {

@@ -22,7 +22,8 @@ type binds struct {
 	// root, for RootIDMap, is RootDir: it and the Binds from inside it
 	// are idmapped with the sandbox's own maps, id's (see cloneRoot).
 	root string
-	id   identity
+	// id are the sandbox's ids: those of its device nodes' owners.
+	id identity
 }
 
 // userBinds returns the binds of plan p, built from c (with its
@@ -34,9 +35,9 @@ func (c *Config) userBinds(p *mount.Plan, id identity) binds {
 		return binds{first: -1}
 	}
 	uid, gid := id.hostIDs(c.UID, c.GID)
-	b := binds{first: len(p.Mounts) - len(c.Mounts), uid: uint32(uid), gid: uint32(gid)}
+	b := binds{first: len(p.Mounts) - len(c.Mounts), uid: uint32(uid), gid: uint32(gid), id: id}
 	if c.RootIDMap {
-		b.root, b.id = c.RootDir, id
+		b.root = c.RootDir
 	}
 	return b
 }

@@ -280,8 +280,12 @@ func (c *Config) validate() error {
 		field := fmtIndex("Mounts", i)
 		switch m.Kind {
 		case Bind, Tmpfs, Mask, ReadOnlyPath, Symlink:
+		case Node:
+			if os.Geteuid() != 0 {
+				return configErr(field+".Kind", "a device node is made by host root only")
+			}
 		default:
-			return configErr(field+".Kind", "must be %q, %q, %q, %q or %q, not %q", Bind, Tmpfs, Mask, ReadOnlyPath, Symlink, m.Kind)
+			return configErr(field+".Kind", "must be %q, %q, %q, %q, %q or %q, not %q", Bind, Tmpfs, Mask, ReadOnlyPath, Symlink, Node, m.Kind)
 		}
 		pm := c.planMount(*m)
 		if err := pm.Validate(); err != nil {

@@ -32,8 +32,9 @@ const maxBoundDevices = 4096
 // deviceRules returns the rules the sandbox's group applies for the
 // caller's rules: those, in order, then an allow for each of the
 // sandbox's own device nodes, then one for each device node bound with
-// Mount.Device that no rule names by its type and both numbers, so that
-// a rule of the caller's about such a node has the last word.
+// Mount.Device or made by a Node that no rule names by its type and both
+// numbers, so that a rule of the caller's about such a node has the last
+// word.
 func (c *Config) deviceRules(rules []cgroup.DeviceRule) []cgroup.DeviceRule {
 	out := append(append([]cgroup.DeviceRule(nil), rules...), ownDevices...)
 	named := func(d cgroup.DeviceRule) bool {
@@ -45,7 +46,20 @@ func (c *Config) deviceRules(rules []cgroup.DeviceRule) []cgroup.DeviceRule {
 		return false
 	}
 	seen := map[cgroup.DeviceRule]bool{}
+	allow := func(d cgroup.DeviceRule) {
+		if !seen[d] && !named(d) {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
 	for _, m := range c.Mounts {
+		if m.Kind == Node && m.Mode&fs.ModeDevice != 0 {
+			d := cgroup.DeviceRule{Allow: true, Type: "b", Major: int64(unix.Major(m.Rdev)), Minor: int64(unix.Minor(m.Rdev)), Access: "rwm"}
+			if m.Mode&fs.ModeCharDevice != 0 {
+				d.Type = "c"
+			}
+			allow(d)
+		}
 		if m.Kind != Bind || !m.Device {
 			continue
 		}
@@ -73,10 +87,7 @@ func (c *Config) deviceRules(rules []cgroup.DeviceRule) []cgroup.DeviceRule {
 			default:
 				return nil
 			}
-			if !seen[d] && !named(d) {
-				seen[d] = true
-				out = append(out, d)
-			}
+			allow(d)
 			return nil
 		})
 	}

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,4 +185,79 @@ func BenchmarkRunDeviceRules(b *testing.B) {
 		{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
 		{Allow: true, Type: "c", Major: 10, Minor: 229, Access: "rwm"},
 	}}})
+}
+
+// TestNodes makes device nodes and a FIFO with Mount{Kind: Node}: each
+// shows inside with its type, numbers, permissions and owner; the FIFO
+// carries data; on cgroup v1, with rules that deny every other device, a
+// node no rule names opens (fuse, 10:229) and one a rule denies (tun,
+// 10:200) does not. The nodes live in a tmpfs of the sandbox's: nothing
+// of them is left on the host (the leak check of every test).
+func TestNodes(t *testing.T) {
+	testutil.RequireRoot(t)
+	bothPaths(t, func(t *testing.T) {
+		cfg := shell(t, `
+			stat -c '%n %F %t:%T %a %u:%g' /dev/myfuse /dev/tun /dev/blk /tmp/fifo
+			for d in /dev/myfuse /dev/tun; do
+				if true <"$d"; then echo "$d open"; else echo "$d denied"; fi
+			done 2>/dev/null
+			echo through >/tmp/fifo &
+			read -r l </tmp/fifo; echo "fifo $l"`)
+		cfg.Mounts = []Mount{
+			{Kind: Node, Target: "/dev/myfuse", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666, Rdev: unix.Mkdev(10, 229)},
+			{Kind: Node, Target: "/dev/tun", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o620, Rdev: unix.Mkdev(10, 200), UID: 1000, GID: 5},
+			{Kind: Node, Target: "/dev/blk", Mode: fs.ModeDevice | 0o600, Rdev: unix.Mkdev(7, 200)},
+			{Kind: Node, Target: "/tmp/fifo", Mode: fs.ModeNamedPipe | 0o666, UID: 1000, GID: 1000},
+		}
+		mode := cgroup.DetectMode()
+		rules := mode != cgroup.Unified && mode != cgroup.Unavailable
+		if rules {
+			cfg.Limits.Devices = []cgroup.DeviceRule{
+				{Type: "a", Major: cgroup.AnyDevice, Minor: cgroup.AnyDevice, Access: "rwm"},
+				{Type: "c", Major: 10, Minor: 200, Access: "rwm"},
+			}
+		}
+		out := lines(mustRun(t, cfg))
+		want := []string{
+			"/dev/myfuse character special file a:e5 666 0:0",
+			"/dev/tun character special file a:c8 620 1000:5",
+			"/dev/blk block special file 7:c8 600 0:0",
+			"/tmp/fifo fifo 0:0 666 1000:1000",
+			"/dev/myfuse open",
+		}
+		if rules {
+			want = append(want, "/dev/tun denied")
+		} else {
+			want = append(want, "/dev/tun open")
+		}
+		assert.Equal(t, append(want, "fifo through"), out)
+	})
+}
+
+// TestNodeRefused: a Node's type must be a device or a FIFO, a FIFO has
+// no device number, and only host root makes nodes.
+func TestNodeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		m     Mount
+		field string
+	}{
+		{Mount{Kind: Node, Target: "/dev/x", Mode: 0o666}, "Mounts[0].Mode"},
+		{Mount{Kind: Node, Target: "/dev/x", Mode: fs.ModeDir | 0o755}, "Mounts[0].Mode"},
+		{Mount{Kind: Node, Target: "/dev/x", Mode: fs.ModeNamedPipe | 0o600, Rdev: 5}, "Mounts[0].Rdev"},
+		{Mount{Kind: Node, Target: "/dev/x", Mode: fs.ModeDevice | fs.ModeSetuid | 0o600}, "Mounts[0].Mode"},
+		{Mount{Kind: Tmpfs, Target: "/x", Rdev: 5}, "Mounts[0].Rdev"},
+	} {
+		cfg := shell(t, "true")
+		cfg.Mounts = []Mount{tc.m}
+		want := tc.field
+		if os.Geteuid() != 0 {
+			want = "Mounts[0].Kind"
+			if tc.m.Kind != Node {
+				want = tc.field
+			}
+		}
+		var ce *ConfigError
+		require.ErrorAs(t, cfg.Validate(), &ce, "%+v", tc.m)
+		assert.Equal(t, want, ce.Field, "%+v", tc.m)
+	}
 }

@@ -101,6 +101,8 @@ func (c *Config) landlockRuleset(p *mount.Plan) *landlock.Ruleset {
 			// Files such as /proc/self/oom_score_adj are written; what must
 			// not be is a read-only or masked mount anyway.
 			add(m.Target, landlock.Read|landlock.WriteFile|landlock.Truncate)
+		case m.Kind == mount.Node:
+			add(m.Target, landlock.Read|landlock.WriteFile|landlock.Truncate|landlock.IoctlDev)
 		case m.Kind == mount.Tmpfs && m.Target == "/dev":
 			// The device nodes bound into /dev and the terminals of
 			// /dev/pts; the tmpfs itself is read-only.

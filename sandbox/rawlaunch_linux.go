@@ -157,6 +157,7 @@ func launchRaw(rp *rawProgram, flags uint64, owner int, cgroupFD int, files []in
 		}
 		cells = append(cells, rp.mounts.OverlayFDs...)
 		cells = append(cells, rp.mounts.BindFDs...)
+		cells = append(cells, rp.mounts.NodesFD)
 	}
 	k := 0
 	for _, c := range cells {

@@ -492,6 +492,14 @@ func cloneSources(p *mount.Plan, fd int, b binds, ov *overlayUpper) ([]*os.File,
 		m.FD = fd
 		fd++
 	}
+	// The device nodes last: their tmpfs is the compiled plan's last cell.
+	nodes, err := mount.MakeNodes(p, fd, b.id.hostIDs)
+	if err != nil {
+		return fail(err)
+	}
+	if nodes != nil {
+		files = append(files, nodes)
+	}
 	return files, nil
 }
 

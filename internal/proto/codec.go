@@ -195,6 +195,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 		}
 		e.bool(m.NoIDMap)
 		e.str(string(m.Propagation))
+		e.uint(m.Rdev)
 	}
 	e.str(s.Hostname)
 	e.str(s.Path)
@@ -298,6 +299,7 @@ func (s *Spec) UnmarshalBinary(b []byte) error {
 			}
 			m.NoIDMap = d.bool()
 			m.Propagation = mount.Propagation(d.str())
+			m.Rdev = d.uint()
 		}
 	}
 	s.Hostname = d.str()

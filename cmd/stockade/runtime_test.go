@@ -527,15 +527,25 @@ func TestRuntimeHooks(t *testing.T) {
 	}
 
 	t.Run("timeout", func(t *testing.T) {
+		// The hook records its pid and becomes a long sleep: once create
+		// has failed, that process is gone (killed and reaped), not left
+		// running nor waited for.
+		pidFile := filepath.Join(out, "timeout-pid")
 		b := h.bundle(func(s map[string]any) {
 			withArgs("true")(s)
-			s["hooks"] = map[string]any{"prestart": []any{map[string]any{"path": "/bin/sleep", "args": []string{"sleep", "100"}, "timeout": 1}}}
+			s["hooks"] = map[string]any{"prestart": []any{map[string]any{
+				"path": "/bin/sh", "args": []string{"sh", "-c", "echo $$ >" + pidFile + "; exec sleep 100"}, "timeout": 1,
+			}}}
 		})
-		start := time.Now()
 		status, _, stderr := h.run("create", "--bundle", b, "late")
 		assert.Equal(t, 1, status)
-		assert.Contains(t, stderr, "hooks.prestart[0] (/bin/sleep): timed out after 1s")
-		assert.Less(t, time.Since(start), 50*time.Second)
+		assert.Contains(t, stderr, "hooks.prestart[0] (/bin/sh): timed out after 1s")
+		data, err := os.ReadFile(pidFile)
+		require.NoError(t, err)
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		require.NoError(t, err)
+		require.Positive(t, pid)
+		assert.ErrorIs(t, unix.Kill(pid, 0), unix.ESRCH, "the timed-out hook %d still exists", pid)
 		status, _, stderr = h.run("state", "late")
 		assert.Equal(t, 1, status)
 		assert.Contains(t, stderr, "does not exist")

@@ -161,11 +161,14 @@ func TestIDMapGIDSize(t *testing.T) {
 // placed. The copies keep their settings (read-only, writable), and the
 // first clones leave nothing in the mount table.
 func TestMountOrder(t *testing.T) {
-	// A directory the sandbox's user owns: as root, through an idmapped
-	// bind, in one the sandbox may not enter.
+	// A directory the sandbox's user may write in: as root, its own
+	// through an idmapped bind, in one the sandbox may not enter; for an
+	// ordinary user (whose sandbox may have subordinate ids), anyone's.
 	dir := t.TempDir()
 	if os.Geteuid() == 0 {
 		require.NoError(t, os.Chown(dir, 4321, 4321))
+	} else {
+		require.NoError(t, os.Chmod(dir, 0o777))
 	}
 	cfg := shell(t, `
 		awk '{ print $5 }' /proc/self/mountinfo

@@ -149,7 +149,9 @@
 //	                              allows: its processes keep unprivileged host ids, and for host root only the
 //	                              files of root.path keep their owners, RootIDMap; a cgroup namespace only hides
 //	                              the host's cgroup paths)
-//	linux.namespaces[i].path      refused if set: the sandbox creates its namespaces and joins none
+//	linux.namespaces[i].path      of the network namespace: Network.Join (host root; no /sys mount nor net.*
+//	                              sysctl, and network capabilities do not apply there: the namespace is not the
+//	                              sandbox's own); of any other, refused: the sandbox creates those and joins none
 //	linux.uidMappings,            IDMap{HostUID: hostID, HostGID: hostID, Size: size}: one range each, with
 //	linux.gidMappings             containerID 0, of one size; refused otherwise, and for host id 0. An ordinary
 //	                              user's own ids, one each, are the sandbox's default for that user, so IDMap

@@ -41,8 +41,12 @@ func (m *mapper) namespaces(l *specs.Linux) {
 			continue
 		}
 		have[ns.Type] = true
-		if ns.Path != "" {
-			m.refuse(p+".path", "the sandbox creates its namespaces and joins none")
+		switch {
+		case ns.Path != "" && ns.Type == specs.NetworkNamespace:
+			m.cfg.Network.Join = ns.Path
+			m.from("Network.Join", p+".path")
+		case ns.Path != "":
+			m.refuse(p+".path", "the sandbox creates its namespaces and joins only a network namespace")
 		}
 	}
 	for _, t := range requiredNamespaces {

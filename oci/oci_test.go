@@ -452,7 +452,8 @@ func TestFromSpecRefuses(t *testing.T) {
 		{"mounts[5].options", func(s *specs.Spec) { s.Mounts[5].Options = []string{"nosuid"} }},
 		{"mounts[5]", func(s *specs.Spec) { s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.NetworkNamespace) }},
 		{"linux.namespaces", func(s *specs.Spec) { s.Linux.Namespaces = removeNamespace(s.Linux.Namespaces, specs.PIDNamespace) }},
-		{"linux.namespaces[1].path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" }},
+		{"linux.namespaces[1].path", func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" }}, // with /sys
+		{"linux.namespaces[2].path", func(s *specs.Spec) { s.Linux.Namespaces[2].Path = "/proc/1/ns/ipc" }},
 		{"linux.namespaces[5].type", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 		}},
@@ -728,6 +729,23 @@ func TestDevices(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, nodesAgain)
+}
+
+// TestJoinNetwork: a network namespace given by path is Network.Join, and
+// goes back as that namespace's path.
+func TestJoinNetwork(t *testing.T) {
+	testutil.RequireRoot(t)
+	s := base(t)
+	require.Equal(t, specs.NetworkNamespace, s.Linux.Namespaces[1].Type)
+	s.Linux.Namespaces[1].Path = "/run/netns/blue"
+	s.Mounts = removeMount(s.Mounts, "/sys")
+	c, err := FromSpec(s, t.TempDir())
+	require.NoError(t, err)
+	require.Equal(t, "/run/netns/blue", c.Network.Join)
+	require.False(t, c.Network.ShareHost)
+	back, err := ToSpec(c)
+	require.NoError(t, err)
+	require.Contains(t, back.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/run/netns/blue"})
 }
 
 // TestLoad reads a bundle, and refuses a config.json with a field the

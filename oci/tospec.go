@@ -114,7 +114,11 @@ func ToSpec(cfg sandbox.Config) (*specs.Spec, error) {
 			t == specs.UserNamespace && c.RootIDMap {
 			continue
 		}
-		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: t})
+		ns := specs.LinuxNamespace{Type: t}
+		if t == specs.NetworkNamespace {
+			ns.Path = c.Network.Join
+		}
+		l.Namespaces = append(l.Namespaces, ns)
 	}
 	if c.TTY != nil {
 		s.Process.Terminal = true

@@ -81,21 +81,20 @@ func (m IDMap) gidSize() uint32 {
 
 // The defaults of zero fields, DefaultEnv's PATH, and a Pool's most.
 const (
-	DefaultDir             = "/work"
-	DefaultHostname        = "sandbox"
-	DefaultUID             = 1000
-	DefaultTmpfsSize       = 64 << 20
-	DefaultTmpfsInodes     = 16384
-	DefaultPtys            = 64
-	DefaultHostID          = 1 << 30
-	DefaultIDPoolSize      = 1 << 30 // 16384 slots
-	DefaultIDMapSize       = 65536
-	DefaultOverlaySize     = 256 << 20 // Overlay.Size
-	DefaultWaitDelay       = time.Second
-	DefaultPath            = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	DefaultNetworkPoolSize = 2
-	MaxPoolSize            = 1 << 16
-
+	DefaultDir              = "/work"
+	DefaultHostname         = "sandbox"
+	DefaultUID              = 1000
+	DefaultTmpfsSize        = 64 << 20
+	DefaultTmpfsInodes      = 16384
+	DefaultPtys             = 64
+	DefaultHostID           = 1 << 30
+	DefaultIDPoolSize       = 1 << 30 // 16384 slots
+	DefaultIDMapSize        = 65536
+	DefaultOverlaySize      = 256 << 20 // Overlay.Size
+	DefaultWaitDelay        = time.Second
+	DefaultPath             = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	DefaultNetworkPoolSize  = 2
+	MaxPoolSize             = 1 << 16
 	DefaultInotifyInstances = 128
 	DefaultInotifyWatches   = 8192
 	DefaultSignalsPending   = 1024

@@ -4,10 +4,15 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"path"
 	"slices"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/proto"
 	"github.com/stockade/stockade/mount"
@@ -22,6 +27,7 @@ type Network struct {
 	Ports          []Port       // host addresses forwarded to ports inside
 	DNS            []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
 	ReuseNamespace bool         // without a network, cheaper turns in older namespaces; shares TIME_WAIT sockets and /proc/net
+	Join           string       // enter this network namespace (/run/netns/NAME, /proc/PID/ns/net), shared with its other users; host root
 	Networking     *Networking  `json:"-"` // nil: DefaultNetworking()
 }
 
@@ -119,6 +125,9 @@ func (c *Config) validateNetwork() error {
 		return err
 	}
 	n := &c.Network
+	if err := c.validateJoin(); err != nil {
+		return err
+	}
 	if n.ReuseNamespace {
 		switch {
 		case n.ShareHost || n.managed():
@@ -146,6 +155,52 @@ func (c *Config) validateNetwork() error {
 	return netConfigErr(networkingOf(n).check(nc))
 }
 
+// validateJoin checks Network.Join: a namespace of someone else's, with
+// nothing of the sandbox's to set up in it. The sandbox holds no
+// capability over it: Security.Capabilities such as CAP_NET_BIND_SERVICE
+// or CAP_NET_RAW do not apply there.
+func (c *Config) validateJoin() error {
+	n := &c.Network
+	if n.Join == "" {
+		return nil
+	}
+	const f = "Network.Join"
+	switch {
+	case !path.IsAbs(n.Join) || path.Clean(n.Join) != n.Join || strings.IndexByte(n.Join, 0) >= 0:
+		return configErr(f, "must be an absolute, clean path, not %q", n.Join)
+	case n.ShareHost || n.managed() || n.ReuseNamespace:
+		return configErr(f, "is a network of its own: not with ShareHost, Link, Networks, Ports or ReuseNamespace")
+	case c.Security.Sysfs:
+		return configErr(f, "cannot be used with Security.Sysfs: mounting /sys needs a network namespace of the sandbox's own")
+	case os.Geteuid() != 0:
+		return configErr(f, "needs host root: entering a namespace takes CAP_SYS_ADMIN over its owner")
+	}
+	return nil
+}
+
+// joinNS opens the network namespace at path for Network.Join. The
+// caller's own namespace and the host's (pid 1's) are refused: entering
+// them is ShareHost, the field that says so.
+func joinNS(path string) (*netns.NS, error) {
+	ns, err := netns.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(ns.Fd(), &st); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	for _, own := range []string{"/proc/self/ns/net", "/proc/1/ns/net"} {
+		var o unix.Stat_t
+		if unix.Stat(own, &o) == nil && o.Dev == st.Dev && o.Ino == st.Ino {
+			ns.Close()
+			return nil, fmt.Errorf("%s is %s, the host's network: that is Network.ShareHost, NOT isolated", path, own)
+		}
+	}
+	return ns, nil
+}
+
 // netConfigErr turns a ConfigError about a sandbox's netns.Config
 // into a *ConfigError naming the field of Config.
 func netConfigErr(err error) error {
@@ -170,6 +225,14 @@ func netConfigErr(err error) error {
 // anything exists. The init is forked into its namespace (see
 // netns.Manager.Prepare).
 func (s *Sandbox) prepareNetwork(cfg *Config) error {
+	if cfg.Network.Join != "" {
+		ns, err := joinNS(cfg.Network.Join)
+		if err != nil {
+			return &ConfigError{Field: "Network.Join", Err: err}
+		}
+		s.joined = ns
+		return nil
+	}
 	if !cfg.Network.managed() {
 		return nil
 	}
@@ -200,6 +263,12 @@ func (s *Sandbox) networkFiles(cfg *Config, spec *proto.Spec, l *launch) {
 	case s.net != nil:
 		l.netns = s.net.NS()
 		hosts, resolv = s.net.HostsFile(), s.net.ResolvConf()
+	case s.joined != nil:
+		// The launch closes it once the init is in it.
+		l.netns, l.pooled, s.joined = s.joined, true, nil
+		if len(n.DNS) > 0 {
+			resolv = netns.ResolvConf(n.DNS)
+		}
 	case n.ShareHost:
 		l.shareHost = true
 		if len(n.DNS) > 0 {
@@ -318,5 +387,9 @@ func (s *Sandbox) releaseNetwork() {
 	if s.reuseNS != nil {
 		giveBackNS(s.reuseNS)
 		s.reuseNS = nil
+	}
+	if s.joined != nil {
+		s.joined.Close()
+		s.joined = nil
 	}
 }

@@ -45,6 +45,7 @@ type Sandbox struct {
 	tty        *os.File                     // the master of the command's terminal (Config.TTY), or nil
 	net        *netns.Net                   // the sandbox's managed network, or nil
 	reuseNS    *netns.NS                    // the namespace it gives back at its end (Network.ReuseNamespace), or nil
+	joined     *netns.NS                    // Network.Join's namespace, open from prepareNetwork to the launch
 	netInfo    NetworkInfo                  // what net turned out to be
 	conf       Confinement                  // the defences in force, once started
 	closing    bool                         // Close was called
@@ -283,7 +284,7 @@ type launch struct {
 	spec      []byte     // the encoded spec, when it must wait for the id maps
 	files     []*os.File // the init's socket end, stdin pipe, cloned mounts
 	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless pooled
-	pooled    bool       // netns was taken from the pool of isolated namespaces: release closes it
+	pooled    bool       // netns was taken from the pool of isolated namespaces, or is Network.Join's: release closes it
 	shareHost bool       // the init stays in the caller's network namespace
 	upperSock *os.File   // the socket the init sends the overlay's tmpfs on, or nil
 	conf      Confinement

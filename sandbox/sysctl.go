@@ -47,6 +47,9 @@ func (c *Config) validateSysctl() error {
 			if c.Network.ShareHost {
 				return configErr(field, "net.* settings are the network namespace's, and with Network.ShareHost that is the host's")
 			}
+			if c.Network.Join != "" {
+				return configErr(field, "net.* settings are the network namespace's, and Network.Join's is not the sandbox's own")
+			}
 		case ownedByIPC(name):
 		default:
 			return configErr(field, "only the settings of the sandbox's own network (net.*) and IPC namespaces (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) may be written, not %s", name)

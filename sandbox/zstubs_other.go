@@ -159,6 +159,7 @@ type Network struct {
 	Ports          []Port       // host addresses forwarded to ports inside
 	DNS            []netip.Addr // /etc/resolv.conf's servers (ShareHost: the host's)
 	ReuseNamespace bool         // without a network, cheaper turns in older namespaces; shares TIME_WAIT sockets and /proc/net
+	Join           string       // enter this network namespace (/run/netns/NAME, /proc/PID/ns/net), shared with its other users; host root
 	Networking     *Networking  `json:"-"` // nil: DefaultNetworking()
 }
 

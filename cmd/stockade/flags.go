@@ -137,6 +137,7 @@ var fieldFlags = []struct{ field, flag string }{
 	{"Limits.Output", "--output-limit"},
 	{"Limits.CgroupParent", "--cgroup-parent"},
 	{"Network", "--net"},
+	{"Network.Join", "--net"},
 	{"Security.SeccompProfile", "--seccomp"},
 	{"Security.Capabilities", "--cap-add"},
 }
@@ -199,16 +200,19 @@ func (o *runOptions) define(p *parser) {
 	fs.Var(sizeValue{&c.Limits.Output}, "output-limit", "most bytes the command may write to stdout and stderr together")
 	fs.StringVar(&c.Limits.CgroupParent, "cgroup-parent", "", "create the sandbox's cgroup under `PATH`, relative to stockade's own cgroup or absolute (default stockade)")
 	fs.BoolVar(&c.Limits.BestEffort, "best-effort-limits", false, "for an ordinary user without a delegated cgroup: apply rlimits instead of failing")
-	fs.Func("net", "network: `none` (default: only loopback), host (the host's network, NOT isolated) or link (a veth link to the host; the sandbox reaches only its gateway)", func(v string) error {
-		switch v {
-		case "none":
-			c.Network.ShareHost, c.Network.Link = false, nil
-		case "host":
-			c.Network.ShareHost, c.Network.Link = true, nil
-		case "link":
-			c.Network.ShareHost, c.Network.Link = false, &sandbox.Link{}
+	fs.Func("net", "network: `none` (default: only loopback), host (the host's network, NOT isolated), link (a veth link to the host; the sandbox reaches only its gateway) or the path of a network namespace to join (/run/netns/NAME; as root)", func(v string) error {
+		n := &c.Network
+		n.ShareHost, n.Link, n.Join = false, nil, ""
+		switch {
+		case v == "none":
+		case v == "host":
+			n.ShareHost = true
+		case v == "link":
+			n.Link = &sandbox.Link{}
+		case strings.HasPrefix(v, "/"):
+			n.Join = v
 		default:
-			return fmt.Errorf("want none, host or link, not %q", v)
+			return fmt.Errorf("want none, host, link or a namespace's path, not %q", v)
 		}
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/netns"
 	"github.com/stockade/stockade/sandbox"
 )
 
@@ -333,6 +335,16 @@ func TestRunNetwork(t *testing.T) {
 	status, out, errOut = stockadeRun(t, "--net", "host", "--", bb, "readlink", "/proc/self/ns/net")
 	require.Equal(t, 0, status, errOut)
 	assert.Equal(t, hostNS+"\n", out, "the host's network namespace")
+	// A namespace made elsewhere, joined by path.
+	ns, err := netns.New()
+	require.NoError(t, err)
+	defer ns.Close()
+	path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), ns.Fd())
+	nsLink, err := os.Readlink(path)
+	require.NoError(t, err)
+	status, out, errOut = stockadeRun(t, "--net", path, "--", bb, "readlink", "/proc/self/ns/net")
+	require.Equal(t, 0, status, errOut)
+	assert.Equal(t, nsLink+"\n", out, "the namespace of --net PATH")
 	status, _, errOut = stockadeRun(t, "--net", "wifi", "--", "true")
 	assert.Equal(t, 2, status)
 	assert.Contains(t, errOut, "--net")

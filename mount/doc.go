@@ -25,6 +25,6 @@
 // (mount_setattr) and openat2 (5.6).
 //
 // On systems other than Linux a Plan can be built and validated as on
-// Linux; Apply, CloneRoot and CloneSource return an error matching
+// Linux; Apply, CloneRoot, CloneSource and MakeNodes return an error matching
 // sandbox.ErrNotSupported.
 package mount

@@ -19,7 +19,7 @@ import (
 	"github.com/stockade/stockade/netns"
 )
 
-// Network is lo alone when zero; Link, Networks and Ports need host root.
+// Network is lo alone when zero; Link, Networks, Ports, Join need host root.
 type Network struct {
 	ShareHost      bool         // the caller's namespace; Danger: NOT ISOLATED from the network
 	Link           *Link        // eth0, a veth link whose host side is its gateway

@@ -485,11 +485,13 @@ func (o *rtOptions) features(args []string) error {
 		"ociVersionMin": "1.0.0",
 		"ociVersionMax": specs.Version,
 		"hooks":         []string{"prestart", "createRuntime", "poststart", "poststop"},
-		// What package oci maps; noexec, suid, dev and the shared
-		// propagations are refused.
+		// What package oci maps; noexec, suid and dev are refused. Shared
+		// and unbindable hold inside the sandbox only; slave is taken as
+		// private.
 		"mountOptions": []string{"ro", "rdonly", "rw", "nosuid", "nodev", "exec", "defaults", "relatime", "norelatime",
 			"noatime", "atime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime", "nolazytime",
-			"private", "rprivate", "bind", "rbind", "size", "nr_inodes", "mode", "uid", "gid"},
+			"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable",
+			"bind", "rbind", "size", "nr_inodes", "mode", "uid", "gid"},
 		"linux": map[string]any{
 			"namespaces": []string{"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
 			"cgroup":     map[string]any{"v1": true, "v2": true, "systemd": false},

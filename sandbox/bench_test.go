@@ -4,6 +4,8 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stockade/stockade/internal/testutil"
+	"github.com/stockade/stockade/netns"
 )
 
 // BenchmarkPlainExec is the floor: a plain os/exec of /bin/true, to
@@ -38,6 +43,27 @@ func BenchmarkPlainExec(b *testing.B) {
 func BenchmarkRun(b *testing.B) {
 	testutil.RequireRoot(b)
 	benchRun(b, Config{Args: []string{"/bin/true"}})
+}
+
+// BenchmarkRunNode is BenchmarkRun with a device node made for the
+// sandbox (Mount{Kind: Node}): a tmpfs of its own, the node, its bind.
+func BenchmarkRunNode(b *testing.B) {
+	testutil.RequireRoot(b)
+	benchRun(b, Config{Args: []string{"/bin/true"}, Mounts: []Mount{
+		{Kind: Node, Target: "/dev/fuse", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666, Rdev: unix.Mkdev(10, 229)},
+	}})
+}
+
+// BenchmarkRunJoin is BenchmarkRun in a network namespace made once and
+// joined by every sandbox (Network.Join), instead of one of its own.
+func BenchmarkRunJoin(b *testing.B) {
+	testutil.RequireRoot(b)
+	ns, err := netns.NewLoopback()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Close()
+	benchRun(b, Config{Args: []string{"/bin/true"}, Network: Network{Join: fmt.Sprintf("/proc/self/fd/%d", ns.Fd())}})
 }
 
 // benchRun runs cfg one sandbox at a time and reports the percentiles,

@@ -126,8 +126,8 @@ func (a *applier) cloneSources() error {
 				return &Error{"node", m.Target, errNodeParent}
 			}
 			a.nodes = a.keep(m.FD)
-			if err := unix.MoveMount(m.FD, "", unix.AT_FDCWD, nodeStage, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-				return &Error{"node", nodeStage, err}
+			if err := unix.MoveMount(m.FD, "", unix.AT_FDCWD, stagePoint(true), unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return &Error{"node", stagePoint(true), err}
 			}
 		case Mask:
 			if a.devNull >= 0 {
@@ -150,41 +150,26 @@ func (a *applier) cloneSources() error {
 	return nil
 }
 
-// late clones the source of the Bind entry i now, where it is placed, so
-// that the mount table lists it after the entries before it (see
-// lateBinds). The host tree is still in view: the new root is attached
-// over "/", which an absolute path does not cross. A clone the parent made
-// (m.FD) cannot be cloned while it is detached, since it belongs to no
-// mount namespace of this process: it is first attached in that old tree
-// (see stagePoint), which goes with the old root at the pivot. Where that
-// fails the parent's clone is placed as it is, out of order.
-func (a *applier) late(i int) error {
-	m := a.plan.Mounts[i]
-	if a.sources[i] < 0 {
-		fd, err := cloneTree(unix.AT_FDCWD, m.Source, bindAttrs(m))
-		if err != nil {
-			return &Error{"bind", m.Source, err}
-		}
-		a.sources[i] = a.keep(fd)
-		return nil
+// reclone replaces the parent's clone of the Bind entry i (m.FD), placed
+// after a mount of the plan, by a clone of it made now, so that the mount
+// table lists it after the entries before it (see lateBinds). A detached
+// clone of the parent's belongs to no mount namespace of this process and
+// cannot be cloned: it is first attached in the old root, still in view
+// (the new root is attached over "/", which an absolute path does not
+// cross), at stagePoint(dir), and goes with the old root at the pivot.
+// Where that fails the parent's clone is placed as it is, out of order.
+// (A late bind of the applier's own is simply cloned where it is placed.)
+func (a *applier) reclone(i int, dir bool) {
+	if unix.MoveMount(a.sources[i], "", unix.AT_FDCWD, stagePoint(dir), unix.MOVE_MOUNT_F_EMPTY_PATH) != nil {
+		return
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(a.sources[i], &st); err != nil {
-		return &Error{"bind", m.Source, err}
-	}
-	stage := stagePoint(st.Mode&unix.S_IFMT == unix.S_IFDIR)
-	if unix.MoveMount(a.sources[i], "", unix.AT_FDCWD, stage, unix.MOVE_MOUNT_F_EMPTY_PATH) != nil {
-		return nil
-	}
-	fd, err := unix.OpenTree(a.sources[i], "", reclone)
-	if err == nil {
+	if fd, err := unix.OpenTree(a.sources[i], "", reclone); err == nil {
 		a.sources[i] = a.keep(fd)
 	}
-	return nil
 }
 
-// stagePoint is where a parent's clone of a directory (dir) or of a file is
-// attached in the host's tree to be cloned again: a path every process can
+// stagePoint is where a parent's clone of a directory (dir) or of a file,
+// or the tmpfs of MakeNodes, is attached in the host's tree to be cloned: a path every process can
 // reach, of the type a mount over it needs. The mount is made in the
 // sandbox's own namespace, already private, and leaves with the old root.
 func stagePoint(dir bool) string {
@@ -362,17 +347,24 @@ func (a *applier) place(i int) error {
 	m := a.plan.Mounts[i]
 	switch m.Kind {
 	case Bind:
-		if a.lateBind[i] {
-			if err := a.late(i); err != nil {
-				return err
+		if a.sources[i] < 0 {
+			// A late bind of the applier's own (see lateBinds).
+			fd, err := cloneTree(unix.AT_FDCWD, m.Source, bindAttrs(m))
+			if err != nil {
+				return &Error{"bind", m.Source, err}
 			}
+			a.sources[i] = a.keep(fd)
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(a.sources[i], &st); err != nil {
 			return &Error{"bind", m.Source, err}
 		}
+		dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if a.lateBind[i] && m.FD > 0 {
+			a.reclone(i, dir)
+		}
 		a.propagateLater(a.sources[i], m)
-		return a.attach(a.sources[i], m.Target, st.Mode&unix.S_IFMT == unix.S_IFDIR, "bind")
+		return a.attach(a.sources[i], m.Target, dir, "bind")
 	case Tmpfs:
 		fd, err := newMount("tmpfs", withSource(m.Source, tmpfsOptions(m.Size, m.Inodes, unixMode(m.Mode), m.UID, m.GID)), unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
 		if err != nil {

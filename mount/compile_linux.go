@@ -223,8 +223,8 @@ func (c *compiler) prepareSources(p *Plan) error {
 				return &Error{"node", m.Target, errNodeParent}
 			}
 			c.out.NodesFD = c.b.Cell()
-			c.b.Syscall(c.b.Stage("node", nodeStage), unix.SYS_MOVE_MOUNT, sysplan.Load(c.out.NodesFD), c.str(""),
-				sysplan.Imm(unix.AT_FDCWD), c.str(nodeStage), sysplan.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
+			c.b.Syscall(c.b.Stage("node", stagePoint(true)), unix.SYS_MOVE_MOUNT, sysplan.Load(c.out.NodesFD), c.str(""),
+				sysplan.Imm(unix.AT_FDCWD), c.str(stagePoint(true)), sysplan.Imm(unix.MOVE_MOUNT_F_EMPTY_PATH))
 		case Mask:
 			if !c.devNull.IsNil() {
 				continue
@@ -439,10 +439,10 @@ func (c *compiler) place(i int, m Mount) {
 }
 
 // late clones the source of the Bind entry i into src where it is placed,
-// as applier.late does: the child's own clone is made now; the parent's
-// is attached in the old root (stagePoint) and cloned from there, and the
-// fresh clone takes its descriptor's number. Where either step fails the
-// parent's clone is placed as it is.
+// as Apply does: the child's own clone is made now; the parent's is
+// attached in the old root (stagePoint) and cloned from there, and the
+// fresh clone takes its descriptor's number (see applier.reclone). Where
+// either step fails the parent's clone is placed as it is.
 func (c *compiler) late(stage int, src sysplan.Ref, i int, m Mount) {
 	b := c.b
 	if !c.clone {

@@ -70,7 +70,3 @@ func makeNode(dir int, name string, m *Mount, hostIDs func(uid, gid int) (int, i
 // errNodeParent is the error of a plan with a Node compiled without
 // parentClones: only a parent can make its node (MakeNodes).
 var errNodeParent = errors.New("a node is made by MakeNodes in a parent: compile the plan with parentClones")
-
-// nodeStage is where the tmpfs of MakeNodes is attached in the old root,
-// so that its nodes can be cloned (see stagePoint).
-const nodeStage = "/proc"

@@ -486,7 +486,7 @@ func checkTarget(t string) error {
 // namespace lists its mounts in the order they were made, not attached,
 // so such a bind would show in the mount table ahead of the entries
 // before it. It is cloned again where it is placed instead (see
-// applier.late and compiler.late): the table then lists the plan's
+// applier.reclone and compiler.late): the table then lists the plan's
 // entries in its order, which a runtime spec's mounts require.
 func lateBinds(p *Plan) []bool {
 	late := make([]bool, len(p.Mounts))

@@ -18,7 +18,9 @@ const nsGetNSType = 0xb703
 // network namespace. The caller closes the NS; the namespace itself lives
 // on as long as something else refers to it.
 func Open(path string) (*NS, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// Non-blocking, so that a FIFO or a device at path is refused at once
+	// rather than waited on.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("netns: open %s: %w", path, err)
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/stockade/stockade/internal/testutil"
 	"github.com/stockade/stockade/netns"
@@ -68,8 +70,11 @@ func TestNetworkJoin(t *testing.T) {
 		return nil
 	}))
 
-	// Not a network namespace; the host's own, which is ShareHost.
-	for _, p := range []string{"/proc/self/ns/ipc", "/proc/1/ns/net", "/proc/self/ns/net"} {
+	// Not a network namespace (a FIFO with no writer must not block the
+	// start); the host's own, which is ShareHost.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	require.NoError(t, unix.Mkfifo(fifo, 0o600))
+	for _, p := range []string{"/proc/self/ns/ipc", fifo, "/proc/1/ns/net", "/proc/self/ns/net"} {
 		cfg := shell(t, "true")
 		cfg.Network.Join = p
 		var ce *ConfigError

@@ -263,12 +263,6 @@ func (s *Sandbox) networkFiles(cfg *Config, spec *proto.Spec, l *launch) {
 	case s.net != nil:
 		l.netns = s.net.NS()
 		hosts, resolv = s.net.HostsFile(), s.net.ResolvConf()
-	case s.joined != nil:
-		// The launch closes it once the init is in it.
-		l.netns, l.pooled, s.joined = s.joined, true, nil
-		if len(n.DNS) > 0 {
-			resolv = netns.ResolvConf(n.DNS)
-		}
 	case n.ShareHost:
 		l.shareHost = true
 		if len(n.DNS) > 0 {
@@ -282,12 +276,15 @@ func (s *Sandbox) networkFiles(cfg *Config, spec *proto.Spec, l *launch) {
 		resolv = netns.ResolvConf(n.DNS)
 	}
 	if l.netns == nil && !l.shareHost {
-		if cfg.Network.ReuseNamespace {
+		if s.joined != nil {
+			// The launch closes it once the init is in it.
+			l.netns, l.closeNS, s.joined = s.joined, true, nil
+		} else if cfg.Network.ReuseNamespace {
 			// The sandbox keeps it, and gives it back at its end.
 			s.reuseNS = takeReusableNS()
 			l.netns = s.reuseNS
 		} else if ns := takeIsolatedNS(cfg); ns != nil {
-			l.netns, l.pooled = ns, true
+			l.netns, l.closeNS = ns, true
 		}
 	}
 	if l.netns != nil || l.shareHost {

@@ -283,8 +283,8 @@ func (s *Sandbox) initReport(ctx context.Context, err error) error {
 type launch struct {
 	spec      []byte     // the encoded spec, when it must wait for the id maps
 	files     []*os.File // the init's socket end, stdin pipe, cloned mounts
-	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless pooled
-	pooled    bool       // netns was taken from the pool of isolated namespaces, or is Network.Join's: release closes it
+	netns     *netns.NS  // a prepared network namespace for the init, or nil; s.net owns it, unless closeNS
+	closeNS   bool       // netns is the launch's own (from the pool of isolated namespaces, or Network.Join's): release closes it
 	shareHost bool       // the init stays in the caller's network namespace
 	upperSock *os.File   // the socket the init sends the overlay's tmpfs on, or nil
 	conf      Confinement
@@ -300,10 +300,10 @@ func (l *launch) netnsFD() int {
 func (l *launch) release() {
 	closeAll(l.files)
 	l.files = nil
-	if l.pooled {
+	if l.closeNS {
 		// The sandbox's processes hold the namespace now, if it started.
 		l.netns.Close()
-		l.netns, l.pooled = nil, false
+		l.netns, l.closeNS = nil, false
 	}
 }
 
